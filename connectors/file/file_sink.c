@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: MIT */
+/* `file` sink: records as JSON lines (fields only, compact), appended to one
+ * file, optionally as an LZ4 frame. At least once: it keeps no positions, so
+ * a restart of a file source reads from the start. */
+#include "fsutil.h"
+#include "json.h"
+#include "mem.h"
+#include "sink.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <lz4frame.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct file_sink_conf {
+    const char *path;
+    int format;
+    int compression;
+    int64_t max_records;
+    uint64_t max_bytes;
+    uint64_t max_wait;
+};
+
+static const char *const sink_formats[] = {"json", NULL};
+static const char *const compressions[] = {"none", "lz4", NULL};
+
+/* clang-format off */
+static const struct sluice_option file_sink_options[] = {
+    SLUICE_OPT_ROW(struct file_sink_conf, path, SLUICE_OPT_STR, NULL, 0, 0, NULL,
+                   SLUICE_OPT_REQUIRED, "Output file (parent directories are created)."),
+    SLUICE_OPT_ROW(struct file_sink_conf, format, SLUICE_OPT_ENUM, "json", 0, 0, sink_formats, 0,
+                   "json: one compact object per line."),
+    SLUICE_OPT_ROW(struct file_sink_conf, compression, SLUICE_OPT_ENUM, "none", 0, 0,
+                   compressions, 0, "none or lz4 (an LZ4 frame)."),
+    {"batch.max_records", SLUICE_OPT_INT, "10000", offsetof(struct file_sink_conf, max_records),
+     1, 1e9, NULL, 0, "Records per write."},
+    {"batch.max_bytes", SLUICE_OPT_SIZE, "8MiB", offsetof(struct file_sink_conf, max_bytes),
+     1024, 1e12, NULL, 0, "Bytes per write."},
+    {"batch.max_wait", SLUICE_OPT_DURATION, "100ms", offsetof(struct file_sink_conf, max_wait),
+     0, 0, NULL, 0, "Longest a record waits before it is written."},
+    {0},
+};
+/* clang-format on */
+
+struct file_sink {
+    struct sl_sink sink; /* first: sl_sink_of() */
+    int fd;
+    LZ4F_cctx *cctx;
+    struct sl_buf text;
+    struct sl_buf out;
+};
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w < 0) {
+            return SL_EIO;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int emit_bytes(struct file_sink *fsk, const char *p, size_t n)
+{
+    if (fsk->cctx == NULL) {
+        return write_all(fsk->fd, p, n);
+    }
+    size_t bound = LZ4F_compressBound(n, NULL);
+    sl_buf_reset(&fsk->out);
+    if (sl_buf_reserve(&fsk->out, bound) != 0) {
+        return SL_ENOMEM;
+    }
+    size_t c = LZ4F_compressUpdate(fsk->cctx, fsk->out.data, bound, p, n, NULL);
+    if (LZ4F_isError(c)) {
+        return SL_EIO;
+    }
+    return write_all(fsk->fd, fsk->out.data, c);
+}
+
+static int file_sink_write(struct sl_sink *sink, struct sl_batch *const *batches, size_t n)
+{
+    struct file_sink *fsk = (struct file_sink *)sink;
+
+    sl_buf_reset(&fsk->text);
+    for (size_t b = 0; b < n; b++) {
+        for (uint32_t i = 0; i < batches[b]->n; i++) {
+            if (sl_json_write_record(&fsk->text, &batches[b]->recs[i]) != 0 ||
+                sl_buf_putc(&fsk->text, '\n') != 0) {
+                return SL_ENOMEM;
+            }
+        }
+    }
+    return emit_bytes(fsk, fsk->text.data, fsk->text.len);
+}
+
+static int file_sink_open(struct sl_node *node, struct sl_err *err)
+{
+    const struct file_sink_conf *conf = node->cn->conf;
+    struct file_sink *fsk = sl_calloc(1, sizeof(*fsk));
+
+    if (fsk == NULL) {
+        return sl_err_set(err, SL_ENOMEM, "out of memory");
+    }
+    fsk->fd = -1;
+    node->state = fsk;
+    sl_sink_init(&fsk->sink, node, file_sink_write, (uint64_t)conf->max_records, conf->max_bytes,
+                 conf->max_wait);
+    if (sl_mkdir_parents(conf->path) != 0 ||
+        (fsk->fd = open(conf->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) < 0) {
+        return sl_err_set(err, SL_EIO, "%s: %s: %s", node->name, conf->path, strerror(errno));
+    }
+    if (conf->compression == 1) {
+        char header[LZ4F_HEADER_SIZE_MAX];
+        if (LZ4F_isError(LZ4F_createCompressionContext(&fsk->cctx, LZ4F_VERSION))) {
+            return sl_err_set(err, SL_ENOMEM, "out of memory");
+        }
+        size_t h = LZ4F_compressBegin(fsk->cctx, header, sizeof(header), NULL);
+        if (LZ4F_isError(h) || write_all(fsk->fd, header, h) != 0) {
+            return sl_err_set(err, SL_EIO, "%s: %s: cannot write", node->name, conf->path);
+        }
+    }
+    return 0;
+}
+
+static int file_sink_process(struct sl_node *node, struct sl_batch *batch)
+{
+    return sl_sink_process(sl_sink_of(node), batch);
+}
+
+static int file_sink_flush(struct sl_node *node)
+{
+    struct file_sink *fsk = node->state;
+    int rc = sl_sink_flush(&fsk->sink);
+
+    if (rc == 0 && fsk->fd >= 0) {
+        rc = fdatasync(fsk->fd) == 0 ? 0 : SL_EIO;
+    }
+    return rc;
+}
+
+static void file_sink_close(struct sl_node *node)
+{
+    struct file_sink *fsk = node->state;
+
+    if (fsk == NULL) {
+        return;
+    }
+    if (fsk->cctx != NULL && fsk->fd >= 0) {
+        char end[64];
+        size_t e = LZ4F_compressEnd(fsk->cctx, end, sizeof(end), NULL);
+        if (!LZ4F_isError(e)) {
+            (void)write_all(fsk->fd, end, e);
+        }
+    }
+    LZ4F_freeCompressionContext(fsk->cctx);
+    if (fsk->fd >= 0) {
+        close(fsk->fd);
+    }
+    sl_buf_release(&fsk->text);
+    sl_buf_release(&fsk->out);
+    sl_sink_release(&fsk->sink);
+    sl_free(fsk);
+    node->state = NULL;
+}
+
+const struct sl_node_type sl_stage_file_sink = {
+    .def =
+        {
+            .abi_version = SLUICE_ABI_VERSION,
+            .struct_size = sizeof(struct sluice_stage_def),
+            .name = "file",
+            .description = "Writes JSON lines to a file, optionally LZ4-compressed.",
+            .kind = SLUICE_KIND_SINK,
+            .conf_size = sizeof(struct file_sink_conf),
+            .options = file_sink_options,
+        },
+    .open = file_sink_open,
+    .process = file_sink_process,
+    .flush = file_sink_flush,
+    .close = file_sink_close,
+};

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+/* Sequential reading of one input file in blocks with read(2) (never mmap:
+ * mapped pages would count in RSS), decompressing LZ4 frames (*.lz4) on the
+ * fly with liblz4. Positions are offsets in the decompressed stream. One
+ * owner thread (the source's). */
+#ifndef SL_FILE_READER_H
+#define SL_FILE_READER_H
+
+#include "err.h"
+
+#include <lz4frame.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sl_reader {
+    int fd;
+    bool lz4;
+    LZ4F_dctx *dctx;
+    char *cbuf; /* compressed input not yet consumed */
+    size_t cbuf_len;
+    size_t cbuf_pos;
+    size_t cbuf_cap;
+    bool in_eof;        /* the file itself is exhausted */
+    bool frame_done;    /* the last LZ4 frame ended cleanly */
+    int64_t pos;        /* decompressed bytes returned so far */
+    uint64_t file_size; /* size at open */
+};
+
+/* Opens path; lz4 is decided by the ".lz4" suffix. Returns 0 or SL_EIO with
+ * a message naming the file. */
+int sl_reader_open(struct sl_reader *r, const char *path, struct sl_err *err);
+/* Reads up to cap bytes into dst. Returns the count (0 at end of input), or
+ * -SL_EDATA style negative code: SL_EDATA for a corrupt LZ4 frame (message
+ * in err), SL_EIO for read errors. */
+long sl_reader_read(struct sl_reader *r, char *dst, size_t cap, struct sl_err *err);
+/* "size:hash" of the file: its size now and a hash of its first 4 KiB (of
+ * the file as stored). Returns 0 or SL_EIO. */
+int sl_reader_fingerprint(struct sl_reader *r, char *out, size_t len, struct sl_err *err);
+/* Closes; safe on a zeroed or closed reader. */
+void sl_reader_close(struct sl_reader *r);
+
+#endif

@@ -1,0 +1,239 @@
+/* SPDX-License-Identifier: MIT */
+/* Internals shared by the SQLite writer's files: sqlite_writer.c (transactions,
+ * grouping rows, binding), sqlite_schema.c (tables, columns, statements) and
+ * sqlite_checkpoint.c (positions). Not for other modules. Everything here
+ * belongs to the writer's thread. */
+#ifndef SL_SQLITE_PRIV_H
+#define SL_SQLITE_PRIV_H
+
+#include "buf.h"
+#include "sqlite_writer.h"
+
+#include <sqlite3.h>
+#include <stdbool.h>
+
+/* Rows per multi-row INSERT: DESIGN measured 32 rows at 1.8x one-row inserts;
+ * fewer when the columns times the rows would pass SQLITE_LIMIT_VARIABLE_NUMBER. */
+#define SL__SQLITE_MAX_ROWS     32
+#define SL__SQLITE_CACHE        16         /* cached statement pairs per table (LRU) */
+#define SL__SQLITE_SKIP         UINT32_MAX /* field not written: a later one has its name */
+#define SL__SQLITE_RESERVED     "_sluice_" /* prefix of our tables and indexes */
+#define SL__SQLITE_RESERVED_LEN 8
+#define SL__SQLITE_RAW_MAX      65536 /* dead letters keep this much of the input */
+
+enum sl__sqlite_found {
+    SL__SQLITE_MISSING,  /* no such column */
+    SL__SQLITE_FOUND,    /* the column has exactly this name */
+    SL__SQLITE_COLLIDES, /* a column has this name in another case */
+};
+
+struct sl__sqlite_col {
+    char *name;    /* sl_malloc'ed, NUL-terminated */
+    uint32_t len;  /* bytes of name */
+    uint32_t hash; /* hash of the ASCII-lowercased name */
+};
+
+/* A table's columns as last read (PRAGMA table_info) or added by us, with a
+ * case-insensitive hash index (SQLite's identifiers ignore ASCII case). */
+struct sl__sqlite_schema {
+    struct sl__sqlite_col *cols; /* in table order (cid) */
+    uint32_t ncols;
+    uint32_t cap;
+    uint32_t *index;    /* open addressing: column index + 1, 0 = empty slot */
+    uint32_t index_cap; /* power of two, at least twice ncols */
+    bool exists;        /* the table exists */
+};
+
+/* Prepared INSERTs for one column list: `rows` rows and one row. */
+struct sl__sqlite_stmt {
+    uint32_t *cols; /* ascending column indexes, sl_malloc'ed; NULL = free entry */
+    uint32_t ncols;
+    uint32_t hash;        /* of cols */
+    uint32_t rows;        /* rows of multi */
+    sqlite3_stmt *multi;  /* NULL when rows == 1 */
+    sqlite3_stmt *single; /* one row */
+    uint64_t used;        /* LRU tick */
+};
+
+/* A record waiting in a group for its multi-row INSERT. */
+struct sl__sqlite_row {
+    const struct sl_field *fields; /* borrowed from the batch (or the caller's stack, flushed
+                                      before it returns) */
+    uint32_t nfields;
+    uint32_t map;   /* offset of its column indexes (one per field) in target map */
+    uint32_t ncols; /* distinct columns it sets */
+    uint32_t batch; /* index in the write call's batch array */
+    uint32_t rec;   /* index in the batch; UINT32_MAX for rows of the dead-letter table */
+};
+
+/* Remembers what one field of the record being resolved mapped to. */
+struct sl__sqlite_seen {
+    uint32_t stamp; /* record stamp when set */
+    uint32_t field; /* index of the field that set it */
+};
+
+/* One table this writer writes: the main table or the dead-letter table. */
+struct sl__sqlite_target {
+    const char *name;        /* table name, borrowed from conf */
+    char *qname;             /* name quoted for SQL, sl_malloc'ed */
+    const char **decl_names; /* declared columns: conf columns, then missing keys */
+    const char **decl_types; /* their types (NULL: none) */
+    uint32_t *decl_lens;
+    uint32_t ndecl;
+    const char *const *keys; /* upsert keys (conf), NULL when inserting */
+    size_t nkeys;
+    uint32_t *key_cols;              /* column index of each key, valid when ready */
+    bool ready;                      /* schema read and declared columns/index ensured; cleared
+                                        on rollback */
+    bool shape_cache;                /* reuse the previous record's mapping when names match */
+    struct sl__sqlite_schema schema; /* columns of the table */
+
+    /* Per-column scratch, cols_cap entries each, grown with the schema. */
+    uint8_t *inset;               /* column is in the group's union */
+    uint32_t *slot;               /* parameter slot of the column in the statement bound */
+    struct sl__sqlite_seen *seen; /* duplicate detection while resolving a record */
+    uint32_t *sorted;             /* union sorted, the statement key */
+    uint32_t *ucols;              /* the group's union of columns, first-seen order */
+    uint32_t cols_cap;
+    uint32_t nucols;
+    uint32_t stamp; /* per resolved record */
+
+    struct sl__sqlite_stmt cache[SL__SQLITE_CACHE];
+    uint64_t tick;
+
+    struct sl__sqlite_row rows[SL__SQLITE_MAX_ROWS]; /* the group */
+    uint32_t nrows;
+    uint32_t rows_cap; /* rows of a full group: sl__sqlite_rows_for(nucols) */
+    uint32_t *map;     /* column index per field of the group's rows */
+    uint32_t nmap;
+    uint32_t map_cap;
+
+    const struct sl_field *prev; /* shape cache: last resolved record's fields */
+    uint32_t nprev;
+    uint32_t prev_ncols;
+    uint32_t *prev_map; /* its column indexes, prev_cap entries */
+    uint32_t prev_cap;
+};
+
+/* Position of one (stream, partition) during a write call. */
+struct sl__sqlite_pos {
+    const char *stream; /* batch's stream_name (pipeline lifetime) */
+    int32_t partition;
+    int64_t pos;             /* records below it are in the table (as of the transaction's
+                                start: copies of one batch arriving by several DAG paths
+                                are all written, none trimmed by its sibling) */
+    int64_t next;            /* position to store at commit */
+    const char *fingerprint; /* of the file pos belongs to (batch's), NULL if unknown */
+    bool dirty;              /* store at commit */
+};
+
+/* A record rejected during the call, reported after the commit. */
+struct sl__sqlite_reject {
+    uint32_t batch;  /* index in the call's batch array */
+    uint32_t rec;    /* index in the batch */
+    uint32_t reason; /* offset of its NUL-terminated reason in reasons */
+};
+
+struct sl_sqlite_writer {
+    sqlite3 *db;
+    struct sl_sqlite_writer_conf conf; /* copy; its pointers are borrowed */
+    uint32_t max_vars;                 /* SQLITE_LIMIT_VARIABLE_NUMBER */
+    struct sl__sqlite_target main;     /* conf.table */
+    struct sl__sqlite_target dead;     /* conf.dead_table (name NULL when none) */
+    sqlite3_stmt *begin;
+    sqlite3_stmt *commit;
+    sqlite3_stmt *rollback;
+    sqlite3_stmt *ck_get; /* position, fingerprint of (tbl, stream, partition) */
+    sqlite3_stmt *ck_put; /* upsert of a position */
+    struct sl_buf sql;    /* scratch for building SQL text */
+
+    /* State of the current write call, reset at its start. */
+    struct sl_batch *const *batches;
+    struct sl__sqlite_pos *pos;
+    uint32_t npos;
+    uint32_t pos_cap;
+    struct sl__sqlite_reject *rejects;
+    uint32_t nrejects;
+    uint32_t rejects_cap;
+    struct sl_buf reasons; /* NUL-separated reasons of rejects */
+};
+
+/* ==== sqlite_schema.c ==== */
+
+/* Appends name (len bytes) double-quoted with `"` doubled. 0 or SL_ENOMEM. */
+int sl__sqlite_quote(struct sl_buf *buf, const char *name, size_t len);
+/* True when name starts with _sluice_ in any ASCII case. */
+bool sl__sqlite_reserved(const char *name, size_t len);
+/* Sets up a target for table name with declared columns and upsert keys
+ * (keys NULL for insert); allocates nothing per write. 0, SL_ECONFIG or
+ * SL_ENOMEM (err set). */
+int sl__sqlite_target_init(struct sl__sqlite_target *t,
+                           const char *name,
+                           const struct sl_sqlite_column *cols,
+                           size_t ncols,
+                           const char *const *keys,
+                           size_t nkeys,
+                           struct sl_err *err);
+/* Finalizes the cached statements and frees the target's memory. */
+void sl__sqlite_target_release(struct sl__sqlite_target *t);
+/* Inside a write transaction: reads the schema if not ready, creates the
+ * table when declared columns exist, adds missing declared columns and the
+ * upsert index. 0 or SL_E* (err set). */
+int sl__sqlite_target_prepare(sqlite3 *db,
+                              struct sl__sqlite_target *t,
+                              struct sl_buf *sql,
+                              struct sl_err *err);
+/* Looks a field name up; on FOUND or COLLIDES sets *ret_col. */
+enum sl__sqlite_found sl__sqlite_schema_find(const struct sl__sqlite_schema *s,
+                                             const char *name,
+                                             uint32_t len,
+                                             uint32_t *ret_col);
+/* Inside a write transaction: creates the table or adds the n columns
+ * (names[i], lens[i], types[i] may be NULL), tolerating columns another
+ * process added meanwhile, then re-reads the schema. 0 or SL_E* (err set). */
+int sl__sqlite_schema_add(sqlite3 *db,
+                          struct sl__sqlite_target *t,
+                          struct sl_buf *sql,
+                          const char *const *names,
+                          const uint32_t *lens,
+                          const char *const *types,
+                          uint32_t n,
+                          struct sl_err *err);
+/* Sets *ret to the cached statements for the ascending column list cols,
+ * preparing them on a miss (evicting the least recently used). 0 or SL_E*
+ * (err set). */
+int sl__sqlite_stmt_get(sqlite3 *db,
+                        struct sl__sqlite_target *t,
+                        struct sl_buf *sql,
+                        uint32_t max_vars,
+                        const uint32_t *cols,
+                        uint32_t ncols,
+                        struct sl__sqlite_stmt **ret,
+                        struct sl_err *err);
+/* Rows of a multi-row INSERT of ncols columns. */
+uint32_t sl__sqlite_rows_for(uint32_t ncols, uint32_t max_vars);
+
+/* ==== sqlite_checkpoint.c ==== */
+
+/* Creates _sluice_checkpoints (adding the fingerprint column to an older one)
+ * and prepares the position statements. 0 or SL_E* (err set). */
+int sl__sqlite_ck_open(struct sl_sqlite_writer *w, struct sl_err *err);
+/* Inside the write transaction: the position below which this batch's
+ * records are already stored (INT64_MIN without a stream_name). Reads the
+ * table at the stream's first batch of the call. 0 or SL_E* (err set). */
+int sl__sqlite_ck_begin(struct sl_sqlite_writer *w,
+                        const struct sl_batch *batch,
+                        int64_t *ret_pos,
+                        struct sl_err *err);
+/* Advances the stream's position to batch->pos_end when greater. */
+void sl__sqlite_ck_advance(struct sl_sqlite_writer *w, const struct sl_batch *batch);
+/* Inside the write transaction: stores the advanced positions. 0 or SL_E*. */
+int sl__sqlite_ck_store(struct sl_sqlite_writer *w, struct sl_err *err);
+
+/* ==== sqlite_writer.c ==== */
+
+/* Maps a SQLite result code to SL_ERETRY (busy, locked), SL_ENOMEM or
+ * SL_EIO and sets err to "what: SQLite's message". Returns the code. */
+int sl__sqlite_fail(sqlite3 *db, int rc, struct sl_err *err, const char *what);
+
+#endif

@@ -1,0 +1,230 @@
+/* SPDX-License-Identifier: MIT */
+/* `sqlite` sink node: batches of records written through sqlite_writer.c in
+ * one transaction per write, with the source positions (exactly once). The
+ * dead-letter store, when it is a table of the same database file, is
+ * written in that same transaction. */
+#include "connectors/sqlite/sqlite_writer.h"
+#include "mem.h"
+#include "sink.h"
+
+#include <string.h>
+
+struct sqlite_conf {
+    const char *path;
+    const char *table;
+    int mode;
+    struct sluice_list key_columns;
+    struct sluice_map columns;
+    int64_t max_records;
+    uint64_t max_bytes;
+    uint64_t max_wait;
+};
+
+static const char *const modes[] = {"insert", "upsert", NULL};
+
+/* clang-format off */
+static const struct sluice_option sqlite_options[] = {
+    SLUICE_OPT_ROW(struct sqlite_conf, path, SLUICE_OPT_STR, NULL, 0, 0, NULL, SLUICE_OPT_REQUIRED,
+                   "Database file (parent directories are created)."),
+    SLUICE_OPT_ROW(struct sqlite_conf, table, SLUICE_OPT_STR, NULL, 0, 0, NULL,
+                   SLUICE_OPT_REQUIRED, "Table; created from the first batch when missing."),
+    SLUICE_OPT_ROW(struct sqlite_conf, mode, SLUICE_OPT_ENUM, "insert", 0, 0, modes, 0,
+                   "insert, or upsert on key_columns."),
+    SLUICE_OPT_ROW(struct sqlite_conf, key_columns, SLUICE_OPT_LIST, NULL, 0, 0, NULL, 0,
+                   "Upsert key (a unique index is created)."),
+    SLUICE_OPT_ROW(struct sqlite_conf, columns, SLUICE_OPT_MAP, NULL, 0, 0, NULL, 0,
+                   "Explicit column types: field -> SQL type."),
+    {"batch.max_records", SLUICE_OPT_INT, "10000", offsetof(struct sqlite_conf, max_records), 1,
+     1e9, NULL, 0, "Records per transaction (at most)."},
+    {"batch.max_bytes", SLUICE_OPT_SIZE, "16MiB", offsetof(struct sqlite_conf, max_bytes), 1024,
+     1e12, NULL, 0, "Bytes per transaction (at most)."},
+    {"batch.max_wait", SLUICE_OPT_DURATION, "100ms", offsetof(struct sqlite_conf, max_wait), 0, 0,
+     NULL, 0, "Longest a record waits for its transaction; idle input flushes at once."},
+    {0},
+};
+/* clang-format on */
+
+struct sqlite_sink {
+    struct sl_sink sink; /* first: sl_sink_of() */
+    struct sl_sqlite_writer *w;
+    pthread_mutex_t lock; /* the connection: writes (worker) vs resume reads (source threads) */
+    struct sl_sqlite_column *columns;
+    const char **source_names;
+};
+
+static int sqlite_check(const struct sl_conf_node *cn, struct sl_err *err)
+{
+    const struct sqlite_conf *conf = cn->conf;
+
+    if (conf->mode == 1 && conf->key_columns.n == 0) {
+        return sl_err_set_at(err, cn->file, cn->line, cn->col, cn->name,
+                             "mode upsert needs key_columns");
+    }
+    if (strncmp(conf->table, "_sluice_", 8) == 0) {
+        return sl_err_set_at(err, cn->file, cn->line, cn->col, cn->name,
+                             "table names starting with _sluice_ are reserved");
+    }
+    return 0;
+}
+
+static void
+on_reject(void *arg, const struct sl_batch *batch, uint32_t rec_index, const char *reason)
+{
+    struct sl_sink *sink = arg;
+
+    /* Out of memory here loses only the dead letter's delivery, and is counted. */
+    (void)sl_sink_reject(sink, batch, &batch->recs[rec_index], reason);
+}
+
+static int sqlite_write(struct sl_sink *sink, struct sl_batch *const *batches, size_t n)
+{
+    struct sqlite_sink *ss = (struct sqlite_sink *)sink;
+    struct sl_err err = {0};
+
+    pthread_mutex_lock(&ss->lock);
+    int rc = sl_sqlite_writer_write(ss->w, batches, n, on_reject, sink, &err);
+    pthread_mutex_unlock(&ss->lock);
+    if (rc != 0 && rc != SL_ERETRY) {
+        sl_pipeline_fail(sink->node->pl, &err);
+    }
+    return rc;
+}
+
+static int sqlite_position(struct sl_sink *sink,
+                           const char *stream,
+                           int32_t partition,
+                           int64_t *ret_pos,
+                           char *fp,
+                           size_t fp_len,
+                           struct sl_err *err)
+{
+    struct sqlite_sink *ss = (struct sqlite_sink *)sink;
+
+    pthread_mutex_lock(&ss->lock);
+    int rc = sl_sqlite_writer_position(ss->w, stream, partition, ret_pos, fp, fp_len, err);
+    pthread_mutex_unlock(&ss->lock);
+    return rc;
+}
+
+/* The dead-letter store shares our transaction when it is a sqlite table in
+ * the same file. */
+static const char *same_file_dead_table(const struct sl_node *node, const struct sqlite_conf *conf)
+{
+    const struct sl_node *dlq = node->pl->dead_letter;
+
+    if (dlq == NULL || dlq == node || dlq->type != node->type) {
+        return NULL;
+    }
+    const struct sqlite_conf *dconf = dlq->cn->conf;
+    return strcmp(dconf->path, conf->path) == 0 ? dconf->table : NULL;
+}
+
+static int
+fill_writer_conf(struct sl_node *node, struct sqlite_sink *ss, struct sl_sqlite_writer_conf *wc)
+{
+    const struct sqlite_conf *conf = node->cn->conf;
+    struct sl_pipeline *pl = node->pl;
+
+    ss->columns = sl_calloc(conf->columns.n + 1, sizeof(*ss->columns));
+    ss->source_names = sl_calloc(pl->nnodes, sizeof(*ss->source_names));
+    if (ss->columns == NULL || ss->source_names == NULL) {
+        return SL_ENOMEM;
+    }
+    for (size_t i = 0; i < conf->columns.n; i++) {
+        ss->columns[i].name = conf->columns.keys[i];
+        ss->columns[i].type = conf->columns.values[i];
+    }
+    for (size_t i = 0; i < pl->nnodes; i++) {
+        ss->source_names[i] = pl->nodes[i].name;
+    }
+    memset(wc, 0, sizeof(*wc));
+    wc->path = conf->path;
+    wc->table = conf->table;
+    wc->mode = conf->mode == 1 ? SL_SQLITE_UPSERT : SL_SQLITE_INSERT;
+    wc->key_columns = conf->key_columns.items;
+    wc->nkey_columns = conf->key_columns.n;
+    wc->columns = ss->columns;
+    wc->ncolumns = conf->columns.n;
+    /* A quarter of the memory budget at most for SQLite's page cache. */
+    wc->cache_bytes =
+        pl->conf->memory_limit / 4 < 16u << 20 ? pl->conf->memory_limit / 4 : 16u << 20;
+    wc->dead_table = same_file_dead_table(node, conf);
+    wc->owner = node->index;
+    wc->sink_name = node->name;
+    wc->source_names = ss->source_names;
+    wc->nsource_names = (uint32_t)pl->nnodes;
+    return 0;
+}
+
+static int sqlite_open(struct sl_node *node, struct sl_err *err)
+{
+    const struct sqlite_conf *conf = node->cn->conf;
+    struct sqlite_sink *ss = sl_calloc(1, sizeof(*ss));
+    struct sl_sqlite_writer_conf wc;
+
+    if (ss == NULL) {
+        return sl_err_set(err, SL_ENOMEM, "out of memory");
+    }
+    node->state = ss;
+    pthread_mutex_init(&ss->lock, NULL);
+    sl_sink_init(&ss->sink, node, sqlite_write, (uint64_t)conf->max_records, conf->max_bytes,
+                 conf->max_wait);
+    if (fill_writer_conf(node, ss, &wc) != 0) {
+        return sl_err_set(err, SL_ENOMEM, "out of memory");
+    }
+    ss->sink.writes_own_dead = wc.dead_table != NULL;
+    if (node != node->pl->dead_letter) {
+        ss->sink.position = sqlite_position;
+    }
+    ss->w = sl_sqlite_writer_open(&wc, err);
+    if (ss->w == NULL) {
+        char msg[SL_ERR_MSG_MAX];
+        memcpy(msg, err->msg, sizeof(msg));
+        return sl_err_set(err, err->code ? err->code : SL_EIO, "%s: %s", node->name, msg);
+    }
+    return 0;
+}
+
+static int sqlite_process(struct sl_node *node, struct sl_batch *batch)
+{
+    return sl_sink_process(sl_sink_of(node), batch);
+}
+
+static int sqlite_flush(struct sl_node *node)
+{
+    return sl_sink_flush(sl_sink_of(node));
+}
+
+static void sqlite_close(struct sl_node *node)
+{
+    struct sqlite_sink *ss = node->state;
+
+    if (ss == NULL) {
+        return;
+    }
+    sl_sqlite_writer_close(ss->w);
+    sl_sink_release(&ss->sink);
+    pthread_mutex_destroy(&ss->lock);
+    sl_free(ss->columns);
+    sl_free(ss->source_names);
+    sl_free(ss);
+    node->state = NULL;
+}
+
+const struct sl_node_type sl_stage_sqlite = {
+    .def =
+        {
+            .abi_version = SLUICE_ABI_VERSION,
+            .struct_size = sizeof(struct sluice_stage_def),
+            .name = "sqlite",
+            .description = "Writes records to a SQLite table, exactly once.",
+            .kind = SLUICE_KIND_SINK,
+            .conf_size = sizeof(struct sqlite_conf),
+            .options = sqlite_options,
+        },
+    .check = sqlite_check,
+    .open = sqlite_open,
+    .process = sqlite_process,
+    .flush = sqlite_flush,
+    .close = sqlite_close,
+};

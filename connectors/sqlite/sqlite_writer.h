@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: MIT */
+/* SQLite writing library behind the `sqlite` sink: writes ordered batches into
+ * one table of one database file, exactly once, with the source positions
+ * (_sluice_checkpoints) and the sink's dead letters in the same transaction.
+ * The sink node wraps it (batching, ordering, timers). A writer owns one
+ * connection and is used by one thread at a time; several writers (sinks) may
+ * share a file, SQLite's locking serialises their transactions. */
+#ifndef SL_SQLITE_WRITER_H
+#define SL_SQLITE_WRITER_H
+
+#include "batch.h"
+#include "err.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum sl_sqlite_mode {
+    SL_SQLITE_INSERT, /* every record is a new row */
+    SL_SQLITE_UPSERT, /* INSERT ... ON CONFLICT(key_columns) DO UPDATE the record's columns */
+    SL_SQLITE_MODE_COUNT
+};
+
+/* One entry of the `columns:` mapping. */
+struct sl_sqlite_column {
+    const char *name; /* field name = column name, verbatim */
+    const char *type; /* declared SQL type (TEXT, INTEGER, REAL, BLOB...); NULL, "" or
+                         "ANY" declare no type (no affinity: values keep their type) */
+};
+
+/* Writer configuration. Every pointer is borrowed and must outlive the writer
+ * (config values live as long as the pipeline). */
+struct sl_sqlite_writer_conf {
+    const char *path;  /* database file; missing parent directories are created */
+    const char *table; /* target table (not starting with _sluice_) */
+    enum sl_sqlite_mode mode;
+    const char *const *key_columns; /* upsert keys (required for upsert, ignored for insert) */
+    size_t nkey_columns;
+    const struct sl_sqlite_column *columns; /* optional: created up front with these types;
+                                               other fields still add untyped columns */
+    size_t ncolumns;
+    uint64_t cache_bytes;            /* SQLite cache_size budget; 0 = SQLite's default */
+    uint32_t busy_timeout_ms;        /* wait for other writers' locks; 0 = 5000 */
+    const char *dead_table;          /* dead-letter table in the same file, or NULL */
+    uint32_t owner;                  /* write only the dead letters with d->owner == owner */
+    const char *sink_name;           /* `_node` of the records this writer rejects */
+    const char *const *source_names; /* optional: source node names by batch->source,
+                                        `_source` of the records this writer rejects */
+    uint32_t nsource_names;
+};
+
+struct sl_sqlite_writer;
+
+/* Reports a record the writer could not store for a data reason (a field name
+ * differing only in case from another field or a column, a reserved _sluice_
+ * name, a missing or null upsert key, a constraint of a user-made table).
+ * Called only after the transaction committed, once per rejected record, in
+ * order; when conf->dead_table is set the record is already stored there (in
+ * the same transaction), so the callback is for counting and logging. batch is
+ * one of the write call's batches; reason is valid during the call only. */
+typedef void (*sl_sqlite_reject_fn)(void *arg,
+                                    const struct sl_batch *batch,
+                                    uint32_t rec_index,
+                                    const char *reason);
+
+/* Opens (creating when missing) the database file and its parent directories,
+ * sets WAL mode, synchronous=NORMAL, busy_timeout and cache_size, and creates
+ * _sluice_checkpoints. The target table is created at the first write (with
+ * conf->columns and the keys up front, else from the first record). conf is
+ * copied (its pointers are borrowed). Returns the writer, or NULL with err set:
+ * SL_ECONFIG (bad conf), SL_ERETRY (database locked beyond busy_timeout),
+ * SL_ENOMEM, SL_EIO. Blocks (file I/O, lock waits). Thread: any, then the
+ * writer belongs to the calling thread until handed over. */
+struct sl_sqlite_writer *sl_sqlite_writer_open(const struct sl_sqlite_writer_conf *conf,
+                                               struct sl_err *err);
+
+/* Finalizes the statements and closes the connection. Nothing is pending
+ * between write calls, so nothing is lost. Accepts NULL; returns NULL. */
+struct sl_sqlite_writer *sl_sqlite_writer_close(struct sl_sqlite_writer *w);
+
+/* Writes n batches, already in order per stream, in one BEGIN IMMEDIATE ...
+ * COMMIT transaction. Per batch with a stream_name: reads the stored position
+ * of (table, stream_name, partition) (once per call and stream; a different
+ * stored fingerprint counts as position 0), writes only the records and the
+ * dead letters (owner == conf->owner, when dead_table is set) whose
+ * meta.offset >= that position, then stores pos_end when greater (and the
+ * fingerprint). Batches without a stream_name are written whole and store no
+ * position. Rejected records are reported through reject (may be NULL) after
+ * the commit. Borrows the batches for the call. Returns 0; SL_ERETRY when the
+ * database stayed locked beyond busy_timeout; SL_ENOMEM; SL_EIO for other
+ * failures. On failure the transaction is rolled back (nothing half-written)
+ * and reject is never called. Blocks. Thread: the writer's. */
+int sl_sqlite_writer_write(struct sl_sqlite_writer *w,
+                           struct sl_batch *const *batches,
+                           size_t n,
+                           sl_sqlite_reject_fn reject,
+                           void *arg,
+                           struct sl_err *err);
+
+/* Reads the stored position of (table, stream, partition), to resume from:
+ * returns 0 with *ret_pos and, when fingerprint is not NULL, the stored
+ * fingerprint copied (NUL-terminated, cut to fingerprint_len - 1; "" when none).
+ * Returns SL_EOF when no position is stored, SL_ERETRY when locked, SL_EIO
+ * otherwise. Uses the writer's connection outside any transaction. Blocks.
+ * Thread: the writer's. */
+int sl_sqlite_writer_position(struct sl_sqlite_writer *w,
+                              const char *stream,
+                              int32_t partition,
+                              int64_t *ret_pos,
+                              char *fingerprint,
+                              size_t fingerprint_len,
+                              struct sl_err *err);
+
+#endif

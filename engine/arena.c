@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/* Chunked bump allocator for batches (see arena.h). */
+#include "arena.h"
+
+#include "mem.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#define ARENA_CHUNK_MIN (64 * 1024)
+
+struct sl_arena_chunk {
+    struct sl_arena_chunk *next;
+    size_t size;
+    max_align_t data[]; /* aligned payload */
+};
+
+void sl_arena_init(struct sl_arena *arena)
+{
+    memset(arena, 0, sizeof(*arena));
+}
+
+void sl_arena_release(struct sl_arena *arena)
+{
+    struct sl_arena_chunk *c = arena->head;
+
+    while (c != NULL) {
+        struct sl_arena_chunk *next = c->next;
+        sl_free(c);
+        c = next;
+    }
+    memset(arena, 0, sizeof(*arena));
+}
+
+void *sl_arena_alloc(struct sl_arena *arena, size_t size)
+{
+    size = (size + 7) & ~(size_t)7;
+    if ((size_t)(arena->end - arena->cur) < size || arena->cur == NULL) {
+        /* Grow geometrically so a batch needs few chunks, but never less
+         * than the request (a 20 MB string gets its own chunk). */
+        size_t want = arena->bytes < ARENA_CHUNK_MIN ? ARENA_CHUNK_MIN : arena->bytes;
+        if (want < size) {
+            want = size;
+        }
+        struct sl_arena_chunk *c = sl_malloc(sizeof(*c) + want);
+        if (c == NULL) {
+            return NULL;
+        }
+        c->size = want;
+        c->next = arena->head;
+        arena->head = c;
+        arena->cur = (char *)c->data;
+        arena->end = arena->cur + want;
+        arena->bytes += want;
+    }
+    void *p = arena->cur;
+    arena->cur += size;
+    return p;
+}
+
+char *sl_arena_strndup(struct sl_arena *arena, const char *s, size_t n)
+{
+    char *p = sl_arena_alloc(arena, n + 1);
+
+    if (p != NULL) {
+        memcpy(p, s, n);
+        p[n] = '\0';
+    }
+    return p;
+}

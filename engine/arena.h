@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: MIT */
+/* Bump allocator owned by a batch: records, field arrays and decoded strings
+ * live here and die together with the batch. Not thread-safe: one writer at a
+ * time (the task that owns the batch). */
+#ifndef SL_ARENA_H
+#define SL_ARENA_H
+
+#include <stddef.h>
+
+struct sl_arena_chunk;
+
+struct sl_arena {
+    struct sl_arena_chunk *head; /* newest chunk first */
+    char *cur;                   /* next free byte in head */
+    char *end;                   /* end of head's space */
+    size_t bytes;                /* total bytes of all chunks (for accounting) */
+};
+
+/* Initialises an empty arena; allocates nothing yet. */
+void sl_arena_init(struct sl_arena *arena);
+/* Frees every chunk; the arena may be reused after. Accepts a zeroed arena. */
+void sl_arena_release(struct sl_arena *arena);
+/* Returns size bytes aligned to 8, or NULL on OOM. */
+void *sl_arena_alloc(struct sl_arena *arena, size_t size);
+/* Copies n bytes and appends a NUL; NULL on OOM. */
+char *sl_arena_strndup(struct sl_arena *arena, const char *s, size_t n);
+
+#endif

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: MIT */
+/* A batch: up to ~1k records in one arena, the input block they point into,
+ * the dead letters produced on the way, and the source position range it
+ * covers with a per-stream sequence number (so sinks can restore order and
+ * commit exact positions, even when filters emptied the batch).
+ * Ownership: one owner at a time, or shared read-only by fan-out through
+ * sl_batch_ref/unref; edit only after sl_batch_make_writable(). */
+#ifndef SL_BATCH_H
+#define SL_BATCH_H
+
+#include "arena.h"
+#include "record.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+/* A record rejected on the way, with why and where. */
+struct sl_dead {
+    struct sl_record rec; /* its fields at the time (may be empty) and meta/raw */
+    const char *error;    /* NUL-terminated reason, arena */
+    const char *node;     /* name of the node that rejected it (pipeline lifetime) */
+    const char *source;   /* name of the source node (pipeline lifetime) */
+    uint32_t owner;       /* index of the sink that writes it (see dag.c) */
+};
+
+struct sl_batch {
+    atomic_int refs;       /* fan-out sharing; acq_rel on unref so the last owner sees all writes */
+    struct sl_arena arena; /* records, fields, decoded strings */
+    struct sl_record *recs; /* arena or sl_malloc (see recs_heap) */
+    uint32_t n;             /* live records */
+    uint32_t cap;
+    struct sl_dead *dead; /* dead letters (sl_malloc'ed array) */
+    uint32_t ndead;
+    uint32_t dead_cap;
+
+    char *block; /* input bytes records may point into; sl_free'd with the batch */
+    size_t block_len;
+    struct sl_batch *parent; /* keeps the records' bytes alive (route outputs), unref'd at free */
+
+    /* Position: which stream of which source, which range of it. */
+    uint32_t source;         /* index of the source node */
+    uint32_t stream;         /* index of the stream within the source (file number, partition) */
+    const char *stream_name; /* path or topic (pipeline lifetime) */
+    const char *fingerprint; /* file identity (size:hash), NULL for Kafka; pipeline lifetime */
+    int32_t partition;       /* Kafka partition, 0 for files */
+    uint64_t seq;            /* per (source, stream) sequence, from 0, no gaps */
+    int64_t pos_start;       /* first position covered (file offset / Kafka offset) */
+    int64_t pos_end;         /* position to resume from once this batch is committed */
+    int64_t line;            /* raw file blocks: line number of the first line */
+    const void *aux;         /* raw blocks: source data for decoding (CSV header) */
+    uint8_t last;            /* last batch of its stream */
+    uint32_t epoch;          /* Kafka partition epoch (rebalances), 0 for files */
+
+    size_t charged_bytes; /* bytes counted against memory_limit (released at free) */
+    void (*on_free)(struct sl_batch *batch, void *arg); /* e.g. release memory budget */
+    void *on_free_arg;
+};
+
+/* Returns a new empty batch with refs = 1, or NULL on OOM. Thread: any. */
+struct sl_batch *sl_batch_new(void);
+/* Adds a reference (fan-out). Returns batch. */
+struct sl_batch *sl_batch_ref(struct sl_batch *batch);
+/* Drops a reference; frees arena, block, arrays at zero and calls on_free.
+ * Accepts NULL; returns NULL. */
+struct sl_batch *sl_batch_unref(struct sl_batch *batch);
+/* Returns a batch the caller may edit: batch itself if it holds the only
+ * reference, else a deep copy (and the caller's reference on the original is
+ * dropped). NULL on OOM (the original reference is kept then). */
+struct sl_batch *sl_batch_make_writable(struct sl_batch *batch);
+/* Appends an empty record slot and returns it (zeroed), or NULL on OOM. */
+struct sl_record *sl_batch_add(struct sl_batch *batch);
+/* Records a dead letter: copies rec (shallowly: its bytes must live in the
+ * batch) with the reason (copied into arena). Returns 0 or SL_ENOMEM. */
+int sl_batch_add_dead(struct sl_batch *batch,
+                      const struct sl_record *rec,
+                      const char *node,
+                      const char *source,
+                      const char *fmt,
+                      ...) __attribute__((format(printf, 5, 6)));
+/* Copies the position/sequence fields of src into dst (no records). */
+void sl_batch_copy_position(struct sl_batch *dst, const struct sl_batch *src);
+/* Bytes this batch holds (arena + block + arrays), for memory accounting. */
+size_t sl_batch_bytes(const struct sl_batch *batch);
+
+#endif

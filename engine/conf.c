@@ -1,0 +1,623 @@
+/* SPDX-License-Identifier: MIT */
+/* The pipeline file loader: reads the file, builds the located YAML tree
+ * (conf_yaml.c), applies --set, then checks and converts the top level, the
+ * engine section and every node (type, inputs, workers, queue, options via
+ * conf_opts.c) before the graph checks (conf_dag.c). The result is one
+ * struct sl_conf whose storage is one arena. Thread: main, at start-up. */
+#include "conf.h"
+
+#include "buf.h"
+#include "conf_int.h"
+#include "mem.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#define CONF_FILE_MAX (16u << 20) /* a pipeline file larger than this is a mistake */
+#define MAX_THREADS   1024
+#define MAX_WORKERS   1024
+#define MAX_QUEUE     65536
+
+static const char *const top_keys[] = {"engine", "sources", "stages", "sinks", "dead_letter", NULL};
+static const char *const sections[] = {"sources", "stages", "sinks"};
+static const char *const kind_names[] = {"source", "stage", "sink"};
+static const enum sluice_stage_kind section_kinds[] = {SLUICE_KIND_SOURCE, SLUICE_KIND_TRANSFORM,
+                                                       SLUICE_KIND_SINK};
+static const char *const node_own_keys[] = {"type", "inputs", "workers", "queue", NULL};
+static const char *const engine_own_keys[] = {"threads", NULL};
+
+struct engine_conf {
+    uint64_t memory_limit;
+    uint64_t drain_timeout_ns;
+};
+
+/* clang-format off */
+static const struct sluice_option engine_options[] = {
+    {"memory_limit", SLUICE_OPT_SIZE, "64MiB", offsetof(struct engine_conf, memory_limit),
+     1024.0 * 1024.0, 0, NULL, 0, "Bytes of records in flight, all queues together."},
+    {"drain_timeout", SLUICE_OPT_DURATION, "30s", offsetof(struct engine_conf, drain_timeout_ns),
+     0, 0, NULL, 0, "How long a stop may take to flush."},
+    {NULL, 0, NULL, 0, 0, 0, NULL, 0, NULL},
+};
+/* clang-format on */
+
+/* ==== Loader helpers ==== */
+
+void *sl__conf_alloc(struct sl__loader *ld, size_t size)
+{
+    void *p = sl_arena_alloc(ld->arena, size != 0 ? size : 1);
+
+    if (p == NULL) {
+        sl__conf_oom(ld);
+        return NULL;
+    }
+    memset(p, 0, size != 0 ? size : 1);
+    return p;
+}
+
+int sl__conf_oom(struct sl__loader *ld)
+{
+    sl_err_clear(ld->err);
+    return sl_err_set(ld->err, SL_ENOMEM, "out of memory while loading the pipeline file");
+}
+
+/* Optimal string alignment distance, case-insensitive; large when either
+ * word is too long to be a typo of the other. */
+static int distance(const char *a, size_t la, const char *b, size_t lb)
+{
+    int d[33][33];
+
+    if (la > 32 || lb > 32) {
+        return 99;
+    }
+    for (size_t i = 0; i <= la; i++) {
+        for (size_t j = 0; j <= lb; j++) {
+            if (i == 0 || j == 0) {
+                d[i][j] = (int)(i + j);
+                continue;
+            }
+            int cost = (a[i - 1] | 0x20) != (b[j - 1] | 0x20);
+            int best = d[i - 1][j - 1] + cost;
+
+            best = d[i - 1][j] + 1 < best ? d[i - 1][j] + 1 : best;
+            best = d[i][j - 1] + 1 < best ? d[i][j - 1] + 1 : best;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < best) {
+                best = d[i - 2][j - 2] + 1;
+            }
+            d[i][j] = best;
+        }
+    }
+    return d[la][lb];
+}
+
+void sl__hint_init(struct sl__hint *hint, const char *word)
+{
+    size_t len = strlen(word);
+
+    hint->word = word;
+    hint->best = NULL;
+    hint->best_len = 0;
+    /* Close means: 1 edit for short words, 2 up to 6 letters, 3 beyond. */
+    hint->best_dist = len <= 3 ? 2 : len <= 6 ? 3 : 4;
+}
+
+void sl__hint_add(struct sl__hint *hint, const char *cand, size_t len)
+{
+    int d = distance(hint->word, strlen(hint->word), cand, len);
+
+    if (d < hint->best_dist && (size_t)d < strlen(hint->word)) {
+        hint->best = cand;
+        hint->best_len = len;
+        hint->best_dist = d;
+    }
+}
+
+const char *sl__hint_text(const struct sl__hint *hint, char *buf, size_t len)
+{
+    if (hint->best == NULL) {
+        buf[0] = '\0';
+    } else {
+        snprintf(buf, len, " (did you mean '%.*s'?)", (int)hint->best_len, hint->best);
+    }
+    return buf;
+}
+
+/* ==== Reading ==== */
+
+static int read_file(struct sl__loader *ld, const char *path, char **ret_text, size_t *ret_len)
+{
+    struct sl_buf buf = {0};
+    FILE *fp = fopen(path, "rb");
+    int rc = 0;
+
+    if (fp == NULL) {
+        return sl_err_set(ld->err, SL_EIO, "cannot read '%s': %s", path, strerror(errno));
+    }
+    while (rc == 0 && !feof(fp)) {
+        rc = sl_buf_reserve(&buf, 65536);
+        if (rc == 0) {
+            size_t n = fread(buf.data + buf.len, 1, 65536, fp);
+
+            buf.len += n;
+            buf.data[buf.len] = '\0';
+        }
+        if (rc == 0 && ferror(fp)) {
+            rc = sl_err_set(ld->err, SL_EIO, "cannot read '%s': %s", path, strerror(errno));
+        } else if (rc == 0 && buf.len > CONF_FILE_MAX) {
+            rc = sl_err_set(ld->err, SL_EIO, "cannot read '%s': larger than %u MiB", path,
+                            CONF_FILE_MAX >> 20);
+        }
+    }
+    fclose(fp);
+    if (rc == SL_ENOMEM) {
+        rc = sl__conf_oom(ld);
+    }
+    if (rc != 0) {
+        sl_buf_release(&buf);
+        return rc;
+    }
+    *ret_text = buf.data;
+    *ret_len = buf.len;
+    return 0;
+}
+
+/* ==== Top level and engine ==== */
+
+static int check_top_keys(struct sl__loader *ld, const struct sl__ynode *root)
+{
+    for (size_t i = 0; i + 1 < root->nkids; i += 2) {
+        const struct sl__ynode *key = root->kids[i];
+        struct sl__hint h;
+        char hint[96];
+        size_t j = 0;
+
+        while (top_keys[j] != NULL && strcmp(top_keys[j], key->text) != 0) {
+            j++;
+        }
+        if (top_keys[j] != NULL) {
+            continue;
+        }
+        sl__hint_init(&h, key->text);
+        for (j = 0; top_keys[j] != NULL; j++) {
+            sl__hint_add(&h, top_keys[j], strlen(top_keys[j]));
+        }
+        return sl__yerr(ld, key, "unknown key '%s'%s", key->text,
+                        sl__hint_text(&h, hint, sizeof(hint)));
+    }
+    return 0;
+}
+
+/* *ret = the mapping under name in root, NULL when absent or empty. */
+static int section(struct sl__loader *ld, const struct sl__ynode *root, const char *name,
+                   const char *what, struct sl__ynode **ret)
+{
+    struct sl__ynode *val = sl__ymap_find(root, name);
+    char buf[64];
+
+    *ret = NULL;
+    if (val == NULL || (val->kind == SL__Y_SCALAR && val->tag == SL__T_NULL)) {
+        return 0;
+    }
+    if (val->kind != SL__Y_MAP) {
+        return sl__yerr(ld, val, "expected %s, got %s", what, sl__ydescribe(val, buf, sizeof(buf)));
+    }
+    *ret = val;
+    return 0;
+}
+
+static int load_engine(struct sl__loader *ld, struct sl__ynode *root)
+{
+    struct engine_conf ec = {0};
+    struct sl__ynode *map = NULL, *threads;
+    const struct sl__ynode *at = root;
+    int rc = section(ld, root, "engine", "a mapping of engine settings", &map);
+
+    if (rc == 0 && map == NULL) {
+        /* Defaults need a place in the tree so their paths read engine.x. */
+        struct sl__ynode *key = sl__ynew(ld, SL__Y_SCALAR, ld->file, root->line, root->col);
+
+        map = sl__ynew(ld, SL__Y_MAP, ld->file, root->line, root->col);
+        if (key == NULL || map == NULL) {
+            return SL_ENOMEM;
+        }
+        key->text = "engine";
+        key->parent = root;
+        key->key = key;
+        map->parent = root;
+        map->key = key;
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    at = map->key != NULL ? map->key : root;
+    threads = sl__ymap_find(map, "threads");
+    ld->conf->threads = 0;
+    if (threads != NULL && !(threads->kind == SL__Y_SCALAR && strcmp(threads->text, "auto") == 0)) {
+        rc = sl__conf_int(ld, threads, 1, MAX_THREADS, &ld->conf->threads);
+    }
+    if (rc == 0) {
+        rc = sl__conf_fill(ld, map, at, engine_options, &ec, sizeof(ec), engine_own_keys);
+    }
+    ld->conf->memory_limit = ec.memory_limit;
+    ld->conf->drain_timeout_ns = ec.drain_timeout_ns;
+    return rc;
+}
+
+/* ==== Nodes ==== */
+
+static int check_name(struct sl__loader *ld, const struct sl__ynode *key)
+{
+    const char *ok = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+    const struct sl_conf *conf = ld->conf;
+
+    if (key->len == 0 || strspn(key->text, ok) != key->len) {
+        return sl__yerr(ld, key,
+                        "invalid node name '%s': use only letters, digits, '_' and '-'",
+                        key->text);
+    }
+    for (size_t i = 0; i < conf->nnodes; i++) {
+        if (strcmp(conf->nodes[i].name, key->text) == 0) {
+            const struct sl__ynode *first = ld->keys[i];
+
+            if (first->line > 0) {
+                return sl__yerr(ld, key, "node name '%s' is already used (line %d)", key->text,
+                                first->line);
+            }
+            return sl__yerr(ld, key, "node name '%s' is already used", key->text);
+        }
+    }
+    return 0;
+}
+
+/* The type named name, preferring one of kind: a name may be both a
+ * source and a sink (`file`). */
+static const struct sl_node_type *find_type(const char *name, enum sluice_stage_kind kind)
+{
+    const struct sl_node_type *type, *any = NULL;
+
+    for (size_t i = 0; (type = sl_node_type_at(i)) != NULL; i++) {
+        if (strcmp(type->def.name, name) != 0) {
+            continue;
+        }
+        if (type->def.kind == kind) {
+            return type;
+        }
+        any = any != NULL ? any : type;
+    }
+    return any;
+}
+
+static int load_type(struct sl__loader *ld, enum sluice_stage_kind kind, const struct sl__ynode *map,
+                     const struct sl__ynode *key, const struct sl_node_type **ret)
+{
+    const struct sl__ynode *val = sl__ymap_find(map, "type");
+    const struct sl_node_type *type;
+    struct sl__hint h;
+    char buf[96];
+
+    if (val == NULL) {
+        return sl__yerr(ld, key, "missing required key 'type'");
+    }
+    /* `type: null` names the null sink: a null word is a name here. */
+    if (val->kind != SL__Y_SCALAR || val->len == 0) {
+        return sl__yerr(ld, val, "expected a type name, got %s",
+                        sl__ydescribe(val, buf, sizeof(buf)));
+    }
+    type = find_type(val->text, kind);
+    if (type == NULL) {
+        sl__hint_init(&h, val->text);
+        for (size_t i = 0; (type = sl_node_type_at(i)) != NULL; i++) {
+            sl__hint_add(&h, type->def.name, strlen(type->def.name));
+        }
+        return sl__yerr(ld, val, "unknown type '%s'%s", val->text,
+                        sl__hint_text(&h, buf, sizeof(buf)));
+    }
+    if (type->def.kind != kind) {
+        unsigned have = (unsigned)type->def.kind < 3 ? (unsigned)type->def.kind : 0;
+
+        return sl__yerr(ld, val, "type '%s' is a %s, not a %s (it belongs under %s)", val->text,
+                        kind_names[have], kind_names[kind], sections[have]);
+    }
+    *ret = type;
+    return 0;
+}
+
+/* Parses one inputs item: "node" or "node.output". */
+static int load_input(struct sl__loader *ld, const struct sl__ynode *item,
+                      struct sl_conf_input *in)
+{
+    const char *dot;
+    char buf[64];
+
+    if (item->kind != SL__Y_SCALAR || item->tag == SL__T_NULL) {
+        return sl__yerr(ld, item, "expected a node name, got %s",
+                        sl__ydescribe(item, buf, sizeof(buf)));
+    }
+    dot = strchr(item->text, '.');
+    in->node = item->text;
+    in->line = item->line;
+    in->col = item->col;
+    if (dot != NULL) {
+        char *name = sl_arena_strndup(ld->arena, item->text, (size_t)(dot - item->text));
+
+        if (name == NULL) {
+            return sl__conf_oom(ld);
+        }
+        in->node = name;
+        in->output = dot + 1;
+    }
+    if (in->node[0] == '\0' || (in->output != NULL && in->output[0] == '\0')) {
+        return sl__yerr(ld, item, "expected 'node' or 'node.output', got '%s'", item->text);
+    }
+    return 0;
+}
+
+static int load_inputs(struct sl__loader *ld, const struct sl__ynode *map,
+                       const struct sl__ynode *key, struct sl_conf_node *cn, int dead_letter,
+                       const struct sl__ynode **ret_seq)
+{
+    const struct sl__ynode *val = sl__ymap_find(map, "inputs");
+    char buf[64];
+
+    *ret_seq = NULL;
+    if (val != NULL && (cn->kind == SLUICE_KIND_SOURCE || dead_letter)) {
+        return sl__yerr(ld, val->key, "%s takes no inputs%s",
+                        dead_letter ? "dead_letter" : "a source",
+                        dead_letter ? ": it receives the dead letters of every node" : "");
+    }
+    if (cn->kind == SLUICE_KIND_SOURCE || dead_letter) {
+        return 0;
+    }
+    if (val == NULL) {
+        return sl__yerr(ld, key, "missing required key 'inputs'");
+    }
+    if (val->kind != SL__Y_SEQ || val->nkids == 0) {
+        return sl__yerr(ld, val, "expected a list of node names such as [orders], got %s",
+                        val->kind == SL__Y_SEQ ? "an empty list" : sl__ydescribe(val, buf, 64));
+    }
+    cn->inputs = sl__conf_alloc(ld, val->nkids * sizeof(*cn->inputs));
+    if (cn->inputs == NULL) {
+        return SL_ENOMEM;
+    }
+    for (size_t i = 0; i < val->nkids; i++) {
+        int rc = load_input(ld, val->kids[i], &cn->inputs[i]);
+
+        for (size_t j = 0; rc == 0 && j < i; j++) {
+            if (strcmp(val->kids[j]->text, val->kids[i]->text) == 0) {
+                rc = sl__yerr(ld, val->kids[i], "input '%s' is listed twice", val->kids[i]->text);
+            }
+        }
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    cn->ninputs = val->nkids;
+    *ret_seq = val;
+    return 0;
+}
+
+static int load_common(struct sl__loader *ld, const struct sl__ynode *map, struct sl_conf_node *cn)
+{
+    const struct sl__ynode *workers = sl__ymap_find(map, "workers");
+    const struct sl__ynode *queue = sl__ymap_find(map, "queue");
+    int rc = 0;
+
+    cn->workers = 1;
+    cn->queue = 16;
+    if (workers != NULL && workers->kind == SL__Y_SCALAR && strcmp(workers->text, "auto") == 0) {
+        return sl__yerr(ld, workers, "workers: auto is not supported yet");
+    }
+    if (workers != NULL) {
+        rc = sl__conf_int(ld, workers, 1, MAX_WORKERS, &cn->workers);
+    }
+    if (rc == 0 && cn->workers > 1 && !(cn->type->def.flags & SLUICE_STAGE_STATELESS)) {
+        return sl__yerr(ld, workers, "type '%s' does not support workers > 1",
+                        cn->type->def.name);
+    }
+    if (rc == 0 && queue != NULL) {
+        rc = sl__conf_int(ld, queue, 1, MAX_QUEUE, &cn->queue);
+    }
+    return rc;
+}
+
+/* Loads one node: key is its name, map its mapping (or whatever was written).
+ * dead_letter: the top-level dead_letter sink, which takes no inputs. */
+static int load_node(struct sl__loader *ld, enum sluice_stage_kind kind, int dead_letter,
+                     const struct sl__ynode *key, struct sl__ynode *map, struct sl_conf_node *cn,
+                     const struct sl__ynode **ret_in)
+{
+    char buf[64];
+    int rc;
+
+    if (map->kind != SL__Y_MAP) {
+        if (map->kind == SL__Y_SCALAR && map->tag == SL__T_NULL) {
+            return sl__yerr(ld, key, "missing required key 'type'");
+        }
+        return sl__yerr(ld, map, "expected a mapping with the node's type and options, got %s",
+                        sl__ydescribe(map, buf, sizeof(buf)));
+    }
+    cn->name = key->text;
+    cn->kind = kind;
+    cn->file = key->file == ld->file ? ld->conf->file : key->file;
+    cn->line = key->line;
+    cn->col = key->col;
+    rc = load_type(ld, kind, map, key, &cn->type);
+    if (rc == 0) {
+        rc = load_inputs(ld, map, key, cn, dead_letter, ret_in);
+    }
+    if (rc == 0) {
+        rc = load_common(ld, map, cn);
+    }
+    if (rc == 0) {
+        cn->conf = sl__conf_alloc(ld, cn->type->def.conf_size);
+        rc = cn->conf == NULL ? SL_ENOMEM : 0;
+    }
+    if (rc == 0) {
+        rc = sl__conf_fill(ld, map, key, cn->type->def.options, cn->conf,
+                           cn->type->def.conf_size, node_own_keys);
+    }
+    if (rc == 0 && cn->type->check != NULL) {
+        rc = cn->type->check(cn, ld->err);
+    }
+    return rc;
+}
+
+static int load_nodes(struct sl__loader *ld, const struct sl__ynode *root)
+{
+    struct sl__ynode *maps[3];
+    size_t n = 0;
+    int rc = 0;
+
+    for (size_t s = 0; s < 3 && rc == 0; s++) {
+        rc = section(ld, root, sections[s], "a mapping of node names to nodes", &maps[s]);
+        n += maps[s] != NULL ? maps[s]->nkids / 2 : 0;
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    ld->conf->nodes = sl__conf_alloc(ld, n * sizeof(*ld->conf->nodes));
+    ld->keys = sl__conf_alloc(ld, n * sizeof(*ld->keys));
+    ld->inputs = sl__conf_alloc(ld, n * sizeof(*ld->inputs));
+    if (ld->conf->nodes == NULL || ld->keys == NULL || ld->inputs == NULL) {
+        return SL_ENOMEM;
+    }
+    for (size_t s = 0; s < 3; s++) {
+        for (size_t i = 0; maps[s] != NULL && i + 1 < maps[s]->nkids; i += 2) {
+            size_t at = ld->conf->nnodes;
+            const struct sl__ynode *key = maps[s]->kids[i];
+
+            rc = check_name(ld, key);
+            if (rc == 0) {
+                rc = load_node(ld, section_kinds[s], 0, key, maps[s]->kids[i + 1],
+                               &ld->conf->nodes[at], &ld->inputs[at]);
+            }
+            if (rc != 0) {
+                return rc;
+            }
+            ld->keys[at] = key;
+            ld->conf->nnodes++;
+        }
+    }
+    return 0;
+}
+
+static int load_dead_letter(struct sl__loader *ld, const struct sl__ynode *root)
+{
+    struct sl__ynode *val = sl__ymap_find(root, "dead_letter");
+    const struct sl__ynode *unused = NULL;
+
+    if (val == NULL) {
+        return 0;
+    }
+    ld->conf->dead_letter = sl__conf_alloc(ld, sizeof(*ld->conf->dead_letter));
+    if (ld->conf->dead_letter == NULL) {
+        return SL_ENOMEM;
+    }
+    return load_node(ld, SLUICE_KIND_SINK, 1, val->key, val, ld->conf->dead_letter, &unused);
+}
+
+/* ==== Entry points ==== */
+
+static int load(struct sl__loader *ld, const char *const *sets, size_t nsets)
+{
+    struct sl__ynode *root = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    int rc;
+
+    ld->conf->file = sl_arena_strndup(ld->arena, ld->file, strlen(ld->file));
+    if (ld->conf->file == NULL) {
+        return sl__conf_oom(ld);
+    }
+    rc = read_file(ld, ld->file, &text, &len);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = sl__yaml_parse(ld, text, len, &root);
+    sl_free(text);
+    if (rc == 0 && (root == NULL || (root->kind == SL__Y_SCALAR && root->tag == SL__T_NULL))) {
+        return sl_err_set_at(ld->err, ld->file, 0, 0, "",
+                             "the file is empty: expected a pipeline with sources and sinks");
+    }
+    if (rc == 0 && root->kind != SL__Y_MAP) {
+        char buf[64];
+
+        return sl__yerr(ld, root, "expected a mapping (sources, stages, sinks) at the top, got %s",
+                        sl__ydescribe(root, buf, sizeof(buf)));
+    }
+    for (size_t i = 0; rc == 0 && i < nsets; i++) {
+        rc = sl__yaml_set(ld, root, sets[i]);
+    }
+    rc = rc != 0 ? rc : check_top_keys(ld, root);
+    rc = rc != 0 ? rc : load_engine(ld, root);
+    rc = rc != 0 ? rc : load_nodes(ld, root);
+    rc = rc != 0 ? rc : load_dead_letter(ld, root);
+    return rc != 0 ? rc : sl__conf_dag(ld, root);
+}
+
+int sl_conf_load(const char *path, const char *const *sets, size_t nsets,
+                 struct sl_conf **ret_conf, struct sl_err *err)
+{
+    struct sl__conf_priv *priv = sl_calloc(1, sizeof(*priv));
+    struct sl_err local;
+    int rc;
+
+    if (err == NULL) {
+        err = &local;
+    }
+    sl_err_clear(err);
+    if (priv == NULL) {
+        return sl_err_set(err, SL_ENOMEM, "out of memory while loading the pipeline file");
+    }
+    struct sl__loader ld = {.priv = priv, .conf = &priv->conf, .arena = &priv->arena, .err = err,
+                            .file = path};
+
+    sl_arena_init(&priv->arena);
+    priv->conf.priv = priv;
+    rc = load(&ld, sets, nsets);
+    if (rc != 0) {
+        /* Errors may point at conf->file (via a node), which dies with the
+         * conf: point them at the caller's path instead. */
+        if (err->file != NULL && err->file == priv->conf.file) {
+            err->file = path;
+        }
+        if (err->code == 0) {
+            sl_err_set(err, rc, "%s", sl_strerror(rc));
+        }
+        sl_conf_free(&priv->conf);
+        return rc;
+    }
+    *ret_conf = &priv->conf;
+    return 0;
+}
+
+struct sl_conf *sl_conf_free(struct sl_conf *conf)
+{
+    struct sl__conf_priv *priv;
+
+    if (conf == NULL) {
+        return NULL;
+    }
+    priv = conf->priv;
+    for (struct sl__expr_link *link = priv->exprs; link != NULL; link = link->next) {
+        link->expr = sl_expr_free(link->expr);
+    }
+    sl_arena_release(&priv->arena);
+    sl_free(priv);
+    return NULL;
+}
+
+struct sl_conf_node *sl_conf_find(const struct sl_conf *conf, const char *name)
+{
+    for (size_t i = 0; conf != NULL && i < conf->nnodes; i++) {
+        if (strcmp(conf->nodes[i].name, name) == 0) {
+            return &conf->nodes[i];
+        }
+    }
+    if (conf != NULL && conf->dead_letter != NULL && strcmp(name, "dead_letter") == 0) {
+        return conf->dead_letter;
+    }
+    return NULL;
+}

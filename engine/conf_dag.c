@@ -1,0 +1,288 @@
+/* SPDX-License-Identifier: MIT */
+/* Graph checks of the pipeline file, after every node is loaded: inputs name
+ * existing nodes and outputs, no sink feeds another node, no cycles, every
+ * source and stage reaches a sink, at least one source and one sink.
+ * Thread: main, at start-up. */
+#include "conf_int.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define NONE         ((size_t)-1)
+#define OUTPUTS_MAX  64
+
+struct dag {
+    size_t n;
+    size_t **up;        /* per node: the node index of each input */
+    size_t *nconsumers; /* per node: how many inputs name it */
+};
+
+static int node_err(struct sl__loader *ld, size_t i, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int node_err(struct sl__loader *ld, size_t i, const char *fmt, ...)
+{
+    char msg[SL_ERR_MSG_MAX];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return sl__yerr(ld, ld->keys[i], "%s", msg);
+}
+
+static int check_counts(struct sl__loader *ld, const struct sl__ynode *root)
+{
+    static const char *const what[] = {"source", "stage", "sink"};
+    static const char *const section[] = {"sources", "stages", "sinks"};
+    size_t count[3] = {0, 0, 0};
+
+    for (size_t i = 0; i < ld->conf->nnodes; i++) {
+        count[ld->conf->nodes[i].kind]++;
+    }
+    for (size_t k = 0; k < 3; k += 2) {
+        const struct sl__ynode *val = sl__ymap_find(root, section[k]);
+
+        if (count[k] != 0) {
+            continue;
+        }
+        if (val != NULL) {
+            return sl__yerr(ld, val->key, "the pipeline needs at least one %s", what[k]);
+        }
+        return sl_err_set_at(ld->err, ld->file, 0, 0, section[k],
+                             "the pipeline needs at least one %s", what[k]);
+    }
+    return 0;
+}
+
+static size_t find_node(const struct sl_conf *conf, const char *name)
+{
+    for (size_t i = 0; i < conf->nnodes; i++) {
+        if (strcmp(conf->nodes[i].name, name) == 0) {
+            return i;
+        }
+    }
+    return NONE;
+}
+
+/* Checks that the output named by input in exists on node up. */
+static int check_output(struct sl__loader *ld, const struct sl__ynode *item,
+                        const struct sl_conf_input *in, const struct sl_conf_node *up)
+{
+    const char *local[OUTPUTS_MAX], **names = local;
+    char list[128] = "", hint[96];
+    struct sl__hint h;
+    size_t n, off = 0;
+
+    if (up->type->outputs == NULL) {
+        return sl__yerr(ld, item, "node '%s' has no output '%s' (only types such as route have "
+                                  "named outputs)", up->name, in->output);
+    }
+    n = up->type->outputs(up->conf, local, OUTPUTS_MAX);
+    if (n > OUTPUTS_MAX) {
+        names = sl__conf_alloc(ld, n * sizeof(*names));
+        if (names == NULL) {
+            return SL_ENOMEM;
+        }
+        n = up->type->outputs(up->conf, names, n);
+    }
+    sl__hint_init(&h, in->output);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(names[i], in->output) == 0) {
+            return 0;
+        }
+        sl__hint_add(&h, names[i], strlen(names[i]));
+        if (off < sizeof(list)) {
+            int w = snprintf(list + off, sizeof(list) - off, "%s%s", i != 0 ? ", " : "", names[i]);
+            off += w > 0 ? (size_t)w : 0;
+        }
+    }
+    if (h.best != NULL) {
+        return sl__yerr(ld, item, "node '%s' has no output '%s'%s", up->name, in->output,
+                        sl__hint_text(&h, hint, sizeof(hint)));
+    }
+    return sl__yerr(ld, item, "node '%s' has no output '%s' (its outputs: %s)", up->name,
+                    in->output, list);
+}
+
+static int resolve_input(struct sl__loader *ld, struct dag *dag, size_t i, size_t j)
+{
+    const struct sl_conf *conf = ld->conf;
+    const struct sl_conf_input *in = &conf->nodes[i].inputs[j];
+    const struct sl__ynode *item = ld->inputs[i]->kids[j];
+    size_t up = find_node(conf, in->node);
+    struct sl__hint h;
+    char hint[96];
+
+    if (up == NONE && conf->dead_letter != NULL && strcmp(in->node, "dead_letter") == 0) {
+        return sl__yerr(ld, item, "'dead_letter' is a sink: it has no output to consume");
+    }
+    if (up == NONE) {
+        sl__hint_init(&h, in->node);
+        for (size_t k = 0; k < conf->nnodes; k++) {
+            sl__hint_add(&h, conf->nodes[k].name, strlen(conf->nodes[k].name));
+        }
+        return sl__yerr(ld, item, "unknown input '%s'%s", in->node,
+                        sl__hint_text(&h, hint, sizeof(hint)));
+    }
+    if (conf->nodes[up].kind == SLUICE_KIND_SINK) {
+        return sl__yerr(ld, item, "'%s' is a sink: it has no output to consume", in->node);
+    }
+    if (in->output != NULL) {
+        int rc = check_output(ld, item, in, &conf->nodes[up]);
+
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    dag->up[i][j] = up;
+    dag->nconsumers[up]++;
+    return 0;
+}
+
+static int resolve(struct sl__loader *ld, struct dag *dag)
+{
+    const struct sl_conf *conf = ld->conf;
+
+    dag->n = conf->nnodes;
+    dag->up = sl__conf_alloc(ld, dag->n * sizeof(*dag->up));
+    dag->nconsumers = sl__conf_alloc(ld, dag->n * sizeof(*dag->nconsumers));
+    if (dag->up == NULL || dag->nconsumers == NULL) {
+        return SL_ENOMEM;
+    }
+    for (size_t i = 0; i < dag->n; i++) {
+        dag->up[i] = sl__conf_alloc(ld, conf->nodes[i].ninputs * sizeof(**dag->up));
+        if (dag->up[i] == NULL) {
+            return SL_ENOMEM;
+        }
+        for (size_t j = 0; j < conf->nodes[i].ninputs; j++) {
+            int rc = resolve_input(ld, dag, i, j);
+
+            if (rc != 0) {
+                return rc;
+            }
+        }
+    }
+    return 0;
+}
+
+/* stack[k..sp) is a path along inputs from u (= stack[k]) back to a node
+ * whose input is u: data flows u -> stack[sp-1] -> ... -> stack[k+1] -> u. */
+static int report_cycle(struct sl__loader *ld, const size_t *stack, size_t sp, size_t u)
+{
+    const struct sl_conf *conf = ld->conf;
+    char msg[200];
+    size_t k = 0, off;
+
+    while (stack[k] != u) {
+        k++;
+    }
+    off = (size_t)snprintf(msg, sizeof(msg), "cycle: %s", conf->nodes[u].name);
+    for (size_t i = sp; i-- > k + 1 && off < sizeof(msg);) {
+        off += (size_t)snprintf(msg + off, sizeof(msg) - off, " -> %s", conf->nodes[stack[i]].name);
+    }
+    if (off < sizeof(msg)) {
+        snprintf(msg + off, sizeof(msg) - off, " -> %s", conf->nodes[u].name);
+    }
+    return node_err(ld, u, "%s", msg);
+}
+
+/* Iterative DFS along inputs; a gray node met again closes a cycle. */
+static int check_cycles(struct sl__loader *ld, const struct dag *dag)
+{
+    unsigned char *color = sl__conf_alloc(ld, dag->n + 1); /* 0 new, 1 on stack, 2 done */
+    size_t *stack = sl__conf_alloc(ld, (dag->n + 1) * sizeof(*stack));
+    size_t *next = sl__conf_alloc(ld, (dag->n + 1) * sizeof(*next));
+
+    if (color == NULL || stack == NULL || next == NULL) {
+        return SL_ENOMEM;
+    }
+    for (size_t s = 0; s < dag->n; s++) {
+        size_t sp = 0;
+
+        if (color[s] != 0) {
+            continue;
+        }
+        color[s] = 1;
+        stack[sp++] = s;
+        while (sp > 0) {
+            size_t v = stack[sp - 1];
+
+            if (next[v] == ld->conf->nodes[v].ninputs) {
+                color[v] = 2;
+                sp--;
+                continue;
+            }
+            size_t u = dag->up[v][next[v]++];
+
+            if (color[u] == 1) {
+                return report_cycle(ld, stack, sp, u);
+            }
+            if (color[u] == 0) {
+                color[u] = 1;
+                stack[sp++] = u;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Marks everything upstream of a sink; reports an unmarked node, preferring
+ * one nothing consumes (where the user forgot a consumer). */
+static int check_reach(struct sl__loader *ld, const struct dag *dag)
+{
+    unsigned char *reached = sl__conf_alloc(ld, dag->n + 1);
+    size_t *queue = sl__conf_alloc(ld, (dag->n + 1) * sizeof(*queue));
+    size_t head = 0, tail = 0, bad = NONE;
+
+    if (reached == NULL || queue == NULL) {
+        return SL_ENOMEM;
+    }
+    for (size_t i = 0; i < dag->n; i++) {
+        if (ld->conf->nodes[i].kind == SLUICE_KIND_SINK) {
+            reached[i] = 1;
+            queue[tail++] = i;
+        }
+    }
+    while (head < tail) {
+        size_t v = queue[head++];
+
+        for (size_t j = 0; j < ld->conf->nodes[v].ninputs; j++) {
+            if (!reached[dag->up[v][j]]) {
+                reached[dag->up[v][j]] = 1;
+                queue[tail++] = dag->up[v][j];
+            }
+        }
+    }
+    for (size_t i = 0; i < dag->n; i++) {
+        if (!reached[i] && (bad == NONE || (dag->nconsumers[bad] != 0 && dag->nconsumers[i] == 0))) {
+            bad = i;
+        }
+    }
+    if (bad == NONE) {
+        return 0;
+    }
+    if (dag->nconsumers[bad] == 0) {
+        return node_err(ld, bad, "node '%s' has no path to a sink (no node lists it in inputs)",
+                        ld->conf->nodes[bad].name);
+    }
+    return node_err(ld, bad, "node '%s' has no path to a sink", ld->conf->nodes[bad].name);
+}
+
+int sl__conf_dag(struct sl__loader *ld, const struct sl__ynode *root)
+{
+    struct dag dag = {0};
+    int rc = check_counts(ld, root);
+
+    if (rc == 0) {
+        rc = resolve(ld, &dag);
+    }
+    if (rc == 0) {
+        rc = check_cycles(ld, &dag);
+    }
+    if (rc == 0) {
+        rc = check_reach(ld, &dag);
+    }
+    return rc;
+}

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/* The expression language of `where`, `set`, routes and keys: compiled once
+ * from text, evaluated per record. See README "Expressions" and DESIGN.md's
+ * semantics table. A compiled expression is immutable: any number of worker
+ * threads may evaluate it at once. */
+#ifndef SL_EXPR_H
+#define SL_EXPR_H
+
+#include "arena.h"
+#include "err.h"
+#include "record.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct sl_expr;
+
+/* Compiles text (len bytes, need not be NUL-terminated). On error returns
+ * NULL and fills err with SL_ECONFIG, a message, and err->col = the 1-based
+ * column within text where the problem is (err->line = 0). NULL with
+ * SL_ENOMEM on OOM. Thread: any. */
+struct sl_expr *sl_expr_compile(const char *text, size_t len, struct sl_err *err);
+
+/* Frees e; accepts NULL; returns NULL. */
+struct sl_expr *sl_expr_free(struct sl_expr *e);
+
+/* Evaluates e against rec. The result may borrow bytes from rec or from
+ * arena (new strings are allocated there: pass the batch's arena, so a map
+ * can store the result in the record). Returns 0, or SL_EDATA with err->msg
+ * giving the reason (wrong operand types, integer overflow, division by
+ * zero, ...): the caller dead-letters the record. SL_ENOMEM on OOM.
+ * Thread: any (e is read-only). */
+int sl_expr_eval(const struct sl_expr *e,
+                 const struct sl_record *rec,
+                 struct sl_arena *arena,
+                 struct sl_value *ret,
+                 struct sl_err *err);
+
+/* The text e was compiled from (NUL-terminated copy). */
+const char *sl_expr_text(const struct sl_expr *e);
+
+#endif

@@ -1,0 +1,593 @@
+/* SPDX-License-Identifier: MIT */
+/* The built-in functions of the expression language (round ... now), called
+ * by expr_eval.c. Null in gives null out, except coalesce and concat; a
+ * wrong argument type is a data error naming the function. New strings go
+ * into the evaluation's arena. Any worker thread. */
+#include "expr_int.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *fn_name(uint8_t fn)
+{
+    return sl__expr_fns[fn].name;
+}
+
+static bool is_cont(char c)
+{
+    return ((unsigned char)c & 0xC0) == 0x80;
+}
+
+static int64_t count_code_points(const char *s, uint32_t len)
+{
+    int64_t n = 0;
+
+    for (uint32_t i = 0; i < len; i++) {
+        n += is_cont(s[i]) ? 0 : 1;
+    }
+    return n;
+}
+
+/* Byte offset of code point k of s (len when past the end). */
+static uint32_t code_point_offset(const char *s, uint32_t len, int64_t k)
+{
+    uint32_t i = 0;
+
+    while (k > 0 && i < len) {
+        i++;
+        while (i < len && is_cont(s[i])) {
+            i++;
+        }
+        k--;
+    }
+    return i;
+}
+
+/* Length of the valid UTF-8 sequence at p (n bytes available), 0 if none. */
+static size_t utf8_seq(const unsigned char *p, size_t n)
+{
+    unsigned char c = p[0];
+    unsigned char lo = 0x80, hi = 0xBF;
+    size_t len;
+
+    if (c < 0x80) {
+        return 1;
+    }
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        lo = c == 0xE0 ? 0xA0 : 0x80;
+        hi = c == 0xED ? 0x9F : 0xBF;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        lo = c == 0xF0 ? 0x90 : 0x80;
+        hi = c == 0xF4 ? 0x8F : 0xBF;
+    } else {
+        return 0;
+    }
+    if (n < len || p[1] < lo || p[1] > hi) {
+        return 0;
+    }
+    for (size_t i = 2; i < len; i++) {
+        if (!is_cont((char)p[i])) {
+            return 0;
+        }
+    }
+    return len;
+}
+
+/* Bytes as a string: borrowed when valid UTF-8, else a copy in the arena
+ * with each invalid byte replaced by U+FFFD. */
+static int
+bytes_to_string(const struct sl__expr_ctx *cx, const struct sl_value *v, struct sl_value *ret)
+{
+    const unsigned char *p = (const unsigned char *)v->u.s;
+    size_t i = 0, k;
+    size_t o = 0;
+
+    for (; i < v->len; i += k) {
+        k = utf8_seq(p + i, v->len - i);
+        if (k == 0) {
+            break;
+        }
+    }
+    if (i == v->len) {
+        *ret = sl_value_str(v->u.s, v->len);
+        return 0;
+    }
+    char *out = sl_arena_alloc(cx->arena, (size_t)v->len * 3);
+    if (out == NULL) {
+        return sl__expr_oom(cx);
+    }
+    for (i = 0; i < v->len; i += k) {
+        k = utf8_seq(p + i, v->len - i);
+        if (k == 0) {
+            memcpy(out + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            k = 1;
+        } else {
+            memcpy(out + o, p + i, k);
+            o += k;
+        }
+    }
+    *ret = sl_value_str(out, (uint32_t)o);
+    return 0;
+}
+
+/* to_string: every type converts; null stays null. */
+static int stringify(const struct sl__expr_ctx *cx, const struct sl_value *v, struct sl_value *ret)
+{
+    char *buf;
+    size_t n;
+
+    switch (v->type) {
+    case SL_TYPE_NULL:
+    case SL_TYPE_STR:
+        *ret = *v;
+        return 0;
+    case SL_TYPE_BOOL:
+        *ret = v->u.b ? sl_value_str("true", 4) : sl_value_str("false", 5);
+        return 0;
+    case SL_TYPE_BYTES:
+        return bytes_to_string(cx, v, ret);
+    case SL_TYPE_ARRAY:
+    case SL_TYPE_OBJECT:
+        *ret = sl_value_str(v->u.s, v->len);
+        return 0;
+    default:
+        break;
+    }
+    buf = sl_arena_alloc(cx->arena, 32);
+    if (buf == NULL) {
+        return sl__expr_oom(cx);
+    }
+    if (v->type == SL_TYPE_INT) {
+        n = (size_t)snprintf(buf, 32, "%" PRId64, v->u.i);
+    } else {
+        n = sl_json_format_double(v->u.d, buf);
+    }
+    *ret = sl_value_str(buf, (uint32_t)n);
+    return 0;
+}
+
+/* round, floor, ceil: an int; a double out of the int64 range is an error. */
+static int
+fn_round(const struct sl__expr_ctx *cx, uint8_t fn, const struct sl_value *v, struct sl_value *ret)
+{
+    double r;
+
+    if (v->type == SL_TYPE_NULL || v->type == SL_TYPE_INT) {
+        *ret = *v;
+        return 0;
+    }
+    if (v->type != SL_TYPE_DOUBLE) {
+        return sl__expr_type_error(cx, fn_name(fn), v, NULL);
+    }
+    r = fn == SL__FN_ROUND ? round(v->u.d) : fn == SL__FN_FLOOR ? floor(v->u.d) : ceil(v->u.d);
+    if (!(r >= -0x1p63 && r < 0x1p63)) {
+        return sl_err_set(cx->err, SL_EDATA, "integer overflow in %s", fn_name(fn));
+    }
+    *ret = sl_value_int((int64_t)r);
+    return 0;
+}
+
+static int fn_abs(const struct sl__expr_ctx *cx, const struct sl_value *v, struct sl_value *ret)
+{
+    switch (v->type) {
+    case SL_TYPE_NULL:
+        *ret = *v;
+        return 0;
+    case SL_TYPE_INT:
+        if (v->u.i == INT64_MIN) {
+            return sl_err_set(cx->err, SL_EDATA, "integer overflow in abs");
+        }
+        *ret = sl_value_int(v->u.i < 0 ? -v->u.i : v->u.i);
+        return 0;
+    case SL_TYPE_DOUBLE:
+        *ret = sl_value_double(fabs(v->u.d));
+        return 0;
+    default:
+        return sl__expr_type_error(cx, "abs", v, NULL);
+    }
+}
+
+/* lower, upper: ASCII letters only; other code points are kept. */
+static int
+fn_case(const struct sl__expr_ctx *cx, uint8_t fn, const struct sl_value *v, struct sl_value *ret)
+{
+    char from = fn == SL__FN_LOWER ? 'A' : 'a';
+    uint32_t i = 0;
+
+    if (v->type == SL_TYPE_NULL) {
+        *ret = *v;
+        return 0;
+    }
+    if (v->type != SL_TYPE_STR) {
+        return sl__expr_type_error(cx, fn_name(fn), v, NULL);
+    }
+    while (i < v->len && !(v->u.s[i] >= from && v->u.s[i] <= from + 25)) {
+        i++;
+    }
+    if (i == v->len) {
+        *ret = *v; /* nothing to change: borrow */
+        return 0;
+    }
+    char *out = sl_arena_alloc(cx->arena, v->len + 1);
+    if (out == NULL) {
+        return sl__expr_oom(cx);
+    }
+    for (i = 0; i < v->len; i++) {
+        char c = v->u.s[i];
+        out[i] = (c >= from && c <= from + 25) ? (char)(c ^ 0x20) : c;
+    }
+    out[v->len] = '\0';
+    *ret = sl_value_str(out, v->len);
+    return 0;
+}
+
+static int fn_len(const struct sl__expr_ctx *cx, const struct sl_value *v, struct sl_value *ret)
+{
+    switch (v->type) {
+    case SL_TYPE_NULL:
+        *ret = *v;
+        return 0;
+    case SL_TYPE_STR:
+        *ret = sl_value_int(count_code_points(v->u.s, v->len));
+        return 0;
+    case SL_TYPE_BYTES:
+        *ret = sl_value_int(v->len);
+        return 0;
+    case SL_TYPE_ARRAY:
+    case SL_TYPE_OBJECT:
+        *ret = sl_value_int((int64_t)sl_json_count(v->u.s, v->len));
+        return 0;
+    default:
+        return sl__expr_type_error(cx, "len", v, NULL);
+    }
+}
+
+/* concat: null arguments are skipped, others converted as by to_string. */
+static int
+fn_concat(const struct sl__expr_ctx *cx, struct sl_value *argv, uint32_t argc, struct sl_value *ret)
+{
+    size_t total = 0;
+    uint32_t nonempty = 0, last = 0;
+
+    for (uint32_t i = 0; i < argc; i++) {
+        int rc = stringify(cx, &argv[i], &argv[i]);
+        if (rc != 0) {
+            return rc;
+        }
+        if (argv[i].type == SL_TYPE_STR && argv[i].len > 0) {
+            total += argv[i].len;
+            nonempty++;
+            last = i;
+        }
+    }
+    if (total > UINT32_MAX) {
+        return sl_err_set(cx->err, SL_EDATA, "concat: result longer than 4 GiB");
+    }
+    if (nonempty <= 1) {
+        *ret = nonempty == 1 ? argv[last] : sl_value_str("", 0);
+        return 0;
+    }
+    char *out = sl_arena_alloc(cx->arena, total + 1);
+    if (out == NULL) {
+        return sl__expr_oom(cx);
+    }
+    size_t o = 0;
+    for (uint32_t i = 0; i < argc; i++) {
+        if (argv[i].type == SL_TYPE_STR && argv[i].len > 0) {
+            memcpy(out + o, argv[i].u.s, argv[i].len);
+            o += argv[i].len;
+        }
+    }
+    out[o] = '\0';
+    *ret = sl_value_str(out, (uint32_t)o);
+    return 0;
+}
+
+/* substr(s, start[, len]) in code points, 0-based; out-of-range clamps. The
+ * result borrows s's bytes. */
+static int fn_substr(const struct sl__expr_ctx *cx,
+                     const struct sl_value *argv,
+                     uint32_t argc,
+                     struct sl_value *ret)
+{
+    const struct sl_value *s = &argv[0];
+
+    for (uint32_t i = 0; i < argc; i++) {
+        if (argv[i].type == SL_TYPE_NULL) {
+            *ret = sl_value_null();
+            return 0;
+        }
+    }
+    if (s->type != SL_TYPE_STR || argv[1].type != SL_TYPE_INT ||
+        (argc == 3 && argv[2].type != SL_TYPE_INT)) {
+        const char *t0 = sl_type_name((enum sl_type)s->type);
+        const char *t1 = sl_type_name((enum sl_type)argv[1].type);
+        if (argc == 2) {
+            return sl_err_set(cx->err, SL_EDATA, "cannot apply substr to %s and %s", t0, t1);
+        }
+        return sl_err_set(cx->err, SL_EDATA, "cannot apply substr to %s, %s and %s", t0, t1,
+                          sl_type_name((enum sl_type)argv[2].type));
+    }
+    int64_t start = argv[1].u.i < 0 ? 0 : argv[1].u.i;
+    uint32_t from = code_point_offset(s->u.s, s->len, start);
+    uint32_t to = s->len;
+    if (argc == 3) {
+        int64_t n = argv[2].u.i < 0 ? 0 : argv[2].u.i;
+        to = from + code_point_offset(s->u.s + from, s->len - from, n);
+    }
+    *ret = sl_value_str(s->u.s + from, to - from);
+    return 0;
+}
+
+static bool find_bytes(const char *h, size_t hlen, const char *n, size_t nlen)
+{
+    if (nlen == 0) {
+        return true;
+    }
+    for (size_t i = 0; i + nlen <= hlen; i++) {
+        const char *p = memchr(h + i, n[0], hlen - nlen - i + 1);
+        if (p == NULL) {
+            return false;
+        }
+        i = (size_t)(p - h);
+        if (memcmp(p, n, nlen) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* contains(array, x): an element equal to x (as by ==). */
+static int array_contains(const struct sl__expr_ctx *cx,
+                          const struct sl_value *arr,
+                          const struct sl_value *x,
+                          struct sl_value *ret)
+{
+    size_t n = sl_json_count(arr->u.s, arr->len);
+    struct sl_value item;
+
+    for (size_t i = 0; i < n; i++) {
+        int rc = sl_json_array_get(arr->u.s, arr->len, i, cx->arena, &item);
+        if (rc == SL_ENOMEM) {
+            return sl__expr_oom(cx);
+        }
+        if (rc != 0) {
+            return sl_err_set(cx->err, SL_EDATA, "contains: malformed JSON array");
+        }
+        if (sl__expr_equal(&item, x)) {
+            *ret = sl_value_bool(true);
+            return 0;
+        }
+    }
+    *ret = sl_value_bool(false);
+    return 0;
+}
+
+/* contains, starts_with, ends_with on strings (or bytes); contains also
+ * looks for an element of an array. */
+static int fn_match(const struct sl__expr_ctx *cx,
+                    uint8_t fn,
+                    const struct sl_value *h,
+                    const struct sl_value *n,
+                    struct sl_value *ret)
+{
+    bool text = (h->type == SL_TYPE_STR || h->type == SL_TYPE_BYTES) &&
+                (n->type == SL_TYPE_STR || n->type == SL_TYPE_BYTES);
+
+    if (h->type == SL_TYPE_NULL || n->type == SL_TYPE_NULL) {
+        *ret = sl_value_null();
+        return 0;
+    }
+    if (fn == SL__FN_CONTAINS && h->type == SL_TYPE_ARRAY) {
+        return array_contains(cx, h, n, ret);
+    }
+    if (!text) {
+        return sl__expr_type_error(cx, fn_name(fn), h, n);
+    }
+    if (fn == SL__FN_CONTAINS) {
+        *ret = sl_value_bool(find_bytes(h->u.s, h->len, n->u.s, n->len));
+    } else if (n->len > h->len) {
+        *ret = sl_value_bool(false);
+    } else {
+        const char *at = fn == SL__FN_STARTS_WITH ? h->u.s : h->u.s + h->len - n->len;
+        *ret = sl_value_bool(n->len == 0 || memcmp(at, n->u.s, n->len) == 0);
+    }
+    return 0;
+}
+
+static int
+parse_error(const struct sl__expr_ctx *cx, uint8_t fn, const struct sl_value *v, const char *what)
+{
+    return sl_err_set(cx->err, SL_EDATA, "%s: cannot parse \"%.*s\"%s as %s", fn_name(fn),
+                      (int)(v->len > 40 ? 40 : v->len), v->u.s, v->len > 40 ? "..." : "", what);
+}
+
+/* Parses [+-]digits exactly, within int64. */
+static bool parse_int(const char *s, uint32_t len, int64_t *ret)
+{
+    uint32_t i = (len > 0 && (s[0] == '-' || s[0] == '+')) ? 1 : 0;
+    bool neg = len > 0 && s[0] == '-';
+    uint64_t limit = neg ? (UINT64_C(1) << 63) : (uint64_t)INT64_MAX;
+    uint64_t u = 0;
+
+    if (i == len) {
+        return false;
+    }
+    for (; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return false;
+        }
+        unsigned d = (unsigned)(s[i] - '0');
+        if (u > (limit - d) / 10) {
+            return false;
+        }
+        u = u * 10 + d;
+    }
+    *ret = neg ? (int64_t)(0 - u) : (int64_t)u;
+    return true;
+}
+
+static int fn_to_int(const struct sl__expr_ctx *cx, const struct sl_value *v, struct sl_value *ret)
+{
+    int64_t i;
+    double t;
+
+    switch (v->type) {
+    case SL_TYPE_NULL:
+    case SL_TYPE_INT:
+        *ret = *v;
+        return 0;
+    case SL_TYPE_BOOL:
+        *ret = sl_value_int(v->u.b ? 1 : 0);
+        return 0;
+    case SL_TYPE_DOUBLE:
+        t = trunc(v->u.d);
+        if (!(t >= -0x1p63 && t < 0x1p63)) {
+            return sl_err_set(cx->err, SL_EDATA, "integer overflow in to_int");
+        }
+        *ret = sl_value_int((int64_t)t);
+        return 0;
+    case SL_TYPE_STR:
+        if (!parse_int(v->u.s, v->len, &i)) {
+            return parse_error(cx, SL__FN_TO_INT, v, "an int");
+        }
+        *ret = sl_value_int(i);
+        return 0;
+    default:
+        return sl__expr_type_error(cx, "to_int", v, NULL);
+    }
+}
+
+/* Parses a decimal number (strtod syntax without hex, inf and nan). */
+static bool parse_float(const char *s, uint32_t len, double *ret)
+{
+    char buf[128];
+    char *end;
+    bool digit = false;
+
+    if (len == 0 || len >= sizeof(buf)) {
+        return false;
+    }
+    for (uint32_t i = 0; i < len; i++) {
+        if (!strchr("0123456789+-.eE", s[i]) || s[i] == '\0') {
+            return false;
+        }
+        digit = digit || (s[i] >= '0' && s[i] <= '9');
+    }
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    *ret = strtod(buf, &end);
+    return digit && end == buf + len && isfinite(*ret);
+}
+
+static int
+fn_to_float(const struct sl__expr_ctx *cx, const struct sl_value *v, struct sl_value *ret)
+{
+    double d;
+
+    switch (v->type) {
+    case SL_TYPE_NULL:
+    case SL_TYPE_DOUBLE:
+        *ret = *v;
+        return 0;
+    case SL_TYPE_BOOL:
+        *ret = sl_value_double(v->u.b ? 1.0 : 0.0);
+        return 0;
+    case SL_TYPE_INT:
+        *ret = sl_value_double((double)v->u.i);
+        return 0;
+    case SL_TYPE_STR:
+        if (!parse_float(v->u.s, v->len, &d)) {
+            return parse_error(cx, SL__FN_TO_FLOAT, v, "a float");
+        }
+        *ret = sl_value_double(d);
+        return 0;
+    default:
+        return sl__expr_type_error(cx, "to_float", v, NULL);
+    }
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    if (timespec_get(&ts, TIME_UTC) != TIME_UTC) {
+        return 0;
+    }
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* coalesce: the first non-null argument; later ones are not evaluated. */
+static int
+fn_coalesce(const struct sl__expr_ctx *cx, const struct sl__expr_node *n, struct sl_value *ret)
+{
+    struct sl_value v = sl_value_null();
+
+    for (uint32_t i = 0; i < n->count && v.type == SL_TYPE_NULL; i++) {
+        int rc = sl__expr_eval_node(cx, cx->e->args[n->first + i], &v);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    *ret = v;
+    return 0;
+}
+
+int sl__expr_call(const struct sl__expr_ctx *cx,
+                  const struct sl__expr_node *n,
+                  struct sl_value *ret)
+{
+    /* The first entries are set so that gcc -O2 sees no read of an unset
+     * value (arity is checked at compile time, it cannot prove it). */
+    struct sl_value argv[SL__EXPR_MAX_ARGS];
+    argv[0] = argv[1] = argv[2] = sl_value_null();
+
+    if (n->fn == SL__FN_COALESCE) {
+        return fn_coalesce(cx, n, ret);
+    }
+    for (uint32_t i = 0; i < n->count; i++) {
+        int rc = sl__expr_eval_node(cx, cx->e->args[n->first + i], &argv[i]);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    switch (n->fn) {
+    case SL__FN_ROUND:
+    case SL__FN_FLOOR:
+    case SL__FN_CEIL:
+        return fn_round(cx, n->fn, &argv[0], ret);
+    case SL__FN_ABS:
+        return fn_abs(cx, &argv[0], ret);
+    case SL__FN_LOWER:
+    case SL__FN_UPPER:
+        return fn_case(cx, n->fn, &argv[0], ret);
+    case SL__FN_LEN:
+        return fn_len(cx, &argv[0], ret);
+    case SL__FN_CONCAT:
+        return fn_concat(cx, argv, n->count, ret);
+    case SL__FN_SUBSTR:
+        return fn_substr(cx, argv, n->count, ret);
+    case SL__FN_CONTAINS:
+    case SL__FN_STARTS_WITH:
+    case SL__FN_ENDS_WITH:
+        return fn_match(cx, n->fn, &argv[0], &argv[1], ret);
+    case SL__FN_TO_INT:
+        return fn_to_int(cx, &argv[0], ret);
+    case SL__FN_TO_FLOAT:
+        return fn_to_float(cx, &argv[0], ret);
+    case SL__FN_TO_STRING:
+        return stringify(cx, &argv[0], ret);
+    default:
+        *ret = sl_value_int(now_ms());
+        return 0;
+    }
+}

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/* memory_limit: a byte budget for records in flight. Source threads acquire
+ * bytes before they read a block (and wait while the budget is spent); the
+ * bytes come back when the batch is freed, on whatever thread frees it. */
+#ifndef SL_FLOW_H
+#define SL_FLOW_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct sl_flow {
+    uint64_t limit;            /* bytes; immutable after init */
+    atomic_uint_fast64_t used; /* bytes charged now */
+    atomic_uint_fast64_t peak; /* highest `used` seen (metrics) */
+    atomic_int waiters;        /* threads blocked in acquire */
+    pthread_mutex_t lock;      /* only for the sleep/wake handshake */
+    pthread_cond_t cond;
+};
+
+void sl_flow_init(struct sl_flow *flow, uint64_t limit);
+void sl_flow_release_all(struct sl_flow *flow);
+/* Charges bytes, waiting while used + bytes > limit (a charge larger than the
+ * limit is allowed when nothing else is in flight, so a huge line can pass).
+ * Returns 0, or SL_ECANCELED if *cancel became true while waiting.
+ * Thread: source threads (blocks). */
+int sl_flow_acquire(struct sl_flow *flow, uint64_t bytes, const atomic_bool *cancel);
+/* Charges bytes without waiting (a batch that grew after its charge).
+ * Thread: any. */
+void sl_flow_force(struct sl_flow *flow, uint64_t bytes);
+/* Gives bytes back and wakes waiters. Thread: any; never blocks for long. */
+void sl_flow_release(struct sl_flow *flow, uint64_t bytes);
+/* Wakes every waiter so it re-checks its cancel flag. */
+void sl_flow_wake_all(struct sl_flow *flow);
+
+#endif

@@ -1,0 +1,311 @@
+/* SPDX-License-Identifier: MIT */
+/* Building the running pipeline from a checked config: nodes, rings, edges,
+ * dead-letter owners, path counts for sinks; and tearing it down. Thread:
+ * main only. */
+#include "mem.h"
+#include "runtime.h"
+
+#include <string.h>
+#include <unistd.h>
+
+/* Raw blocks waiting for decode per source: enough to keep every worker busy. */
+#define SOURCE_RING_MIN 4
+
+static struct sl_node *find_node(struct sl_pipeline *pl, const char *name)
+{
+    for (size_t i = 0; i < pl->nnodes; i++) {
+        if (strcmp(pl->nodes[i].name, name) == 0) {
+            return &pl->nodes[i];
+        }
+    }
+    return NULL;
+}
+
+static int add_consumer(struct sl_out *out, struct sl_node *consumer)
+{
+    struct sl_node **to = sl_realloc(out->to, (out->n + 1) * sizeof(*to));
+
+    if (to == NULL) {
+        return SL_ENOMEM;
+    }
+    to[out->n++] = consumer;
+    out->to = to;
+    return 0;
+}
+
+static int add_producer(struct sl_node *node, struct sl_node *producer)
+{
+    struct sl_node **ups = sl_realloc(node->ups, (node->nups + 1) * sizeof(*ups));
+
+    if (ups == NULL) {
+        return SL_ENOMEM;
+    }
+    ups[node->nups++] = producer;
+    node->ups = ups;
+    atomic_fetch_add(&node->ups_open, 1);
+    return 0;
+}
+
+static int init_outputs(struct sl_node *node)
+{
+    const char *names[64];
+    size_t extra = 0;
+
+    if (node->type->outputs != NULL) {
+        extra = node->type->outputs(node->cn->conf, names, 64);
+    }
+    node->nouts = 1 + extra;
+    node->outs = sl_calloc(node->nouts, sizeof(*node->outs));
+    if (node->outs == NULL) {
+        return SL_ENOMEM;
+    }
+    for (size_t i = 0; i < extra; i++) {
+        node->outs[1 + i].name = names[i];
+    }
+    return 0;
+}
+
+static size_t find_output(const struct sl_node *node, const char *name)
+{
+    if (name == NULL) {
+        return 0;
+    }
+    for (size_t i = 1; i < node->nouts; i++) {
+        if (strcmp(node->outs[i].name, name) == 0) {
+            return i;
+        }
+    }
+    return SIZE_MAX;
+}
+
+static int init_node(struct sl_pipeline *pl,
+                     struct sl_node *node,
+                     const struct sl_conf_node *cn,
+                     uint32_t index,
+                     int threads)
+{
+    node->pl = pl;
+    node->cn = cn;
+    node->type = cn->type;
+    node->name = cn->name;
+    node->index = index;
+    node->max_tasks = (uint32_t)cn->workers;
+    uint32_t cap = (uint32_t)cn->queue;
+    if (cn->kind == SLUICE_KIND_SOURCE) {
+        /* Decoding is stateless: as many decode tasks as threads. */
+        node->max_tasks = (uint32_t)threads;
+        cap = cap < SOURCE_RING_MIN ? SOURCE_RING_MIN : cap;
+        atomic_init(&node->ups_open, 1); /* its reading thread */
+    } else if (cn->kind == SLUICE_KIND_SINK) {
+        node->max_tasks = 1; /* a sink writes in order, one batch at a time */
+    }
+    if (node->max_tasks > 64) {
+        node->max_tasks = 64;
+    }
+    node->in = sl_ring_new(cap);
+    node->tasks = sl_calloc(node->max_tasks, sizeof(*node->tasks));
+    if (node->in == NULL || node->tasks == NULL) {
+        return SL_ENOMEM;
+    }
+    for (uint32_t i = 0; i < node->max_tasks; i++) {
+        node->tasks[i].node = node;
+        node->tasks[i].slot = i;
+        node->tasks[i].task.fn = NULL; /* set by runtime.c via sl__node_task_fn */
+    }
+    atomic_init(&node->free_slots, node->max_tasks == 64
+                                       ? ~(uint_fast64_t)0
+                                       : (((uint_fast64_t)1 << node->max_tasks) - 1));
+    return init_outputs(node);
+}
+
+static int link_inputs(struct sl_pipeline *pl, struct sl_node *node, struct sl_err *err)
+{
+    for (size_t j = 0; j < node->cn->ninputs; j++) {
+        const struct sl_conf_input *in = &node->cn->inputs[j];
+        struct sl_node *up = find_node(pl, in->node);
+        size_t o = up != NULL ? find_output(up, in->output) : SIZE_MAX;
+        if (o == SIZE_MAX) {
+            return sl_err_set(err, SL_ECONFIG, "%s: unknown input %s", node->name, in->node);
+        }
+        if (add_consumer(&up->outs[o], node) != 0 || add_producer(node, up) != 0) {
+            return sl_err_set(err, SL_ENOMEM, "out of memory");
+        }
+    }
+    return 0;
+}
+
+/* The sink that writes dead letters made at node: follow the first consumer. */
+static uint32_t dl_owner(struct sl_node *node)
+{
+    if (node->cn->kind == SLUICE_KIND_SINK) {
+        return node->index;
+    }
+    for (size_t o = 0; o < node->nouts; o++) {
+        if (node->outs[o].n > 0) {
+            return dl_owner(node->outs[o].to[0]);
+        }
+    }
+    return node->index; /* unreachable for a checked config */
+}
+
+/* Number of distinct edge paths from node to sink. */
+static uint32_t count_paths(const struct sl_node *node, const struct sl_node *sink)
+{
+    if (node == sink) {
+        return 1;
+    }
+    uint32_t n = 0;
+    for (size_t o = 0; o < node->nouts; o++) {
+        for (size_t c = 0; c < node->outs[o].n; c++) {
+            n += count_paths(node->outs[o].to[c], sink);
+        }
+    }
+    return n;
+}
+
+static int init_paths(struct sl_pipeline *pl)
+{
+    for (size_t s = 0; s < pl->nnodes; s++) {
+        struct sl_node *sink = &pl->nodes[s];
+        if (sink->cn->kind != SLUICE_KIND_SINK) {
+            continue;
+        }
+        sink->paths = sl_calloc(pl->nnodes, sizeof(*sink->paths));
+        if (sink->paths == NULL) {
+            return SL_ENOMEM;
+        }
+        for (size_t i = 0; i < pl->nnodes; i++) {
+            if (pl->nodes[i].cn->kind == SLUICE_KIND_SOURCE && sink != pl->dead_letter) {
+                sink->paths[i] = count_paths(&pl->nodes[i], sink);
+            }
+        }
+    }
+    return 0;
+}
+
+static int open_nodes(struct sl_pipeline *pl, struct sl_err *err)
+{
+    /* Sinks first (sources ask them for positions), then stages, then sources. */
+    static const enum sluice_stage_kind order[] = {SLUICE_KIND_SINK, SLUICE_KIND_TRANSFORM,
+                                                   SLUICE_KIND_SOURCE};
+    for (size_t k = 0; k < 3; k++) {
+        for (size_t i = 0; i < pl->nnodes; i++) {
+            struct sl_node *node = &pl->nodes[i];
+            if (node->cn->kind != order[k] || node->type->open == NULL) {
+                continue;
+            }
+            int rc = node->type->open(node, err);
+            if (rc != 0) {
+                return rc;
+            }
+        }
+    }
+    return 0;
+}
+
+extern void sl__node_task_run(struct sl_task *task);
+
+static int build(struct sl_pipeline *pl, struct sl_err *err)
+{
+    struct sl_conf *conf = pl->conf;
+    int threads = conf->threads > 0 ? (int)conf->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+
+    if (threads < 1) {
+        threads = 1;
+    }
+    pl->nnodes = conf->nnodes + (conf->dead_letter != NULL ? 1 : 0);
+    pl->nodes = sl_calloc(pl->nnodes, sizeof(*pl->nodes));
+    if (pl->nodes == NULL) {
+        return sl_err_set(err, SL_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < pl->nnodes; i++) {
+        const struct sl_conf_node *cn = i < conf->nnodes ? &conf->nodes[i] : conf->dead_letter;
+        if (init_node(pl, &pl->nodes[i], cn, (uint32_t)i, threads) != 0) {
+            return sl_err_set(err, SL_ENOMEM, "out of memory");
+        }
+        for (uint32_t t = 0; t < pl->nodes[i].max_tasks; t++) {
+            pl->nodes[i].tasks[t].task.fn = sl__node_task_run;
+        }
+        if (pl->nodes[i].cn->kind == SLUICE_KIND_SINK) {
+            atomic_fetch_add(&pl->sinks_open, 1);
+        }
+    }
+    if (conf->dead_letter != NULL) {
+        pl->dead_letter = &pl->nodes[pl->nnodes - 1];
+    }
+    for (size_t i = 0; i < pl->nnodes; i++) {
+        int rc = link_inputs(pl, &pl->nodes[i], err);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    for (size_t i = 0; i < pl->nnodes; i++) {
+        pl->nodes[i].dl_owner = dl_owner(&pl->nodes[i]);
+    }
+    if (init_paths(pl) != 0) {
+        return sl_err_set(err, SL_ENOMEM, "out of memory");
+    }
+    pl->sched = sl_sched_new(threads, err);
+    if (pl->sched == NULL) {
+        return err->code ? err->code : SL_ENOMEM;
+    }
+    return open_nodes(pl, err);
+}
+
+int sl_pipeline_new(struct sl_conf *conf, struct sl_pipeline **ret_pl, struct sl_err *err)
+{
+    struct sl_pipeline *pl = sl_calloc(1, sizeof(*pl));
+
+    if (pl == NULL) {
+        return sl_err_set(err, SL_ENOMEM, "out of memory");
+    }
+    pl->conf = conf;
+    sl_flow_init(&pl->flow, conf->memory_limit);
+    pthread_mutex_init(&pl->lock, NULL);
+    pthread_cond_init(&pl->done, NULL);
+    int rc = build(pl, err);
+    if (rc != 0) {
+        sl_pipeline_free(pl);
+        return rc;
+    }
+    *ret_pl = pl;
+    return 0;
+}
+
+struct sl_pipeline *sl_pipeline_free(struct sl_pipeline *pl)
+{
+    if (pl == NULL) {
+        return NULL;
+    }
+    sl_pipeline_stop(pl);
+    for (size_t i = 0; i < pl->nnodes; i++) {
+        if (pl->nodes[i].thread_started) {
+            pthread_join(pl->nodes[i].thread, NULL);
+        }
+    }
+    pl->sched = sl_sched_free(pl->sched);
+    for (size_t i = 0; i < pl->nnodes && pl->nodes != NULL; i++) {
+        struct sl_node *node = &pl->nodes[i];
+        if (node->type != NULL && node->type->close != NULL) {
+            node->type->close(node);
+        }
+        void *item;
+        while (node->in != NULL && sl_ring_try_pop(node->in, &item) == 0) {
+            sl_batch_unref(item);
+        }
+        sl_ring_free(node->in);
+        for (size_t o = 0; o < node->nouts; o++) {
+            sl_free(node->outs[o].to);
+        }
+        sl_free(node->outs);
+        sl_free(node->ups);
+        sl_free(node->tasks);
+        sl_free(node->paths);
+    }
+    sl_free(pl->nodes);
+    sl_flow_release_all(&pl->flow);
+    pthread_mutex_destroy(&pl->lock);
+    pthread_cond_destroy(&pl->done);
+    sl_free(pl);
+    return NULL;
+}

@@ -1,0 +1,324 @@
+/* SPDX-License-Identifier: MIT */
+/* Bounded MPMC ring (see ring.h). Storage is a power-of-two array of slots,
+ * each with a sequence number in the style of Dmitry Vyukov's bounded queue:
+ * a slot whose seq equals a position is free for the push at that position,
+ * seq == position + 1 means it holds that push's item. A separate counter of
+ * free slots implements the exact logical capacity and reservations, so a
+ * reserved push always finds a slot. Pushers that must block park on a
+ * mutex/condvar pair that poppers only touch when somebody waits. */
+#include "ring.h"
+
+#include "err.h"
+#include "mem.h"
+
+#include <pthread.h>
+#include <sched.h>
+
+/* Separates fields written by different sides so they do not share a cache
+ * line (padding instead of alignas: sl_malloc only guarantees malloc
+ * alignment). */
+#define RING_PAD 64
+
+/* Busy polls before push_wait parks, and before push_reserved yields. */
+#define RING_SPIN 64
+
+struct ring_slot {
+    _Atomic uint64_t seq; /* acquire/release: hands the slot between one pusher and one popper */
+    void *item;           /* written by the pusher that saw seq == pos, read by the popper that
+                             saw seq == pos + 1; ordered by seq, so not atomic */
+};
+
+struct sl_ring {
+    /* Read-only after sl_ring_new. */
+    struct ring_slot *slots; /* size entries */
+    uint64_t mask;           /* size - 1, size = capacity rounded up to a power of two */
+    uint32_t size;
+    uint32_t capacity; /* logical bound on items + reservations */
+    char pad0[RING_PAD];
+
+    _Atomic uint64_t tail; /* next push position; seq_cst fetch_add (see sl_ring_count) */
+    char pad1[RING_PAD];
+
+    _Atomic uint64_t head; /* next pop position; relaxed CAS, slots carry the ordering */
+    char pad2[RING_PAD];
+
+    atomic_int free_slots; /* capacity - items - reservations; seq_cst (pairs with waiters) */
+    atomic_int waiters;    /* threads in push_wait's slow path; seq_cst (pairs with free_slots) */
+    pthread_mutex_t mu;    /* protects the sleep of push_wait against lost wake-ups */
+    pthread_cond_t cv;     /* signalled when a slot frees up while waiters > 0 */
+    char pad3[RING_PAD];
+};
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __asm__ __volatile__("pause");
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+struct sl_ring *sl_ring_new(uint32_t capacity)
+{
+    struct sl_ring *ring;
+    uint32_t size = 1;
+
+    SL_ASSERT(capacity >= 1 && capacity <= SL_RING_CAPACITY_MAX);
+    while (size < capacity) {
+        size <<= 1;
+    }
+    ring = sl_calloc(1, sizeof(*ring));
+    if (ring == NULL) {
+        return NULL;
+    }
+    ring->slots = sl_malloc((size_t)size * sizeof(*ring->slots));
+    if (ring->slots == NULL) {
+        sl_free(ring);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < size; i++) {
+        /* Relaxed: the ring is not shared yet; publishing the ring pointer to
+         * other threads is the caller's job and orders these stores. */
+        atomic_init(&ring->slots[i].seq, i);
+        ring->slots[i].item = NULL;
+    }
+    ring->size = size;
+    ring->mask = size - 1;
+    ring->capacity = capacity;
+    atomic_init(&ring->tail, 0);
+    atomic_init(&ring->head, 0);
+    atomic_init(&ring->free_slots, (int)capacity);
+    atomic_init(&ring->waiters, 0);
+    /* Default attributes cannot fail on Linux except for resources that a
+     * mutex and a condvar do not use. */
+    (void)pthread_mutex_init(&ring->mu, NULL);
+    (void)pthread_cond_init(&ring->cv, NULL);
+    return ring;
+}
+
+struct sl_ring *sl_ring_free(struct sl_ring *ring)
+{
+    if (ring == NULL) {
+        return NULL;
+    }
+    (void)pthread_cond_destroy(&ring->cv);
+    (void)pthread_mutex_destroy(&ring->mu);
+    sl_free(ring->slots);
+    sl_free(ring);
+    return NULL;
+}
+
+int sl_ring_try_reserve(struct sl_ring *ring)
+{
+    /* seq_cst load and CAS: push_wait announces itself in waiters and then
+     * re-checks free_slots here, while a popper increments free_slots and then
+     * reads waiters (release_slot). Both sides need store->load order so that
+     * at least one sees the other (the Dekker pattern); acquire/release does
+     * not forbid both reading stale values. On x86 the load is a plain mov and
+     * the CAS a locked instruction either way. Slot contents are ordered by
+     * the slot seq, not by this counter. */
+    int n = atomic_load_explicit(&ring->free_slots, memory_order_seq_cst);
+
+    while (n > 0) {
+        if (atomic_compare_exchange_weak_explicit(&ring->free_slots, &n, n - 1,
+                                                  memory_order_seq_cst, memory_order_seq_cst)) {
+            return 0;
+        }
+    }
+    return SL_EAGAIN;
+}
+
+/* Returns one slot to free_slots and wakes pushers parked in push_wait. */
+static void release_slot(struct sl_ring *ring)
+{
+    /* seq_cst increment then seq_cst load of waiters: the popper half of the
+     * Dekker pattern described in sl_ring_try_reserve. If this load reads 0,
+     * any pusher that registers later is guaranteed to see the new free slot
+     * in its re-check, so skipping the wake-up is safe. */
+    atomic_fetch_add_explicit(&ring->free_slots, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&ring->waiters, memory_order_seq_cst) > 0) {
+        /* Broadcast, not signal: waiters may have different cancel flags, and
+         * one woken for a slot another thread took must not leave a second
+         * waiter asleep while a slot is free. There is rarely more than one
+         * waiter (one source thread per ring). */
+        pthread_mutex_lock(&ring->mu);
+        pthread_cond_broadcast(&ring->cv);
+        pthread_mutex_unlock(&ring->mu);
+    }
+}
+
+void sl_ring_cancel_reserve(struct sl_ring *ring)
+{
+    /* Relaxed: a sanity check. While we hold a reservation no other thread
+     * can raise the count to the capacity. */
+    SL_ASSERT(atomic_load_explicit(&ring->free_slots, memory_order_relaxed) < (int)ring->capacity);
+    release_slot(ring);
+}
+
+void sl_ring_push_reserved(struct sl_ring *ring, void *item)
+{
+    /* seq_cst, although the slot seq below carries the data: it makes the
+     * promise of sl_ring_count hold (a caller that pushes, then reads its own
+     * seq_cst flag, pairs with one that writes the flag, then counts). It
+     * costs nothing extra on x86, where every RMW is a full barrier. The
+     * reservation guarantees that the pop of position pos - size has at least
+     * been claimed, so the wait below only spans the end of that pop. */
+    uint64_t pos = atomic_fetch_add_explicit(&ring->tail, 1, memory_order_seq_cst);
+    struct ring_slot *slot = &ring->slots[pos & ring->mask];
+    unsigned spins = 0;
+
+    SL_ASSERT(item != NULL);
+    /* Acquire: pairs with the popper's release store of seq = pos, so its read
+     * of the previous item happens before our write below. */
+    while (atomic_load_explicit(&slot->seq, memory_order_acquire) != pos) {
+        if (++spins < RING_SPIN) {
+            cpu_relax();
+        } else {
+            (void)sched_yield();
+        }
+    }
+    slot->item = item;
+    /* Release: publishes item to the popper that acquires seq == pos + 1. */
+    atomic_store_explicit(&slot->seq, pos + 1, memory_order_release);
+}
+
+int sl_ring_try_push(struct sl_ring *ring, void *item)
+{
+    int rc = sl_ring_try_reserve(ring);
+
+    if (rc == 0) {
+        sl_ring_push_reserved(ring, item);
+    }
+    return rc;
+}
+
+/* Slow path of sl_ring_push_wait: sleeps until a slot is reserved (0) or
+ * cancel is set (SL_ECANCELED). */
+static int reserve_wait(struct sl_ring *ring, const atomic_bool *cancel)
+{
+    int rc;
+
+    pthread_mutex_lock(&ring->mu);
+    /* seq_cst: the pusher half of the Dekker pattern (see try_reserve): the
+     * re-check below cannot miss a slot freed by a popper that then read
+     * waiters == 0. */
+    atomic_fetch_add_explicit(&ring->waiters, 1, memory_order_seq_cst);
+    for (;;) {
+        rc = sl_ring_try_reserve(ring);
+        if (rc == 0) {
+            break;
+        }
+        /* Relaxed: wake_all takes mu after the flag is set, and we test the
+         * flag under mu before each sleep, so the mutex orders it. */
+        if (cancel != NULL && atomic_load_explicit(cancel, memory_order_relaxed)) {
+            rc = SL_ECANCELED;
+            break;
+        }
+        /* A popper that saw waiters > 0 takes mu before broadcasting, so its
+         * wake-up cannot fall between our re-check and this wait. */
+        pthread_cond_wait(&ring->cv, &ring->mu);
+    }
+    /* Relaxed: a popper reading a stale non-zero count only pays for one
+     * unneeded broadcast. */
+    atomic_fetch_sub_explicit(&ring->waiters, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&ring->mu);
+    return rc;
+}
+
+int sl_ring_push_wait(struct sl_ring *ring, void *item, const atomic_bool *cancel)
+{
+    int rc = SL_EAGAIN;
+
+    for (unsigned i = 0; i < RING_SPIN && rc != 0; i++) {
+        rc = sl_ring_try_reserve(ring);
+        if (rc != 0) {
+            cpu_relax();
+        }
+    }
+    if (rc != 0) {
+        rc = reserve_wait(ring, cancel);
+    }
+    if (rc == 0) {
+        sl_ring_push_reserved(ring, item);
+    }
+    return rc;
+}
+
+int sl_ring_try_pop(struct sl_ring *ring, void **ret_item)
+{
+    /* Relaxed: a stale head only makes the CAS below fail and retry. */
+    uint64_t pos = atomic_load_explicit(&ring->head, memory_order_relaxed);
+    struct ring_slot *slot;
+    void *item;
+
+    for (;;) {
+        slot = &ring->slots[pos & ring->mask];
+        /* Acquire: pairs with the pusher's release of seq = pos + 1, making
+         * its write of item visible. */
+        uint64_t seq = atomic_load_explicit(&slot->seq, memory_order_acquire);
+        int64_t dif = (int64_t)(seq - (pos + 1));
+
+        if (dif == 0) {
+            /* Relaxed on success and failure: the CAS only arbitrates between
+             * poppers; the item's visibility comes from the acquire above,
+             * and no pusher can reuse the slot before our release below. */
+            if (atomic_compare_exchange_weak_explicit(&ring->head, &pos, pos + 1,
+                                                      memory_order_relaxed, memory_order_relaxed)) {
+                break;
+            }
+        } else if (dif < 0) {
+            /* Empty, or the push of this position has not finished. */
+            return SL_EAGAIN;
+        } else {
+            /* Another popper took this position; catch up. Relaxed as above. */
+            pos = atomic_load_explicit(&ring->head, memory_order_relaxed);
+        }
+    }
+    item = slot->item;
+    /* Release: our read of item happens before the pusher of pos + size,
+     * which acquires this value, overwrites it. */
+    atomic_store_explicit(&slot->seq, pos + ring->size, memory_order_release);
+    release_slot(ring);
+    *ret_item = item;
+    return 0;
+}
+
+uint32_t sl_ring_count(const struct sl_ring *ring)
+{
+    /* seq_cst loads (plain moves on x86): see sl_ring_count in ring.h, and
+     * the tail increment in sl_ring_push_reserved. head is read first so that,
+     * tail only growing, the difference is rarely negative; it is clamped
+     * anyway. A stale head only overestimates. */
+    uint64_t head = atomic_load_explicit(&ring->head, memory_order_seq_cst);
+    uint64_t tail = atomic_load_explicit(&ring->tail, memory_order_seq_cst);
+
+    if (tail <= head) {
+        return 0;
+    }
+    if (tail - head > ring->capacity) {
+        return ring->capacity;
+    }
+    return (uint32_t)(tail - head);
+}
+
+uint32_t sl_ring_capacity(const struct sl_ring *ring)
+{
+    return ring->capacity;
+}
+
+uint32_t sl_ring_waiters(const struct sl_ring *ring)
+{
+    /* Relaxed: a snapshot for metrics and tests. */
+    int n = atomic_load_explicit(&ring->waiters, memory_order_relaxed);
+
+    return n > 0 ? (uint32_t)n : 0;
+}
+
+void sl_ring_wake_all(struct sl_ring *ring)
+{
+    /* Taking mu orders the caller's earlier store to the cancel flag before
+     * the waiters' next check of it (they test it under mu). */
+    pthread_mutex_lock(&ring->mu);
+    pthread_cond_broadcast(&ring->cv);
+    pthread_mutex_unlock(&ring->mu);
+}

@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: MIT */
+/* Bounded lock-free MPMC ring of pointers: the input queue of every DAG node
+ * (a slot holds a batch pointer). Pool tasks reserve a slot before they take
+ * their own input, so a worker never blocks on a full ring; source I/O threads
+ * use sl_ring_push_wait, which parks until a consumer frees a slot or the run
+ * is cancelled. Every function may be called from any thread. */
+#ifndef SL_RING_H
+#define SL_RING_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Largest capacity sl_ring_new accepts (config loaders check against it). */
+#define SL_RING_CAPACITY_MAX (UINT32_C(1) << 24)
+
+struct sl_ring;
+
+/* Returns a new empty ring that holds at most capacity items, counting slots
+ * reserved and not yet pushed; capacity must be 1..SL_RING_CAPACITY_MAX
+ * (asserted). Returns NULL on OOM. The caller owns the ring.
+ * Thread: any. */
+struct sl_ring *sl_ring_new(uint32_t capacity);
+
+/* Frees ring. Items still inside are not touched (they remain the caller's
+ * problem: drain with sl_ring_try_pop first). No thread may use the ring any
+ * more. Accepts NULL; returns NULL. Thread: any. */
+struct sl_ring *sl_ring_free(struct sl_ring *ring);
+
+/* Reserves one slot for a later sl_ring_push_reserved, so the push cannot
+ * fail. Reservations count against the capacity exactly like items. Returns 0
+ * on success, SL_EAGAIN when items + reservations already reach the capacity.
+ * Lock-free, never blocks. Thread: any. */
+int sl_ring_try_reserve(struct sl_ring *ring);
+
+/* Gives back a slot reserved by sl_ring_try_reserve and not pushed, and wakes
+ * blocked pushers if any. Never blocks for long. Thread: any. */
+void sl_ring_cancel_reserve(struct sl_ring *ring);
+
+/* Pushes item (not NULL) into a slot reserved earlier by any thread; never
+ * fails, and ownership of item passes to the ring. Does not block, except
+ * for a short wait when a consumer that is popping the previous occupant of
+ * the same physical slot has been preempted mid-pop. Thread: any. */
+void sl_ring_push_reserved(struct sl_ring *ring, void *item);
+
+/* Reserves and pushes item (not NULL). Returns 0 (the ring owns item now) or
+ * SL_EAGAIN when full (the caller still owns item). Never blocks.
+ * Thread: any. */
+int sl_ring_try_push(struct sl_ring *ring, void *item);
+
+/* Pushes item (not NULL), blocking while the ring is full: spins briefly, then
+ * sleeps until a slot is freed (pop or cancelled reservation) or
+ * sl_ring_wake_all is called. Returns 0 once pushed (the ring owns item), or
+ * SL_ECANCELED when *cancel is true and the ring is full (the caller still
+ * owns item). A free slot is taken even if *cancel is already true. cancel
+ * may be NULL (wait forever). Whoever sets *cancel must then call
+ * sl_ring_wake_all on the ring, or the waiter only notices at the next pop.
+ * Meant for dedicated source threads, never for pool workers.
+ * Thread: any (not a pool worker). */
+int sl_ring_push_wait(struct sl_ring *ring, void *item, const atomic_bool *cancel);
+
+/* Pops the oldest item into *ret_item (ownership passes to the caller).
+ * Returns 0, or SL_EAGAIN when empty; SL_EAGAIN is also returned while the
+ * oldest slot is claimed by a push that has not finished writing it. Frees a
+ * slot and wakes blocked pushers if any; no system call when nobody waits.
+ * Lock-free. Thread: any. */
+int sl_ring_try_pop(struct sl_ring *ring, void **ret_item);
+
+/* Approximate number of items held: pushes begun minus pops begun, excluding
+ * bare reservations, clamped to 0..capacity. Exact when the ring is
+ * quiescent, and a push is counted from the moment it claims its position
+ * (the item may still be in flight: a try_pop can then return SL_EAGAIN).
+ * Ordering promise, for lost-wake-up-free kicks: a push and the count are
+ * sequentially consistent, so if thread A pushes and then reads a seq_cst
+ * flag while thread B sets that flag (seq_cst) and then counts, A sees the
+ * flag or B counts the item. For metrics and idle checks. Thread: any. */
+uint32_t sl_ring_count(const struct sl_ring *ring);
+
+/* The capacity given to sl_ring_new. Thread: any. */
+uint32_t sl_ring_capacity(const struct sl_ring *ring);
+
+/* Approximate number of threads blocked (or about to block) in
+ * sl_ring_push_wait: a source stalled by backpressure. For metrics and
+ * tests. Thread: any. */
+uint32_t sl_ring_waiters(const struct sl_ring *ring);
+
+/* Wakes every thread blocked in sl_ring_push_wait so it re-checks its cancel
+ * flag (and the free slots). Takes a mutex; meant for rare events such as
+ * SIGINT drain. Thread: any. */
+void sl_ring_wake_all(struct sl_ring *ring);
+
+#endif

@@ -1,0 +1,398 @@
+/* SPDX-License-Identifier: MIT */
+/* Builds and runs the pipeline (see runtime.h): node tasks on the pool,
+ * slot reservation for backpressure, end-of-input propagation. Threads: main
+ * builds and frees; workers run tasks; source threads push raw batches. */
+#include "runtime.h"
+
+#include "mem.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Batches a task handles before it yields its thread (fairness). */
+#define TASK_BURST 8
+
+uint64_t sl_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+const char *sl_node_source_name(const struct sl_node *node, const struct sl_batch *batch)
+{
+    return batch->source < node->pl->nnodes ? node->pl->nodes[batch->source].name : "?";
+}
+
+void sl__node_task_run(struct sl_task *task);
+static void node_finish(struct sl_node *node);
+
+/* ==== Scheduling ==== */
+
+/* Starts a task for node if it has input and an idle task slot. */
+static void node_kick(struct sl_node *node)
+{
+    if (node->in == NULL || sl_ring_count(node->in) == 0) {
+        return;
+    }
+    /* seq_cst (see sl__node_task_run): taking a slot also acquires the
+     * previous task's writes to the node's state. */
+    uint_fast64_t slots = atomic_load_explicit(&node->free_slots, memory_order_seq_cst);
+    while (slots != 0) {
+        uint_fast64_t bit = slots & (~slots + 1);
+        if (atomic_compare_exchange_weak_explicit(&node->free_slots, &slots, slots & ~bit,
+                                                  memory_order_seq_cst, memory_order_seq_cst)) {
+            struct sl_node_task *t = &node->tasks[__builtin_ctzll((unsigned long long)bit)];
+            sl_sched_submit(node->pl->sched, &t->task);
+            return;
+        }
+    }
+}
+
+static void kick_producers(struct sl_node *node)
+{
+    for (size_t i = 0; i < node->nups; i++) {
+        node_kick(node->ups[i]);
+    }
+}
+
+/* Reserves one slot in every consumer ring of every output. */
+static bool reserve_outputs(struct sl_node *node)
+{
+    for (size_t o = 0; o < node->nouts; o++) {
+        for (size_t c = 0; c < node->outs[o].n; c++) {
+            if (sl_ring_try_reserve(node->outs[o].to[c]->in) != 0) {
+                /* Give back what this call took, in reverse. */
+                for (;;) {
+                    if (c == 0) {
+                        if (o == 0) {
+                            return false;
+                        }
+                        o--;
+                        c = node->outs[o].n;
+                        continue;
+                    }
+                    c--;
+                    sl_ring_cancel_reserve(node->outs[o].to[c]->in);
+                }
+            }
+        }
+    }
+    return true;
+}
+
+static void cancel_outputs(struct sl_node *node)
+{
+    for (size_t o = 0; o < node->nouts; o++) {
+        for (size_t c = 0; c < node->outs[o].n; c++) {
+            sl_ring_cancel_reserve(node->outs[o].to[c]->in);
+        }
+    }
+}
+
+/* Outputs emitted by the process() call running on this thread. */
+static _Thread_local uint64_t tl_emitted;
+
+void sl_node_emit(struct sl_node *node, size_t out, struct sl_batch *batch)
+{
+    struct sl_out *o = &node->outs[out];
+
+    SL_ASSERT((tl_emitted & ((uint64_t)1 << out)) == 0);
+    tl_emitted |= (uint64_t)1 << out;
+    if (node->cn->kind != SLUICE_KIND_SINK && o->n > 0) {
+        atomic_fetch_add_explicit(&node->c.out, batch->n, memory_order_relaxed);
+    }
+
+    if (o->n == 0) {
+        sl_batch_unref(batch);
+        return;
+    }
+    for (size_t c = 1; c < o->n; c++) {
+        sl_batch_ref(batch);
+    }
+    for (size_t c = 0; c < o->n; c++) {
+        sl_ring_push_reserved(o->to[c]->in, batch);
+        node_kick(o->to[c]);
+    }
+}
+
+static void process_one(struct sl_node *node, struct sl_batch *batch)
+{
+    uint32_t n_in = batch->n;
+    int rc;
+
+    if (node->cn->kind != SLUICE_KIND_SOURCE) {
+        atomic_fetch_add_explicit(&node->c.in, n_in, memory_order_relaxed);
+    }
+    atomic_fetch_add_explicit(&node->c.batches, 1, memory_order_relaxed);
+    tl_emitted = 0;
+    rc = node->type->process(node, batch);
+    if (rc != 0) {
+        struct sl_err err;
+        sl_err_set(&err, rc, "%s: processing failed: %s", node->name, sl_strerror(rc));
+        sl_pipeline_fail(node->pl, &err);
+    }
+    /* Give back the reservations of outputs process() did not emit on. */
+    for (size_t o = 0; o < node->nouts; o++) {
+        if ((tl_emitted & ((uint64_t)1 << o)) == 0) {
+            for (size_t c = 0; c < node->outs[o].n; c++) {
+                sl_ring_cancel_reserve(node->outs[o].to[c]->in);
+            }
+        }
+    }
+}
+
+static bool node_done_inputs(struct sl_node *node)
+{
+    return atomic_load_explicit(&node->ups_open, memory_order_acquire) == 0 &&
+           sl_ring_count(node->in) == 0;
+}
+
+/* True when every consumer ring has a free slot (a hint, rechecked by the
+ * reservation). */
+static bool outputs_have_room(struct sl_node *node)
+{
+    for (size_t o = 0; o < node->nouts; o++) {
+        for (size_t c = 0; c < node->outs[o].n; c++) {
+            struct sl_ring *ring = node->outs[o].to[c]->in;
+            if (sl_ring_count(ring) >= sl_ring_capacity(ring)) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+static uint_fast64_t all_slots(const struct sl_node *node)
+{
+    return node->max_tasks == 64 ? ~(uint_fast64_t)0 : (((uint_fast64_t)1 << node->max_tasks) - 1);
+}
+
+void sl__node_task_run(struct sl_task *task)
+{
+    struct sl_node_task *t = (struct sl_node_task *)task;
+    struct sl_node *node = t->node;
+    bool blocked = false;
+
+    for (int i = 0; i < TASK_BURST; i++) {
+        struct sl_batch *batch;
+        if (!reserve_outputs(node)) {
+            blocked = true; /* a consumer's pop kicks us again */
+            break;
+        }
+        if (sl_ring_try_pop(node->in, (void **)&batch) != 0) {
+            cancel_outputs(node);
+            break;
+        }
+        kick_producers(node);
+        process_one(node, batch);
+    }
+    /* seq_cst: giving the slot back and then reading the rings must not be
+     * reordered against a producer's push-then-read of free_slots in
+     * node_kick, or a wake-up is lost (store-load pattern). It also releases
+     * this task's writes to the node's state to the next task. */
+    atomic_fetch_or_explicit(&node->free_slots, (uint_fast64_t)1 << t->slot, memory_order_seq_cst);
+    if (node_done_inputs(node) &&
+        atomic_load_explicit(&node->free_slots, memory_order_seq_cst) == all_slots(node)) {
+        node_finish(node);
+        return;
+    }
+    /* Blocked on a full consumer: only retry if room appeared meanwhile,
+     * otherwise this would spin a worker until the consumer drains. */
+    if (!blocked || outputs_have_room(node)) {
+        node_kick(node);
+    }
+}
+
+/* A producer of node finished: the last one may finish node. */
+static void producer_done(struct sl_node *node)
+{
+    if (atomic_fetch_sub_explicit(&node->ups_open, 1, memory_order_acq_rel) != 1) {
+        return;
+    }
+    if (sl_ring_count(node->in) == 0 &&
+        atomic_load_explicit(&node->free_slots, memory_order_seq_cst) == all_slots(node)) {
+        node_finish(node);
+    } else {
+        node_kick(node);
+    }
+}
+
+/* Runs once per node when all input is processed: flush, then tell
+ * consumers. Several threads may race here; the flag picks one. */
+static void node_finish(struct sl_node *node)
+{
+    bool expected = false;
+
+    if (!atomic_compare_exchange_strong_explicit(&node->finished, &expected, true,
+                                                 memory_order_acq_rel, memory_order_acquire)) {
+        return;
+    }
+    if (node->type->flush != NULL) {
+        int rc = node->type->flush(node);
+        if (rc != 0) {
+            struct sl_err err;
+            sl_err_set(&err, rc, "%s: final flush failed: %s", node->name, sl_strerror(rc));
+            sl_pipeline_fail(node->pl, &err);
+        }
+    }
+    for (size_t o = 0; o < node->nouts; o++) {
+        for (size_t c = 0; c < node->outs[o].n; c++) {
+            producer_done(node->outs[o].to[c]);
+        }
+    }
+    if (node->cn->kind == SLUICE_KIND_SINK) {
+        struct sl_pipeline *pl = node->pl;
+        pthread_mutex_lock(&pl->lock);
+        if (atomic_fetch_sub_explicit(&pl->sinks_open, 1, memory_order_acq_rel) == 1) {
+            pl->end_ns = sl_now_ns();
+            pthread_cond_broadcast(&pl->done);
+        }
+        pthread_mutex_unlock(&pl->lock);
+    }
+}
+
+/* ==== Sources ==== */
+
+static void source_batch_freed(struct sl_batch *batch, void *arg)
+{
+    sl_flow_release(arg, batch->charged_bytes);
+}
+
+int sl_node_source_push(struct sl_node *node, struct sl_batch *batch)
+{
+    struct sl_pipeline *pl = node->pl;
+    /* The raw bytes now; sl_node_account adds what decoding makes. */
+    uint64_t bytes = sl_batch_bytes(batch) + 4096;
+    int rc = sl_flow_acquire(&pl->flow, bytes, &pl->stop);
+
+    if (rc != 0) {
+        return rc;
+    }
+    batch->charged_bytes = bytes;
+    batch->on_free = source_batch_freed;
+    batch->on_free_arg = &pl->flow;
+    batch->source = node->index;
+    rc = sl_ring_push_wait(node->in, batch, &pl->stop);
+    if (rc != 0) {
+        batch->on_free = NULL;
+        sl_flow_release(&pl->flow, bytes);
+        return rc;
+    }
+    node_kick(node);
+    return 0;
+}
+
+void sl_node_account(struct sl_node *node, struct sl_batch *batch)
+{
+    size_t bytes = sl_batch_bytes(batch);
+
+    if (batch->on_free == source_batch_freed && bytes > batch->charged_bytes) {
+        sl_flow_force(&node->pl->flow, bytes - batch->charged_bytes);
+        batch->charged_bytes = bytes;
+    }
+}
+
+static void *source_thread(void *arg)
+{
+    struct sl_node *node = arg;
+    int rc = node->type->run(node);
+
+    if (rc != 0 && rc != SL_ECANCELED) {
+        struct sl_err err;
+        sl_err_set(&err, rc, "%s: source failed: %s", node->name, sl_strerror(rc));
+        sl_pipeline_fail(node->pl, &err);
+    }
+    producer_done(node);
+    return NULL;
+}
+
+int sl_node_dead(struct sl_node *node,
+                 struct sl_batch *batch,
+                 const struct sl_record *rec,
+                 const char *reason)
+{
+    int rc =
+        sl_batch_add_dead(batch, rec, node->name, sl_node_source_name(node, batch), "%s", reason);
+
+    if (rc == 0) {
+        batch->dead[batch->ndead - 1].owner = node->dl_owner;
+        atomic_fetch_add_explicit(&node->c.dead, 1, memory_order_relaxed);
+    }
+    return rc;
+}
+
+void sl_pipeline_fail(struct sl_pipeline *pl, const struct sl_err *err)
+{
+    pthread_mutex_lock(&pl->lock);
+    if (!pl->failed) {
+        pl->failed = true;
+        pl->fail_err = *err;
+    }
+    pthread_mutex_unlock(&pl->lock);
+    sl_pipeline_stop(pl);
+}
+
+void sl_pipeline_stop(struct sl_pipeline *pl)
+{
+    atomic_store_explicit(&pl->stop, true, memory_order_release);
+    sl_flow_wake_all(&pl->flow);
+    for (size_t i = 0; i < pl->nnodes; i++) {
+        if (pl->nodes[i].in != NULL) {
+            sl_ring_wake_all(pl->nodes[i].in);
+        }
+    }
+}
+
+int sl_pipeline_start(struct sl_pipeline *pl, struct sl_err *err)
+{
+    pl->start_ns = sl_now_ns();
+    /* A node nobody feeds (a dead-letter store all sinks write themselves)
+     * is finished from the start. */
+    for (size_t i = 0; i < pl->nnodes; i++) {
+        struct sl_node *node = &pl->nodes[i];
+        if (node->cn->kind != SLUICE_KIND_SOURCE && node->nups == 0) {
+            node_finish(node);
+        }
+    }
+    for (size_t i = 0; i < pl->nnodes; i++) {
+        struct sl_node *node = &pl->nodes[i];
+        if (node->cn->kind != SLUICE_KIND_SOURCE) {
+            continue;
+        }
+        if (pthread_create(&node->thread, NULL, source_thread, node) != 0) {
+            sl_pipeline_stop(pl);
+            return sl_err_set(err, SL_EFATAL, "%s: cannot start thread", node->name);
+        }
+        node->thread_started = true;
+    }
+    return 0;
+}
+
+int sl_pipeline_wait(struct sl_pipeline *pl, uint64_t timeout_ns)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&pl->lock);
+    if (timeout_ns == 0) {
+        while (atomic_load(&pl->sinks_open) > 0) {
+            pthread_cond_wait(&pl->done, &pl->lock);
+        }
+    } else {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t t = (uint64_t)ts.tv_nsec + timeout_ns;
+        ts.tv_sec += (time_t)(t / 1000000000ull);
+        ts.tv_nsec = (long)(t % 1000000000ull);
+        while (atomic_load(&pl->sinks_open) > 0 && rc == 0) {
+            if (pthread_cond_timedwait(&pl->done, &pl->lock, &ts) != 0) {
+                rc = atomic_load(&pl->sinks_open) > 0 ? SL_ETIMEDOUT : 0;
+            }
+        }
+    }
+    pthread_mutex_unlock(&pl->lock);
+    return rc;
+}

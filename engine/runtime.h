@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: MIT */
+/* The running pipeline: nodes built from the config, joined by bounded rings,
+ * their (node, batch) tasks run on the work-stealing pool. Sources read on
+ * their own threads and push raw blocks into their own node's ring; decoding
+ * and every stage run on the pool; sinks restore per-stream order before
+ * writing. Backpressure: a task starts only when it could reserve a slot in
+ * every ring it will emit into; a source blocks on its full ring. */
+#ifndef SL_RUNTIME_H
+#define SL_RUNTIME_H
+
+#include "batch.h"
+#include "conf.h"
+#include "flow.h"
+#include "node.h"
+#include "ring.h"
+#include "sched.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+struct sl_pipeline;
+struct sl_node;
+
+struct sl_node_task {
+    struct sl_task task; /* submitted to the pool */
+    struct sl_node *node;
+    uint32_t slot; /* bit in node->free_slots */
+};
+
+/* An output of a node and who consumes it. */
+struct sl_out {
+    const char *name;    /* NULL for the main output, route name otherwise */
+    struct sl_node **to; /* consumers (fan-out) */
+    size_t n;
+};
+
+struct sl_counters {
+    atomic_uint_fast64_t in;      /* records received */
+    atomic_uint_fast64_t out;     /* records emitted (or written, for sinks) */
+    atomic_uint_fast64_t dropped; /* removed by a rule */
+    atomic_uint_fast64_t dead;    /* dead-lettered here */
+    atomic_uint_fast64_t batches; /* batches processed */
+};
+
+struct sl_node {
+    struct sl_pipeline *pl;
+    const struct sl_conf_node *cn;
+    const struct sl_node_type *type;
+    const char *name;
+    uint32_t index;      /* in pl->nodes */
+    void *state;         /* the type's instance data (open/close) */
+    struct sl_ring *in;  /* input ring; sources: raw blocks from their thread */
+    struct sl_out *outs; /* outs[0] main output; route outputs after it */
+    size_t nouts;
+    struct sl_node **ups; /* producers, for re-kicking after a pop */
+    size_t nups;
+    atomic_int ups_open; /* producers not yet finished (sources: their thread) */
+    atomic_uint_fast64_t
+        free_slots; /* bit i set = tasks[i] idle; acq_rel hand-off of the node's state */
+    struct sl_node_task *tasks;
+    uint32_t max_tasks; /* the node's `workers` */
+    atomic_bool finished;
+    uint32_t dl_owner; /* index of the sink node that writes this node's dead letters */
+    struct sl_counters c;
+    pthread_t thread; /* sources only */
+    bool thread_started;
+    uint32_t *paths; /* sinks: per node index, paths from that source to here */
+    void *reorder;   /* sinks: order restoration state (sink.c) */
+};
+
+struct sl_pipeline {
+    struct sl_conf *conf;
+    struct sl_sched *sched;
+    struct sl_flow flow;
+    struct sl_node *nodes;
+    size_t nnodes;
+    struct sl_node *dead_letter; /* the dead_letter sink node, or NULL */
+    atomic_bool stop;            /* sources stop reading (SIGINT/SIGTERM or failure) */
+    atomic_int sinks_open;       /* sinks not yet finished */
+    pthread_mutex_t lock;        /* guards failure info and done signalling */
+    pthread_cond_t done;
+    bool failed;
+    struct sl_err fail_err;
+    uint64_t start_ns;
+    uint64_t end_ns;
+};
+
+/* Builds the pipeline from conf (borrowed for its life): nodes, rings, pool.
+ * Opens every node (sinks first, so sources can ask them for positions).
+ * Returns 0 or an error with err filled. Thread: main. */
+int sl_pipeline_new(struct sl_conf *conf, struct sl_pipeline **ret_pl, struct sl_err *err);
+/* Starts the source threads. Thread: main. */
+int sl_pipeline_start(struct sl_pipeline *pl, struct sl_err *err);
+/* Waits until every sink finished or the timeout (ns, 0 = none) passed since
+ * the call. Returns 0 when done, SL_ETIMEDOUT. Thread: main. */
+int sl_pipeline_wait(struct sl_pipeline *pl, uint64_t timeout_ns);
+/* Asks sources to stop reading; everything in flight drains. Async-signal
+ * unsafe: call from the loop thread. */
+void sl_pipeline_stop(struct sl_pipeline *pl);
+/* Joins threads, closes nodes, frees everything. NULL ok; returns NULL. */
+struct sl_pipeline *sl_pipeline_free(struct sl_pipeline *pl);
+/* Records a runtime failure (first one wins), stops sources. Thread: any. */
+void sl_pipeline_fail(struct sl_pipeline *pl, const struct sl_err *err);
+
+/* ---- for node types ---- */
+
+/* Emits batch on output `out` (0 = main) of node; the caller's reference is
+ * transferred (fan-out adds references). Only valid inside process(); every
+ * output must be emitted exactly once per input batch, done by the runtime
+ * for types without SL_NODE_MULTI_OUTPUT. Thread: worker. */
+void sl_node_emit(struct sl_node *node, size_t out, struct sl_batch *batch);
+/* Source threads: hands a raw batch to the node's own ring, blocking while it
+ * is full. Returns 0, or SL_ECANCELED when the pipeline stops (caller still
+ * owns batch). Charges the batch to memory_limit first. Thread: source. */
+int sl_node_source_push(struct sl_node *node, struct sl_batch *batch);
+/* Charges what batch holds now (after decoding) to memory_limit, so the
+ * sources wait for real bytes, not estimates. Thread: worker. */
+void sl_node_account(struct sl_node *node, struct sl_batch *batch);
+/* Marks a record as dead: appends it to the batch's dead letters with the
+ * node's name and reason, and counts it. Returns 0 or SL_ENOMEM. */
+int sl_node_dead(struct sl_node *node,
+                 struct sl_batch *batch,
+                 const struct sl_record *rec,
+                 const char *reason);
+/* Monotonic clock in ns. */
+uint64_t sl_now_ns(void);
+/* Name of the source node a batch came from. */
+const char *sl_node_source_name(const struct sl_node *node, const struct sl_batch *batch);
+
+/* Type flag (in def.flags, beside SLUICE_STAGE_STATELESS): the type emits its
+ * outputs itself (route). */
+#define SL_NODE_MULTI_OUTPUT 0x100u
+
+#endif

@@ -1,0 +1,585 @@
+/* SPDX-License-Identifier: MIT */
+/* Fixed worker pool (see sched.h). Each worker owns a fixed-size Chase-Lev
+ * deque (Chase & Lev 2005, with the C11 orderings of Le et al. 2013, written
+ * with seq_cst operations instead of fences because ThreadSanitizer does not
+ * model fences): the owner pushes and pops at the bottom, thieves take from
+ * the top with a CAS. A full deque overflows into the injection queue, an
+ * intrusive list under a mutex that also takes tasks from non-worker threads.
+ * Idle workers steal from random victims, then park on a condvar; submitters
+ * only touch that condvar when the sleeper count says somebody is parked. */
+#include "sched.h"
+
+#include "err.h"
+#include "mem.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Entries per deque (power of two). Work beyond it goes to the injection
+ * queue, so the size only trades memory for mutex traffic under bursts. */
+#define DEQUE_SIZE 1024
+
+/* Every FAIR_TICK tasks a worker looks at the injection queue and at the
+ * oldest task of its own deque first, so LIFO order cannot starve them (the
+ * constant of Go's scheduler). */
+#define FAIR_TICK 61
+
+/* Rounds of "look everywhere, then yield" before an idle worker parks. */
+#define IDLE_ROUNDS 2
+
+/* Keeps fields written by different threads on different cache lines
+ * (padding, since sl_malloc only guarantees malloc alignment). */
+#define SCHED_PAD 64
+
+enum steal_result { STEAL_OK, STEAL_EMPTY, STEAL_RETRY };
+
+struct deque {
+    _Atomic int64_t top; /* oldest entry; thieves and the last take CAS it (seq_cst) */
+    char pad0[SCHED_PAD];
+    _Atomic int64_t bottom; /* next free entry; only the owner stores it (release or seq_cst) */
+    char pad1[SCHED_PAD];
+    _Atomic(struct sl_task *) buf[DEQUE_SIZE]; /* relaxed: a thief may read an entry the owner
+                                                  is rewriting; it then loses the top CAS */
+};
+
+struct worker {
+    struct sl_sched *s;      /* read-only */
+    int index;               /* read-only, 0..nthreads-1 */
+    pthread_t thread;        /* written by sl_sched_new before any join */
+    uint64_t rng;            /* owner only: victim choice */
+    unsigned tick;           /* owner only: fairness counter */
+    _Atomic uint64_t run;    /* owner stores, anyone loads; relaxed (statistics) */
+    _Atomic uint64_t steals; /* same */
+    char pad0[SCHED_PAD];
+    struct deque dq;
+};
+
+struct sl_sched {
+    /* Read-only while the workers run. */
+    int nthreads;
+    int started;             /* threads created (joined by stop) */
+    bool stopped;            /* stop has joined the workers; the stopping thread only */
+    struct worker **workers; /* nthreads entries, each its own allocation */
+    char pad0[SCHED_PAD];
+
+    pthread_mutex_t inject_mu;
+    struct sl_task *inject_head; /* under inject_mu */
+    struct sl_task *inject_tail; /* under inject_mu */
+    atomic_long inject_len;      /* changed under inject_mu; seq_cst increment (parking) */
+    char pad1[SCHED_PAD];
+
+    atomic_long pending; /* submitted and not finished; release decrement, acquire in stop */
+    char pad2[SCHED_PAD];
+
+    atomic_int sleepers;  /* workers parked or about to; seq_cst (pairs with task publication) */
+    atomic_uint epoch;    /* bumped under park_mu to wake a sleeper; seq_cst */
+    atomic_bool stopping; /* set under park_mu once pending reached 0 */
+    pthread_mutex_t park_mu;
+    pthread_cond_t park_cv; /* sleeping workers */
+    pthread_cond_t idle_cv; /* sl_sched_stop waiting for pending == 0 */
+};
+
+/* The worker running on this thread, NULL on other threads. */
+static _Thread_local struct worker *tls_worker;
+
+/* ==== Chase-Lev deque ==== */
+
+/* Owner only. Returns false when full. */
+static bool deque_push(struct deque *dq, struct sl_task *task)
+{
+    /* Relaxed: only this thread stores bottom. */
+    int64_t b = atomic_load_explicit(&dq->bottom, memory_order_relaxed);
+    /* Acquire: pairs with a thief's CAS of top, so its read of the entry we
+     * may now overwrite happened before our store below. */
+    int64_t t = atomic_load_explicit(&dq->top, memory_order_acquire);
+
+    if (b - t >= DEQUE_SIZE) {
+        return false;
+    }
+    /* Relaxed: published by the store of bottom below. */
+    atomic_store_explicit(&dq->buf[b & (DEQUE_SIZE - 1)], task, memory_order_relaxed);
+    /* seq_cst, not just release: release publishes the entry and the task's
+     * contents to thieves; seq_cst also orders this store before the
+     * submitter's load of sleepers (see wake_one and park). */
+    atomic_store_explicit(&dq->bottom, b + 1, memory_order_seq_cst);
+    return true;
+}
+
+/* Owner only. Returns the newest task, or NULL when empty or when a thief won
+ * the last one. */
+static struct sl_task *deque_take(struct deque *dq)
+{
+    /* Relaxed: only this thread stores bottom. */
+    int64_t b = atomic_load_explicit(&dq->bottom, memory_order_relaxed) - 1;
+    struct sl_task *task;
+    int64_t t;
+
+    /* seq_cst store then seq_cst load of top (the fence of Le et al.): either
+     * we see a thief's increment of top or the thief sees our smaller bottom,
+     * so the two never take the same entry without the CAS below. */
+    atomic_store_explicit(&dq->bottom, b, memory_order_seq_cst);
+    t = atomic_load_explicit(&dq->top, memory_order_seq_cst);
+    if (t > b) {
+        /* Empty. Release: every store of bottom publishes earlier entries. */
+        atomic_store_explicit(&dq->bottom, b + 1, memory_order_release);
+        return NULL;
+    }
+    /* Relaxed: our own earlier store. */
+    task = atomic_load_explicit(&dq->buf[b & (DEQUE_SIZE - 1)], memory_order_relaxed);
+    if (t == b) {
+        /* Last entry: race the thieves for it. seq_cst as in steal; relaxed
+         * on failure since we then return NULL without reading more. */
+        if (!atomic_compare_exchange_strong_explicit(&dq->top, &t, t + 1, memory_order_seq_cst,
+                                                     memory_order_relaxed)) {
+            task = NULL;
+        }
+        /* Release: as above. */
+        atomic_store_explicit(&dq->bottom, b + 1, memory_order_release);
+    }
+    return task;
+}
+
+/* Any thread. Takes the oldest task into *ret_task. */
+static enum steal_result deque_steal(struct deque *dq, struct sl_task **ret_task)
+{
+    /* seq_cst load of top then of bottom: the thief side of the ordering
+     * described in deque_take. The bottom load also acquires the owner's
+     * release of the entry and of the task it points to. */
+    int64_t t = atomic_load_explicit(&dq->top, memory_order_seq_cst);
+    int64_t b = atomic_load_explicit(&dq->bottom, memory_order_seq_cst);
+    struct sl_task *task;
+
+    if (t >= b) {
+        return STEAL_EMPTY;
+    }
+    /* Relaxed: ordered by the bottom load; if the owner rewrote the entry in
+     * between, top moved and the CAS below fails. */
+    task = atomic_load_explicit(&dq->buf[t & (DEQUE_SIZE - 1)], memory_order_relaxed);
+    /* seq_cst: pairs with the owner's take of the last entry (and its release
+     * part with deque_push's acquire of top). Relaxed on failure: we retry. */
+    if (!atomic_compare_exchange_strong_explicit(&dq->top, &t, t + 1, memory_order_seq_cst,
+                                                 memory_order_relaxed)) {
+        return STEAL_RETRY;
+    }
+    *ret_task = task;
+    return STEAL_OK;
+}
+
+/* Any thread: whether the deque looks non-empty. seq_cst loads: part of the
+ * parking protocol (see park). */
+static bool deque_busy(struct deque *dq)
+{
+    int64_t t = atomic_load_explicit(&dq->top, memory_order_seq_cst);
+    int64_t b = atomic_load_explicit(&dq->bottom, memory_order_seq_cst);
+
+    return b > t;
+}
+
+/* ==== Injection queue ==== */
+
+static void inject_push(struct sl_sched *s, struct sl_task *task)
+{
+    task->sl__next = NULL;
+    pthread_mutex_lock(&s->inject_mu);
+    if (s->inject_tail != NULL) {
+        s->inject_tail->sl__next = task;
+    } else {
+        s->inject_head = task;
+    }
+    s->inject_tail = task;
+    /* seq_cst: orders the publication before the submitter's load of
+     * sleepers (see park); the list itself is ordered by the mutex. */
+    atomic_fetch_add_explicit(&s->inject_len, 1, memory_order_seq_cst);
+    pthread_mutex_unlock(&s->inject_mu);
+}
+
+static struct sl_task *inject_pop(struct sl_sched *s)
+{
+    struct sl_task *task;
+
+    /* Relaxed: a hint that avoids the mutex when empty. A stale 0 is safe:
+     * the worker re-checks with seq_cst in park before sleeping. */
+    if (atomic_load_explicit(&s->inject_len, memory_order_relaxed) == 0) {
+        return NULL;
+    }
+    pthread_mutex_lock(&s->inject_mu);
+    task = s->inject_head;
+    if (task != NULL) {
+        s->inject_head = task->sl__next;
+        if (s->inject_head == NULL) {
+            s->inject_tail = NULL;
+        }
+        /* Relaxed: under the mutex; only the increment takes part in the
+         * parking protocol. */
+        atomic_fetch_sub_explicit(&s->inject_len, 1, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&s->inject_mu);
+    return task;
+}
+
+/* ==== Finding work, parking ==== */
+
+static uint64_t next_random(struct worker *w)
+{
+    /* xorshift64: victim choice only needs to spread thieves. */
+    w->rng ^= w->rng << 13;
+    w->rng ^= w->rng >> 7;
+    w->rng ^= w->rng << 17;
+    return w->rng;
+}
+
+/* Adds one to an owner-written statistic. */
+static void count(_Atomic uint64_t *counter)
+{
+    /* Relaxed load and store rather than an RMW: only the owner writes, and
+     * readers only want an approximate total. */
+    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+static struct sl_task *steal_any(struct worker *w)
+{
+    struct sl_sched *s = w->s;
+    struct sl_task *task = NULL;
+    bool contended = true;
+
+    /* A lost CAS means the victim had work: look again before giving up. */
+    for (int round = 0; contended && round < 4; round++) {
+        int start = (int)(next_random(w) % (uint64_t)s->nthreads);
+
+        contended = false;
+        for (int i = 0; i < s->nthreads; i++) {
+            struct worker *victim = s->workers[(start + i) % s->nthreads];
+            enum steal_result res;
+
+            if (victim == w) {
+                continue;
+            }
+            res = deque_steal(&victim->dq, &task);
+            if (res == STEAL_OK) {
+                count(&w->steals);
+                return task;
+            }
+            contended |= res == STEAL_RETRY;
+        }
+    }
+    return NULL;
+}
+
+static struct sl_task *find_task(struct worker *w)
+{
+    struct sl_task *task = NULL;
+
+    if (++w->tick % FAIR_TICK == 0) {
+        task = inject_pop(w->s);
+        if (task == NULL && deque_steal(&w->dq, &task) != STEAL_OK) {
+            task = NULL;
+        }
+        if (task != NULL) {
+            return task;
+        }
+    }
+    task = deque_take(&w->dq);
+    if (task == NULL) {
+        task = inject_pop(w->s);
+    }
+    if (task == NULL) {
+        task = steal_any(w);
+    }
+    return task;
+}
+
+/* Whether any queue looks non-empty. seq_cst loads, see park. */
+static bool has_work(struct sl_sched *s)
+{
+    if (atomic_load_explicit(&s->inject_len, memory_order_seq_cst) > 0) {
+        return true;
+    }
+    for (int i = 0; i < s->nthreads; i++) {
+        if (deque_busy(&s->workers[i]->dq)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Sleeps until a submitter bumps epoch or the pool stops. Returns false when
+ * the worker must exit.
+ *
+ * No lost wake-up: a submitter publishes its task (seq_cst store or RMW) then
+ * loads sleepers (seq_cst); a parker increments sleepers (seq_cst), loads
+ * epoch, then re-checks every queue (seq_cst). In the single total order of
+ * seq_cst operations either the re-check sees the task, or the submitter sees
+ * sleepers > 0 and bumps epoch under park_mu, which the parker detects before
+ * or after it waits. */
+static bool park(struct worker *w)
+{
+    struct sl_sched *s = w->s;
+    unsigned epoch;
+    bool stop;
+
+    /* seq_cst, both: the parker half of the protocol described above. */
+    atomic_fetch_add_explicit(&s->sleepers, 1, memory_order_seq_cst);
+    epoch = atomic_load_explicit(&s->epoch, memory_order_seq_cst);
+    if (has_work(s)) {
+        /* Relaxed: a submitter reading the stale count only makes one
+         * needless wake-up, not an error. */
+        atomic_fetch_sub_explicit(&s->sleepers, 1, memory_order_relaxed);
+        return true;
+    }
+    pthread_mutex_lock(&s->park_mu);
+    /* Relaxed: both fields change under park_mu, which we hold. */
+    while (atomic_load_explicit(&s->epoch, memory_order_relaxed) == epoch &&
+           !atomic_load_explicit(&s->stopping, memory_order_relaxed)) {
+        pthread_cond_wait(&s->park_cv, &s->park_mu);
+    }
+    stop = atomic_load_explicit(&s->stopping, memory_order_relaxed);
+    pthread_mutex_unlock(&s->park_mu);
+    /* Relaxed: as above. */
+    atomic_fetch_sub_explicit(&s->sleepers, 1, memory_order_relaxed);
+    return !stop;
+}
+
+/* Wakes one parked worker, if any (see park). */
+static void wake_one(struct sl_sched *s)
+{
+    /* seq_cst: the submitter half of the protocol described at park; it
+     * follows the seq_cst publication of the task. */
+    if (atomic_load_explicit(&s->sleepers, memory_order_seq_cst) == 0) {
+        return;
+    }
+    pthread_mutex_lock(&s->park_mu);
+    /* seq_cst: a parker's epoch load precedes its queue re-check, see park. */
+    atomic_fetch_add_explicit(&s->epoch, 1, memory_order_seq_cst);
+    pthread_cond_signal(&s->park_cv);
+    pthread_mutex_unlock(&s->park_mu);
+}
+
+static void run_task(struct worker *w, struct sl_task *task)
+{
+    struct sl_sched *s = w->s;
+
+    task->fn(task);
+    count(&w->run);
+    /* Release: the task's effects (and its children's submission, sequenced
+     * before) happen before stop's acquire load that sees 0. */
+    if (atomic_fetch_sub_explicit(&s->pending, 1, memory_order_release) == 1) {
+        pthread_mutex_lock(&s->park_mu);
+        pthread_cond_broadcast(&s->idle_cv);
+        pthread_mutex_unlock(&s->park_mu);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct sl_task *task;
+
+    tls_worker = w;
+    for (;;) {
+        task = find_task(w);
+        for (int i = 0; task == NULL && i < IDLE_ROUNDS; i++) {
+            (void)sched_yield();
+            task = find_task(w);
+        }
+        if (task != NULL) {
+            run_task(w, task);
+        } else if (!park(w)) {
+            break;
+        }
+    }
+    tls_worker = NULL;
+    return NULL;
+}
+
+/* ==== Public API ==== */
+
+void sl_sched_submit(struct sl_sched *s, struct sl_task *task)
+{
+    struct worker *w = tls_worker;
+
+    SL_ASSERT(task != NULL && task->fn != NULL);
+    /* Relaxed: a hint for catching misuse, not synchronisation. */
+    SL_ASSERT(!atomic_load_explicit(&s->stopping, memory_order_relaxed));
+    /* Relaxed: the increment is sequenced before the task's publication,
+     * which happens before its run and decrement, so pending cannot reach 0
+     * while the task is queued. */
+    atomic_fetch_add_explicit(&s->pending, 1, memory_order_relaxed);
+    if (w == NULL || w->s != s || !deque_push(&w->dq, task)) {
+        inject_push(s, task);
+    }
+    wake_one(s);
+}
+
+/* Tells the workers to exit once parked and joins them. */
+static void join_workers(struct sl_sched *s)
+{
+    pthread_mutex_lock(&s->park_mu);
+    /* Relaxed: workers read it under park_mu. */
+    atomic_store_explicit(&s->stopping, true, memory_order_relaxed);
+    pthread_cond_broadcast(&s->park_cv);
+    pthread_mutex_unlock(&s->park_mu);
+    for (int i = 0; i < s->started; i++) {
+        (void)pthread_join(s->workers[i]->thread, NULL);
+    }
+    s->stopped = true;
+}
+
+void sl_sched_stop(struct sl_sched *s)
+{
+    if (s->stopped) {
+        return;
+    }
+    SL_ASSERT(tls_worker == NULL || tls_worker->s != s);
+    pthread_mutex_lock(&s->park_mu);
+    /* Acquire: pairs with the release decrements, so every task's effects
+     * are visible to the caller once stop returns. A decrement to 0 takes
+     * park_mu before broadcasting, so it cannot slip between this check and
+     * the wait. */
+    while (atomic_load_explicit(&s->pending, memory_order_acquire) > 0) {
+        pthread_cond_wait(&s->idle_cv, &s->park_mu);
+    }
+    pthread_mutex_unlock(&s->park_mu);
+    join_workers(s);
+}
+
+static struct sl_sched *sched_alloc(int nthreads)
+{
+    struct sl_sched *s = sl_calloc(1, sizeof(*s));
+
+    if (s == NULL) {
+        return NULL;
+    }
+    s->nthreads = nthreads;
+    s->workers = sl_calloc((size_t)nthreads, sizeof(*s->workers));
+    if (s->workers == NULL) {
+        sl_free(s);
+        return NULL;
+    }
+    for (int i = 0; i < nthreads; i++) {
+        struct worker *w = sl_calloc(1, sizeof(*w));
+
+        if (w == NULL) {
+            for (int j = 0; j < i; j++) {
+                sl_free(s->workers[j]);
+            }
+            sl_free(s->workers);
+            sl_free(s);
+            return NULL;
+        }
+        w->s = s;
+        w->index = i;
+        w->rng = 0x9e3779b97f4a7c15u * (uint64_t)(i + 1);
+        s->workers[i] = w;
+    }
+    (void)pthread_mutex_init(&s->inject_mu, NULL);
+    (void)pthread_mutex_init(&s->park_mu, NULL);
+    (void)pthread_cond_init(&s->park_cv, NULL);
+    (void)pthread_cond_init(&s->idle_cv, NULL);
+    return s;
+}
+
+/* Starts the threads with asynchronous signals blocked (they inherit the
+ * mask). Synchronous signals stay deliverable so crashes and sanitizer
+ * reports still work. */
+static int start_workers(struct sl_sched *s, struct sl_err *err)
+{
+    static const int sync_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS};
+    sigset_t all, old;
+    int rc = 0;
+
+    (void)sigfillset(&all);
+    for (size_t i = 0; i < sizeof(sync_signals) / sizeof(sync_signals[0]); i++) {
+        (void)sigdelset(&all, sync_signals[i]);
+    }
+    (void)pthread_sigmask(SIG_BLOCK, &all, &old);
+    for (int i = 0; i < s->nthreads; i++) {
+        struct worker *w = s->workers[i];
+        char name[32];
+        int e = pthread_create(&w->thread, NULL, worker_main, w);
+
+        if (e != 0) {
+            rc = sl_err_set(err, SL_EFATAL, "cannot start worker thread: %s", strerror(e));
+            break;
+        }
+        s->started++;
+        (void)snprintf(name, sizeof(name), "sl-worker-%d", i);
+        name[15] = '\0'; /* the kernel's limit; i <= 1023 fits anyway */
+        (void)pthread_setname_np(w->thread, name);
+    }
+    (void)pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+struct sl_sched *sl_sched_new(int nthreads, struct sl_err *err)
+{
+    struct sl_sched *s;
+
+    if (nthreads < 1 || nthreads > SL_SCHED_THREADS_MAX) {
+        sl_err_set(err, SL_EINVAL, "worker threads must be 1..%d, not %d", SL_SCHED_THREADS_MAX,
+                   nthreads);
+        return NULL;
+    }
+    s = sched_alloc(nthreads);
+    if (s == NULL) {
+        sl_err_set(err, SL_ENOMEM, "out of memory for %d worker threads", nthreads);
+        return NULL;
+    }
+    if (start_workers(s, err) != 0) {
+        join_workers(s);
+        return sl_sched_free(s);
+    }
+    return s;
+}
+
+struct sl_sched *sl_sched_free(struct sl_sched *s)
+{
+    if (s == NULL) {
+        return NULL;
+    }
+    sl_sched_stop(s);
+    (void)pthread_cond_destroy(&s->idle_cv);
+    (void)pthread_cond_destroy(&s->park_cv);
+    (void)pthread_mutex_destroy(&s->park_mu);
+    (void)pthread_mutex_destroy(&s->inject_mu);
+    for (int i = 0; i < s->nthreads; i++) {
+        sl_free(s->workers[i]);
+    }
+    sl_free(s->workers);
+    sl_free(s);
+    return NULL;
+}
+
+int sl_sched_worker_index(void)
+{
+    return tls_worker != NULL ? tls_worker->index : -1;
+}
+
+int sl_sched_threads(const struct sl_sched *s)
+{
+    return s->nthreads;
+}
+
+void sl_sched_stats(const struct sl_sched *s, uint64_t *ret_run, uint64_t *ret_steals)
+{
+    uint64_t run = 0;
+    uint64_t steals = 0;
+
+    for (int i = 0; i < s->nthreads; i++) {
+        /* Relaxed: statistics. */
+        run += atomic_load_explicit(&s->workers[i]->run, memory_order_relaxed);
+        steals += atomic_load_explicit(&s->workers[i]->steals, memory_order_relaxed);
+    }
+    if (ret_run != NULL) {
+        *ret_run = run;
+    }
+    if (ret_steals != NULL) {
+        *ret_steals = steals;
+    }
+}

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: MIT */
+/* The worker pool: a fixed set of threads running tasks (a node's work on its
+ * input batches) from per-thread work-stealing deques, plus a shared injection
+ * queue for tasks submitted from other threads (sources, the event loop). Idle
+ * workers steal, then park without spinning. Every function may be called
+ * from any thread unless its comment says otherwise. */
+
+/* With engine/ on the -I path this file shadows the system <sched.h> (which
+ * <pthread.h> includes), so it first includes the next sched.h on the path, a
+ * GCC and Clang extension. It stays outside the guard: when this file was
+ * found relative to the includer, the search restarts and finds this file
+ * again through -I, and that inner copy reaches the system header.
+ * Building with -iquote for engine/ would make this unnecessary. */
+#if defined(__clang__)
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Winclude-next-absolute-path"
+#endif
+#include_next <sched.h>
+#if defined(__clang__)
+#pragma clang diagnostic pop
+#endif
+
+#ifndef SL_SCHED_H
+#define SL_SCHED_H
+
+#include <stdint.h>
+
+struct sl_err;
+struct sl_sched;
+
+#define SL_SCHED_THREADS_MAX 1024
+
+/* A unit of work. The caller embeds it in its own struct (container_of) and
+ * sets fn; fn receives the task and may submit tasks, including this one
+ * again. The caller guarantees a task is never queued twice at the same time
+ * and stays alive until fn has been called. */
+struct sl_task {
+    void (*fn)(struct sl_task *task); /* set by the caller */
+    struct sl_task *sl__next;         /* private: injection queue link */
+};
+
+/* Starts a pool of nthreads (1..SL_SCHED_THREADS_MAX) workers. Workers run
+ * with asynchronous signals blocked (SIGINT, SIGTERM... go to the thread that
+ * owns them, e.g. the event loop). Returns the pool (the caller owns it:
+ * sl_sched_free), or NULL and fills err on failure (SL_EINVAL for a bad
+ * count, SL_ENOMEM, SL_EFATAL when a thread cannot be started).
+ * Thread: any. */
+struct sl_sched *sl_sched_new(int nthreads, struct sl_err *err);
+
+/* Queues task to run once on some worker; the pool does not own the memory.
+ * From a worker of s: pushed on that worker's deque, or on the injection
+ * queue if the deque is full. A worker runs its newest task first (LIFO: the
+ * batch a task just emitted is still in cache), idle workers steal the oldest,
+ * and every 61st pick takes the injection queue and the oldest local task
+ * first, so nothing starves. From any other
+ * thread: on the injection queue (a short mutex). Wakes one parked worker if
+ * any is parked; an atomic load when none is. Never blocks for long. Must not
+ * be called after sl_sched_stop has returned or while it runs from a thread
+ * that is not a worker of s. Thread: any. */
+void sl_sched_submit(struct sl_sched *s, struct sl_task *task);
+
+/* Waits until every submitted task, and every task those submit, has run,
+ * then stops and joins the workers. Idempotent. Blocks. Thread: any thread
+ * that is not a worker of s. */
+void sl_sched_stop(struct sl_sched *s);
+
+/* Stops s if needed (see sl_sched_stop) and frees it. Accepts NULL; returns
+ * NULL. Thread: not a worker of s. */
+struct sl_sched *sl_sched_free(struct sl_sched *s);
+
+/* Index 0..n-1 of the calling worker thread, -1 on any thread that is not a
+ * pool worker. Thread: any. */
+int sl_sched_worker_index(void);
+
+/* Number of worker threads. Thread: any. */
+int sl_sched_threads(const struct sl_sched *s);
+
+/* Totals since sl_sched_new: tasks run, and tasks taken from another
+ * worker's deque. Approximate while tasks run. Either pointer may be NULL.
+ * Thread: any. */
+void sl_sched_stats(const struct sl_sched *s, uint64_t *ret_run, uint64_t *ret_steals);
+
+#endif

@@ -1,0 +1,408 @@
+/* SPDX-License-Identifier: MIT */
+/* Order restoration, batching and dead-letter delivery for sinks (sink.h). */
+#include "sink.h"
+
+#include "log.h"
+#include "mem.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define DEAD_RAW_MAX      (64 * 1024)
+#define DEAD_LOG_FIRST    10
+#define DEAD_LOG_INTERVAL 1000000000ull
+#define RETRY_PAUSE_US    100000
+
+/* One copy expected per path; pending holds out-of-order sequences. */
+struct pending {
+    uint64_t seq;
+    uint32_t got;
+    struct sl_batch *copies[4]; /* first copies; more paths than 4 use extra */
+    struct sl_batch **extra;
+};
+
+struct sl_sink_stream {
+    uint32_t source;
+    uint32_t stream;
+    uint32_t paths;
+    uint64_t next_seq;
+    struct pending *pending;
+    size_t npending;
+    size_t cap;
+};
+
+void sl_sink_init(struct sl_sink *sink,
+                  struct sl_node *node,
+                  sl_sink_write_fn write,
+                  uint64_t max_records,
+                  uint64_t max_bytes,
+                  uint64_t max_wait_ns)
+{
+    memset(sink, 0, sizeof(*sink));
+    sink->node = node;
+    sink->write = write;
+    sink->max_records = max_records;
+    sink->max_bytes = max_bytes;
+    sink->max_wait_ns = max_wait_ns;
+    sink->is_dead_letter = node->pl->dead_letter == node;
+    pthread_mutex_init(&sink->dead_lock, NULL);
+}
+
+static struct sl_batch **pending_slot(struct pending *p, uint32_t i)
+{
+    return i < 4 ? &p->copies[i] : &p->extra[i - 4];
+}
+
+void sl_sink_release(struct sl_sink *sink)
+{
+    for (size_t i = 0; i < sink->nready; i++) {
+        sl_batch_unref(sink->ready[i]);
+    }
+    sl_free(sink->ready);
+    sl_batch_unref(sink->rejects);
+    for (size_t s = 0; s < sink->nstreams; s++) {
+        struct sl_sink_stream *st = &sink->streams[s];
+        for (size_t i = 0; i < st->npending; i++) {
+            for (uint32_t c = 0; c < st->pending[i].got; c++) {
+                sl_batch_unref(*pending_slot(&st->pending[i], c));
+            }
+            sl_free(st->pending[i].extra);
+        }
+        sl_free(st->pending);
+    }
+    sl_free(sink->streams);
+    pthread_mutex_destroy(&sink->dead_lock);
+}
+
+static struct sl_sink_stream *find_stream(struct sl_sink *sink, const struct sl_batch *batch)
+{
+    for (size_t i = 0; i < sink->nstreams; i++) {
+        struct sl_sink_stream *st = &sink->streams[i];
+        if (st->source == batch->source && st->stream == batch->stream) {
+            return st;
+        }
+    }
+    struct sl_sink_stream *s = sl_realloc(sink->streams, (sink->nstreams + 1) * sizeof(*s));
+    if (s == NULL) {
+        return NULL;
+    }
+    sink->streams = s;
+    struct sl_sink_stream *st = &s[sink->nstreams++];
+    memset(st, 0, sizeof(*st));
+    st->source = batch->source;
+    st->stream = batch->stream;
+    st->paths = sink->node->paths != NULL ? sink->node->paths[batch->source] : 1;
+    if (st->paths == 0) {
+        st->paths = 1;
+    }
+    return st;
+}
+
+static int push_ready(struct sl_sink *sink, struct sl_batch *batch)
+{
+    if (sink->nready == sink->ready_cap) {
+        size_t cap = sink->ready_cap ? sink->ready_cap * 2 : 64;
+        struct sl_batch **r = sl_realloc(sink->ready, cap * sizeof(*r));
+        if (r == NULL) {
+            return SL_ENOMEM;
+        }
+        sink->ready = r;
+        sink->ready_cap = cap;
+    }
+    if (sink->nready == 0) {
+        sink->first_ready_ns = sl_now_ns();
+    }
+    sink->ready[sink->nready++] = batch;
+    sink->ready_records += batch->n;
+    sink->ready_bytes += sl_batch_bytes(batch);
+    return 0;
+}
+
+static struct pending *find_pending(struct sl_sink_stream *st, uint64_t seq)
+{
+    for (size_t i = 0; i < st->npending; i++) {
+        if (st->pending[i].seq == seq) {
+            return &st->pending[i];
+        }
+    }
+    if (st->npending == st->cap) {
+        size_t cap = st->cap ? st->cap * 2 : 16;
+        struct pending *p = sl_realloc(st->pending, cap * sizeof(*p));
+        if (p == NULL) {
+            return NULL;
+        }
+        st->pending = p;
+        st->cap = cap;
+    }
+    struct pending *p = &st->pending[st->npending++];
+    memset(p, 0, sizeof(*p));
+    p->seq = seq;
+    if (st->paths > 4) {
+        p->extra = sl_calloc(st->paths - 4, sizeof(*p->extra));
+        if (p->extra == NULL) {
+            st->npending--;
+            return NULL;
+        }
+    }
+    return p;
+}
+
+/* Moves complete sequences, in order, to the ready list. */
+static int drain_in_order(struct sl_sink *sink, struct sl_sink_stream *st)
+{
+    for (;;) {
+        size_t i;
+        for (i = 0; i < st->npending; i++) {
+            if (st->pending[i].seq == st->next_seq && st->pending[i].got == st->paths) {
+                break;
+            }
+        }
+        if (i == st->npending) {
+            return 0;
+        }
+        struct pending p = st->pending[i];
+        st->pending[i] = st->pending[--st->npending];
+        for (uint32_t c = 0; c < p.got; c++) {
+            int rc = push_ready(sink, *pending_slot(&p, c));
+            if (rc != 0) {
+                sl_free(p.extra);
+                return rc;
+            }
+        }
+        sl_free(p.extra);
+        st->next_seq++;
+    }
+}
+
+static int order_batch(struct sl_sink *sink, struct sl_batch *batch)
+{
+    if (sink->is_dead_letter) {
+        return push_ready(sink, batch);
+    }
+    struct sl_sink_stream *st = find_stream(sink, batch);
+    struct pending *p = st != NULL ? find_pending(st, batch->seq) : NULL;
+    if (p == NULL) {
+        sl_batch_unref(batch);
+        return SL_ENOMEM;
+    }
+    *pending_slot(p, p->got++) = batch;
+    return drain_in_order(sink, st);
+}
+
+/* ==== Dead letters ==== */
+
+static int
+dead_field(struct sl_record *rec, struct sl_arena *arena, const char *name, struct sl_value v)
+{
+    return sl_record_append(rec, arena, name, (uint32_t)strlen(name), v);
+}
+
+static int dead_to_record(struct sl_batch *out, const struct sl_dead *d)
+{
+    struct sl_record *rec = sl_batch_add(out);
+    struct sl_arena *a = &out->arena;
+    const struct sl_meta *m = &d->rec.meta;
+    uint32_t raw_len = d->rec.raw_len > DEAD_RAW_MAX ? DEAD_RAW_MAX : d->rec.raw_len;
+    int rc = 0;
+
+    if (rec == NULL) {
+        return SL_ENOMEM;
+    }
+    rec->meta = *m;
+    rc |= dead_field(rec, a, "_error", sl_value_str(d->error, (uint32_t)strlen(d->error)));
+    rc |= dead_field(rec, a, "_node", sl_value_str(d->node, (uint32_t)strlen(d->node)));
+    rc |= dead_field(rec, a, "_source", sl_value_str(d->source, (uint32_t)strlen(d->source)));
+    const char *stream = m->stream != NULL ? m->stream : "";
+    if (m->line > 0) {
+        rc |= dead_field(rec, a, "_file", sl_value_str(stream, (uint32_t)strlen(stream)));
+        rc |= dead_field(rec, a, "_line", sl_value_int(m->line));
+    } else {
+        rc |= dead_field(rec, a, "_topic", sl_value_str(stream, (uint32_t)strlen(stream)));
+        rc |= dead_field(rec, a, "_partition", sl_value_int(m->partition));
+        rc |= dead_field(rec, a, "_offset", sl_value_int(m->offset));
+    }
+    const char *raw = d->rec.raw != NULL ? d->rec.raw : "";
+    /* Cutting may split a UTF-8 sequence: keep the text valid. */
+    while (raw_len > 0 && raw_len < d->rec.raw_len &&
+           ((unsigned char)raw[raw_len] & 0xC0) == 0x80) {
+        raw_len--;
+    }
+    rc |= dead_field(rec, a, "_raw", sl_value_str(raw, raw_len));
+    return rc != 0 ? SL_ENOMEM : 0;
+}
+
+static void log_dead(struct sl_sink *sink, const struct sl_dead *d)
+{
+    uint64_t now = sl_now_ns();
+
+    sink->dead_logged++;
+    if (sink->dead_logged > DEAD_LOG_FIRST && now - sink->dead_log_ns < DEAD_LOG_INTERVAL) {
+        return;
+    }
+    sink->dead_log_ns = now;
+    if (d->rec.meta.line > 0) {
+        sl_log_warn("dead letter from %s (%s:%lld): %s", d->node,
+                    d->rec.meta.stream ? d->rec.meta.stream : "?", (long long)d->rec.meta.line,
+                    d->error);
+    } else {
+        sl_log_warn("dead letter from %s (%s/%d@%lld): %s", d->node,
+                    d->rec.meta.stream ? d->rec.meta.stream : "?", (int)d->rec.meta.partition,
+                    (long long)d->rec.meta.offset, d->error);
+    }
+}
+
+int sl_sink_reject(struct sl_sink *sink,
+                   const struct sl_batch *batch,
+                   const struct sl_record *rec,
+                   const char *reason)
+{
+    struct sl_node *node = sink->node;
+
+    if (sink->rejects == NULL && (sink->rejects = sl_batch_new()) == NULL) {
+        return SL_ENOMEM;
+    }
+    int rc = sl_batch_add_dead(sink->rejects, rec, node->name, sl_node_source_name(node, batch),
+                               "%s", reason);
+    if (rc == 0) {
+        sink->rejects->dead[sink->rejects->ndead - 1].owner = node->index;
+        atomic_fetch_add_explicit(&node->c.dead, 1, memory_order_relaxed);
+    }
+    return rc;
+}
+
+/* Hands the dead letters this sink owns to the dead-letter store (or the
+ * log when there is none). Runs after the batches' write succeeded. With
+ * own_dead, the write stored the batches' dead letters itself: only the
+ * write's own rejects are left. */
+static int deliver_dead(struct sl_sink *sink, struct sl_batch *const *batches, size_t n)
+{
+    struct sl_node *dlq = sink->node->pl->dead_letter;
+    struct sl_batch *out = NULL;
+    int rc = 0;
+
+    uint64_t stored = 0; /* written by our own transaction */
+
+    for (size_t b = 0; b <= n; b++) {
+        const struct sl_batch *from = b < n ? batches[b] : sink->rejects;
+        if (from == NULL) {
+            continue;
+        }
+        for (uint32_t i = 0; i < from->ndead; i++) {
+            const struct sl_dead *d = &from->dead[i];
+            if (d->owner != sink->node->index) {
+                continue;
+            }
+            if (sink->writes_own_dead) {
+                /* The write stored them (its rejects too) in its transaction. */
+                stored++;
+                continue;
+            }
+            if (dlq == NULL) {
+                log_dead(sink, d);
+                continue;
+            }
+            if (out == NULL && (out = sl_batch_new()) == NULL) {
+                return SL_ENOMEM;
+            }
+            if ((rc = dead_to_record(out, d)) != 0) {
+                sl_batch_unref(out);
+                return rc;
+            }
+        }
+    }
+    if (stored > 0) {
+        atomic_fetch_add_explicit(&dlq->c.in, stored, memory_order_relaxed);
+        atomic_fetch_add_explicit(&dlq->c.out, stored, memory_order_relaxed);
+    }
+    if (out == NULL) {
+        return 0;
+    }
+    struct sl_sink *store = sl_sink_of(dlq);
+    pthread_mutex_lock(&store->dead_lock);
+    do {
+        rc = store->write(store, &out, 1);
+        if (rc == SL_ERETRY) {
+            usleep(RETRY_PAUSE_US);
+        }
+    } while (rc == SL_ERETRY);
+    pthread_mutex_unlock(&store->dead_lock);
+    if (rc == 0) {
+        atomic_fetch_add_explicit(&dlq->c.in, out->n, memory_order_relaxed);
+        atomic_fetch_add_explicit(&dlq->c.out, out->n, memory_order_relaxed);
+    }
+    sl_batch_unref(out);
+    return rc;
+}
+
+/* ==== Writing ==== */
+
+static int write_ready(struct sl_sink *sink)
+{
+    int rc;
+
+    if (sink->nready == 0) {
+        return 0;
+    }
+    do {
+        if (sink->rejects != NULL) {
+            /* A failed attempt's rejects: the retry reports them again. */
+            atomic_fetch_sub_explicit(&sink->node->c.dead, sink->rejects->ndead,
+                                      memory_order_relaxed);
+            sink->rejects = sl_batch_unref(sink->rejects);
+        }
+        rc = sink->write(sink, sink->ready, sink->nready);
+        if (rc == SL_ERETRY) {
+            if (atomic_load_explicit(&sink->node->pl->stop, memory_order_acquire) &&
+                sink->node->pl->failed) {
+                break;
+            }
+            usleep(RETRY_PAUSE_US);
+        }
+    } while (rc == SL_ERETRY);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = deliver_dead(sink, sink->ready, sink->nready);
+    sink->rejects = sl_batch_unref(sink->rejects);
+    atomic_fetch_add_explicit(&sink->node->c.out, sink->ready_records, memory_order_relaxed);
+    for (size_t i = 0; i < sink->nready; i++) {
+        sink->ready[i] = sl_batch_unref(sink->ready[i]);
+    }
+    sink->nready = 0;
+    sink->ready_records = 0;
+    sink->ready_bytes = 0;
+    return rc;
+}
+
+static bool should_write(struct sl_sink *sink)
+{
+    if (sink->nready == 0) {
+        return false;
+    }
+    if ((sink->max_records && sink->ready_records >= sink->max_records) ||
+        (sink->max_bytes && sink->ready_bytes >= sink->max_bytes)) {
+        return true;
+    }
+    if (sink->max_wait_ns && sl_now_ns() - sink->first_ready_ns >= sink->max_wait_ns) {
+        return true;
+    }
+    /* Intelligent batching: nothing more is waiting, so waiting longer only
+     * adds latency. */
+    return sl_ring_count(sink->node->in) == 0;
+}
+
+int sl_sink_process(struct sl_sink *sink, struct sl_batch *batch)
+{
+    int rc = order_batch(sink, batch);
+
+    if (rc != 0) {
+        return rc;
+    }
+    return should_write(sink) ? write_ready(sink) : 0;
+}
+
+int sl_sink_flush(struct sl_sink *sink)
+{
+    return write_ready(sink);
+}

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: MIT */
+/* What every sink shares: per-stream order restoration (by sequence number,
+ * waiting for one copy per path when a source reaches the sink by several
+ * paths), batching of whole batches into one write (max_records, max_bytes,
+ * max_wait, early flush when the input is idle) and dead-letter delivery.
+ * A sink node runs one task at a time, so this state needs no locks; the
+ * dead-letter store is shared by all sinks and has its own lock. */
+#ifndef SL_SINK_H
+#define SL_SINK_H
+
+#include "runtime.h"
+
+#include <pthread.h>
+
+struct sl_sink;
+
+/* Writes batches (in order per stream) as one unit: all or nothing. Returns
+ * 0, SL_ERETRY (transient: the sink retries after a pause) or an error. */
+typedef int (*sl_sink_write_fn)(struct sl_sink *sink, struct sl_batch *const *batches, size_t n);
+
+struct sl_sink_stream;
+
+/* Reads the stored position of a stream (resume point): 0 with *ret_pos and
+ * the fingerprint text, SL_EOF when none is stored, or an error. */
+typedef int (*sl_sink_position_fn)(struct sl_sink *sink,
+                                   const char *stream,
+                                   int32_t partition,
+                                   int64_t *ret_pos,
+                                   char *fingerprint,
+                                   size_t fingerprint_len,
+                                   struct sl_err *err);
+
+struct sl_sink {
+    struct sl_node *node;
+    sl_sink_write_fn write;
+    sl_sink_position_fn position; /* NULL: the sink keeps no positions (at least once) */
+    bool writes_own_dead;         /* write() stores the owned dead letters itself (same DB file) */
+    bool is_dead_letter;          /* this sink is the dead-letter store: no ordering */
+    uint64_t max_records;
+    uint64_t max_bytes;
+    uint64_t max_wait_ns;
+    struct sl_batch **ready; /* in order, waiting for the next write */
+    size_t nready;
+    size_t ready_cap;
+    uint64_t ready_records;
+    uint64_t ready_bytes;
+    uint64_t first_ready_ns;
+    struct sl_sink_stream *streams; /* order restoration per (source, stream) */
+    size_t nstreams;
+    pthread_mutex_t dead_lock; /* dead-letter store only: serialises writers */
+    struct sl_batch *rejects;  /* dead letters write() made (records the store refused) */
+    uint64_t dead_logged;      /* dead letters printed (no store configured) */
+    uint64_t dead_log_ns;
+};
+
+/* Initialises sink for node; limits 0 mean "no limit". */
+void sl_sink_init(struct sl_sink *sink,
+                  struct sl_node *node,
+                  sl_sink_write_fn write,
+                  uint64_t max_records,
+                  uint64_t max_bytes,
+                  uint64_t max_wait_ns);
+/* Frees held batches and state. */
+void sl_sink_release(struct sl_sink *sink);
+/* The sink node's process(): takes the batch reference. Thread: worker. */
+int sl_sink_process(struct sl_sink *sink, struct sl_batch *batch);
+/* Writes whatever is ready (final flush at end of input). Thread: worker/main. */
+int sl_sink_flush(struct sl_sink *sink);
+/* Called by write() for a record the store refused for a data reason (e.g.
+ * a column name clash): it becomes a dead letter of this sink, delivered
+ * after the write. rec's bytes must live until then (they are in a batch
+ * being written). Returns 0 or SL_ENOMEM. */
+int sl_sink_reject(struct sl_sink *sink,
+                   const struct sl_batch *batch,
+                   const struct sl_record *rec,
+                   const char *reason);
+/* Returns the sl_sink of a sink node (every sink type's state starts with one). */
+static inline struct sl_sink *sl_sink_of(struct sl_node *node)
+{
+    return (struct sl_sink *)node->state;
+}
+
+#endif

@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: MIT */
+/* Resume positions for sources (see source.h). */
+#include "source.h"
+
+#include "sink.h"
+
+#include <stdio.h>
+#include <string.h>
+
+struct resume {
+    int64_t pos;
+    bool any;
+    bool unknown; /* a sink without positions: start over */
+    char fp[SL_FINGERPRINT_MAX];
+};
+
+static int visit(struct sl_node *node,
+                 const char *stream,
+                 int32_t partition,
+                 struct resume *r,
+                 struct sl_err *err)
+{
+    if (node->cn->kind == SLUICE_KIND_SINK) {
+        struct sl_sink *sink = sl_sink_of(node);
+        int64_t pos = 0;
+        char fp[SL_FINGERPRINT_MAX] = "";
+        if (sink == NULL || sink->position == NULL) {
+            r->unknown = true;
+            return 0;
+        }
+        int rc = sink->position(sink, stream, partition, &pos, fp, sizeof(fp), err);
+        if (rc == SL_EOF) {
+            r->unknown = true;
+            return 0;
+        }
+        if (rc != 0) {
+            return rc;
+        }
+        if (!r->any || pos < r->pos) {
+            r->pos = pos;
+            snprintf(r->fp, sizeof(r->fp), "%s", fp);
+        }
+        r->any = true;
+        return 0;
+    }
+    for (size_t o = 0; o < node->nouts; o++) {
+        for (size_t c = 0; c < node->outs[o].n; c++) {
+            int rc = visit(node->outs[o].to[c], stream, partition, r, err);
+            if (rc != 0) {
+                return rc;
+            }
+        }
+    }
+    return 0;
+}
+
+int sl_source_resume(struct sl_node *src,
+                     const char *stream,
+                     int32_t partition,
+                     int64_t *ret_pos,
+                     char *fingerprint,
+                     size_t fingerprint_len,
+                     struct sl_err *err)
+{
+    struct resume r = {0};
+    int rc = visit(src, stream, partition, &r, err);
+
+    if (rc != 0) {
+        return rc;
+    }
+    if (r.unknown || !r.any) {
+        *ret_pos = 0;
+        snprintf(fingerprint, fingerprint_len, "%s", r.any ? r.fp : "");
+        return 0;
+    }
+    *ret_pos = r.pos;
+    snprintf(fingerprint, fingerprint_len, "%s", r.fp);
+    return 0;
+}

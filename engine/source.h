@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: MIT */
+/* Helpers every source shares: where to resume a stream (the lowest stored
+ * position over the sinks it feeds) and per-worker decoder slots. */
+#ifndef SL_SOURCE_H
+#define SL_SOURCE_H
+
+#include "runtime.h"
+
+#define SL_FINGERPRINT_MAX 64
+
+/* The position to resume stream/partition from for source node src: the
+ * lowest position stored by the sinks reachable from src, with the
+ * fingerprint stored beside it ("" if none). 0 when any reachable sink keeps
+ * no positions or has none for the stream. Returns 0 or an error (SL_EIO).
+ * Thread: source. */
+int sl_source_resume(struct sl_node *src,
+                     const char *stream,
+                     int32_t partition,
+                     int64_t *ret_pos,
+                     char *fingerprint,
+                     size_t fingerprint_len,
+                     struct sl_err *err);
+
+#endif

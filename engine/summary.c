@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+/* End-of-run summary table (see summary.h). */
+#include "summary.h"
+
+static const char *kind_name(enum sluice_stage_kind kind)
+{
+    return kind == SLUICE_KIND_SOURCE ? "source" : kind == SLUICE_KIND_SINK ? "sink" : "stage";
+}
+
+void sl_summary_print(const struct sl_pipeline *pl, FILE *out)
+{
+    uint64_t end = pl->end_ns ? pl->end_ns : sl_now_ns();
+    double secs = (double)(end - pl->start_ns) / 1e9;
+
+    if (secs <= 0) {
+        secs = 1e-9;
+    }
+    fprintf(out, "%-20s %-7s %-10s %12s %12s %10s %10s %12s\n", "node", "kind", "type", "in", "out",
+            "dropped", "dead", "rate/s");
+    for (size_t i = 0; i < pl->nnodes; i++) {
+        const struct sl_node *node = &pl->nodes[i];
+        uint64_t in = atomic_load(&node->c.in);
+        uint64_t o = atomic_load(&node->c.out);
+        fprintf(out, "%-20s %-7s %-10s %12llu %12llu %10llu %10llu %12.0f\n", node->name,
+                node == pl->dead_letter ? "dlq" : kind_name(node->cn->kind), node->type->def.name,
+                (unsigned long long)in, (unsigned long long)o,
+                (unsigned long long)atomic_load(&node->c.dropped),
+                (unsigned long long)atomic_load(&node->c.dead), (double)in / secs);
+    }
+    fprintf(out, "elapsed %.3f s, peak in flight %.1f MiB\n", secs,
+            (double)atomic_load(&pl->flow.peak) / (1024.0 * 1024.0));
+}
