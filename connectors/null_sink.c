@@ -30,16 +30,6 @@ static int null_open(struct sl_node *node, struct sl_err *err)
     return 0;
 }
 
-static int null_process(struct sl_node *node, struct sl_batch *batch)
-{
-    return sl_sink_process(sl_sink_of(node), batch);
-}
-
-static int null_flush(struct sl_node *node)
-{
-    return sl_sink_flush(sl_sink_of(node));
-}
-
 static void null_close(struct sl_node *node)
 {
     if (node->state != NULL) {
@@ -61,7 +51,7 @@ const struct sl_node_type sl_stage_null = {
             .options = null_options,
         },
     .open = null_open,
-    .process = null_process,
-    .flush = null_flush,
+    .process = sl_sink_node_process,
+    .flush = sl_sink_node_flush,
     .close = null_close,
 };

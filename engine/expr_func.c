@@ -352,21 +352,22 @@ static int array_contains(const struct sl__expr_ctx *cx,
                           const struct sl_value *x,
                           struct sl_value *ret)
 {
-    size_t n = sl_json_count(arr->u.s, arr->len);
+    size_t pos = 0;
     struct sl_value item;
+    int rc;
 
-    for (size_t i = 0; i < n; i++) {
-        int rc = sl_json_array_get(arr->u.s, arr->len, i, cx->arena, &item);
-        if (rc == SL_ENOMEM) {
-            return sl__expr_oom(cx);
-        }
-        if (rc != 0) {
-            return sl_err_set(cx->err, SL_EDATA, "contains: malformed JSON array");
-        }
+    /* One pass over the text: indexing element by element is quadratic. */
+    while ((rc = sl_json_array_next(arr->u.s, arr->len, &pos, cx->arena, &item)) == 0) {
         if (sl__expr_equal(&item, x)) {
             *ret = sl_value_bool(true);
             return 0;
         }
+    }
+    if (rc == SL_ENOMEM) {
+        return sl__expr_oom(cx);
+    }
+    if (rc != SL_EOF) {
+        return sl_err_set(cx->err, SL_EDATA, "contains: malformed JSON array");
     }
     *ret = sl_value_bool(false);
     return 0;

@@ -10,6 +10,7 @@
 #include "runtime.h"
 #include "summary.h"
 
+#include <malloc.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -163,6 +164,11 @@ int main(int argc, char **argv)
     /* SQLite's allocation statistics take a global mutex per allocation
      * (about 7% of the sink's time); sluice does not use them. */
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    /* Batches are allocated on one thread and freed on another; with
+     * glibc's per-thread arenas that left peak RSS growing with the input
+     * (131-152 MB for 3M orders against 97 MB with one arena, at the same
+     * speed: allocations are per batch, not per record). */
+    mallopt(M_ARENA_MAX, 1);
     if (sl_conf_load(a.file, a.sets, a.nsets, &conf, &err) != 0) {
         fprintf(stderr, "%s\n", sl_err_format(&err, msg, sizeof(msg)));
         sl_free(a.sets);

@@ -406,3 +406,13 @@ int sl_sink_flush(struct sl_sink *sink)
 {
     return write_ready(sink);
 }
+
+int sl_sink_node_process(struct sl_node *node, struct sl_batch *batch)
+{
+    return sl_sink_process(sl_sink_of(node), batch);
+}
+
+int sl_sink_node_flush(struct sl_node *node)
+{
+    return sl_sink_flush(sl_sink_of(node));
+}

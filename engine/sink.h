@@ -74,6 +74,10 @@ int sl_sink_reject(struct sl_sink *sink,
                    const struct sl_batch *batch,
                    const struct sl_record *rec,
                    const char *reason);
+/* Node callbacks every sink type can use as they are (the node's state
+ * starts with a struct sl_sink). */
+int sl_sink_node_process(struct sl_node *node, struct sl_batch *batch);
+int sl_sink_node_flush(struct sl_node *node);
 /* Returns the sl_sink of a sink node (every sink type's state starts with one). */
 static inline struct sl_sink *sl_sink_of(struct sl_node *node)
 {

@@ -130,16 +130,33 @@ static int file_sink_open(struct sl_node *node, struct sl_err *err)
     return 0;
 }
 
-static int file_sink_process(struct sl_node *node, struct sl_batch *batch)
+/* Ends the LZ4 frame (what the compressor still buffers, then the end mark). */
+static int end_frame(struct file_sink *fsk)
 {
-    return sl_sink_process(sl_sink_of(node), batch);
+    size_t bound = LZ4F_compressBound(0, NULL);
+
+    sl_buf_reset(&fsk->out);
+    if (sl_buf_reserve(&fsk->out, bound) != 0) {
+        return SL_ENOMEM;
+    }
+    size_t e = LZ4F_compressEnd(fsk->cctx, fsk->out.data, bound, NULL);
+    LZ4F_freeCompressionContext(fsk->cctx);
+    fsk->cctx = NULL;
+    if (LZ4F_isError(e)) {
+        return SL_EIO;
+    }
+    return write_all(fsk->fd, fsk->out.data, e);
 }
 
+/* The final flush at the end of input: write, end the frame, sync. */
 static int file_sink_flush(struct sl_node *node)
 {
     struct file_sink *fsk = node->state;
     int rc = sl_sink_flush(&fsk->sink);
 
+    if (rc == 0 && fsk->cctx != NULL) {
+        rc = end_frame(fsk);
+    }
     if (rc == 0 && fsk->fd >= 0) {
         rc = fdatasync(fsk->fd) == 0 ? 0 : SL_EIO;
     }
@@ -154,11 +171,7 @@ static void file_sink_close(struct sl_node *node)
         return;
     }
     if (fsk->cctx != NULL && fsk->fd >= 0) {
-        char end[64];
-        size_t e = LZ4F_compressEnd(fsk->cctx, end, sizeof(end), NULL);
-        if (!LZ4F_isError(e)) {
-            (void)write_all(fsk->fd, end, e);
-        }
+        (void)end_frame(fsk); /* stopped before the end: keep the frame readable */
     }
     LZ4F_freeCompressionContext(fsk->cctx);
     if (fsk->fd >= 0) {
@@ -183,7 +196,7 @@ const struct sl_node_type sl_stage_file_sink = {
             .options = file_sink_options,
         },
     .open = file_sink_open,
-    .process = file_sink_process,
+    .process = sl_sink_node_process,
     .flush = file_sink_flush,
     .close = file_sink_close,
 };

@@ -185,16 +185,6 @@ static int sqlite_open(struct sl_node *node, struct sl_err *err)
     return 0;
 }
 
-static int sqlite_process(struct sl_node *node, struct sl_batch *batch)
-{
-    return sl_sink_process(sl_sink_of(node), batch);
-}
-
-static int sqlite_flush(struct sl_node *node)
-{
-    return sl_sink_flush(sl_sink_of(node));
-}
-
 static void sqlite_close(struct sl_node *node)
 {
     struct sqlite_sink *ss = node->state;
@@ -224,7 +214,7 @@ const struct sl_node_type sl_stage_sqlite = {
         },
     .check = sqlite_check,
     .open = sqlite_open,
-    .process = sqlite_process,
-    .flush = sqlite_flush,
+    .process = sl_sink_node_process,
+    .flush = sl_sink_node_flush,
     .close = sqlite_close,
 };
