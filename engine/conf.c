@@ -190,8 +190,11 @@ static int check_top_keys(struct sl__loader *ld, const struct sl__ynode *root)
 }
 
 /* *ret = the mapping under name in root, NULL when absent or empty. */
-static int section(struct sl__loader *ld, const struct sl__ynode *root, const char *name,
-                   const char *what, struct sl__ynode **ret)
+static int section(struct sl__loader *ld,
+                   const struct sl__ynode *root,
+                   const char *name,
+                   const char *what,
+                   struct sl__ynode **ret)
 {
     struct sl__ynode *val = sl__ymap_find(root, name);
     char buf[64];
@@ -253,8 +256,7 @@ static int check_name(struct sl__loader *ld, const struct sl__ynode *key)
     const struct sl_conf *conf = ld->conf;
 
     if (key->len == 0 || strspn(key->text, ok) != key->len) {
-        return sl__yerr(ld, key,
-                        "invalid node name '%s': use only letters, digits, '_' and '-'",
+        return sl__yerr(ld, key, "invalid node name '%s': use only letters, digits, '_' and '-'",
                         key->text);
     }
     for (size_t i = 0; i < conf->nnodes; i++) {
@@ -289,8 +291,11 @@ static const struct sl_node_type *find_type(const char *name, enum sluice_stage_
     return any;
 }
 
-static int load_type(struct sl__loader *ld, enum sluice_stage_kind kind, const struct sl__ynode *map,
-                     const struct sl__ynode *key, const struct sl_node_type **ret)
+static int load_type(struct sl__loader *ld,
+                     enum sluice_stage_kind kind,
+                     const struct sl__ynode *map,
+                     const struct sl__ynode *key,
+                     const struct sl_node_type **ret)
 {
     const struct sl__ynode *val = sl__ymap_find(map, "type");
     const struct sl_node_type *type;
@@ -325,8 +330,7 @@ static int load_type(struct sl__loader *ld, enum sluice_stage_kind kind, const s
 }
 
 /* Parses one inputs item: "node" or "node.output". */
-static int load_input(struct sl__loader *ld, const struct sl__ynode *item,
-                      struct sl_conf_input *in)
+static int load_input(struct sl__loader *ld, const struct sl__ynode *item, struct sl_conf_input *in)
 {
     const char *dot;
     char buf[64];
@@ -354,8 +358,11 @@ static int load_input(struct sl__loader *ld, const struct sl__ynode *item,
     return 0;
 }
 
-static int load_inputs(struct sl__loader *ld, const struct sl__ynode *map,
-                       const struct sl__ynode *key, struct sl_conf_node *cn, int dead_letter,
+static int load_inputs(struct sl__loader *ld,
+                       const struct sl__ynode *map,
+                       const struct sl__ynode *key,
+                       struct sl_conf_node *cn,
+                       int dead_letter,
                        const struct sl__ynode **ret_seq)
 {
     const struct sl__ynode *val = sl__ymap_find(map, "inputs");
@@ -413,8 +420,7 @@ static int load_common(struct sl__loader *ld, const struct sl__ynode *map, struc
         rc = sl__conf_int(ld, workers, 1, MAX_WORKERS, &cn->workers);
     }
     if (rc == 0 && cn->workers > 1 && !(cn->type->def.flags & SLUICE_STAGE_STATELESS)) {
-        return sl__yerr(ld, workers, "type '%s' does not support workers > 1",
-                        cn->type->def.name);
+        return sl__yerr(ld, workers, "type '%s' does not support workers > 1", cn->type->def.name);
     }
     if (rc == 0 && queue != NULL) {
         rc = sl__conf_int(ld, queue, 1, MAX_QUEUE, &cn->queue);
@@ -424,8 +430,12 @@ static int load_common(struct sl__loader *ld, const struct sl__ynode *map, struc
 
 /* Loads one node: key is its name, map its mapping (or whatever was written).
  * dead_letter: the top-level dead_letter sink, which takes no inputs. */
-static int load_node(struct sl__loader *ld, enum sluice_stage_kind kind, int dead_letter,
-                     const struct sl__ynode *key, struct sl__ynode *map, struct sl_conf_node *cn,
+static int load_node(struct sl__loader *ld,
+                     enum sluice_stage_kind kind,
+                     int dead_letter,
+                     const struct sl__ynode *key,
+                     struct sl__ynode *map,
+                     struct sl_conf_node *cn,
                      const struct sl__ynode **ret_in)
 {
     char buf[64];
@@ -455,8 +465,8 @@ static int load_node(struct sl__loader *ld, enum sluice_stage_kind kind, int dea
         rc = cn->conf == NULL ? SL_ENOMEM : 0;
     }
     if (rc == 0) {
-        rc = sl__conf_fill(ld, map, key, cn->type->def.options, cn->conf,
-                           cn->type->def.conf_size, node_own_keys);
+        rc = sl__conf_fill(ld, map, key, cn->type->def.options, cn->conf, cn->type->def.conf_size,
+                           node_own_keys);
     }
     if (rc == 0 && cn->type->check != NULL) {
         rc = cn->type->check(cn, ld->err);
@@ -557,8 +567,11 @@ static int load(struct sl__loader *ld, const char *const *sets, size_t nsets)
     return rc != 0 ? rc : sl__conf_dag(ld, root);
 }
 
-int sl_conf_load(const char *path, const char *const *sets, size_t nsets,
-                 struct sl_conf **ret_conf, struct sl_err *err)
+int sl_conf_load(const char *path,
+                 const char *const *sets,
+                 size_t nsets,
+                 struct sl_conf **ret_conf,
+                 struct sl_err *err)
 {
     struct sl__conf_priv *priv = sl_calloc(1, sizeof(*priv));
     struct sl_err local;
@@ -571,8 +584,8 @@ int sl_conf_load(const char *path, const char *const *sets, size_t nsets,
     if (priv == NULL) {
         return sl_err_set(err, SL_ENOMEM, "out of memory while loading the pipeline file");
     }
-    struct sl__loader ld = {.priv = priv, .conf = &priv->conf, .arena = &priv->arena, .err = err,
-                            .file = path};
+    struct sl__loader ld = {
+        .priv = priv, .conf = &priv->conf, .arena = &priv->arena, .err = err, .file = path};
 
     sl_arena_init(&priv->arena);
     priv->conf.priv = priv;

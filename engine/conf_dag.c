@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#define NONE         ((size_t)-1)
-#define OUTPUTS_MAX  64
+#define NONE        ((size_t)-1)
+#define OUTPUTS_MAX 64
 
 struct dag {
     size_t n;
@@ -67,8 +67,10 @@ static size_t find_node(const struct sl_conf *conf, const char *name)
 }
 
 /* Checks that the output named by input in exists on node up. */
-static int check_output(struct sl__loader *ld, const struct sl__ynode *item,
-                        const struct sl_conf_input *in, const struct sl_conf_node *up)
+static int check_output(struct sl__loader *ld,
+                        const struct sl__ynode *item,
+                        const struct sl_conf_input *in,
+                        const struct sl_conf_node *up)
 {
     const char *local[OUTPUTS_MAX], **names = local;
     char list[128] = "", hint[96];
@@ -76,8 +78,10 @@ static int check_output(struct sl__loader *ld, const struct sl__ynode *item,
     size_t n, off = 0;
 
     if (up->type->outputs == NULL) {
-        return sl__yerr(ld, item, "node '%s' has no output '%s' (only types such as route have "
-                                  "named outputs)", up->name, in->output);
+        return sl__yerr(ld, item,
+                        "node '%s' has no output '%s' (only types such as route have "
+                        "named outputs)",
+                        up->name, in->output);
     }
     n = up->type->outputs(up->conf, local, OUTPUTS_MAX);
     if (n > OUTPUTS_MAX) {
@@ -256,7 +260,8 @@ static int check_reach(struct sl__loader *ld, const struct dag *dag)
         }
     }
     for (size_t i = 0; i < dag->n; i++) {
-        if (!reached[i] && (bad == NONE || (dag->nconsumers[bad] != 0 && dag->nconsumers[i] == 0))) {
+        if (!reached[i] &&
+            (bad == NONE || (dag->nconsumers[bad] != 0 && dag->nconsumers[i] == 0))) {
             bad = i;
         }
     }

@@ -48,8 +48,8 @@ struct sl__expr_link {
 /* What conf->priv points to; conf is its first member so one free does. */
 struct sl__conf_priv {
     struct sl_conf conf;
-    struct sl_arena arena;        /* tree, strings, nodes, conf structs */
-    struct sl__expr_link *exprs;  /* every compiled expression, for sl_conf_free */
+    struct sl_arena arena;       /* tree, strings, nodes, conf structs */
+    struct sl__expr_link *exprs; /* every compiled expression, for sl_conf_free */
 };
 
 struct sl__loader {
@@ -57,8 +57,8 @@ struct sl__loader {
     struct sl_conf *conf;
     struct sl_arena *arena;
     struct sl_err *err;
-    const char *file; /* the caller's path: outlives the conf, so errors point at it */
-    const struct sl__ynode **keys;   /* per conf->nodes[i]: its key in the tree */
+    const char *file;              /* the caller's path: outlives the conf, so errors point at it */
+    const struct sl__ynode **keys; /* per conf->nodes[i]: its key in the tree */
     const struct sl__ynode **inputs; /* per conf->nodes[i]: its inputs list or NULL */
 };
 
@@ -84,20 +84,31 @@ const char *sl__hint_text(const struct sl__hint *hint, char *buf, size_t len);
 
 /* Parses text (one YAML document) into a tree. *ret_root is NULL for an
  * empty stream. Returns 0, SL_ECONFIG with a located error, SL_ENOMEM. */
-int sl__yaml_parse(struct sl__loader *ld, const char *text, size_t len, struct sl__ynode **ret_root);
+int sl__yaml_parse(struct sl__loader *ld,
+                   const char *text,
+                   size_t len,
+                   struct sl__ynode **ret_root);
 /* Makes a value node from text typed like a plain scalar, or like a YAML flow
  * collection when it starts with '[' or '{'. Every node gets file/line/col;
  * env expands ${VAR}. The result hangs under parent and key (for its path)
  * but is not added to parent. */
-int sl__yaml_value(struct sl__loader *ld, const char *text, const char *file, int line, int col,
-                   int env, struct sl__ynode *parent, const struct sl__ynode *key,
+int sl__yaml_value(struct sl__loader *ld,
+                   const char *text,
+                   const char *file,
+                   int line,
+                   int col,
+                   int env,
+                   struct sl__ynode *parent,
+                   const struct sl__ynode *key,
                    struct sl__ynode **ret);
 /* Applies one --set "a.b.c=value" to root (a MAP). */
 int sl__yaml_set(struct sl__loader *ld, struct sl__ynode *root, const char *set);
-struct sl__ynode *sl__ynew(struct sl__loader *ld, enum sl__ykind kind, const char *file, int line,
-                           int col);
+struct sl__ynode *
+sl__ynew(struct sl__loader *ld, enum sl__ykind kind, const char *file, int line, int col);
 /* Appends key and value to map, setting their parent/key links. */
-int sl__ymap_add(struct sl__loader *ld, struct sl__ynode *map, struct sl__ynode *key,
+int sl__ymap_add(struct sl__loader *ld,
+                 struct sl__ynode *map,
+                 struct sl__ynode *key,
                  struct sl__ynode *value);
 /* Returns the value of key in map (a MAP) or NULL. */
 struct sl__ynode *sl__ymap_find(const struct sl__ynode *map, const char *key);
@@ -114,12 +125,16 @@ int sl__yerr(struct sl__loader *ld, const struct sl__ynode *node, const char *fm
 /* Fills conf (conf_size bytes, zeroed) from the keys of map (a MAP, or NULL
  * for none) following the option table opts; keys listed in own are the
  * caller's and skipped. at locates "missing required key" errors. */
-int sl__conf_fill(struct sl__loader *ld, struct sl__ynode *map, const struct sl__ynode *at,
-                  const struct sluice_option *opts, void *conf, size_t conf_size,
+int sl__conf_fill(struct sl__loader *ld,
+                  struct sl__ynode *map,
+                  const struct sl__ynode *at,
+                  const struct sluice_option *opts,
+                  void *conf,
+                  size_t conf_size,
                   const char *const *own);
 /* Parses an integer scalar within [min, max]. */
-int sl__conf_int(struct sl__loader *ld, const struct sl__ynode *node, int64_t min, int64_t max,
-                 int64_t *ret);
+int sl__conf_int(
+    struct sl__loader *ld, const struct sl__ynode *node, int64_t min, int64_t max, int64_t *ret);
 /* Returns whether key is a key of later work ("not supported yet"). */
 int sl__conf_is_later(const char *key);
 /* Compiles a scalar's text as an expression, located errors. */

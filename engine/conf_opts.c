@@ -2,7 +2,23 @@
 /* Filling a type's conf struct from its option table (struct sluice_option
  * rows) and the node's YAML mapping: value parsing (sizes, durations, enums,
  * expressions, lists, maps), ranges, defaults, required keys, unknown keys
- * with a nearest-key hint, keys of later work. Thread: main, at start-up. */
+ * with a nearest-key hint, keys of later work. Thread: main, at start-up.
+ *
+ * Chosen rules:
+ * - SIZE: a whole number of bytes ("512", 512), or a number (decimals
+ *   allowed) with a unit, case-insensitive, optional space: B, KiB MiB GiB TiB
+ *   (powers of 1024), KB MB GB TB (powers of 1000). Negative, fractional
+ *   bytes and other units ("64M") are errors.
+ * - DURATION: one or more number+unit parts, Go style: "250us", "100ms",
+ *   "30s", "5m", "1h30m", "1.5s"; units ns, us (or µs), ms, s, m, h. A plain
+ *   number is an error asking for a unit, except "0".
+ * - STR, ENUM, LIST items and MAP values take the text of any non-empty
+ *   scalar (123 and true are strings there); INT, BOOL and DOUBLE need the
+ *   YAML type, so '5' (quoted) is not an integer.
+ * - Ranges: checked unless min and max are both 0; a max below min (or
+ *   beyond 2^63) means no upper bound.
+ * - Dotted rows ("batch.max_records") are nested mappings only; a flat key
+ *   "batch.max_records: 5" is an error with a hint. */
 #include "conf_int.h"
 
 #include <errno.h>
@@ -52,8 +68,8 @@ static int in_list(const char *const *list, const char *key)
 }
 
 /* "got ..." text; a SECRET option's value is never echoed. */
-static const char *got(const struct sluice_option *row, const struct sl__ynode *val, char *buf,
-                       size_t len)
+static const char *
+got(const struct sluice_option *row, const struct sl__ynode *val, char *buf, size_t len)
 {
     if (row != NULL && (row->flags & SLUICE_OPT_SECRET) && val->kind == SL__Y_SCALAR &&
         val->len != 0) {
@@ -64,8 +80,8 @@ static const char *got(const struct sluice_option *row, const struct sl__ynode *
 }
 
 /* Like got(), noting quotes: '5' is a string in YAML, so not an integer. */
-static const char *got_typed(const struct sluice_option *row, const struct sl__ynode *val,
-                             char *buf, size_t len)
+static const char *
+got_typed(const struct sluice_option *row, const struct sl__ynode *val, char *buf, size_t len)
 {
     got(row, val, buf, len);
     if (val->kind == SL__Y_SCALAR && val->quoted && strlen(buf) + 20 < len) {
@@ -76,8 +92,10 @@ static const char *got_typed(const struct sluice_option *row, const struct sl__y
 
 /* ==== Scalar parsers ==== */
 
-static int parse_int(struct sl__loader *ld, const struct sluice_option *row,
-                     const struct sl__ynode *val, int64_t *ret)
+static int parse_int(struct sl__loader *ld,
+                     const struct sluice_option *row,
+                     const struct sl__ynode *val,
+                     int64_t *ret)
 {
     const char *s = val->text;
     char buf[64];
@@ -102,8 +120,8 @@ static int parse_int(struct sl__loader *ld, const struct sluice_option *row,
     return 0;
 }
 
-int sl__conf_int(struct sl__loader *ld, const struct sl__ynode *node, int64_t min, int64_t max,
-                 int64_t *ret)
+int sl__conf_int(
+    struct sl__loader *ld, const struct sl__ynode *node, int64_t min, int64_t max, int64_t *ret)
 {
     int64_t v = 0;
     int rc = parse_int(ld, NULL, node, &v);
@@ -124,9 +142,16 @@ static uint64_t size_unit(const char *u)
         const char *name;
         double mult;
     } units[] = {
-        {"", 1},          {"B", 1},          {"KB", 1e3},          {"MB", 1e6},
-        {"GB", 1e9},      {"TB", 1e12},      {"KiB", KiB},         {"MiB", KiB * KiB},
-        {"GiB", KiB * KiB * KiB}, {"TiB", KiB * KiB * KiB * KiB},
+        {"", 1},
+        {"B", 1},
+        {"KB", 1e3},
+        {"MB", 1e6},
+        {"GB", 1e9},
+        {"TB", 1e12},
+        {"KiB", KiB},
+        {"MiB", KiB * KiB},
+        {"GiB", KiB * KiB * KiB},
+        {"TiB", KiB * KiB * KiB * KiB},
     };
 
     for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
@@ -188,8 +213,13 @@ static uint64_t duration_unit(const char **p)
         const char *name;
         uint64_t ns;
     } units[] = {
-        {"ns", 1},           {"us", 1000},        {"\xc2\xb5s", 1000},       {"ms", 1000000},
-        {"s", 1000000000ull}, {"m", 60000000000ull}, {"h", 3600000000000ull},
+        {"ns", 1},
+        {"us", 1000},
+        {"\xc2\xb5s", 1000},
+        {"ms", 1000000},
+        {"s", 1000000000ull},
+        {"m", 60000000000ull},
+        {"h", 3600000000000ull},
     };
 
     for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
@@ -243,7 +273,9 @@ static int parse_duration(const char *s, uint64_t *ret)
 }
 
 /* Text of a size or duration: any non-empty scalar that is not a bool. */
-static int unit_text(struct fill *f, const struct sluice_option *row, const struct sl__ynode *val,
+static int unit_text(struct fill *f,
+                     const struct sluice_option *row,
+                     const struct sl__ynode *val,
                      const char *what)
 {
     char buf[64];
@@ -254,8 +286,10 @@ static int unit_text(struct fill *f, const struct sluice_option *row, const stru
     return 0;
 }
 
-static int parse_size_val(struct fill *f, const struct sluice_option *row,
-                          const struct sl__ynode *val, uint64_t *ret)
+static int parse_size_val(struct fill *f,
+                          const struct sluice_option *row,
+                          const struct sl__ynode *val,
+                          uint64_t *ret)
 {
     char buf[64];
     int rc = unit_text(f, row, val, "a size such as 512, 64KiB or 1GiB");
@@ -279,8 +313,10 @@ static int parse_size_val(struct fill *f, const struct sluice_option *row,
     }
 }
 
-static int parse_duration_val(struct fill *f, const struct sluice_option *row,
-                              const struct sl__ynode *val, uint64_t *ret)
+static int parse_duration_val(struct fill *f,
+                              const struct sluice_option *row,
+                              const struct sl__ynode *val,
+                              uint64_t *ret)
 {
     char buf[64];
     int rc = unit_text(f, row, val, "a duration such as 100ms, 30s or 5m");
@@ -310,7 +346,9 @@ static const char *format_num(enum sluice_opt_type type, double v, char *buf, si
     static const struct {
         const char *unit;
         double mult;
-    } sizes[] = {{"TiB", KiB * KiB * KiB * KiB}, {"GiB", KiB * KiB * KiB}, {"MiB", KiB * KiB},
+    } sizes[] = {{"TiB", KiB * KiB * KiB * KiB},
+                 {"GiB", KiB * KiB * KiB},
+                 {"MiB", KiB * KiB},
                  {"KiB", KiB}},
       durations[] = {{"h", 3600e9}, {"m", 60e9}, {"s", 1e9}, {"ms", 1e6}, {"us", 1e3}};
     size_t n = type == SLUICE_OPT_SIZE ? 4 : type == SLUICE_OPT_DURATION ? 5 : 0;
@@ -331,8 +369,8 @@ static const char *format_num(enum sluice_opt_type type, double v, char *buf, si
 
 /* Checks [min, max] unless both are 0; a max below min (or beyond 2^63)
  * means "no upper bound". */
-static int check_range(struct fill *f, const struct sluice_option *row, const struct sl__ynode *val,
-                       double v)
+static int
+check_range(struct fill *f, const struct sluice_option *row, const struct sl__ynode *val, double v)
 {
     char lo[48], hi[48], have[48];
     int has_max = row->max >= row->min && row->max < 9.2e18;
@@ -354,8 +392,11 @@ static int check_range(struct fill *f, const struct sluice_option *row, const st
 
 /* ==== Rows ==== */
 
-static int put(struct fill *f, const struct sluice_option *row, const struct sl__ynode *val,
-               const void *v, size_t size)
+static int put(struct fill *f,
+               const struct sluice_option *row,
+               const struct sl__ynode *val,
+               const void *v,
+               size_t size)
 {
     if (row->offset > f->conf_size || size > f->conf_size - row->offset) {
         return sl__yerr(f->ld, val, "option '%s' lies outside its conf struct (a bug in the type)",
@@ -366,8 +407,11 @@ static int put(struct fill *f, const struct sluice_option *row, const struct sl_
 }
 
 /* Any non-empty scalar's text (123 and true are strings here too). */
-static int want_text(struct fill *f, const struct sluice_option *row, const struct sl__ynode *val,
-                     const char *what, const char **ret)
+static int want_text(struct fill *f,
+                     const struct sluice_option *row,
+                     const struct sl__ynode *val,
+                     const char *what,
+                     const char **ret)
 {
     char buf[64];
 
@@ -512,7 +556,8 @@ static int opt_list(struct fill *f, const struct sluice_option *row, const struc
 
     if (val->kind == SL__Y_SCALAR && val->tag != SL__T_NULL) {
         return sl__yerr(f->ld, val, "expected a list, got a single value %s (write [%s])",
-                        got(row, val, buf, sizeof(buf)), row->flags & SLUICE_OPT_SECRET ? "..." : val->text);
+                        got(row, val, buf, sizeof(buf)),
+                        row->flags & SLUICE_OPT_SECRET ? "..." : val->text);
     }
     if (val->kind != SL__Y_SEQ) {
         return sl__yerr(f->ld, val, "expected a list, got %s", got(row, val, buf, sizeof(buf)));
@@ -644,8 +689,11 @@ static int unknown_key(struct fill *f, const struct sl__ynode *key, const char *
 static int fill_map(struct fill *f, const struct sl__ynode *map, const char *prefix, int depth);
 
 /* One key of a node (or of an option group such as batch:). */
-static int fill_key(struct fill *f, const struct sl__ynode *key, const struct sl__ynode *val,
-                    const char *prefix, int depth)
+static int fill_key(struct fill *f,
+                    const struct sl__ynode *key,
+                    const struct sl__ynode *val,
+                    const char *prefix,
+                    int depth)
 {
     const struct sluice_option *row;
     char full[KEY_MAX];
@@ -658,11 +706,14 @@ static int fill_key(struct fill *f, const struct sl__ynode *key, const struct sl
         sizeof(full)) {
         return unknown_key(f, key, prefix);
     }
-    row = strchr(key->text, '.') == NULL ? find_row(f, full, &i) : NULL;
-    if (row == NULL && strchr(key->text, '.') != NULL && (find_row(f, full, &i) || is_group(f, full))) {
+    if (strchr(key->text, '.') != NULL) {
+        if (find_row(f, full, &i) == NULL && !is_group(f, full)) {
+            return unknown_key(f, key, prefix);
+        }
         return sl__yerr(f->ld, key, "unknown key '%s' (write it as nested keys, e.g. %.*s: {...})",
                         key->text, (int)strcspn(key->text, "."), key->text);
     }
+    row = find_row(f, full, &i);
     if (row != NULL && (row->flags & SLUICE_OPT_LATER)) {
         return sl__yerr(f->ld, key, "'%s' is not supported yet", full);
     }
@@ -723,12 +774,16 @@ static int fill_default(struct fill *f, const struct sluice_option *row, struct 
     return rc != 0 ? rc : fill_row(f, row, val);
 }
 
-int sl__conf_fill(struct sl__loader *ld, struct sl__ynode *map, const struct sl__ynode *at,
-                  const struct sluice_option *opts, void *conf, size_t conf_size,
+int sl__conf_fill(struct sl__loader *ld,
+                  struct sl__ynode *map,
+                  const struct sl__ynode *at,
+                  const struct sluice_option *opts,
+                  void *conf,
+                  size_t conf_size,
                   const char *const *own)
 {
-    struct fill f = {.ld = ld, .at = at, .opts = opts, .conf = conf, .conf_size = conf_size,
-                     .own = own};
+    struct fill f = {
+        .ld = ld, .at = at, .opts = opts, .conf = conf, .conf_size = conf_size, .own = own};
     int rc;
 
     while (opts != NULL && opts[f.nopts].name != NULL) {

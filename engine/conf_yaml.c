@@ -2,10 +2,22 @@
 /* The YAML layer of the config loader: libyaml events -> a tree of located
  * nodes (conf_int.h) with YAML 1.2 core typing, ${VAR} expansion, and refusal
  * of anchors, aliases, tags, duplicate keys and extra documents; plus the
- * --set overrides, applied to that tree. Thread: main, at start-up. */
-#include "conf_int.h"
-
+ * --set overrides, applied to that tree. Thread: main, at start-up.
+ *
+ * Chosen rules:
+ * - Only plain scalars are typed: null (~, null, empty), bool (true/True/TRUE,
+ *   false/False/FALSE), int (decimal, 0o17, 0x1f), float; yes/no/on/off are
+ *   strings. Quoted and block scalars are always strings.
+ * - ${VAR} and ${VAR:-default} (default when unset or empty) are expanded in
+ *   every scalar, keys and quoted ones included, before typing; `$$` is a
+ *   literal `$`; a `$` not followed by `{` or `$` is kept as is. An unset
+ *   variable without default is an error naming it.
+ * - --set a.b."c.d"=value: segments split at dots, double quotes keep dots;
+ *   missing mappings are created. The value is a plain scalar (typed, quotes
+ *   kept literally), or a YAML flow collection when it starts with [ or {.
+ *   Errors in it are reported with file "--set" and no line. */
 #include "buf.h"
+#include "conf_int.h"
 #include "mem.h"
 
 #include <stdarg.h>
@@ -23,17 +35,17 @@ struct yb {
     yaml_parser_t parser;
     const char *text; /* the bytes parsed, to locate reader errors */
     size_t len;
-    const char *file;               /* file of every node */
-    int fixed, line, col;           /* fixed: every node gets line/col */
-    int env;                        /* expand ${VAR} */
-    struct sl__ynode *parent;       /* where the root will hang (paths) */
-    const struct sl__ynode *key;    /* the root's key, or NULL */
+    const char *file;            /* file of every node */
+    int fixed, line, col;        /* fixed: every node gets line/col */
+    int env;                     /* expand ${VAR} */
+    struct sl__ynode *parent;    /* where the root will hang (paths) */
+    const struct sl__ynode *key; /* the root's key, or NULL */
 };
 
 /* ==== Nodes, paths, errors ==== */
 
-struct sl__ynode *sl__ynew(struct sl__loader *ld, enum sl__ykind kind, const char *file, int line,
-                           int col)
+struct sl__ynode *
+sl__ynew(struct sl__loader *ld, enum sl__ykind kind, const char *file, int line, int col)
 {
     struct sl__ynode *node = sl__conf_alloc(ld, sizeof(*node));
 
@@ -68,7 +80,9 @@ static int push_kid(struct sl__loader *ld, struct sl__ynode *parent, struct sl__
     return 0;
 }
 
-int sl__ymap_add(struct sl__loader *ld, struct sl__ynode *map, struct sl__ynode *key,
+int sl__ymap_add(struct sl__loader *ld,
+                 struct sl__ynode *map,
+                 struct sl__ynode *key,
                  struct sl__ynode *value)
 {
     int rc;
@@ -147,8 +161,8 @@ int sl__yerr(struct sl__loader *ld, const struct sl__ynode *node, const char *fm
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    return sl_err_set_at(ld->err, node->file, node->line, node->col, sl__ypath(node, path, sizeof(path)),
-                         "%s", msg);
+    return sl_err_set_at(ld->err, node->file, node->line, node->col,
+                         sl__ypath(node, path, sizeof(path)), "%s", msg);
 }
 
 /* ==== Scalars: ${VAR} and core-schema typing ==== */
@@ -214,8 +228,8 @@ static enum sl__ytag plain_tag(const char *s, size_t len)
 }
 
 /* Appends the value of "NAME" or "NAME:-default" (the text inside ${}). */
-static int expand_var(struct sl__loader *ld, const struct sl__ynode *at, const char *in, size_t n,
-                      struct sl_buf *out)
+static int expand_var(
+    struct sl__loader *ld, const struct sl__ynode *at, const char *in, size_t n, struct sl_buf *out)
 {
     const char *sep = NULL;
     char name[128];
@@ -245,7 +259,10 @@ static int expand_var(struct sl__loader *ld, const struct sl__ynode *at, const c
 }
 
 /* ${VAR} -> environment, ${VAR:-default}, $$ -> $; any other $ is literal. */
-static int expand_env(struct sl__loader *ld, const struct sl__ynode *at, const char *s, size_t len,
+static int expand_env(struct sl__loader *ld,
+                      const struct sl__ynode *at,
+                      const char *s,
+                      size_t len,
                       struct sl_buf *out)
 {
     int rc = 0;
@@ -271,8 +288,8 @@ static int expand_env(struct sl__loader *ld, const struct sl__ynode *at, const c
 
 /* Sets node's text from raw (expanding ${VAR} when env) and its tag: typed
  * only when plain. */
-static int set_text(struct sl__loader *ld, struct sl__ynode *node, const char *raw, size_t len,
-                    int env, int plain)
+static int set_text(
+    struct sl__loader *ld, struct sl__ynode *node, const char *raw, size_t len, int env, int plain)
 {
     struct sl_buf buf = {0};
     int rc = 0;
@@ -392,16 +409,21 @@ static int fill_scalar(struct yb *b, const yaml_event_t *ev, struct sl__ynode *n
     size_t len = ev->data.scalar.length;
     size_t span = ev->end_mark.index - ev->start_mark.index;
 
-    node->quoted = style == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
-                   style == YAML_DOUBLE_QUOTED_SCALAR_STYLE;
+    node->quoted =
+        style == YAML_SINGLE_QUOTED_SCALAR_STYLE || style == YAML_DOUBLE_QUOTED_SCALAR_STYLE;
     node->exact = !b->fixed && !block && ev->start_mark.line == ev->end_mark.line &&
                   span == len + 2 * (size_t)node->quoted;
     return set_text(b->ld, node, (const char *)ev->data.scalar.value, len, b->env,
                     !block && !node->quoted);
 }
 
-static int build(struct yb *b, const yaml_event_t *ev, struct sl__ynode *parent,
-                 const struct sl__ynode *key, size_t index, int depth, struct sl__ynode **ret);
+static int build(struct yb *b,
+                 const yaml_event_t *ev,
+                 struct sl__ynode *parent,
+                 const struct sl__ynode *key,
+                 size_t index,
+                 int depth,
+                 struct sl__ynode **ret);
 
 static int build_seq(struct yb *b, struct sl__ynode *seq, int depth)
 {
@@ -429,8 +451,8 @@ static int build_seq(struct yb *b, struct sl__ynode *seq, int depth)
     }
 }
 
-static int build_key(struct yb *b, const yaml_event_t *ev, struct sl__ynode *map,
-                     struct sl__ynode **ret)
+static int
+build_key(struct yb *b, const yaml_event_t *ev, struct sl__ynode *map, struct sl__ynode **ret)
 {
     struct sl__ynode *key = new_at(b, SL__Y_SCALAR, &ev->start_mark);
     const struct sl__ynode *first;
@@ -496,8 +518,13 @@ static int build_map(struct yb *b, struct sl__ynode *map, int depth)
 }
 
 /* Builds the node that starts with ev (borrowed) and everything inside it. */
-static int build(struct yb *b, const yaml_event_t *ev, struct sl__ynode *parent,
-                 const struct sl__ynode *key, size_t index, int depth, struct sl__ynode **ret)
+static int build(struct yb *b,
+                 const yaml_event_t *ev,
+                 struct sl__ynode *parent,
+                 const struct sl__ynode *key,
+                 size_t index,
+                 int depth,
+                 struct sl__ynode **ret)
 {
     enum sl__ykind kind = ev->type == YAML_SEQUENCE_START_EVENT  ? SL__Y_SEQ
                           : ev->type == YAML_MAPPING_START_EVENT ? SL__Y_MAP
@@ -578,16 +605,30 @@ int sl__yaml_parse(struct sl__loader *ld, const char *text, size_t len, struct s
     return run_parser(&b, ret_root);
 }
 
-int sl__yaml_value(struct sl__loader *ld, const char *text, const char *file, int line, int col,
-                   int env, struct sl__ynode *parent, const struct sl__ynode *key,
+int sl__yaml_value(struct sl__loader *ld,
+                   const char *text,
+                   const char *file,
+                   int line,
+                   int col,
+                   int env,
+                   struct sl__ynode *parent,
+                   const struct sl__ynode *key,
                    struct sl__ynode **ret)
 {
     struct sl__ynode *node = NULL;
     int rc;
 
     if (text[0] == '[' || text[0] == '{') {
-        struct yb b = {.ld = ld, .text = text, .len = strlen(text), .file = file, .fixed = 1,
-                       .line = line, .col = col, .env = env, .parent = parent, .key = key};
+        struct yb b = {.ld = ld,
+                       .text = text,
+                       .len = strlen(text),
+                       .file = file,
+                       .fixed = 1,
+                       .line = line,
+                       .col = col,
+                       .env = env,
+                       .parent = parent,
+                       .key = key};
 
         rc = run_parser(&b, &node);
         if (rc == 0 && node == NULL) {
@@ -617,8 +658,12 @@ static int bad_set(struct sl__loader *ld, const char *set)
 }
 
 /* Splits "a.\"x.y\".c=value" into segments and the value. */
-static int split_set(struct sl__loader *ld, const char *set, const char **segs, size_t *lens,
-                     size_t *ret_n, const char **ret_value)
+static int split_set(struct sl__loader *ld,
+                     const char *set,
+                     const char **segs,
+                     size_t *lens,
+                     size_t *ret_n,
+                     const char **ret_value)
 {
     const char *p = set;
     size_t n = 0;
@@ -660,8 +705,8 @@ static int split_set(struct sl__loader *ld, const char *set, const char **segs, 
 }
 
 /* Puts value under key text seg in map, replacing an existing value. */
-static int set_entry(struct sl__loader *ld, struct sl__ynode *map, const char *seg,
-                     struct sl__ynode *value)
+static int
+set_entry(struct sl__loader *ld, struct sl__ynode *map, const char *seg, struct sl__ynode *value)
 {
     struct sl__ynode *key;
 
@@ -684,8 +729,8 @@ static int set_entry(struct sl__loader *ld, struct sl__ynode *map, const char *s
 }
 
 /* Returns in *ret the mapping under seg in map, creating it if missing. */
-static int set_descend(struct sl__loader *ld, struct sl__ynode *map, const char *seg,
-                       struct sl__ynode **ret)
+static int
+set_descend(struct sl__loader *ld, struct sl__ynode *map, const char *seg, struct sl__ynode **ret)
 {
     struct sl__ynode *val = sl__ymap_find(map, seg);
     char path[SL_ERR_PATH_MAX], got[64];
@@ -696,8 +741,7 @@ static int set_descend(struct sl__loader *ld, struct sl__ynode *map, const char 
         rc = val == NULL ? SL_ENOMEM : set_entry(ld, map, seg, val);
     } else if (val->kind != SL__Y_MAP) {
         return sl_err_set_at(ld->err, SL__SET_FILE, 0, 0, sl__ypath(val, path, sizeof(path)),
-                             "cannot set a key inside %s",
-                             sl__ydescribe(val, got, sizeof(got)));
+                             "cannot set a key inside %s", sl__ydescribe(val, got, sizeof(got)));
     }
     *ret = val;
     return rc;
@@ -729,6 +773,7 @@ int sl__yaml_set(struct sl__loader *ld, struct sl__ynode *root, const char *set)
         return sl__conf_oom(ld);
     }
     key->text = seg;
+    key->len = strlen(seg);
     key->parent = map;
     key->key = key;
     rc = sl__yaml_value(ld, text, SL__SET_FILE, 0, 0, 1, map, key, &value);

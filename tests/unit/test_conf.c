@@ -11,15 +11,15 @@
 #include "node.h"
 
 #include <glob.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <setjmp.h>
 #include <cmocka.h>
 
 /* ==== Fake node types ==== */
@@ -126,11 +126,11 @@ static int store_check(const struct sl_conf_node *cn, struct sl_err *err)
             NULL, NULL, NULL, NULL                                                                 \
     }
 
-static const struct sl_node_type gen_type = {.def = DEF("gen", SLUICE_KIND_SOURCE, 0,
-                                                        struct gen_conf, gen_options)};
+static const struct sl_node_type gen_type = {
+    .def = DEF("gen", SLUICE_KIND_SOURCE, 0, struct gen_conf, gen_options)};
 static const struct sl_node_type filt_type = {
-    .def = DEF("filt", SLUICE_KIND_TRANSFORM, SLUICE_STAGE_STATELESS, struct filt_conf,
-               filt_options)};
+    .def =
+        DEF("filt", SLUICE_KIND_TRANSFORM, SLUICE_STAGE_STATELESS, struct filt_conf, filt_options)};
 static const struct sl_node_type rt_type = {
     .def = DEF("rt", SLUICE_KIND_TRANSFORM, SLUICE_STAGE_STATELESS, struct rt_conf, rt_options),
     .outputs = rt_outputs};
@@ -139,7 +139,7 @@ static const struct sl_node_type agg_type = {
 static const struct sl_node_type store_type = {
     .def = DEF("store", SLUICE_KIND_SINK, 0, struct store_conf, store_options),
     .check = store_check};
-static const struct sl_node_type *const fake_types[] = {&gen_type, &filt_type, &rt_type,
+static const struct sl_node_type *const fake_types[] = {&gen_type, &filt_type,  &rt_type,
                                                         &agg_type, &store_type, NULL};
 
 /* ==== Helpers ==== */
@@ -327,7 +327,8 @@ static void test_conf_bad_set_syntax(void **state)
         {"a..b=1", "--set: expected key.path=value, got 'a..b=1'"},
         {"a.\"b=1", "--set: expected key.path=value, got 'a.\"b=1'"},
         {"sinks.db.path.x=1", "--set: sinks.db.path: cannot set a key inside 'out/db.sqlite'"},
-        {"stages.paid.wher=x", "--set: stages.paid.wher: unknown key 'wher' (did you mean 'where'?)"},
+        {"stages.paid.wher=x",
+         "--set: stages.paid.wher: unknown key 'wher' (did you mean 'where'?)"},
         {"sinks.db.batch.max_records=abc",
          "--set: sinks.db.batch.max_records: expected an integer, got 'abc'"},
         {"sinks.db.inputs=[cents, nope]", "--set: sinks.db.inputs[1]: unknown input 'nope'"},
@@ -465,14 +466,10 @@ static void test_conf_yaml_core_typing(void **state)
 static void test_conf_set_overrides(void **state)
 {
     const char *sets[] = {
-        "sinks.db.batch.max_records=7",
-        "sinks.db.path=${SL_TEST_SET:-fallback.db}",
-        "sources.orders.label=\"quoted\"",
-        "stages.paid.where=amount > 10",
-        "sinks.db.columns.\"a.b\"=TEXT",
-        "engine.threads=2",
-        "sinks.db.inputs=[cents, paid]",
-        "sinks.db.key_columns=[id]",
+        "sinks.db.batch.max_records=7",    "sinks.db.path=${SL_TEST_SET:-fallback.db}",
+        "sources.orders.label=\"quoted\"", "stages.paid.where=amount > 10",
+        "sinks.db.columns.\"a.b\"=TEXT",   "engine.threads=2",
+        "sinks.db.inputs=[cents, paid]",   "sinks.db.key_columns=[id]",
     };
     struct sl_conf *conf = load_ok("valid_basic.yaml", sets, sizeof(sets) / sizeof(sets[0]));
     const struct store_conf *sc = node_conf(conf, "db");
@@ -490,6 +487,12 @@ static void test_conf_set_overrides(void **state)
     assert_int_equal(sl_conf_find(conf, "db")->ninputs, 2);
     assert_int_equal(sc->key_columns.n, 1);
     sl_conf_free(conf);
+    sets[0] = "engine.threads=auto";
+    setenv("SL_TEST_DB", "/tmp/x.db", 1);
+    conf = load_ok("valid_full.yaml", sets, 1);
+    unsetenv("SL_TEST_DB");
+    assert_int_equal(conf->threads, 0);
+    sl_conf_free(conf);
 }
 
 static void test_conf_sizes_and_durations(void **state)
@@ -497,12 +500,16 @@ static void test_conf_sizes_and_durations(void **state)
     static const struct {
         const char *set;
         uint64_t want;
-    } sizes[] = {{"8192", 8192},     {"64KiB", 65536},          {"1GiB", 1ull << 30},
-                 {"10MB", 10000000}, {"4.5 KiB", 4608},      {"4096B", 4096},
-                 {"5kb", 5000},     {"1TiB", 1ull << 40}},
-      waits[] = {{"250us", 250000},       {"100ms", 100000000},    {"30s", 30000000000ull},
-                 {"5m", 300000000000ull}, {"1h30m", 5400000000000ull}, {"1.5s", 1500000000},
-                 {"0", 0},                {"10ns", 10}};
+    } sizes[] = {{"8192", 8192},    {"64KiB", 65536}, {"1GiB", 1ull << 30}, {"10MB", 10000000},
+                 {"4.5 KiB", 4608}, {"4096B", 4096},  {"5kb", 5000},        {"1TiB", 1ull << 40}},
+      waits[] = {{"250us", 250000},
+                 {"100ms", 100000000},
+                 {"30s", 30000000000ull},
+                 {"5m", 300000000000ull},
+                 {"1h30m", 5400000000000ull},
+                 {"1.5s", 1500000000},
+                 {"0", 0},
+                 {"10ns", 10}};
     char set1[64], set2[64];
 
     (void)state;
@@ -558,8 +565,8 @@ static void load_bytes(const char *tmp, const char *bytes, size_t len)
 
 static void test_conf_fuzz_truncated_and_garbled(void **state)
 {
-    static const char garble[] = {':', '-', '[', '{', '"', '\'', '\n', ' ', '&',
-                                  '*', '!', '#', '$', '\t', '\0', '|', (char)0xff};
+    static const char garble[] = {':', '-', '[', '{', '"',  '\'', '\n', ' ',       '&',
+                                  '*', '!', '#', '$', '\t', '\0', '|',  (char)0xff};
     char path[512], tmp[] = "/tmp/test_conf_fuzz_XXXXXX";
     size_t len;
     int fd = mkstemp(tmp);
