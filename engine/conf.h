@@ -18,27 +18,27 @@ struct sl_conf_input {
 };
 
 struct sl_conf_node {
-    const char *name;                /* the key under sources/stages/sinks */
+    const char *name; /* the key under sources/stages/sinks */
     const struct sl_node_type *type;
     enum sluice_stage_kind kind;
-    struct sl_conf_input *inputs;    /* fan-in, file order */
+    struct sl_conf_input *inputs; /* fan-in, file order */
     size_t ninputs;
-    int64_t workers;                 /* default 1 */
-    int64_t queue;                   /* input ring capacity in batches, default 16 */
-    void *conf;                      /* type's conf struct, filled from its options */
-    const char *file;                /* config file name (for errors later) */
-    int line, col;                   /* where the node's key is */
+    int64_t workers;  /* default 1 */
+    int64_t queue;    /* input ring capacity in batches, default 16 */
+    void *conf;       /* type's conf struct, filled from its options */
+    const char *file; /* config file name (for errors later) */
+    int line, col;    /* where the node's key is */
 };
 
 struct sl_conf {
     const char *file;
-    int64_t threads;          /* engine.threads, 0 = auto (cores) */
-    uint64_t memory_limit;    /* engine.memory_limit bytes, default 64MiB */
-    uint64_t drain_timeout_ns;/* engine.drain_timeout, default 30s */
+    int64_t threads;            /* engine.threads, 0 = auto (cores) */
+    uint64_t memory_limit;      /* engine.memory_limit bytes, default 64MiB */
+    uint64_t drain_timeout_ns;  /* engine.drain_timeout, default 30s */
     struct sl_conf_node *nodes; /* sources first, then stages, then sinks, each in file order */
     size_t nnodes;
     struct sl_conf_node *dead_letter; /* NULL if none; a sink without inputs, name "dead_letter" */
-    void *priv;               /* loader's storage (strings, arrays) */
+    void *priv;                       /* loader's storage (strings, arrays) */
 };
 
 /* Loads and checks path, applying the --set overrides ("a.b.c=v", quoted
@@ -46,8 +46,11 @@ struct sl_conf {
  * err located (file/line/col/path; --set errors have file "--set"), SL_EIO if
  * the file cannot be read, SL_ENOMEM. Does no I/O beyond reading path.
  * Thread: main. */
-int sl_conf_load(const char *path, const char *const *sets, size_t nsets,
-                 struct sl_conf **ret_conf, struct sl_err *err);
+int sl_conf_load(const char *path,
+                 const char *const *sets,
+                 size_t nsets,
+                 struct sl_conf **ret_conf,
+                 struct sl_err *err);
 
 /* Frees conf and everything it holds (compiled expressions included).
  * Accepts NULL; returns NULL. */
