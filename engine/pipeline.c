@@ -102,9 +102,9 @@ static int init_node(struct sl_pipeline *pl,
     if (node->max_tasks > 64) {
         node->max_tasks = 64;
     }
-    node->in = sl_ring_new(cap);
+    node->ring_cap = cap;
     node->tasks = sl_calloc(node->max_tasks, sizeof(*node->tasks));
-    if (node->in == NULL || node->tasks == NULL) {
+    if (node->tasks == NULL) {
         return SL_ENOMEM;
     }
     for (uint32_t i = 0; i < node->max_tasks; i++) {
@@ -116,6 +116,24 @@ static int init_node(struct sl_pipeline *pl,
                                        ? ~(uint_fast64_t)0
                                        : (((uint_fast64_t)1 << node->max_tasks) - 1));
     return init_outputs(node);
+}
+
+/* Creates node's input ring once its producers are known: a producer
+ * reserves one slot per edge into it (a route whose outputs all feed one
+ * sink, `inputs: [x, x]`), so the ring must hold that many at least. */
+static int create_ring(struct sl_node *node)
+{
+    uint32_t cap = node->ring_cap;
+
+    for (size_t i = 0; i < node->nups; i++) {
+        uint32_t edges = 0;
+        for (size_t j = 0; j < node->nups; j++) {
+            edges += node->ups[j] == node->ups[i];
+        }
+        cap = edges > cap ? edges : cap;
+    }
+    node->in = sl_ring_new(cap);
+    return node->in != NULL ? 0 : SL_ENOMEM;
 }
 
 static int link_inputs(struct sl_pipeline *pl, struct sl_node *node, struct sl_err *err)
@@ -213,11 +231,12 @@ static int build(struct sl_pipeline *pl, struct sl_err *err)
     if (threads < 1) {
         threads = 1;
     }
-    pl->nnodes = conf->nnodes + (conf->dead_letter != NULL ? 1 : 0);
-    pl->nodes = sl_calloc(pl->nnodes, sizeof(*pl->nodes));
+    size_t nnodes = conf->nnodes + (conf->dead_letter != NULL ? 1 : 0);
+    pl->nodes = sl_calloc(nnodes, sizeof(*pl->nodes));
     if (pl->nodes == NULL) {
         return sl_err_set(err, SL_ENOMEM, "out of memory");
     }
+    pl->nnodes = nnodes;
     for (size_t i = 0; i < pl->nnodes; i++) {
         const struct sl_conf_node *cn = i < conf->nnodes ? &conf->nodes[i] : conf->dead_letter;
         if (init_node(pl, &pl->nodes[i], cn, (uint32_t)i, threads) != 0) {
@@ -240,6 +259,9 @@ static int build(struct sl_pipeline *pl, struct sl_err *err)
         }
     }
     for (size_t i = 0; i < pl->nnodes; i++) {
+        if (create_ring(&pl->nodes[i]) != 0) {
+            return sl_err_set(err, SL_ENOMEM, "out of memory");
+        }
         pl->nodes[i].dl_owner = dl_owner(&pl->nodes[i]);
     }
     if (init_paths(pl) != 0) {

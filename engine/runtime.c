@@ -147,7 +147,7 @@ static void process_one(struct sl_node *node, struct sl_batch *batch)
 
 static bool node_done_inputs(struct sl_node *node)
 {
-    return atomic_load_explicit(&node->ups_open, memory_order_acquire) == 0 &&
+    return atomic_load_explicit(&node->ups_open, memory_order_seq_cst) == 0 &&
            sl_ring_count(node->in) == 0;
 }
 
@@ -210,7 +210,10 @@ void sl__node_task_run(struct sl_task *task)
 /* A producer of node finished: the last one may finish node. */
 static void producer_done(struct sl_node *node)
 {
-    if (atomic_fetch_sub_explicit(&node->ups_open, 1, memory_order_acq_rel) != 1) {
+    /* seq_cst: decrement-then-read free_slots here against the task's
+     * release-slot-then-read ups_open is a store-load pair on each side;
+     * weaker orders let both read stale values and nobody finishes. */
+    if (atomic_fetch_sub_explicit(&node->ups_open, 1, memory_order_seq_cst) != 1) {
         return;
     }
     if (sl_ring_count(node->in) == 0 &&
@@ -247,11 +250,17 @@ static void node_finish(struct sl_node *node)
     if (node->cn->kind == SLUICE_KIND_SINK) {
         struct sl_pipeline *pl = node->pl;
         pthread_mutex_lock(&pl->lock);
-        if (atomic_fetch_sub_explicit(&pl->sinks_open, 1, memory_order_acq_rel) == 1) {
+        int left = atomic_fetch_sub_explicit(&pl->sinks_open, 1, memory_order_acq_rel) - 1;
+        if (left == 0) {
             pl->end_ns = sl_now_ns();
             pthread_cond_broadcast(&pl->done);
         }
         pthread_mutex_unlock(&pl->lock);
+        /* The dead-letter store is fed by the other sinks' writes: it
+         * finishes (final flush, LZ4 end mark, sync) after the last of them. */
+        if (left == 1 && pl->dead_letter != NULL && node != pl->dead_letter) {
+            node_finish(pl->dead_letter);
+        }
     }
 }
 
@@ -328,9 +337,9 @@ int sl_node_dead(struct sl_node *node,
 void sl_pipeline_fail(struct sl_pipeline *pl, const struct sl_err *err)
 {
     pthread_mutex_lock(&pl->lock);
-    if (!pl->failed) {
-        pl->failed = true;
+    if (!atomic_load(&pl->failed)) {
         pl->fail_err = *err;
+        atomic_store(&pl->failed, true);
     }
     pthread_mutex_unlock(&pl->lock);
     sl_pipeline_stop(pl);
@@ -350,14 +359,6 @@ void sl_pipeline_stop(struct sl_pipeline *pl)
 int sl_pipeline_start(struct sl_pipeline *pl, struct sl_err *err)
 {
     pl->start_ns = sl_now_ns();
-    /* A node nobody feeds (a dead-letter store all sinks write themselves)
-     * is finished from the start. */
-    for (size_t i = 0; i < pl->nnodes; i++) {
-        struct sl_node *node = &pl->nodes[i];
-        if (node->cn->kind != SLUICE_KIND_SOURCE && node->nups == 0) {
-            node_finish(node);
-        }
-    }
     for (size_t i = 0; i < pl->nnodes; i++) {
         struct sl_node *node = &pl->nodes[i];
         if (node->cn->kind != SLUICE_KIND_SOURCE) {

@@ -51,6 +51,7 @@ struct sl_node {
     uint32_t index;      /* in pl->nodes */
     void *state;         /* the type's instance data (open/close) */
     struct sl_ring *in;  /* input ring; sources: raw blocks from their thread */
+    uint32_t ring_cap;   /* the capacity asked for (`queue`) */
     struct sl_out *outs; /* outs[0] main output; route outputs after it */
     size_t nouts;
     struct sl_node **ups; /* producers, for re-kicking after a pop */
@@ -80,7 +81,7 @@ struct sl_pipeline {
     atomic_int sinks_open;       /* sinks not yet finished */
     pthread_mutex_t lock;        /* guards failure info and done signalling */
     pthread_cond_t done;
-    bool failed;
+    atomic_bool failed; /* set once, under lock, after fail_err */
     struct sl_err fail_err;
     uint64_t start_ns;
     uint64_t end_ns;

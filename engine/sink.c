@@ -163,14 +163,19 @@ static int drain_in_order(struct sl_sink *sink, struct sl_sink_stream *st)
         }
         struct pending p = st->pending[i];
         st->pending[i] = st->pending[--st->npending];
+        int rc = 0;
         for (uint32_t c = 0; c < p.got; c++) {
-            int rc = push_ready(sink, *pending_slot(&p, c));
+            if (rc == 0) {
+                rc = push_ready(sink, *pending_slot(&p, c));
+            }
             if (rc != 0) {
-                sl_free(p.extra);
-                return rc;
+                sl_batch_unref(*pending_slot(&p, c));
             }
         }
         sl_free(p.extra);
+        if (rc != 0) {
+            return rc;
+        }
         st->next_seq++;
     }
 }
@@ -271,6 +276,34 @@ int sl_sink_reject(struct sl_sink *sink,
     return rc;
 }
 
+static bool same_seq(const struct sl_batch *a, const struct sl_batch *b)
+{
+    return a->source == b->source && a->stream == b->stream && a->seq == b->seq;
+}
+
+static bool same_dead(const struct sl_dead *a, const struct sl_dead *b)
+{
+    return a->node == b->node && a->rec.meta.stream == b->rec.meta.stream &&
+           a->rec.meta.partition == b->rec.meta.partition &&
+           a->rec.meta.offset == b->rec.meta.offset && a->rec.meta.line == b->rec.meta.line;
+}
+
+/* When a source reaches this sink by several paths, each path's copy of a
+ * batch carries the dead letters made before the paths split: deliver them
+ * from the first copy only. Copies of one sequence are adjacent in ready. */
+static bool delivered_before(struct sl_batch *const *batches, size_t b, const struct sl_dead *d)
+{
+    for (size_t k = b; k > 0 && same_seq(batches[k - 1], batches[b]); k--) {
+        const struct sl_batch *prev = batches[k - 1];
+        for (uint32_t i = 0; i < prev->ndead; i++) {
+            if (same_dead(&prev->dead[i], d)) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
 /* Hands the dead letters this sink owns to the dead-letter store (or the
  * log when there is none). Runs after the batches' write succeeded. With
  * own_dead, the write stored the batches' dead letters itself: only the
@@ -290,7 +323,7 @@ static int deliver_dead(struct sl_sink *sink, struct sl_batch *const *batches, s
         }
         for (uint32_t i = 0; i < from->ndead; i++) {
             const struct sl_dead *d = &from->dead[i];
-            if (d->owner != sink->node->index) {
+            if (d->owner != sink->node->index || (b < n && delivered_before(batches, b, d))) {
                 continue;
             }
             if (sink->writes_own_dead) {
@@ -323,6 +356,9 @@ static int deliver_dead(struct sl_sink *sink, struct sl_batch *const *batches, s
     do {
         rc = store->write(store, &out, 1);
         if (rc == SL_ERETRY) {
+            if (atomic_load(&sink->node->pl->failed)) {
+                break;
+            }
             usleep(RETRY_PAUSE_US);
         }
     } while (rc == SL_ERETRY);
@@ -353,8 +389,7 @@ static int write_ready(struct sl_sink *sink)
         }
         rc = sink->write(sink, sink->ready, sink->nready);
         if (rc == SL_ERETRY) {
-            if (atomic_load_explicit(&sink->node->pl->stop, memory_order_acquire) &&
-                sink->node->pl->failed) {
+            if (atomic_load(&sink->node->pl->failed)) {
                 break;
             }
             usleep(RETRY_PAUSE_US);

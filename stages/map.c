@@ -111,7 +111,11 @@ static int map_process(struct sl_node *node, struct sl_batch *batch)
     }
     for (uint32_t i = 0; i < batch->n; i++) {
         struct sl_record *rec = &batch->recs[i];
+        /* The dead letter keeps the record's place and raw text; its
+         * fields would be half mapped (edited in place). */
         struct sl_record before = *rec;
+        before.fields = NULL;
+        before.nfields = before.cap = 0;
         int rc = map_record(conf, rec, &batch->arena, reason, sizeof(reason));
         if (rc == 0) {
             batch->recs[kept++] = *rec;

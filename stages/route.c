@@ -85,6 +85,21 @@ static int match(const struct route_conf *conf,
     return 0;
 }
 
+/* Copies rec into copy with a field array of its own (in the output batch's
+ * arena): stages downstream edit field arrays in place, and one record may
+ * go to several outputs. The values' bytes stay shared: nobody edits them. */
+static int own_fields(struct sl_record *copy, const struct sl_record *rec, struct sl_arena *arena)
+{
+    *copy = *rec;
+    copy->fields = sl_arena_alloc(arena, (rec->nfields ? rec->nfields : 1) * sizeof(*rec->fields));
+    if (copy->fields == NULL) {
+        return SL_ENOMEM;
+    }
+    memcpy(copy->fields, rec->fields, rec->nfields * sizeof(*rec->fields));
+    copy->cap = rec->nfields ? rec->nfields : 1;
+    return 0;
+}
+
 static int route_process(struct sl_node *node, struct sl_batch *batch)
 {
     const struct route_conf *conf = node->cn->conf;
@@ -123,7 +138,7 @@ static int route_process(struct sl_node *node, struct sl_batch *batch)
                 if (copy == NULL) {
                     rc = SL_ENOMEM;
                 } else {
-                    *copy = *rec;
+                    rc = own_fields(copy, rec, &child[1 + r]->arena);
                 }
             }
         }

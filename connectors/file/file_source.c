@@ -371,7 +371,10 @@ static int read_header(struct reading *rd, struct sl_err *err)
         if (rc == SL_EDATA) {
             char reason[300];
             snprintf(reason, sizeof(reason), "bad CSV header: %s", herr.msg);
-            rc = emit_dead(rd, rd->buf, row_len, (int64_t)rd->r.file_size - rd->pos, reason);
+            /* The rest of the file is this dead letter (an .lz4 file's
+             * decompressed size is unknown: all of it). */
+            int64_t span = rd->r.lz4 ? INT64_MAX - rd->pos : (int64_t)rd->r.file_size - rd->pos;
+            rc = emit_dead(rd, rd->buf, row_len, span, reason);
             return rc != 0 ? rc : SL_EOF;
         }
         if (rc != 0) {
@@ -406,12 +409,18 @@ static int prepare_stream(struct reading *rd, struct sl_err *err)
         (rc = sl_source_resume(rd->node, st->path, 0, &resume, stored, sizeof(stored), err)) != 0) {
         return rc;
     }
-    if (resume > 0 && strcmp(stored, st->fingerprint) != 0) {
-        sl_log_warn("%s: %s changed since it was last read (%s, was %s): reading it from the start",
+    bool same = true;
+    if (stored[0] != '\0' && (rc = sl_reader_same_file(&rd->r, stored, resume, &same, err)) != 0) {
+        return rc;
+    }
+    if (!same) {
+        sl_log_warn("%s: %s is not the file read before (now %s, was %s): reading it from the "
+                    "start",
                     rd->node->name, st->path, st->fingerprint, stored);
         resume = 0;
-    } else if (resume > 0) {
-        /* Keep the identity the sinks stored, so their trim rule applies. */
+    } else if (stored[0] != '\0') {
+        /* Keep the identity the sinks stored (a file that grew is the same
+         * file), so their trim rule applies. */
         snprintf(st->fingerprint, sizeof(st->fingerprint), "%s", stored);
     }
     rd->pos = 0;

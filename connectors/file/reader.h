@@ -37,6 +37,14 @@ long sl_reader_read(struct sl_reader *r, char *dst, size_t cap, struct sl_err *e
 /* "size:hash" of the file: its size now and a hash of its first 4 KiB (of
  * the file as stored). Returns 0 or SL_EIO. */
 int sl_reader_fingerprint(struct sl_reader *r, char *out, size_t len, struct sl_err *err);
+/* Whether the open file is the one a stored fingerprint describes, grown or
+ * not: same hash of its first min(4 KiB, stored size) bytes, and (plain
+ * files) at least stored_pos bytes long. Returns 0 or SL_EIO. */
+int sl_reader_same_file(struct sl_reader *r,
+                        const char *stored,
+                        int64_t stored_pos,
+                        bool *ret_same,
+                        struct sl_err *err);
 /* Closes; safe on a zeroed or closed reader. */
 void sl_reader_close(struct sl_reader *r);
 

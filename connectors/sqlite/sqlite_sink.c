@@ -107,13 +107,20 @@ static int sqlite_position(struct sl_sink *sink,
 }
 
 /* The dead-letter store shares our transaction when it is a sqlite table in
- * the same file. */
+ * the same file. Not when a source reaches us by several paths: each path's
+ * copy of a batch carries the same early dead letters, and only sink.c
+ * drops the repeats. */
 static const char *same_file_dead_table(const struct sl_node *node, const struct sqlite_conf *conf)
 {
     const struct sl_node *dlq = node->pl->dead_letter;
 
     if (dlq == NULL || dlq == node || dlq->type != node->type) {
         return NULL;
+    }
+    for (size_t i = 0; i < node->pl->nnodes; i++) {
+        if (node->paths != NULL && node->paths[i] > 1) {
+            return NULL;
+        }
     }
     const struct sqlite_conf *dconf = dlq->cn->conf;
     return strcmp(dconf->path, conf->path) == 0 ? dconf->table : NULL;
