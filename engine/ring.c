@@ -301,6 +301,13 @@ uint32_t sl_ring_count(const struct sl_ring *ring)
     return (uint32_t)(tail - head);
 }
 
+uint32_t sl_ring_free_slots(const struct sl_ring *ring)
+{
+    /* seq_cst: read after a task gave its slot back (runtime.c). */
+    int n = atomic_load_explicit(&((struct sl_ring *)ring)->free_slots, memory_order_seq_cst);
+    return n > 0 ? (uint32_t)n : 0;
+}
+
 uint32_t sl_ring_capacity(const struct sl_ring *ring)
 {
     return ring->capacity;

@@ -76,6 +76,10 @@ int sl_ring_try_pop(struct sl_ring *ring, void **ret_item);
  * flag or B counts the item. For metrics and idle checks. Thread: any. */
 uint32_t sl_ring_count(const struct sl_ring *ring);
 
+/* Slots neither holding an item nor reserved: 0 means a reservation would
+ * fail now. seq_cst load. Thread: any. */
+uint32_t sl_ring_free_slots(const struct sl_ring *ring);
+
 /* The capacity given to sl_ring_new. Thread: any. */
 uint32_t sl_ring_capacity(const struct sl_ring *ring);
 

@@ -151,14 +151,13 @@ static bool node_done_inputs(struct sl_node *node)
            sl_ring_count(node->in) == 0;
 }
 
-/* True when every consumer ring has a free slot (a hint, rechecked by the
- * reservation). */
+/* True when every consumer ring has a slot neither used nor reserved (a
+ * hint, rechecked by the reservation). */
 static bool outputs_have_room(struct sl_node *node)
 {
     for (size_t o = 0; o < node->nouts; o++) {
         for (size_t c = 0; c < node->outs[o].n; c++) {
-            struct sl_ring *ring = node->outs[o].to[c]->in;
-            if (sl_ring_count(ring) >= sl_ring_capacity(ring)) {
+            if (sl_ring_free_slots(node->outs[o].to[c]->in) == 0) {
                 return false;
             }
         }
