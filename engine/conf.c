@@ -453,6 +453,7 @@ static int load_node(struct sl__loader *ld,
     cn->file = key->file == ld->file ? ld->conf->file : key->file;
     cn->line = key->line;
     cn->col = key->col;
+    cn->yaml = map;
     rc = load_type(ld, kind, map, key, &cn->type);
     if (rc == 0) {
         rc = load_inputs(ld, map, key, cn, dead_letter, ret_in);
@@ -620,6 +621,57 @@ struct sl_conf *sl_conf_free(struct sl_conf *conf)
     sl_arena_release(&priv->arena);
     sl_free(priv);
     return NULL;
+}
+
+/* The key under map that subpath names, and its value, trying longer keys
+ * first ("a.b.c" may be a key "a.b" holding "c" or a key "a" holding "b.c"). */
+static const struct sl__ynode *locate(const struct sl__ynode *map,
+                                      const char *subpath,
+                                      int depth,
+                                      const struct sl__ynode **ret_val)
+{
+    const struct sl__ynode *found = NULL;
+    size_t found_len = 0;
+
+    if (map == NULL || map->kind != SL__Y_MAP || depth > SL__CONF_MAX_DEPTH) {
+        return NULL;
+    }
+    for (size_t i = 0; i + 1 < map->nkids; i += 2) {
+        const struct sl__ynode *key = map->kids[i], *hit = NULL;
+
+        if (key->len <= found_len || strncmp(subpath, key->text, key->len) != 0) {
+            continue;
+        }
+        if (subpath[key->len] == '\0') {
+            hit = key;
+            *ret_val = map->kids[i + 1];
+        } else if (subpath[key->len] == '.') {
+            hit = locate(map->kids[i + 1], subpath + key->len + 1, depth + 1, ret_val);
+        }
+        if (hit != NULL) {
+            found = hit;
+            found_len = key->len;
+        }
+    }
+    return found;
+}
+
+int sl_conf_locate(const struct sl_conf_node *cn, const char *subpath, int *ret_line, int *ret_col)
+{
+    const struct sl__ynode *val = NULL;
+    const struct sl__ynode *key = locate(cn->yaml, subpath, 0, &val);
+
+    if (key == NULL) {
+        return SL_EOF;
+    }
+    if (val->line == 0) {
+        *ret_line = 0; /* --set gave the value */
+        *ret_col = 0;
+        return 0;
+    }
+    *ret_line = key->line;
+    *ret_col = key->col;
+    return 0;
 }
 
 struct sl_conf_node *sl_conf_find(const struct sl_conf *conf, const char *name)

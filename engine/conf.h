@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct sl__ynode; /* the loader's located YAML tree (conf_int.h) */
+
 struct sl_conf_input {
     const char *node;   /* upstream node name */
     const char *output; /* route output name ("paid" in "split.paid"), NULL for the main output */
@@ -23,11 +25,12 @@ struct sl_conf_node {
     enum sluice_stage_kind kind;
     struct sl_conf_input *inputs; /* fan-in, file order */
     size_t ninputs;
-    int64_t workers;  /* default 1 */
-    int64_t queue;    /* input ring capacity in batches, default 16 */
-    void *conf;       /* type's conf struct, filled from its options */
-    const char *file; /* config file name (for errors later) */
-    int line, col;    /* where the node's key is */
+    int64_t workers;              /* default 1 */
+    int64_t queue;                /* input ring capacity in batches, default 16 */
+    void *conf;                   /* type's conf struct, filled from its options */
+    const char *file;             /* config file name (for errors later) */
+    int line, col;                /* where the node's key is */
+    const struct sl__ynode *yaml; /* the node's YAML mapping, for sl_conf_locate */
 };
 
 struct sl_conf {
@@ -58,5 +61,15 @@ struct sl_conf *sl_conf_free(struct sl_conf *conf);
 
 /* Returns the node named name or NULL. */
 struct sl_conf_node *sl_conf_find(const struct sl_conf *conf, const char *name);
+
+/* Finds where the key subpath was written under node cn, for errors that a
+ * type's check() finds inside an option's value (a bad librdkafka key).
+ * subpath is keys joined by dots, "librdkafka.session.timeout.ms"; a key that
+ * itself holds dots matches whole (the longest key wins). Returns 0 with
+ * *ret_line and *ret_col (1-based) of the key, or of its value when --set
+ * gave the value (then both are 0: report it against the file "--set");
+ * SL_EOF when absent. Valid as long as the conf, during check() too.
+ * Thread: any (the tree is read-only). */
+int sl_conf_locate(const struct sl_conf_node *cn, const char *subpath, int *ret_line, int *ret_col);
 
 #endif

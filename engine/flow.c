@@ -40,6 +40,11 @@ static bool try_charge(struct sl_flow *flow, uint64_t bytes)
     return true;
 }
 
+bool sl_flow_try_acquire(struct sl_flow *flow, uint64_t bytes)
+{
+    return try_charge(flow, bytes);
+}
+
 int sl_flow_acquire(struct sl_flow *flow, uint64_t bytes, const atomic_bool *cancel)
 {
     if (try_charge(flow, bytes)) {

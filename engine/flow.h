@@ -26,6 +26,9 @@ void sl_flow_release_all(struct sl_flow *flow);
  * Returns 0, or SL_ECANCELED if *cancel became true while waiting.
  * Thread: source threads (blocks). */
 int sl_flow_acquire(struct sl_flow *flow, uint64_t bytes, const atomic_bool *cancel);
+/* Charges bytes if the budget allows now; false otherwise (nothing charged).
+ * Thread: any; never blocks. */
+bool sl_flow_try_acquire(struct sl_flow *flow, uint64_t bytes);
 /* Charges bytes without waiting (a batch that grew after its charge).
  * Thread: any. */
 void sl_flow_force(struct sl_flow *flow, uint64_t bytes);

@@ -270,6 +270,21 @@ static void source_batch_freed(struct sl_batch *batch, void *arg)
     sl_flow_release(arg, batch->charged_bytes);
 }
 
+static void source_charged(struct sl_node *node, struct sl_batch *batch, uint64_t bytes)
+{
+    batch->charged_bytes = bytes;
+    batch->on_free = source_batch_freed;
+    batch->on_free_arg = &node->pl->flow;
+    batch->source = node->index;
+}
+
+static void source_uncharge(struct sl_node *node, struct sl_batch *batch)
+{
+    batch->on_free = NULL;
+    sl_flow_release(&node->pl->flow, batch->charged_bytes);
+    batch->charged_bytes = 0;
+}
+
 int sl_node_source_push(struct sl_node *node, struct sl_batch *batch)
 {
     struct sl_pipeline *pl = node->pl;
@@ -280,15 +295,27 @@ int sl_node_source_push(struct sl_node *node, struct sl_batch *batch)
     if (rc != 0) {
         return rc;
     }
-    batch->charged_bytes = bytes;
-    batch->on_free = source_batch_freed;
-    batch->on_free_arg = &pl->flow;
-    batch->source = node->index;
+    source_charged(node, batch, bytes);
     rc = sl_ring_push_wait(node->in, batch, &pl->stop);
     if (rc != 0) {
-        batch->on_free = NULL;
-        sl_flow_release(&pl->flow, bytes);
+        source_uncharge(node, batch);
         return rc;
+    }
+    node_kick(node);
+    return 0;
+}
+
+int sl_node_source_try_push(struct sl_node *node, struct sl_batch *batch)
+{
+    uint64_t bytes = sl_batch_bytes(batch) + 4096;
+
+    if (!sl_flow_try_acquire(&node->pl->flow, bytes)) {
+        return SL_EAGAIN;
+    }
+    source_charged(node, batch, bytes);
+    if (sl_ring_try_push(node->in, batch) != 0) {
+        source_uncharge(node, batch);
+        return SL_EAGAIN;
     }
     node_kick(node);
     return 0;

@@ -115,6 +115,10 @@ void sl_node_emit(struct sl_node *node, size_t out, struct sl_batch *batch);
  * is full. Returns 0, or SL_ECANCELED when the pipeline stops (caller still
  * owns batch). Charges the batch to memory_limit first. Thread: source. */
 int sl_node_source_push(struct sl_node *node, struct sl_batch *batch);
+/* Like sl_node_source_push, without waiting: SL_EAGAIN when the memory
+ * budget or the ring is full (the caller still owns batch; Kafka pauses its
+ * partitions and keeps polling). Thread: source. */
+int sl_node_source_try_push(struct sl_node *node, struct sl_batch *batch);
 /* Charges what batch holds now (after decoding) to memory_limit, so the
  * sources wait for real bytes, not estimates. Thread: worker. */
 void sl_node_account(struct sl_node *node, struct sl_batch *batch);

@@ -22,6 +22,12 @@ struct pending {
     struct sl_batch **extra;
 };
 
+struct sl_sink_commit {
+    uint32_t source;
+    uint32_t stream;
+    int64_t pos;
+};
+
 struct sl_sink_stream {
     uint32_t source;
     uint32_t stream;
@@ -47,6 +53,7 @@ void sl_sink_init(struct sl_sink *sink,
     sink->max_wait_ns = max_wait_ns;
     sink->is_dead_letter = node->pl->dead_letter == node;
     pthread_mutex_init(&sink->dead_lock, NULL);
+    pthread_mutex_init(&sink->commit_lock, NULL);
 }
 
 static struct sl_batch **pending_slot(struct pending *p, uint32_t i)
@@ -73,6 +80,8 @@ void sl_sink_release(struct sl_sink *sink)
     }
     sl_free(sink->streams);
     pthread_mutex_destroy(&sink->dead_lock);
+    pthread_mutex_destroy(&sink->commit_lock);
+    sl_free(sink->commits);
 }
 
 static struct sl_sink_stream *find_stream(struct sl_sink *sink, const struct sl_batch *batch)
@@ -371,6 +380,59 @@ static int deliver_dead(struct sl_sink *sink, struct sl_batch *const *batches, s
     return rc;
 }
 
+/* ==== Committed positions ==== */
+
+static struct sl_sink_commit *find_commit(struct sl_sink *sink, uint32_t source, uint32_t stream)
+{
+    for (size_t i = 0; i < sink->ncommits; i++) {
+        if (sink->commits[i].source == source && sink->commits[i].stream == stream) {
+            return &sink->commits[i];
+        }
+    }
+    return NULL;
+}
+
+/* Records the positions the batches just written reach. */
+static int note_committed(struct sl_sink *sink, struct sl_batch *const *batches, size_t n)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&sink->commit_lock);
+    for (size_t b = 0; b < n && rc == 0; b++) {
+        struct sl_sink_commit *c = find_commit(sink, batches[b]->source, batches[b]->stream);
+        if (c == NULL) {
+            struct sl_sink_commit *grown =
+                sl_realloc(sink->commits, (sink->ncommits + 1) * sizeof(*grown));
+            if (grown == NULL) {
+                rc = SL_ENOMEM;
+                break;
+            }
+            sink->commits = grown;
+            c = &grown[sink->ncommits++];
+            c->source = batches[b]->source;
+            c->stream = batches[b]->stream;
+            c->pos = batches[b]->pos_end;
+        }
+        c->pos = batches[b]->pos_end > c->pos ? batches[b]->pos_end : c->pos;
+    }
+    pthread_mutex_unlock(&sink->commit_lock);
+    return rc;
+}
+
+int sl_sink_committed(struct sl_sink *sink, uint32_t source, uint32_t stream, int64_t *ret_pos)
+{
+    int rc = SL_EOF;
+
+    pthread_mutex_lock(&sink->commit_lock);
+    struct sl_sink_commit *c = find_commit(sink, source, stream);
+    if (c != NULL) {
+        *ret_pos = c->pos;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&sink->commit_lock);
+    return rc;
+}
+
 /* ==== Writing ==== */
 
 static int write_ready(struct sl_sink *sink)
@@ -398,9 +460,15 @@ static int write_ready(struct sl_sink *sink)
     if (rc != 0) {
         return rc;
     }
-    rc = deliver_dead(sink, sink->ready, sink->nready);
+    rc = note_committed(sink, sink->ready, sink->nready);
+    if (rc == 0) {
+        rc = deliver_dead(sink, sink->ready, sink->nready);
+    }
+    /* Records write() rejected are counted dead, not out. */
+    uint64_t rejected = sink->rejects != NULL ? sink->rejects->ndead : 0;
     sink->rejects = sl_batch_unref(sink->rejects);
-    atomic_fetch_add_explicit(&sink->node->c.out, sink->ready_records, memory_order_relaxed);
+    atomic_fetch_add_explicit(&sink->node->c.out, sink->ready_records - rejected,
+                              memory_order_relaxed);
     for (size_t i = 0; i < sink->nready; i++) {
         sink->ready[i] = sl_batch_unref(sink->ready[i]);
     }

@@ -19,6 +19,7 @@ struct sl_sink;
 typedef int (*sl_sink_write_fn)(struct sl_sink *sink, struct sl_batch *const *batches, size_t n);
 
 struct sl_sink_stream;
+struct sl_sink_commit;
 
 /* Reads the stored position of a stream (resume point): 0 with *ret_pos and
  * the fingerprint text, SL_EOF when none is stored, or an error. */
@@ -47,9 +48,12 @@ struct sl_sink {
     uint64_t first_ready_ns;
     struct sl_sink_stream *streams; /* order restoration per (source, stream) */
     size_t nstreams;
-    pthread_mutex_t dead_lock; /* dead-letter store only: serialises writers */
-    struct sl_batch *rejects;  /* dead letters write() made (records the store refused) */
-    uint64_t dead_logged;      /* dead letters printed (no store configured) */
+    pthread_mutex_t dead_lock;      /* dead-letter store only: serialises writers */
+    pthread_mutex_t commit_lock;    /* guards commits (written by the sink, read by sources) */
+    struct sl_sink_commit *commits; /* acknowledged position per (source, stream) */
+    size_t ncommits;
+    struct sl_batch *rejects; /* dead letters write() made (records the store refused) */
+    uint64_t dead_logged;     /* dead letters printed (no store configured) */
     uint64_t dead_log_ns;
 };
 
@@ -74,6 +78,12 @@ int sl_sink_reject(struct sl_sink *sink,
                    const struct sl_batch *batch,
                    const struct sl_record *rec,
                    const char *reason);
+/* The position up to which this sink has durably written (committed, or
+ * for sinks without positions: acknowledged) the stream of a source: every
+ * record before it is done. 0 and *ret_pos, or SL_EOF when nothing of that
+ * stream was written yet in this run. Thread: any (sources ask it to commit
+ * Kafka offsets and to finish rebalances). */
+int sl_sink_committed(struct sl_sink *sink, uint32_t source, uint32_t stream, int64_t *ret_pos);
 /* Node callbacks every sink type can use as they are (the node's state
  * starts with a struct sl_sink). */
 int sl_sink_node_process(struct sl_node *node, struct sl_batch *batch);

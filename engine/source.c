@@ -58,6 +58,7 @@ int sl_source_resume(struct sl_node *src,
                      const char *stream,
                      int32_t partition,
                      int64_t *ret_pos,
+                     bool *ret_known,
                      char *fingerprint,
                      size_t fingerprint_len,
                      struct sl_err *err)
@@ -68,6 +69,9 @@ int sl_source_resume(struct sl_node *src,
     if (rc != 0) {
         return rc;
     }
+    if (ret_known != NULL) {
+        *ret_known = r.any && !r.unknown;
+    }
     if (r.unknown || !r.any) {
         *ret_pos = 0;
         snprintf(fingerprint, fingerprint_len, "%s", r.any ? r.fp : "");
@@ -75,5 +79,41 @@ int sl_source_resume(struct sl_node *src,
     }
     *ret_pos = r.pos;
     snprintf(fingerprint, fingerprint_len, "%s", r.fp);
+    return 0;
+}
+
+static int
+committed_visit(struct sl_node *node, uint32_t source, uint32_t stream, int64_t *min, bool *seen)
+{
+    if (node->cn->kind == SLUICE_KIND_SINK) {
+        int64_t pos;
+        if (sl_sink_committed(sl_sink_of(node), source, stream, &pos) != 0) {
+            return SL_EOF;
+        }
+        if (!*seen || pos < *min) {
+            *min = pos;
+        }
+        *seen = true;
+        return 0;
+    }
+    for (size_t o = 0; o < node->nouts; o++) {
+        for (size_t c = 0; c < node->outs[o].n; c++) {
+            if (committed_visit(node->outs[o].to[c], source, stream, min, seen) != 0) {
+                return SL_EOF;
+            }
+        }
+    }
+    return 0;
+}
+
+int sl_source_committed(struct sl_node *src, uint32_t stream, int64_t *ret_pos)
+{
+    int64_t min = 0;
+    bool seen = false;
+
+    if (committed_visit(src, src->index, stream, &min, &seen) != 0 || !seen) {
+        return SL_EOF;
+    }
+    *ret_pos = min;
     return 0;
 }

@@ -11,14 +11,21 @@
 /* The position to resume stream/partition from for source node src: the
  * lowest position stored by the sinks reachable from src, with the
  * fingerprint stored beside it ("" if none). 0 when any reachable sink keeps
- * no positions or has none for the stream. Returns 0 or an error (SL_EIO).
- * Thread: source. */
+ * no positions or has none for the stream; *ret_known (may be NULL) tells
+ * the two cases apart. Returns 0 or an error (SL_EIO). Thread: source. */
 int sl_source_resume(struct sl_node *src,
                      const char *stream,
                      int32_t partition,
                      int64_t *ret_pos,
+                     bool *ret_known,
                      char *fingerprint,
                      size_t fingerprint_len,
                      struct sl_err *err);
+
+/* The position below which every record of (source src, stream) is done in
+ * every sink reachable from src (written and committed, or acknowledged):
+ * 0 and *ret_pos, or SL_EOF when some sink has nothing of it yet.
+ * Thread: any. */
+int sl_source_committed(struct sl_node *src, uint32_t stream, int64_t *ret_pos);
 
 #endif

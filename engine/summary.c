@@ -27,6 +27,11 @@ void sl_summary_print(const struct sl_pipeline *pl, FILE *out)
                 (unsigned long long)atomic_load(&node->c.dropped),
                 (unsigned long long)atomic_load(&node->c.dead), (double)in / secs);
     }
+    for (size_t i = 0; i < pl->nnodes; i++) {
+        if (pl->nodes[i].type->summary != NULL) {
+            pl->nodes[i].type->summary((struct sl_node *)&pl->nodes[i], out);
+        }
+    }
     fprintf(out, "elapsed %.3f s, peak in flight %.1f MiB\n", secs,
             (double)atomic_load(&pl->flow.peak) / (1024.0 * 1024.0));
 }

@@ -5,8 +5,7 @@
  * byte offsets in the decompressed file; a restart resumes from the lowest
  * position the sinks stored, unless the file's fingerprint changed. */
 #include "connectors/file/reader.h"
-#include "csv.h"
-#include "json.h"
+#include "decode.h"
 #include "log.h"
 #include "mem.h"
 #include "source.h"
@@ -19,8 +18,6 @@
 #define BLOCK_SIZE   (256 * 1024)
 #define DEAD_RAW_MAX (64 * 1024)
 
-enum file_format { FMT_JSON, FMT_JSONL, FMT_CSV, FMT_LINES };
-
 struct file_conf {
     const char *path;
     int format;
@@ -29,13 +26,11 @@ struct file_conf {
     const char *checkpoints;
 };
 
-static const char *const formats[] = {"json", "jsonl", "csv", "lines", NULL};
-
 /* clang-format off */
 static const struct sluice_option file_options[] = {
     SLUICE_OPT_ROW(struct file_conf, path, SLUICE_OPT_STR, NULL, 0, 0, NULL, SLUICE_OPT_REQUIRED,
                    "Glob of the files to read, in sorted order; *.lz4 are decompressed."),
-    SLUICE_OPT_ROW(struct file_conf, format, SLUICE_OPT_ENUM, "json", 0, 0, formats, 0,
+    SLUICE_OPT_ROW(struct file_conf, format, SLUICE_OPT_ENUM, "json", 0, 0, sl_format_names, 0,
                    "json (alias jsonl): one object per line; csv: RFC 4180 with a header; "
                    "lines: one record {message} per line."),
     SLUICE_OPT_ROW(struct file_conf, max_line, SLUICE_OPT_SIZE, "16MiB", 1024, 1073741824.0, NULL,
@@ -58,8 +53,8 @@ struct file_source {
     const struct file_conf *conf;
     struct file_stream *streams;
     size_t nstreams;
-    struct sl_json_decoder **decoders; /* one per worker thread */
-    size_t ndecoders;
+    enum sl_format format;
+    struct sl_decoders decoders;
 };
 
 static void file_close(struct sl_node *node)
@@ -74,10 +69,7 @@ static void file_close(struct sl_node *node)
         sl_csv_header_free(fs->streams[i].header);
     }
     sl_free(fs->streams);
-    for (size_t i = 0; i < fs->ndecoders; i++) {
-        sl_json_decoder_free(fs->decoders[i]);
-    }
-    sl_free(fs->decoders);
+    sl_decoders_release(&fs->decoders);
     sl_free(fs);
     node->state = NULL;
 }
@@ -132,16 +124,10 @@ static int file_open(struct sl_node *node, struct sl_err *err)
     if (rc != 0) {
         return rc == SL_ENOMEM ? sl_err_set(err, rc, "out of memory") : rc;
     }
-    fs->ndecoders = (size_t)sl_sched_threads(node->pl->sched);
-    fs->decoders = sl_calloc(fs->ndecoders, sizeof(*fs->decoders));
-    if (fs->decoders == NULL) {
+    fs->format = sl_format_of(fs->conf->format);
+    if (sl_decoders_init(&fs->decoders, (size_t)sl_sched_threads(node->pl->sched),
+                         (uint32_t)fs->conf->max_depth) != 0) {
         return sl_err_set(err, SL_ENOMEM, "out of memory");
-    }
-    for (size_t i = 0; i < fs->ndecoders; i++) {
-        fs->decoders[i] = sl_json_decoder_new((uint32_t)fs->conf->max_depth);
-        if (fs->decoders[i] == NULL) {
-            return sl_err_set(err, SL_ENOMEM, "out of memory");
-        }
     }
     return 0;
 }
@@ -305,7 +291,7 @@ static size_t find_cut(struct reading *rd, bool eof)
     if (eof) {
         return rd->len;
     }
-    if (rd->fs->conf->format == FMT_CSV) {
+    if (rd->fs->format == SL_FORMAT_CSV) {
         return sl_csv_complete_prefix(rd->buf, rd->len, false);
     }
     const char *nl = memrchr(rd->buf, '\n', rd->len);
@@ -406,7 +392,8 @@ static int prepare_stream(struct reading *rd, struct sl_err *err)
 
     if ((rc = sl_reader_open(&rd->r, st->path, err)) != 0 ||
         (rc = sl_reader_fingerprint(&rd->r, st->fingerprint, sizeof(st->fingerprint), err)) != 0 ||
-        (rc = sl_source_resume(rd->node, st->path, 0, &resume, stored, sizeof(stored), err)) != 0) {
+        (rc = sl_source_resume(rd->node, st->path, 0, &resume, NULL, stored, sizeof(stored),
+                               err)) != 0) {
         return rc;
     }
     bool same = true;
@@ -433,7 +420,7 @@ static int prepare_stream(struct reading *rd, struct sl_err *err)
     }
     rd->len = (size_t)n;
     strip_bom(rd);
-    if (rd->fs->conf->format == FMT_CSV && (rc = read_header(rd, err)) != 0) {
+    if (rd->fs->format == SL_FORMAT_CSV && (rc = read_header(rd, err)) != 0) {
         return rc;
     }
     return skip_to(rd, resume, err);
@@ -547,17 +534,7 @@ static int decode_line(struct sl_node *node,
                  (unsigned long long)fs->conf->max_line);
         return reject(node, batch, err.msg);
     }
-    if (fs->conf->format == FMT_LINES) {
-        size_t len = n > 0 && p[n - 1] == '\r' ? n - 1 : n;
-        if (!sl_utf8_valid(p, len)) {
-            return reject(node, batch, "invalid UTF-8");
-        }
-        rc = sl_record_append(rec, &batch->arena, "message", 7, sl_value_str(p, (uint32_t)len));
-    } else if (fs->conf->format == FMT_CSV) {
-        rc = sl_csv_decode_row(batch->aux, p, n, rec, &batch->arena, &err);
-    } else {
-        rc = sl_json_decode_object(dec, p, n, rec, &batch->arena, &err);
-    }
+    rc = sl_decode_text(fs->format, dec, batch->aux, p, n, rec, &batch->arena, &err);
     if (rc == SL_EDATA) {
         return reject(node, batch, err.msg);
     }
@@ -567,13 +544,12 @@ static int decode_line(struct sl_node *node,
 static int file_process(struct sl_node *node, struct sl_batch *batch)
 {
     struct file_source *fs = node->state;
-    int w = sl_sched_worker_index();
-    struct sl_json_decoder *dec = fs->decoders[w >= 0 ? (size_t)w % fs->ndecoders : 0];
+    struct sl_json_decoder *dec = sl_decoders_mine(&fs->decoders);
     const char *p = batch->block;
     const char *end = p + batch->block_len;
     int64_t line = batch->line;
     int64_t off = batch->pos_start;
-    bool csv = fs->conf->format == FMT_CSV;
+    bool csv = fs->format == SL_FORMAT_CSV;
     int rc = 0;
 
     while (p < end && rc == 0) {
@@ -587,7 +563,7 @@ static int file_process(struct sl_node *node, struct sl_batch *batch)
             n = (size_t)((nl != NULL ? nl : end) - p);
             used = nl != NULL ? n + 1 : n;
         }
-        bool skip = fs->conf->format == FMT_LINES ? (n == 0 || (n == 1 && p[0] == '\r'))
+        bool skip = fs->format == SL_FORMAT_LINES ? (n == 0 || (n == 1 && p[0] == '\r'))
                                                   : (n == 0 || (p[0] != '{' && blank(p, n)));
         if (!skip) {
             rc = decode_line(node, batch, dec, p, n, line, off);

@@ -1,0 +1,975 @@
+/* SPDX-License-Identifier: MIT */
+/* `kafka` source: a consumer-group member (librdkafka). The source thread
+ * polls, gathers messages into one batch per partition (one stream per
+ * topic/partition, positions are offsets) and hands them to the pool, which
+ * decodes them. Positions come from the sinks on assignment (the SQLite
+ * position wins over the group's); offsets go back to the group once every
+ * sink committed. On a full pipeline the partitions are paused and polling
+ * goes on, so the member stays in the group. On revoke, everything taken
+ * from the revoked partitions is committed before the rebalance completes. */
+#include "connectors/kafka/kafka_conf.h"
+#include "decode.h"
+#include "log.h"
+#include "mem.h"
+#include "source.h"
+
+#include <librdkafka/rdkafka.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define BATCH_MAX_RECORDS 1024
+#define BATCH_MAX_BYTES   (1024 * 1024)
+#define COMMIT_EVERY_NS   (500 * 1000 * 1000ull)
+#define POLL_MS           100
+#define BUSY_POLL_MS      10
+#define POLL_BATCH        1024
+/* How long the pipeline may stay full before the partitions are paused.
+ * Pausing drops librdkafka's prefetched messages (they are fetched again on
+ * resume), so a short stall is absorbed by not polling for a moment:
+ * librdkafka's own bounded queue then stops its fetching. Past this the
+ * member must poll again (max.poll.interval.ms), so it pauses and polls. */
+#define STALL_BEFORE_PAUSE_NS (500 * 1000 * 1000ull)
+#define STALL_STEP_US         1000
+#define WAIT_STEP_US          2000
+
+struct sl_kafka_source_conf {
+    const char *brokers;
+    struct sluice_list topics;
+    const char *group;
+    int format;
+    struct sluice_list columns;
+    int start;
+    int exit_on_eof;
+    int on_offset_out_of_range;
+    int64_t max_depth;
+    struct sluice_map librdkafka;
+};
+
+static const char *const starts[] = {"earliest", "latest", NULL};
+static const char *const oor_choices[] = {"fail", "earliest", "latest", NULL};
+
+/* clang-format off */
+static const struct sluice_option kafka_options[] = {
+    SLUICE_OPT_ROW(struct sl_kafka_source_conf, brokers, SLUICE_OPT_STR, NULL, 0, 0, NULL,
+                   SLUICE_OPT_REQUIRED, "Bootstrap brokers, comma-separated (host:port,...)."),
+    SLUICE_OPT_ROW(struct sl_kafka_source_conf, topics, SLUICE_OPT_LIST, NULL, 0, 0, NULL,
+                   SLUICE_OPT_REQUIRED, "Topics to consume."),
+    SLUICE_OPT_ROW(struct sl_kafka_source_conf, group, SLUICE_OPT_STR, NULL, 0, 0, NULL,
+                   SLUICE_OPT_REQUIRED, "Consumer group: processes with the same group split the "
+                   "partitions."),
+    SLUICE_OPT_ROW(struct sl_kafka_source_conf, format, SLUICE_OPT_ENUM, "json", 0, 0,
+                   sl_format_names, 0, "json, csv (one row per message, names from columns) or "
+                   "lines: one record per message."),
+    SLUICE_OPT_ROW(struct sl_kafka_source_conf, columns, SLUICE_OPT_LIST, NULL, 0, 0, NULL, 0,
+                   "csv: the field names of the columns."),
+    SLUICE_OPT_ROW(struct sl_kafka_source_conf, start, SLUICE_OPT_ENUM, "earliest", 0, 0, starts, 0,
+                   "Where to start when neither the sinks nor the group hold a position."),
+    SLUICE_OPT_ROW(struct sl_kafka_source_conf, exit_on_eof, SLUICE_OPT_BOOL, "false", 0, 0, NULL,
+                   0, "Stop once every assigned partition reached its end (batch jobs, tests)."),
+    SLUICE_OPT_ROW(struct sl_kafka_source_conf, on_offset_out_of_range, SLUICE_OPT_ENUM, "fail", 0,
+                   0, oor_choices, 0, "A stored offset Kafka no longer has: fail (default), or "
+                   "restart from earliest or latest."),
+    SLUICE_OPT_ROW(struct sl_kafka_source_conf, max_depth, SLUICE_OPT_INT, "64", 1, 10000, NULL,
+                   0, "JSON nesting limit."),
+    SLUICE_OPT_ROW(struct sl_kafka_source_conf, librdkafka, SLUICE_OPT_MAP, NULL, 0, 0, NULL, 0,
+                   "librdkafka consumer properties, passed verbatim."),
+    {0},
+};
+/* clang-format on */
+
+/* One topic/partition this member has consumed from (kept across
+ * rebalances, so sequence numbers continue when it comes back). */
+struct kpart {
+    char *topic;
+    int32_t partition;
+    uint32_t stream;         /* index: batch->stream */
+    uint64_t seq;            /* next batch's sequence number */
+    int64_t pushed_end;      /* pos_end of the last batch handed on, -1 if none */
+    int64_t committed_group; /* last offset committed to the group */
+    int64_t hwm;             /* high watermark when assigned (exit_on_eof, lag) */
+    int64_t lag;             /* at the end of the run, for the summary; -1 unknown */
+    bool assigned;
+    bool eof;               /* reached the end seen at assignment */
+    struct sl_batch *batch; /* being filled */
+};
+
+struct kafka_source {
+    const struct sl_kafka_source_conf *conf;
+    struct sl_node *node;
+    rd_kafka_t *rk;
+    struct kpart *parts;
+    size_t nparts;
+    size_t parts_cap;
+    rd_kafka_queue_t *consumer_queue;
+    rd_kafka_message_t *msgs[POLL_BATCH];
+    struct sl_batch **queue; /* full batches waiting for room, in order */
+    size_t nqueue;
+    size_t queue_cap;
+    bool paused;
+    uint64_t stalled_ns; /* when the pipeline became full, 0 if it is not */
+    uint64_t pauses;     /* times the pipeline was full (summary) */
+    bool had_assignment;
+    uint64_t first_assign_ns; /* when the first assignment came (summary) */
+    bool rebalancing;         /* between a revoke and the next assign */
+    uint64_t last_commit_ns;
+    enum sl_format format;
+    struct sl_decoders decoders;
+    struct sl_csv_header *header;
+    int fatal; /* a failure seen in a callback */
+    char fatal_msg[SL_ERR_MSG_MAX];
+};
+
+static void set_fatal(struct kafka_source *ks, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void set_fatal(struct kafka_source *ks, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (ks->fatal) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(ks->fatal_msg, sizeof(ks->fatal_msg), fmt, ap);
+    va_end(ap);
+    ks->fatal = SL_EFATAL;
+}
+
+/* ==== Partitions and batches (source thread) ==== */
+
+static struct kpart *part_find(struct kafka_source *ks, const char *topic, int32_t partition)
+{
+    for (size_t i = 0; i < ks->nparts; i++) {
+        if (ks->parts[i].partition == partition && strcmp(ks->parts[i].topic, topic) == 0) {
+            return &ks->parts[i];
+        }
+    }
+    return NULL;
+}
+
+/* Returns the partition's entry, creating it; NULL on OOM. Entries are
+ * never removed: a stream index names one partition for the whole run. */
+static struct kpart *part_get(struct kafka_source *ks, const char *topic, int32_t partition)
+{
+    struct kpart *p = part_find(ks, topic, partition);
+
+    if (p != NULL) {
+        return p;
+    }
+    if (ks->nparts == ks->parts_cap) {
+        size_t cap = ks->parts_cap ? ks->parts_cap * 2 : 32;
+        struct kpart *grown = sl_realloc(ks->parts, cap * sizeof(*grown));
+        if (grown == NULL) {
+            return NULL;
+        }
+        ks->parts = grown;
+        ks->parts_cap = cap;
+    }
+    p = &ks->parts[ks->nparts];
+    memset(p, 0, sizeof(*p));
+    p->topic = sl_strdup(topic);
+    if (p->topic == NULL) {
+        return NULL;
+    }
+    p->partition = partition;
+    p->stream = (uint32_t)ks->nparts;
+    p->pushed_end = -1;
+    p->committed_group = -1;
+    p->lag = -1;
+    ks->nparts++;
+    return p;
+}
+
+static int queue_add(struct kafka_source *ks, struct sl_batch *batch)
+{
+    if (ks->nqueue == ks->queue_cap) {
+        size_t cap = ks->queue_cap ? ks->queue_cap * 2 : 16;
+        struct sl_batch **grown = sl_realloc(ks->queue, cap * sizeof(*grown));
+        if (grown == NULL) {
+            return SL_ENOMEM;
+        }
+        ks->queue = grown;
+        ks->queue_cap = cap;
+    }
+    ks->queue[ks->nqueue++] = batch;
+    return 0;
+}
+
+/* Closes the partition's batch (if any) and queues it for the pipeline. */
+static int seal(struct kafka_source *ks, struct kpart *p)
+{
+    struct sl_batch *batch = p->batch;
+
+    if (batch == NULL) {
+        return 0;
+    }
+    p->batch = NULL;
+    batch->seq = p->seq++;
+    batch->pos_end = batch->recs[batch->n - 1].meta.offset + 1;
+    return queue_add(ks, batch);
+}
+
+static int seal_all(struct kafka_source *ks)
+{
+    for (size_t i = 0; i < ks->nparts; i++) {
+        int rc = seal(ks, &ks->parts[i]);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static void mark_pushed(struct kafka_source *ks, const struct sl_batch *batch)
+{
+    ks->parts[batch->stream].pushed_end = batch->pos_end;
+}
+
+static rd_kafka_topic_partition_list_t *assigned_list(struct kafka_source *ks)
+{
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)ks->nparts);
+
+    for (size_t i = 0; i < ks->nparts; i++) {
+        if (ks->parts[i].assigned) {
+            rd_kafka_topic_partition_list_add(list, ks->parts[i].topic, ks->parts[i].partition);
+        }
+    }
+    return list;
+}
+
+static void set_paused(struct kafka_source *ks, bool pause)
+{
+    if (ks->paused == pause) {
+        return;
+    }
+    rd_kafka_topic_partition_list_t *list = assigned_list(ks);
+    if (pause) {
+        ks->pauses++;
+        rd_kafka_pause_partitions(ks->rk, list);
+    } else {
+        rd_kafka_resume_partitions(ks->rk, list);
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+    ks->paused = pause;
+}
+
+/* Hands queued batches on in order. Without blocking: when the pipeline is
+ * full the partitions are paused (polling goes on, so the group keeps us)
+ * and resumed once everything queued went through. With block (revoke,
+ * end): waits for room. */
+static int push_queue(struct kafka_source *ks, bool block)
+{
+    size_t done = 0;
+    int rc = 0;
+
+    while (done < ks->nqueue) {
+        struct sl_batch *batch = ks->queue[done];
+        rc =
+            block ? sl_node_source_push(ks->node, batch) : sl_node_source_try_push(ks->node, batch);
+        if (rc != 0) {
+            break;
+        }
+        mark_pushed(ks, batch);
+        done++;
+    }
+    memmove(ks->queue, ks->queue + done, (ks->nqueue - done) * sizeof(*ks->queue));
+    ks->nqueue -= done;
+    if (rc == SL_EAGAIN) {
+        if (ks->stalled_ns == 0) {
+            ks->stalled_ns = sl_now_ns();
+        } else if (sl_now_ns() - ks->stalled_ns >= STALL_BEFORE_PAUSE_NS) {
+            set_paused(ks, true);
+        }
+        return 0;
+    }
+    if (rc == 0) {
+        ks->stalled_ns = 0;
+        set_paused(ks, false);
+    }
+    return rc;
+}
+
+/* ==== Messages ==== */
+
+/* Key: text when it is valid UTF-8, else bytes. */
+static struct sl_value key_value(struct sl_arena *arena, const rd_kafka_message_t *m)
+{
+    struct sl_value v = sl_value_null();
+
+    if (m->key == NULL) {
+        return v;
+    }
+    const char *k = sl_arena_strndup(arena, m->key, m->key_len);
+    if (k != NULL) {
+        v = sl_value_str(k, (uint32_t)m->key_len);
+        v.type = sl_utf8_valid(k, m->key_len) ? SL_TYPE_STR : SL_TYPE_BYTES;
+    }
+    return v;
+}
+
+/* Headers as a JSON object text {"name":"value",...} (invalid UTF-8
+ * replaced; a header without value is null). */
+static int headers_value(struct sl_arena *arena, rd_kafka_message_t *m, struct sl_value *ret)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    struct sl_buf buf = {0};
+    const char *name;
+    const void *val;
+    size_t len;
+    int rc = 0;
+
+    *ret = sl_value_null();
+    if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR || hdrs == NULL) {
+        return 0;
+    }
+    rc |= sl_buf_putc(&buf, '{');
+    for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &val, &len) == 0; i++) {
+        rc |= i > 0 ? sl_buf_putc(&buf, ',') : 0;
+        rc |= sl_json_write_string(&buf, name, strlen(name));
+        rc |= sl_buf_putc(&buf, ':');
+        rc |= val != NULL ? sl_json_write_string(&buf, val, len) : sl_buf_append(&buf, "null", 4);
+    }
+    rc |= sl_buf_putc(&buf, '}');
+    if (rc == 0) {
+        const char *text = sl_arena_strndup(arena, buf.data, buf.len);
+        if (text == NULL) {
+            rc = SL_ENOMEM;
+        } else {
+            ret->type = SL_TYPE_OBJECT;
+            ret->len = (uint32_t)buf.len;
+            ret->u.s = text;
+        }
+    }
+    sl_buf_release(&buf);
+    return rc != 0 ? SL_ENOMEM : 0;
+}
+
+static struct sl_batch *new_batch(struct kpart *p, int64_t first)
+{
+    struct sl_batch *batch = sl_batch_new();
+
+    if (batch != NULL) {
+        batch->stream = p->stream;
+        batch->stream_name = p->topic;
+        batch->partition = p->partition;
+        batch->pos_start = first;
+    }
+    return batch;
+}
+
+static int take_message(struct kafka_source *ks, rd_kafka_message_t *m)
+{
+    struct kpart *p = part_get(ks, rd_kafka_topic_name(m->rkt), m->partition);
+
+    if (p == NULL) {
+        return SL_ENOMEM;
+    }
+    if (p->batch == NULL && (p->batch = new_batch(p, m->offset)) == NULL) {
+        return SL_ENOMEM;
+    }
+    struct sl_batch *batch = p->batch;
+    struct sl_record *rec = sl_batch_add(batch);
+    if (rec == NULL) {
+        return SL_ENOMEM;
+    }
+    rd_kafka_timestamp_type_t tstype;
+    rec->meta.stream = p->topic;
+    rec->meta.partition = p->partition;
+    rec->meta.offset = m->offset;
+    rec->meta.timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
+    if (rec->meta.timestamp_ms < 0) {
+        rec->meta.timestamp_ms = 0;
+    }
+    rec->meta.key = key_value(&batch->arena, m);
+    rec->raw = sl_arena_strndup(&batch->arena, m->payload != NULL ? m->payload : "", m->len);
+    rec->raw_len = (uint32_t)m->len;
+    if (rec->raw == NULL || headers_value(&batch->arena, m, &rec->meta.headers) != 0) {
+        return SL_ENOMEM;
+    }
+    if (m->offset + 1 >= p->hwm) {
+        p->eof = true; /* reached the end seen at assignment */
+    }
+    if (batch->n >= BATCH_MAX_RECORDS || batch->arena.bytes >= BATCH_MAX_BYTES) {
+        return seal(ks, p);
+    }
+    return 0;
+}
+
+static void on_error_message(struct kafka_source *ks, rd_kafka_message_t *m)
+{
+    const char *topic = m->rkt != NULL ? rd_kafka_topic_name(m->rkt) : "?";
+
+    switch (m->err) {
+    case RD_KAFKA_RESP_ERR__PARTITION_EOF: {
+        struct kpart *p = part_find(ks, topic, m->partition);
+        if (p != NULL && m->offset >= p->hwm) {
+            p->eof = true;
+        }
+        break;
+    }
+    case RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET:
+        set_fatal(ks, "%s [%d]: offset out of range: %s (on_offset_out_of_range: fail)", topic,
+                  (int)m->partition, rd_kafka_message_errstr(m));
+        break;
+    default:
+        if (rd_kafka_fatal_error(ks->rk, NULL, 0) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            set_fatal(ks, "kafka: %s", rd_kafka_message_errstr(m));
+        } else {
+            sl_log_warn("%s: kafka: %s", ks->node->name, rd_kafka_message_errstr(m));
+        }
+    }
+}
+
+/* ==== Offsets ==== */
+
+/* Commits to the group, for each assigned (or listed) partition, the offset
+ * every sink has committed: users' lag tools see real progress. */
+static void
+commit_group(struct kafka_source *ks, const rd_kafka_topic_partition_list_t *only, bool sync)
+{
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)ks->nparts);
+
+    for (size_t i = 0; i < ks->nparts; i++) {
+        struct kpart *p = &ks->parts[i];
+        int64_t pos;
+        if ((only == NULL && !p->assigned) ||
+            (only != NULL &&
+             rd_kafka_topic_partition_list_find(only, p->topic, p->partition) == NULL) ||
+            sl_source_committed(ks->node, p->stream, &pos) != 0 || pos <= p->committed_group) {
+            continue;
+        }
+        rd_kafka_topic_partition_list_add(list, p->topic, p->partition)->offset = pos;
+        p->committed_group = pos;
+    }
+    if (list->cnt > 0) {
+        rd_kafka_resp_err_t err = rd_kafka_commit(ks->rk, list, sync ? 0 : 1);
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+            sl_log_warn("%s: committing offsets to the group: %s", ks->node->name,
+                        rd_kafka_err2str(err));
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+    ks->last_commit_ns = sl_now_ns();
+}
+
+/* True when every batch taken from p has been committed by every sink. */
+static bool part_settled(struct kafka_source *ks, const struct kpart *p)
+{
+    int64_t pos;
+
+    if (p->batch != NULL) {
+        return false;
+    }
+    if (p->pushed_end < 0) {
+        return true;
+    }
+    return sl_source_committed(ks->node, p->stream, &pos) == 0 && pos >= p->pushed_end;
+}
+
+/* Waits until the listed partitions' work is committed (or the run failed). */
+static void settle(struct kafka_source *ks, const rd_kafka_topic_partition_list_t *list)
+{
+    for (;;) {
+        bool all = true;
+        for (int i = 0; i < list->cnt && all; i++) {
+            struct kpart *p = part_find(ks, list->elems[i].topic, list->elems[i].partition);
+            all = p == NULL || part_settled(ks, p);
+        }
+        if (all || atomic_load(&ks->node->pl->failed)) {
+            return;
+        }
+        usleep(WAIT_STEP_US);
+    }
+}
+
+/* ==== Rebalances (served inside rd_kafka_consumer_poll: source thread) ==== */
+
+/* An offset outside [lo, hi]: fail, or move to one end. Returns the offset
+ * to use, or -1 after set_fatal. */
+static int64_t check_range(struct kafka_source *ks,
+                           const struct kpart *p,
+                           int64_t off,
+                           int64_t lo,
+                           int64_t hi,
+                           const char *whose)
+{
+    if (off >= lo && off <= hi) {
+        return off;
+    }
+    switch (ks->conf->on_offset_out_of_range) {
+    case 1:
+        sl_log_warn("%s: %s [%d]: %s offset %lld is gone (Kafka has %lld..%lld): starting at %lld",
+                    ks->node->name, p->topic, (int)p->partition, whose, (long long)off,
+                    (long long)lo, (long long)hi, (long long)lo);
+        return lo;
+    case 2:
+        sl_log_warn("%s: %s [%d]: %s offset %lld is gone (Kafka has %lld..%lld): starting at %lld",
+                    ks->node->name, p->topic, (int)p->partition, whose, (long long)off,
+                    (long long)lo, (long long)hi, (long long)hi);
+        return hi;
+    default:
+        set_fatal(ks,
+                  "%s [%d]: the %s offset %lld is out of range: Kafka has offsets %lld..%lld "
+                  "(set on_offset_out_of_range: earliest or latest to skip)",
+                  p->topic, (int)p->partition, whose, (long long)off, (long long)lo, (long long)hi);
+        return -1;
+    }
+}
+
+/* Sets each partition's start: the sinks' position, else the group's
+ * committed offset, else `start`. */
+static int choose_offsets(struct kafka_source *ks, rd_kafka_topic_partition_list_t *list)
+{
+    rd_kafka_topic_partition_list_t *group = rd_kafka_topic_partition_list_copy(list);
+    struct sl_err err = {0};
+
+    if (rd_kafka_committed(ks->rk, group, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < group->cnt; i++) {
+            group->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+        }
+    }
+    for (int i = 0; i < list->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &list->elems[i];
+        struct kpart *p = part_get(ks, tp->topic, tp->partition);
+        int64_t lo = 0, hi = 0, pos = 0;
+        bool known = false;
+        char fp[8];
+        if (p == NULL) {
+            rd_kafka_topic_partition_list_destroy(group);
+            return SL_ENOMEM;
+        }
+        if (sl_source_resume(ks->node, p->topic, p->partition, &pos, &known, fp, sizeof(fp),
+                             &err) != 0) {
+            set_fatal(ks, "%s", err.msg);
+        }
+        if (rd_kafka_query_watermark_offsets(ks->rk, p->topic, p->partition, &lo, &hi, 10000) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR) {
+            lo = 0;
+            hi = INT64_MAX;
+        }
+        int64_t committed = group->elems[i].offset;
+        if (known) {
+            tp->offset = check_range(ks, p, pos, lo, hi, "stored");
+        } else if (committed >= 0) {
+            tp->offset = check_range(ks, p, committed, lo, hi, "group's committed");
+        } else {
+            tp->offset = ks->conf->start == 0 ? RD_KAFKA_OFFSET_BEGINNING : RD_KAFKA_OFFSET_END;
+        }
+        p->hwm = hi;
+        p->assigned = true;
+        p->eof = hi == INT64_MAX
+                     ? false
+                     : (tp->offset >= hi || lo == hi || (tp->offset == RD_KAFKA_OFFSET_END));
+    }
+    rd_kafka_topic_partition_list_destroy(group);
+    return 0;
+}
+
+static void
+on_assign(struct kafka_source *ks, rd_kafka_topic_partition_list_t *list, bool cooperative)
+{
+    if (choose_offsets(ks, list) != 0) {
+        set_fatal(ks, "out of memory");
+    }
+    rd_kafka_error_t *error = NULL;
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (cooperative) {
+        error = rd_kafka_incremental_assign(ks->rk, list);
+    } else {
+        err = rd_kafka_assign(ks->rk, list);
+    }
+    if (error != NULL) {
+        set_fatal(ks, "kafka: assign: %s", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    } else if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        set_fatal(ks, "kafka: assign: %s", rd_kafka_err2str(err));
+    }
+    if (ks->paused) {
+        /* New partitions start paused too while the pipeline is full. */
+        rd_kafka_pause_partitions(ks->rk, list);
+    }
+    if (!ks->had_assignment) {
+        ks->first_assign_ns = sl_now_ns();
+    }
+    ks->had_assignment = true;
+    ks->rebalancing = false;
+}
+
+/* Before giving partitions up: hand on what was taken from them, wait until
+ * every sink committed it, commit it to the group. Nothing is half done. */
+static void
+on_revoke(struct kafka_source *ks, rd_kafka_topic_partition_list_t *list, bool cooperative)
+{
+    for (int i = 0; i < list->cnt; i++) {
+        struct kpart *p = part_find(ks, list->elems[i].topic, list->elems[i].partition);
+        if (p != NULL && seal(ks, p) != 0) {
+            set_fatal(ks, "out of memory");
+        }
+    }
+    int rc = push_queue(ks, true);
+    if (rc != 0 && rc != SL_ECANCELED) {
+        set_fatal(ks, "handing on revoked partitions' messages: %s", sl_strerror(rc));
+    }
+    settle(ks, list);
+    commit_group(ks, list, true);
+    for (int i = 0; i < list->cnt; i++) {
+        struct kpart *p = part_find(ks, list->elems[i].topic, list->elems[i].partition);
+        if (p != NULL) {
+            p->assigned = false;
+        }
+    }
+    if (cooperative) {
+        rd_kafka_error_t *error = rd_kafka_incremental_unassign(ks->rk, list);
+        if (error != NULL) {
+            rd_kafka_error_destroy(error);
+        }
+    } else {
+        rd_kafka_assign(ks->rk, NULL);
+    }
+    ks->rebalancing = true;
+}
+
+static void rebalance_cb(rd_kafka_t *rk,
+                         rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *list,
+                         void *opaque)
+{
+    struct kafka_source *ks = opaque;
+    bool cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        on_assign(ks, list, cooperative);
+    } else {
+        on_revoke(ks, list, cooperative);
+    }
+}
+
+/* ==== The consumer (source thread) ==== */
+
+static rd_kafka_t *create_consumer(struct kafka_source *ks, struct sl_err *err)
+{
+    const struct sl_kafka_source_conf *conf = ks->conf;
+    static const char *const reset[] = {"error", "earliest", "latest"};
+    /* Keys sluice owns (the user's map may not set them). */
+    const char *const owned[][2] = {
+        {"group.id", conf->group},
+        {"enable.auto.commit", "false"},
+        {"enable.auto.offset.store", "false"},
+        {"enable.partition.eof", "true"},
+        {"auto.offset.reset", reset[conf->on_offset_out_of_range]},
+    };
+    char errbuf[512];
+    rd_kafka_conf_t *kc = NULL;
+    int rc =
+        sl_kafka_conf_build(SL_KAFKA_CONSUMER, conf->brokers, &conf->librdkafka,
+                            ks->node->pl->conf->memory_limit, &kc, NULL, errbuf, sizeof(errbuf));
+
+    for (size_t i = 0; rc == 0 && i < sizeof(owned) / sizeof(owned[0]); i++) {
+        if (rd_kafka_conf_set(kc, owned[i][0], owned[i][1], errbuf, sizeof(errbuf)) !=
+            RD_KAFKA_CONF_OK) {
+            rc = SL_ECONFIG;
+        }
+    }
+    if (rc != 0) {
+        if (kc != NULL) {
+            rd_kafka_conf_destroy(kc);
+        }
+        sl_err_set(err, rc, "%s: %s", ks->node->name, errbuf);
+        return NULL;
+    }
+    rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
+    rd_kafka_conf_set_opaque(kc, ks);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, errbuf, sizeof(errbuf));
+    if (rk == NULL) {
+        rd_kafka_conf_destroy(kc);
+        sl_err_set(err, SL_EIO, "%s: %s", ks->node->name, errbuf);
+        return NULL;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    ks->consumer_queue = rd_kafka_queue_get_consumer(rk);
+    return rk;
+}
+
+static int subscribe(struct kafka_source *ks, struct sl_err *err)
+{
+    rd_kafka_topic_partition_list_t *topics =
+        rd_kafka_topic_partition_list_new((int)ks->conf->topics.n);
+
+    for (size_t i = 0; i < ks->conf->topics.n; i++) {
+        rd_kafka_topic_partition_list_add(topics, ks->conf->topics.items[i], RD_KAFKA_PARTITION_UA);
+    }
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(ks->rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return sl_err_set(err, SL_EIO, "%s: subscribe: %s", ks->node->name, rd_kafka_err2str(e));
+    }
+    return 0;
+}
+
+/* exit_on_eof: the member had an assignment, is not mid-rebalance, every
+ * partition it holds reached the end seen at assignment, and all of it is
+ * committed. A member assigned nothing is done too. */
+static bool finished(struct kafka_source *ks)
+{
+    if (!ks->conf->exit_on_eof || !ks->had_assignment || ks->rebalancing || ks->nqueue > 0) {
+        return false;
+    }
+    for (size_t i = 0; i < ks->nparts; i++) {
+        const struct kpart *p = &ks->parts[i];
+        if (p->assigned && (!p->eof || p->batch != NULL || !part_settled(ks, p))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int poll_once(struct kafka_source *ks)
+{
+    int rc = push_queue(ks, false);
+
+    if (rc != 0) {
+        return rc;
+    }
+    if (ks->stalled_ns != 0 && !ks->paused) {
+        usleep(STALL_STEP_US); /* a short stall: let the pipeline drain */
+        return 0;
+    }
+    /* A batch of messages per call (rebalance callbacks are served here
+     * too): per-message polling costs more than the rest of the source. */
+    ssize_t n = rd_kafka_consume_batch_queue(
+        ks->consumer_queue, ks->nqueue > 0 ? BUSY_POLL_MS : POLL_MS, ks->msgs, POLL_BATCH);
+    if (n <= 0) {
+        return seal_all(ks); /* idle: hand on what we have */
+    }
+    for (ssize_t i = 0; i < n; i++) {
+        rd_kafka_message_t *m = ks->msgs[i];
+        if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            on_error_message(ks, m);
+        } else if (rc == 0) {
+            rc = take_message(ks, m);
+        }
+        rd_kafka_message_destroy(m);
+    }
+    return rc;
+}
+
+static void record_lag(struct kafka_source *ks)
+{
+    for (size_t i = 0; i < ks->nparts; i++) {
+        struct kpart *p = &ks->parts[i];
+        int64_t lo, hi, pos;
+        if (rd_kafka_get_watermark_offsets(ks->rk, p->topic, p->partition, &lo, &hi) ==
+                RD_KAFKA_RESP_ERR_NO_ERROR &&
+            hi >= 0) {
+            pos = p->committed_group >= 0 ? p->committed_group : lo;
+            p->lag = hi > pos ? hi - pos : 0;
+        }
+    }
+}
+
+static int kafka_run(struct sl_node *node)
+{
+    struct kafka_source *ks = node->state;
+    struct sl_err err = {0};
+    int rc = subscribe(ks, &err);
+
+    while (rc == 0 && !ks->fatal && !finished(ks) &&
+           !atomic_load_explicit(&node->pl->stop, memory_order_acquire)) {
+        rc = poll_once(ks);
+        if (sl_now_ns() - ks->last_commit_ns >= COMMIT_EVERY_NS) {
+            commit_group(ks, NULL, false);
+        }
+    }
+    if (rc == 0 && !ks->fatal) {
+        /* Stopping (exit_on_eof or SIGINT): what was polled but not handed
+         * on is dropped; its offsets are not committed, so it comes back. */
+        for (size_t i = 0; i < ks->nparts; i++) {
+            ks->parts[i].batch = sl_batch_unref(ks->parts[i].batch);
+        }
+        for (size_t i = 0; i < ks->nqueue; i++) {
+            sl_batch_unref(ks->queue[i]);
+        }
+        ks->nqueue = 0;
+        rd_kafka_topic_partition_list_t *all = assigned_list(ks);
+        settle(ks, all);
+        rd_kafka_topic_partition_list_destroy(all);
+        commit_group(ks, NULL, true);
+    }
+    record_lag(ks);
+    rd_kafka_consumer_close(ks->rk); /* leaves the group now, not after a timeout */
+    if (ks->fatal) {
+        sl_log_error("%s: %s", node->name, ks->fatal_msg);
+        return ks->fatal;
+    }
+    if (rc != 0 && err.msg[0] != '\0') {
+        sl_log_error("%s", err.msg);
+    }
+    return rc;
+}
+
+/* ==== Decoding (workers) ==== */
+
+static int kafka_process(struct sl_node *node, struct sl_batch *batch)
+{
+    struct kafka_source *ks = node->state;
+    struct sl_json_decoder *dec = sl_decoders_mine(&ks->decoders);
+    uint32_t kept = 0;
+    int rc = 0;
+
+    atomic_fetch_add_explicit(&node->c.in, batch->n, memory_order_relaxed);
+    for (uint32_t i = 0; i < batch->n && rc == 0; i++) {
+        struct sl_record *rec = &batch->recs[i];
+        struct sl_err err;
+        rc = sl_decode_text(ks->format, dec, ks->header, rec->raw, rec->raw_len, rec, &batch->arena,
+                            &err);
+        if (rc == 0) {
+            batch->recs[kept++] = *rec;
+        } else if (rc == SL_EDATA) {
+            struct sl_record dead = *rec;
+            dead.fields = NULL;
+            dead.nfields = dead.cap = 0;
+            rc = sl_node_dead(node, batch, &dead, err.msg);
+        }
+    }
+    batch->n = kept;
+    if (rc != 0) {
+        sl_batch_unref(batch);
+        return rc;
+    }
+    sl_node_account(node, batch);
+    sl_node_emit(node, 0, batch);
+    return 0;
+}
+
+/* ==== Life cycle (main thread) ==== */
+
+/* csv: a header row made of the `columns` names. */
+static int csv_header(struct kafka_source *ks, struct sl_err *err)
+{
+    struct sl_buf row = {0};
+    int rc = 0;
+
+    for (size_t i = 0; i < ks->conf->columns.n && rc == 0; i++) {
+        const char *name = ks->conf->columns.items[i];
+        rc |= i > 0 ? sl_buf_putc(&row, ',') : 0;
+        rc |= sl_buf_putc(&row, '"');
+        for (const char *c = name; *c != '\0' && rc == 0; c++) {
+            rc |= *c == '"' ? sl_buf_append(&row, "\"\"", 2) : sl_buf_putc(&row, *c);
+        }
+        rc |= sl_buf_putc(&row, '"');
+    }
+    if (rc == 0) {
+        rc = sl_csv_header_parse(row.data, row.len, &ks->header, err);
+    }
+    sl_buf_release(&row);
+    return rc;
+}
+
+static void kafka_close(struct sl_node *node)
+{
+    struct kafka_source *ks = node->state;
+
+    if (ks == NULL) {
+        return;
+    }
+    if (ks->consumer_queue != NULL) {
+        rd_kafka_queue_destroy(ks->consumer_queue);
+    }
+    if (ks->rk != NULL) {
+        rd_kafka_destroy(ks->rk);
+    }
+    for (size_t i = 0; i < ks->nparts; i++) {
+        sl_batch_unref(ks->parts[i].batch);
+        sl_free(ks->parts[i].topic);
+    }
+    for (size_t i = 0; i < ks->nqueue; i++) {
+        sl_batch_unref(ks->queue[i]);
+    }
+    sl_free(ks->parts);
+    sl_free(ks->queue);
+    sl_decoders_release(&ks->decoders);
+    sl_csv_header_free(ks->header);
+    sl_free(ks);
+    node->state = NULL;
+}
+
+static int kafka_open(struct sl_node *node, struct sl_err *err)
+{
+    struct kafka_source *ks = sl_calloc(1, sizeof(*ks));
+
+    if (ks == NULL) {
+        return sl_err_set(err, SL_ENOMEM, "out of memory");
+    }
+    node->state = ks;
+    ks->node = node;
+    ks->conf = node->cn->conf;
+    ks->format = sl_format_of(ks->conf->format);
+    if (ks->format == SL_FORMAT_CSV && csv_header(ks, err) != 0) {
+        return SL_ECONFIG;
+    }
+    if (sl_decoders_init(&ks->decoders, (size_t)sl_sched_threads(node->pl->sched),
+                         (uint32_t)ks->conf->max_depth) != 0) {
+        return sl_err_set(err, SL_ENOMEM, "out of memory");
+    }
+    ks->rk = create_consumer(ks, err);
+    return ks->rk != NULL ? 0 : err->code;
+}
+
+static int kafka_check(const struct sl_conf_node *cn, struct sl_err *err)
+{
+    const struct sl_kafka_source_conf *conf = cn->conf;
+
+    if (sl_format_of(conf->format) == SL_FORMAT_CSV && conf->columns.n == 0) {
+        return sl_err_set_at(err, cn->file, cn->line, cn->col, cn->name,
+                             "format csv needs columns: the field names of a message's values");
+    }
+    return sl_kafka_conf_check(cn, SL_KAFKA_CONSUMER, &conf->librdkafka, err);
+}
+
+static void kafka_summary(struct sl_node *node, FILE *out)
+{
+    struct kafka_source *ks = node->state;
+
+    if (ks == NULL) {
+        return;
+    }
+    if (ks->had_assignment) {
+        fprintf(out, "%s: first assignment after %.3f s, paused %llu times (pipeline full)\n",
+                node->name, (double)(ks->first_assign_ns - node->pl->start_ns) / 1e9,
+                (unsigned long long)ks->pauses);
+    }
+    if (ks->nparts == 0) {
+        return;
+    }
+    fprintf(out, "%s consumer lag:", node->name);
+    for (size_t i = 0; i < ks->nparts; i++) {
+        const struct kpart *p = &ks->parts[i];
+        if (p->lag >= 0) {
+            fprintf(out, " %s[%d]=%lld", p->topic, (int)p->partition, (long long)p->lag);
+        } else {
+            fprintf(out, " %s[%d]=?", p->topic, (int)p->partition);
+        }
+    }
+    fprintf(out, "\n");
+}
+
+const struct sl_node_type sl_stage_kafka = {
+    .def =
+        {
+            .abi_version = SLUICE_ABI_VERSION,
+            .struct_size = sizeof(struct sluice_stage_def),
+            .name = "kafka",
+            .description = "Consumes Kafka topics in a consumer group, exactly once into SQLite.",
+            .kind = SLUICE_KIND_SOURCE,
+            .conf_size = sizeof(struct sl_kafka_source_conf),
+            .options = kafka_options,
+        },
+    .check = kafka_check,
+    .open = kafka_open,
+    .process = kafka_process,
+    .close = kafka_close,
+    .run = kafka_run,
+    .summary = kafka_summary,
+};
