@@ -222,11 +222,6 @@ static int seal_all(struct kafka_source *ks)
     return 0;
 }
 
-static void mark_pushed(struct kafka_source *ks, const struct sl_batch *batch)
-{
-    ks->parts[batch->stream].pushed_end = batch->pos_end;
-}
-
 static rd_kafka_topic_partition_list_t *assigned_list(struct kafka_source *ks)
 {
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)ks->nparts);
@@ -266,12 +261,15 @@ static int push_queue(struct kafka_source *ks, bool block)
 
     while (done < ks->nqueue) {
         struct sl_batch *batch = ks->queue[done];
+        /* Read before the push: after it the batch belongs to the pipeline. */
+        struct kpart *p = &ks->parts[batch->stream];
+        int64_t end = batch->pos_end;
         rc =
             block ? sl_node_source_push(ks->node, batch) : sl_node_source_try_push(ks->node, batch);
         if (rc != 0) {
             break;
         }
-        mark_pushed(ks, batch);
+        p->pushed_end = end;
         done++;
     }
     memmove(ks->queue, ks->queue + done, (ks->nqueue - done) * sizeof(*ks->queue));

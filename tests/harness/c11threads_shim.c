@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* C11 <threads.h> on top of pthreads, linked only into ThreadSanitizer builds.
- * Debian's librdkafka uses glibc's C11 threads, which call glibc's internal
- * pthread functions directly, so TSan neither registers librdkafka's threads
- * (our callbacks crash there) nor sees its locks (false races). Defined in the
- * executable, these functions interpose glibc's for every library, and their
- * pthread calls go through TSan's interceptors. Any thread may call them. */
+/* C11 <threads.h> on pthreads, linked into every executable of a TSan build.
+ * Debian's librdkafka uses glibc's C11 threads, which reach pthreads through
+ * glibc-internal calls TSan cannot intercept: librdkafka's threads are unknown
+ * to TSan (our callbacks crash there) and its locks invisible (false races).
+ * Defined in the executable, these interpose glibc's for every library and go
+ * through TSan's pthread interceptors. Also sets the TSan suppressions. */
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -61,8 +61,12 @@ static int thrd_err(int rc)
     }
 }
 
+/* Each function below is the C11 one (7.26), with glibc's return codes.
+ * Thread: any. */
+
 /* ==== Threads ==== */
 
+/* Plain malloc, not sl_malloc: the shim sits below the engine and the mock. */
 struct start {
     thrd_start_t func; /* the C11 entry point */
     void *arg;         /* its argument */
@@ -283,11 +287,13 @@ void call_once(once_flag *flag, void (*func)(void))
 
 /* librdkafka is not instrumented and synchronises much of its own state with
  * atomics (reference counts, flags) that TSan cannot see, so the pthread and
- * libc calls it makes itself (rwlocks, memcpy, free) look racy. Ignore the
- * interceptors called from librdkafka: its mutexes and condition variables
- * still go through the functions above, which TSan sees, so happens-before
- * between librdkafka's threads and ours stays visible. TSan reads this at
- * startup; it adds to any TSAN_OPTIONS=suppressions file. */
+ * libc calls it makes itself (rwlocks, memcpy, free) look racy among its own
+ * threads. called_from_lib makes TSan pass those calls straight through,
+ * unobserved. Its mutexes, condition variables and threads are not affected:
+ * librdkafka reaches them through the functions above, so the happens-before
+ * between its threads and ours stays visible and races in our callbacks are
+ * still reported. TSan reads this at startup, on top of any
+ * TSAN_OPTIONS=suppressions file. */
 #ifdef SL_TSAN
 const char *__tsan_default_suppressions(void);
 

@@ -175,12 +175,12 @@ static int parse_args(int argc, char **argv, int *ret_nbrokers)
             usage(stdout);
             exit(0);
         }
-        if (strcmp(argv[i], "--brokers") == 0 && i + 1 < argc) {
-            if (parse_int(argv[++i], 1, MAX_BROKERS, &nbrokers) != 0) {
-                fprintf(stderr, "sluice-mock-kafka: --brokers: expected 1 to %d, got '%s'\n",
-                        MAX_BROKERS, argv[i]);
+        if (strcmp(argv[i], "--brokers") == 0) {
+            if (i + 1 == argc || parse_int(argv[i + 1], 1, MAX_BROKERS, &nbrokers) != 0) {
+                fprintf(stderr, "sluice-mock-kafka: --brokers: expected 1 to %d\n", MAX_BROKERS);
                 return -1;
             }
+            i++;
             continue;
         }
         fprintf(stderr, "sluice-mock-kafka: unknown argument '%s'\n", argv[i]);
