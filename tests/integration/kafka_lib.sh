@@ -117,6 +117,14 @@ consume() {
         "${limit[@]}" -f '%s\n' "$@" || fail "consume $topic: kcat failed"
 }
 
+# produce_by_id TOPIC FILE: produces FILE's JSON orders (lines starting
+# {"id":N,...) keyed by their id, so they spread evenly over the partitions
+# (the mock keeps only ~5 MB per partition; kcat without keys fills a few).
+produce_by_id() {
+    awk -F'[:,]' '{ print $2 "\t" $0 }' "$2" > "$WORK/keyed-$1.txt"
+    produce "$1" -K '\t' -l "$WORK/keyed-$1.txt"
+}
+
 # ---- private ----
 
 # Stops the mock; returns its exit status (0 if it was not running).

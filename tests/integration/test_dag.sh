@@ -4,8 +4,7 @@
 # workers > 1 (order restored per file), all exactly once on a second run.
 . "$(dirname "$0")/lib.sh"
 N=$((300000 / SCALE))
-printf 'sources:\n  gen: { type: generator, count: %s, seed: 7 }\nsinks:\n  f: { type: file, inputs: [gen], path: data/o.jsonl }\n' "$N" > gen.yaml
-"$SLUICE" run gen.yaml --quiet || fail "generate"
+gen_orders data/o.jsonl "$N" 7
 cat > p.yaml <<'YAML'
 engine: { memory_limit: 8MiB }
 sources:

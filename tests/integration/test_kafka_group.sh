@@ -10,10 +10,8 @@
 N=$((200000 / SCALE))
 mock_start
 mock_cmd "topic orders 8"
-printf 'sources:\n  gen: { type: generator, count: %s, seed: 2 }\nsinks:\n  f: { type: file, inputs: [gen], path: data/o.jsonl }\n' "$N" > gen.yaml
-"$SLUICE" run gen.yaml --quiet || fail "generate"
-awk -F'[:,]' '{ print $2 "\t" $0 }' data/o.jsonl > keyed.txt
-produce orders -K '\t' -l keyed.txt
+gen_orders data/o.jsonl "$N" 2
+produce_by_id orders data/o.jsonl
 
 cat > k.yaml <<YAML
 sources:

@@ -5,15 +5,6 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/kafka_lib.sh"
 
-# Waits until "$@" succeeds, polling every 0.1 s, for at most $KAFKA_TIMEOUT s.
-wait_until() {
-    local deadline=$((SECONDS + KAFKA_TIMEOUT))
-    until "$@"; do
-        [ "$SECONDS" -lt "$deadline" ] || return 1
-        sleep 0.1
-    done
-}
-
 # ---- the control protocol, on a mock of our own ----
 MOCK=$(dirname "$SLUICE")/sluice-mock-kafka
 printf 'topic t 2\ntopic t 2\ntopic u 0\ntopic v 1 3\ndown 7\nup 1\nnope\n\nquit\ntopic w 1\n' |

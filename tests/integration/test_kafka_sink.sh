@@ -10,15 +10,6 @@
 
 N=$((40000 / SCALE))
 
-# Waits until "$@" succeeds, polling every 0.1 s, for at most $KAFKA_TIMEOUT s.
-wait_until() {
-    local deadline=$((SECONDS + KAFKA_TIMEOUT))
-    until "$@"; do
-        [ "$SECONDS" -lt "$deadline" ] || return 1
-        sleep 0.1
-    done
-}
-
 # The summary's out and dead columns of node $2 in stderr file $1.
 summary_of() {
     awk -v n="$2" '$1 == n { print $5, $7 }' "$1"

@@ -8,10 +8,8 @@
 N=$((30000 / SCALE))
 mock_start
 mock_cmd "topic orders 8"
-printf 'sources:\n  gen: { type: generator, count: %s, seed: 9 }\nsinks:\n  f: { type: file, inputs: [gen], path: data/o.jsonl }\n' "$N" > gen.yaml
-"$SLUICE" run gen.yaml --quiet || fail "generate"
-awk -F'[:,]' '{ print $2 "\t" $0 }' data/o.jsonl > keyed.txt
-produce orders -K '\t' -l keyed.txt
+gen_orders data/o.jsonl "$N" 9
+produce_by_id orders data/o.jsonl
 printf '{"id": 1,,}\nnot json\n[1]\n' | produce orders -p 3
 printf 'k1:{"id": -1, "hdr": true}\n' | produce orders -p 5 -K: -H trace=abc -H "who=Zoë"
 
@@ -53,7 +51,7 @@ committed=$(kcat -b "$BROKERS" -G g1-check orders -o beginning -e -q -f '.' 2>/d
 [ "$committed" -ge 0 ] || fail "kcat"
 
 # New messages are picked up by the next run.
-head -500 keyed.txt | sed 's/"id":\([0-9]*\)/"id":9\1/' > more.txt
+head -500 "$WORK/keyed-orders.txt" | sed 's/"id":\([0-9]*\)/"id":9\1/' > more.txt
 produce orders -K '\t' -l more.txt
 timeout 120 "$SLUICE" run k.yaml --quiet || fail "third run"
 [ "$(q $db 'SELECT count(*), count(DISTINCT kp || ":" || ko) FROM t')" = "$((total + 500))|$((total + 500))" ] || fail "new messages: $(q $db 'SELECT count(*) FROM t')"

@@ -4,8 +4,7 @@
 # file sink makes visible: its output must equal a straight computation.
 . "$(dirname "$0")/lib.sh"
 N=$((200000 / SCALE))
-printf 'sources:\n  gen: { type: generator, count: %s, seed: 11 }\nsinks:\n  f: { type: file, inputs: [gen], path: data/o.jsonl }\n' "$N" > gen.yaml
-"$SLUICE" run gen.yaml --quiet || fail "generate"
+gen_orders data/o.jsonl "$N" 11
 split -l $((N / 4 + 1)) -d --additional-suffix=.jsonl data/o.jsonl data/p-
 rm data/o.jsonl
 for threads in 1 3 8; do
