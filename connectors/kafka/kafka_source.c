@@ -272,8 +272,10 @@ static int push_queue(struct kafka_source *ks, bool block)
         p->pushed_end = end;
         done++;
     }
-    memmove(ks->queue, ks->queue + done, (ks->nqueue - done) * sizeof(*ks->queue));
-    ks->nqueue -= done;
+    if (done > 0) {
+        memmove(ks->queue, ks->queue + done, (ks->nqueue - done) * sizeof(*ks->queue));
+        ks->nqueue -= done;
+    }
     if (rc == SL_EAGAIN) {
         if (ks->stalled_ns == 0) {
             ks->stalled_ns = sl_now_ns();
