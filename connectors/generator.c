@@ -114,7 +114,7 @@ static int generator_run(struct sl_node *node)
     int64_t i = 0;
     struct sl_err err = {0};
     uint64_t seq = 0;
-    int rc = sl_source_resume(node, node->name, 0, &i, NULL, fp, sizeof(fp), &err);
+    int rc = sl_source_resume(node, node->name, 0, NULL, &i, NULL, fp, sizeof(fp), &err);
     uint64_t start_ns = sl_now_ns();
     int64_t first = i;
 

@@ -12,7 +12,17 @@ struct resume {
     bool any;
     bool unknown; /* a sink without positions: start over */
     char fp[SL_FINGERPRINT_MAX];
+    const struct sl_own_position *own; /* stands in for sinks without positions */
 };
+
+static void take(struct resume *r, int64_t pos, const char *fp)
+{
+    if (!r->any || pos < r->pos) {
+        r->pos = pos;
+        snprintf(r->fp, sizeof(r->fp), "%s", fp != NULL ? fp : "");
+    }
+    r->any = true;
+}
 
 static int visit(struct sl_node *node,
                  const char *stream,
@@ -25,7 +35,11 @@ static int visit(struct sl_node *node,
         int64_t pos = 0;
         char fp[SL_FINGERPRINT_MAX] = "";
         if (sink == NULL || sink->position == NULL) {
-            r->unknown = true;
+            if (r->own != NULL) {
+                take(r, r->own->pos, r->own->fingerprint);
+            } else {
+                r->unknown = true;
+            }
             return 0;
         }
         int rc = sink->position(sink, stream, partition, &pos, fp, sizeof(fp), err);
@@ -36,11 +50,7 @@ static int visit(struct sl_node *node,
         if (rc != 0) {
             return rc;
         }
-        if (!r->any || pos < r->pos) {
-            r->pos = pos;
-            snprintf(r->fp, sizeof(r->fp), "%s", fp);
-        }
-        r->any = true;
+        take(r, pos, fp);
         return 0;
     }
     for (size_t o = 0; o < node->nouts; o++) {
@@ -57,13 +67,14 @@ static int visit(struct sl_node *node,
 int sl_source_resume(struct sl_node *src,
                      const char *stream,
                      int32_t partition,
+                     const struct sl_own_position *own,
                      int64_t *ret_pos,
                      bool *ret_known,
                      char *fingerprint,
                      size_t fingerprint_len,
                      struct sl_err *err)
 {
-    struct resume r = {0};
+    struct resume r = {.own = own};
     int rc = visit(src, stream, partition, &r, err);
 
     if (rc != 0) {

@@ -8,14 +8,23 @@
 
 #define SL_FINGERPRINT_MAX 64
 
+/* A source's own stored position of a stream (file sources' `checkpoints:`
+ * file): it stands in for the sinks that keep no positions. */
+struct sl_own_position {
+    int64_t pos;
+    const char *fingerprint;
+};
+
 /* The position to resume stream/partition from for source node src: the
- * lowest position stored by the sinks reachable from src, with the
- * fingerprint stored beside it ("" if none). 0 when any reachable sink keeps
- * no positions or has none for the stream; *ret_known (may be NULL) tells
- * the two cases apart. Returns 0 or an error (SL_EIO). Thread: source. */
+ * lowest position stored by the sinks reachable from src (own, if not NULL,
+ * for the sinks that keep none), with the fingerprint stored beside it (""
+ * if none). 0 when a reachable sink has no position for the stream;
+ * *ret_known (may be NULL) tells the two cases apart. Returns 0 or an
+ * error (SL_EIO). Thread: source. */
 int sl_source_resume(struct sl_node *src,
                      const char *stream,
                      int32_t partition,
+                     const struct sl_own_position *own,
                      int64_t *ret_pos,
                      bool *ret_known,
                      char *fingerprint,

@@ -4,6 +4,7 @@
  * lines) into records on the pool. Each file is one stream: positions are
  * byte offsets in the decompressed file; a restart resumes from the lowest
  * position the sinks stored, unless the file's fingerprint changed. */
+#include "connectors/file/file_checkpoint.h"
 #include "connectors/file/reader.h"
 #include "decode.h"
 #include "log.h"
@@ -17,6 +18,8 @@
 
 #define BLOCK_SIZE   (256 * 1024)
 #define DEAD_RAW_MAX (64 * 1024)
+/* How often the `checkpoints:` file is updated while reading. */
+#define CKPT_EVERY_NS (1000 * 1000 * 1000ull)
 
 struct file_conf {
     const char *path;
@@ -38,12 +41,14 @@ static const struct sluice_option file_options[] = {
     SLUICE_OPT_ROW(struct file_conf, max_depth, SLUICE_OPT_INT, "64", 1, 10000, NULL, 0,
                    "JSON nesting limit; deeper lines are dead letters."),
     SLUICE_OPT_ROW(struct file_conf, checkpoints, SLUICE_OPT_STR, NULL, 0, 0, NULL,
-                   SLUICE_OPT_LATER, "SQLite file keeping positions for non-SQLite sinks."),
+                   0, "SQLite file keeping this source's positions for the sinks that keep "
+                   "none (file, kafka, null): a restart resumes instead of reading all again."),
     {0},
 };
 /* clang-format on */
 
 struct file_stream {
+    int64_t ck_pos; /* position last stored in the checkpoints file, -1 none */
     char *path;
     char fingerprint[SL_FINGERPRINT_MAX];
     struct sl_csv_header *header; /* csv: lives until close */
@@ -55,7 +60,31 @@ struct file_source {
     size_t nstreams;
     enum sl_format format;
     struct sl_decoders decoders;
+    struct sl_file_ckpt *ck; /* `checkpoints:` store, NULL without */
+    uint64_t ck_stored_ns;   /* when positions were last stored */
 };
+
+/* Stores, for the sinks that keep no positions, how far every sink has
+ * acknowledged each file. Thread: the source's while it reads, then main
+ * (close). */
+static void store_positions(struct sl_node *node, struct file_source *fs)
+{
+    struct sl_err err = {0};
+
+    for (size_t i = 0; fs->ck != NULL && i < fs->nstreams; i++) {
+        struct file_stream *st = &fs->streams[i];
+        int64_t pos;
+        if (sl_source_committed(node, (uint32_t)i, &pos) != 0 || pos <= st->ck_pos) {
+            continue;
+        }
+        if (sl_file_ckpt_put(fs->ck, st->path, pos, st->fingerprint, &err) != 0) {
+            sl_log_warn("%s: %s", node->name, err.msg);
+            return;
+        }
+        st->ck_pos = pos;
+    }
+    fs->ck_stored_ns = sl_now_ns();
+}
 
 static void file_close(struct sl_node *node)
 {
@@ -64,6 +93,9 @@ static void file_close(struct sl_node *node)
     if (fs == NULL) {
         return;
     }
+    /* Everything is drained now: what the sinks acknowledged is final. */
+    store_positions(node, fs);
+    fs->ck = sl_file_ckpt_close(fs->ck);
     for (size_t i = 0; i < fs->nstreams; i++) {
         sl_free(fs->streams[i].path);
         sl_csv_header_free(fs->streams[i].header);
@@ -100,6 +132,7 @@ static int expand_glob(struct file_source *fs, const char *pattern, struct sl_er
         return SL_ENOMEM;
     }
     for (size_t i = 0; i < g.gl_pathc; i++) {
+        fs->streams[i].ck_pos = -1;
         fs->streams[i].path = sl_strdup(g.gl_pathv[i]);
         if (fs->streams[i].path == NULL) {
             globfree(&g);
@@ -128,6 +161,12 @@ static int file_open(struct sl_node *node, struct sl_err *err)
     if (sl_decoders_init(&fs->decoders, (size_t)sl_sched_threads(node->pl->sched),
                          (uint32_t)fs->conf->max_depth) != 0) {
         return sl_err_set(err, SL_ENOMEM, "out of memory");
+    }
+    if (fs->conf->checkpoints != NULL) {
+        fs->ck = sl_file_ckpt_open(fs->conf->checkpoints, node->name, err);
+        if (fs->ck == NULL) {
+            return err->code;
+        }
     }
     return 0;
 }
@@ -390,10 +429,18 @@ static int prepare_stream(struct reading *rd, struct sl_err *err)
     int64_t resume = 0;
     int rc;
 
+    char own_fp[SL_FINGERPRINT_MAX] = "";
+    struct sl_own_position own = {0, own_fp};
+    if (rd->fs->ck != NULL) {
+        rc = sl_file_ckpt_get(rd->fs->ck, st->path, &own.pos, own_fp, sizeof(own_fp), err);
+        if (rc != 0 && rc != SL_EOF) {
+            return rc;
+        }
+    }
     if ((rc = sl_reader_open(&rd->r, st->path, err)) != 0 ||
         (rc = sl_reader_fingerprint(&rd->r, st->fingerprint, sizeof(st->fingerprint), err)) != 0 ||
-        (rc = sl_source_resume(rd->node, st->path, 0, &resume, NULL, stored, sizeof(stored),
-                               err)) != 0) {
+        (rc = sl_source_resume(rd->node, st->path, 0, rd->fs->ck != NULL ? &own : NULL, &resume,
+                               NULL, stored, sizeof(stored), err)) != 0) {
         return rc;
     }
     bool same = true;
@@ -451,6 +498,9 @@ static int read_stream(struct reading *rd, struct sl_err *err)
         size_t cut = find_cut(rd, eof);
         if (cut > 0) {
             rc = emit_block(rd, cut, eof);
+        }
+        if (rd->fs->ck != NULL && sl_now_ns() - rd->fs->ck_stored_ns >= CKPT_EVERY_NS) {
+            store_positions(rd->node, rd->fs);
         } else if (rd->len > rd->fs->conf->max_line) {
             rc = skip_long_line(rd, err);
         }

@@ -540,7 +540,7 @@ static int choose_offsets(struct kafka_source *ks, rd_kafka_topic_partition_list
             rd_kafka_topic_partition_list_destroy(group);
             return SL_ENOMEM;
         }
-        if (sl_source_resume(ks->node, p->topic, p->partition, &pos, &known, fp, sizeof(fp),
+        if (sl_source_resume(ks->node, p->topic, p->partition, NULL, &pos, &known, fp, sizeof(fp),
                              &err) != 0) {
             set_fatal(ks, "%s", err.msg);
         }
