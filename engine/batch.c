@@ -135,6 +135,10 @@ struct sl_batch *sl_batch_make_writable(struct sl_batch *batch)
         return NULL;
     }
     sl_batch_copy_position(copy, batch);
+    /* The copy is memory in flight too: it is charged by the next
+     * sl_node_account and gives its bytes back the same way. */
+    copy->on_free = batch->on_free;
+    copy->on_free_arg = batch->on_free_arg;
     for (uint32_t i = 0; i < batch->n; i++) {
         struct sl_record *rec = sl_batch_add(copy);
         if (rec == NULL || sl_record_clone(rec, &batch->recs[i], &copy->arena) != 0) {

@@ -119,8 +119,10 @@ int sl_node_source_push(struct sl_node *node, struct sl_batch *batch);
  * budget or the ring is full (the caller still owns batch; Kafka pauses its
  * partitions and keeps polling). Thread: source. */
 int sl_node_source_try_push(struct sl_node *node, struct sl_batch *batch);
-/* Charges what batch holds now (after decoding) to memory_limit, so the
- * sources wait for real bytes, not estimates. Thread: worker. */
+/* Charges what batch holds now (after decoding, after a stage grew it or
+ * copied it) to memory_limit, so the sources wait for real bytes, not
+ * estimates. Only batches that came from a source are counted. Thread:
+ * worker. */
 void sl_node_account(struct sl_node *node, struct sl_batch *batch);
 /* Marks a record as dead: appends it to the batch's dead letters with the
  * node's name and reason, and counts it. Returns 0 or SL_ENOMEM. */

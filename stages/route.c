@@ -173,6 +173,7 @@ static int route_process(struct sl_node *node, struct sl_batch *batch)
         sl_node_emit(node, o, child[o]);
         child[o] = NULL;
     }
+    sl_node_account(node, batch); /* a copy made for us, or what we added */
     sl_node_emit(node, 0, batch);
     return 0;
 out:

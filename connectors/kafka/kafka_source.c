@@ -593,6 +593,8 @@ on_assign(struct kafka_source *ks, rd_kafka_topic_partition_list_t *list, bool c
     if (!ks->had_assignment) {
         ks->first_assign_ns = sl_now_ns();
     }
+    sl_log_info("%s: assigned %d partition(s)%s", ks->node->name, list->cnt,
+                cooperative ? " (incremental)" : "");
     ks->had_assignment = true;
     ks->rebalancing = false;
 }
@@ -867,6 +869,17 @@ static int csv_header(struct kafka_source *ks, struct sl_err *err)
     return rc;
 }
 
+static bool uses_cooperative(const struct sl_kafka_source_conf *conf)
+{
+    for (size_t i = 0; i < conf->librdkafka.n; i++) {
+        if (strcmp(conf->librdkafka.keys[i], "partition.assignment.strategy") == 0 &&
+            strstr(conf->librdkafka.values[i], "cooperative") != NULL) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static void kafka_close(struct sl_node *node)
 {
     struct kafka_source *ks = node->state;
@@ -877,7 +890,10 @@ static void kafka_close(struct sl_node *node)
     if (ks->consumer_queue != NULL) {
         rd_kafka_queue_destroy(ks->consumer_queue);
     }
-    if (ks->rk != NULL) {
+    /* Debian's librdkafka 2.0.2 asserts when a cooperative-sticky consumer
+     * is destroyed before its first assignment (librdkafka #4312, fixed in
+     * 2.3.0). The process is exiting then: leave the handle to the OS. */
+    if (ks->rk != NULL && (ks->had_assignment || !uses_cooperative(ks->conf))) {
         rd_kafka_destroy(ks->rk);
     }
     for (size_t i = 0; i < ks->nparts; i++) {

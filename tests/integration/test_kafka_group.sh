@@ -75,11 +75,10 @@ for _ in $(seq 1 400); do
 done
 "$SLUICE" run coop.yaml 2> cb.txt > /dev/null &
 b=$!
-for _ in $(seq 1 1200); do
-    [ "$(crows)" -ge "$N" ] && break
-    sleep 0.1
-done
-sleep 5 # the newcomer's join (3 s on the mock) may come after the data is in
+coop_done() { [ "$(crows)" -ge "$N" ]; }
+wait_until coop_done || fail "cooperative: rows"
+# The newcomer's incremental assignment may come after the data is in.
+wait_until grep -q "assigned [1-9]" cb.txt || fail "the second member got no partitions: $(cat cb.txt)"
 kill -TERM $a $b
 wait $a || { cat ca.txt; fail "first cooperative member"; }
 wait $b || { cat cb.txt; fail "second cooperative member"; }
