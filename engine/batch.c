@@ -115,7 +115,6 @@ void sl_batch_copy_position(struct sl_batch *dst, const struct sl_batch *src)
     dst->pos_start = src->pos_start;
     dst->pos_end = src->pos_end;
     dst->last = src->last;
-    dst->epoch = src->epoch;
 }
 
 size_t sl_batch_bytes(const struct sl_batch *batch)

@@ -49,7 +49,6 @@ struct sl_batch {
     int64_t line;            /* raw file blocks: line number of the first line */
     const void *aux;         /* raw blocks: source data for decoding (CSV header) */
     uint8_t last;            /* last batch of its stream */
-    uint32_t epoch;          /* Kafka partition epoch (rebalances), 0 for files */
 
     size_t charged_bytes; /* bytes counted against memory_limit (released at free) */
     void (*on_free)(struct sl_batch *batch, void *arg); /* e.g. release memory budget */

@@ -110,7 +110,7 @@ static int init_node(struct sl_pipeline *pl,
     for (uint32_t i = 0; i < node->max_tasks; i++) {
         node->tasks[i].node = node;
         node->tasks[i].slot = i;
-        node->tasks[i].task.fn = NULL; /* set by runtime.c via sl__node_task_fn */
+        node->tasks[i].task.fn = sl__node_task_run;
     }
     atomic_init(&node->free_slots, node->max_tasks == 64
                                        ? ~(uint_fast64_t)0
@@ -221,8 +221,6 @@ static int open_nodes(struct sl_pipeline *pl, struct sl_err *err)
     return 0;
 }
 
-extern void sl__node_task_run(struct sl_task *task);
-
 static int build(struct sl_pipeline *pl, struct sl_err *err)
 {
     struct sl_conf *conf = pl->conf;
@@ -241,9 +239,6 @@ static int build(struct sl_pipeline *pl, struct sl_err *err)
         const struct sl_conf_node *cn = i < conf->nnodes ? &conf->nodes[i] : conf->dead_letter;
         if (init_node(pl, &pl->nodes[i], cn, (uint32_t)i, threads) != 0) {
             return sl_err_set(err, SL_ENOMEM, "out of memory");
-        }
-        for (uint32_t t = 0; t < pl->nodes[i].max_tasks; t++) {
-            pl->nodes[i].tasks[t].task.fn = sl__node_task_run;
         }
         if (pl->nodes[i].cn->kind == SLUICE_KIND_SINK) {
             atomic_fetch_add(&pl->sinks_open, 1);

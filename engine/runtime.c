@@ -27,7 +27,6 @@ const char *sl_node_source_name(const struct sl_node *node, const struct sl_batc
     return batch->source < node->pl->nnodes ? node->pl->nodes[batch->source].name : "?";
 }
 
-void sl__node_task_run(struct sl_task *task);
 static void node_finish(struct sl_node *node);
 
 /* ==== Scheduling ==== */

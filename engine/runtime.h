@@ -67,7 +67,6 @@ struct sl_node {
     pthread_t thread; /* sources only */
     bool thread_started;
     uint32_t *paths; /* sinks: per node index, paths from that source to here */
-    void *reorder;   /* sinks: order restoration state (sink.c) */
 };
 
 struct sl_pipeline {
@@ -109,7 +108,7 @@ void sl_pipeline_fail(struct sl_pipeline *pl, const struct sl_err *err);
 /* Emits batch on output `out` (0 = main) of node; the caller's reference is
  * transferred (fan-out adds references). Only valid inside process(); every
  * output must be emitted exactly once per input batch, done by the runtime
- * for types without SL_NODE_MULTI_OUTPUT. Thread: worker. */
+ * by process() itself. Thread: worker. */
 void sl_node_emit(struct sl_node *node, size_t out, struct sl_batch *batch);
 /* Source threads: hands a raw batch to the node's own ring, blocking while it
  * is full. Returns 0, or SL_ECANCELED when the pipeline stops (caller still
@@ -130,13 +129,11 @@ int sl_node_dead(struct sl_node *node,
                  struct sl_batch *batch,
                  const struct sl_record *rec,
                  const char *reason);
+/* A node's task body (runtime.c); pipeline.c hands it to the pool. */
+void sl__node_task_run(struct sl_task *task);
 /* Monotonic clock in ns. */
 uint64_t sl_now_ns(void);
 /* Name of the source node a batch came from. */
 const char *sl_node_source_name(const struct sl_node *node, const struct sl_batch *batch);
-
-/* Type flag (in def.flags, beside SLUICE_STAGE_STATELESS): the type emits its
- * outputs itself (route). */
-#define SL_NODE_MULTI_OUTPUT 0x100u
 
 #endif

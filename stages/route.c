@@ -192,7 +192,7 @@ const struct sl_node_type sl_stage_route = {
             .name = "route",
             .description = "Sends records to named outputs by condition.",
             .kind = SLUICE_KIND_TRANSFORM,
-            .flags = SLUICE_STAGE_STATELESS | SL_NODE_MULTI_OUTPUT,
+            .flags = SLUICE_STAGE_STATELESS,
             .conf_size = sizeof(struct route_conf),
             .options = route_options,
         },

@@ -117,7 +117,8 @@ struct kafka_source {
     enum sl_format format;
     struct sl_decoders decoders;
     struct sl_csv_header *header;
-    int fatal; /* a failure seen in a callback */
+    struct sl_buf headers_buf; /* source thread: builds @headers JSON */
+    int fatal;                 /* a failure seen in a callback */
     char fatal_msg[SL_ERR_MSG_MAX];
 };
 
@@ -311,10 +312,13 @@ static struct sl_value key_value(struct sl_arena *arena, const rd_kafka_message_
 
 /* Headers as a JSON object text {"name":"value",...} (invalid UTF-8
  * replaced; a header without value is null). */
-static int headers_value(struct sl_arena *arena, rd_kafka_message_t *m, struct sl_value *ret)
+static int headers_value(struct kafka_source *ks,
+                         struct sl_arena *arena,
+                         rd_kafka_message_t *m,
+                         struct sl_value *ret)
 {
     rd_kafka_headers_t *hdrs = NULL;
-    struct sl_buf buf = {0};
+    struct sl_buf *buf = &ks->headers_buf; /* reused: no allocation per message */
     const char *name;
     const void *val;
     size_t len;
@@ -324,25 +328,25 @@ static int headers_value(struct sl_arena *arena, rd_kafka_message_t *m, struct s
     if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR || hdrs == NULL) {
         return 0;
     }
-    rc |= sl_buf_putc(&buf, '{');
+    sl_buf_reset(buf);
+    rc |= sl_buf_putc(buf, '{');
     for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &val, &len) == 0; i++) {
-        rc |= i > 0 ? sl_buf_putc(&buf, ',') : 0;
-        rc |= sl_json_write_string(&buf, name, strlen(name));
-        rc |= sl_buf_putc(&buf, ':');
-        rc |= val != NULL ? sl_json_write_string(&buf, val, len) : sl_buf_append(&buf, "null", 4);
+        rc |= i > 0 ? sl_buf_putc(buf, ',') : 0;
+        rc |= sl_json_write_string(buf, name, strlen(name));
+        rc |= sl_buf_putc(buf, ':');
+        rc |= val != NULL ? sl_json_write_string(buf, val, len) : sl_buf_append(buf, "null", 4);
     }
-    rc |= sl_buf_putc(&buf, '}');
+    rc |= sl_buf_putc(buf, '}');
     if (rc == 0) {
-        const char *text = sl_arena_strndup(arena, buf.data, buf.len);
+        const char *text = sl_arena_strndup(arena, buf->data, buf->len);
         if (text == NULL) {
             rc = SL_ENOMEM;
         } else {
             ret->type = SL_TYPE_OBJECT;
-            ret->len = (uint32_t)buf.len;
+            ret->len = (uint32_t)buf->len;
             ret->u.s = text;
         }
     }
-    sl_buf_release(&buf);
     return rc != 0 ? SL_ENOMEM : 0;
 }
 
@@ -385,7 +389,7 @@ static int take_message(struct kafka_source *ks, rd_kafka_message_t *m)
     rec->meta.key = key_value(&batch->arena, m);
     rec->raw = sl_arena_strndup(&batch->arena, m->payload != NULL ? m->payload : "", m->len);
     rec->raw_len = (uint32_t)m->len;
-    if (rec->raw == NULL || headers_value(&batch->arena, m, &rec->meta.headers) != 0) {
+    if (rec->raw == NULL || headers_value(ks, &batch->arena, m, &rec->meta.headers) != 0) {
         return SL_ENOMEM;
     }
     if (m->offset + 1 >= p->hwm) {
@@ -907,6 +911,7 @@ static void kafka_close(struct sl_node *node)
     sl_free(ks->queue);
     sl_decoders_release(&ks->decoders);
     sl_csv_header_free(ks->header);
+    sl_buf_release(&ks->headers_buf);
     sl_free(ks);
     node->state = NULL;
 }
