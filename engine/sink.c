@@ -449,6 +449,7 @@ static int write_ready(struct sl_sink *sink)
                                       memory_order_relaxed);
             sink->rejects = sl_batch_unref(sink->rejects);
         }
+        sink->replayed = 0;
         rc = sink->write(sink, sink->ready, sink->nready);
         if (rc == SL_ERETRY) {
             if (atomic_load(&sink->node->pl->failed)) {
@@ -464,11 +465,15 @@ static int write_ready(struct sl_sink *sink)
     if (rc == 0) {
         rc = deliver_dead(sink, sink->ready, sink->nready);
     }
-    /* Records write() rejected are counted dead, not out. */
+    /* Records write() rejected are counted dead, not out; records an
+     * earlier run or another process already stored are dropped as replays. */
     uint64_t rejected = sink->rejects != NULL ? sink->rejects->ndead : 0;
+    uint64_t replayed = sink->replayed;
     sink->rejects = sl_batch_unref(sink->rejects);
-    atomic_fetch_add_explicit(&sink->node->c.out, sink->ready_records - rejected,
+    atomic_fetch_add_explicit(&sink->node->c.out, sink->ready_records - rejected - replayed,
                               memory_order_relaxed);
+    atomic_fetch_add_explicit(&sink->node->c.dropped, replayed, memory_order_relaxed);
+    atomic_fetch_add_explicit(&sink->node->c.replayed, replayed, memory_order_relaxed);
     for (size_t i = 0; i < sink->nready; i++) {
         sink->ready[i] = sl_batch_unref(sink->ready[i]);
     }

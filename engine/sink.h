@@ -21,9 +21,11 @@ typedef int (*sl_sink_write_fn)(struct sl_sink *sink, struct sl_batch *const *ba
 struct sl_sink_stream;
 struct sl_sink_commit;
 
-/* Reads the stored position of a stream (resume point): 0 with *ret_pos and
- * the fingerprint text, SL_EOF when none is stored, or an error. */
+/* Reads the position this sink stored for a stream of a source (resume
+ * point): 0 with *ret_pos and the fingerprint text, SL_EOF when none is
+ * stored, or an error. */
 typedef int (*sl_sink_position_fn)(struct sl_sink *sink,
+                                   const char *source,
                                    const char *stream,
                                    int32_t partition,
                                    int64_t *ret_pos,
@@ -53,6 +55,7 @@ struct sl_sink {
     struct sl_sink_commit *commits; /* acknowledged position per (source, stream) */
     size_t ncommits;
     struct sl_batch *rejects; /* dead letters write() made (records the store refused) */
+    uint64_t replayed;        /* set by write(): records it found already stored (trimmed) */
     uint64_t dead_logged;     /* dead letters printed (no store configured) */
     uint64_t dead_log_ns;
 };

@@ -25,6 +25,7 @@ static void take(struct resume *r, int64_t pos, const char *fp)
 }
 
 static int visit(struct sl_node *node,
+                 const char *source,
                  const char *stream,
                  int32_t partition,
                  struct resume *r,
@@ -42,7 +43,7 @@ static int visit(struct sl_node *node,
             }
             return 0;
         }
-        int rc = sink->position(sink, stream, partition, &pos, fp, sizeof(fp), err);
+        int rc = sink->position(sink, source, stream, partition, &pos, fp, sizeof(fp), err);
         if (rc == SL_EOF) {
             r->unknown = true;
             return 0;
@@ -55,7 +56,7 @@ static int visit(struct sl_node *node,
     }
     for (size_t o = 0; o < node->nouts; o++) {
         for (size_t c = 0; c < node->outs[o].n; c++) {
-            int rc = visit(node->outs[o].to[c], stream, partition, r, err);
+            int rc = visit(node->outs[o].to[c], source, stream, partition, r, err);
             if (rc != 0) {
                 return rc;
             }
@@ -75,7 +76,7 @@ int sl_source_resume(struct sl_node *src,
                      struct sl_err *err)
 {
     struct resume r = {.own = own};
-    int rc = visit(src, stream, partition, &r, err);
+    int rc = visit(src, src->name, stream, partition, &r, err);
 
     if (rc != 0) {
         return rc;

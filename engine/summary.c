@@ -17,6 +17,7 @@ void sl_summary_print(const struct sl_pipeline *pl, FILE *out)
     }
     fprintf(out, "%-20s %-7s %-10s %12s %12s %10s %10s %12s\n", "node", "kind", "type", "in", "out",
             "dropped", "dead", "rate/s");
+    bool replays = false;
     for (size_t i = 0; i < pl->nnodes; i++) {
         const struct sl_node *node = &pl->nodes[i];
         uint64_t in = atomic_load(&node->c.in);
@@ -26,6 +27,16 @@ void sl_summary_print(const struct sl_pipeline *pl, FILE *out)
                 (unsigned long long)in, (unsigned long long)o,
                 (unsigned long long)atomic_load(&node->c.dropped),
                 (unsigned long long)atomic_load(&node->c.dead), (double)in / secs);
+        replays |= atomic_load(&node->c.replayed) > 0;
+    }
+    /* Replays are counted in dropped: say which ones, so that a re-run
+     * that wrote nothing new does not look like a loss. */
+    for (size_t i = 0; replays && i < pl->nnodes; i++) {
+        uint64_t r = atomic_load(&pl->nodes[i].c.replayed);
+        if (r > 0) {
+            fprintf(out, "%s: %llu of the dropped records were already stored (replayed input)\n",
+                    pl->nodes[i].name, (unsigned long long)r);
+        }
     }
     for (size_t i = 0; i < pl->nnodes; i++) {
         if (pl->nodes[i].type->summary != NULL) {

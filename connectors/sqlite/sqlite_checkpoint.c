@@ -1,106 +1,302 @@
 /* SPDX-License-Identifier: MIT */
-/* Source positions of the SQLite writer: _sluice_checkpoints(tbl, stream,
- * partition, position, fingerprint), read and written inside the data's
- * transaction so that replays, zombies and lagging fan-out siblings are
- * trimmed, never duplicated (DESIGN "Checkpoints and delivery guarantees").
- * Runs on the writer's thread. */
+/* Source positions in SQLite: the position store (sqlite_positions.h) and
+ * the SQLite writer's use of it inside each transaction, so that replays,
+ * zombies and lagging fan-out siblings are trimmed, never duplicated (DESIGN
+ * "Checkpoints and delivery guarantees"). A position is keyed by (table,
+ * writer, source, stream, partition): a sink trims only against what it
+ * wrote itself from that source. Runs on the owning thread. */
+#include "connectors/sqlite/sqlite_positions.h"
 #include "mem.h"
 #include "sqlite_priv.h"
 
+#include <stdio.h>
 #include <string.h>
 
-/* DESIGN's four columns plus the file fingerprint. "partition" is quoted: it
- * is a keyword (window functions). */
+/* "partition" is quoted: it is a keyword (window functions). */
 static const char ck_create[] =
-    "CREATE TABLE IF NOT EXISTS _sluice_checkpoints(tbl TEXT, stream TEXT, \"partition\" INTEGER,"
-    " position INTEGER, fingerprint TEXT, PRIMARY KEY(tbl, stream, \"partition\"))";
-static const char ck_has_fp[] =
-    "SELECT count(*) FROM pragma_table_info('_sluice_checkpoints') WHERE name = 'fingerprint'";
-static const char ck_add_fp[] = "ALTER TABLE _sluice_checkpoints ADD COLUMN fingerprint TEXT";
-static const char ck_get[] = "SELECT position, fingerprint FROM _sluice_checkpoints"
-                             " WHERE tbl = ?1 AND stream = ?2 AND \"partition\" = ?3";
+    "CREATE TABLE IF NOT EXISTS _sluice_checkpoints(tbl TEXT NOT NULL, writer TEXT NOT NULL,"
+    " source TEXT NOT NULL, stream TEXT NOT NULL, \"partition\" INTEGER NOT NULL,"
+    " position INTEGER NOT NULL, fingerprint TEXT,"
+    " PRIMARY KEY(tbl, writer, source, stream, \"partition\"))";
+static const char ck_get[] =
+    "SELECT position, fingerprint FROM _sluice_checkpoints WHERE tbl = ?1 AND writer = ?2"
+    " AND source = ?3 AND stream = ?4 AND \"partition\" = ?5";
 /* A NULL fingerprint (Kafka, or a source that has none) keeps the stored one. */
 static const char ck_put[] =
-    "INSERT INTO _sluice_checkpoints(tbl, stream, \"partition\", position, fingerprint)"
-    " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(tbl, stream, \"partition\") DO UPDATE SET"
+    "INSERT INTO _sluice_checkpoints(tbl, writer, source, stream, \"partition\", position,"
+    " fingerprint) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+    " ON CONFLICT(tbl, writer, source, stream, \"partition\") DO UPDATE SET"
     " position = excluded.position, fingerprint = coalesce(excluded.fingerprint, fingerprint)";
+static const char ck_writers[] =
+    "SELECT DISTINCT writer FROM _sluice_checkpoints WHERE tbl = ?1 ORDER BY writer";
+/* The layout before positions named their writer, kept for adoption. */
+static const char ck_legacy_fp[] =
+    "SELECT position, fingerprint FROM _sluice_checkpoints_v1 WHERE tbl = ?1 AND stream = ?4"
+    " AND \"partition\" = ?5";
+static const char ck_legacy_nofp[] =
+    "SELECT position, NULL FROM _sluice_checkpoints_v1 WHERE tbl = ?1 AND stream = ?4"
+    " AND \"partition\" = ?5";
 
-/* Adds the fingerprint column to a table made with DESIGN's four columns. */
-static int ensure_fingerprint(sqlite3 *db, struct sl_err *err)
+/* ==== The store ==== */
+
+/* -1: no such table; 0: the table lacks the column; 1: it has it. */
+static int column_state(sqlite3 *db, const char *table, const char *col, int *ret)
 {
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, ck_has_fp, -1, &st, NULL);
-    int has = 0;
+    int rc = sqlite3_prepare_v2(db,
+                                "SELECT (SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+                                " AND name = ?1), (SELECT count(*) FROM pragma_table_info(?1)"
+                                " WHERE name = ?2)",
+                                -1, &st, NULL);
 
     if (rc == SQLITE_OK) {
+        (void)sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+        (void)sqlite3_bind_text(st, 2, col, -1, SQLITE_STATIC);
         rc = sqlite3_step(st);
-        has = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
-        rc = rc == SQLITE_ROW ? SQLITE_OK : rc;
     }
-    if (rc != SQLITE_OK) {
-        rc = sl__sqlite_fail(db, rc, err, "reading _sluice_checkpoints");
-        (void)sqlite3_finalize(st);
-        return rc;
+    if (rc == SQLITE_ROW) {
+        *ret = sqlite3_column_int(st, 0) == 0 ? -1 : sqlite3_column_int(st, 1) > 0;
+        rc = SQLITE_OK;
     }
     (void)sqlite3_finalize(st);
-    if (has) {
+    return rc;
+}
+
+/* Inside BEGIN IMMEDIATE: moves an older-layout _sluice_checkpoints aside
+ * (merging into a _sluice_checkpoints_v1 left by another file's move). */
+static int move_legacy(sqlite3 *db)
+{
+    int v1 = 0;
+    int rc = column_state(db, "_sluice_checkpoints_v1", "tbl", &v1);
+
+    if (rc != SQLITE_OK) {
+        return rc;
+    }
+    if (v1 < 0) {
+        return sqlite3_exec(db, "ALTER TABLE _sluice_checkpoints RENAME TO _sluice_checkpoints_v1",
+                            NULL, NULL, NULL);
+    }
+    rc = sqlite3_exec(db,
+                      "INSERT OR IGNORE INTO _sluice_checkpoints_v1(tbl, stream, \"partition\","
+                      " position) SELECT tbl, stream, \"partition\", position"
+                      " FROM _sluice_checkpoints",
+                      NULL, NULL, NULL);
+    return rc == SQLITE_OK ? sqlite3_exec(db, "DROP TABLE _sluice_checkpoints", NULL, NULL, NULL)
+                           : rc;
+}
+
+/* Creates the table, moving an older layout aside first. Another process
+ * may race us: BEGIN IMMEDIATE serialises, and the check is redone inside. */
+static int create_table(sqlite3 *db, struct sl_err *err)
+{
+    int state = 0;
+    int rc = column_state(db, "_sluice_checkpoints", "writer", &state);
+
+    if (rc == SQLITE_OK && state == 0) {
+        rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+        if (rc == SQLITE_OK) {
+            rc = column_state(db, "_sluice_checkpoints", "writer", &state);
+        }
+        if (rc == SQLITE_OK && state == 0) {
+            rc = move_legacy(db);
+        }
+        if (rc == SQLITE_OK) {
+            rc = sqlite3_exec(db, ck_create, NULL, NULL, NULL);
+        }
+        if (rc == SQLITE_OK) {
+            rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+        }
+        if (rc != SQLITE_OK) {
+            int keep = rc;
+            rc = sl__sqlite_fail(db, keep, err, "moving the old _sluice_checkpoints aside");
+            (void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            return rc;
+        }
         return 0;
     }
-    rc = sqlite3_exec(db, ck_add_fp, NULL, NULL, NULL);
-    if (rc != SQLITE_OK && strncmp(sqlite3_errmsg(db), "duplicate column name", 21) != 0) {
-        return sl__sqlite_fail(db, rc, err, "adding the fingerprint column");
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_exec(db, ck_create, NULL, NULL, NULL);
+    }
+    return rc == SQLITE_OK ? 0 : sl__sqlite_fail(db, rc, err, "creating _sluice_checkpoints");
+}
+
+static int prepare_legacy(struct sl_pos_store *ps, struct sl_err *err)
+{
+    int state = 0;
+    int rc = column_state(ps->db, "_sluice_checkpoints_v1", "fingerprint", &state);
+
+    if (rc == SQLITE_OK && state >= 0) {
+        rc = sqlite3_prepare_v3(ps->db, state ? ck_legacy_fp : ck_legacy_nofp, -1,
+                                SQLITE_PREPARE_PERSISTENT, &ps->legacy, NULL);
+    }
+    return rc == SQLITE_OK ? 0 : sl__sqlite_fail(ps->db, rc, err, "reading old positions");
+}
+
+int sl_pos_store_open(struct sl_pos_store *ps, sqlite3 *db, struct sl_err *err)
+{
+    int rc;
+
+    memset(ps, 0, sizeof(*ps));
+    ps->db = db;
+    if ((rc = create_table(db, err)) != 0 || (rc = prepare_legacy(ps, err)) != 0) {
+        return rc;
+    }
+    const char *const sql[] = {ck_get, ck_put, ck_writers};
+    sqlite3_stmt **st[] = {&ps->get, &ps->put, &ps->writers};
+    for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
+        rc = sqlite3_prepare_v3(db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, st[i], NULL);
+        if (rc != SQLITE_OK) {
+            return sl__sqlite_fail(db, rc, err, "preparing checkpoint statements");
+        }
     }
     return 0;
 }
 
+void sl_pos_store_close(struct sl_pos_store *ps)
+{
+    if (ps == NULL) {
+        return;
+    }
+    (void)sqlite3_finalize(ps->get);
+    (void)sqlite3_finalize(ps->put);
+    (void)sqlite3_finalize(ps->legacy);
+    (void)sqlite3_finalize(ps->writers);
+    memset(ps, 0, sizeof(*ps));
+}
+
+static int bind_key(sqlite3_stmt *st, const struct sl_pos_key *key)
+{
+    int rc = sqlite3_bind_text(st, 1, key->table, -1, SQLITE_STATIC);
+
+    /* The legacy statement has no ?2 or ?3: binding them is SQLITE_RANGE. */
+    if (rc == SQLITE_OK && sqlite3_bind_parameter_index(st, "?2") > 0) {
+        rc = sqlite3_bind_text(st, 2, key->writer, -1, SQLITE_STATIC);
+    }
+    if (rc == SQLITE_OK && sqlite3_bind_parameter_index(st, "?3") > 0) {
+        rc = sqlite3_bind_text(st, 3, key->source, -1, SQLITE_STATIC);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_text(st, 4, key->stream, -1, SQLITE_STATIC);
+    }
+    return rc == SQLITE_OK ? sqlite3_bind_int(st, 5, key->partition) : rc;
+}
+
+/* Steps st for key: SQLITE_ROW copies the row out. Resets st. */
+static int
+read_row(sqlite3_stmt *st, const struct sl_pos_key *key, int64_t *pos, char *fp, size_t n)
+{
+    int rc = bind_key(st, key);
+
+    rc = rc == SQLITE_OK ? sqlite3_step(st) : rc;
+    if (rc == SQLITE_ROW) {
+        const char *f = (const char *)sqlite3_column_text(st, 1);
+        *pos = sqlite3_column_int64(st, 0);
+        if (fp != NULL && n > 0) {
+            snprintf(fp, n, "%s", f != NULL ? f : "");
+        }
+    }
+    (void)sqlite3_reset(st);
+    return rc;
+}
+
+int sl_pos_store_get(struct sl_pos_store *ps,
+                     const struct sl_pos_key *key,
+                     int64_t *ret_pos,
+                     char *fp,
+                     size_t fp_len,
+                     struct sl_err *err)
+{
+    int rc = read_row(ps->get, key, ret_pos, fp, fp_len);
+
+    if (rc == SQLITE_DONE && ps->legacy != NULL) {
+        /* Written before positions named their writer: every writer of the
+         * table adopts it (the old layout shared one position per table). */
+        rc = read_row(ps->legacy, key, ret_pos, fp, fp_len);
+    }
+    if (rc == SQLITE_ROW) {
+        return 0;
+    }
+    return rc == SQLITE_DONE ? SL_EOF : sl__sqlite_fail(ps->db, rc, err, "reading a position");
+}
+
+int sl_pos_store_put(struct sl_pos_store *ps,
+                     const struct sl_pos_key *key,
+                     int64_t pos,
+                     const char *fp,
+                     struct sl_err *err)
+{
+    sqlite3_stmt *st = ps->put;
+    int rc = bind_key(st, key);
+
+    rc = rc == SQLITE_OK ? sqlite3_bind_int64(st, 6, pos) : rc;
+    if (rc == SQLITE_OK) {
+        rc =
+            fp != NULL ? sqlite3_bind_text(st, 7, fp, -1, SQLITE_STATIC) : sqlite3_bind_null(st, 7);
+    }
+    rc = rc == SQLITE_OK ? sqlite3_step(st) : rc;
+    (void)sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : sl__sqlite_fail(ps->db, rc, err, "storing a position");
+}
+
+int sl_pos_store_writers(struct sl_pos_store *ps,
+                         const char *table,
+                         void (*fn)(void *arg, const char *writer),
+                         void *arg,
+                         struct sl_err *err)
+{
+    sqlite3_stmt *st = ps->writers;
+    int rc = sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+
+    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *w = (const char *)sqlite3_column_text(st, 0);
+        fn(arg, w != NULL ? w : "");
+        rc = SQLITE_OK;
+    }
+    (void)sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : sl__sqlite_fail(ps->db, rc, err, "reading writers");
+}
+
+/* ==== The writer's positions during a write call ==== */
+
+/* ==== The writer's positions during a write call ==== */
+
 int sl__sqlite_ck_open(struct sl_sqlite_writer *w, struct sl_err *err)
 {
-    int rc = sqlite3_exec(w->db, ck_create, NULL, NULL, NULL);
+    return sl_pos_store_open(&w->ps, w->db, err);
+}
 
-    if (rc != SQLITE_OK) {
-        return sl__sqlite_fail(w->db, rc, err, "creating _sluice_checkpoints");
-    }
-    rc = ensure_fingerprint(w->db, err);
-    if (rc != 0) {
-        return rc;
-    }
-    rc = sqlite3_prepare_v3(w->db, ck_get, -1, SQLITE_PREPARE_PERSISTENT, &w->ck_get, NULL);
-    if (rc == SQLITE_OK) {
-        rc = sqlite3_prepare_v3(w->db, ck_put, -1, SQLITE_PREPARE_PERSISTENT, &w->ck_put, NULL);
-    }
-    return rc == SQLITE_OK ? 0 : sl__sqlite_fail(w->db, rc, err, "preparing checkpoint statements");
+static const char *source_of(const struct sl_sqlite_writer *w, const struct sl_batch *batch)
+{
+    const char *name = batch->source < w->conf.nsource_names && w->conf.source_names != NULL
+                           ? w->conf.source_names[batch->source]
+                           : NULL;
+
+    return name != NULL ? name : "";
+}
+
+static struct sl_pos_key key_of(const struct sl_sqlite_writer *w, const struct sl__sqlite_pos *p)
+{
+    return (struct sl_pos_key){w->conf.table, w->conf.writer_id, p->source_name, p->stream,
+                               p->partition};
 }
 
 /* Another file under the same path: both fingerprints known and different. */
 static bool fp_differs(const char *batch_fp, const char *stored_fp)
 {
-    return batch_fp != NULL && stored_fp != NULL && strcmp(batch_fp, stored_fp) != 0;
+    return batch_fp != NULL && stored_fp != NULL && stored_fp[0] != '\0' &&
+           strcmp(batch_fp, stored_fp) != 0;
 }
 
 static struct sl__sqlite_pos *pos_find(struct sl_sqlite_writer *w, const struct sl_batch *batch)
 {
     for (uint32_t i = 0; i < w->npos; i++) {
         struct sl__sqlite_pos *p = &w->pos[i];
-        if (p->partition == batch->partition && strcmp(p->stream, batch->stream_name) == 0) {
+        if (p->source == batch->source && p->partition == batch->partition &&
+            strcmp(p->stream, batch->stream_name) == 0) {
             return p;
         }
     }
     return NULL;
-}
-
-/* Binds (tbl, stream, partition) and steps ck_get: SQLITE_ROW or SQLITE_DONE
- * leave the row readable until the caller resets. */
-static int get_row(struct sl_sqlite_writer *w, const char *stream, int32_t partition)
-{
-    int rc = sqlite3_bind_text(w->ck_get, 1, w->conf.table, -1, SQLITE_STATIC);
-
-    if (rc == SQLITE_OK) {
-        rc = sqlite3_bind_text(w->ck_get, 2, stream, -1, SQLITE_STATIC);
-    }
-    if (rc == SQLITE_OK) {
-        rc = sqlite3_bind_int(w->ck_get, 3, partition);
-    }
-    return rc == SQLITE_OK ? sqlite3_step(w->ck_get) : rc;
 }
 
 /* Reads the stored position of the batch's stream into a new entry. */
@@ -109,6 +305,8 @@ static int pos_read(struct sl_sqlite_writer *w,
                     struct sl__sqlite_pos **ret,
                     struct sl_err *err)
 {
+    char fp[128];
+
     if (w->npos == w->pos_cap) {
         uint32_t cap = w->pos_cap ? w->pos_cap * 2 : 8;
         struct sl__sqlite_pos *p = sl_realloc(w->pos, cap * sizeof(*p));
@@ -119,24 +317,26 @@ static int pos_read(struct sl_sqlite_writer *w,
         w->pos_cap = cap;
     }
     struct sl__sqlite_pos *p = &w->pos[w->npos];
-    *p = (struct sl__sqlite_pos){batch->stream_name, batch->partition,   INT64_MIN,
-                                 INT64_MIN,          batch->fingerprint, false};
-    int rc = get_row(w, batch->stream_name, batch->partition);
-    if (rc == SQLITE_ROW) {
-        const char *fp = (const char *)sqlite3_column_text(w->ck_get, 1);
-        p->pos = sqlite3_column_int64(w->ck_get, 0);
+    *p = (struct sl__sqlite_pos){.source = batch->source,
+                                 .source_name = source_of(w, batch),
+                                 .stream = batch->stream_name,
+                                 .partition = batch->partition,
+                                 .pos = INT64_MIN,
+                                 .next = INT64_MIN,
+                                 .fingerprint = batch->fingerprint};
+    struct sl_pos_key key = key_of(w, p);
+    int64_t pos = 0;
+    int rc = sl_pos_store_get(&w->ps, &key, &pos, fp, sizeof(fp), err);
+    if (rc == 0) {
+        p->pos = pos;
         if (fp_differs(batch->fingerprint, fp)) {
             p->pos = 0; /* the file was replaced: start over, store the new fingerprint */
             p->dirty = true;
         }
         p->next = p->pos;
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        rc = sl__sqlite_fail(w->db, rc, err, "reading a position");
-        (void)sqlite3_reset(w->ck_get);
+    } else if (rc != SL_EOF) {
         return rc;
     }
-    (void)sqlite3_reset(w->ck_get);
     w->npos++;
     *ret = p;
     return 0;
@@ -181,39 +381,25 @@ void sl__sqlite_ck_advance(struct sl_sqlite_writer *w, const struct sl_batch *ba
     }
 }
 
-static int put_row(struct sl_sqlite_writer *w, const struct sl__sqlite_pos *p)
-{
-    sqlite3_stmt *st = w->ck_put;
-    int rc = sqlite3_bind_text(st, 1, w->conf.table, -1, SQLITE_STATIC);
-
-    rc = rc == SQLITE_OK ? sqlite3_bind_text(st, 2, p->stream, -1, SQLITE_STATIC) : rc;
-    rc = rc == SQLITE_OK ? sqlite3_bind_int(st, 3, p->partition) : rc;
-    rc = rc == SQLITE_OK ? sqlite3_bind_int64(st, 4, p->next == INT64_MIN ? 0 : p->next) : rc;
-    if (rc == SQLITE_OK && p->fingerprint != NULL) {
-        rc = sqlite3_bind_text(st, 5, p->fingerprint, -1, SQLITE_STATIC);
-    } else if (rc == SQLITE_OK) {
-        rc = sqlite3_bind_null(st, 5);
-    }
-    rc = rc == SQLITE_OK ? sqlite3_step(st) : rc;
-    (void)sqlite3_reset(st);
-    return rc;
-}
-
 int sl__sqlite_ck_store(struct sl_sqlite_writer *w, struct sl_err *err)
 {
     for (uint32_t i = 0; i < w->npos; i++) {
-        if (!w->pos[i].dirty) {
+        const struct sl__sqlite_pos *p = &w->pos[i];
+        if (!p->dirty) {
             continue;
         }
-        int rc = put_row(w, &w->pos[i]);
-        if (rc != SQLITE_DONE) {
-            return sl__sqlite_fail(w->db, rc, err, "storing a position");
+        struct sl_pos_key key = key_of(w, p);
+        int rc =
+            sl_pos_store_put(&w->ps, &key, p->next == INT64_MIN ? 0 : p->next, p->fingerprint, err);
+        if (rc != 0) {
+            return rc;
         }
     }
     return 0;
 }
 
 int sl_sqlite_writer_position(struct sl_sqlite_writer *w,
+                              const char *source,
                               const char *stream,
                               int32_t partition,
                               int64_t *ret_pos,
@@ -221,23 +407,15 @@ int sl_sqlite_writer_position(struct sl_sqlite_writer *w,
                               size_t fingerprint_len,
                               struct sl_err *err)
 {
-    int rc = get_row(w, stream, partition);
+    struct sl_pos_key key = {w->conf.table, w->conf.writer_id, source, stream, partition};
 
-    if (rc == SQLITE_ROW) {
-        const char *fp = (const char *)sqlite3_column_text(w->ck_get, 1);
-        *ret_pos = sqlite3_column_int64(w->ck_get, 0);
-        if (fingerprint != NULL && fingerprint_len > 0) {
-            size_t len = fp != NULL ? strlen(fp) : 0;
-            len = len < fingerprint_len - 1 ? len : fingerprint_len - 1;
-            memcpy(fingerprint, fp != NULL ? fp : "", len);
-            fingerprint[len] = '\0';
-        }
-        rc = 0;
-    } else if (rc == SQLITE_DONE) {
-        rc = SL_EOF;
-    } else {
-        rc = sl__sqlite_fail(w->db, rc, err, "reading a position");
-    }
-    (void)sqlite3_reset(w->ck_get);
-    return rc;
+    return sl_pos_store_get(&w->ps, &key, ret_pos, fingerprint, fingerprint_len, err);
+}
+
+int sl_sqlite_writer_writers(struct sl_sqlite_writer *w,
+                             void (*fn)(void *arg, const char *writer),
+                             void *arg,
+                             struct sl_err *err)
+{
+    return sl_pos_store_writers(&w->ps, w->conf.table, fn, arg, err);
 }

@@ -7,6 +7,7 @@
 #define SL_SQLITE_PRIV_H
 
 #include "buf.h"
+#include "connectors/sqlite/sqlite_positions.h"
 #include "sqlite_writer.h"
 
 #include <sqlite3.h>
@@ -117,7 +118,9 @@ struct sl__sqlite_target {
 
 /* Position of one (stream, partition) during a write call. */
 struct sl__sqlite_pos {
-    const char *stream; /* batch's stream_name (pipeline lifetime) */
+    uint32_t source;         /* batch's source node index */
+    const char *source_name; /* its name (conf.source_names), "" when unknown */
+    const char *stream;      /* batch's stream_name (pipeline lifetime) */
     int32_t partition;
     int64_t pos;             /* records below it are in the table (as of the transaction's
                                 start: copies of one batch arriving by several DAG paths
@@ -143,9 +146,8 @@ struct sl_sqlite_writer {
     sqlite3_stmt *begin;
     sqlite3_stmt *commit;
     sqlite3_stmt *rollback;
-    sqlite3_stmt *ck_get; /* position, fingerprint of (tbl, stream, partition) */
-    sqlite3_stmt *ck_put; /* upsert of a position */
-    struct sl_buf sql;    /* scratch for building SQL text */
+    struct sl_pos_store ps; /* _sluice_checkpoints on db */
+    struct sl_buf sql;      /* scratch for building SQL text */
 
     /* State of the current write call, reset at its start. */
     struct sl_batch *const *batches;
@@ -156,6 +158,7 @@ struct sl_sqlite_writer {
     uint32_t nrejects;
     uint32_t rejects_cap;
     struct sl_buf reasons; /* NUL-separated reasons of rejects */
+    uint64_t replayed;     /* records trimmed: already stored (below the position) */
 };
 
 /* ==== sqlite_schema.c ==== */
@@ -215,8 +218,7 @@ uint32_t sl__sqlite_rows_for(uint32_t ncols, uint32_t max_vars);
 
 /* ==== sqlite_checkpoint.c ==== */
 
-/* Creates _sluice_checkpoints (adding the fingerprint column to an older one)
- * and prepares the position statements. 0 or SL_E* (err set). */
+/* Opens the position store on the writer's connection. 0 or SL_E* (err set). */
 int sl__sqlite_ck_open(struct sl_sqlite_writer *w, struct sl_err *err);
 /* Inside the write transaction: the position below which this batch's
  * records are already stored (INT64_MIN without a stream_name). Reads the

@@ -4,6 +4,7 @@
  * dead-letter store, when it is a table of the same database file, is
  * written in that same transaction. */
 #include "connectors/sqlite/sqlite_writer.h"
+#include "log.h"
 #include "mem.h"
 #include "sink.h"
 
@@ -18,6 +19,7 @@ struct sqlite_conf {
     int64_t max_records;
     uint64_t max_bytes;
     uint64_t max_wait;
+    const char *writer_id;
 };
 
 static const char *const modes[] = {"insert", "upsert", NULL};
@@ -40,6 +42,9 @@ static const struct sluice_option sqlite_options[] = {
      1e12, NULL, 0, "Bytes per transaction (at most)."},
     {"batch.max_wait", SLUICE_OPT_DURATION, "100ms", offsetof(struct sqlite_conf, max_wait), 0, 0,
      NULL, 0, "Longest a record waits for its transaction; idle input flushes at once."},
+    SLUICE_OPT_ROW(struct sqlite_conf, writer_id, SLUICE_OPT_STR, NULL, 0, 0, NULL, 0,
+                   "Identity of this sink's positions in the table (default: the node name); "
+                   "keep it when renaming the node."),
     {0},
 };
 /* clang-format on */
@@ -82,7 +87,7 @@ static int sqlite_write(struct sl_sink *sink, struct sl_batch *const *batches, s
     struct sl_err err = {0};
 
     pthread_mutex_lock(&ss->lock);
-    int rc = sl_sqlite_writer_write(ss->w, batches, n, on_reject, sink, &err);
+    int rc = sl_sqlite_writer_write(ss->w, batches, n, on_reject, sink, &sink->replayed, &err);
     pthread_mutex_unlock(&ss->lock);
     if (rc != 0 && rc != SL_ERETRY) {
         sl_pipeline_fail(sink->node->pl, &err);
@@ -91,6 +96,7 @@ static int sqlite_write(struct sl_sink *sink, struct sl_batch *const *batches, s
 }
 
 static int sqlite_position(struct sl_sink *sink,
+                           const char *source,
                            const char *stream,
                            int32_t partition,
                            int64_t *ret_pos,
@@ -101,7 +107,7 @@ static int sqlite_position(struct sl_sink *sink,
     struct sqlite_sink *ss = (struct sqlite_sink *)sink;
 
     pthread_mutex_lock(&ss->lock);
-    int rc = sl_sqlite_writer_position(ss->w, stream, partition, ret_pos, fp, fp_len, err);
+    int rc = sl_sqlite_writer_position(ss->w, source, stream, partition, ret_pos, fp, fp_len, err);
     pthread_mutex_unlock(&ss->lock);
     return rc;
 }
@@ -124,6 +130,13 @@ static const char *same_file_dead_table(const struct sl_node *node, const struct
     }
     const struct sqlite_conf *dconf = dlq->cn->conf;
     return strcmp(dconf->path, conf->path) == 0 ? dconf->table : NULL;
+}
+
+static const char *writer_id_of(const struct sl_node *node)
+{
+    const struct sqlite_conf *conf = node->cn->conf;
+
+    return conf->writer_id != NULL ? conf->writer_id : node->name;
 }
 
 static int
@@ -158,9 +171,69 @@ fill_writer_conf(struct sl_node *node, struct sqlite_sink *ss, struct sl_sqlite_
     wc->dead_table = same_file_dead_table(node, conf);
     wc->owner = node->index;
     wc->sink_name = node->name;
+    wc->writer_id = writer_id_of(node);
     wc->source_names = ss->source_names;
     wc->nsource_names = (uint32_t)pl->nnodes;
     return 0;
+}
+
+/* What the table's positions say about this sink's identity. */
+struct identity_check {
+    const struct sl_node *node;
+    bool mine;        /* positions under our writer_id exist */
+    char others[256]; /* writers that are not sinks of this pipeline on this table */
+    size_t len;
+};
+
+static bool is_sibling_writer(const struct sl_node *node, const char *writer)
+{
+    const struct sqlite_conf *conf = node->cn->conf;
+
+    for (size_t i = 0; i < node->pl->nnodes; i++) {
+        const struct sl_node *n = &node->pl->nodes[i];
+        if (n == node || n->type != node->type || n == n->pl->dead_letter) {
+            continue;
+        }
+        const struct sqlite_conf *c = n->cn->conf;
+        if (strcmp(c->path, conf->path) == 0 && strcmp(c->table, conf->table) == 0 &&
+            strcmp(writer_id_of(n), writer) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void on_writer(void *arg, const char *writer)
+{
+    struct identity_check *ic = arg;
+
+    if (strcmp(writer, writer_id_of(ic->node)) == 0) {
+        ic->mine = true;
+    } else if (!is_sibling_writer(ic->node, writer) && ic->len < sizeof(ic->others)) {
+        int n = snprintf(ic->others + ic->len, sizeof(ic->others) - ic->len, "%s'%s'",
+                         ic->len > 0 ? ", " : "", writer);
+        ic->len = n < 0 ? sizeof(ic->others) : ic->len + (size_t)n;
+    }
+}
+
+/* A renamed sink finds no positions under its new name and would write its
+ * input again: say so, and how to keep the old positions. */
+static void warn_renamed(struct sl_node *node, struct sqlite_sink *ss)
+{
+    const struct sqlite_conf *conf = node->cn->conf;
+    struct identity_check ic = {.node = node};
+    struct sl_err err = {0};
+
+    if (sl_sqlite_writer_writers(ss->w, on_writer, &ic, &err) != 0) {
+        sl_log_warn("%s: %s", node->name, err.msg);
+        return;
+    }
+    if (!ic.mine && ic.len > 0) {
+        sl_log_warn("%s: no positions stored for writer '%s' in table %s, which holds positions "
+                    "of %s: if this sink was renamed, set writer_id to its old name to keep them; "
+                    "otherwise it starts from the beginning of its input",
+                    node->name, writer_id_of(node), conf->table, ic.others);
+    }
 }
 
 static int sqlite_open(struct sl_node *node, struct sl_err *err)
@@ -188,6 +261,9 @@ static int sqlite_open(struct sl_node *node, struct sl_err *err)
         char msg[SL_ERR_MSG_MAX];
         memcpy(msg, err->msg, sizeof(msg));
         return sl_err_set(err, err->code ? err->code : SL_EIO, "%s: %s", node->name, msg);
+    }
+    if (ss->sink.position != NULL) {
+        warn_renamed(node, ss);
     }
     return 0;
 }

@@ -98,15 +98,27 @@ static int run(sqlite3 *db, sqlite3_stmt *st, struct sl_err *err, const char *wh
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sl__sqlite_fail(db, rc, err, what);
 }
 
-static int set_wal(sqlite3 *db, struct sl_err *err)
+/* Switching to WAL takes an exclusive lock, and SQLite does not call the
+ * busy handler for it: two processes opening a new file at once would fail.
+ * Retry for as long as busy_timeout would have waited. */
+static int set_wal(sqlite3 *db, uint32_t busy_ms, struct sl_err *err)
 {
     sqlite3_stmt *st = NULL;
     int rc = prepare(db, "PRAGMA journal_mode=WAL", &st, err);
+    int src = SQLITE_BUSY;
 
+    for (uint32_t waited = 0; rc == 0 && (src & 0xff) == SQLITE_BUSY; waited += 20) {
+        src = sqlite3_step(st);
+        if ((src & 0xff) == SQLITE_BUSY && waited < busy_ms) {
+            (void)sqlite3_reset(st);
+            (void)sqlite3_sleep(20);
+        } else {
+            break;
+        }
+    }
     if (rc != 0) {
         return rc;
     }
-    int src = sqlite3_step(st);
     if (src != SQLITE_ROW) {
         rc = sl__sqlite_fail(db, src, err, "setting WAL mode");
     } else if (sqlite3_stricmp((const char *)sqlite3_column_text(st, 0), "wal") != 0) {
@@ -135,9 +147,9 @@ static int open_db(struct sl_sqlite_writer *w, struct sl_err *err)
         return sl__sqlite_fail(w->db, rc, err, conf->path);
     }
     (void)sqlite3_extended_result_codes(w->db, 1);
-    (void)sqlite3_busy_timeout(w->db, conf->busy_timeout_ms ? (int)conf->busy_timeout_ms
-                                                            : SL__SQLITE_BUSY_MS);
-    rc = set_wal(w->db, err);
+    uint32_t busy_ms = conf->busy_timeout_ms ? conf->busy_timeout_ms : SL__SQLITE_BUSY_MS;
+    (void)sqlite3_busy_timeout(w->db, (int)busy_ms);
+    rc = set_wal(w->db, busy_ms, err);
     if (rc == 0) {
         rc = exec(w->db, "PRAGMA synchronous=NORMAL", err);
     }
@@ -185,6 +197,9 @@ struct sl_sqlite_writer *sl_sqlite_writer_open(const struct sl_sqlite_writer_con
         return NULL;
     }
     w->conf = *conf;
+    if (w->conf.writer_id == NULL) {
+        w->conf.writer_id = conf->sink_name != NULL ? conf->sink_name : "";
+    }
     rc = check_conf(conf, err);
     if (rc == 0) {
         rc = init_targets(w, err);
@@ -214,8 +229,7 @@ struct sl_sqlite_writer *sl_sqlite_writer_close(struct sl_sqlite_writer *w)
     (void)sqlite3_finalize(w->begin);
     (void)sqlite3_finalize(w->commit);
     (void)sqlite3_finalize(w->rollback);
-    (void)sqlite3_finalize(w->ck_get);
-    (void)sqlite3_finalize(w->ck_put);
+    sl_pos_store_close(&w->ps);
     (void)sqlite3_close(w->db);
     sl_buf_release(&w->sql);
     sl_buf_release(&w->reasons);
@@ -852,6 +866,8 @@ static int write_batch(struct sl_sqlite_writer *w, uint32_t bi, struct sl_err *e
     for (uint32_t i = 0; i < batch->n && rc == 0; i++) {
         if (batch->recs[i].meta.offset >= from) {
             rc = write_record(w, bi, i, err);
+        } else {
+            w->replayed++;
         }
     }
     for (uint32_t i = 0; i < batch->ndead && rc == 0 && w->dead.name != NULL; i++) {
@@ -899,6 +915,7 @@ int sl_sqlite_writer_write(struct sl_sqlite_writer *w,
                            size_t n,
                            sl_sqlite_reject_fn reject,
                            void *arg,
+                           uint64_t *ret_replayed,
                            struct sl_err *err)
 {
     int rc;
@@ -909,6 +926,7 @@ int sl_sqlite_writer_write(struct sl_sqlite_writer *w,
     w->batches = batches;
     w->npos = 0;
     w->nrejects = 0;
+    w->replayed = 0;
     sl_buf_reset(&w->reasons);
     w->main.prev = NULL; /* the previous call's batches may be gone */
     rc = run(w->db, w->begin, err, "BEGIN IMMEDIATE");
@@ -921,6 +939,9 @@ int sl_sqlite_writer_write(struct sl_sqlite_writer *w,
     if (rc != 0) {
         abort_txn(w);
         return rc;
+    }
+    if (ret_replayed != NULL) {
+        *ret_replayed = w->replayed;
     }
     for (uint32_t i = 0; i < w->nrejects && reject != NULL; i++) {
         const struct sl__sqlite_reject *r = &w->rejects[i];

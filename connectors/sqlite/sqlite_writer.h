@@ -43,6 +43,8 @@ struct sl_sqlite_writer_conf {
     const char *dead_table;          /* dead-letter table in the same file, or NULL */
     uint32_t owner;                  /* write only the dead letters with d->owner == owner */
     const char *sink_name;           /* `_node` of the records this writer rejects */
+    const char *writer_id;           /* identity of the positions this writer keeps (the
+                                        sink's writer_id, by default its node name) */
     const char *const *source_names; /* optional: source node names by batch->source,
                                         `_source` of the records this writer rejects */
     uint32_t nsource_names;
@@ -79,13 +81,14 @@ struct sl_sqlite_writer *sl_sqlite_writer_close(struct sl_sqlite_writer *w);
 
 /* Writes n batches, already in order per stream, in one BEGIN IMMEDIATE ...
  * COMMIT transaction. Per batch with a stream_name: reads the stored position
- * of (table, stream_name, partition) (once per call and stream; a different
+ * of (table, writer_id, source name, stream_name, partition) (once per call and stream; a different
  * stored fingerprint counts as position 0), writes only the records and the
  * dead letters (owner == conf->owner, when dead_table is set) whose
  * meta.offset >= that position, then stores pos_end when greater (and the
  * fingerprint). Batches without a stream_name are written whole and store no
  * position. Rejected records are reported through reject (may be NULL) after
- * the commit. Borrows the batches for the call. Returns 0; SL_ERETRY when the
+ * the commit; *ret_replayed (may be NULL) gets the number of records
+ * trimmed as already stored. Borrows the batches for the call. Returns 0; SL_ERETRY when the
  * database stayed locked beyond busy_timeout; SL_ENOMEM; SL_EIO for other
  * failures. On failure the transaction is rolled back (nothing half-written)
  * and reject is never called. Blocks. Thread: the writer's. */
@@ -94,20 +97,30 @@ int sl_sqlite_writer_write(struct sl_sqlite_writer *w,
                            size_t n,
                            sl_sqlite_reject_fn reject,
                            void *arg,
+                           uint64_t *ret_replayed,
                            struct sl_err *err);
 
-/* Reads the stored position of (table, stream, partition), to resume from:
+/* Reads the stored position of (table, writer_id, source, stream, partition),
+ * to resume from:
  * returns 0 with *ret_pos and, when fingerprint is not NULL, the stored
  * fingerprint copied (NUL-terminated, cut to fingerprint_len - 1; "" when none).
  * Returns SL_EOF when no position is stored, SL_ERETRY when locked, SL_EIO
  * otherwise. Uses the writer's connection outside any transaction. Blocks.
  * Thread: the writer's. */
 int sl_sqlite_writer_position(struct sl_sqlite_writer *w,
+                              const char *source,
                               const char *stream,
                               int32_t partition,
                               int64_t *ret_pos,
                               char *fingerprint,
                               size_t fingerprint_len,
                               struct sl_err *err);
+
+/* Calls fn for each writer identity holding positions of the writer's table
+ * (the renamed-sink warning). 0 or SL_E* (err set). Thread: the writer's. */
+int sl_sqlite_writer_writers(struct sl_sqlite_writer *w,
+                             void (*fn)(void *arg, const char *writer),
+                             void *arg,
+                             struct sl_err *err);
 
 #endif

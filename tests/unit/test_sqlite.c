@@ -162,7 +162,7 @@ static int
 write_n(struct sl_sqlite_writer *w, struct sl_batch **batches, size_t n, struct rejects *r)
 {
     struct sl_err err = {0};
-    int rc = sl_sqlite_writer_write(w, batches, n, on_reject, r, &err);
+    int rc = sl_sqlite_writer_write(w, batches, n, on_reject, r, NULL, &err);
 
     if (rc != 0 && rc != SL_ERETRY && rc != SL_EIO && rc != SL_ENOMEM) {
         fail_msg("write: %d %s", rc, err.msg);
@@ -174,7 +174,7 @@ static void
 write_ok(struct sl_sqlite_writer *w, struct sl_batch **batches, size_t n, struct rejects *r)
 {
     struct sl_err err = {0};
-    int rc = sl_sqlite_writer_write(w, batches, n, on_reject, r, &err);
+    int rc = sl_sqlite_writer_write(w, batches, n, on_reject, r, NULL, &err);
 
     if (rc != 0) {
         fail_msg("write: %s: %s", sl_errname(rc), err.msg);
@@ -234,7 +234,7 @@ static const char *q_text(const char *path, const char *sql, char *out, size_t l
 static int64_t position(struct sl_sqlite_writer *w, const char *stream)
 {
     int64_t pos = -1;
-    int rc = sl_sqlite_writer_position(w, stream, 0, &pos, NULL, 0, NULL);
+    int rc = sl_sqlite_writer_position(w, "", stream, 0, &pos, NULL, 0, NULL);
 
     return rc == SL_EOF ? -2 : rc == 0 ? pos : -3;
 }
@@ -617,6 +617,69 @@ static void test_sqlite_zombie_batch_is_trimmed(void **state)
     sl_batch_unref(late);
 }
 
+/* Issue 6, finding 1: two sinks on one table keep positions of their own,
+ * and two sources reading one file into one sink too. */
+static void test_sqlite_positions_are_keyed_by_writer_and_source(void **state)
+{
+    struct fixture *fx = *state;
+    static const char *const sources[] = {"cheap", "dear"};
+    struct sl_sqlite_writer_conf ca = conf_for(fx->path, "t"), cb = conf_for(fx->path, "t");
+    struct sl_batch *a = orders("o.jsonl", 0, 10), *b = orders("o.jsonl", 0, 10);
+    struct sl_batch *s2 = orders("o.jsonl", 0, 10);
+    int64_t pos = 0;
+
+    ca.writer_id = "a";
+    cb.writer_id = "b";
+    ca.source_names = cb.source_names = sources;
+    ca.nsource_names = cb.nsource_names = 2;
+    s2->source = 1;
+    struct sl_sqlite_writer *wa = open_ok(&ca), *wb = open_ok(&cb);
+    write_ok(wa, &a, 1, NULL);
+    write_ok(wb, &b, 1, NULL);  /* the same stream range, by another sink */
+    write_ok(wa, &s2, 1, NULL); /* the same file, by another source */
+    assert_int_equal(sl_sqlite_writer_position(wa, "dear", "o.jsonl", 0, &pos, NULL, 0, NULL), 0);
+    assert_int_equal(pos, 10);
+    assert_int_equal(sl_sqlite_writer_position(wb, "dear", "o.jsonl", 0, &pos, NULL, 0, NULL),
+                     SL_EOF);
+    wa = sl_sqlite_writer_close(wa);
+    wb = sl_sqlite_writer_close(wb);
+    assert_int_equal(q_int(fx->path, "SELECT count(*) FROM t"), 30);
+    sl_batch_unref(a);
+    sl_batch_unref(b);
+    sl_batch_unref(s2);
+}
+
+/* A file made before positions named their writer: its positions are kept
+ * aside and adopted, so an upgrade does not write everything again. */
+static void test_sqlite_old_checkpoints_are_adopted(void **state)
+{
+    struct fixture *fx = *state;
+    struct sl_sqlite_writer_conf conf = conf_for(fx->path, "t");
+    struct sl_batch *b = orders("o.jsonl", 0, 10);
+    sqlite3 *db = NULL;
+
+    sl_sqlite_writer_close(open_ok(&conf)); /* makes the directories */
+    assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "DROP TABLE _sluice_checkpoints", NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "CREATE TABLE _sluice_checkpoints(tbl TEXT, stream TEXT,"
+                     " \"partition\" INTEGER, position INTEGER, fingerprint TEXT,"
+                     " PRIMARY KEY(tbl, stream, \"partition\"));"
+                     "INSERT INTO _sluice_checkpoints VALUES('t', 'o.jsonl', 0, 6, NULL)",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    struct sl_sqlite_writer *w = open_ok(&conf);
+    write_ok(w, &b, 1, NULL);
+    w = sl_sqlite_writer_close(w);
+    assert_int_equal(q_int(fx->path, "SELECT count(*) FROM t"), 4); /* records 6..9 */
+    assert_int_equal(
+        q_int(fx->path, "SELECT position FROM _sluice_checkpoints WHERE writer = 'db'"), 10);
+    sl_batch_unref(b);
+}
+
 static void test_sqlite_partitions_and_streams_are_separate(void **state)
 {
     struct fixture *fx = *state;
@@ -627,9 +690,9 @@ static void test_sqlite_partitions_and_streams_are_separate(void **state)
 
     b[1]->partition = 1;
     write_ok(w, b, 3, NULL);
-    assert_int_equal(sl_sqlite_writer_position(w, "topic", 1, &pos, NULL, 0, NULL), 0);
+    assert_int_equal(sl_sqlite_writer_position(w, "", "topic", 1, &pos, NULL, 0, NULL), 0);
     assert_int_equal(pos, 10);
-    assert_int_equal(sl_sqlite_writer_position(w, "topic", 2, &pos, NULL, 0, NULL), SL_EOF);
+    assert_int_equal(sl_sqlite_writer_position(w, "", "topic", 2, &pos, NULL, 0, NULL), SL_EOF);
     w = sl_sqlite_writer_close(w);
     assert_int_equal(q_int(fx->path, "SELECT count(*) FROM t"), 24);
     assert_int_equal(q_int(fx->path, "SELECT count(*) FROM _sluice_checkpoints"), 3);
@@ -651,11 +714,11 @@ static void test_sqlite_replaced_file_starts_over(void **state)
     fresh->fingerprint = "40:bbbb";
     write_ok(w, &old, 1, NULL);
     write_ok(w, &same, 1, NULL); /* same file: trimmed */
-    assert_int_equal(sl_sqlite_writer_position(w, "a.jsonl", 0, &pos, fp, sizeof(fp), NULL), 0);
+    assert_int_equal(sl_sqlite_writer_position(w, "", "a.jsonl", 0, &pos, fp, sizeof(fp), NULL), 0);
     assert_int_equal(pos, 10);
     assert_string_equal(fp, "100:aaa"); /* cut to the buffer */
     write_ok(w, &fresh, 1, NULL);       /* replaced: from 0 again */
-    assert_int_equal(sl_sqlite_writer_position(w, "a.jsonl", 0, &pos, fp, sizeof(fp), NULL), 0);
+    assert_int_equal(sl_sqlite_writer_position(w, "", "a.jsonl", 0, &pos, fp, sizeof(fp), NULL), 0);
     assert_int_equal(pos, 4);
     assert_string_equal(fp, "40:bbbb");
     w = sl_sqlite_writer_close(w);
@@ -823,7 +886,7 @@ static void *writer_thread(void *p)
     arg->rc = w == NULL ? -1 : 0;
     for (int i = 0; i < 20 && arg->rc == 0; i++) {
         struct sl_batch *b = orders("in", i * 50, 50);
-        arg->rc = sl_sqlite_writer_write(w, &b, 1, NULL, NULL, NULL);
+        arg->rc = sl_sqlite_writer_write(w, &b, 1, NULL, NULL, NULL, NULL);
         sl_batch_unref(b);
     }
     sl_sqlite_writer_close(w);
@@ -861,7 +924,7 @@ static void test_sqlite_busy_database_returns_eretry(void **state)
     struct sl_sqlite_writer *w = open_ok(&conf);
     sqlite3 *db = db_open(fx->path);
     assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
-    assert_int_equal(sl_sqlite_writer_write(w, &b, 1, on_reject, &r, &err), SL_ERETRY);
+    assert_int_equal(sl_sqlite_writer_write(w, &b, 1, on_reject, &r, NULL, &err), SL_ERETRY);
     assert_int_equal(err.code, SL_ERETRY);
     assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
@@ -915,7 +978,7 @@ static void test_sqlite_failed_allocations_leave_no_trace(void **state)
             assert_int_equal(err.code, SL_ENOMEM);
             continue;
         }
-        int rc = sl_sqlite_writer_write(w, b, 2, NULL, NULL, &err);
+        int rc = sl_sqlite_writer_write(w, b, 2, NULL, NULL, NULL, &err);
         sl_mem_fail_nth(0);
         assert_true(rc == 0 || rc == SL_ENOMEM);
         done = rc == 0;
@@ -1117,6 +1180,8 @@ int main(void)
         T(test_sqlite_overlapping_batch_is_trimmed_per_record),
         T(test_sqlite_zombie_batch_is_trimmed),
         T(test_sqlite_partitions_and_streams_are_separate),
+        T(test_sqlite_positions_are_keyed_by_writer_and_source),
+        T(test_sqlite_old_checkpoints_are_adopted),
         T(test_sqlite_replaced_file_starts_over),
         T(test_sqlite_fanout_siblings_keep_own_positions),
         T(test_sqlite_batch_without_stream_is_written_whole),

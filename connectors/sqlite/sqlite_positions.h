@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+/* The durable position store: the `_sluice_checkpoints` table, keyed by
+ * (table, writer, source, stream, partition). The SQLite sink reads and
+ * writes it inside each batch's transaction (exactly once); a file source's
+ * `checkpoints:` file uses the same table for the sinks that keep no
+ * positions. The key names the writer (which sink) and the source (which
+ * source node), so two sinks on one table, or two sources reading one file
+ * into one table, never trim each other's records. One store per connection;
+ * used by one thread at a time. */
+#ifndef SL_SQLITE_POSITIONS_H
+#define SL_SQLITE_POSITIONS_H
+
+#include "err.h"
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Identifies one stored position. Every string is borrowed for the call. */
+struct sl_pos_key {
+    const char *table;  /* the table the positions belong to */
+    const char *writer; /* the writer's identity: the sink's `writer_id` (its node name) */
+    const char *source; /* the source node's name */
+    const char *stream; /* file path or Kafka topic */
+    int32_t partition;  /* Kafka partition, 0 for files */
+};
+
+struct sl_pos_store {
+    sqlite3 *db;          /* borrowed connection */
+    sqlite3_stmt *get;    /* position, fingerprint of a key */
+    sqlite3_stmt *put;    /* upsert of a key */
+    sqlite3_stmt *legacy; /* the same key in a pre-writer table (_sluice_checkpoints_v1), or NULL */
+    sqlite3_stmt *writers; /* distinct writers holding positions of table ?1 */
+};
+
+/* Creates _sluice_checkpoints on db when missing (moving a table of the
+ * older (tbl, stream, partition) layout to _sluice_checkpoints_v1, whose
+ * positions are then adopted by every writer that has none) and prepares
+ * the statements. Takes a write lock briefly (busy_timeout applies).
+ * Returns 0 or SL_ERETRY / SL_EIO / SL_ENOMEM with err set. */
+int sl_pos_store_open(struct sl_pos_store *ps, sqlite3 *db, struct sl_err *err);
+/* Finalizes the statements (the connection stays open). NULL-safe. */
+void sl_pos_store_close(struct sl_pos_store *ps);
+/* Reads key's position: 0 with *ret_pos and the stored fingerprint copied
+ * into fp (NUL-terminated, "" when none; fp may be NULL), SL_EOF when none is
+ * stored, else SL_ERETRY / SL_EIO with err set. Inside or outside a
+ * transaction. */
+int sl_pos_store_get(struct sl_pos_store *ps,
+                     const struct sl_pos_key *key,
+                     int64_t *ret_pos,
+                     char *fp,
+                     size_t fp_len,
+                     struct sl_err *err);
+/* Stores key's position; a NULL fingerprint keeps the stored one. 0 or
+ * SL_ERETRY / SL_EIO with err set. */
+int sl_pos_store_put(struct sl_pos_store *ps,
+                     const struct sl_pos_key *key,
+                     int64_t pos,
+                     const char *fp,
+                     struct sl_err *err);
+/* Calls fn for each distinct writer holding positions of table (the
+ * renamed-sink warning). 0 or SL_EIO / SL_ERETRY with err set. */
+int sl_pos_store_writers(struct sl_pos_store *ps,
+                         const char *table,
+                         void (*fn)(void *arg, const char *writer),
+                         void *arg,
+                         struct sl_err *err);
+
+#endif
