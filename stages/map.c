@@ -105,10 +105,14 @@ static int map_process(struct sl_node *node, struct sl_batch *batch)
     uint32_t kept = 0;
     char reason[320];
 
-    batch = sl_batch_make_writable(batch);
-    if (batch == NULL) {
+    /* On failure the input keeps our reference (and its memory charge):
+     * process() owns it, so drop it. */
+    struct sl_batch *writable = sl_batch_make_writable(batch);
+    if (writable == NULL) {
+        sl_batch_unref(batch);
         return SL_ENOMEM;
     }
+    batch = writable;
     for (uint32_t i = 0; i < batch->n; i++) {
         struct sl_record *rec = &batch->recs[i];
         /* The dead letter keeps the record's place and raw text; its

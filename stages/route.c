@@ -108,10 +108,14 @@ static int route_process(struct sl_node *node, struct sl_batch *batch)
     char reason[320];
     int rc = 0;
 
-    batch = sl_batch_make_writable(batch);
-    if (batch == NULL) {
+    /* On failure the input keeps our reference (and its memory charge):
+     * process() owns it, so drop it. */
+    struct sl_batch *writable = sl_batch_make_writable(batch);
+    if (writable == NULL) {
+        sl_batch_unref(batch);
         return SL_ENOMEM;
     }
+    batch = writable;
     for (size_t o = 1; o < node->nouts; o++) {
         if ((child[o] = sl_batch_new()) == NULL) {
             rc = SL_ENOMEM;
