@@ -6,14 +6,25 @@
 
 #include <time.h>
 
+/* How long a waiter sleeps before it re-checks on its own. Wake-ups are not
+ * lost (see sl_flow_release), so this is only a backstop. */
+#define WAIT_SLICE_NS (20 * 1000 * 1000ull)
+
 void sl_flow_init(struct sl_flow *flow, uint64_t limit)
 {
+    pthread_condattr_t attr;
+
     flow->limit = limit;
     atomic_init(&flow->used, 0);
     atomic_init(&flow->peak, 0);
     atomic_init(&flow->waiters, 0);
     pthread_mutex_init(&flow->lock, NULL);
-    pthread_cond_init(&flow->cond, NULL);
+    /* Timed waits use the monotonic clock: sleep deadlines are sl_now_ns()
+     * values, and a wall-clock step must not stretch or cut a wait. */
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&flow->cond, &attr);
+    pthread_condattr_destroy(&attr);
 }
 
 void sl_flow_release_all(struct sl_flow *flow)
@@ -22,10 +33,32 @@ void sl_flow_release_all(struct sl_flow *flow)
     pthread_cond_destroy(&flow->cond);
 }
 
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Waits on flow->cond (lock held) until woken or the monotonic deadline. */
+static void wait_until(struct sl_flow *flow, uint64_t deadline_ns)
+{
+    struct timespec ts = {
+        .tv_sec = (time_t)(deadline_ns / 1000000000ull),
+        .tv_nsec = (long)(deadline_ns % 1000000000ull),
+    };
+
+    (void)pthread_cond_timedwait(&flow->cond, &flow->lock, &ts);
+}
+
 static bool try_charge(struct sl_flow *flow, uint64_t bytes)
 {
-    /* Relaxed CAS loop: the budget is a counter, it guards no other data. */
-    uint_fast64_t used = atomic_load_explicit(&flow->used, memory_order_relaxed);
+    /* seq_cst load: in sl_flow_acquire this is the load half of the waiter's
+     * store-load pair (see sl_flow_release). The CAS itself is relaxed: the
+     * budget is a counter, it guards no other data, and a failed CAS re-reads
+     * the latest value anyway. */
+    uint_fast64_t used = atomic_load_explicit(&flow->used, memory_order_seq_cst);
     do {
         if (used > 0 && used + bytes > flow->limit) {
             return false;
@@ -51,6 +84,8 @@ int sl_flow_acquire(struct sl_flow *flow, uint64_t bytes, const atomic_bool *can
         return 0;
     }
     pthread_mutex_lock(&flow->lock);
+    /* seq_cst: the store half of the waiter's store-load pair; the load
+     * half is the seq_cst load of `used` in the try_charge below. */
     atomic_fetch_add_explicit(&flow->waiters, 1, memory_order_seq_cst);
     while (!try_charge(flow, bytes)) {
         if (cancel != NULL && atomic_load_explicit(cancel, memory_order_acquire)) {
@@ -58,17 +93,7 @@ int sl_flow_acquire(struct sl_flow *flow, uint64_t bytes, const atomic_bool *can
             pthread_mutex_unlock(&flow->lock);
             return SL_ECANCELED;
         }
-        /* A timed wait bounds the cost of a wake-up lost between the failed
-         * charge and the wait (release does not take the lock when it sees no
-         * waiter). */
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 20 * 1000 * 1000;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&flow->cond, &flow->lock, &ts);
+        wait_until(flow, mono_ns() + WAIT_SLICE_NS);
     }
     atomic_fetch_sub_explicit(&flow->waiters, 1, memory_order_seq_cst);
     pthread_mutex_unlock(&flow->lock);
@@ -88,10 +113,19 @@ void sl_flow_force(struct sl_flow *flow, uint64_t bytes)
 
 void sl_flow_release(struct sl_flow *flow, uint64_t bytes)
 {
-    atomic_fetch_sub_explicit(&flow->used, bytes, memory_order_relaxed);
-    /* seq_cst pairs with the waiter's increment: either we see the waiter or
-     * it sees our release when it retries the charge. */
+    /* A store-load (Dekker) pair on each side: here "lower `used`, then read
+     * `waiters`"; in sl_flow_acquire "raise `waiters`, then read `used`".
+     * At least one side must see the other's store, or the waiter sleeps
+     * through this release while nobody wakes it. Only seq_cst on all four
+     * operations guarantees that (they are then in one total order, and the
+     * later load sees the earlier store): a relaxed store here may become
+     * visible after the load of `waiters` on non-TSO CPUs (ARM, POWER). On
+     * x86 the RMW is a locked instruction either way, so this costs nothing
+     * there. */
+    atomic_fetch_sub_explicit(&flow->used, bytes, memory_order_seq_cst);
     if (atomic_load_explicit(&flow->waiters, memory_order_seq_cst) > 0) {
+        /* The waiter checks under the lock before it waits: taking the lock
+         * here means it either already waits or will see our release. */
         pthread_mutex_lock(&flow->lock);
         pthread_cond_broadcast(&flow->cond);
         pthread_mutex_unlock(&flow->lock);
@@ -103,4 +137,27 @@ void sl_flow_wake_all(struct sl_flow *flow)
     pthread_mutex_lock(&flow->lock);
     pthread_cond_broadcast(&flow->cond);
     pthread_mutex_unlock(&flow->lock);
+}
+
+int sl_flow_sleep_until(struct sl_flow *flow, uint64_t deadline_ns, const atomic_bool *cancel)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&flow->lock);
+    for (;;) {
+        /* Checked under the lock: sl_pipeline_stop sets the flag before it
+         * takes the lock to broadcast, so the stop is either seen here or
+         * wakes the wait below. Acquire pairs with its release store. */
+        if (cancel != NULL && atomic_load_explicit(cancel, memory_order_acquire)) {
+            rc = SL_ECANCELED;
+            break;
+        }
+        if (mono_ns() >= deadline_ns) {
+            break;
+        }
+        /* Other wake-ups (budget releases) only make us re-check. */
+        wait_until(flow, deadline_ns);
+    }
+    pthread_mutex_unlock(&flow->lock);
+    return rc;
 }

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* memory_limit: a byte budget for records in flight. Source threads acquire
  * bytes before they read a block (and wait while the budget is spent); the
- * bytes come back when the batch is freed, on whatever thread frees it. */
+ * bytes come back when the batch is freed, on whatever thread frees it.
+ * Its condition variable is also where source threads sleep (pacing), since
+ * a pipeline stop already wakes it (sl_flow_wake_all). */
 #ifndef SL_FLOW_H
 #define SL_FLOW_H
 
@@ -16,7 +18,7 @@ struct sl_flow {
     atomic_uint_fast64_t peak; /* highest `used` seen (metrics) */
     atomic_int waiters;        /* threads blocked in acquire */
     pthread_mutex_t lock;      /* only for the sleep/wake handshake */
-    pthread_cond_t cond;
+    pthread_cond_t cond;       /* CLOCK_MONOTONIC timed waits */
 };
 
 void sl_flow_init(struct sl_flow *flow, uint64_t limit);
@@ -34,7 +36,14 @@ bool sl_flow_try_acquire(struct sl_flow *flow, uint64_t bytes);
 void sl_flow_force(struct sl_flow *flow, uint64_t bytes);
 /* Gives bytes back and wakes waiters. Thread: any; never blocks for long. */
 void sl_flow_release(struct sl_flow *flow, uint64_t bytes);
-/* Wakes every waiter so it re-checks its cancel flag. */
+/* Wakes every waiter and sleeper so it re-checks its cancel flag. Set the
+ * flag first. Thread: any. */
 void sl_flow_wake_all(struct sl_flow *flow);
+/* Sleeps until deadline_ns (CLOCK_MONOTONIC, as sl_now_ns) or until *cancel
+ * is true, whichever comes first; a cancel set before sl_flow_wake_all is
+ * never missed (sl_pipeline_stop does both). cancel may be NULL. Returns 0 at
+ * the deadline (at once if it passed), SL_ECANCELED when cancelled.
+ * Thread: source threads (blocks). */
+int sl_flow_sleep_until(struct sl_flow *flow, uint64_t deadline_ns, const atomic_bool *cancel);
 
 #endif
