@@ -10,9 +10,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #define GEN_BATCH 1024
+/* With a rate: batches at most this often, records at most this late. */
+#define GEN_SLACK_NS (500 * 1000ull)
 
 struct generator_conf {
     int64_t count;
@@ -95,58 +96,99 @@ static int make_order(struct sl_batch *batch, const char *stream, uint64_t seed,
     return rc != 0 ? SL_ENOMEM : 0;
 }
 
-static void pace(const struct generator_conf *conf, uint64_t start_ns, int64_t done)
+/* When record i is due: the run's first record at start_ns, then one every
+ * 1/rate s. A due time past the clock's range is "never" (a tiny rate). */
+static uint64_t
+due_ns(const struct generator_conf *conf, uint64_t start_ns, int64_t first, int64_t i)
 {
-    if (conf->rate <= 0) {
-        return;
-    }
-    uint64_t due = start_ns + (uint64_t)((double)done / conf->rate * 1e9);
-    uint64_t now = sl_now_ns();
-    if (due > now) {
-        usleep((useconds_t)((due - now) / 1000));
-    }
+    double d = (double)(i - first) * 1e9 / conf->rate;
+
+    return d >= 1.8e19 - (double)start_ns ? UINT64_MAX : start_ns + (uint64_t)d;
 }
 
+/* Builds records [from, to) into one batch and hands it to the node's ring
+ * (blocking on backpressure). Returns 0, SL_ECANCELED or SL_ENOMEM. */
+static int emit_range(
+    struct sl_node *node, const struct generator_conf *conf, uint64_t seq, int64_t from, int64_t to)
+{
+    struct sl_batch *batch = sl_batch_new();
+    int rc = 0;
+
+    if (batch == NULL) {
+        return SL_ENOMEM;
+    }
+    batch->stream_name = node->name;
+    batch->seq = seq;
+    batch->pos_start = from;
+    for (int64_t i = from; i < to && rc == 0; i++) {
+        rc = make_order(batch, node->name, (uint64_t)conf->seed, i);
+    }
+    batch->pos_end = to;
+    batch->last = to == conf->count;
+    if (rc == 0) {
+        rc = sl_node_source_push(node, batch);
+    }
+    if (rc != 0) {
+        sl_batch_unref(batch);
+    }
+    return rc;
+}
+
+/* Pacing (`rate`): a source emits what is ready rather than filling a batch.
+ * Each turn emits the records due now (up to GEN_BATCH), then sleeps until
+ * the next one is due, in sl_flow_sleep_until so that a stop wakes it at
+ * once. Emitting no more often than every GEN_SLACK_NS bounds the batches
+ * per second at high rates; a record is then at most GEN_SLACK_NS late. */
 static int generator_run(struct sl_node *node)
 {
     const struct generator_conf *conf = node->cn->conf;
+    struct sl_pipeline *pl = node->pl;
     char fp[SL_FINGERPRINT_MAX];
     int64_t i = 0;
     struct sl_err err = {0};
     uint64_t seq = 0;
     int rc = sl_source_resume(node, node->name, 0, NULL, &i, NULL, fp, sizeof(fp), &err);
     uint64_t start_ns = sl_now_ns();
+    uint64_t last_ns = 0; /* when the previous batch was emitted */
     int64_t first = i;
 
     if (rc != 0) {
         sl_log_error("%s: %s", node->name, err.msg);
         return rc;
     }
-    while (i < conf->count && rc == 0) {
-        if (atomic_load_explicit(&node->pl->stop, memory_order_acquire)) {
+    while (i < conf->count) {
+        if (atomic_load_explicit(&pl->stop, memory_order_acquire)) {
             return SL_ECANCELED;
         }
-        struct sl_batch *batch = sl_batch_new();
-        if (batch == NULL) {
-            return SL_ENOMEM;
+        int64_t end = conf->count - i > GEN_BATCH ? i + GEN_BATCH : conf->count;
+        if (conf->rate > 0) {
+            uint64_t now = sl_now_ns();
+            uint64_t wake = due_ns(conf, start_ns, first, i);
+            if (wake < last_ns + GEN_SLACK_NS) {
+                wake = last_ns + GEN_SLACK_NS;
+            }
+            /* A full batch that is due goes out at once (catching up). */
+            if (wake > now && due_ns(conf, start_ns, first, end - 1) > now) {
+                rc = sl_flow_sleep_until(&pl->flow, wake, &pl->stop);
+                if (rc != 0) {
+                    return rc;
+                }
+                continue;
+            }
+            int64_t due = i + 1;
+            while (due < end && due_ns(conf, start_ns, first, due) <= now) {
+                due++;
+            }
+            end = due;
+            last_ns = now;
         }
-        batch->stream_name = node->name;
-        batch->seq = seq++;
-        batch->pos_start = i;
-        for (int k = 0; k < GEN_BATCH && i < conf->count && rc == 0; k++, i++) {
-            rc = make_order(batch, node->name, (uint64_t)conf->seed, i);
-        }
-        batch->pos_end = i;
-        batch->last = i == conf->count;
-        if (rc == 0) {
-            rc = sl_node_source_push(node, batch);
-        }
+        rc = emit_range(node, conf, seq++, i, end);
         if (rc != 0) {
-            sl_batch_unref(batch);
+            return rc;
         }
-        pace(conf, start_ns, i - first);
+        i = end;
     }
-    return rc;
+    return 0;
 }
 
 static int generator_process(struct sl_node *node, struct sl_batch *batch)
