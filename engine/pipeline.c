@@ -133,7 +133,11 @@ static int create_ring(struct sl_node *node)
         cap = edges > cap ? edges : cap;
     }
     node->in = sl_ring_new(cap);
-    return node->in != NULL ? 0 : SL_ENOMEM;
+    if (node->in == NULL) {
+        return SL_ENOMEM;
+    }
+    sl_ring_set_on_room(node->in, sl__node_room_freed, node);
+    return 0;
 }
 
 static int link_inputs(struct sl_pipeline *pl, struct sl_node *node, struct sl_err *err)
@@ -301,6 +305,12 @@ struct sl_pipeline *sl_pipeline_free(struct sl_pipeline *pl)
         }
     }
     pl->sched = sl_sched_free(pl->sched);
+    /* No more kicks: the pool is gone, and the drain below pops. */
+    for (size_t i = 0; i < pl->nnodes && pl->nodes != NULL; i++) {
+        if (pl->nodes[i].in != NULL) {
+            sl_ring_set_on_room(pl->nodes[i].in, NULL, NULL);
+        }
+    }
     for (size_t i = 0; i < pl->nnodes && pl->nodes != NULL; i++) {
         struct sl_node *node = &pl->nodes[i];
         if (node->type != NULL && node->type->close != NULL) {

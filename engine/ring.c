@@ -42,6 +42,8 @@ struct sl_ring {
     _Atomic uint64_t head; /* next pop position; relaxed CAS, slots carry the ordering */
     char pad2[RING_PAD];
 
+    void (*on_room)(void *arg); /* room-freed hook (sl_ring_set_on_room), set before sharing */
+    void *on_room_arg;
     atomic_int free_slots; /* capacity - items - reservations; seq_cst (pairs with waiters) */
     atomic_int waiters;    /* threads in push_wait's slow path; seq_cst (pairs with free_slots) */
     pthread_mutex_t mu;    /* protects the sleep of push_wait against lost wake-ups */
@@ -128,7 +130,15 @@ int sl_ring_try_reserve(struct sl_ring *ring)
     return SL_EAGAIN;
 }
 
-/* Returns one slot to free_slots and wakes pushers parked in push_wait. */
+void sl_ring_set_on_room(struct sl_ring *ring, void (*fn)(void *arg), void *arg)
+{
+    ring->on_room = fn;
+    ring->on_room_arg = arg;
+}
+
+/* Returns one slot to free_slots, wakes pushers parked in push_wait and
+ * calls the room-freed hook: the one place where room appears, for pops and
+ * cancelled reservations alike. */
 static void release_slot(struct sl_ring *ring)
 {
     /* seq_cst increment then seq_cst load of waiters: the popper half of the
@@ -144,6 +154,12 @@ static void release_slot(struct sl_ring *ring)
         pthread_mutex_lock(&ring->mu);
         pthread_cond_broadcast(&ring->cv);
         pthread_mutex_unlock(&ring->mu);
+    }
+    /* After the seq_cst increment: a hook reading a producer's state pairs
+     * with that producer's seq_cst read of free_slots (sl_ring_free_slots),
+     * so either the hook sees the producer idle or the producer sees room. */
+    if (ring->on_room != NULL) {
+        ring->on_room(ring->on_room_arg);
     }
 }
 

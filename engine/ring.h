@@ -33,8 +33,15 @@ struct sl_ring *sl_ring_free(struct sl_ring *ring);
  * Lock-free, never blocks. Thread: any. */
 int sl_ring_try_reserve(struct sl_ring *ring);
 
-/* Gives back a slot reserved by sl_ring_try_reserve and not pushed, and wakes
- * blocked pushers if any. Never blocks for long. Thread: any. */
+/* Sets the room-freed hook: fn(arg) runs on the thread that frees a slot,
+ * after the slot is counted free, for every pop and every cancelled
+ * reservation (the runtime kicks the ring's producers). fn must not block.
+ * Call before the ring is shared. Thread: any. */
+void sl_ring_set_on_room(struct sl_ring *ring, void (*fn)(void *arg), void *arg);
+
+/* Gives back a slot reserved by sl_ring_try_reserve and not pushed, wakes
+ * blocked pushers if any and calls the room-freed hook. Never blocks for
+ * long. Thread: any. */
 void sl_ring_cancel_reserve(struct sl_ring *ring);
 
 /* Pushes item (not NULL) into a slot reserved earlier by any thread; never
@@ -62,7 +69,8 @@ int sl_ring_push_wait(struct sl_ring *ring, void *item, const atomic_bool *cance
 /* Pops the oldest item into *ret_item (ownership passes to the caller).
  * Returns 0, or SL_EAGAIN when empty; SL_EAGAIN is also returned while the
  * oldest slot is claimed by a push that has not finished writing it. Frees a
- * slot and wakes blocked pushers if any; no system call when nobody waits.
+ * slot, wakes blocked pushers if any (no system call when nobody waits) and
+ * calls the room-freed hook.
  * Lock-free. Thread: any. */
 int sl_ring_try_pop(struct sl_ring *ring, void **ret_item);
 

@@ -51,8 +51,12 @@ static void node_kick(struct sl_node *node)
     }
 }
 
-static void kick_producers(struct sl_node *node)
+/* The room-freed hook of every node's input ring (pop or cancelled
+ * reservation): a producer that could not reserve may go on now. */
+void sl__node_room_freed(void *arg)
 {
+    struct sl_node *node = arg;
+
     for (size_t i = 0; i < node->nups; i++) {
         node_kick(node->ups[i]);
     }
@@ -185,7 +189,6 @@ void sl__node_task_run(struct sl_task *task)
             cancel_outputs(node);
             break;
         }
-        kick_producers(node);
         process_one(node, batch);
     }
     /* seq_cst: giving the slot back and then reading the rings must not be

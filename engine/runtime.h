@@ -131,6 +131,9 @@ int sl_node_dead(struct sl_node *node,
                  struct sl_batch *batch,
                  const struct sl_record *rec,
                  const char *reason);
+/* The room-freed hook of a node's input ring (runtime.c): kicks the node's
+ * producers. pipeline.c installs it. Thread: any. */
+void sl__node_room_freed(void *node);
 /* A node's task body (runtime.c); pipeline.c hands it to the pool. */
 void sl__node_task_run(struct sl_task *task);
 /* Monotonic clock in ns. */

@@ -335,6 +335,33 @@ static void test_ring_push_wait_cancelled_full_returns_at_once(void **state)
     sl_ring_free(ring);
 }
 
+static void count_room(void *arg)
+{
+    (*(int *)arg)++;
+}
+
+/* The room-freed hook runs for pops and cancelled reservations alike. */
+static void test_ring_room_hook_runs_on_pop_and_cancel(void **state)
+{
+    struct sl_ring *ring = sl_ring_new(2);
+    void *item = NULL;
+    int calls = 0;
+
+    (void)state;
+    assert_non_null(ring);
+    sl_ring_set_on_room(ring, count_room, &calls);
+    assert_int_equal(sl_ring_try_push(ring, ITEM(1)), 0);
+    assert_int_equal(sl_ring_try_reserve(ring), 0);
+    assert_int_equal(calls, 0);
+    sl_ring_cancel_reserve(ring);
+    assert_int_equal(calls, 1);
+    assert_int_equal(sl_ring_try_pop(ring, &item), 0);
+    assert_int_equal(calls, 2);
+    assert_int_equal(sl_ring_try_pop(ring, &item), SL_EAGAIN);
+    assert_int_equal(calls, 2);
+    sl_ring_free(ring);
+}
+
 static void test_ring_new_oom_returns_null(void **state)
 {
     struct sl_ring *ring = NULL;
@@ -367,6 +394,7 @@ int main(void)
         cmocka_unit_test(test_ring_push_wait_wakes_on_cancel_reserve),
         cmocka_unit_test(test_ring_push_wait_cancel_returns_ecanceled),
         cmocka_unit_test(test_ring_push_wait_cancelled_full_returns_at_once),
+        cmocka_unit_test(test_ring_room_hook_runs_on_pop_and_cancel),
         cmocka_unit_test(test_ring_new_oom_returns_null),
     };
 
