@@ -11,6 +11,7 @@
 #include "mem.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -36,8 +37,10 @@ struct engine_conf {
 static const struct sluice_option engine_options[] = {
     {"memory_limit", SLUICE_OPT_SIZE, "64MiB", offsetof(struct engine_conf, memory_limit),
      1024.0 * 1024.0, 0, NULL, 0, "Bytes of records in flight, all queues together."},
+    /* 0 would exit at the first tick of a drain, flushing nothing: a
+     * second signal already does that. */
     {"drain_timeout", SLUICE_OPT_DURATION, "30s", offsetof(struct engine_conf, drain_timeout_ns),
-     0, 0, NULL, 0, "How long a stop may take to flush."},
+     1e6, 0, NULL, 0, "How long a stop may take to flush."},
     {NULL, 0, NULL, 0, 0, 0, NULL, 0, NULL},
 };
 /* clang-format on */
@@ -259,6 +262,13 @@ static int check_name(struct sl__loader *ld, const struct sl__ynode *key)
         return sl__yerr(ld, key, "invalid node name '%s': use only letters, digits, '_' and '-'",
                         key->text);
     }
+    /* The runtime, `graph` and dead letters' _node name the dead-letter
+     * sink so: a node of that name would be two nodes with one name. */
+    if (strcmp(key->text, "dead_letter") == 0) {
+        return sl__yerr(ld, key,
+                        "the node name 'dead_letter' is reserved for the top-level dead_letter "
+                        "sink: choose another name");
+    }
     for (size_t i = 0; i < conf->nnodes; i++) {
         if (strcmp(conf->nodes[i].name, key->text) == 0) {
             const struct sl__ynode *first = ld->keys[i];
@@ -454,6 +464,7 @@ static int load_node(struct sl__loader *ld,
     cn->line = key->line;
     cn->col = key->col;
     cn->yaml = map;
+    cn->pipeline = ld->conf;
     rc = load_type(ld, kind, map, key, &cn->type);
     if (rc == 0) {
         rc = load_inputs(ld, map, key, cn, dead_letter, ret_in);
@@ -672,6 +683,30 @@ int sl_conf_locate(const struct sl_conf_node *cn, const char *subpath, int *ret_
     *ret_line = key->line;
     *ret_col = key->col;
     return 0;
+}
+
+int sl_conf_node_err(
+    const struct sl_conf_node *cn, const char *subpath, struct sl_err *err, const char *fmt, ...)
+{
+    char msg[SL_ERR_MSG_MAX], path[SL_ERR_PATH_MAX];
+    const char *file = cn->file;
+    int line = cn->line, col = cn->col;
+    const char *sep = subpath[0] != '\0' ? "." : "";
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (subpath[0] != '\0' && sl_conf_locate(cn, subpath, &line, &col) == 0 && line == 0) {
+        file = SL__SET_FILE;
+    }
+    if (cn->pipeline != NULL && cn->pipeline->dead_letter == cn) {
+        snprintf(path, sizeof(path), "dead_letter%s%s", sep, subpath);
+    } else {
+        snprintf(path, sizeof(path), "%s.%s%s%s", (unsigned)cn->kind < 3 ? sections[cn->kind] : "?",
+                 cn->name, sep, subpath);
+    }
+    return sl_err_set_at(err, file, line, col, path, "%s", msg);
 }
 
 struct sl_conf_node *sl_conf_find(const struct sl_conf *conf, const char *name)

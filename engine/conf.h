@@ -25,12 +25,15 @@ struct sl_conf_node {
     enum sluice_stage_kind kind;
     struct sl_conf_input *inputs; /* fan-in, file order */
     size_t ninputs;
-    int64_t workers;              /* default 1 */
-    int64_t queue;                /* input ring capacity in batches, default 16 */
-    void *conf;                   /* type's conf struct, filled from its options */
-    const char *file;             /* config file name (for errors later) */
-    int line, col;                /* where the node's key is */
-    const struct sl__ynode *yaml; /* the node's YAML mapping, for sl_conf_locate */
+    int64_t workers;                /* default 1 */
+    int64_t queue;                  /* input ring capacity in batches, default 16 */
+    void *conf;                     /* type's conf struct, filled from its options */
+    const char *file;               /* config file name (for errors later) */
+    int line, col;                  /* where the node's key is */
+    const struct sl__ynode *yaml;   /* the node's YAML mapping, for sl_conf_locate */
+    const struct sl_conf *pipeline; /* the whole file, for checks across nodes: during a
+                                       check(), the nodes loaded so far (every node, for
+                                       the dead_letter sink, which is loaded last) */
 };
 
 struct sl_conf {
@@ -71,5 +74,16 @@ struct sl_conf_node *sl_conf_find(const struct sl_conf *conf, const char *name);
  * SL_EOF when absent. Valid as long as the conf, during check() too.
  * Thread: any (the tree is read-only). */
 int sl_conf_locate(const struct sl_conf_node *cn, const char *subpath, int *ret_line, int *ret_col);
+
+/* Reports a mistake in node cn's options for a type's check(): fills err
+ * with SL_ECONFIG, the location of the key subpath (as sl_conf_locate finds
+ * it; the node's key when subpath is "" or absent; file "--set" when --set
+ * gave the value) and the key path "sinks.db.table" ("dead_letter.table" for
+ * the dead-letter sink). Returns SL_ECONFIG. Thread: main. */
+int sl_conf_node_err(const struct sl_conf_node *cn,
+                     const char *subpath,
+                     struct sl_err *err,
+                     const char *fmt,
+                     ...) __attribute__((format(printf, 4, 5)));
 
 #endif

@@ -101,6 +101,9 @@ int sl__yaml_value(struct sl__loader *ld,
                    struct sl__ynode *parent,
                    const struct sl__ynode *key,
                    struct sl__ynode **ret);
+/* The YAML 1.2 core schema type of s (len bytes, NUL-terminated) written as
+ * a plain scalar. */
+enum sl__ytag sl__yaml_plain_tag(const char *s, size_t len);
 /* Applies one --set "a.b.c=value" to root (a MAP). */
 int sl__yaml_set(struct sl__loader *ld, struct sl__ynode *root, const char *set);
 struct sl__ynode *

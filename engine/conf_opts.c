@@ -10,8 +10,10 @@
  *   (powers of 1024), KB MB GB TB (powers of 1000). Negative, fractional
  *   bytes and other units ("64M") are errors.
  * - DURATION: one or more number+unit parts, Go style: "250us", "100ms",
- *   "30s", "5m", "1h30m", "1.5s"; units ns, us (or µs), ms, s, m, h. A plain
- *   number is an error asking for a unit, except "0".
+ *   "30s", "5m", "1h30m", "1.5s"; units ns, us (or µs), ms, s, m, h, each
+ *   part's unit smaller than the one before ("500ms2s" and "1s1s" are
+ *   errors: they read as typos). A plain number is an error asking for a
+ *   unit, except "0".
  * - STR, ENUM, LIST items and MAP values take the text of any non-empty
  *   scalar (123 and true are strings there); INT, BOOL and DOUBLE need the
  *   YAML type, so '5' (quoted) is not an integer.
@@ -79,12 +81,14 @@ got(const struct sluice_option *row, const struct sl__ynode *val, char *buf, siz
     return sl__ydescribe(val, buf, len);
 }
 
-/* Like got(), noting quotes: '5' is a string in YAML, so not an integer. */
+/* Like got(), noting quotes when they made the value a string: '5' is a
+ * string in YAML, so not an integer. */
 static const char *
 got_typed(const struct sluice_option *row, const struct sl__ynode *val, char *buf, size_t len)
 {
     got(row, val, buf, len);
-    if (val->kind == SL__Y_SCALAR && val->quoted && strlen(buf) + 20 < len) {
+    if (val->kind == SL__Y_SCALAR && val->quoted && val->tag == SL__T_STR &&
+        sl__yaml_plain_tag(val->text, val->len) != SL__T_STR && strlen(buf) + 20 < len) {
         strcat(buf, " (a quoted string)");
     }
     return buf;
@@ -234,11 +238,13 @@ static uint64_t duration_unit(const char **p)
 }
 
 /* "250us", "100ms", "30s", "5m", "1h30m", "1.5s", "0". Returns 0, -1
- * malformed, -2 too large, -3 a number without a unit. */
+ * malformed, -2 too large, -3 a number without a unit, -4 units not in
+ * descending order. */
 static int parse_duration(const char *s, uint64_t *ret)
 {
     const char *p = s;
     double total = 0;
+    uint64_t prev = UINT64_MAX;
 
     if (strcmp(s, "0") == 0) {
         *ret = 0;
@@ -263,6 +269,10 @@ static int parse_duration(const char *s, uint64_t *ret)
         if (unit == 0) {
             return *p == '\0' ? -3 : -1;
         }
+        if (unit >= prev) {
+            return -4;
+        }
+        prev = unit;
         total += v * (double)unit;
     }
     if (total >= 18446744073709551615.0) {
@@ -332,6 +342,11 @@ static int parse_duration_val(struct fill *f,
     case -3:
         return sl__yerr(f->ld, val, "a duration needs a unit (ns, us, ms, s, m, h), got %s",
                         got(row, val, buf, sizeof(buf)));
+    case -4:
+        return sl__yerr(f->ld, val,
+                        "the units of a duration go from largest to smallest, each once "
+                        "(1h30m, 1s500ms), got %s",
+                        got(row, val, buf, sizeof(buf)));
     default:
         return sl__yerr(f->ld, val,
                         "expected a duration such as 250us, 100ms, 30s, 5m or 1h30m, got %s",
@@ -352,6 +367,11 @@ static const char *format_num(enum sluice_opt_type type, double v, char *buf, si
                  {"KiB", KiB}},
       durations[] = {{"h", 3600e9}, {"m", 60e9}, {"s", 1e9}, {"ms", 1e6}, {"us", 1e3}};
     size_t n = type == SLUICE_OPT_SIZE ? 4 : type == SLUICE_OPT_DURATION ? 5 : 0;
+
+    if (v == 0) {
+        snprintf(buf, len, "0");
+        return buf;
+    }
 
     for (size_t i = 0; i < n; i++) {
         double mult = type == SLUICE_OPT_SIZE ? sizes[i].mult : durations[i].mult;

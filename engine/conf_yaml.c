@@ -200,6 +200,11 @@ static int is_float(const char *s, size_t len)
 /* YAML 1.2 core schema: null, bool, int (decimal, 0o octal, 0x hex), float. */
 static enum sl__ytag plain_tag(const char *s, size_t len)
 {
+    return sl__yaml_plain_tag(s, len);
+}
+
+enum sl__ytag sl__yaml_plain_tag(const char *s, size_t len)
+{
     static const char *const nulls[] = {"", "~", "null", "Null", "NULL", NULL};
     static const char *const bools[] = {"true", "True", "TRUE", "false", "False", "FALSE", NULL};
     size_t sign = s[0] == '-' || s[0] == '+';
@@ -258,12 +263,14 @@ static int expand_var(
     return sl_buf_append(out, val, strlen(val));
 }
 
-/* ${VAR} -> environment, ${VAR:-default}, $$ -> $; any other $ is literal. */
+/* ${VAR} -> environment, ${VAR:-default}, $$ -> $; any other $ is literal.
+ * *ret_refs counts the ${...} references. */
 static int expand_env(struct sl__loader *ld,
                       const struct sl__ynode *at,
                       const char *s,
                       size_t len,
-                      struct sl_buf *out)
+                      struct sl_buf *out,
+                      int *ret_refs)
 {
     int rc = 0;
 
@@ -281,24 +288,29 @@ static int expand_env(struct sl__loader *ld,
             }
             rc = expand_var(ld, at, s + i + 2, (size_t)(end - s - i - 2), out);
             i = (size_t)(end - s);
+            (*ret_refs)++;
         }
     }
     return rc;
 }
 
 /* Sets node's text from raw (expanding ${VAR} when env) and its tag: typed
- * only when plain. */
+ * when plain, or when a quoted or block scalar held a ${VAR} reference:
+ * '${T:-2}' is the integer 2, as in Fluent Bit, where a variable's value
+ * takes the type its option wants. An empty expansion stays an empty
+ * string there, not null. */
 static int set_text(
     struct sl__loader *ld, struct sl__ynode *node, const char *raw, size_t len, int env, int plain)
 {
     struct sl_buf buf = {0};
+    int refs = 0;
     int rc = 0;
 
     if (memchr(raw, '\0', len) != NULL) {
         return sl__yerr(ld, node, "NUL characters are not allowed");
     }
     if (env && memchr(raw, '$', len) != NULL) {
-        rc = expand_env(ld, node, raw, len, &buf);
+        rc = expand_env(ld, node, raw, len, &buf, &refs);
         if (rc == 0 && (buf.len != len || memcmp(buf.data, raw, len) != 0)) {
             node->exact = 0;
         }
@@ -316,7 +328,9 @@ static int set_text(
         rc = node->text == NULL ? sl__conf_oom(ld) : 0;
     }
     if (rc == 0) {
-        node->tag = plain ? plain_tag(node->text, len) : SL__T_STR;
+        enum sl__ytag tag = plain_tag(node->text, len);
+
+        node->tag = plain || (refs > 0 && tag != SL__T_NULL) ? tag : SL__T_STR;
     }
     sl_buf_release(&buf);
     return rc == SL_ENOMEM ? sl__conf_oom(ld) : rc;
@@ -338,6 +352,41 @@ static void offset_to_linecol(const char *text, size_t len, size_t offset, int *
     }
 }
 
+/* The bytes of line (0-based) of text, and their count in *ret_len. */
+static const char *line_at(const char *text, size_t len, size_t line, size_t *ret_len)
+{
+    const char *p = text, *end = text + len, *nl;
+
+    while (line > 0 && (nl = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+        p = nl + 1;
+        line--;
+    }
+    nl = line == 0 ? memchr(p, '\n', (size_t)(end - p)) : NULL;
+    *ret_len = line != 0 ? 0 : nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
+    return p;
+}
+
+/* What libyaml's messages leave out for two common mistakes: a tab in the
+ * indentation, and a ${VAR} inside a flow collection, where '{' ends a
+ * plain scalar. "" when neither applies. */
+static const char *parser_hint(const struct yb *b)
+{
+    const yaml_parser_t *p = &b->parser;
+    size_t n = 0;
+    const char *s = line_at(b->text, b->len, p->problem_mark.line, &n);
+    size_t indent = strspn(s, " \t");
+
+    if (memchr(s, '\t', indent < n ? indent : n) != NULL) {
+        return "; tabs are not allowed for indentation in YAML: use spaces";
+    }
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (s[i] == '$' && s[i + 1] == '{' && p->context != NULL && strstr(p->context, "flow")) {
+            return "; inside [...] or {...}, quote a ${VAR}: '${VAR}' (a number stays a number)";
+        }
+    }
+    return "";
+}
+
 static int parser_error(struct yb *b)
 {
     const yaml_parser_t *p = &b->parser;
@@ -356,10 +405,11 @@ static int parser_error(struct yb *b)
         col = b->col;
     }
     sl__ypath(&at, path, sizeof(path));
-    return sl_err_set_at(b->ld->err, b->file, line, col, path, "%s%s%s%s",
+    return sl_err_set_at(b->ld->err, b->file, line, col, path, "%s%s%s%s%s",
                          p->problem != NULL ? p->problem : "invalid YAML",
                          p->context != NULL ? " (" : "", p->context != NULL ? p->context : "",
-                         p->context != NULL ? ")" : "");
+                         p->context != NULL ? ")" : "",
+                         p->error == YAML_READER_ERROR ? "" : parser_hint(b));
 }
 
 static int next_event(struct yb *b, yaml_event_t *ev)
@@ -747,12 +797,46 @@ set_descend(struct sl__loader *ld, struct sl__ynode *map, const char *seg, struc
     return rc;
 }
 
+/* A --set that goes into a node must name one that exists: creating
+ * sinks.x from `sinks.x.table=t` would only report x's missing type. The
+ * whole node may still be given: `--set 'sinks.x={type: null, ...}'`. */
+static int set_node_exists(struct sl__loader *ld,
+                           const struct sl__ynode *root,
+                           const char *section,
+                           const char *name)
+{
+    static const char *const sections[] = {"sources", "stages", "sinks", NULL};
+    const struct sl__ynode *map = sl__ymap_find(root, section);
+    const struct sl__ynode *node = name != NULL ? sl__ymap_find(map, name) : NULL;
+    char path[SL_ERR_PATH_MAX], hint[96];
+    struct sl__hint h;
+    size_t i = 0;
+
+    if (strcmp(section, "dead_letter") == 0 && (map == NULL || map->kind != SL__Y_MAP)) {
+        return sl_err_set_at(ld->err, SL__SET_FILE, 0, 0, section,
+                             "the file has no dead_letter sink to set a key in");
+    }
+    while (sections[i] != NULL && strcmp(sections[i], section) != 0) {
+        i++;
+    }
+    if (sections[i] == NULL || name == NULL || node != NULL) {
+        return 0;
+    }
+    sl__hint_init(&h, name);
+    for (size_t k = 0; map != NULL && map->kind == SL__Y_MAP && k + 1 < map->nkids; k += 2) {
+        sl__hint_add(&h, map->kids[k]->text, map->kids[k]->len);
+    }
+    snprintf(path, sizeof(path), strchr(name, '.') != NULL ? "%s.\"%s\"" : "%s.%s", section, name);
+    return sl_err_set_at(ld->err, SL__SET_FILE, 0, 0, path, "no node '%s' under %s%s", name,
+                         section, sl__hint_text(&h, hint, sizeof(hint)));
+}
+
 int sl__yaml_set(struct sl__loader *ld, struct sl__ynode *root, const char *set)
 {
     const char *segs[SET_MAX_SEGS], *text = NULL;
     size_t lens[SET_MAX_SEGS], n = 0;
     struct sl__ynode *map = root, *value = NULL, *key = NULL;
-    char *seg = NULL;
+    char *seg = NULL, *first = NULL;
     int rc = split_set(ld, set, segs, lens, &n, &text);
 
     for (size_t i = 0; rc == 0 && i < n; i++) {
@@ -760,7 +844,11 @@ int sl__yaml_set(struct sl__loader *ld, struct sl__ynode *root, const char *set)
         if (seg == NULL) {
             return sl__conf_oom(ld);
         }
-        if (i + 1 < n) {
+        first = i == 0 ? seg : first;
+        if (i + 1 < n && i < 2) {
+            rc = set_node_exists(ld, root, first, i == 1 ? seg : NULL);
+        }
+        if (rc == 0 && i + 1 < n) {
             rc = set_descend(ld, map, seg, &map);
         }
     }

@@ -334,8 +334,11 @@ static void test_conf_bad_set_syntax(void **state)
         {"sinks.db.inputs=[cents, nope]", "--set: sinks.db.inputs[1]: unknown input 'nope'"},
         {"sinks.db.mode=[a", "--set: sinks.db.mode: did not find expected ',' or ']' (while "
                              "parsing a flow sequence)"},
-        {"stages.\"x.y\".type=filt",
+        {"stages.\"x.y\"={type: filt}",
          "--set: stages.\"x.y\": invalid node name 'x.y': use only letters, digits, '_' and '-'"},
+        /* Issue 6, finding 14: a key of a node that does not exist. */
+        {"stages.\"x.y\".type=filt", "--set: stages.\"x.y\": no node 'x.y' under stages"},
+        {"sinks.nosuch.table=x", "--set: sinks.nosuch: no node 'nosuch' under sinks"},
     };
     char path[512], got[1024];
 
@@ -461,6 +464,57 @@ static void test_conf_yaml_core_typing(void **state)
     gc = node_conf(conf, "c");
     assert_string_equal(gc->label, "a $ b ${literal} $");
     sl_conf_free(conf);
+}
+
+/* Issue 6, finding 16: a quoted ${VAR} takes the type of its expansion, as
+ * Fluent Bit's variables do; an empty one stays an empty string. */
+static void test_conf_env_quoted_takes_expanded_type(void **state)
+{
+    static const char text[] =
+        "engine: {threads: '${SL_TEST_T:-3}'}\n"
+        "sources:\n"
+        "  orders: {type: gen, count: '${SL_TEST_C}', label: '${SL_TEST_E}'}\n"
+        "stages:\n"
+        "  a: {type: agg, inputs: [orders], ratio: \"${SL_TEST_R}\"}\n"
+        "sinks:\n"
+        "  db: {type: store, inputs: [a], path: '${SL_TEST_C}',\n"
+        "       sync: '${SL_TEST_B}', batch: {max_wait: '${SL_TEST_W}'}}\n";
+    char tmp[] = "/tmp/test_conf_env_XXXXXX";
+    struct sl_conf *conf = NULL;
+    struct sl_err err;
+    char msg[1024];
+    int fd = mkstemp(tmp);
+
+    (void)state;
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, sizeof(text) - 1), (ssize_t)(sizeof(text) - 1));
+    close(fd);
+    setenv("SL_TEST_C", "7", 1);
+    setenv("SL_TEST_E", "", 1);
+    setenv("SL_TEST_R", "0.25", 1);
+    setenv("SL_TEST_B", "false", 1);
+    setenv("SL_TEST_W", "2s", 1);
+    if (sl_conf_load(tmp, NULL, 0, &conf, &err) != 0) {
+        fail_msg("%s", sl_err_format(&err, msg, sizeof(msg)));
+    }
+    const struct gen_conf *gc = node_conf(conf, "orders");
+    const struct agg_conf *ac = node_conf(conf, "a");
+    const struct store_conf *sc = node_conf(conf, "db");
+
+    assert_int_equal(conf->threads, 3);
+    assert_int_equal(gc->count, 7);
+    assert_string_equal(gc->label, "");
+    assert_true(ac->ratio == 0.25);
+    assert_string_equal(sc->path, "7");
+    assert_int_equal(sc->sync, 0);
+    assert_int_equal(sc->max_wait_ns, 2000000000ull);
+    sl_conf_free(conf);
+    unsetenv("SL_TEST_C");
+    unsetenv("SL_TEST_E");
+    unsetenv("SL_TEST_R");
+    unsetenv("SL_TEST_B");
+    unsetenv("SL_TEST_W");
+    unlink(tmp);
 }
 
 static void test_conf_set_overrides(void **state)
@@ -639,6 +693,7 @@ int main(void)
         cmocka_unit_test(test_conf_valid_full_values),
         cmocka_unit_test(test_conf_yaml_core_typing),
         cmocka_unit_test(test_conf_set_overrides),
+        cmocka_unit_test(test_conf_env_quoted_takes_expanded_type),
         cmocka_unit_test(test_conf_sizes_and_durations),
         cmocka_unit_test(test_conf_fuzz_truncated_and_garbled),
         cmocka_unit_test(test_conf_oom_loop_fails_cleanly),
