@@ -60,6 +60,7 @@ enum scan_fail {
     FAIL_DEPTH,      /* "nesting deeper than M at byte N" */
     FAIL_TRAILING,   /* "trailing data at byte N" */
     FAIL_NOT_OBJECT, /* "not an object at byte N" */
+    FAIL_BOM,        /* "unexpected byte-order mark (U+FEFF) at byte N" */
     FAIL_NOMEM,
 };
 
@@ -108,6 +109,8 @@ COLD static int report(const struct scan *sc, struct sl_err *err)
         return sl_err_set(err, SL_EDATA, "trailing data at byte %zu", off);
     case FAIL_NOT_OBJECT:
         return sl_err_set(err, SL_EDATA, "not an object at byte %zu", off);
+    case FAIL_BOM:
+        return sl_err_set(err, SL_EDATA, "unexpected byte-order mark (U+FEFF) at byte %zu", off);
     case FAIL_SYNTAX:
         break;
     }
@@ -1068,7 +1071,9 @@ int sl_json_decode_object(struct sl_json_decoder *d,
     }
     p = skip_ws(line, sc.end);
     if (p == sc.end || *p != '{') {
-        fail(&sc, p, FAIL_NOT_OBJECT, NULL);
+        /* A byte-order mark is named: "not an object" would puzzle. */
+        bool bom = sc.end - p >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0;
+        fail(&sc, p, bom ? FAIL_BOM : FAIL_NOT_OBJECT, NULL);
         return report(&sc, err);
     }
     p = decode_members(&sc, p + 1);

@@ -520,6 +520,18 @@ static void test_json_rejects_top_level_non_object(void **state)
     assert_rejects(fx, "  42", 4, "not an object at byte 2");
 }
 
+/* Issue 6, finding 16: a byte-order mark before the object is named as
+ * such, not "not an object at byte 0". */
+static void test_json_rejects_bom_by_name(void **state)
+{
+    struct fixture *fx = *state;
+
+    assert_rejects(fx, "\xEF\xBB\xBF{}", 5, "unexpected byte-order mark (U+FEFF) at byte 0");
+    assert_rejects(fx, " \xEF\xBB\xBF{\"a\":1}", 11,
+                   "unexpected byte-order mark (U+FEFF) at byte 1");
+    assert_rejects(fx, "\xEF\xBB", 2, "not an object at byte 0");
+}
+
 static void test_json_accepts_whitespace_around(void **state)
 {
     struct fixture *fx = *state;
@@ -1289,6 +1301,7 @@ int main(void)
         T(test_json_rejects_quotes_comments_literals),
         T(test_json_rejects_trailing_data),
         T(test_json_rejects_top_level_non_object),
+        T(test_json_rejects_bom_by_name),
         T(test_json_accepts_whitespace_around),
         T(test_json_error_leaves_other_lines_unaffected),
         T(test_json_duplicate_keys_last_wins_small),
