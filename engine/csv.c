@@ -541,7 +541,8 @@ int sl_csv_decode_row(const struct sl_csv_header *h,
         pos++;
     }
     if (idx != h->count) {
-        return sl_err_set(err, SL_EDATA, "row has %zu fields, header has %zu", idx, h->count);
+        return sl_err_set(err, SL_EDATA, "row has %zu field%s, the header has %zu", idx,
+                          idx == 1 ? "" : "s", h->count);
     }
     return 0;
 }

@@ -50,6 +50,32 @@ struct sl_json_decoder *sl_decoders_mine(const struct sl_decoders *d)
     return d->json[w >= 0 ? (size_t)w % d->n : 0];
 }
 
+/* The length of text without one final "\n" or "\r\n". */
+static size_t strip_terminator(const char *text, size_t n)
+{
+    if (n > 0 && text[n - 1] == '\n') {
+        n--;
+        if (n > 0 && text[n - 1] == '\r') {
+            n--;
+        }
+    }
+    return n;
+}
+
+bool sl_decode_blank(enum sl_format fmt, const char *text, size_t n)
+{
+    if (fmt == SL_FORMAT_LINES) {
+        n = strip_terminator(text, n);
+        return n == 0 || (n == 1 && text[0] == '\r');
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (text[i] != ' ' && text[i] != '\t' && text[i] != '\r' && text[i] != '\n') {
+            return false;
+        }
+    }
+    return true;
+}
+
 int sl_decode_text(enum sl_format fmt,
                    struct sl_json_decoder *dec,
                    const struct sl_csv_header *header,
@@ -61,7 +87,8 @@ int sl_decode_text(enum sl_format fmt,
 {
     switch (fmt) {
     case SL_FORMAT_LINES: {
-        size_t len = n > 0 && text[n - 1] == '\r' ? n - 1 : n;
+        size_t len = strip_terminator(text, n);
+        len = len > 0 && text[len - 1] == '\r' ? len - 1 : len;
         if (!sl_utf8_valid(text, len)) {
             return sl_err_set(err, SL_EDATA, "invalid UTF-8");
         }
@@ -71,9 +98,10 @@ int sl_decode_text(enum sl_format fmt,
         if (header == NULL) {
             return sl_err_set(err, SL_EDATA, "no CSV header");
         }
-        return sl_csv_decode_row(header, text, n, rec, arena, err);
+        return sl_csv_decode_row(header, text, strip_terminator(text, n), rec, arena, err);
     case SL_FORMAT_JSON:
     default:
+        /* JSON takes the terminator as the whitespace it is. */
         return sl_json_decode_object(dec, text, n, rec, arena, err);
     }
 }

@@ -26,10 +26,17 @@ void sl_decoders_release(struct sl_decoders *d);
 /* The calling worker's JSON decoder. */
 struct sl_json_decoder *sl_decoders_mine(const struct sl_decoders *d);
 
-/* Decodes text (n bytes, no line terminator) into rec's fields (empty on
- * entry) per fmt; header is the CSV header (csv only). Strings may point
- * into text. Returns 0, SL_EDATA with the reason in err (the caller
- * dead-letters the record), SL_ENOMEM. */
+/* Whether text (one line, CSV row or message) holds no record and is
+ * skipped, neither a record nor a dead letter: for json and csv, empty or
+ * only spaces, tabs, CRs and LFs; for lines, empty once one final "\n" or
+ * "\r\n" (or a lone "\r") is taken off. Thread: any. */
+bool sl_decode_blank(enum sl_format fmt, const char *text, size_t n);
+
+/* Decodes text (n bytes) into rec's fields (empty on entry) per fmt; header
+ * is the CSV header (csv only). One final "\n" or "\r\n" ends the text
+ * and is not part of it (a message may carry one); a line cut from a file
+ * comes without it. Strings may point into text. Returns 0, SL_EDATA with
+ * the reason in err (the caller dead-letters the record), SL_ENOMEM. */
 int sl_decode_text(enum sl_format fmt,
                    struct sl_json_decoder *dec,
                    const struct sl_csv_header *header,

@@ -822,12 +822,17 @@ static int kafka_process(struct sl_node *node, struct sl_batch *batch)
     struct kafka_source *ks = node->state;
     struct sl_json_decoder *dec = sl_decoders_mine(&ks->decoders);
     uint32_t kept = 0;
+    uint32_t blank = 0;
     int rc = 0;
 
     atomic_fetch_add_explicit(&node->c.in, batch->n, memory_order_relaxed);
     for (uint32_t i = 0; i < batch->n && rc == 0; i++) {
         struct sl_record *rec = &batch->recs[i];
         struct sl_err err;
+        if (sl_decode_blank(ks->format, rec->raw, rec->raw_len)) {
+            blank++; /* skipped as a file's blank line is; counted as dropped */
+            continue;
+        }
         rc = sl_decode_text(ks->format, dec, ks->header, rec->raw, rec->raw_len, rec, &batch->arena,
                             &err);
         if (rc == 0) {
@@ -840,6 +845,7 @@ static int kafka_process(struct sl_node *node, struct sl_batch *batch)
         }
     }
     batch->n = kept;
+    atomic_fetch_add_explicit(&node->c.dropped, blank, memory_order_relaxed);
     if (rc != 0) {
         sl_batch_unref(batch);
         return rc;

@@ -4,6 +4,7 @@
  * and OOM handling. Single-threaded. */
 #include "arena.h"
 #include "csv.h"
+#include "decode.h"
 #include "err.h"
 #include "mem.h"
 #include "record.h"
@@ -435,10 +436,20 @@ static void test_csv_wrong_column_count(void **state)
     struct fixture *fx = *state;
 
     header(fx, "a,b,c,d");
-    assert_data_error(fx, "1,2,3", "row has 3 fields, header has 4");
-    assert_data_error(fx, "1,2,3,4,5", "row has 5 fields, header has 4");
-    assert_data_error(fx, "1,2,3,4,", "row has 5 fields, header has 4");
+    assert_data_error(fx, "1,2,3", "row has 3 fields, the header has 4");
+    assert_data_error(fx, "1,2,3,4,5", "row has 5 fields, the header has 4");
+    assert_data_error(fx, "1,2,3,4,", "row has 5 fields, the header has 4");
     assert_int_equal(decode(fx, "1,2,3,4"), 0);
+}
+
+/* Issue 6, finding 16: one field is "1 field", and the count is the
+ * header's. */
+static void test_csv_wrong_column_count_one_field(void **state)
+{
+    struct fixture *fx = *state;
+
+    header(fx, "a,b,c");
+    assert_data_error(fx, "1", "row has 1 field, the header has 3");
 }
 
 static void test_csv_stray_quote_is_malformed(void **state)
@@ -570,7 +581,73 @@ static void test_csv_single_column(void **state)
     assert_int_equal(sl_csv_header_count(fx->h), 1);
     assert_int_equal(decode(fx, "\"\""), 0);
     assert_str(val(fx, 0), "");
-    assert_data_error(fx, "a,b", "row has 2 fields, header has 1");
+    assert_data_error(fx, "a,b", "row has 2 fields, the header has 1");
+}
+
+/* ==== Messages (sl_decode_text, as the Kafka source uses it) ==== */
+
+/* Decodes text as one message of format fmt into fx->rec. */
+static int decode_msg(struct fixture *fx, enum sl_format fmt, const char *text)
+{
+    memset(&fx->rec, 0, sizeof(fx->rec));
+    memset(&fx->err, 0, sizeof(fx->err));
+    return sl_decode_text(fmt, NULL, fx->h, text, strlen(text), &fx->rec, &fx->arena, &fx->err);
+}
+
+/* Issue 6, finding 25: a message may end in one "\n" or "\r\n", as a JSON
+ * message may; csv used to refuse it ("line break outside quotes"). */
+static void test_decode_csv_message_with_final_newline(void **state)
+{
+    static const char *const msgs[] = {"1,x,3", "1,x,3\n", "1,x,3\r\n"};
+    struct fixture *fx = *state;
+
+    header(fx, "a,b,c");
+    for (size_t i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++) {
+        assert_int_equal(decode_msg(fx, SL_FORMAT_CSV, msgs[i]), 0);
+        assert_int_equal(fx->rec.nfields, 3);
+        assert_int_equal(val(fx, 2)->type, SL_TYPE_INT);
+        assert_int_equal(val(fx, 2)->u.i, 3);
+    }
+    /* A quoted value keeps its own line break; only one terminator goes. */
+    assert_int_equal(decode_msg(fx, SL_FORMAT_CSV, "1,\"x\n\",3\n"), 0);
+    assert_str(val(fx, 1), "x\n");
+    assert_int_equal(decode_msg(fx, SL_FORMAT_CSV, "1,x,3\n\n"), SL_EDATA);
+    assert_int_equal(decode_msg(fx, SL_FORMAT_CSV, "1,x,3\n4,y,6"), SL_EDATA);
+}
+
+static void test_decode_lines_message_with_final_newline(void **state)
+{
+    static const char *const msgs[] = {"hello", "hello\n", "hello\r\n", "hello\r"};
+    struct fixture *fx = *state;
+
+    for (size_t i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++) {
+        assert_int_equal(decode_msg(fx, SL_FORMAT_LINES, msgs[i]), 0);
+        assert_int_equal(fx->rec.nfields, 1);
+        assert_str(val(fx, 0), "hello");
+    }
+    assert_int_equal(decode_msg(fx, SL_FORMAT_LINES, "a\nb\n"), 0);
+    assert_str(val(fx, 0), "a\nb");
+}
+
+/* Issue 6, finding 25: an empty message is skipped as a blank line of a
+ * file is, in every format (the Kafka source counts it as dropped). */
+static void test_decode_blank_messages(void **state)
+{
+    (void)state;
+    assert_true(sl_decode_blank(SL_FORMAT_LINES, "", 0));
+    assert_true(sl_decode_blank(SL_FORMAT_LINES, NULL, 0));
+    assert_true(sl_decode_blank(SL_FORMAT_LINES, "\n", 1));
+    assert_true(sl_decode_blank(SL_FORMAT_LINES, "\r\n", 2));
+    assert_true(sl_decode_blank(SL_FORMAT_LINES, "\r", 1));
+    assert_false(sl_decode_blank(SL_FORMAT_LINES, " ", 1));
+    assert_false(sl_decode_blank(SL_FORMAT_LINES, "\n\n", 2));
+    assert_false(sl_decode_blank(SL_FORMAT_LINES, "x\n", 2));
+    for (int fmt = SL_FORMAT_JSON; fmt <= SL_FORMAT_CSV; fmt++) {
+        assert_true(sl_decode_blank((enum sl_format)fmt, "", 0));
+        assert_true(sl_decode_blank((enum sl_format)fmt, " \t\r\n", 4));
+        assert_false(sl_decode_blank((enum sl_format)fmt, " x", 2));
+        assert_false(sl_decode_blank((enum sl_format)fmt, ",", 1));
+    }
 }
 
 /* ==== Out of memory ==== */
@@ -630,12 +707,16 @@ int main(void)
         T(test_csv_values_are_verbatim),
         T(test_csv_zero_copy),
         T(test_csv_wrong_column_count),
+        T(test_csv_wrong_column_count_one_field),
         T(test_csv_stray_quote_is_malformed),
         T(test_csv_invalid_utf8),
         T(test_csv_header_names_verbatim),
         T(test_csv_header_outlives_row),
         T(test_csv_header_errors),
         T(test_csv_single_column),
+        T(test_decode_csv_message_with_final_newline),
+        T(test_decode_lines_message_with_final_newline),
+        T(test_decode_blank_messages),
         T(test_csv_oom_is_clean),
 #undef T
     };
