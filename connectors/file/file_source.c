@@ -32,7 +32,8 @@ struct file_conf {
 /* clang-format off */
 static const struct sluice_option file_options[] = {
     SLUICE_OPT_ROW(struct file_conf, path, SLUICE_OPT_STR, NULL, 0, 0, NULL, SLUICE_OPT_REQUIRED,
-                   "Glob of the files to read, in sorted order; *.lz4 are decompressed."),
+                   "Glob of the files to read, in sorted order (directories are skipped); "
+                   "*.lz4 are decompressed."),
     SLUICE_OPT_ROW(struct file_conf, format, SLUICE_OPT_ENUM, "json", 0, 0, sl_format_names, 0,
                    "json (alias jsonl): one object per line; csv: RFC 4180 with a header; "
                    "lines: one record {message} per line."),
@@ -47,11 +48,14 @@ static const struct sluice_option file_options[] = {
 };
 /* clang-format on */
 
+/* One file. Written by the source thread before it hands on the file's
+ * first batch (the ring push publishes it), then read by workers. */
 struct file_stream {
     int64_t ck_pos; /* position last stored in the checkpoints file, -1 none */
     char *path;
     char fingerprint[SL_FINGERPRINT_MAX];
     struct sl_csv_header *header; /* csv: lives until close */
+    char *header_err;             /* csv: why the header was refused, else NULL */
 };
 
 struct file_source {
@@ -99,6 +103,7 @@ static void file_close(struct sl_node *node)
     for (size_t i = 0; i < fs->nstreams; i++) {
         sl_free(fs->streams[i].path);
         sl_csv_header_free(fs->streams[i].header);
+        sl_free(fs->streams[i].header_err);
     }
     sl_free(fs->streams);
     sl_decoders_release(&fs->decoders);
@@ -114,7 +119,9 @@ static int cmp_path(const void *a, const void *b)
 static int expand_glob(struct file_source *fs, const char *pattern, struct sl_err *err)
 {
     glob_t g;
-    int rc = glob(pattern, GLOB_NOSORT | GLOB_BRACE, NULL, &g);
+    /* GLOB_MARK appends '/' to directories: they are skipped, not read. */
+    int rc = glob(pattern, GLOB_NOSORT | GLOB_BRACE | GLOB_MARK, NULL, &g);
+    size_t dirs = 0;
 
     if (rc == GLOB_NOMATCH || (rc == 0 && g.gl_pathc == 0)) {
         globfree(&g);
@@ -132,15 +139,25 @@ static int expand_glob(struct file_source *fs, const char *pattern, struct sl_er
         return SL_ENOMEM;
     }
     for (size_t i = 0; i < g.gl_pathc; i++) {
-        fs->streams[i].ck_pos = -1;
-        fs->streams[i].path = sl_strdup(g.gl_pathv[i]);
-        if (fs->streams[i].path == NULL) {
+        size_t len = strlen(g.gl_pathv[i]);
+        if (len > 0 && g.gl_pathv[i][len - 1] == '/') {
+            dirs++;
+            continue;
+        }
+        struct file_stream *st = &fs->streams[fs->nstreams];
+        st->ck_pos = -1;
+        st->path = sl_strdup(g.gl_pathv[i]);
+        if (st->path == NULL) {
             globfree(&g);
             return SL_ENOMEM;
         }
         fs->nstreams++;
     }
     globfree(&g);
+    if (fs->nstreams == 0) {
+        return sl_err_set(err, SL_EIO, "no file matches '%s' (it matches %zu director%s only)",
+                          pattern, dirs, dirs == 1 ? "y" : "ies");
+    }
     return 0;
 }
 
@@ -201,7 +218,7 @@ static int64_t count_lines(const char *p, size_t n)
 
 static struct sl_batch *new_block_batch(struct reading *rd)
 {
-    struct sl_batch *batch = sl_batch_new();
+    struct sl_batch *batch = sl_batch_new(&rd->node->pl->flow);
     struct file_stream *st = &rd->fs->streams[rd->stream];
 
     if (batch == NULL) {
@@ -213,11 +230,12 @@ static struct sl_batch *new_block_batch(struct reading *rd)
     batch->seq = rd->seq++;
     batch->pos_start = rd->pos;
     batch->line = rd->line;
-    batch->aux = st->header;
+    batch->aux = st;
     return batch;
 }
 
-/* Hands bytes [0, cut) on as one raw batch; keeps the rest. */
+/* Hands bytes [0, cut) on as one raw batch; keeps the rest. last: the
+ * input ends with these bytes (an unterminated last line is among them). */
 static int emit_block(struct reading *rd, size_t cut, bool last)
 {
     struct sl_batch *batch = new_block_batch(rd);
@@ -287,47 +305,73 @@ static long fill(struct reading *rd, struct sl_err *err)
     return sl_reader_read(&rd->r, rd->buf + rd->len, rd->cap - rd->len, err);
 }
 
+/* Logs that the line at the read position is left for a later run. */
+static void warn_unread(const struct reading *rd, const char *why)
+{
+    sl_log_warn("%s: %s: line %lld %s: left unread until a later run finds it complete",
+                rd->node->name, rd->fs->streams[rd->stream].path, (long long)rd->line, why);
+}
+
+/* Drops the buffered bytes up to and including the next line break, reading
+ * on as needed; *ret_span is the count dropped. Returns 0, SL_EOF when the
+ * input ends first (nothing is dropped then: the line may still be being
+ * written), or a read error. */
+static int skip_line(struct reading *rd, int64_t *ret_span, struct sl_err *err)
+{
+    int64_t span = 0;
+    const char *nl;
+
+    while ((nl = memchr(rd->buf, '\n', rd->len)) == NULL) {
+        span += (int64_t)rd->len;
+        rd->len = 0;
+        long n = fill(rd, err);
+        if (n <= 0) {
+            return n < 0 ? (int)n : SL_EOF;
+        }
+        rd->len = (size_t)n;
+    }
+    size_t used = (size_t)(nl + 1 - rd->buf);
+    *ret_span = span + (int64_t)used;
+    memmove(rd->buf, rd->buf + used, rd->len - used);
+    rd->len -= used;
+    return 0;
+}
+
 /* The first line is longer than max_line: dead-letter it (its start) and
- * skip past its newline. */
+ * skip past its newline. One that ends without a newline is left unread
+ * (SL_EOF), as the last line of the input: it may be still being written. */
 static int skip_long_line(struct reading *rd, struct sl_err *err)
 {
     char reason[96];
     size_t raw_len = rd->len < DEAD_RAW_MAX ? rd->len : DEAD_RAW_MAX;
     char *raw = sl_strndup(rd->buf, raw_len);
     int64_t span = 0;
-    const char *nl;
 
     if (raw == NULL) {
         return SL_ENOMEM;
     }
     snprintf(reason, sizeof(reason), "line longer than max_line (%llu bytes)",
              (unsigned long long)rd->fs->conf->max_line);
-    while ((nl = memchr(rd->buf, '\n', rd->len)) == NULL) {
-        span += (int64_t)rd->len;
-        rd->len = 0;
-        long n = fill(rd, err);
-        if (n <= 0) {
-            break;
-        }
-        rd->len = (size_t)n;
+    int rc = skip_line(rd, &span, err);
+    if (rc == 0) {
+        rc = emit_dead(rd, raw, raw_len, span, reason);
+    } else if (rc == SL_EOF) {
+        warn_unread(rd, "is longer than max_line and has no line break yet");
     }
-    size_t used = nl != NULL ? (size_t)(nl + 1 - rd->buf) : rd->len;
-    span += (int64_t)used;
-    int rc = emit_dead(rd, raw, raw_len, span, reason);
     sl_free(raw);
     if (rc != 0) {
         return rc;
     }
     rd->pos += span;
     rd->line += 1;
-    memmove(rd->buf, rd->buf + used, rd->len - used);
-    rd->len -= used;
     return 0;
 }
 
-static size_t find_cut(struct reading *rd, bool eof)
+/* How many leading bytes of the buffer are whole lines (rows); complete:
+ * nothing follows the buffer, so its unterminated last line goes too. */
+static size_t find_cut(struct reading *rd, bool complete)
 {
-    if (eof) {
+    if (complete) {
         return rd->len;
     }
     if (rd->fs->format == SL_FORMAT_CSV) {
@@ -337,11 +381,16 @@ static size_t find_cut(struct reading *rd, bool eof)
     return nl != NULL ? (size_t)(nl - rd->buf) + 1 : 0;
 }
 
-/* Skips to the resume position, counting lines on the way. */
+/* Skips to the resume position, counting lines on the way. SL_EOF: the
+ * input is damaged before the position, so an earlier run dead-lettered
+ * the rest of the file already (its dead letter ends past the damage). */
 static int skip_to(struct reading *rd, int64_t target, struct sl_err *err)
 {
     while (rd->pos < target) {
         long n = fill(rd, err);
+        if (n == SL_EDATA) {
+            return SL_EOF;
+        }
         if (n < 0) {
             return (int)n;
         }
@@ -358,58 +407,70 @@ static int skip_to(struct reading *rd, int64_t target, struct sl_err *err)
     return 0;
 }
 
-/* csv: reads the header row (skipping blank lines before it). */
+/* csv: a header that cannot name the columns. Its data rows are read as
+ * usual and each becomes a dead letter with this reason (so every line is
+ * accounted for and a fixed file, being a new file, is read again). */
+static int refuse_header(struct reading *rd, int64_t line, const char *why)
+{
+    struct file_stream *st = &rd->fs->streams[rd->stream];
+    size_t n = strlen(why) + sizeof("bad CSV header (line 9223372036854775807): ");
+
+    st->header_err = sl_malloc(n);
+    if (st->header_err == NULL) {
+        return SL_ENOMEM;
+    }
+    snprintf(st->header_err, n, "bad CSV header (line %lld): %s", (long long)line, why);
+    sl_log_warn("%s: %s: %s: its rows are dead letters", rd->node->name, st->path, st->header_err);
+    return 0;
+}
+
+/* csv: reads the header row (skipping blank lines before it). SL_EOF: no
+ * complete header row (an empty file, or one whose header is still being
+ * written: it is read again next time). */
 static int read_header(struct reading *rd, struct sl_err *err)
 {
     struct file_stream *st = &rd->fs->streams[rd->stream];
 
     for (;;) {
-        bool eof = false;
         size_t cut = sl_csv_complete_prefix(rd->buf, rd->len, false);
-        if (cut == 0) {
+        while (cut == 0 && rd->len <= rd->fs->conf->max_line) {
             long n = fill(rd, err);
-            if (n < 0) {
-                return (int)n;
+            if (n <= 0) {
+                return n < 0 ? (int)n : SL_EOF;
             }
-            eof = n == 0;
             rd->len += (size_t)n;
-            cut = sl_csv_complete_prefix(rd->buf, rd->len, eof);
-            if (cut == 0 && !eof) {
-                continue;
-            }
+            cut = sl_csv_complete_prefix(rd->buf, rd->len, false);
         }
-        if (rd->len == 0) {
-            return SL_EOF; /* empty file */
+        if (cut == 0) {
+            int64_t span = 0;
+            int rc = skip_line(rd, &span, err);
+            if (rc == 0) {
+                rc = refuse_header(rd, rd->line, "longer than max_line");
+                rd->pos += span;
+                rd->line += 1;
+            }
+            return rc == SL_ENOMEM ? sl_err_set(err, rc, "out of memory") : rc;
         }
         size_t row_len;
         uint32_t lines;
         size_t used = sl_csv_next_row(rd->buf, rd->len, &row_len, &lines);
-        if (sl_csv_row_blank(rd->buf, row_len)) {
-            rd->pos += (int64_t)used;
-            rd->line += lines;
-            memmove(rd->buf, rd->buf + used, rd->len - used);
-            rd->len -= used;
-            continue;
-        }
-        struct sl_err herr = {0};
-        int rc = sl_csv_header_parse(rd->buf, row_len, &st->header, &herr);
-        if (rc == SL_EDATA) {
-            char reason[300];
-            snprintf(reason, sizeof(reason), "bad CSV header: %s", herr.msg);
-            /* The rest of the file is this dead letter (an .lz4 file's
-             * decompressed size is unknown: all of it). */
-            int64_t span = rd->r.lz4 ? INT64_MAX - rd->pos : (int64_t)rd->r.file_size - rd->pos;
-            rc = emit_dead(rd, rd->buf, row_len, span, reason);
-            return rc != 0 ? rc : SL_EOF;
-        }
-        if (rc != 0) {
-            return rc;
+        if (!sl_csv_row_blank(rd->buf, row_len)) {
+            struct sl_err herr = {0};
+            int rc = sl_csv_header_parse(rd->buf, row_len, &st->header, &herr);
+            if (rc == SL_EDATA) {
+                rc = refuse_header(rd, rd->line, herr.msg);
+            }
+            if (rc != 0) {
+                return rc == SL_ENOMEM ? sl_err_set(err, rc, "out of memory") : rc;
+            }
         }
         rd->pos += (int64_t)used;
         rd->line += lines;
         memmove(rd->buf, rd->buf + used, rd->len - used);
         rd->len -= used;
-        return 0;
+        if (st->header != NULL || st->header_err != NULL) {
+            return 0;
+        }
     }
 }
 
@@ -422,28 +483,29 @@ static void strip_bom(struct reading *rd)
     }
 }
 
-static int prepare_stream(struct reading *rd, struct sl_err *err)
+/* Where to resume the stream, from the sinks' stored positions (or the
+ * `checkpoints:` file): 0 for a file that is not the one read before. */
+static int find_resume(struct reading *rd, int64_t *ret_resume, struct sl_err *err)
 {
     struct file_stream *st = &rd->fs->streams[rd->stream];
     char stored[SL_FINGERPRINT_MAX];
-    int64_t resume = 0;
-    int rc;
-
     char own_fp[SL_FINGERPRINT_MAX] = "";
     struct sl_own_position own = {0, own_fp};
+    int64_t resume = 0;
+    bool same = true;
+    int rc;
+
     if (rd->fs->ck != NULL) {
         rc = sl_file_ckpt_get(rd->fs->ck, st->path, &own.pos, own_fp, sizeof(own_fp), err);
         if (rc != 0 && rc != SL_EOF) {
             return rc;
         }
     }
-    if ((rc = sl_reader_open(&rd->r, st->path, err)) != 0 ||
-        (rc = sl_reader_fingerprint(&rd->r, st->fingerprint, sizeof(st->fingerprint), err)) != 0 ||
+    if ((rc = sl_reader_fingerprint(&rd->r, st->fingerprint, sizeof(st->fingerprint), err)) != 0 ||
         (rc = sl_source_resume(rd->node, st->path, 0, rd->fs->ck != NULL ? &own : NULL, &resume,
                                NULL, stored, sizeof(stored), err)) != 0) {
         return rc;
     }
-    bool same = true;
     if (stored[0] != '\0' && (rc = sl_reader_same_file(&rd->r, stored, resume, &same, err)) != 0) {
         return rc;
     }
@@ -457,20 +519,60 @@ static int prepare_stream(struct reading *rd, struct sl_err *err)
          * file), so their trim rule applies. */
         snprintf(st->fingerprint, sizeof(st->fingerprint), "%s", stored);
     }
+    *ret_resume = resume;
+    return 0;
+}
+
+static int prepare_stream(struct reading *rd, struct sl_err *err)
+{
+    int64_t resume = 0;
+    int rc = sl_reader_open(&rd->r, rd->fs->streams[rd->stream].path, err);
+
+    if (rc != 0 || (rc = find_resume(rd, &resume, err)) != 0) {
+        return rc;
+    }
     rd->pos = 0;
     rd->line = 1;
     rd->len = 0;
     rd->seq = 0;
     long n = fill(rd, err);
-    if (n < 0) {
-        return (int)n;
+    if (n >= 0) {
+        rd->len = (size_t)n;
+        strip_bom(rd);
+        rc = rd->fs->format == SL_FORMAT_CSV ? read_header(rd, err) : 0;
+    } else {
+        rc = (int)n;
     }
-    rd->len = (size_t)n;
-    strip_bom(rd);
-    if (rd->fs->format == SL_FORMAT_CSV && (rc = read_header(rd, err)) != 0) {
-        return rc;
+    if (rc == SL_EDATA && resume > rd->pos) {
+        return SL_EOF; /* damaged before the resume point: see skip_to */
     }
-    return skip_to(rd, resume, err);
+    return rc != 0 ? rc : skip_to(rd, resume, err);
+}
+
+/* The rest of an .lz4 file that is damaged (or not LZ4) becomes one dead
+ * letter, and reading goes on with the next file. The dead letter's span
+ * ends one past the last byte decompressed, so a replay trims it and a
+ * later run skips the damage (skip_to). */
+static int dead_rest(struct reading *rd, const struct sl_err *why)
+{
+    struct sl_err err = {0};
+    long raw_len = (long)rd->len;
+
+    if (rd->r.not_lz4) {
+        /* Show the file's own bytes: what it is instead. */
+        raw_len =
+            sl_reader_head(&rd->r, rd->buf, rd->cap < DEAD_RAW_MAX ? rd->cap : DEAD_RAW_MAX, &err);
+        raw_len = raw_len < 0 ? 0 : raw_len;
+    }
+    if (rd->pos == 0) {
+        sl_log_warn("%s: %s: %s: the file is one dead letter", rd->node->name,
+                    rd->fs->streams[rd->stream].path, why->msg);
+    } else {
+        sl_log_warn("%s: %s: %s: the rest of the file, from line %lld, is one dead letter",
+                    rd->node->name, rd->fs->streams[rd->stream].path, why->msg,
+                    (long long)rd->line);
+    }
+    return emit_dead(rd, rd->buf, (size_t)raw_len, rd->r.pos - rd->pos + 1, why->msg);
 }
 
 /* Reads one file to its end (or until the pipeline stops). */
@@ -478,35 +580,41 @@ static int read_stream(struct reading *rd, struct sl_err *err)
 {
     int rc = prepare_stream(rd, err);
     bool pending = true; /* prepare_stream may have left bytes to cut */
+    bool eof = false;
 
-    while (rc == 0) {
+    while (rc == 0 && !eof) {
         if (atomic_load_explicit(&rd->node->pl->stop, memory_order_acquire)) {
             return SL_ECANCELED;
         }
         long n = pending ? 0 : fill(rd, err);
-        if (n == SL_EDATA) {
-            /* A corrupt LZ4 frame: the rest of the file is one dead letter;
-             * its span ends one past its offset so a replay trims it. */
-            return emit_dead(rd, rd->buf, rd->len, (int64_t)rd->len + 1, err->msg);
-        }
         if (n < 0) {
-            return (int)n;
+            rc = (int)n;
+            break;
         }
         rd->len += (size_t)n;
-        bool eof = n == 0 && !pending;
+        eof = n == 0 && !pending;
         pending = false;
-        size_t cut = find_cut(rd, eof);
+        /* At the end of the input its unterminated last line goes too: the
+         * workers decode it, or leave it unread (file_process). Not when an
+         * .lz4 file ends inside a frame: that line is incomplete for sure. */
+        size_t cut = find_cut(rd, eof && !rd->r.truncated);
         if (cut > 0) {
             rc = emit_block(rd, cut, eof);
         }
-        if (rd->fs->ck != NULL && sl_now_ns() - rd->fs->ck_stored_ns >= CKPT_EVERY_NS) {
-            store_positions(rd->node, rd->fs);
-        } else if (rd->len > rd->fs->conf->max_line) {
+        if (rc == 0 && rd->len > rd->fs->conf->max_line) {
             rc = skip_long_line(rd, err);
         }
-        if (eof) {
-            break;
+        if (rc == 0 && rd->fs->ck != NULL && sl_now_ns() - rd->fs->ck_stored_ns >= CKPT_EVERY_NS) {
+            store_positions(rd->node, rd->fs);
         }
+    }
+    if (rc == SL_EDATA) {
+        rc = dead_rest(rd, err);
+    }
+    if ((rc == 0 || rc == SL_EOF) && rd->r.truncated) {
+        sl_log_warn("%s: %s: ends inside an LZ4 frame (still being written, or cut short): read "
+                    "up to line %lld, the rest is left for a later run",
+                    rd->node->name, rd->fs->streams[rd->stream].path, (long long)rd->line);
     }
     return rc == SL_EOF ? 0 : rc;
 }
@@ -538,16 +646,6 @@ static int file_run(struct sl_node *node)
 
 /* ==== Decoding (workers) ==== */
 
-static bool blank(const char *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r') {
-            return false;
-        }
-    }
-    return true;
-}
-
 /* Turns a record that failed to decode into a dead letter. */
 static int reject(struct sl_node *node, struct sl_batch *batch, const char *reason)
 {
@@ -558,15 +656,33 @@ static int reject(struct sl_node *node, struct sl_batch *batch, const char *reas
     return sl_node_dead(node, batch, &rec, reason);
 }
 
+/* The input's last line has no line break and does not decode: it is most
+ * likely still being written. It is neither a record nor a dead letter (nor
+ * counted): the batch's end position stops before it, so that a later run
+ * reads it whole. */
+static void leave_unread(struct sl_node *node, struct sl_batch *batch, const char *why)
+{
+    const struct sl_record *rec = &batch->recs[--batch->n];
+
+    batch->pos_end = rec->meta.offset;
+    sl_log_warn("%s: %s: line %lld has no line break yet and does not decode (%s): left unread "
+                "until a later run finds it complete",
+                node->name, batch->stream_name, (long long)rec->meta.line, why);
+}
+
+/* Decodes one line (CSV: row) into a record of batch, or makes it a dead
+ * letter; open_end: it is the input's last line and has no line break. */
 static int decode_line(struct sl_node *node,
                        struct sl_batch *batch,
                        struct sl_json_decoder *dec,
                        const char *p,
                        size_t n,
                        int64_t line,
-                       int64_t off)
+                       int64_t off,
+                       bool open_end)
 {
     const struct file_source *fs = node->state;
+    const struct file_stream *st = batch->aux;
     struct sl_record *rec = sl_batch_add(batch);
     struct sl_err err;
     int rc = 0;
@@ -582,13 +698,22 @@ static int decode_line(struct sl_node *node,
     if (n > fs->conf->max_line) {
         snprintf(err.msg, sizeof(err.msg), "line longer than max_line (%llu bytes)",
                  (unsigned long long)fs->conf->max_line);
-        return reject(node, batch, err.msg);
+    } else if (st->header_err != NULL) {
+        snprintf(err.msg, sizeof(err.msg), "%s", st->header_err);
+    } else if (fs->format == SL_FORMAT_JSON && n >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) {
+        snprintf(err.msg, sizeof(err.msg),
+                 "byte-order mark in the middle of the file (one is allowed only at its start)");
+    } else {
+        rc = sl_decode_text(fs->format, dec, st->header, p, n, rec, &batch->arena, &err);
+        if (rc != SL_EDATA) {
+            return rc;
+        }
     }
-    rc = sl_decode_text(fs->format, dec, batch->aux, p, n, rec, &batch->arena, &err);
-    if (rc == SL_EDATA) {
-        return reject(node, batch, err.msg);
+    if (open_end) {
+        leave_unread(node, batch, err.msg);
+        return 0;
     }
-    return rc;
+    return reject(node, batch, err.msg);
 }
 
 static int file_process(struct sl_node *node, struct sl_batch *batch)
@@ -613,10 +738,10 @@ static int file_process(struct sl_node *node, struct sl_batch *batch)
             n = (size_t)((nl != NULL ? nl : end) - p);
             used = nl != NULL ? n + 1 : n;
         }
-        bool skip = fs->format == SL_FORMAT_LINES ? (n == 0 || (n == 1 && p[0] == '\r'))
-                                                  : (n == 0 || (p[0] != '{' && blank(p, n)));
-        if (!skip) {
-            rc = decode_line(node, batch, dec, p, n, line, off);
+        /* Only the last batch of a file may end inside a line. */
+        bool open_end = batch->last && p + used == end && p[used - 1] != '\n';
+        if (!sl_decode_blank(fs->format, p, n)) {
+            rc = decode_line(node, batch, dec, p, n, line, off, open_end);
         }
         p += used;
         off += (int64_t)used;
@@ -627,7 +752,6 @@ static int file_process(struct sl_node *node, struct sl_batch *batch)
         sl_batch_unref(batch);
         return rc;
     }
-    sl_node_account(node, batch);
     sl_node_emit(node, 0, batch);
     return 0;
 }

@@ -21,18 +21,25 @@ struct sl_reader {
     size_t cbuf_len;
     size_t cbuf_pos;
     size_t cbuf_cap;
+    uint64_t cbuf_off;  /* file offset of cbuf[0] */
     bool in_eof;        /* the file itself is exhausted */
     bool frame_done;    /* the last LZ4 frame ended cleanly */
+    bool not_lz4;       /* *.lz4 that does not start with an LZ4 frame */
+    bool truncated;     /* the input ended inside an LZ4 frame */
     int64_t pos;        /* decompressed bytes returned so far */
     uint64_t file_size; /* size at open */
 };
 
 /* Opens path; lz4 is decided by the ".lz4" suffix. Returns 0 or SL_EIO with
- * a message naming the file. */
+ * a message naming the file (SL_ENOMEM). A file that does not start with an
+ * LZ4 frame magic number opens: its first read reports it. */
 int sl_reader_open(struct sl_reader *r, const char *path, struct sl_err *err);
-/* Reads up to cap bytes into dst. Returns the count (0 at end of input), or
- * -SL_EDATA style negative code: SL_EDATA for a corrupt LZ4 frame (message
- * in err), SL_EIO for read errors. */
+/* Reads up to cap bytes into dst. Returns the count, 0 at end of input, or
+ * a negative code: SL_EDATA for LZ4 input that is not an LZ4 frame or is
+ * damaged (err->msg says which, in words, without the path), SL_EIO for
+ * read errors. An .lz4 file that ends inside a frame (still being written,
+ * or cut short) is an end of input with r->truncated set: what decompressed
+ * so far is returned first. */
 long sl_reader_read(struct sl_reader *r, char *dst, size_t cap, struct sl_err *err);
 /* "size:hash" of the file: its size now and a hash of its first 4 KiB (of
  * the file as stored). Returns 0 or SL_EIO. */
@@ -45,6 +52,10 @@ int sl_reader_same_file(struct sl_reader *r,
                         int64_t stored_pos,
                         bool *ret_same,
                         struct sl_err *err);
+/* Copies the file's first bytes as stored (not decompressed), at most cap,
+ * into dst: what a dead letter shows of a file that is not LZ4. Returns the
+ * count (0 for an empty file) or SL_EIO. */
+long sl_reader_head(struct sl_reader *r, char *dst, size_t cap, struct sl_err *err);
 /* Closes; safe on a zeroed or closed reader. */
 void sl_reader_close(struct sl_reader *r);
 

@@ -1,5 +1,5 @@
 # Every input format end to end: CSV typing ("00501" stays text in a column
-# of numbers), quoted newlines and line numbers, LZ4 input (and a corrupt
+# of numbers), quoted newlines and line numbers, LZ4 input (and a truncated
 # frame), BOM, blank lines, `lines`, over-long lines, and metadata.
 . "$(dirname "$0")/lib.sh"
 mkdir -p in
@@ -35,7 +35,9 @@ db=out/t.db
 [ "$(q $db "SELECT src_line FROM j WHERE src_file = 'in/one.jsonl' ORDER BY src_line" | tr '\n' ' ')" = "1 4 5 " ] || fail "json lines"
 [ "$(q $db "SELECT _line FROM rejects WHERE _file = 'in/one.jsonl' ORDER BY _line" | tr '\n' ' ')" = "6 7 8 " ] || fail "json rejects: $(q $db 'SELECT _file, _line, _error FROM rejects')"
 [ "$(q $db "SELECT n FROM j WHERE src_file = 'in/two.jsonl.lz4' ORDER BY n" | tr '\n' ' ')" = "1 2 " ] || fail "lz4"
-q $db "SELECT _error FROM rejects WHERE _file = 'in/three.jsonl.lz4'" | grep -q "LZ4" || fail "corrupt lz4 not a dead letter: $(q $db 'SELECT _file, _error FROM rejects')"
+# A file that ends inside its LZ4 frame may be still being written: what it
+# holds is read, the rest waits for a later run (test_file_edges.sh).
+[ "$(q $db "SELECT count(*) FROM rejects WHERE _file = 'in/three.jsonl.lz4'")" = 0 ] || fail "truncated lz4 frame dead-lettered: $(q $db 'SELECT _file, _error FROM rejects')"
 [ "$(q $db "SELECT message FROM j WHERE src_file = 'in/text.log' ORDER BY src_line" | tr '\n' ' ')" = "hello wörld " ] || fail "lines: $(q $db "SELECT message FROM j WHERE src_file = 'in/text.log'")"
 [ "$(q $db "SELECT _line FROM rejects WHERE _file = 'in/text.log'")" = 4 ] || fail "lines invalid utf-8"
 [ "$(q $db "SELECT _line FROM rejects WHERE _file = 'in/long.txt'")" = 1 ] || fail "long line"
