@@ -196,12 +196,139 @@ static int fn_abs(const struct sl__expr_ctx *cx, const struct sl_value *v, struc
     }
 }
 
-/* lower, upper: ASCII letters only; other code points are kept. */
+/* ==== lower, upper ==== */
+
+/* Unicode's simple case mappings (one code point to one, UnicodeData.txt)
+ * for ASCII, Latin-1 Supplement, Latin Extended-A, Greek and Coptic,
+ * Cyrillic and Cyrillic Supplement, plus U+1E9E (capital sharp s). A row
+ * maps each code point of [lo, hi] by delta, or every other one (step 2,
+ * the pairs of the Latin and Cyrillic blocks). Code points without a
+ * simple mapping (ß, ŉ, ΐ) and those of other blocks are kept: the result
+ * does not depend on the locale. */
+struct case_row {
+    uint16_t lo, hi;
+    int16_t delta;
+    uint8_t step;
+};
+
+/* clang-format off */
+static const struct case_row upper_rows[] = {
+    {0x0061, 0x007A, -32, 1},   {0x00B5, 0x00B5, 743, 1},   {0x00E0, 0x00F6, -32, 1},
+    {0x00F8, 0x00FE, -32, 1},   {0x00FF, 0x00FF, 121, 1},   {0x0101, 0x012F, -1, 2},
+    {0x0131, 0x0131, -232, 1},  {0x0133, 0x0137, -1, 2},    {0x013A, 0x0148, -1, 2},
+    {0x014B, 0x0177, -1, 2},    {0x017A, 0x017E, -1, 2},    {0x017F, 0x017F, -300, 1},
+    {0x0371, 0x0373, -1, 2},    {0x0377, 0x0377, -1, 1},    {0x037B, 0x037D, 130, 1},
+    {0x03AC, 0x03AC, -38, 1},   {0x03AD, 0x03AF, -37, 1},   {0x03B1, 0x03C1, -32, 1},
+    {0x03C2, 0x03C2, -31, 1},   {0x03C3, 0x03CB, -32, 1},   {0x03CC, 0x03CC, -64, 1},
+    {0x03CD, 0x03CE, -63, 1},   {0x03D0, 0x03D0, -62, 1},   {0x03D1, 0x03D1, -57, 1},
+    {0x03D5, 0x03D5, -47, 1},   {0x03D6, 0x03D6, -54, 1},   {0x03D7, 0x03D7, -8, 1},
+    {0x03D9, 0x03EF, -1, 2},    {0x03F0, 0x03F0, -86, 1},   {0x03F1, 0x03F1, -80, 1},
+    {0x03F2, 0x03F2, 7, 1},     {0x03F3, 0x03F3, -116, 1},  {0x03F5, 0x03F5, -96, 1},
+    {0x03F8, 0x03F8, -1, 1},    {0x03FB, 0x03FB, -1, 1},    {0x0430, 0x044F, -32, 1},
+    {0x0450, 0x045F, -80, 1},   {0x0461, 0x0481, -1, 2},    {0x048B, 0x04BF, -1, 2},
+    {0x04C2, 0x04CE, -1, 2},    {0x04CF, 0x04CF, -15, 1},   {0x04D1, 0x052F, -1, 2},
+};
+static const struct case_row lower_rows[] = {
+    {0x0041, 0x005A, 32, 1},    {0x00C0, 0x00D6, 32, 1},    {0x00D8, 0x00DE, 32, 1},
+    {0x0100, 0x012E, 1, 2},     {0x0130, 0x0130, -199, 1},  {0x0132, 0x0136, 1, 2},
+    {0x0139, 0x0147, 1, 2},     {0x014A, 0x0176, 1, 2},     {0x0178, 0x0178, -121, 1},
+    {0x0179, 0x017D, 1, 2},     {0x0370, 0x0372, 1, 2},     {0x0376, 0x0376, 1, 1},
+    {0x037F, 0x037F, 116, 1},   {0x0386, 0x0386, 38, 1},    {0x0388, 0x038A, 37, 1},
+    {0x038C, 0x038C, 64, 1},    {0x038E, 0x038F, 63, 1},    {0x0391, 0x03A1, 32, 1},
+    {0x03A3, 0x03AB, 32, 1},    {0x03CF, 0x03CF, 8, 1},     {0x03D8, 0x03EE, 1, 2},
+    {0x03F4, 0x03F4, -60, 1},   {0x03F7, 0x03F7, 1, 1},     {0x03F9, 0x03F9, -7, 1},
+    {0x03FA, 0x03FA, 1, 1},     {0x03FD, 0x03FF, -130, 1},  {0x0400, 0x040F, 80, 1},
+    {0x0410, 0x042F, 32, 1},    {0x0460, 0x0480, 1, 2},     {0x048A, 0x04BE, 1, 2},
+    {0x04C0, 0x04C0, 15, 1},    {0x04C1, 0x04CD, 1, 2},     {0x04D0, 0x052E, 1, 2},
+    {0x1E9E, 0x1E9E, -7615, 1},
+};
+/* clang-format on */
+
+static uint32_t case_map(uint32_t cp, const struct case_row *rows, size_t n)
+{
+    for (size_t i = 0; i < n && cp >= rows[i].lo; i++) {
+        if (cp <= rows[i].hi && (rows[i].step == 1 || (cp - rows[i].lo) % 2 == 0)) {
+            return (uint32_t)((int32_t)cp + rows[i].delta);
+        }
+    }
+    return cp;
+}
+
+/* Decodes the valid UTF-8 sequence of k bytes at p. */
+static uint32_t utf8_decode(const unsigned char *p, size_t k)
+{
+    static const unsigned char lead_mask[] = {0, 0x7F, 0x1F, 0x0F, 0x07};
+    uint32_t cp = p[0] & lead_mask[k];
+
+    for (size_t i = 1; i < k; i++) {
+        cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    return cp;
+}
+
+/* Encodes cp (below 0x10000 here) at out; returns the bytes written. */
+static size_t utf8_encode(uint32_t cp, char *out)
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xC0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    out[0] = (char)(0xE0 | (cp >> 12));
+    out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    out[2] = (char)(0x80 | (cp & 0x3F));
+    return 3;
+}
+
+/* Walks s (len bytes) from byte from, mapping each code point; writes the
+ * result at out + o when out is not NULL. Bytes that are not valid UTF-8
+ * are kept. Returns the end of the output, or, when out is NULL, the byte
+ * offset of the first code point that changes (len when none does). */
+static uint32_t case_walk(const char *s,
+                          uint32_t len,
+                          uint32_t from,
+                          const struct case_row *rows,
+                          size_t nrows,
+                          char *out,
+                          uint32_t o)
+{
+    for (uint32_t i = from; i < len;) {
+        size_t k = utf8_seq((const unsigned char *)s + i, len - i);
+        uint32_t cp = k != 0 ? utf8_decode((const unsigned char *)s + i, k) : 0;
+        uint32_t mapped = k != 0 ? case_map(cp, rows, nrows) : 0;
+
+        k = k != 0 ? k : 1;
+        if (out == NULL && mapped != cp) {
+            return i;
+        }
+        if (out != NULL && mapped != cp) {
+            size_t w = utf8_encode(mapped, out + o);
+
+            /* No mapping of the table makes a code point's UTF-8 longer. */
+            SL_ASSERT(w <= k);
+            o += (uint32_t)w;
+        } else if (out != NULL) {
+            memcpy(out + o, s + i, k);
+            o += (uint32_t)k;
+        }
+        i += (uint32_t)k;
+    }
+    return out != NULL ? o : len;
+}
+
+/* lower, upper: Unicode simple case mapping of the blocks above. */
 static int
 fn_case(const struct sl__expr_ctx *cx, uint8_t fn, const struct sl_value *v, struct sl_value *ret)
 {
-    char from = fn == SL__FN_LOWER ? 'A' : 'a';
-    uint32_t i = 0;
+    const struct case_row *rows = fn == SL__FN_UPPER ? upper_rows : lower_rows;
+    size_t nrows = fn == SL__FN_UPPER ? sizeof(upper_rows) / sizeof(upper_rows[0])
+                                      : sizeof(lower_rows) / sizeof(lower_rows[0]);
+    uint32_t first, n;
+    char *out;
 
     if (v->type == SL_TYPE_NULL) {
         *ret = *v;
@@ -210,23 +337,19 @@ fn_case(const struct sl__expr_ctx *cx, uint8_t fn, const struct sl_value *v, str
     if (v->type != SL_TYPE_STR) {
         return sl__expr_type_error(cx, fn_name(fn), v, NULL);
     }
-    while (i < v->len && !(v->u.s[i] >= from && v->u.s[i] <= from + 25)) {
-        i++;
-    }
-    if (i == v->len) {
+    first = case_walk(v->u.s, v->len, 0, rows, nrows, NULL, 0);
+    if (first == v->len) {
         *ret = *v; /* nothing to change: borrow */
         return 0;
     }
-    char *out = sl_arena_alloc(cx->arena, v->len + 1);
+    out = sl_arena_alloc(cx->arena, v->len + 1);
     if (out == NULL) {
         return sl__expr_oom(cx);
     }
-    for (i = 0; i < v->len; i++) {
-        char c = v->u.s[i];
-        out[i] = (c >= from && c <= from + 25) ? (char)(c ^ 0x20) : c;
-    }
-    out[v->len] = '\0';
-    *ret = sl_value_str(out, v->len);
+    memcpy(out, v->u.s, first);
+    n = case_walk(v->u.s, v->len, first, rows, nrows, out, first);
+    out[n] = '\0';
+    *ret = sl_value_str(out, n);
     return 0;
 }
 

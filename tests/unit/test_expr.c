@@ -8,6 +8,7 @@
 #include "mem.h"
 #include "record.h"
 
+#include <locale.h>
 #include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <wctype.h>
 
 #include <cmocka.h>
 
@@ -599,10 +601,71 @@ static void test_expr_precedence(void **state)
 static void test_expr_lower_upper(void **state)
 {
     (void)state;
-    is_str("lower('H\\u00c9LLO World')", "h\xc3\x89llo world"); /* ASCII only */
-    is_str("upper(name)", "H\xc3\xa9LLO");
+    is_str("lower('H\\u00c9LLO World')", "h\xc3\xa9llo world");
+    is_str("upper(name)", "H\xc3\x89LLO");
     is_str("lower(status)", "paid");
     is_null("lower(nul)");
+}
+
+/* Issue 6, finding 16: upper and lower map Latin-1, Latin Extended-A, Greek
+ * and Cyrillic, not only ASCII; ß has no one-letter capital and stays. */
+static void test_expr_lower_upper_unicode(void **state)
+{
+    (void)state;
+    is_str("upper('été')", "ÉTÉ");
+    is_str("upper('straße')", "STRAßE");
+    is_str("lower('ŁÓDŹ')", "łódź");
+    is_str("upper('привет')", "ПРИВЕТ");
+    is_str("lower('ЁЖ')", "ёж");
+    is_str("upper('σοφία')", "ΣΟΦΊΑ");
+    is_str("upper('ı')", "I"); /* dotless i: the result is shorter in UTF-8 */
+    is_str("lower('ẞ')", "ß");
+    is_str("upper('\\ud83d\\ude00 ok')", "\xf0\x9f\x98\x80 OK"); /* other planes are kept */
+}
+
+/* The table of expr_func.c against glibc's C.UTF-8 mappings, code point by
+ * code point over the blocks it claims (skipped where that locale is
+ * missing). */
+static void test_expr_lower_upper_match_glibc(void **state)
+{
+    static const uint32_t ranges[][2] = {{0x20, 0x17F}, {0x370, 0x52F}, {0x1E9E, 0x1E9E}};
+    locale_t loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+    char text[64], want[8];
+    size_t failed = 0;
+
+    (void)state;
+    if (loc == (locale_t)0) {
+        skip();
+    }
+    for (size_t r = 0; r < sizeof(ranges) / sizeof(ranges[0]); r++) {
+        for (uint32_t cp = ranges[r][0]; cp <= ranges[r][1]; cp++) {
+            for (int up = 0; up < 2; up++) {
+                wint_t m = up ? towupper_l((wint_t)cp, loc) : towlower_l((wint_t)cp, loc);
+                struct sl_value v;
+
+                snprintf(text, sizeof(text), "%s('\\u%04x')", up ? "upper" : "lower", cp);
+                v = ok(text);
+                memset(want, 0, sizeof(want));
+                if (m < 0x80) {
+                    want[0] = (char)m;
+                } else if (m < 0x800) {
+                    want[0] = (char)(0xC0 | (m >> 6));
+                    want[1] = (char)(0x80 | (m & 0x3F));
+                } else {
+                    want[0] = (char)(0xE0 | (m >> 12));
+                    want[1] = (char)(0x80 | ((m >> 6) & 0x3F));
+                    want[2] = (char)(0x80 | (m & 0x3F));
+                }
+                if (v.len != strlen(want) || memcmp(v.u.s, want, v.len) != 0) {
+                    print_error("%s(U+%04X): glibc U+%04X, sluice %.*s\n", up ? "upper" : "lower",
+                                cp, (unsigned)m, (int)v.len, v.u.s);
+                    failed++;
+                }
+            }
+        }
+    }
+    freelocale(loc);
+    assert_int_equal(failed, 0);
 }
 
 static void test_expr_len(void **state)
@@ -963,6 +1026,8 @@ int main(void)
         cmocka_unit_test(test_expr_in_list),
         cmocka_unit_test(test_expr_precedence),
         cmocka_unit_test(test_expr_lower_upper),
+        cmocka_unit_test(test_expr_lower_upper_unicode),
+        cmocka_unit_test(test_expr_lower_upper_match_glibc),
         cmocka_unit_test(test_expr_len),
         cmocka_unit_test(test_expr_substr_utf8),
         cmocka_unit_test(test_expr_concat),
