@@ -1,12 +1,25 @@
 /* SPDX-License-Identifier: MIT */
-/* Diagnostics on stderr, one line each, prefixed "sluice: ". Thread: any. */
+/* Diagnostics on stderr, one line each, prefixed "sluice: ", and the live
+ * progress line of --progress: a log line first clears a progress line
+ * drawn on the terminal, so the two never share a line. Thread: any. */
 #ifndef SL_LOG_H
 #define SL_LOG_H
 
 void sl_log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void sl_log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void sl_log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* --quiet: info and warnings are not printed. */
+/* "sluice: debug: ...": output a user asked for (librdkafka's `debug`). */
+void sl_log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A line that --quiet does not hide (the count of dead letters at the end
+ * of a run), without a level. */
+void sl_log_always(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* --quiet: info, debug and warnings are not printed. */
 void sl_log_set_quiet(int quiet);
+
+/* Draws the progress line (no newline) over the previous one. The caller
+ * draws it only when stderr is a terminal. */
+void sl_log_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Clears the progress line if one is drawn. */
+void sl_log_progress_end(void);
 
 #endif

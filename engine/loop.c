@@ -51,9 +51,9 @@ static void show_progress(struct sl_loop *loop, uint64_t *last_ns, uint64_t *las
     uint64_t n = sink_records(loop->pl);
     double secs = (double)(now - *last_ns) / 1e9;
 
-    fprintf(stderr, "\r\033[Ksluice: %llu records written, %.0f rec/s, %.1f MiB in flight",
-            (unsigned long long)n, secs > 0 ? (double)(n - *last_n) / secs : 0.0,
-            (double)atomic_load(&loop->pl->flow.used) / (1024.0 * 1024.0));
+    sl_log_progress("sluice: %llu records written, %.0f rec/s, %.1f MiB in flight",
+                    (unsigned long long)n, secs > 0 ? (double)(n - *last_n) / secs : 0.0,
+                    (double)atomic_load(&loop->pl->flow.used) / (1024.0 * 1024.0));
     *last_ns = now;
     *last_n = n;
 }
@@ -101,7 +101,7 @@ static void *loop_main(void *arg)
         }
     }
     if (loop->progress && tty) {
-        fprintf(stderr, "\r\033[K");
+        sl_log_progress_end();
     }
     return NULL;
 }

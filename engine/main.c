@@ -25,6 +25,7 @@ static const char usage[] =
     "usage: sluice run FILE [--set key.path=value]... [--progress|--quiet]\n"
     "       sluice validate FILE [--set key.path=value]...\n"
     "       sluice graph FILE [--set key.path=value]...\n"
+    "       sluice COMMAND --help\n"
     "       sluice --help | --version\n"
     "\n"
     "Runs a declarative pipeline (sources -> stages -> sinks) described in a YAML file.\n"
@@ -32,46 +33,114 @@ static const char usage[] =
     "  validate  check the file without running anything (exit 0, or 2 with the error)\n"
     "  graph     print the pipeline as a Graphviz DOT graph\n";
 
+static const char set_help[] =
+    "  --set key.path=value  override one key of FILE (repeatable, applied in order);\n"
+    "                        quote a key that holds dots: --set 'sinks.db.\"x.y\"=v'\n";
+
+/* One command: its name, usage and whether it takes run's options. */
+struct command {
+    const char *name;
+    const char *usage;
+    bool run_options;
+};
+
+static const struct command commands[] = {
+    {"run",
+     "usage: sluice run FILE [--set key.path=value]... [--progress|--quiet]\n"
+     "\n"
+     "Runs the pipeline in FILE until its sources are exhausted, or until SIGINT or\n"
+     "SIGTERM (drained within engine.drain_timeout; a second signal exits at once),\n"
+     "then prints a per-node summary on stderr.\n"
+     "  --progress            a live line on stderr while it runs, when stderr is a terminal\n"
+     "  --quiet               no summary, no info or warning lines; errors and the count of\n"
+     "                        dead-lettered records still show\n",
+     true},
+    {"validate",
+     "usage: sluice validate FILE [--set key.path=value]...\n"
+     "\n"
+     "Checks FILE without running anything or touching any file: exit 0, or 2 with\n"
+     "the first mistake as file:line:col: key.path: message.\n",
+     false},
+    {"graph",
+     "usage: sluice graph FILE [--set key.path=value]...\n"
+     "\n"
+     "Prints the pipeline in FILE as a Graphviz DOT graph on stdout.\n",
+     false},
+};
+
 struct args {
-    const char *cmd;
+    const struct command *cmd;
     const char *file;
     const char **sets;
     size_t nsets;
     bool progress;
     bool quiet;
+    bool help;
 };
 
+static const struct command *find_command(const char *name)
+{
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (strcmp(commands[i].name, name) == 0) {
+            return &commands[i];
+        }
+    }
+    return NULL;
+}
+
+/* Reports a usage mistake: the message, then the command's usage (or the
+ * general one). Returns -1. */
+static int usage_error(const struct command *cmd, const char *fmt, const char *arg)
+{
+    fprintf(stderr, "sluice: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n%s%s", cmd != NULL ? cmd->usage : usage, cmd != NULL ? set_help : "");
+    return -1;
+}
+
+/* Parses argv into a. Returns 0, or -1 after printing why on stderr. */
 static int parse_args(int argc, char **argv, struct args *a)
 {
     a->sets = sl_calloc((size_t)argc, sizeof(*a->sets));
     if (a->sets == NULL) {
+        fprintf(stderr, "sluice: out of memory\n");
         return -1;
     }
-    for (int i = 1; i < argc; i++) {
+    if (argc < 2 || argv[1][0] == '-') {
+        return usage_error(NULL, "expected a command%s", argc < 2 ? "" : ", before any option");
+    }
+    a->cmd = find_command(argv[1]);
+    if (a->cmd == NULL) {
+        return usage_error(NULL, "unknown command '%s'", argv[1]);
+    }
+    for (int i = 2; i < argc; i++) {
         const char *arg = argv[i];
-        if (strcmp(arg, "--set") == 0 && i + 1 < argc) {
+
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            a->help = true;
+        } else if (strcmp(arg, "--set") == 0 && i + 1 < argc) {
             a->sets[a->nsets++] = argv[++i];
+        } else if (strcmp(arg, "--set") == 0) {
+            return usage_error(a->cmd, "%s needs a value: --set key.path=value", arg);
         } else if (strncmp(arg, "--set=", 6) == 0) {
             a->sets[a->nsets++] = arg + 6;
-        } else if (strcmp(arg, "--progress") == 0) {
-            a->progress = true;
-        } else if (strcmp(arg, "--quiet") == 0) {
-            a->quiet = true;
+        } else if (a->cmd->run_options &&
+                   (strcmp(arg, "--progress") == 0 || strcmp(arg, "--quiet") == 0)) {
+            a->progress = a->progress || arg[2] == 'p';
+            a->quiet = a->quiet || arg[2] == 'q';
         } else if (arg[0] == '-' && arg[1] != '\0') {
-            fprintf(stderr, "sluice: unknown option '%s'\n%s", arg, usage);
-            return -1;
-        } else if (a->cmd == NULL) {
-            a->cmd = arg;
+            return usage_error(a->cmd, "unknown option '%s'", arg);
         } else if (a->file == NULL) {
             a->file = arg;
         } else {
-            fprintf(stderr, "sluice: unexpected argument '%s'\n%s", arg, usage);
-            return -1;
+            return usage_error(a->cmd, "unexpected argument '%s'", arg);
         }
     }
-    if (a->cmd == NULL || a->file == NULL) {
-        fprintf(stderr, "%s", usage);
-        return -1;
+    if (a->progress && a->quiet) {
+        return usage_error(a->cmd, "%s: --progress and --quiet exclude each other", a->cmd->name);
+    }
+    if (a->file == NULL && !a->help) {
+        return usage_error(a->cmd, "%s: missing FILE", a->cmd->name);
     }
     return 0;
 }
@@ -100,6 +169,38 @@ static void print_dot(const struct sl_conf *conf)
                conf->dead_letter->type->def.name);
     }
     printf("}\n");
+}
+
+/* One line on stderr when records were dead-lettered, even with --quiet: a
+ * run that lost most of its input must not look like a clean one. */
+static void report_dead_letters(const struct sl_pipeline *pl)
+{
+    unsigned long long records = 0, dead = 0;
+
+    for (size_t i = 0; i < pl->nnodes; i++) {
+        const struct sl_node *node = &pl->nodes[i];
+
+        if (node == pl->dead_letter) {
+            continue;
+        }
+        if (node->cn->kind == SLUICE_KIND_SOURCE) {
+            records += atomic_load_explicit(&node->c.in, memory_order_relaxed);
+        }
+        dead += atomic_load_explicit(&node->c.dead, memory_order_relaxed);
+    }
+    if (dead == 0) {
+        return;
+    }
+    if (dead <= records) {
+        sl_log_always("%llu of %llu records were dead-lettered%s", dead, records,
+                      pl->dead_letter != NULL ? " (see the dead_letter sink)"
+                                              : " (no dead_letter sink: they were only counted)");
+    } else {
+        /* Fan-out: each branch may dead-letter its own copy of a record. */
+        sl_log_always("%llu dead letters from %llu records%s", dead, records,
+                      pl->dead_letter != NULL ? " (see the dead_letter sink)"
+                                              : " (no dead_letter sink: they were only counted)");
+    }
 }
 
 static int run(struct sl_conf *conf, const struct args *a)
@@ -131,6 +232,7 @@ static int run(struct sl_conf *conf, const struct args *a)
     if (!a->quiet) {
         sl_summary_print(pl, stderr);
     }
+    report_dead_letters(pl);
     sl_pipeline_free(pl);
     return code;
 }
@@ -155,11 +257,10 @@ int main(int argc, char **argv)
         sl_free(a.sets);
         return EXIT_USAGE;
     }
-    if (strcmp(a.cmd, "run") != 0 && strcmp(a.cmd, "validate") != 0 &&
-        strcmp(a.cmd, "graph") != 0) {
-        fprintf(stderr, "sluice: unknown command '%s'\n%s", a.cmd, usage);
+    if (a.help) {
+        printf("%s%s", a.cmd->usage, set_help);
         sl_free(a.sets);
-        return EXIT_USAGE;
+        return EXIT_DONE;
     }
     sl_log_set_quiet(a.quiet);
     /* SQLite's allocation statistics take a global mutex per allocation
@@ -178,9 +279,9 @@ int main(int argc, char **argv)
         return err.code == SL_ECONFIG ? EXIT_USAGE
                                       : (err.code == SL_EIO ? EXIT_USAGE : EXIT_FAILED);
     }
-    if (strcmp(a.cmd, "validate") == 0) {
+    if (strcmp(a.cmd->name, "validate") == 0) {
         code = EXIT_DONE;
-    } else if (strcmp(a.cmd, "graph") == 0) {
+    } else if (strcmp(a.cmd->name, "graph") == 0) {
         print_dot(conf);
         code = EXIT_DONE;
     } else {
