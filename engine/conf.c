@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define CONF_FILE_MAX (16u << 20) /* a pipeline file larger than this is a mistake */
@@ -685,6 +686,28 @@ int sl_conf_locate(const struct sl_conf_node *cn, const char *subpath, int *ret_
     return 0;
 }
 
+/* The value at subpath under cn, "key_columns[1]" naming an item of a
+ * list; NULL when absent. */
+static const struct sl__ynode *locate_value(const struct sl_conf_node *cn, const char *subpath)
+{
+    const char *bracket = strrchr(subpath, '[');
+    const struct sl__ynode *val = NULL;
+    char base[SL_ERR_PATH_MAX];
+    char *end = NULL;
+    size_t index;
+
+    if (bracket == NULL || bracket == subpath || (size_t)(bracket - subpath) >= sizeof(base)) {
+        return locate(cn->yaml, subpath, 0, &val) != NULL ? val : NULL;
+    }
+    index = strtoul(bracket + 1, &end, 10);
+    memcpy(base, subpath, (size_t)(bracket - subpath));
+    base[bracket - subpath] = '\0';
+    if (end == NULL || strcmp(end, "]") != 0 || locate(cn->yaml, base, 0, &val) == NULL) {
+        return NULL;
+    }
+    return val->kind == SL__Y_SEQ && index < val->nkids ? val->kids[index] : val;
+}
+
 int sl_conf_node_err(
     const struct sl_conf_node *cn, const char *subpath, struct sl_err *err, const char *fmt, ...)
 {
@@ -697,8 +720,14 @@ int sl_conf_node_err(
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (subpath[0] != '\0' && sl_conf_locate(cn, subpath, &line, &col) == 0 && line == 0) {
-        file = SL__SET_FILE;
+    if (subpath[0] != '\0') {
+        const struct sl__ynode *val = locate_value(cn, subpath);
+
+        if (val != NULL) {
+            file = val->line == 0 ? SL__SET_FILE : file;
+            line = val->line;
+            col = val->col;
+        }
     }
     if (cn->pipeline != NULL && cn->pipeline->dead_letter == cn) {
         snprintf(path, sizeof(path), "dead_letter%s%s", sep, subpath);

@@ -76,10 +76,11 @@ struct sl_conf_node *sl_conf_find(const struct sl_conf *conf, const char *name);
 int sl_conf_locate(const struct sl_conf_node *cn, const char *subpath, int *ret_line, int *ret_col);
 
 /* Reports a mistake in node cn's options for a type's check(): fills err
- * with SL_ECONFIG, the location of the key subpath (as sl_conf_locate finds
- * it; the node's key when subpath is "" or absent; file "--set" when --set
- * gave the value) and the key path "sinks.db.table" ("dead_letter.table" for
- * the dead-letter sink). Returns SL_ECONFIG. Thread: main. */
+ * with SL_ECONFIG, the location of the value of the key subpath (found as
+ * sl_conf_locate finds keys; "key_columns[1]" is an item of a list; the
+ * node's key when subpath is "" or absent; file "--set" when --set gave the
+ * value) and the key path "sinks.db.table" ("dead_letter.table" for the
+ * dead-letter sink). Returns SL_ECONFIG. Thread: main. */
 int sl_conf_node_err(const struct sl_conf_node *cn,
                      const char *subpath,
                      struct sl_err *err,

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #define ERRSTR_MAX         512
@@ -24,6 +25,8 @@
 #define FETCH_MAX_DEFAULT  52428800ull   /* librdkafka's fetch.max.bytes */
 #define PART_MAX_DEFAULT   1048576ull    /* librdkafka's max.partition.fetch.bytes */
 #define RECV_OVERHEAD      512ull        /* receive.message.max.bytes >= fetch.max.bytes + this */
+#define TOPIC_MAX          249           /* Kafka's limit on topic names */
+#define IDEMP_MAX_INFLIGHT 5             /* requests in flight an idempotent producer may have */
 
 struct owned {
     const char *key;
@@ -250,6 +253,69 @@ key_error(const struct sl_conf_node *cn, const char *key, const char *msg, struc
     return sl_err_set_at(err, file, line, col, path, "%s", msg);
 }
 
+/* Reads a property of conf as text ("" if unreadable). */
+static const char *conf_text(const rd_kafka_conf_t *conf, const char *key, char *buf, size_t len)
+{
+    if (rd_kafka_conf_get(conf, key, buf, &len) != RD_KAFKA_CONF_OK) {
+        buf[0] = '\0';
+    }
+    return buf;
+}
+
+/* The name under which user set one of names (a property and its alias),
+ * or NULL. */
+static const char *user_name(const struct sluice_map *user, const char *const *names)
+{
+    for (size_t i = 0; user != NULL && i < user->n; i++) {
+        for (size_t j = 0; names[j] != NULL; j++) {
+            if (strcmp(user->keys[i], names[j]) == 0) {
+                return names[j];
+            }
+        }
+    }
+    return NULL;
+}
+
+/* What rd_kafka_new refuses for an idempotent producer (rd_kafka_conf_finalize
+ * in librdkafka), checked on the scratch conf holding the user's keys. */
+static int check_idempotence(const struct sl_conf_node *cn,
+                             const struct sluice_map *user,
+                             const rd_kafka_conf_t *scratch,
+                             struct sl_err *err)
+{
+    static const char *const inflight[] = {"max.in.flight.requests.per.connection", "max.in.flight",
+                                           NULL};
+    static const char *const retries[] = {"retries", "message.send.max.retries", NULL};
+    static const char *const queuing[] = {"queuing.strategy", NULL};
+    char msg[SL_ERR_MSG_MAX], value[64];
+    const char *key;
+
+    if ((key = user_name(user, inflight)) != NULL &&
+        strtoull(conf_text(scratch, inflight[0], value, sizeof(value)), NULL, 10) >
+            IDEMP_MAX_INFLIGHT) {
+        snprintf(msg, sizeof(msg),
+                 "must be at most %d: the sink's producer is idempotent (enable.idempotence), got "
+                 "'%s'",
+                 IDEMP_MAX_INFLIGHT, value);
+        return key_error(cn, key, msg, err);
+    }
+    if ((key = user_name(user, retries)) != NULL &&
+        strcmp(conf_text(scratch, retries[0], value, sizeof(value)), "0") == 0) {
+        snprintf(msg, sizeof(msg),
+                 "must be at least 1: the sink's producer is idempotent (enable.idempotence), got "
+                 "'0'");
+        return key_error(cn, key, msg, err);
+    }
+    if ((key = user_name(user, queuing)) != NULL &&
+        strcmp(conf_text(scratch, queuing[0], value, sizeof(value)), "fifo") != 0) {
+        snprintf(msg, sizeof(msg),
+                 "must be fifo: the sink's producer is idempotent (enable.idempotence), got '%s'",
+                 value);
+        return key_error(cn, key, msg, err);
+    }
+    return 0;
+}
+
 int sl_kafka_conf_check(const struct sl_conf_node *cn,
                         enum sl_kafka_role role,
                         const struct sluice_map *user,
@@ -286,8 +352,166 @@ int sl_kafka_conf_check(const struct sl_conf_node *cn,
             rc = key_error(cn, key, msg, err);
         }
     }
+    if (rc == 0 && role == SL_KAFKA_PRODUCER) {
+        rc = check_idempotence(cn, user, scratch, err);
+    }
     rd_kafka_conf_destroy(scratch);
     return rc == 0 ? 0 : SL_ECONFIG;
+}
+
+/* ==== Options ==== */
+
+static bool topic_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
+}
+
+const char *sl_kafka_topic_invalid(const char *name, size_t len)
+{
+    if (len == 0) {
+        return "empty";
+    }
+    if (len > TOPIC_MAX) {
+        return "longer than 249 characters";
+    }
+    if ((len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.')) {
+        return "'.' and '..' are not allowed";
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (!topic_char(name[i])) {
+            return "only letters, digits, '.', '_' and '-' are allowed";
+        }
+    }
+    return NULL;
+}
+
+/* Checks one broker entry (len bytes at s, trimmed): [proto://]host[:port]. */
+static const char *broker_invalid(const char *s, size_t len, char *buf, size_t buflen)
+{
+    static const char *const protos[] = {"plaintext", "ssl", "sasl_plaintext", "sasl_ssl", NULL};
+    const char *end = s + len, *host = s, *port = NULL, *sep;
+    size_t i = 0;
+
+    for (sep = s; sep + 3 <= end && memcmp(sep, "://", 3) != 0; sep++) {
+    }
+    if (sep + 3 <= end) {
+        while (protos[i] != NULL && (strlen(protos[i]) != (size_t)(sep - s) ||
+                                     strncasecmp(protos[i], s, (size_t)(sep - s)) != 0)) {
+            i++;
+        }
+        if (protos[i] == NULL) {
+            snprintf(buf, buflen,
+                     "unknown protocol '%.*s' in '%.*s' (plaintext, ssl, "
+                     "sasl_plaintext or sasl_ssl)",
+                     (int)(sep - s), s, (int)len, s);
+            return buf;
+        }
+        host = sep + 3;
+    }
+    if (host < end && *host == '[') {
+        const char *close = memchr(host, ']', (size_t)(end - host));
+
+        port = close != NULL && close + 1 < end && close[1] == ':' ? close + 2 : NULL;
+        if (close == NULL || (close + 1 < end && port == NULL)) {
+            snprintf(buf, buflen, "expected [IPv6]:port, got '%.*s'", (int)len, s);
+            return buf;
+        }
+    } else {
+        const char *colon = memchr(host, ':', (size_t)(end - host));
+
+        if (colon != NULL && memchr(colon + 1, ':', (size_t)(end - colon - 1)) != NULL) {
+            snprintf(buf, buflen, "an IPv6 address goes in brackets, [::1]:9092, got '%.*s'",
+                     (int)len, s);
+            return buf;
+        }
+        port = colon != NULL ? colon + 1 : NULL;
+    }
+    if (host == end || *host == ':') {
+        snprintf(buf, buflen, "expected host:port, got '%.*s' (no host)", (int)len, s);
+        return buf;
+    }
+    if (port != NULL) {
+        size_t digits = strspn(port, "0123456789");
+        long v = digits > 0 && digits <= 5 ? strtol(port, NULL, 10) : 0;
+
+        if (port + digits != end || v < 1 || v > 65535) {
+            snprintf(buf, buflen,
+                     "invalid port '%.*s' in '%.*s': expected a number from 1 to 65535",
+                     (int)(end - port), port, (int)len, s);
+            return buf;
+        }
+    }
+    return NULL;
+}
+
+const char *sl_kafka_brokers_invalid(const char *brokers, char *buf, size_t len)
+{
+    const char *p = brokers;
+    size_t entries = 0;
+
+    while (*p != '\0') {
+        size_t n;
+
+        p += strspn(p, " ,");
+        n = strcspn(p, ", ");
+        if (n > 0) {
+            const char *why = broker_invalid(p, n, buf, len);
+
+            if (why != NULL) {
+                return why;
+            }
+            entries++;
+        }
+        p += n;
+    }
+    if (entries == 0) {
+        snprintf(buf, len, "expected host:port[,host:port...], got an empty list");
+        return buf;
+    }
+    return NULL;
+}
+
+int sl_kafka_conf_check_options(const struct sl_conf_node *cn,
+                                const char *brokers,
+                                const struct sluice_list *topics,
+                                const char *group,
+                                struct sl_err *err)
+{
+    char buf[SL_ERR_MSG_MAX];
+    const char *why = sl_kafka_brokers_invalid(brokers, buf, sizeof(buf));
+
+    if (why != NULL) {
+        return sl_conf_node_err(cn, "brokers", err, "%s", why);
+    }
+    if (topics == NULL) {
+        return 0;
+    }
+    if (topics->n == 0) {
+        return sl_conf_node_err(cn, "topics", err,
+                                "expected at least one topic, got an empty list");
+    }
+    for (size_t i = 0; i < topics->n; i++) {
+        char at[32];
+
+        snprintf(at, sizeof(at), "topics[%zu]", i);
+        if ((why = sl_kafka_topic_invalid(topics->items[i], strlen(topics->items[i]))) != NULL) {
+            return sl_conf_node_err(cn, at, err, "invalid topic name '%.200s': %s",
+                                    topics->items[i], why);
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(topics->items[j], topics->items[i]) == 0) {
+                return sl_conf_node_err(cn, at, err, "topic '%s' is listed twice",
+                                        topics->items[i]);
+            }
+        }
+    }
+    if (group != NULL && group[0] == '\0') {
+        return sl_conf_node_err(cn, "group", err,
+                                "expected a consumer group name, got an empty "
+                                "value");
+    }
+    return 0;
 }
 
 /* ==== Sizing ==== */
@@ -389,30 +613,66 @@ static int size_buffers(rd_kafka_conf_t *conf,
 
 /* ==== Build ==== */
 
-/* librdkafka's log lines (broker connection failures...) as sluice warnings,
- * the first ones all, then at most one per second. Thread: librdkafka's. */
-static void log_line(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+/* Whether a librdkafka line may be shown now: the first LOG_FIRST all, then
+ * at most one per LOG_INTERVAL_NS, for log lines and error events together.
+ * Thread: librdkafka's and the pollers'. */
+static bool log_allowed(void)
 {
     static atomic_uint_fast64_t count;
     static atomic_uint_fast64_t last_ns;
     struct timespec ts;
     uint64_t now, last;
 
-    (void)level;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
     /* Relaxed: a rate limit, no data is published through these. */
-    if (atomic_fetch_add_explicit(&count, 1, memory_order_relaxed) >= LOG_FIRST) {
-        last = atomic_load_explicit(&last_ns, memory_order_relaxed);
-        if (now - last < LOG_INTERVAL_NS ||
-            !atomic_compare_exchange_strong_explicit(&last_ns, &last, now, memory_order_relaxed,
-                                                     memory_order_relaxed)) {
-            return;
-        }
-    } else {
+    if (atomic_fetch_add_explicit(&count, 1, memory_order_relaxed) < LOG_FIRST) {
         atomic_store_explicit(&last_ns, now, memory_order_relaxed);
+        return true;
     }
-    sl_log_warn("kafka %s: %s: %s", rd_kafka_name(rk), fac, buf);
+    last = atomic_load_explicit(&last_ns, memory_order_relaxed);
+    return now - last >= LOG_INTERVAL_NS &&
+           atomic_compare_exchange_strong_explicit(&last_ns, &last, now, memory_order_relaxed,
+                                                   memory_order_relaxed);
+}
+
+/* librdkafka's log lines at their syslog level: 0-3 errors, 4 warnings, 5-6
+ * info, 7 debug (only there when the user set `debug`, and then never rate
+ * limited). A broker failure is logged as "FAIL" and raised as an error
+ * event with the same text (rd_kafka_broker_set_error): the event is shown
+ * (error_event), the FAIL line is not, so each failure is one line.
+ * Thread: librdkafka's. */
+static void log_line(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    if (level >= 7) {
+        sl_log_debug("kafka %s: %s: %s", rd_kafka_name(rk), fac, buf);
+        return;
+    }
+    if (strcmp(fac, "FAIL") == 0 || !log_allowed()) {
+        return;
+    }
+    if (level <= 3) {
+        sl_log_error("kafka %s: %s: %s", rd_kafka_name(rk), fac, buf);
+    } else if (level == 4) {
+        sl_log_warn("kafka %s: %s: %s", rd_kafka_name(rk), fac, buf);
+    } else {
+        sl_log_info("kafka %s: %s: %s", rd_kafka_name(rk), fac, buf);
+    }
+}
+
+/* librdkafka's error events (broker down, authentication failed...): without
+ * this callback librdkafka logs each as an "ERROR" line after its "FAIL"
+ * line. Most are transient and retried by librdkafka: warnings; a fatal one
+ * is an error (the source and sink see it through rd_kafka_fatal_error).
+ * Thread: the one polling rk. */
+static void error_event(rd_kafka_t *rk, int code, const char *reason, void *opaque)
+{
+    (void)opaque;
+    if (code == RD_KAFKA_RESP_ERR__FATAL) {
+        sl_log_error("kafka %s: %s", rd_kafka_name(rk), reason);
+    } else if (log_allowed()) {
+        sl_log_warn("kafka %s: %s", rd_kafka_name(rk), reason);
+    }
 }
 
 static int apply_user(rd_kafka_conf_t *conf,
@@ -479,6 +739,7 @@ int sl_kafka_conf_build(enum sl_kafka_role role,
         return rc;
     }
     rd_kafka_conf_set_log_cb(conf, log_line);
+    rd_kafka_conf_set_error_cb(conf, error_event);
     if (ret_sizes != NULL) {
         *ret_sizes = sizes;
     }

@@ -39,12 +39,37 @@ const char *sl_kafka_conf_owned(enum sl_kafka_role role, const char *key);
  * `librdkafka:` option) that sluice owns, and sets every other key on a
  * scratch librdkafka conf so that an unknown key or a bad value is reported
  * with librdkafka's message, at the key's file:line:col and key path
- * (`sinks.out.librdkafka."linger.ms"`). Does no I/O. Returns 0, SL_ECONFIG
- * with err located, or SL_ENOMEM. Thread: main. */
+ * (`sinks.out.librdkafka."linger.ms"`). For the producer, also refuses what
+ * librdkafka's idempotent producer refuses at creation: more than 5
+ * requests in flight, no retries, a queuing strategy other than fifo. Does
+ * no I/O. Returns 0, SL_ECONFIG with err located, or SL_ENOMEM.
+ * Thread: main. */
 int sl_kafka_conf_check(const struct sl_conf_node *cn,
                         enum sl_kafka_role role,
                         const struct sluice_map *user,
                         struct sl_err *err);
+
+/* Kafka's rule for topic names: 1 to 249 of [a-zA-Z0-9._-], not "." or
+ * "..". name is len bytes, not necessarily NUL-terminated. Returns NULL when
+ * it is valid, else why not (static text). Thread: any. */
+const char *sl_kafka_topic_invalid(const char *name, size_t len);
+
+/* Checks a `brokers` value: a comma-separated list of host[:port] (IPv6 in
+ * brackets, optionally after a protocol such as ssl://), each port 1 to
+ * 65535. Returns NULL when valid, else why not, written into buf.
+ * Thread: any. */
+const char *sl_kafka_brokers_invalid(const char *brokers, char *buf, size_t len);
+
+/* For a Kafka node type's check(): checks the options librdkafka would only
+ * refuse at run, or misread: brokers (sl_kafka_brokers_invalid) and, for
+ * the consumer (topics not NULL), at least one valid topic, each once, and
+ * a non-empty group. Errors are located at the option. Returns 0 or
+ * SL_ECONFIG. Thread: main. */
+int sl_kafka_conf_check_options(const struct sl_conf_node *cn,
+                                const char *brokers,
+                                const struct sluice_list *topics,
+                                const char *group,
+                                struct sl_err *err);
 
 /* Computes the buffer sizes for role from memory_limit (bytes of records in
  * flight, engine.memory_limit): a quarter of it for librdkafka's queue
@@ -60,9 +85,11 @@ void sl_kafka_conf_plan(enum sl_kafka_role role,
 /* Creates a librdkafka conf for role: the user's map applied verbatim
  * (owned keys refused again, for callers without check()),
  * bootstrap.servers = brokers, client.id "sluice" unless given, librdkafka's
- * log lines routed to sluice's log (rate-limited), and the buffers sized by
- * sl_kafka_conf_plan unless user sets them (or an alias). The caller then
- * sets the keys it owns and its callbacks. On success *ret_conf is the
+ * log lines and error events routed to sluice's log (each broker failure
+ * once, at its level, rate-limited; `debug` output as debug lines), and the
+ * buffers sized by sl_kafka_conf_plan unless user sets them (or an alias).
+ * The caller then sets the keys it owns and its callbacks (not the log and
+ * error callbacks). On success *ret_conf is the
  * caller's (rd_kafka_new takes it; otherwise rd_kafka_conf_destroy) and
  * *ret_sizes (may be NULL) what was sized. Returns 0, or SL_ECONFIG with a
  * message in errbuf naming the key, or SL_ENOMEM. Thread: any. */

@@ -138,6 +138,9 @@ static int kafka_sink_check(const struct sl_conf_node *cn, struct sl_err *err)
     char msg[SL_ERR_MSG_MAX];
     const char *why;
 
+    if (sl_kafka_conf_check_options(cn, conf->brokers, NULL, NULL, err) != 0) {
+        return SL_ECONFIG;
+    }
     if (conf->topic == NULL && conf->topic_expr == NULL) {
         return option_error(cn, "", "missing required key 'topic' (or 'topic_expr')", err);
     }

@@ -947,7 +947,11 @@ static int kafka_open(struct sl_node *node, struct sl_err *err)
 static int kafka_check(const struct sl_conf_node *cn, struct sl_err *err)
 {
     const struct sl_kafka_source_conf *conf = cn->conf;
+    int rc = sl_kafka_conf_check_options(cn, conf->brokers, &conf->topics, conf->group, err);
 
+    if (rc != 0) {
+        return rc;
+    }
     if (sl_format_of(conf->format) == SL_FORMAT_CSV && conf->columns.n == 0) {
         return sl_err_set_at(err, cn->file, cn->line, cn->col, cn->name,
                              "format csv needs columns: the field names of a message's values");

@@ -8,6 +8,9 @@
 #include "mem.h"
 #include "sink.h"
 
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 struct sqlite_conf {
@@ -57,19 +60,190 @@ struct sqlite_sink {
     const char **source_names;
 };
 
+/* ==== Config check: everything the writer would refuse at open ==== */
+
+/* Whether two spellings of a path name the same file, lexically (the loader
+ * does no I/O): "out/x.db", "./out/x.db" and "out//x.db" do. */
+static bool same_path(const char *a, const char *b)
+{
+    for (;;) {
+        while (a[0] == '.' && a[1] == '/') {
+            a += 2;
+        }
+        while (b[0] == '.' && b[1] == '/') {
+            b += 2;
+        }
+        if (*a != *b) {
+            return false;
+        }
+        if (*a == '\0') {
+            return true;
+        }
+        if (*a == '/') {
+            a += strspn(a, "/");
+            b += strspn(b, "/");
+            continue;
+        }
+        a++;
+        b++;
+    }
+}
+
+/* Why name cannot be a column (NULL when it can): the writer's rules. */
+static const char *column_name_invalid(const char *name)
+{
+    if (name[0] == '\0') {
+        return "a column name cannot be empty";
+    }
+    if (sqlite3_strnicmp(name, "_sluice_", 8) == 0) {
+        return "column names starting with _sluice_ are reserved";
+    }
+    return NULL;
+}
+
+/* A column type is a SQL type name, "INTEGER", "VARCHAR(20)", "DECIMAL(10,
+ * 2)", "DOUBLE PRECISION": words, then at most one parenthesised list of
+ * one or two numbers. Constraints ("PRIMARY KEY", "NOT NULL") are refused:
+ * SQLite cannot add such a column to an existing table, so a pipeline would
+ * work on a new table and fail on the next run. "" and "ANY" declare none. */
+static bool column_type_valid(const char *type)
+{
+    static const char *const constraints[] = {
+        "PRIMARY",       "KEY",     "NOT",        "NULL",      "UNIQUE",  "CHECK",
+        "DEFAULT",       "COLLATE", "REFERENCES", "GENERATED", "AS",      "CONSTRAINT",
+        "AUTOINCREMENT", "ON",      "CONFLICT",   "STORED",    "VIRTUAL", NULL,
+    };
+    const char *p = type + strspn(type, " ");
+    size_t nums = 0;
+
+    while (*p != '\0' && *p != '(') {
+        size_t n = strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_0123456789");
+        if (n == 0 || (p[0] >= '0' && p[0] <= '9')) {
+            return false;
+        }
+        for (size_t i = 0; constraints[i] != NULL; i++) {
+            if (strlen(constraints[i]) == n && sqlite3_strnicmp(p, constraints[i], (int)n) == 0) {
+                return false;
+            }
+        }
+        p += n;
+        p += strspn(p, " ");
+    }
+    if (*p == '\0') {
+        return true;
+    }
+    do {
+        p++;
+        p += strspn(p, " ");
+        p += *p == '+' || *p == '-';
+        if (strspn(p, "0123456789") == 0) {
+            return false;
+        }
+        p += strspn(p, "0123456789");
+        p += strspn(p, " ");
+        nums++;
+    } while (*p == ',' && nums < 2);
+    return *p == ')' && p[1 + strspn(p + 1, " ")] == '\0';
+}
+
+static int check_columns(const struct sl_conf_node *cn, struct sl_err *err)
+{
+    const struct sqlite_conf *conf = cn->conf;
+    const struct sluice_map *cols = &conf->columns;
+    const struct sluice_list *keys = &conf->key_columns;
+    char at[SL_ERR_PATH_MAX];
+    const char *why;
+
+    for (size_t i = 0; i < cols->n; i++) {
+        snprintf(at, sizeof(at), "columns.%s", cols->keys[i]);
+        if ((why = column_name_invalid(cols->keys[i])) != NULL) {
+            return sl_conf_node_err(cn, at, err, "%s", why);
+        }
+        if (!column_type_valid(cols->values[i])) {
+            return sl_conf_node_err(cn, at, err,
+                                    "expected a SQL column type such as INTEGER, REAL, TEXT, BLOB "
+                                    "or VARCHAR(20) (no constraints), got '%.60s'",
+                                    cols->values[i]);
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (sqlite3_stricmp(cols->keys[j], cols->keys[i]) == 0) {
+                return sl_conf_node_err(cn, at, err,
+                                        "columns '%s' and '%s' are the same column in SQLite "
+                                        "(names ignore case)",
+                                        cols->keys[j], cols->keys[i]);
+            }
+        }
+    }
+    for (size_t i = 0; i < keys->n; i++) {
+        snprintf(at, sizeof(at), "key_columns[%zu]", i);
+        if ((why = column_name_invalid(keys->items[i])) != NULL) {
+            return sl_conf_node_err(cn, at, err, "%s", why);
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (sqlite3_stricmp(keys->items[j], keys->items[i]) == 0) {
+                return sl_conf_node_err(cn, at, err,
+                                        "key column '%s' is listed twice (names ignore case)",
+                                        keys->items[i]);
+            }
+        }
+    }
+    return 0;
+}
+
+/* The dead-letter sink is loaded last: it sees every sink. Dead letters in
+ * a sink's own table would be read back as records of that table. */
+static int check_dead_table(const struct sl_conf_node *cn, struct sl_err *err)
+{
+    const struct sqlite_conf *conf = cn->conf;
+    const struct sl_conf *pipeline = cn->pipeline;
+
+    if (pipeline == NULL || pipeline->dead_letter != cn) {
+        return 0;
+    }
+    for (size_t i = 0; i < pipeline->nnodes; i++) {
+        const struct sl_conf_node *sink = &pipeline->nodes[i];
+        const struct sqlite_conf *sc = sink->conf;
+
+        if (sink->type == cn->type && same_path(sc->path, conf->path) &&
+            sqlite3_stricmp(sc->table, conf->table) == 0) {
+            return sl_conf_node_err(cn, "table", err,
+                                    "table '%s' in '%s' is the table of sink '%s': dead letters "
+                                    "need a table of their own",
+                                    conf->table, conf->path, sink->name);
+        }
+    }
+    return 0;
+}
+
 static int sqlite_check(const struct sl_conf_node *cn, struct sl_err *err)
 {
     const struct sqlite_conf *conf = cn->conf;
 
+    if (conf->path[0] == '\0') {
+        return sl_conf_node_err(cn, "path", err, "expected a database file, got an empty value");
+    }
+    if (conf->table[0] == '\0') {
+        return sl_conf_node_err(cn, "table", err, "expected a table name, got an empty value");
+    }
+    if (sqlite3_strnicmp(conf->table, "_sluice_", 8) == 0) {
+        return sl_conf_node_err(cn, "table", err,
+                                "table names starting with _sluice_ are reserved");
+    }
+    if (sqlite3_strnicmp(conf->table, "sqlite_", 7) == 0) {
+        return sl_conf_node_err(cn, "table", err,
+                                "table names starting with sqlite_ are SQLite's own "
+                                "(sqlite_master, sqlite_sequence...): choose another name");
+    }
     if (conf->mode == 1 && conf->key_columns.n == 0) {
-        return sl_err_set_at(err, cn->file, cn->line, cn->col, cn->name,
-                             "mode upsert needs key_columns");
+        return sl_conf_node_err(cn, "mode", err, "mode upsert needs key_columns");
     }
-    if (strncmp(conf->table, "_sluice_", 8) == 0) {
-        return sl_err_set_at(err, cn->file, cn->line, cn->col, cn->name,
-                             "table names starting with _sluice_ are reserved");
+    if (conf->mode == 0 && conf->key_columns.n != 0) {
+        return sl_conf_node_err(cn, "key_columns", err,
+                                "key_columns is used by mode: upsert only (mode is insert)");
     }
-    return 0;
+    int rc = check_columns(cn, err);
+
+    return rc != 0 ? rc : check_dead_table(cn, err);
 }
 
 static void

@@ -24,6 +24,18 @@ expect 0 "" "$SLUICE" --version
 expect 0 "" "$SLUICE" --help
 expect 2 "usage" "$SLUICE"
 expect 2 "unknown command" "$SLUICE" frobnicate ok.yaml
+# Issue 6, finding 14: the command line's own mistakes.
+expect 2 "sluice: unknown command 'frobnicate'" "$SLUICE" frobnicate
+grep -q "^usage: sluice run" err.txt || fail "unknown command: no usage: $(cat err.txt)"
+expect 0 "" "$SLUICE" run --help
+grep -q "^usage: sluice run FILE" out.txt || fail "run --help: $(cat out.txt)"
+grep -q -- "--quiet" out.txt || fail "run --help lacks --quiet: $(cat out.txt)"
+expect 0 "" "$SLUICE" validate --help
+grep -q "^usage: sluice validate FILE" out.txt || fail "validate --help: $(cat out.txt)"
+expect 2 "sluice: --set needs a value: --set key.path=value" "$SLUICE" validate ok.yaml --set
+expect 2 "sluice: unknown option '--sett'" "$SLUICE" run ok.yaml --sett
+expect 2 "--set: sinks.nosuch: no node 'nosuch' under sinks" "$SLUICE" validate ok.yaml --set sinks.nosuch.table=x
+expect 2 "--set: sinks.ss: no node 'ss' under sinks (did you mean 's'?)" "$SLUICE" validate ok.yaml --set sinks.ss.table=x
 expect 0 "" "$SLUICE" validate ok.yaml
 [ ! -e out ] || fail "validate did I/O"
 expect 2 "--set: stages.f.where" "$SLUICE" validate ok.yaml --set 'stages.f.where=amount >'
@@ -42,4 +54,79 @@ expect 2 "cycle" "$SLUICE" validate cycle.yaml
 printf 'sources:\n  a: {type: file, path: nothing-here/*.jsonl}\nsinks:\n  s: {type: null, inputs: [a]}\n' > glob.yaml
 expect 0 "" "$SLUICE" validate glob.yaml
 expect 1 "nothing-here/*.jsonl" "$SLUICE" run glob.yaml
+
+# Issue 6, finding 14: --quiet still says when records were dead-lettered.
+cat > dead.yaml <<'YAML'
+sources:
+  gen: { type: generator, count: 31 }
+stages:
+  f: { type: filter, inputs: [gen], where: 'id == 1 || id * "x" > 0' }
+sinks:
+  s: { type: null, inputs: [f] }
+YAML
+expect 0 "sluice: 30 of 31 records were dead-lettered" "$SLUICE" run dead.yaml --quiet
+[ "$(wc -l < err.txt)" = 1 ] || fail "--quiet printed more than the dead-letter line: $(cat err.txt)"
+expect 0 "sluice: 30 of 31 records were dead-lettered" "$SLUICE" run dead.yaml
+expect 0 "" "$SLUICE" run ok.yaml --quiet --set sources.gen.count=5
+[ ! -s err.txt ] || fail "--quiet run without dead letters printed: $(cat err.txt)"
+
+# Issue 6, finding 24: with --progress on a terminal, a log line first ends
+# the progress line instead of being glued to it.
+if command -v script > /dev/null; then
+    cat > progress.yaml <<'YAML'
+sources:
+  gen: { type: generator, count: 25, rate: 10 }
+stages:
+  f: { type: filter, inputs: [gen], where: 'id < 12 || id * "x" > 0' }
+sinks:
+  s: { type: null, inputs: [f] }
+YAML
+    script -qec "'$SLUICE' run progress.yaml --progress" /dev/null > progress.out
+    grep -q "records written" progress.out || fail "no progress line: $(cat -v progress.out)"
+    grep -q "warning: dead letter" progress.out || fail "no log line: $(cat -v progress.out)"
+    ! grep -q "in flightsluice:" progress.out || fail "log line glued to the progress line: $(cat -v progress.out)"
+fi
+
+# Issue 6, finding 24: librdkafka's broker failures are logged once each (not
+# as a FAIL line and again as an ERROR line), and its debug output as debug.
+cat > kafka-down.yaml <<'YAML'
+sources:
+  gen: { type: generator, count: 2 }
+sinks:
+  k:
+    type: kafka
+    inputs: [gen]
+    brokers: 127.0.0.1:1
+    topic: t
+    librdkafka: { debug: broker, message.timeout.ms: 1500 }
+YAML
+expect 0 "2 of 2 records were dead-lettered" "$SLUICE" run kafka-down.yaml
+grep -q "Connect to ipv4#127.0.0.1:1 failed" err.txt || fail "no broker failure logged: $(cat err.txt)"
+dups=$(grep -v "debug:" err.txt | grep "Connect to" | sed 's/.*: Connect to/Connect to/' | sort | uniq -d)
+[ -z "$dups" ] || fail "a broker failure was logged twice: $dups"
+grep -q "^sluice: debug: kafka .*Broker changed state" err.txt || fail "debug lines not labelled debug: $(cat err.txt)"
+! grep -q "^sluice: warning: kafka .*Broker changed state" err.txt || fail "debug lines labelled warning"
+
+# Issue 6, findings 12, 16, 24: configs that run would refuse (or misread),
+# with the built-in types: validate refuses each first, located.
+n=0
+for f in "$SLUICE_ROOT"/tests/data/conf/builtin/bad_*.yaml; do
+    want=$(head -1 "$f")
+    want=${want#\# expect: }
+    want=${want/#FILE/$f}
+    sets=()
+    while IFS= read -r line; do
+        sets+=(--set "${line#\# set: }")
+    done < <(grep '^# set: ' "$f" || true)
+    set +e
+    "$SLUICE" validate "$f" "${sets[@]}" > /dev/null 2> err.txt
+    got=$?
+    set -e
+    [ "$got" = 2 ] || fail "$f: exit $got, expected 2: $(cat err.txt)"
+    [ "$(cat err.txt)" = "$want" ] || fail "$f:
+    want $want
+    got  $(cat err.txt)"
+    n=$((n + 1))
+done
+[ "$n" -ge 15 ] || fail "only $n files in the built-in corpus"
 echo "ok"

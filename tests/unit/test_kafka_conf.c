@@ -11,6 +11,7 @@
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -263,6 +264,152 @@ static void test_kafka_sink_topic_rules(void **state)
                  NULL, 9, "sinks.out.topic_expr", "either 'topic' or 'topic_expr'");
 }
 
+/* ==== Options librdkafka would refuse or misread at run (issue 6, 24) ==== */
+
+static void test_kafka_conf_brokers_rules(void **state)
+{
+    static const struct {
+        const char *brokers;
+        const char *why; /* NULL: valid */
+    } cases[] = {
+        {"localhost:9092", NULL},
+        {"a:1, b:2,c", NULL},
+        {"[::1]:9092,SSL://h:9093,sasl_plaintext://h", NULL},
+        {"localhost:notaport", "invalid port 'notaport' in 'localhost:notaport'"},
+        {"h:0", "invalid port '0'"},
+        {"h:65536", "invalid port '65536'"},
+        {"h:", "invalid port ''"},
+        {"h:12x", "invalid port '12x'"},
+        {":9092", "(no host)"},
+        {"::1", "an IPv6 address goes in brackets"},
+        {"[::1", "expected [IPv6]:port"},
+        {"tcp://h:1", "unknown protocol 'tcp'"},
+        {" , ", "got an empty list"},
+    };
+    char buf[256];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *why = sl_kafka_brokers_invalid(cases[i].brokers, buf, sizeof(buf));
+
+        if (cases[i].why == NULL ? why != NULL
+                                 : (why == NULL || strstr(why, cases[i].why) == NULL)) {
+            fail_msg("'%s': want %s, got %s", cases[i].brokers,
+                     cases[i].why != NULL ? cases[i].why : "valid", why != NULL ? why : "valid");
+        }
+    }
+}
+
+static void test_kafka_conf_source_options_located(void **state)
+{
+    (void)state;
+    expect_error("sources:\n"
+                 "  in:\n"
+                 "    type: kafka\n"
+                 "    brokers: 'h:1'\n"
+                 "    topics: []\n"
+                 "    group: g\n"
+                 "sinks:\n  out: { type: null, inputs: [in] }\n",
+                 NULL, 5, "sources.in.topics", "expected at least one topic");
+    expect_error("sources:\n"
+                 "  in:\n"
+                 "    type: kafka\n"
+                 "    brokers: 'h:1'\n"
+                 "    topics: [a, a]\n"
+                 "    group: g\n"
+                 "sinks:\n  out: { type: null, inputs: [in] }\n",
+                 NULL, 5, "sources.in.topics[1]", "topic 'a' is listed twice");
+    expect_error("sources:\n"
+                 "  in:\n"
+                 "    type: kafka\n"
+                 "    brokers: 'h:1'\n"
+                 "    topics:\n"
+                 "      - ok\n"
+                 "      - 'caf\xc3\xa9'\n"
+                 "    group: g\n"
+                 "sinks:\n  out: { type: null, inputs: [in] }\n",
+                 NULL, 7, "sources.in.topics[1]", "invalid topic name");
+    expect_error("sources:\n"
+                 "  in:\n"
+                 "    type: kafka\n"
+                 "    brokers: 'h:1'\n"
+                 "    topics: [t]\n"
+                 "    group: ''\n"
+                 "sinks:\n  out: { type: null, inputs: [in] }\n",
+                 NULL, 6, "sources.in.group", "expected a consumer group name");
+    expect_error("sources:\n"
+                 "  in:\n"
+                 "    type: kafka\n"
+                 "    brokers: 'localhost:notaport'\n"
+                 "    topics: [t]\n"
+                 "    group: g\n"
+                 "sinks:\n  out: { type: null, inputs: [in] }\n",
+                 NULL, 4, "sources.in.brokers", "invalid port 'notaport'");
+    expect_error(SOURCE "sinks:\n"
+                        "  out: { type: kafka, inputs: [in], brokers: 'h:x', topic: t }\n",
+                 NULL, 4, "sinks.out.brokers", "invalid port 'x'");
+}
+
+/* Whether librdkafka itself creates an idempotent producer with key=value
+ * (no broker is contacted: no bootstrap.servers). */
+static bool idempotent_producer_accepts(const char *key, const char *value)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char errstr[512];
+    rd_kafka_t *rk;
+
+    assert_int_equal(rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, sizeof(errstr)),
+                     RD_KAFKA_CONF_OK);
+    assert_int_equal(rd_kafka_conf_set(conf, "log_level", "0", errstr, sizeof(errstr)),
+                     RD_KAFKA_CONF_OK);
+    assert_int_equal(rd_kafka_conf_set(conf, key, value, errstr, sizeof(errstr)), RD_KAFKA_CONF_OK);
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (rk == NULL) {
+        rd_kafka_conf_destroy(conf);
+        return false;
+    }
+    rd_kafka_destroy(rk);
+    return true;
+}
+
+static void test_kafka_conf_idempotence_conflicts(void **state)
+{
+    static const struct {
+        const char *key, *value, *why; /* why NULL: accepted */
+    } cases[] = {
+        {"max.in.flight.requests.per.connection", "6", "must be at most 5"},
+        {"max.in.flight", "1000", "must be at most 5"},
+        {"retries", "0", "must be at least 1"},
+        {"message.send.max.retries", "0", "must be at least 1"},
+        {"queuing.strategy", "lifo", "must be fifo"},
+        {"max.in.flight.requests.per.connection", "5", NULL},
+        {"retries", "1", NULL},
+        {"queuing.strategy", "fifo", NULL},
+    };
+    char text[512], key[128];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct sl_conf *conf = NULL;
+        struct sl_err err;
+
+        /* The rule is librdkafka's: check it holds for the installed one. */
+        assert_int_equal(idempotent_producer_accepts(cases[i].key, cases[i].value),
+                         cases[i].why == NULL);
+        snprintf(text, sizeof(text), SOURCE SINK_HEAD "      %s: '%s'\n", cases[i].key,
+                 cases[i].value);
+        if (cases[i].why == NULL) {
+            assert_int_equal(load(text, NULL, &conf, &err), 0);
+            sl_conf_free(conf);
+            continue;
+        }
+        snprintf(key, sizeof(key), "sinks.out.librdkafka.%s%s%s",
+                 strchr(cases[i].key, '.') ? "\"" : "", cases[i].key,
+                 strchr(cases[i].key, '.') ? "\"" : "");
+        expect_error(text, NULL, 10, key, cases[i].why);
+    }
+}
+
 /* ==== Memory sizing ==== */
 
 static uint64_t get_uint(rd_kafka_conf_t *conf, const char *key)
@@ -415,6 +562,9 @@ int main(void)
         cmocka_unit_test(test_kafka_conf_dead_letter_path),
         cmocka_unit_test(test_kafka_conf_valid_loads),
         cmocka_unit_test(test_kafka_sink_topic_rules),
+        cmocka_unit_test(test_kafka_conf_brokers_rules),
+        cmocka_unit_test(test_kafka_conf_source_options_located),
+        cmocka_unit_test(test_kafka_conf_idempotence_conflicts),
         cmocka_unit_test(test_kafka_conf_plan_follows_memory_limit),
         cmocka_unit_test(test_kafka_conf_build_sizes_unless_user_set),
         cmocka_unit_test(test_kafka_conf_build_refuses_owned_and_bad),
