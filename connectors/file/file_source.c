@@ -218,7 +218,7 @@ static int64_t count_lines(const char *p, size_t n)
 
 static struct sl_batch *new_block_batch(struct reading *rd)
 {
-    struct sl_batch *batch = sl_batch_new(&rd->node->pl->flow);
+    struct sl_batch *batch = sl_batch_new();
     struct file_stream *st = &rd->fs->streams[rd->stream];
 
     if (batch == NULL) {
