@@ -428,8 +428,12 @@ static int exec_sql(sqlite3 *db, struct sl_buf *sql, struct sl_err *err, const c
         return 0;
     }
     if (strncmp(sqlite3_errmsg(db), "too many columns", 16) == 0) {
-        /* A data reason: the record that needs the column is rejected. */
-        return sl_err_set(err, SL_EDATA, "%s: %s", what, sqlite3_errmsg(db));
+        /* A data reason: the record that needs the column is rejected.
+         * SQLite's own text names its scratch copy of the table in an
+         * ALTER TABLE ("too many columns on sqlite_altertab_t"). */
+        return sl_err_set(err, SL_EDATA,
+                          "%s: the table would have more than %d columns, SQLite's limit", what,
+                          sqlite3_limit(db, SQLITE_LIMIT_COLUMN, -1));
     }
     return sl__sqlite_fail(db, rc, err, what);
 }

@@ -107,6 +107,20 @@ dups=$(grep -v "debug:" err.txt | grep "Connect to" | sed 's/.*: Connect to/Conn
 grep -q "^sluice: debug: kafka .*Broker changed state" err.txt || fail "debug lines not labelled debug: $(cat err.txt)"
 ! grep -q "^sluice: warning: kafka .*Broker changed state" err.txt || fail "debug lines labelled warning"
 
+# Issue 6, finding 16: a record needing more columns than SQLite allows is
+# a dead letter whose reason names no SQLite internals (sqlite_altertab_t).
+{
+    echo '{"a": 1}'
+    printf '{"a": 2'
+    for i in $(seq 2000); do printf ', "f%d": %d' "$i" "$i"; done
+    echo '}'
+} > wide.jsonl
+printf 'sources:\n  f: {type: file, path: wide.jsonl}\nsinks:\n  db: {type: sqlite, inputs: [f], path: out/wide.db, table: t}\n' > wide.yaml
+expect 0 "1 of 2 records were dead-lettered" "$SLUICE" run wide.yaml
+grep -q "dead letter from db (wide.jsonl:2): adding a column: the table would have more than 2000 columns, SQLite's limit" err.txt ||
+    fail "too many columns: $(cut -c1-300 err.txt)"
+! grep -q "sqlite_" err.txt || fail "SQLite internals in a message: $(cut -c1-300 err.txt)"
+
 # Issue 6, findings 12, 16, 24: configs that run would refuse (or misread),
 # with the built-in types: validate refuses each first, located.
 n=0
