@@ -114,7 +114,7 @@ static bool column_type_valid(const char *type)
         "AUTOINCREMENT", "ON",      "CONFLICT",   "STORED",    "VIRTUAL", NULL,
     };
     const char *p = type + strspn(type, " ");
-    size_t nums = 0;
+    size_t words = 0, nums = 0;
 
     while (*p != '\0' && *p != '(') {
         size_t n = strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_0123456789");
@@ -128,9 +128,13 @@ static bool column_type_valid(const char *type)
         }
         p += n;
         p += strspn(p, " ");
+        words++;
     }
     if (*p == '\0') {
         return true;
+    }
+    if (words == 0) {
+        return false; /* "(20)": a size without a type name */
     }
     do {
         p++;
