@@ -111,7 +111,7 @@ due_ns(const struct generator_conf *conf, uint64_t start_ns, int64_t first, int6
 static int emit_range(
     struct sl_node *node, const struct generator_conf *conf, uint64_t seq, int64_t from, int64_t to)
 {
-    struct sl_batch *batch = sl_batch_new();
+    struct sl_batch *batch = sl_batch_new(NULL); /* admitted at push */
     int rc = 0;
 
     if (batch == NULL) {

@@ -2,12 +2,13 @@
 /* Chunked bump allocator for batches (see arena.h). */
 #include "arena.h"
 
+#include "flow.h"
 #include "mem.h"
 
 #include <stdint.h>
 #include <string.h>
 
-#define ARENA_CHUNK_MIN (64 * 1024)
+#define ARENA_CHUNK_MIN (8 * 1024) /* small first: route outputs and copies hold few records */
 
 struct sl_arena_chunk {
     struct sl_arena_chunk *next;
@@ -23,13 +24,18 @@ void sl_arena_init(struct sl_arena *arena)
 void sl_arena_release(struct sl_arena *arena)
 {
     struct sl_arena_chunk *c = arena->head;
+    struct sl_flow *flow = arena->flow;
 
     while (c != NULL) {
         struct sl_arena_chunk *next = c->next;
         sl_free(c);
         c = next;
     }
+    if (flow != NULL && arena->bytes > 0) {
+        sl_flow_release(flow, arena->bytes);
+    }
     memset(arena, 0, sizeof(*arena));
+    arena->flow = flow;
 }
 
 void *sl_arena_alloc(struct sl_arena *arena, size_t size)
@@ -45,6 +51,10 @@ void *sl_arena_alloc(struct sl_arena *arena, size_t size)
         struct sl_arena_chunk *c = sl_malloc(sizeof(*c) + want);
         if (c == NULL) {
             return NULL;
+        }
+        if (arena->flow != NULL) {
+            /* Workers never wait: the sources wait for the budget instead. */
+            sl_flow_force(arena->flow, want);
         }
         c->size = want;
         c->next = arena->head;

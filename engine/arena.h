@@ -8,17 +8,21 @@
 #include <stddef.h>
 
 struct sl_arena_chunk;
+struct sl_flow;
 
 struct sl_arena {
     struct sl_arena_chunk *head; /* newest chunk first */
     char *cur;                   /* next free byte in head */
     char *end;                   /* end of head's space */
     size_t bytes;                /* total bytes of all chunks (for accounting) */
+    struct sl_flow *flow;        /* chunks are charged to this memory budget (a batch's);
+                                    NULL: not counted */
 };
 
 /* Initialises an empty arena; allocates nothing yet. */
 void sl_arena_init(struct sl_arena *arena);
-/* Frees every chunk; the arena may be reused after. Accepts a zeroed arena. */
+/* Frees every chunk (giving their bytes back to flow); the arena may be
+ * reused after, still charged to the same flow. Accepts a zeroed arena. */
 void sl_arena_release(struct sl_arena *arena);
 /* Returns size bytes aligned to 8, or NULL on OOM. */
 void *sl_arena_alloc(struct sl_arena *arena, size_t size);

@@ -9,7 +9,22 @@
 #include <stdio.h>
 #include <string.h>
 
-struct sl_batch *sl_batch_new(void)
+/* The batch struct itself and its arrays: what sl_batch_bytes counts
+ * besides the arena and the block. */
+static size_t arrays_bytes(const struct sl_batch *batch)
+{
+    return sizeof(*batch) + batch->cap * sizeof(struct sl_record) +
+           batch->dead_cap * sizeof(struct sl_dead);
+}
+
+static void charge(struct sl_batch *batch, size_t bytes)
+{
+    if (batch->flow != NULL) {
+        sl_flow_force(batch->flow, bytes);
+    }
+}
+
+struct sl_batch *sl_batch_new(struct sl_flow *flow)
 {
     struct sl_batch *batch = sl_calloc(1, sizeof(*batch));
 
@@ -18,7 +33,25 @@ struct sl_batch *sl_batch_new(void)
     }
     atomic_init(&batch->refs, 1);
     sl_arena_init(&batch->arena);
+    batch->flow = flow;
+    batch->arena.flow = flow;
+    charge(batch, sizeof(*batch));
     return batch;
+}
+
+uint64_t sl_batch_adopt_bytes(const struct sl_batch *batch)
+{
+    return sl_batch_bytes(batch) + SL_BATCH_BLOCK_SLACK;
+}
+
+void sl_batch_adopt(struct sl_batch *batch, struct sl_flow *flow)
+{
+    SL_ASSERT(batch->flow == NULL && flow != NULL);
+    batch->flow = flow;
+    batch->arena.flow = flow;
+    /* What sl_batch_adopt_bytes counted beyond the arena and the arrays,
+     * which unref gives back on their own. */
+    batch->block_charged = batch->block_len + SL_BATCH_BLOCK_SLACK;
 }
 
 struct sl_batch *sl_batch_ref(struct sl_batch *batch)
@@ -37,8 +70,8 @@ struct sl_batch *sl_batch_unref(struct sl_batch *batch)
     if (atomic_fetch_sub_explicit(&batch->refs, 1, memory_order_acq_rel) != 1) {
         return NULL;
     }
-    if (batch->on_free != NULL) {
-        batch->on_free(batch, batch->on_free_arg);
+    if (batch->flow != NULL) {
+        sl_flow_release(batch->flow, arrays_bytes(batch) + batch->block_charged);
     }
     sl_arena_release(&batch->arena);
     sl_free(batch->recs);
@@ -52,11 +85,12 @@ struct sl_batch *sl_batch_unref(struct sl_batch *batch)
 struct sl_record *sl_batch_add(struct sl_batch *batch)
 {
     if (batch->n == batch->cap) {
-        uint32_t cap = batch->cap ? batch->cap * 2 : 256;
+        uint32_t cap = batch->cap ? batch->cap * 2 : 32;
         struct sl_record *r = sl_realloc(batch->recs, cap * sizeof(*r));
         if (r == NULL) {
             return NULL;
         }
+        charge(batch, (cap - batch->cap) * sizeof(*r));
         batch->recs = r;
         batch->cap = cap;
     }
@@ -81,6 +115,7 @@ int sl_batch_add_dead(struct sl_batch *batch,
         if (d == NULL) {
             return SL_ENOMEM;
         }
+        charge(batch, (cap - batch->dead_cap) * sizeof(*d));
         batch->dead = d;
         batch->dead_cap = cap;
     }
@@ -119,8 +154,27 @@ void sl_batch_copy_position(struct sl_batch *dst, const struct sl_batch *src)
 
 size_t sl_batch_bytes(const struct sl_batch *batch)
 {
-    return batch->arena.bytes + batch->block_len + batch->cap * sizeof(struct sl_record) +
-           batch->dead_cap * sizeof(struct sl_dead);
+    return batch->arena.bytes + batch->block_len + arrays_bytes(batch);
+}
+
+/* A copy of src the caller may edit: its own record struct and field array,
+ * with names and values still pointing into the batch being copied, which
+ * the copy keeps alive (parent). A fan-out of 20 editing stages then costs
+ * 20 field arrays, not 20 copies of every string. */
+static int clone_shallow(struct sl_record *dst, const struct sl_record *src, struct sl_arena *arena)
+{
+    *dst = *src;
+    dst->fields = NULL;
+    dst->cap = src->nfields;
+    if (src->nfields == 0) {
+        return 0;
+    }
+    dst->fields = sl_arena_alloc(arena, src->nfields * sizeof(*dst->fields));
+    if (dst->fields == NULL) {
+        return SL_ENOMEM;
+    }
+    memcpy(dst->fields, src->fields, src->nfields * sizeof(*dst->fields));
+    return 0;
 }
 
 struct sl_batch *sl_batch_make_writable(struct sl_batch *batch)
@@ -129,32 +183,30 @@ struct sl_batch *sl_batch_make_writable(struct sl_batch *batch)
     if (atomic_load_explicit(&batch->refs, memory_order_acquire) == 1) {
         return batch;
     }
-    struct sl_batch *copy = sl_batch_new();
+    struct sl_batch *copy = sl_batch_new(batch->flow);
     if (copy == NULL) {
         return NULL;
     }
     sl_batch_copy_position(copy, batch);
-    /* The copy is memory in flight too: it is charged by the next
-     * sl_node_account and gives its bytes back the same way. */
-    copy->on_free = batch->on_free;
-    copy->on_free_arg = batch->on_free_arg;
+    copy->aux = batch->aux;
+    copy->line = batch->line;
     for (uint32_t i = 0; i < batch->n; i++) {
         struct sl_record *rec = sl_batch_add(copy);
-        if (rec == NULL || sl_record_clone(rec, &batch->recs[i], &copy->arena) != 0) {
+        if (rec == NULL || clone_shallow(rec, &batch->recs[i], &copy->arena) != 0) {
             sl_batch_unref(copy);
             return NULL;
         }
     }
     for (uint32_t i = 0; i < batch->ndead; i++) {
         const struct sl_dead *d = &batch->dead[i];
-        struct sl_record rec;
-        if (sl_record_clone(&rec, &d->rec, &copy->arena) != 0 ||
-            sl_batch_add_dead(copy, &rec, d->node, d->source, "%s", d->error) != 0) {
+        if (sl_batch_add_dead(copy, &d->rec, d->node, d->source, "%s", d->error) != 0) {
             sl_batch_unref(copy);
             return NULL;
         }
         copy->dead[copy->ndead - 1].owner = d->owner;
     }
-    sl_batch_unref(batch);
+    /* The copy's names and values point into batch: our reference moves to
+     * the copy, and batch lives as long as it does. */
+    copy->parent = batch;
     return copy;
 }

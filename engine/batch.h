@@ -9,6 +9,7 @@
 #define SL_BATCH_H
 
 #include "arena.h"
+#include "flow.h"
 #include "record.h"
 
 #include <stdatomic.h>
@@ -50,21 +51,37 @@ struct sl_batch {
     const void *aux;         /* raw blocks: source data for decoding (CSV header) */
     uint8_t last;            /* last batch of its stream */
 
-    size_t charged_bytes; /* bytes counted against memory_limit (released at free) */
-    void (*on_free)(struct sl_batch *batch, void *arg); /* e.g. release memory budget */
-    void *on_free_arg;
+    /* Memory: every allocation of the batch (arena chunks, record and dead
+     * arrays, the input block) is charged to flow when it is made and given
+     * back when the batch is freed, so no node can forget to count. */
+    struct sl_flow *flow; /* memory_limit budget, NULL: not counted */
+    size_t block_charged; /* bytes charged for block (sl_batch_adopt; given back at free) */
 };
 
-/* Returns a new empty batch with refs = 1, or NULL on OOM. Thread: any. */
-struct sl_batch *sl_batch_new(void);
+/* Returns a new empty batch with refs = 1 whose memory is charged to flow
+ * (the pipeline's memory_limit budget; NULL for batches that are not in
+ * flight, e.g. in tests), or NULL on OOM. A batch made from another one
+ * passes the other's flow. Thread: any. */
+struct sl_batch *sl_batch_new(struct sl_flow *flow);
+/* A source builds its batch outside the budget (flow NULL), then has it
+ * admitted: sl_batch_adopt_bytes is what to acquire for it (everything it
+ * holds, the block with its buffer slack), and sl_batch_adopt, once
+ * acquired, puts the batch in flow so that it gives those bytes back when
+ * freed and its later growth is charged. Thread: the batch's owner. */
+#define SL_BATCH_BLOCK_SLACK 4096
+uint64_t sl_batch_adopt_bytes(const struct sl_batch *batch);
+void sl_batch_adopt(struct sl_batch *batch, struct sl_flow *flow);
 /* Adds a reference (fan-out). Returns batch. */
 struct sl_batch *sl_batch_ref(struct sl_batch *batch);
-/* Drops a reference; frees arena, block, arrays at zero and calls on_free.
- * Accepts NULL; returns NULL. */
+/* Drops a reference; at zero frees arena, block and arrays and gives their
+ * bytes back to the budget. Accepts NULL; returns NULL. */
 struct sl_batch *sl_batch_unref(struct sl_batch *batch);
 /* Returns a batch the caller may edit: batch itself if it holds the only
- * reference, else a deep copy (and the caller's reference on the original is
- * dropped). NULL on OOM (the original reference is kept then). */
+ * reference, else a copy with its own record and field arrays whose names
+ * and values still point into the original (the caller's reference on the
+ * original moves to the copy's parent, keeping those bytes alive; never
+ * write through a value's pointer). NULL on OOM (the original reference is
+ * kept then). */
 struct sl_batch *sl_batch_make_writable(struct sl_batch *batch);
 /* Appends an empty record slot and returns it (zeroed), or NULL on OOM. */
 struct sl_record *sl_batch_add(struct sl_batch *batch);

@@ -423,7 +423,7 @@ static int load_common(struct sl__loader *ld, const struct sl__ynode *map, struc
     int rc = 0;
 
     cn->workers = 1;
-    cn->queue = 16;
+    cn->queue = 0; /* auto: sized from memory_limit (pipeline.c) */
     if (workers != NULL && workers->kind == SL__Y_SCALAR && strcmp(workers->text, "auto") == 0) {
         return sl__yerr(ld, workers, "workers: auto is not supported yet");
     }

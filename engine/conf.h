@@ -26,7 +26,7 @@ struct sl_conf_node {
     struct sl_conf_input *inputs; /* fan-in, file order */
     size_t ninputs;
     int64_t workers;                /* default 1 */
-    int64_t queue;                  /* input ring capacity in batches, default 16 */
+    int64_t queue;                  /* input ring capacity in batches; 0 = auto (memory_limit) */
     void *conf;                     /* type's conf struct, filled from its options */
     const char *file;               /* config file name (for errors later) */
     int line, col;                  /* where the node's key is */

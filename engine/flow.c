@@ -15,6 +15,8 @@ void sl_flow_init(struct sl_flow *flow, uint64_t limit)
     pthread_condattr_t attr;
 
     flow->limit = limit;
+    flow->configured = limit;
+    flow->reserve = 0;
     atomic_init(&flow->used, 0);
     atomic_init(&flow->peak, 0);
     atomic_init(&flow->waiters, 0);
@@ -60,7 +62,7 @@ static bool try_charge(struct sl_flow *flow, uint64_t bytes)
      * the latest value anyway. */
     uint_fast64_t used = atomic_load_explicit(&flow->used, memory_order_seq_cst);
     do {
-        if (used > 0 && used + bytes > flow->limit) {
+        if (used > 0 && used + bytes + flow->reserve > flow->limit) {
             return false;
         }
     } while (!atomic_compare_exchange_weak_explicit(&flow->used, &used, used + bytes,
@@ -130,6 +132,13 @@ void sl_flow_release(struct sl_flow *flow, uint64_t bytes)
         pthread_cond_broadcast(&flow->cond);
         pthread_mutex_unlock(&flow->lock);
     }
+}
+
+void sl_flow_set_aside(struct sl_flow *flow, uint64_t bytes)
+{
+    uint64_t floor = flow->configured / 2;
+
+    flow->limit = flow->limit > floor + bytes ? flow->limit - bytes : floor;
 }
 
 void sl_flow_wake_all(struct sl_flow *flow)

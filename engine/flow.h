@@ -13,7 +13,10 @@
 #include <stdint.h>
 
 struct sl_flow {
-    uint64_t limit;            /* bytes; immutable after init */
+    uint64_t limit;            /* bytes for batches; set before sharing (init, set_aside) */
+    uint64_t configured;       /* memory_limit as configured */
+    uint64_t reserve;          /* acquire keeps this much free for what admitted work
+                                  grows into (decoding, copies); set before sharing */
     atomic_uint_fast64_t used; /* bytes charged now */
     atomic_uint_fast64_t peak; /* highest `used` seen (metrics) */
     atomic_int waiters;        /* threads blocked in acquire */
@@ -23,8 +26,9 @@ struct sl_flow {
 
 void sl_flow_init(struct sl_flow *flow, uint64_t limit);
 void sl_flow_release_all(struct sl_flow *flow);
-/* Charges bytes, waiting while used + bytes > limit (a charge larger than the
- * limit is allowed when nothing else is in flight, so a huge line can pass).
+/* Charges bytes, waiting while used + bytes + reserve > limit (a charge
+ * larger than the limit is allowed when nothing else is in flight, so a huge
+ * line can pass).
  * Returns 0, or SL_ECANCELED if *cancel became true while waiting.
  * Thread: source threads (blocks). */
 int sl_flow_acquire(struct sl_flow *flow, uint64_t bytes, const atomic_bool *cancel);
@@ -38,6 +42,10 @@ void sl_flow_force(struct sl_flow *flow, uint64_t bytes);
 void sl_flow_release(struct sl_flow *flow, uint64_t bytes);
 /* Wakes every waiter and sleeper so it re-checks its cancel flag. Set the
  * flag first. Thread: any. */
+/* Takes bytes out of the budget for a library's own buffers (SQLite's page
+ * cache), so that they fit within memory_limit too; the batches keep at
+ * least half of it. Thread: main, before the pipeline starts. */
+void sl_flow_set_aside(struct sl_flow *flow, uint64_t bytes);
 void sl_flow_wake_all(struct sl_flow *flow);
 /* Sleeps until deadline_ns (CLOCK_MONOTONIC, as sl_now_ns) or until *cancel
  * is true, whichever comes first; a cancel set before sl_flow_wake_all is

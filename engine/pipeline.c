@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 /* Raw blocks waiting for decode per source: enough to keep every worker busy. */
-#define SOURCE_RING_MIN 4
+#define SOURCE_RING_MIN 2
 
 static struct sl_node *find_node(struct sl_pipeline *pl, const char *name)
 {
@@ -90,11 +90,11 @@ static int init_node(struct sl_pipeline *pl,
     node->name = cn->name;
     node->index = index;
     node->max_tasks = (uint32_t)cn->workers;
-    uint32_t cap = (uint32_t)cn->queue;
+    uint32_t cap = (uint32_t)cn->queue; /* 0: plan_memory sizes it */
     if (cn->kind == SLUICE_KIND_SOURCE) {
         /* Decoding is stateless: as many decode tasks as threads. */
         node->max_tasks = (uint32_t)threads;
-        cap = cap < SOURCE_RING_MIN ? SOURCE_RING_MIN : cap;
+        cap = cap != 0 && cap < SOURCE_RING_MIN ? SOURCE_RING_MIN : cap;
         atomic_init(&node->ups_open, 1); /* its reading thread */
     } else if (cn->kind == SLUICE_KIND_SINK) {
         node->max_tasks = 1; /* a sink writes in order, one batch at a time */
@@ -116,6 +116,82 @@ static int init_node(struct sl_pipeline *pl,
                                        ? ~(uint_fast64_t)0
                                        : (((uint_fast64_t)1 << node->max_tasks) - 1));
     return init_outputs(node);
+}
+
+/* ==== Memory plan ====
+ *
+ * memory_limit bounds every batch in flight: the sources wait for the budget
+ * (flow.c) and every allocation of a batch is charged as it is made
+ * (batch.c). What a source admits still grows afterwards (decoding, fan-out
+ * copies, route outputs), and that growth is bounded by the rings: each
+ * holds a few batches. So the rings whose `queue` is not set are sized from
+ * the budget and the number of rings, and the sources keep a reserve free
+ * for the decoding in progress. Libraries' buffers (SQLite's page cache) are
+ * set aside from the budget by their nodes at open. */
+
+#define BLOCK_MAX      (256 * 1024)
+#define BLOCK_MIN      (32 * 1024)
+#define DECODED_FACTOR 4 /* a decoded batch is about 4x its block (records, fields) */
+#define QUEUE_MAX_AUTO 16
+
+static uint32_t clamp_u32(uint64_t v, uint32_t lo, uint32_t hi)
+{
+    return v < lo ? lo : v > hi ? hi : (uint32_t)v;
+}
+
+/* The most paths from one source to one sink: a sink waits for every
+ * path's copy of a batch, so that many copies are in flight together. */
+static uint32_t max_paths(const struct sl_pipeline *pl)
+{
+    uint32_t most = 1;
+
+    for (size_t s = 0; s < pl->nnodes; s++) {
+        for (size_t i = 0; pl->nodes[s].paths != NULL && i < pl->nnodes; i++) {
+            most = pl->nodes[s].paths[i] > most ? pl->nodes[s].paths[i] : most;
+        }
+    }
+    return most;
+}
+
+static void plan_memory(struct sl_pipeline *pl, int threads)
+{
+    uint64_t limit = pl->conf->memory_limit;
+    uint64_t rings = 0, source_rings = 0;
+
+    for (size_t i = 0; i < pl->nnodes; i++) {
+        bool source = pl->nodes[i].cn->kind == SLUICE_KIND_SOURCE;
+        source_rings += source;
+        rings += !source && pl->nodes[i].nups > 0;
+    }
+    /* Blocks small enough that a couple of batches' copies on every path
+     * fit in a quarter of the budget. */
+    uint64_t block = limit / (8 * DECODED_FACTOR * (uint64_t)max_paths(pl));
+    pl->block_bytes = block < BLOCK_MIN   ? BLOCK_MIN
+                      : block > BLOCK_MAX ? BLOCK_MAX
+                                          : (uint32_t)block;
+    uint64_t batch_est = (uint64_t)pl->block_bytes * DECODED_FACTOR;
+    uint64_t raw_est = pl->block_bytes + 4096;
+    /* Half the budget for what the rings hold; raw blocks grow about 4x
+     * once decoded, so their rings get a sixteenth; the rest is for the
+     * batches being worked on and the sinks' buffers. */
+    uint32_t cap = clamp_u32(limit / 2 / (rings ? rings : 1) / batch_est, 1, QUEUE_MAX_AUTO);
+    uint32_t raw_cap = clamp_u32(limit / 16 / (source_rings ? source_rings : 1) / raw_est,
+                                 SOURCE_RING_MIN, QUEUE_MAX_AUTO);
+    for (size_t i = 0; i < pl->nnodes; i++) {
+        struct sl_node *node = &pl->nodes[i];
+        if (node->ring_cap == 0) {
+            node->ring_cap = node->cn->kind == SLUICE_KIND_SOURCE ? raw_cap : cap;
+        }
+    }
+    /* Sources keep room free for what admitted blocks grow into: decoding
+     * on every thread, and with several paths into one sink, the copies
+     * that wait there for their siblings (a batch whose decoding was
+     * preempted holds up every later one on the other paths). */
+    uint32_t paths = max_paths(pl);
+    uint64_t reserve = (uint64_t)threads * batch_est;
+    uint64_t copies = limit / 2 * (paths - 1) / paths;
+    reserve = reserve > copies ? reserve : copies;
+    pl->flow.reserve = reserve < limit * 3 / 4 ? reserve : limit * 3 / 4;
 }
 
 /* Creates node's input ring once its producers are known: a producer
@@ -257,14 +333,15 @@ static int build(struct sl_pipeline *pl, struct sl_err *err)
             return rc;
         }
     }
+    if (init_paths(pl) != 0) {
+        return sl_err_set(err, SL_ENOMEM, "out of memory");
+    }
+    plan_memory(pl, threads);
     for (size_t i = 0; i < pl->nnodes; i++) {
         if (create_ring(&pl->nodes[i]) != 0) {
             return sl_err_set(err, SL_ENOMEM, "out of memory");
         }
         pl->nodes[i].dl_owner = dl_owner(&pl->nodes[i]);
-    }
-    if (init_paths(pl) != 0) {
-        return sl_err_set(err, SL_ENOMEM, "out of memory");
     }
     pl->sched = sl_sched_new(threads, err);
     if (pl->sched == NULL) {

@@ -267,40 +267,26 @@ static void node_finish(struct sl_node *node)
 
 /* ==== Sources ==== */
 
-static void source_batch_freed(struct sl_batch *batch, void *arg)
-{
-    sl_flow_release(arg, batch->charged_bytes);
-}
-
-static void source_charged(struct sl_node *node, struct sl_batch *batch, uint64_t bytes)
-{
-    batch->charged_bytes = bytes;
-    batch->on_free = source_batch_freed;
-    batch->on_free_arg = &node->pl->flow;
-    batch->source = node->index;
-}
-
-static void source_uncharge(struct sl_node *node, struct sl_batch *batch)
-{
-    batch->on_free = NULL;
-    sl_flow_release(&node->pl->flow, batch->charged_bytes);
-    batch->charged_bytes = 0;
-}
-
+/* A source's batch is built outside the budget and admitted here as a
+ * whole (block, records); what decoding and stages make of it afterwards is
+ * charged by the batch allocator as it happens (batch.c). */
 int sl_node_source_push(struct sl_node *node, struct sl_batch *batch)
 {
     struct sl_pipeline *pl = node->pl;
-    /* The raw bytes now; sl_node_account adds what decoding makes. */
-    uint64_t bytes = sl_batch_bytes(batch) + 4096;
-    int rc = sl_flow_acquire(&pl->flow, bytes, &pl->stop);
+    int rc;
 
-    if (rc != 0) {
-        return rc;
+    /* Admitted once: a batch whose push failed is still charged (it gives
+     * its bytes back when the caller drops it) and may be pushed again. */
+    if (batch->flow == NULL) {
+        rc = sl_flow_acquire(&pl->flow, sl_batch_adopt_bytes(batch), &pl->stop);
+        if (rc != 0) {
+            return rc;
+        }
+        sl_batch_adopt(batch, &pl->flow);
     }
-    source_charged(node, batch, bytes);
+    batch->source = node->index;
     rc = sl_ring_push_wait(node->in, batch, &pl->stop);
     if (rc != 0) {
-        source_uncharge(node, batch);
         return rc;
     }
     node_kick(node);
@@ -309,28 +295,22 @@ int sl_node_source_push(struct sl_node *node, struct sl_batch *batch)
 
 int sl_node_source_try_push(struct sl_node *node, struct sl_batch *batch)
 {
-    uint64_t bytes = sl_batch_bytes(batch) + 4096;
+    struct sl_pipeline *pl = node->pl;
 
-    if (!sl_flow_try_acquire(&node->pl->flow, bytes)) {
+    if (sl_ring_try_reserve(node->in) != 0) {
         return SL_EAGAIN;
     }
-    source_charged(node, batch, bytes);
-    if (sl_ring_try_push(node->in, batch) != 0) {
-        source_uncharge(node, batch);
-        return SL_EAGAIN;
+    if (batch->flow == NULL) {
+        if (!sl_flow_try_acquire(&pl->flow, sl_batch_adopt_bytes(batch))) {
+            sl_ring_cancel_reserve(node->in);
+            return SL_EAGAIN;
+        }
+        sl_batch_adopt(batch, &pl->flow);
     }
+    batch->source = node->index;
+    sl_ring_push_reserved(node->in, batch);
     node_kick(node);
     return 0;
-}
-
-void sl_node_account(struct sl_node *node, struct sl_batch *batch)
-{
-    size_t bytes = sl_batch_bytes(batch);
-
-    if (batch->on_free == source_batch_freed && bytes > batch->charged_bytes) {
-        sl_flow_force(&node->pl->flow, bytes - batch->charged_bytes);
-        batch->charged_bytes = bytes;
-    }
 }
 
 static void *source_thread(void *arg)

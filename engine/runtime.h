@@ -75,6 +75,7 @@ struct sl_pipeline {
     struct sl_conf *conf;
     struct sl_sched *sched;
     struct sl_flow flow;
+    uint32_t block_bytes; /* what sources read at once (memory plan, pipeline.c) */
     struct sl_node *nodes;
     size_t nnodes;
     struct sl_node *dead_letter; /* the dead_letter sink node, or NULL */
@@ -112,19 +113,16 @@ void sl_pipeline_fail(struct sl_pipeline *pl, const struct sl_err *err);
  * output must be emitted exactly once per input batch, done by the runtime
  * by process() itself. Thread: worker. */
 void sl_node_emit(struct sl_node *node, size_t out, struct sl_batch *batch);
-/* Source threads: hands a raw batch to the node's own ring, blocking while it
- * is full. Returns 0, or SL_ECANCELED when the pipeline stops (caller still
- * owns batch). Charges the batch to memory_limit first. Thread: source. */
+/* Source threads: hands a batch the source built (sl_batch_new(NULL)) to the
+ * node's own ring, blocking while the memory budget is spent or the ring is
+ * full. Returns 0, or SL_ECANCELED when the pipeline stops (the caller still
+ * owns batch and drops it). The batch is charged to memory_limit as a whole
+ * first (sl_batch_adopt). Thread: source. */
 int sl_node_source_push(struct sl_node *node, struct sl_batch *batch);
 /* Like sl_node_source_push, without waiting: SL_EAGAIN when the memory
  * budget or the ring is full (the caller still owns batch; Kafka pauses its
  * partitions and keeps polling). Thread: source. */
 int sl_node_source_try_push(struct sl_node *node, struct sl_batch *batch);
-/* Charges what batch holds now (after decoding, after a stage grew it or
- * copied it) to memory_limit, so the sources wait for real bytes, not
- * estimates. Only batches that came from a source are counted. Thread:
- * worker. */
-void sl_node_account(struct sl_node *node, struct sl_batch *batch);
 /* Marks a record as dead: appends it to the batch's dead letters with the
  * node's name and reason, and counts it. Returns 0 or SL_ENOMEM. */
 int sl_node_dead(struct sl_node *node,

@@ -49,7 +49,11 @@ void sl_sink_init(struct sl_sink *sink,
     sink->node = node;
     sink->write = write;
     sink->max_records = max_records;
-    sink->max_bytes = max_bytes;
+    /* What a sink holds before it writes is in flight too: a share of the
+     * memory budget at most (memory plan, pipeline.c). */
+    uint64_t sinks = (uint64_t)atomic_load(&node->pl->sinks_open);
+    uint64_t share = node->pl->conf->memory_limit / 8 / (sinks > 0 ? sinks : 1);
+    sink->max_bytes = max_bytes == 0 || max_bytes > share ? share : max_bytes;
     sink->max_wait_ns = max_wait_ns;
     sink->is_dead_letter = node->pl->dead_letter == node;
     pthread_mutex_init(&sink->dead_lock, NULL);
@@ -273,7 +277,7 @@ int sl_sink_reject(struct sl_sink *sink,
 {
     struct sl_node *node = sink->node;
 
-    if (sink->rejects == NULL && (sink->rejects = sl_batch_new()) == NULL) {
+    if (sink->rejects == NULL && (sink->rejects = sl_batch_new(&node->pl->flow)) == NULL) {
         return SL_ENOMEM;
     }
     int rc = sl_batch_add_dead(sink->rejects, rec, node->name, sl_node_source_name(node, batch),
@@ -344,7 +348,7 @@ static int deliver_dead(struct sl_sink *sink, struct sl_batch *const *batches, s
                 log_dead(sink, d);
                 continue;
             }
-            if (out == NULL && (out = sl_batch_new()) == NULL) {
+            if (out == NULL && (out = sl_batch_new(&sink->node->pl->flow)) == NULL) {
                 return SL_ENOMEM;
             }
             if ((rc = dead_to_record(out, d)) != 0) {

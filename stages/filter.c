@@ -69,7 +69,6 @@ static int filter_process(struct sl_node *node, struct sl_batch *batch)
     }
     batch->n = kept;
     atomic_fetch_add_explicit(&node->c.dropped, dropped, memory_order_relaxed);
-    sl_node_account(node, batch); /* a copy, or fields it added */
     sl_node_emit(node, 0, batch);
     return 0;
 }

@@ -131,7 +131,6 @@ static int map_process(struct sl_node *node, struct sl_batch *batch)
         }
     }
     batch->n = kept;
-    sl_node_account(node, batch); /* a copy, or fields it added */
     sl_node_emit(node, 0, batch);
     return 0;
 }

@@ -117,7 +117,7 @@ static int route_process(struct sl_node *node, struct sl_batch *batch)
     }
     batch = writable;
     for (size_t o = 1; o < node->nouts; o++) {
-        if ((child[o] = sl_batch_new()) == NULL) {
+        if ((child[o] = sl_batch_new(batch->flow)) == NULL) {
             rc = SL_ENOMEM;
             goto out;
         }
@@ -177,7 +177,6 @@ static int route_process(struct sl_node *node, struct sl_batch *batch)
         sl_node_emit(node, o, child[o]);
         child[o] = NULL;
     }
-    sl_node_account(node, batch); /* a copy made for us, or what we added */
     sl_node_emit(node, 0, batch);
     return 0;
 out:

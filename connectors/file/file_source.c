@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BLOCK_SIZE   (256 * 1024)
 #define DEAD_RAW_MAX (64 * 1024)
 /* How often the `checkpoints:` file is updated while reading. */
 #define CKPT_EVERY_NS (1000 * 1000 * 1000ull)
@@ -218,7 +217,7 @@ static int64_t count_lines(const char *p, size_t n)
 
 static struct sl_batch *new_block_batch(struct reading *rd)
 {
-    struct sl_batch *batch = sl_batch_new();
+    struct sl_batch *batch = sl_batch_new(NULL);
     struct file_stream *st = &rd->fs->streams[rd->stream];
 
     if (batch == NULL) {
@@ -293,7 +292,7 @@ emit_dead(struct reading *rd, const char *raw, size_t raw_len, int64_t span, con
 /* Reads more bytes; returns count, 0 at end, or an error. */
 static long fill(struct reading *rd, struct sl_err *err)
 {
-    if (rd->cap - rd->len < BLOCK_SIZE / 2) {
+    if (rd->cap - rd->len < rd->node->pl->block_bytes / 2) {
         size_t cap = rd->cap * 2;
         char *p = sl_realloc(rd->buf, cap);
         if (p == NULL) {
@@ -626,7 +625,7 @@ static int file_run(struct sl_node *node)
     struct sl_err err = {0};
     int rc = 0;
 
-    rd.cap = BLOCK_SIZE;
+    rd.cap = node->pl->block_bytes; /* sized by the memory plan (pipeline.c) */
     rd.buf = sl_malloc(rd.cap);
     if (rd.buf == NULL) {
         return SL_ENOMEM;

@@ -352,7 +352,7 @@ static int headers_value(struct kafka_source *ks,
 
 static struct sl_batch *new_batch(struct kpart *p, int64_t first)
 {
-    struct sl_batch *batch = sl_batch_new();
+    struct sl_batch *batch = sl_batch_new(NULL); /* admitted at push */
 
     if (batch != NULL) {
         batch->stream = p->stream;
@@ -850,7 +850,6 @@ static int kafka_process(struct sl_node *node, struct sl_batch *batch)
         sl_batch_unref(batch);
         return rc;
     }
-    sl_node_account(node, batch);
     sl_node_emit(node, 0, batch);
     return 0;
 }

@@ -343,9 +343,11 @@ fill_writer_conf(struct sl_node *node, struct sqlite_sink *ss, struct sl_sqlite_
     wc->nkey_columns = conf->key_columns.n;
     wc->columns = ss->columns;
     wc->ncolumns = conf->columns.n;
-    /* A quarter of the memory budget at most for SQLite's page cache. */
-    wc->cache_bytes =
-        pl->conf->memory_limit / 4 < 16u << 20 ? pl->conf->memory_limit / 4 : 16u << 20;
+    /* Appends touch few pages: a small page cache, taken out of the memory
+     * budget so that it fits in memory_limit too. */
+    uint64_t cache = pl->conf->memory_limit / 32;
+    wc->cache_bytes = cache < 512u << 10 ? 512u << 10 : cache > 4u << 20 ? 4u << 20 : cache;
+    sl_flow_set_aside(&pl->flow, wc->cache_bytes);
     wc->dead_table = same_file_dead_table(node, conf);
     wc->owner = node->index;
     wc->sink_name = node->name;

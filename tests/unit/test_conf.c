@@ -375,7 +375,7 @@ static void test_conf_valid_basic_defaults(void **state)
     assert_int_equal(conf->nodes[3].col, 3);
     assert_int_equal(conf->nodes[1].kind, SLUICE_KIND_TRANSFORM);
     assert_int_equal(conf->nodes[1].workers, 1);
-    assert_int_equal(conf->nodes[1].queue, 16);
+    assert_int_equal(conf->nodes[1].queue, 0); /* auto: sized from memory_limit */
     assert_null(conf->dead_letter);
     gc = node_conf(conf, "orders");
     assert_int_equal(gc->count, 10);

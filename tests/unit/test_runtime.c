@@ -93,7 +93,7 @@ static void test_runtime_cancelled_reservation_wakes_blocked_producer(void **sta
     struct fixture *fx = *state;
     struct sl_node *p2 = node_named(fx->pl, "p2");
     struct sl_node *c = node_named(fx->pl, "c");
-    struct sl_batch *batch = sl_batch_new();
+    struct sl_batch *batch = sl_batch_new(NULL);
 
     assert_non_null(batch);
     batch->source = node_named(fx->pl, "gen")->index;

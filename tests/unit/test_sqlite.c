@@ -88,7 +88,7 @@ static struct sl_sqlite_writer *open_ok(const struct sl_sqlite_writer_conf *conf
 
 static struct sl_batch *batch_new(const char *stream, int64_t pos_start, int64_t pos_end)
 {
-    struct sl_batch *batch = sl_batch_new();
+    struct sl_batch *batch = sl_batch_new(NULL);
 
     assert_non_null(batch);
     batch->stream_name = stream;

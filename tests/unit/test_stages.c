@@ -119,7 +119,7 @@ static struct sl_node *stage_node(struct fixture *fx, const char *name)
  * to memory_limit the way a source's batch is. */
 static struct sl_batch *charged_batch(struct fixture *fx)
 {
-    struct sl_batch *batch = sl_batch_new();
+    struct sl_batch *batch = sl_batch_new(NULL); /* admitted by the push */
     void *item = NULL;
 
     assert_non_null(batch);
