@@ -90,6 +90,22 @@ static int clone_value(struct sl_arena *arena, struct sl_value *v)
     return 0;
 }
 
+int sl_record_copy_fields(struct sl_record *dst,
+                          const struct sl_record *src,
+                          struct sl_arena *arena)
+{
+    uint32_t cap = src->nfields ? src->nfields : 1;
+
+    *dst = *src;
+    dst->fields = sl_arena_alloc(arena, cap * sizeof(*dst->fields));
+    if (dst->fields == NULL) {
+        return SL_ENOMEM;
+    }
+    memcpy(dst->fields, src->fields, src->nfields * sizeof(*dst->fields));
+    dst->cap = cap;
+    return 0;
+}
+
 int sl_record_clone(struct sl_record *dst, const struct sl_record *src, struct sl_arena *arena)
 {
     *dst = *src;

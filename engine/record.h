@@ -116,6 +116,13 @@ int sl_record_append(struct sl_record *rec,
 /* Removes the field of that name if present (order of the others kept). */
 void sl_record_remove(struct sl_record *rec, const char *name, uint32_t len);
 
+/* Copies src into dst with a field array of its own (in arena) that the
+ * caller may edit; names and values still point where src's do, so that
+ * memory must outlive dst (a fan-out copy keeps its original as parent).
+ * Returns 0 or SL_ENOMEM. */
+int sl_record_copy_fields(struct sl_record *dst,
+                          const struct sl_record *src,
+                          struct sl_arena *arena);
 /* Deep-copies rec into dst using arena (fields array, names, string bytes,
  * raw text). Returns 0 or SL_ENOMEM. */
 int sl_record_clone(struct sl_record *dst, const struct sl_record *src, struct sl_arena *arena);

@@ -105,7 +105,9 @@ void sl_node_emit(struct sl_node *node, size_t out, struct sl_batch *batch)
 
     SL_ASSERT((tl_emitted & ((uint64_t)1 << out)) == 0);
     tl_emitted |= (uint64_t)1 << out;
-    if (node->cn->kind != SLUICE_KIND_SINK && o->n > 0) {
+    /* A node with several outputs (route) may send one record to several
+     * of them: it counts its records out itself, once each. */
+    if (node->cn->kind != SLUICE_KIND_SINK && node->nouts == 1 && o->n > 0) {
         atomic_fetch_add_explicit(&node->c.out, batch->n, memory_order_relaxed);
     }
 

@@ -85,27 +85,13 @@ static int match(const struct route_conf *conf,
     return 0;
 }
 
-/* Copies rec into copy with a field array of its own (in the output batch's
- * arena): stages downstream edit field arrays in place, and one record may
- * go to several outputs. The values' bytes stay shared: nobody edits them. */
-static int own_fields(struct sl_record *copy, const struct sl_record *rec, struct sl_arena *arena)
-{
-    *copy = *rec;
-    copy->fields = sl_arena_alloc(arena, (rec->nfields ? rec->nfields : 1) * sizeof(*rec->fields));
-    if (copy->fields == NULL) {
-        return SL_ENOMEM;
-    }
-    memcpy(copy->fields, rec->fields, rec->nfields * sizeof(*rec->fields));
-    copy->cap = rec->nfields ? rec->nfields : 1;
-    return 0;
-}
-
 static int route_process(struct sl_node *node, struct sl_batch *batch)
 {
     const struct route_conf *conf = node->cn->conf;
     size_t nroutes = conf->routes.n;
     struct sl_batch *child[64] = {0};
     char reason[320];
+    uint64_t consumed = 0, out = 0, dropped = 0;
     int rc = 0;
 
     /* On failure the input keeps our reference (and its memory charge):
@@ -117,6 +103,7 @@ static int route_process(struct sl_node *node, struct sl_batch *batch)
     }
     batch = writable;
     for (size_t o = 1; o < node->nouts; o++) {
+        consumed |= node->outs[o].n > 0 ? (uint64_t)1 << (o - 1) : 0;
         if ((child[o] = sl_batch_new(batch->flow)) == NULL) {
             rc = SL_ENOMEM;
             goto out;
@@ -133,6 +120,13 @@ static int route_process(struct sl_node *node, struct sl_batch *batch)
             rec->nfields = UINT32_MAX; /* marks it gone from the pass-through output */
         } else if (rc == 0) {
             mask = mask != 0 ? mask : (uint64_t)1 << nroutes; /* _unmatched */
+            /* Out once if any consumer gets it, else dropped: in = out +
+             * dropped + dead, however many routes it matched. */
+            if (node->outs[0].n > 0 || (mask & consumed) != 0) {
+                out++;
+            } else {
+                dropped++;
+            }
             for (size_t r = 0; r <= nroutes && rc == 0; r++) {
                 struct sl_record *copy;
                 if ((mask & ((uint64_t)1 << r)) == 0) {
@@ -142,7 +136,7 @@ static int route_process(struct sl_node *node, struct sl_batch *batch)
                 if (copy == NULL) {
                     rc = SL_ENOMEM;
                 } else {
-                    rc = own_fields(copy, rec, &child[1 + r]->arena);
+                    rc = sl_record_copy_fields(copy, rec, &child[1 + r]->arena);
                 }
             }
         }
@@ -170,10 +164,9 @@ static int route_process(struct sl_node *node, struct sl_batch *batch)
         }
     }
     batch->n = kept;
+    atomic_fetch_add_explicit(&node->c.out, out, memory_order_relaxed);
+    atomic_fetch_add_explicit(&node->c.dropped, dropped, memory_order_relaxed);
     for (size_t o = 1; o < node->nouts; o++) {
-        if (node->outs[o].n == 0) {
-            atomic_fetch_add_explicit(&node->c.dropped, child[o]->n, memory_order_relaxed);
-        }
         sl_node_emit(node, o, child[o]);
         child[o] = NULL;
     }
