@@ -20,6 +20,9 @@ void sl_flow_init(struct sl_flow *flow, uint64_t limit)
     atomic_init(&flow->used, 0);
     atomic_init(&flow->peak, 0);
     atomic_init(&flow->waiters, 0);
+    atomic_init(&flow->gated, 0);
+    flow->on_release = NULL;
+    flow->on_release_arg = NULL;
     pthread_mutex_init(&flow->lock, NULL);
     /* Timed waits use the monotonic clock: sleep deadlines are sl_now_ns()
      * values, and a wall-clock step must not stretch or cut a wait. */
@@ -125,6 +128,12 @@ void sl_flow_release(struct sl_flow *flow, uint64_t bytes)
      * x86 the RMW is a locked instruction either way, so this costs nothing
      * there. */
     atomic_fetch_sub_explicit(&flow->used, bytes, memory_order_seq_cst);
+    /* The same store-load pair with a gated decoder, which raises `gated`
+     * and then reads `used` (runtime.c): one of us sees the other. */
+    if (atomic_load_explicit(&flow->gated, memory_order_seq_cst) > 0 && !sl_flow_spent(flow) &&
+        flow->on_release != NULL) {
+        flow->on_release(flow->on_release_arg);
+    }
     if (atomic_load_explicit(&flow->waiters, memory_order_seq_cst) > 0) {
         /* The waiter checks under the lock before it waits: taking the lock
          * here means it either already waits or will see our release. */
@@ -132,6 +141,11 @@ void sl_flow_release(struct sl_flow *flow, uint64_t bytes)
         pthread_cond_broadcast(&flow->cond);
         pthread_mutex_unlock(&flow->lock);
     }
+}
+
+bool sl_flow_spent(struct sl_flow *flow)
+{
+    return atomic_load_explicit(&flow->used, memory_order_seq_cst) >= flow->limit;
 }
 
 void sl_flow_set_aside(struct sl_flow *flow, uint64_t bytes)

@@ -13,15 +13,19 @@
 #include <stdint.h>
 
 struct sl_flow {
-    uint64_t limit;            /* bytes for batches; set before sharing (init, set_aside) */
-    uint64_t configured;       /* memory_limit as configured */
-    uint64_t reserve;          /* acquire keeps this much free for what admitted work
-                                  grows into (decoding, copies); set before sharing */
-    atomic_uint_fast64_t used; /* bytes charged now */
-    atomic_uint_fast64_t peak; /* highest `used` seen (metrics) */
-    atomic_int waiters;        /* threads blocked in acquire */
-    pthread_mutex_t lock;      /* only for the sleep/wake handshake */
-    pthread_cond_t cond;       /* CLOCK_MONOTONIC timed waits */
+    uint64_t limit;                /* bytes for batches; set before sharing (init, set_aside) */
+    uint64_t configured;           /* memory_limit as configured */
+    uint64_t reserve;              /* acquire keeps this much free for what admitted work
+                                      grows into (decoding, copies); set before sharing */
+    atomic_uint_fast64_t used;     /* bytes charged now */
+    atomic_uint_fast64_t peak;     /* highest `used` seen (metrics) */
+    atomic_int waiters;            /* threads blocked in acquire */
+    atomic_int gated;              /* decoders waiting for the budget (sl_flow_gate); seq_cst */
+    void (*on_release)(void *arg); /* called by release while gated > 0 and the budget
+                                      has room; set before sharing */
+    void *on_release_arg;
+    pthread_mutex_t lock; /* only for the sleep/wake handshake */
+    pthread_cond_t cond;  /* CLOCK_MONOTONIC timed waits */
 };
 
 void sl_flow_init(struct sl_flow *flow, uint64_t limit);
@@ -47,6 +51,9 @@ void sl_flow_release(struct sl_flow *flow, uint64_t bytes);
  * least half of it. Thread: main, before the pipeline starts. */
 void sl_flow_set_aside(struct sl_flow *flow, uint64_t bytes);
 void sl_flow_wake_all(struct sl_flow *flow);
+/* True when the budget is spent: work that makes memory (decoding) should
+ * wait for a release instead of starting. seq_cst load. Thread: any. */
+bool sl_flow_spent(struct sl_flow *flow);
 /* Sleeps until deadline_ns (CLOCK_MONOTONIC, as sl_now_ns) or until *cancel
  * is true, whichever comes first; a cancel set before sl_flow_wake_all is
  * never missed (sl_pipeline_stop does both). cancel may be NULL. Returns 0 at

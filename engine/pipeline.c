@@ -359,6 +359,8 @@ int sl_pipeline_new(struct sl_conf *conf, struct sl_pipeline **ret_pl, struct sl
     }
     pl->conf = conf;
     sl_flow_init(&pl->flow, conf->memory_limit);
+    pl->flow.on_release = sl__pipeline_budget_freed;
+    pl->flow.on_release_arg = pl;
     pthread_mutex_init(&pl->lock, NULL);
     pthread_cond_init(&pl->done, NULL);
     int rc = build(pl, err);
@@ -382,7 +384,8 @@ struct sl_pipeline *sl_pipeline_free(struct sl_pipeline *pl)
         }
     }
     pl->sched = sl_sched_free(pl->sched);
-    /* No more kicks: the pool is gone, and the drain below pops. */
+    /* No more kicks: the pool is gone, and the drain below pops and frees. */
+    pl->flow.on_release = NULL;
     for (size_t i = 0; i < pl->nnodes && pl->nodes != NULL; i++) {
         if (pl->nodes[i].in != NULL) {
             sl_ring_set_on_room(pl->nodes[i].in, NULL, NULL);

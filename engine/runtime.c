@@ -175,14 +175,62 @@ static uint_fast64_t all_slots(const struct sl_node *node)
     return node->max_tasks == 64 ? ~(uint_fast64_t)0 : (((uint_fast64_t)1 << node->max_tasks) - 1);
 }
 
+/* Decoding multiplies what a source admitted (about 4x, more with fan-out
+ * copies): a source node's task does not start on a new block while the
+ * budget is spent, so what is in flight drains first. Only sources wait
+ * this way: every other node moves memory towards the sinks, and holding
+ * it back could deadlock on a sink that waits for a batch behind it. */
+static bool gate_on_budget(struct sl_node *node)
+{
+    struct sl_flow *flow = &node->pl->flow;
+
+    if (node->cn->kind != SLUICE_KIND_SOURCE || !sl_flow_spent(flow)) {
+        return false;
+    }
+    /* When all that is spent waits in source rings, nothing downstream
+     * will give it back (a line longer than the limit): decode anyway. */
+    if (atomic_load_explicit(&flow->used, memory_order_seq_cst) <=
+        atomic_load_explicit(&node->pl->raw_bytes, memory_order_seq_cst)) {
+        return false;
+    }
+    bool was = false;
+    /* seq_cst: the store half of the store-load pair with sl_flow_release
+     * (we then read `used` in the caller's re-check). */
+    if (atomic_compare_exchange_strong_explicit(&node->gated, &was, true, memory_order_seq_cst,
+                                                memory_order_seq_cst)) {
+        atomic_fetch_add_explicit(&flow->gated, 1, memory_order_seq_cst);
+    }
+    return true;
+}
+
+void sl__pipeline_budget_freed(void *arg)
+{
+    struct sl_pipeline *pl = arg;
+
+    for (size_t i = 0; i < pl->nnodes; i++) {
+        struct sl_node *node = &pl->nodes[i];
+        bool was = true;
+        if (atomic_compare_exchange_strong_explicit(&node->gated, &was, false, memory_order_seq_cst,
+                                                    memory_order_seq_cst)) {
+            atomic_fetch_sub_explicit(&pl->flow.gated, 1, memory_order_seq_cst);
+            node_kick(node);
+        }
+    }
+}
+
 void sl__node_task_run(struct sl_task *task)
 {
     struct sl_node_task *t = (struct sl_node_task *)task;
     struct sl_node *node = t->node;
     bool blocked = false;
+    bool gated = false;
 
     for (int i = 0; i < TASK_BURST; i++) {
         struct sl_batch *batch;
+        if (gate_on_budget(node)) {
+            gated = true; /* a release of the budget kicks us again */
+            break;
+        }
         if (!reserve_outputs(node)) {
             blocked = true; /* a consumer's pop kicks us again */
             break;
@@ -190,6 +238,10 @@ void sl__node_task_run(struct sl_task *task)
         if (sl_ring_try_pop(node->in, (void **)&batch) != 0) {
             cancel_outputs(node);
             break;
+        }
+        if (node->cn->kind == SLUICE_KIND_SOURCE) {
+            atomic_fetch_sub_explicit(&node->pl->raw_bytes, sl_batch_adopt_bytes(batch),
+                                      memory_order_seq_cst);
         }
         process_one(node, batch);
     }
@@ -203,9 +255,11 @@ void sl__node_task_run(struct sl_task *task)
         node_finish(node);
         return;
     }
-    /* Blocked on a full consumer: only retry if room appeared meanwhile,
-     * otherwise this would spin a worker until the consumer drains. */
-    if (!blocked || outputs_have_room(node)) {
+    /* Blocked on a full consumer or the budget: only retry if room
+     * appeared meanwhile, otherwise this would spin a worker until the
+     * consumer drains. The budget is read after the slot is given back:
+     * a release that came before either sees us gated or is seen here. */
+    if (gated ? !sl_flow_spent(&node->pl->flow) : !blocked || outputs_have_room(node)) {
         node_kick(node);
     }
 }
@@ -287,8 +341,12 @@ int sl_node_source_push(struct sl_node *node, struct sl_batch *batch)
         sl_batch_adopt(batch, &pl->flow);
     }
     batch->source = node->index;
+    /* Counted before the push: the pop that subtracts may come at once. */
+    uint64_t raw = sl_batch_adopt_bytes(batch);
+    atomic_fetch_add_explicit(&pl->raw_bytes, raw, memory_order_seq_cst);
     rc = sl_ring_push_wait(node->in, batch, &pl->stop);
     if (rc != 0) {
+        atomic_fetch_sub_explicit(&pl->raw_bytes, raw, memory_order_seq_cst);
         return rc;
     }
     node_kick(node);
@@ -310,6 +368,7 @@ int sl_node_source_try_push(struct sl_node *node, struct sl_batch *batch)
         sl_batch_adopt(batch, &pl->flow);
     }
     batch->source = node->index;
+    atomic_fetch_add_explicit(&pl->raw_bytes, sl_batch_adopt_bytes(batch), memory_order_seq_cst);
     sl_ring_push_reserved(node->in, batch);
     node_kick(node);
     return 0;

@@ -64,6 +64,7 @@ struct sl_node {
     struct sl_node_task *tasks;
     uint32_t max_tasks; /* the node's `workers` */
     atomic_bool finished;
+    atomic_bool gated; /* source nodes: decoding waits for the budget; seq_cst (flow.c) */
     uint32_t dl_owner; /* index of the sink node that writes this node's dead letters */
     struct sl_counters c;
     pthread_t thread; /* sources only */
@@ -75,7 +76,8 @@ struct sl_pipeline {
     struct sl_conf *conf;
     struct sl_sched *sched;
     struct sl_flow flow;
-    uint32_t block_bytes; /* what sources read at once (memory plan, pipeline.c) */
+    uint32_t block_bytes;           /* what sources read at once (memory plan, pipeline.c) */
+    atomic_uint_fast64_t raw_bytes; /* budget held by blocks waiting in source rings */
     struct sl_node *nodes;
     size_t nnodes;
     struct sl_node *dead_letter; /* the dead_letter sink node, or NULL */
@@ -132,6 +134,9 @@ int sl_node_dead(struct sl_node *node,
 /* The room-freed hook of a node's input ring (runtime.c): kicks the node's
  * producers. pipeline.c installs it. Thread: any. */
 void sl__node_room_freed(void *node);
+/* The memory budget's release hook (runtime.c): kicks the source nodes
+ * whose decoding waited for the budget. pipeline.c installs it. Thread: any. */
+void sl__pipeline_budget_freed(void *pl);
 /* A node's task body (runtime.c); pipeline.c hands it to the pool. */
 void sl__node_task_run(struct sl_task *task);
 /* Monotonic clock in ns. */
