@@ -10,8 +10,8 @@ set -eu
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 FIRST=${2:-1000}
-COUNT=${3:-200}
-RECORDS=${4:-200000}
+COUNT=${3:-100}
+RECORDS=${4:-100000}
 [ $# -gt 4 ] && shift 4 || shift $#
 [ -x "$BUILD/sluice" ] || { echo "build sluice first (scripts/quickstart or cmake)"; exit 1; }
 exec python3 tests/integration/random_dag.py --sluice "$BUILD/sluice" \

@@ -35,6 +35,7 @@ import tempfile
 import time
 
 MIB = 1 << 20
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RSS_SLACK_KIB = 16 * 1024
 
 # ==== Expressions: the text sluice compiles, and our own evaluation ====
@@ -544,24 +545,15 @@ class Pipeline:
 # ==== The model ====
 
 
+_TAG = {int: "i", float: "f", str: "s", bytes: "b"}
+
+
 def canon(rec):
-    """A row as a hashable, type-exact tuple of its non-null fields."""
-    items = []
-    for k, v in rec.items():
-        if v is None:
-            continue
-        if isinstance(v, bool):
-            v = ("i", int(v))
-        elif isinstance(v, int):
-            v = ("i", v)
-        elif isinstance(v, float):
-            v = ("f", v)
-        elif isinstance(v, bytes):
-            v = ("b", v)
-        else:
-            v = ("s", v)
-        items.append((k, v))
-    return tuple(sorted(items))
+    """A row as a hashable, type-exact tuple of its non-null fields (a bool
+    is the int SQLite stores for it)."""
+    return tuple(sorted(
+        (k, ("i", int(v)) if v is True or v is False else (_TAG[type(v)], v))
+        for k, v in rec.items() if v is not None))
 
 
 class Model:
@@ -643,6 +635,16 @@ def read_table(path, table):
         db.close()
 
 
+def read_raw(path, table):
+    """(columns, Counter of raw rows): cheap and exact, for the replay check."""
+    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+    try:
+        cur = db.execute('SELECT * FROM "%s"' % table)
+        return (tuple(d[0] for d in cur.description), collections.Counter(cur))
+    finally:
+        db.close()
+
+
 def list_tables(path):
     if not os.path.exists(path):
         return []
@@ -694,7 +696,7 @@ def snapshot(pl, work):
                      ({pl.dead_db} if pl.dead_db else set())):
         path = os.path.join(work, db)
         for t in list_tables(path):
-            snap[(db, t)] = read_table(path, t)
+            snap[(db, t)] = read_raw(path, t)
     dead_file = pl.dead_file and os.path.join(work, pl.dead_file)
     if dead_file and os.path.exists(dead_file):
         with open(dead_file, "rb") as f:
@@ -830,6 +832,11 @@ def shape_summary(pl):
                 pl.memory_limit // MIB))
 
 
+ALL_FEATURES = ["fan-out", "fan-in", "diamond", "route", "shared-table", "several-dbs",
+                "twin-sources", "dead-letter-same", "dead-letter-other_db", "dead-letter-file",
+                "kill -9"]
+
+
 def features(pl):
     """The shapes this pipeline covers (tallied over a run of seeds)."""
     sinks = [n for n in pl.nodes if n.kind == "sink"]
@@ -899,7 +906,6 @@ def run_seed(seed, args):
     model = Model(pl, data)
     nkills = rng.randrange(0, args.max_kills + 1) if args.kills is None else args.kills
     want_rows = sum(sum(c.values()) for c in model.tables.values())
-    # Kill window: about the length of a whole run on this data.
     # Kill window: about the time sluice spends on this data (the fixed
     # ~0.25 s of start and stop is left out so most kills land mid-stream).
     nsrc = sum(1 for x in pl.nodes if x.kind == "source")
@@ -936,6 +942,8 @@ def run_seed(seed, args):
         if rc not in (0, -9):
             failures.append(("exit", ["run %d (to be killed at %.3f s) exited %s:" % (n, d, rc),
                                       stderr_tail(r.err_file)]))
+        if rc == 0:
+            break  # it finished first: more kills would only hit replays
 
     args.tally["kill -9"] += killed
     n += 1
@@ -1002,10 +1010,17 @@ def run_seed(seed, args):
         for key in sorted(set(snap) | set(snap2), key=str):
             a, b = snap.get(key), snap2.get(key)
             if a != b:
-                lines = ["replay changed %s %s:" % key]
-                if isinstance(a, collections.Counter) or isinstance(b, collections.Counter):
-                    lines += diff_counters(a or collections.Counter(),
-                                           b or collections.Counter(), args.diff_rows)
+                lines = ["replay changed %s %s (want: before it, got: after it):" % key]
+                if key[0] != "file":
+                    a, b = a or ((), collections.Counter()), b or ((), collections.Counter())
+                    if a[0] != b[0]:
+                        lines.append("      columns %s -> %s" % (a[0], b[0]))
+                    else:
+                        lines += diff_counters(
+                            collections.Counter({canon(dict(zip(a[0], r))): c
+                                                 for r, c in a[1].items()}),
+                            collections.Counter({canon(dict(zip(b[0], r))): c
+                                                 for r, c in b[1].items()}), args.diff_rows)
                 failures.append(("replay", lines))
 
     # -- peak RSS --
@@ -1036,8 +1051,8 @@ def report(seed, args, pl, yaml, work, failures, log):
            "FAIL seed %d: %s" % (seed, " ".join(kinds)),
            "  shape: " + shape,
            "  runs: " + "; ".join(log),
-           "  reproduce: python3 %s --seed %d %s" % (
-               os.path.relpath(__file__), seed, " ".join(args.repro)),
+           "  reproduce (kill moments vary): cd %s && python3 tests/integration/random_dag.py"
+           " --seed %d %s --sluice %s" % (ROOT, seed, " ".join(args.repro), args.sluice),
            "  work dir (kept): " + work,
            "  pipeline:"]
     out += ["    " + x for x in yaml.rstrip("\n").split("\n")]
@@ -1088,6 +1103,8 @@ def main():
     ap.add_argument("--diff-rows", type=int, default=8)
     ap.add_argument("--fail-fast", action="store_true")
     ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--require-shapes", action="store_true",
+                    help="fail unless the seeds cover every shape and some kill -9 happened")
     ap.add_argument("--list", action="store_true",
                     help="only print each seed's pipeline shape, run nothing")
     args = ap.parse_args()
@@ -1112,6 +1129,8 @@ def main():
         args.repro.append("--dead-letter " + args.dead_letter)
     if args.distinct_tables:
         args.repro.append("--distinct-tables")
+    if args.no_rss:
+        args.repro.append("--no-rss")
     if args.kill_scale != 1.0:
         args.repro.append("--kill-scale %g" % args.kill_scale)
 
@@ -1137,9 +1156,14 @@ def main():
         "%s %d" % kv for kv in sorted(args.tally.items())))
     for seed, kinds in failed.items():
         print("  seed %d: %s" % (seed, " ".join(kinds)))
+    uncovered = []
+    if args.require_shapes:
+        uncovered = [f for f in ALL_FEATURES if not args.tally.get(f)]
+        if uncovered:
+            print("FAIL: these seeds do not cover: " + ", ".join(uncovered))
     if not failed and not args.keep:
         shutil.rmtree(args.work, ignore_errors=True)
-    return 1 if failed else 0
+    return 1 if failed or uncovered else 0
 
 
 if __name__ == "__main__":

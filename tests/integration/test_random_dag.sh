@@ -8,13 +8,13 @@
 # A failing seed prints its pipeline, the differing rows, the kept work dir
 # and the command that reproduces it. RANDOM_DAG_SEEDS overrides the seeds.
 . "$(dirname "$0")/lib.sh"
-SEEDS=${RANDOM_DAG_SEEDS:-1-10}
+SEEDS=${RANDOM_DAG_SEEDS:-1-16}
 RSS=""
 if [ -n "${SLUICE_SANITIZE:-}" ]; then
     # Sanitizer shadow memory makes the peak RSS meaningless there.
     RSS=--no-rss
 fi
 python3 "$SLUICE_ROOT/tests/integration/random_dag.py" --sluice "$SLUICE" --seeds "$SEEDS" \
-    --records $((20000 / SCALE)) --kill-scale "$SCALE" $RSS ||
+    --records $((20000 / SCALE)) --kill-scale "$SCALE" --require-shapes $RSS ||
     fail "random DAG: failing seeds above (each with its pipeline and how to reproduce it)"
 echo "ok"
