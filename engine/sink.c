@@ -318,10 +318,13 @@ static bool delivered_before(struct sl_batch *const *batches, size_t b, const st
 }
 
 /* Hands the dead letters this sink owns to the dead-letter store (or the
- * log when there is none). Runs after the batches' write succeeded. With
- * own_dead, the write stored the batches' dead letters itself: only the
- * write's own rejects are left. */
-static int deliver_dead(struct sl_sink *sink, struct sl_batch *const *batches, size_t n)
+ * log when there is none). before_write: the batches' dead letters, stored
+ * before the batches are committed, so that a failure or a kill -9 between
+ * the two replays them (at least once) instead of losing them. Afterwards:
+ * the records the write itself rejected. With writes_own_dead the write
+ * stores all of them in its own transaction: they are only counted, after. */
+static int
+deliver_dead(struct sl_sink *sink, struct sl_batch *const *batches, size_t n, bool before_write)
 {
     struct sl_node *dlq = sink->node->pl->dead_letter;
     struct sl_batch *out = NULL;
@@ -329,9 +332,13 @@ static int deliver_dead(struct sl_sink *sink, struct sl_batch *const *batches, s
 
     uint64_t stored = 0; /* written by our own transaction */
 
+    if (before_write && sink->writes_own_dead) {
+        return 0;
+    }
     for (size_t b = 0; b <= n; b++) {
         const struct sl_batch *from = b < n ? batches[b] : sink->rejects;
-        if (from == NULL) {
+        if (from == NULL || (before_write && b == n) ||
+            (!before_write && b < n && !sink->writes_own_dead)) {
             continue;
         }
         for (uint32_t i = 0; i < from->ndead; i++) {
@@ -446,6 +453,10 @@ static int write_ready(struct sl_sink *sink)
     if (sink->nready == 0) {
         return 0;
     }
+    rc = deliver_dead(sink, sink->ready, sink->nready, true);
+    if (rc != 0) {
+        return rc;
+    }
     do {
         if (sink->rejects != NULL) {
             /* A failed attempt's rejects: the retry reports them again. */
@@ -467,7 +478,7 @@ static int write_ready(struct sl_sink *sink)
     }
     rc = note_committed(sink, sink->ready, sink->nready);
     if (rc == 0) {
-        rc = deliver_dead(sink, sink->ready, sink->nready);
+        rc = deliver_dead(sink, sink->ready, sink->nready, false);
     }
     /* Records write() rejected are counted dead, not out; records an
      * earlier run or another process already stored are dropped as replays. */
