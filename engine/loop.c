@@ -90,6 +90,11 @@ static void *loop_main(void *arg)
         if (sig > 0) {
             on_signal(loop, sig);
         }
+        /* A failed run drains too (what is in flight is written), under the
+         * same deadline as a signalled one. */
+        if (loop->drain_start_ns == 0 && atomic_load(&loop->pl->failed)) {
+            loop->drain_start_ns = sl_now_ns();
+        }
         if (loop->drain_start_ns != 0 &&
             sl_now_ns() - loop->drain_start_ns > loop->pl->conf->drain_timeout_ns) {
             sl_log_error("drain did not finish within engine.drain_timeout: exiting");

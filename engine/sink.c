@@ -6,13 +6,18 @@
 #include "mem.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define DEAD_RAW_MAX      (64 * 1024)
 #define DEAD_LOG_FIRST    10
 #define DEAD_LOG_INTERVAL 1000000000ull
-#define RETRY_PAUSE_US    100000
+/* Transient write errors (a database locked by another process) are
+ * retried with exponential backoff and full jitter, then the run fails:
+ * every wait is bounded (about 2.5 minutes in all). */
+#define RETRY_MAX        10
+#define RETRY_BACKOFF_NS 100000000ull   /* 100 ms */
+#define RETRY_CAP_NS     30000000000ull /* 30 s */
 
 /* One copy expected per path; pending holds out-of-order sequences. */
 struct pending {
@@ -56,6 +61,7 @@ void sl_sink_init(struct sl_sink *sink,
     sink->max_bytes = max_bytes == 0 || max_bytes > share ? share : max_bytes;
     sink->max_wait_ns = max_wait_ns;
     sink->is_dead_letter = node->pl->dead_letter == node;
+    sink->seed = (unsigned)(sl_now_ns() ^ node->index);
     pthread_mutex_init(&sink->dead_lock, NULL);
     pthread_mutex_init(&sink->commit_lock, NULL);
 }
@@ -206,6 +212,33 @@ static int order_batch(struct sl_sink *sink, struct sl_batch *batch)
     }
     *pending_slot(p, p->got++) = batch;
     return drain_in_order(sink, st);
+}
+
+/* ==== Retries ==== */
+
+int sl_sink_retry_wait(struct sl_sink *sink,
+                       struct sl_sink *target,
+                       unsigned attempt,
+                       struct sl_err *err)
+{
+    struct sl_pipeline *pl = sink->node->pl;
+
+    if (attempt > RETRY_MAX) {
+        return sl_err_set(err, SL_ETIMEDOUT, "%s: still busy or locked after %d retries: giving up",
+                          target->node->name, RETRY_MAX);
+    }
+    uint64_t cap = RETRY_BACKOFF_NS << (attempt - 1 < 20 ? attempt - 1 : 20);
+    cap = cap < RETRY_CAP_NS ? cap : RETRY_CAP_NS;
+    /* Full jitter: processes that collided do not retry in step. */
+    uint64_t wait = (uint64_t)(((double)rand_r(&sink->seed) / RAND_MAX) * (double)cap);
+    sl_log_warn("%s: database busy or locked (another writer?): retry %u of %d in %llu ms",
+                target->node->name, attempt, RETRY_MAX, (unsigned long long)(wait / 1000000));
+    /* Woken early when the run fails (sl_pipeline_stop wakes the budget's
+     * sleepers). */
+    if (sl_flow_sleep_until(&pl->flow, sl_now_ns() + wait, &pl->failed) != 0) {
+        return SL_ECANCELED;
+    }
+    return 0;
 }
 
 /* ==== Dead letters ==== */
@@ -372,16 +405,17 @@ deliver_dead(struct sl_sink *sink, struct sl_batch *const *batches, size_t n, bo
         return 0;
     }
     struct sl_sink *store = sl_sink_of(dlq);
+    struct sl_err err = {0};
     pthread_mutex_lock(&store->dead_lock);
-    do {
-        rc = store->write(store, &out, 1);
-        if (rc == SL_ERETRY) {
-            if (atomic_load(&sink->node->pl->failed)) {
-                break;
+    for (unsigned attempt = 1; (rc = store->write(store, &out, 1)) == SL_ERETRY; attempt++) {
+        int wrc = sl_sink_retry_wait(sink, store, attempt, &err);
+        if (wrc != 0) {
+            if (wrc == SL_ETIMEDOUT) {
+                sl_pipeline_fail(sink->node->pl, &err);
             }
-            usleep(RETRY_PAUSE_US);
+            break;
         }
-    } while (rc == SL_ERETRY);
+    }
     pthread_mutex_unlock(&store->dead_lock);
     if (rc == 0) {
         atomic_fetch_add_explicit(&dlq->c.in, out->n, memory_order_relaxed);
@@ -457,6 +491,8 @@ static int write_ready(struct sl_sink *sink)
     if (rc != 0) {
         return rc;
     }
+    struct sl_err err = {0};
+    unsigned attempt = 0;
     do {
         if (sink->rejects != NULL) {
             /* A failed attempt's rejects: the retry reports them again. */
@@ -467,10 +503,13 @@ static int write_ready(struct sl_sink *sink)
         sink->replayed = 0;
         rc = sink->write(sink, sink->ready, sink->nready);
         if (rc == SL_ERETRY) {
-            if (atomic_load(&sink->node->pl->failed)) {
+            int wrc = sl_sink_retry_wait(sink, sink, ++attempt, &err);
+            if (wrc != 0) {
+                if (wrc == SL_ETIMEDOUT) {
+                    sl_pipeline_fail(sink->node->pl, &err);
+                }
                 break;
             }
-            usleep(RETRY_PAUSE_US);
         }
     } while (rc == SL_ERETRY);
     if (rc != 0) {

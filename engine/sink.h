@@ -58,6 +58,7 @@ struct sl_sink {
     uint64_t replayed;        /* set by write(): records it found already stored (trimmed) */
     uint64_t dead_logged;     /* dead letters printed (no store configured) */
     uint64_t dead_log_ns;
+    unsigned seed; /* retry jitter (rand_r), the sink's thread only */
 };
 
 /* Initialises sink for node; limits 0 mean "no limit". */
@@ -87,6 +88,16 @@ int sl_sink_reject(struct sl_sink *sink,
  * stream was written yet in this run. Thread: any (sources ask it to commit
  * Kafka offsets and to finish rebalances). */
 int sl_sink_committed(struct sl_sink *sink, uint32_t source, uint32_t stream, int64_t *ret_pos);
+/* Waits before retry number attempt (1, 2, ...) of a transient failure of
+ * target (sink itself, or the dead-letter store it writes to), with
+ * exponential backoff and full jitter, and says so in the log. Returns 0 to
+ * retry; SL_ETIMEDOUT (err set) once the retries are used up; SL_ECANCELED
+ * when the run failed meanwhile. Blocks. Thread: the sink's (or main, at
+ * open). */
+int sl_sink_retry_wait(struct sl_sink *sink,
+                       struct sl_sink *target,
+                       unsigned attempt,
+                       struct sl_err *err);
 /* Node callbacks every sink type can use as they are (the node's state
  * starts with a struct sl_sink). */
 int sl_sink_node_process(struct sl_node *node, struct sl_batch *batch);

@@ -436,7 +436,13 @@ static int sqlite_open(struct sl_node *node, struct sl_err *err)
     if (node != node->pl->dead_letter) {
         ss->sink.position = sqlite_position;
     }
-    ss->w = sl_sqlite_writer_open(&wc, err);
+    /* Another process may hold the database (it creates it too, or writes
+     * a big transaction): wait for it like for a busy write. */
+    for (unsigned attempt = 1;
+         (ss->w = sl_sqlite_writer_open(&wc, err)) == NULL && err->code == SL_ERETRY &&
+         sl_sink_retry_wait(&ss->sink, &ss->sink, attempt, err) == 0;
+         attempt++) {
+    }
     if (ss->w == NULL) {
         char msg[SL_ERR_MSG_MAX];
         memcpy(msg, err->msg, sizeof(msg));
