@@ -13,9 +13,9 @@ mkdir -p "$OUT"
 SLUICE="$BUILD/sluice"
 [ -x "$SLUICE" ] || { echo "build sluice first (scripts/quickstart or cmake)"; exit 1; }
 gcc -O2 -o "$OUT/insert_bound" bench/sqlite_insert_bound.c -lsqlite3
-gcc -std=c11 -O2 -D_GNU_SOURCE -Iengine bench/json_decode.c engine/json_decode.c \
-    engine/json_write.c engine/err.c engine/mem.c engine/arena.c engine/record.c \
-    engine/buf.c -lm -o "$OUT/json_decode"
+gcc -std=c11 -O2 -D_GNU_SOURCE -iquote engine bench/json_decode.c engine/json_decode.c \
+    engine/json_write.c engine/err.c engine/mem.c engine/arena.c engine/flow.c engine/record.c \
+    engine/buf.c -lm -lpthread -o "$OUT/json_decode"
 
 DATA="$OUT/orders-$N.jsonl"
 if [ ! -f "$DATA" ]; then

@@ -5,21 +5,6 @@
  * workers steal, then park without spinning. Every function may be called
  * from any thread unless its comment says otherwise. */
 
-/* With engine/ on the -I path this file shadows the system <sched.h> (which
- * <pthread.h> includes), so it first includes the next sched.h on the path, a
- * GCC and Clang extension. It stays outside the guard: when this file was
- * found relative to the includer, the search restarts and finds this file
- * again through -I, and that inner copy reaches the system header.
- * Building with -iquote for engine/ would make this unnecessary. */
-#if defined(__clang__)
-#pragma clang diagnostic push
-#pragma clang diagnostic ignored "-Winclude-next-absolute-path"
-#endif
-#include_next <sched.h>
-#if defined(__clang__)
-#pragma clang diagnostic pop
-#endif
-
 #ifndef SL_SCHED_H
 #define SL_SCHED_H
 
