@@ -130,7 +130,7 @@ static int init_node(struct sl_pipeline *pl,
  * set aside from the budget by their nodes at open. */
 
 #define BLOCK_MAX      (256 * 1024)
-#define BLOCK_MIN      (32 * 1024)
+#define BLOCK_MIN      (16 * 1024)
 #define DECODED_FACTOR 4 /* a decoded batch is about 4x its block (records, fields) */
 #define QUEUE_MAX_AUTO 16
 
@@ -177,11 +177,20 @@ static void plan_memory(struct sl_pipeline *pl, int threads)
     uint32_t cap = clamp_u32(limit / 2 / (rings ? rings : 1) / batch_est, 1, QUEUE_MAX_AUTO);
     uint32_t raw_cap = clamp_u32(limit / 16 / (source_rings ? source_rings : 1) / raw_est,
                                  SOURCE_RING_MIN, QUEUE_MAX_AUTO);
+    uint64_t slots = 0; /* decoded batches the rings may hold, `queue` settings included */
     for (size_t i = 0; i < pl->nnodes; i++) {
         struct sl_node *node = &pl->nodes[i];
         if (node->ring_cap == 0) {
             node->ring_cap = node->cn->kind == SLUICE_KIND_SOURCE ? raw_cap : cap;
         }
+        slots += node->cn->kind != SLUICE_KIND_SOURCE && node->nups > 0 ? node->ring_cap : 0;
+    }
+    /* Queues set by hand may hold more than the budget allows for: then the
+     * batches get smaller instead. */
+    if (slots * batch_est > limit / 2) {
+        uint64_t smaller = limit / 2 / slots / DECODED_FACTOR;
+        pl->block_bytes = smaller < BLOCK_MIN ? BLOCK_MIN : (uint32_t)smaller;
+        batch_est = (uint64_t)pl->block_bytes * DECODED_FACTOR;
     }
     /* Sources keep room free for what admitted blocks grow into: decoding
      * on every thread, and with several paths into one sink, the copies

@@ -346,7 +346,7 @@ fill_writer_conf(struct sl_node *node, struct sqlite_sink *ss, struct sl_sqlite_
     /* Appends touch few pages: a small page cache, taken out of the memory
      * budget so that it fits in memory_limit too. */
     uint64_t cache = pl->conf->memory_limit / 32;
-    wc->cache_bytes = cache < 512u << 10 ? 512u << 10 : cache > 4u << 20 ? 4u << 20 : cache;
+    wc->cache_bytes = cache < 128u << 10 ? 128u << 10 : cache > 4u << 20 ? 4u << 20 : cache;
     sl_flow_set_aside(&pl->flow, wc->cache_bytes);
     wc->dead_table = same_file_dead_table(node, conf);
     wc->owner = node->index;
