@@ -16,6 +16,19 @@
 
 #define MAX_BROKERS    64
 #define LINE_MAX_BYTES 4096
+#define MAX_ERRORS     1000000 /* errors one command may push */
+#define MAX_RTT_MS     600000
+
+/* Request types the fault commands accept by name (Kafka protocol keys). */
+static const struct {
+    const char *name;
+    int16_t key;
+} api_keys[] = {
+    {"Produce", 0},         {"Fetch", 1},       {"ListOffsets", 2},      {"Metadata", 3},
+    {"OffsetCommit", 8},    {"OffsetFetch", 9}, {"FindCoordinator", 10}, {"JoinGroup", 11},
+    {"Heartbeat", 12},      {"LeaveGroup", 13}, {"SyncGroup", 14},       {"ApiVersions", 18},
+    {"InitProducerId", 22},
+};
 
 static void usage(FILE *out)
 {
@@ -26,9 +39,23 @@ static void usage(FILE *out)
           "  topic NAME PARTITIONS [REPLICATION]  create a topic (replication: min(3, N))\n"
           "  down BROKER_ID                       disconnect a broker, refuse connections\n"
           "  up BROKER_ID                         accept connections again\n"
+          "  errors API COUNT ERROR               the next COUNT requests of type API (to any\n"
+          "                                       broker) fail with ERROR\n"
+          "  clear-errors API                     forget the errors pushed for API\n"
+          "  broker-errors BROKER_ID API COUNT ERROR [RTT_MS]\n"
+          "                                       the same on one broker, each answer delayed\n"
+          "                                       by RTT_MS (ERROR may be NO_ERROR: delay only)\n"
+          "  rtt BROKER_ID MS                     delay every answer of a broker by MS\n"
+          "  topic-error TOPIC ERROR              metadata requests for TOPIC fail with ERROR\n"
+          "                                       (NO_ERROR clears it)\n"
           "  quit                                 stop (EOF on stdin does the same)\n"
-          "BROKER_ID -1 means every broker. Unknown topics are auto-created with 4\n"
-          "partitions; each partition keeps about 5 MB, older data is dropped.\n",
+          "BROKER_ID -1 means every broker (not for broker-errors). API is a request\n"
+          "name (Produce, Fetch, ListOffsets, Metadata, OffsetCommit, OffsetFetch,\n"
+          "FindCoordinator, JoinGroup, Heartbeat, LeaveGroup, SyncGroup, ApiVersions,\n"
+          "InitProducerId) or its number; ERROR is a librdkafka error name without\n"
+          "RD_KAFKA_RESP_ERR_ (COORDINATOR_LOAD_IN_PROGRESS, NOT_LEADER_FOR_PARTITION,\n"
+          "_TRANSPORT: disconnect) or its number. Unknown topics are auto-created\n"
+          "with 4 partitions; each partition keeps about 5 MB, older data is dropped.\n",
           out);
 }
 
@@ -75,6 +102,177 @@ static void reply_kafka(rd_kafka_resp_err_t kerr)
     } else {
         reply_error("%s", rd_kafka_err2str(kerr));
     }
+}
+
+/* Parses a request type: a name of api_keys or a number 0..32767. */
+static int parse_api(const char *text, int16_t *ret_key)
+{
+    int v = 0;
+
+    for (size_t i = 0; i < sizeof(api_keys) / sizeof(api_keys[0]); i++) {
+        if (strcmp(text, api_keys[i].name) == 0) {
+            *ret_key = api_keys[i].key;
+            return 0;
+        }
+    }
+    if (parse_int(text, 0, 32767, &v) != 0) {
+        return -1;
+    }
+    *ret_key = (int16_t)v;
+    return 0;
+}
+
+/* Parses an error: librdkafka's name (with or without RD_KAFKA_RESP_ERR_)
+ * or its number. */
+static int parse_err(const char *text, rd_kafka_resp_err_t *ret_err)
+{
+    const struct rd_kafka_err_desc *descs = NULL;
+    size_t n = 0;
+    int v = 0;
+
+    if (strncmp(text, "RD_KAFKA_RESP_ERR_", 18) == 0) {
+        text += 18;
+    }
+    rd_kafka_get_err_descs(&descs, &n);
+    for (size_t i = 0; i < n; i++) {
+        if (descs[i].name != NULL && strcmp(descs[i].name, text) == 0) {
+            *ret_err = descs[i].code;
+            return 0;
+        }
+    }
+    if (parse_int(text, -200, 1000, &v) != 0) {
+        return -1;
+    }
+    *ret_err = (rd_kafka_resp_err_t)v;
+    return 0;
+}
+
+/* errors API COUNT ERROR: the cluster's next COUNT requests of API fail. */
+static void cmd_errors(rd_kafka_mock_cluster_t *mcluster, char **argv, int argc)
+{
+    int16_t key = 0;
+    int count = 0;
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    rd_kafka_resp_err_t *errs;
+
+    if (argc != 4) {
+        reply_error("usage: errors API COUNT ERROR");
+        return;
+    }
+    if (parse_api(argv[1], &key) != 0) {
+        reply_error("unknown request type '%s'", argv[1]);
+        return;
+    }
+    if (parse_int(argv[2], 1, MAX_ERRORS, &count) != 0) {
+        reply_error("bad count '%s' (1 to %d)", argv[2], MAX_ERRORS);
+        return;
+    }
+    if (parse_err(argv[3], &err) != 0) {
+        reply_error("unknown error '%s'", argv[3]);
+        return;
+    }
+    errs = malloc((size_t)count * sizeof(*errs));
+    if (errs == NULL) {
+        reply_error("out of memory");
+        return;
+    }
+    for (int i = 0; i < count; i++) {
+        errs[i] = err;
+    }
+    rd_kafka_mock_push_request_errors_array(mcluster, key, (size_t)count, errs);
+    free(errs);
+    reply_ok();
+}
+
+static void cmd_clear_errors(rd_kafka_mock_cluster_t *mcluster, char **argv, int argc)
+{
+    int16_t key = 0;
+
+    if (argc != 2) {
+        reply_error("usage: clear-errors API");
+        return;
+    }
+    if (parse_api(argv[1], &key) != 0) {
+        reply_error("unknown request type '%s'", argv[1]);
+        return;
+    }
+    rd_kafka_mock_clear_request_errors(mcluster, key);
+    reply_ok();
+}
+
+/* broker-errors BROKER_ID API COUNT ERROR [RTT_MS]: pushed one at a time
+ * (the librdkafka call takes its tuples as varargs). */
+static void
+cmd_broker_errors(rd_kafka_mock_cluster_t *mcluster, int nbrokers, char **argv, int argc)
+{
+    int id = 0, count = 0, rtt = 0;
+    int16_t key = 0;
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    rd_kafka_resp_err_t kerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+    if (argc != 5 && argc != 6) {
+        reply_error("usage: broker-errors BROKER_ID API COUNT ERROR [RTT_MS]");
+        return;
+    }
+    if (parse_int(argv[1], 1, nbrokers, &id) != 0) {
+        reply_error("bad broker id '%s' (1 to the broker count)", argv[1]);
+        return;
+    }
+    if (parse_api(argv[2], &key) != 0) {
+        reply_error("unknown request type '%s'", argv[2]);
+        return;
+    }
+    if (parse_int(argv[3], 1, MAX_ERRORS, &count) != 0) {
+        reply_error("bad count '%s' (1 to %d)", argv[3], MAX_ERRORS);
+        return;
+    }
+    if (parse_err(argv[4], &err) != 0) {
+        reply_error("unknown error '%s'", argv[4]);
+        return;
+    }
+    if (argc == 6 && parse_int(argv[5], 0, MAX_RTT_MS, &rtt) != 0) {
+        reply_error("bad RTT '%s' (0 to %d ms)", argv[5], MAX_RTT_MS);
+        return;
+    }
+    for (int i = 0; i < count && kerr == RD_KAFKA_RESP_ERR_NO_ERROR; i++) {
+        kerr = rd_kafka_mock_broker_push_request_error_rtts(mcluster, id, key, 1, err, rtt);
+    }
+    reply_kafka(kerr);
+}
+
+static void cmd_rtt(rd_kafka_mock_cluster_t *mcluster, int nbrokers, char **argv, int argc)
+{
+    int id = 0, rtt = 0;
+
+    if (argc != 3) {
+        reply_error("usage: rtt BROKER_ID MS");
+        return;
+    }
+    if (parse_int(argv[1], -1, nbrokers, &id) != 0 || id == 0) {
+        reply_error("bad broker id '%s' (1 to the broker count, or -1 for all)", argv[1]);
+        return;
+    }
+    if (parse_int(argv[2], 0, MAX_RTT_MS, &rtt) != 0) {
+        reply_error("bad RTT '%s' (0 to %d ms)", argv[2], MAX_RTT_MS);
+        return;
+    }
+    reply_kafka(rd_kafka_mock_broker_set_rtt(mcluster, id, rtt));
+}
+
+static void cmd_topic_error(rd_kafka_mock_cluster_t *mcluster, char **argv, int argc)
+{
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+    if (argc != 3) {
+        reply_error("usage: topic-error TOPIC ERROR");
+        return;
+    }
+    if (parse_err(argv[2], &err) != 0) {
+        reply_error("unknown error '%s'", argv[2]);
+        return;
+    }
+    rd_kafka_mock_topic_set_error(mcluster, argv[1], err);
+    reply_ok();
 }
 
 static void cmd_topic(rd_kafka_mock_cluster_t *mcluster, int nbrokers, char **argv, int argc)
@@ -135,11 +333,23 @@ static int run_command(rd_kafka_mock_cluster_t *mcluster, int nbrokers, char *li
         cmd_topic(mcluster, nbrokers, argv, argc);
     } else if (strcmp(argv[0], "down") == 0 || strcmp(argv[0], "up") == 0) {
         cmd_broker(mcluster, nbrokers, argv, argc);
+    } else if (strcmp(argv[0], "errors") == 0) {
+        cmd_errors(mcluster, argv, argc);
+    } else if (strcmp(argv[0], "clear-errors") == 0) {
+        cmd_clear_errors(mcluster, argv, argc);
+    } else if (strcmp(argv[0], "broker-errors") == 0) {
+        cmd_broker_errors(mcluster, nbrokers, argv, argc);
+    } else if (strcmp(argv[0], "rtt") == 0) {
+        cmd_rtt(mcluster, nbrokers, argv, argc);
+    } else if (strcmp(argv[0], "topic-error") == 0) {
+        cmd_topic_error(mcluster, argv, argc);
     } else if (strcmp(argv[0], "quit") == 0) {
         reply_ok();
         return 1;
     } else {
-        reply_error("unknown command '%s' (topic, down, up, quit)", argv[0]);
+        reply_error("unknown command '%s' (topic, down, up, errors, clear-errors, "
+                    "broker-errors, rtt, topic-error, quit)",
+                    argv[0]);
     }
     return 0;
 }

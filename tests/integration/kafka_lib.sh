@@ -69,6 +69,15 @@ mock_start() {
 # a dead cluster fails the test. Commands (see sluice-mock-kafka --help):
 #   topic NAME PARTITIONS [REPLICATION]   create a topic (error if it exists)
 #   down BROKER_ID | up BROKER_ID         take a broker down / up (-1: all)
+# Fault injection (request types by name, errors by librdkafka's name):
+#   errors API COUNT ERROR                the next COUNT requests of API fail,
+#                                         e.g. "errors OffsetFetch 1000 COORDINATOR_LOAD_IN_PROGRESS"
+#   clear-errors API                      forget them
+#   broker-errors BROKER_ID API COUNT ERROR [RTT_MS]
+#                                         the same on one broker, each answer
+#                                         RTT_MS late (ERROR NO_ERROR: delay only)
+#   rtt BROKER_ID MS                      every answer of a broker MS late (-1: all)
+#   topic-error TOPIC ERROR               metadata for TOPIC fails (NO_ERROR clears)
 mock_cmd() {
     local answer=""
     [ -n "${MOCK_PID:-}" ] || fail "mock_cmd $*: no mock cluster (call mock_start first)"

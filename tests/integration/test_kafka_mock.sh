@@ -1,19 +1,26 @@
 # Smoke test of the Kafka test harness itself (kafka_lib.sh and
-# sluice-mock-kafka): the control protocol, a topic created with 8 partitions,
-# 10k keyed JSON messages through kcat and back, and a broker taken down while
-# a producer waits on it, then up again: nothing lost, nothing doubled.
+# sluice-mock-kafka): the control protocol (fault injection included: errors
+# per request type, per-broker errors and delays, topic errors), a topic
+# created with 8 partitions, 10k keyed JSON messages through kcat and back,
+# and a broker taken down while a producer waits on it, then up again:
+# nothing lost, nothing doubled.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/kafka_lib.sh"
 
 # ---- the control protocol, on a mock of our own ----
 MOCK=$(dirname "$SLUICE")/sluice-mock-kafka
-printf 'topic t 2\ntopic t 2\ntopic u 0\ntopic v 1 3\ndown 7\nup 1\nnope\n\nquit\ntopic w 1\n' |
+printf 'topic t 2\ntopic t 2\ntopic u 0\ntopic v 1 3\ndown 7\nup 1\nnope\n\n%s\nquit\ntopic w 1\n' \
+    "$(printf '%s\n' 'errors OffsetFetch 3 COORDINATOR_LOAD_IN_PROGRESS' 'errors Nope 1 _TRANSPORT' \
+        'errors 0 2 14' 'errors Produce 1 BOGUS' 'clear-errors OffsetFetch' \
+        'broker-errors 1 Produce 2 NO_ERROR 300' 'broker-errors 3 Produce 1 _TRANSPORT' 'rtt -1 100' \
+        'rtt 2 0' 'topic-error t UNKNOWN_TOPIC_OR_PART' 'topic-error t NO_ERROR')" |
     timeout "$KAFKA_TIMEOUT" "$MOCK" --brokers 2 > proto.out 2> proto.err ||
     fail "protocol: exit status $? ($(cat proto.err))"
 grep -Eq '^127\.0\.0\.1:[0-9]+,127\.0\.0\.1:[0-9]+$' <(head -n 1 proto.out) ||
     fail "protocol: first line is not two loopback brokers: $(head -n 1 proto.out)"
 tail -n +2 proto.out | cut -c1-6 > proto.got
-printf 'ok\nerror:\nerror:\nerror:\nerror:\nok\nerror:\nerror:\nok\n' > proto.want
+printf 'ok\nerror:\nerror:\nerror:\nerror:\nok\nerror:\nerror:\n%s\nok\n' \
+    "$(printf '%s\n' ok error: ok error: ok ok error: ok ok ok ok)" > proto.want
 diff proto.want proto.got || fail "protocol: unexpected answers: $(cat proto.out)"
 # EOF on stdin stops it cleanly, without `quit`.
 timeout "$KAFKA_TIMEOUT" "$MOCK" < /dev/null > eof.out || fail "EOF: exit status $?"
