@@ -732,7 +732,8 @@ static bool utf8_valid(const unsigned char *s, size_t len)
 }
 
 /* _raw: the input cut at 64 KiB on a character boundary; BLOB when the input
- * is not valid UTF-8 (a reason to dead-letter it in the first place). */
+ * is not valid UTF-8 (a reason to dead-letter it in the first place) or
+ * holds a NUL byte (SQLite's text functions and tools stop there). */
 static struct sl_field raw_field(const struct sl_record *rec)
 {
     struct sl_field f = {.name = "_raw", .name_len = 4, .val = sl_value_null()};
@@ -748,7 +749,7 @@ static struct sl_field raw_field(const struct sl_record *rec)
         }
     }
     f.val = sl_value_str(rec->raw, len);
-    if (!utf8_valid((const unsigned char *)rec->raw, len)) {
+    if (!utf8_valid((const unsigned char *)rec->raw, len) || memchr(rec->raw, '\0', len) != NULL) {
         f.val.type = SL_TYPE_BYTES;
     }
     return f;
