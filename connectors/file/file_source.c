@@ -12,9 +12,11 @@
 #include "source.h"
 
 #include <glob.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define DEAD_RAW_MAX (64 * 1024)
 /* How often the `checkpoints:` file is updated while reading. */
@@ -65,6 +67,14 @@ struct file_source {
     struct sl_decoders decoders;
     struct sl_file_ckpt *ck; /* `checkpoints:` store, NULL without */
     uint64_t ck_stored_ns;   /* when positions were last stored */
+    /* Once everything is read, the sinks may acknowledge for a long while
+     * yet (a Kafka sink): this thread goes on storing their progress until
+     * close, so that a kill meanwhile does not send it all again. */
+    pthread_t ck_thread;
+    bool ck_thread_on;
+    bool ck_stop; /* under ck_lock: close wants the thread gone */
+    pthread_mutex_t ck_lock;
+    pthread_cond_t ck_cond;
 };
 
 /* Stores, for the sinks that keep no positions, how far every sink has
@@ -89,6 +99,29 @@ static void store_positions(struct sl_node *node, struct file_source *fs)
     fs->ck_stored_ns = sl_now_ns();
 }
 
+/* The thread that stores positions after the reading, every CKPT_EVERY_NS
+ * until close stops it. */
+static void *store_while_draining(void *arg)
+{
+    struct sl_node *node = arg;
+    struct file_source *fs = node->state;
+
+    pthread_mutex_lock(&fs->ck_lock);
+    while (!fs->ck_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += (time_t)(CKPT_EVERY_NS / 1000000000ull);
+        (void)pthread_cond_timedwait(&fs->ck_cond, &fs->ck_lock, &ts);
+        if (!fs->ck_stop) {
+            pthread_mutex_unlock(&fs->ck_lock);
+            store_positions(node, fs);
+            pthread_mutex_lock(&fs->ck_lock);
+        }
+    }
+    pthread_mutex_unlock(&fs->ck_lock);
+    return NULL;
+}
+
 static void file_close(struct sl_node *node)
 {
     struct file_source *fs = node->state;
@@ -96,6 +129,15 @@ static void file_close(struct sl_node *node)
     if (fs == NULL) {
         return;
     }
+    if (fs->ck_thread_on) {
+        pthread_mutex_lock(&fs->ck_lock);
+        fs->ck_stop = true;
+        pthread_cond_signal(&fs->ck_cond);
+        pthread_mutex_unlock(&fs->ck_lock);
+        pthread_join(fs->ck_thread, NULL);
+    }
+    pthread_mutex_destroy(&fs->ck_lock);
+    pthread_cond_destroy(&fs->ck_cond);
     /* Everything is drained now: what the sinks acknowledged is final. */
     store_positions(node, fs);
     fs->ck = sl_file_ckpt_close(fs->ck);
@@ -169,6 +211,8 @@ static int file_open(struct sl_node *node, struct sl_err *err)
     }
     node->state = fs;
     fs->conf = node->cn->conf;
+    pthread_mutex_init(&fs->ck_lock, NULL);
+    pthread_cond_init(&fs->ck_cond, NULL);
     int rc = expand_glob(fs, fs->conf->path, err);
     if (rc != 0) {
         return rc == SL_ENOMEM ? sl_err_set(err, rc, "out of memory") : rc;
@@ -640,6 +684,9 @@ static int file_run(struct sl_node *node)
         }
     }
     sl_free(rd.buf);
+    if (fs->ck != NULL && pthread_create(&fs->ck_thread, NULL, store_while_draining, node) == 0) {
+        fs->ck_thread_on = true;
+    }
     return rc;
 }
 

@@ -7,8 +7,9 @@
  * upstream (at least once). A message that librdkafka finally fails to
  * deliver (after its own retries, within message.timeout.ms, 5 min by
  * default; so also when the whole cluster is unreachable that long) is
- * dead-lettered with the reason, never re-produced with the others. A fatal
- * (idempotence) error fails the pipeline. Thread: one worker at a time runs
+ * dead-lettered with the reason, never re-produced with the others; when it
+ * was sent but never confirmed, the reason says it was possibly delivered.
+ * A fatal (idempotence) error fails the pipeline. Thread: one worker at a time runs
  * write(); delivery reports run inside it (rd_kafka_flush/poll there). */
 #include "connectors/kafka/kafka_conf.h"
 #include "expr.h"
@@ -212,14 +213,18 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opa
     if (batch == NULL) {
         return;
     }
+    /* A message sent whose answer never came (timed out, connection lost)
+     * may well be in Kafka: say so, it must not be sent again blindly. */
+    const char *how = rd_kafka_message_status(msg) == RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED
+                          ? "not confirmed (possibly delivered: Kafka may hold the message)"
+                          : "failed";
+    const char *topic = msg->rkt != NULL ? rd_kafka_topic_name(msg->rkt) : "?";
     if (msg->partition == RD_KAFKA_PARTITION_UA) {
-        snprintf(reason, sizeof(reason), "kafka: delivery to %s failed: %s",
-                 msg->rkt != NULL ? rd_kafka_topic_name(msg->rkt) : "?",
+        snprintf(reason, sizeof(reason), "kafka: delivery to %s %s: %s", topic, how,
                  rd_kafka_err2str(msg->err));
     } else {
-        snprintf(reason, sizeof(reason), "kafka: delivery to %s [%d] failed: %s",
-                 msg->rkt != NULL ? rd_kafka_topic_name(msg->rkt) : "?", (int)msg->partition,
-                 rd_kafka_err2str(msg->err));
+        snprintf(reason, sizeof(reason), "kafka: delivery to %s [%d] %s: %s", topic,
+                 (int)msg->partition, how, rd_kafka_err2str(msg->err));
     }
     reject(ks, batch, rec, reason);
 }
