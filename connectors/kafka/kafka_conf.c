@@ -665,14 +665,19 @@ static void log_line(const rd_kafka_t *rk, int level, const char *fac, const cha
  * line. Most are transient and retried by librdkafka: warnings; a fatal one
  * is an error (the source and sink see it through rd_kafka_fatal_error).
  * Thread: the one polling rk. */
-static void error_event(rd_kafka_t *rk, int code, const char *reason, void *opaque)
+void sl_kafka_conf_log_error(rd_kafka_t *rk, int code, const char *reason)
 {
-    (void)opaque;
     if (code == RD_KAFKA_RESP_ERR__FATAL) {
         sl_log_error("kafka %s: %s", rd_kafka_name(rk), reason);
     } else if (log_allowed()) {
         sl_log_warn("kafka %s: %s", rd_kafka_name(rk), reason);
     }
+}
+
+static void error_event(rd_kafka_t *rk, int code, const char *reason, void *opaque)
+{
+    (void)opaque;
+    sl_kafka_conf_log_error(rk, code, reason);
 }
 
 static int apply_user(rd_kafka_conf_t *conf,

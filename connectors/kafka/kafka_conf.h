@@ -88,8 +88,9 @@ void sl_kafka_conf_plan(enum sl_kafka_role role,
  * log lines and error events routed to sluice's log (each broker failure
  * once, at its level, rate-limited; `debug` output as debug lines), and the
  * buffers sized by sl_kafka_conf_plan unless user sets them (or an alias).
- * The caller then sets the keys it owns and its callbacks (not the log and
- * error callbacks). On success *ret_conf is the
+ * The caller then sets the keys it owns and its callbacks (not the log
+ * callback; an error callback of its own passes every event on to
+ * sl_kafka_conf_log_error). On success *ret_conf is the
  * caller's (rd_kafka_new takes it; otherwise rd_kafka_conf_destroy) and
  * *ret_sizes (may be NULL) what was sized. Returns 0, or SL_ECONFIG with a
  * message in errbuf naming the key, or SL_ENOMEM. Thread: any. */
@@ -101,5 +102,10 @@ int sl_kafka_conf_build(enum sl_kafka_role role,
                         struct sl_kafka_sizes *ret_sizes,
                         char *errbuf,
                         size_t errbuf_len);
+
+/* Logs one librdkafka error event as sl_kafka_conf_build's error callback
+ * does: a warning, rate-limited with librdkafka's log lines; an error when
+ * fatal. For a caller's own error callback. Thread: the one polling rk. */
+void sl_kafka_conf_log_error(rd_kafka_t *rk, int code, const char *reason);
 
 #endif

@@ -5,8 +5,12 @@
  * decodes them. Positions come from the sinks on assignment (the SQLite
  * position wins over the group's); offsets go back to the group once every
  * sink committed. On a full pipeline the partitions are paused and polling
- * goes on, so the member stays in the group. On revoke, everything taken
- * from the revoked partitions is committed before the rebalance completes. */
+ * goes on, so the member stays in the group; on resume each partition is
+ * sought to the offset after the last message taken. On revoke, everything
+ * taken from the revoked partitions is committed before the rebalance
+ * completes (within a bound). A reset offset (on_offset_out_of_range)
+ * starts a new offset epoch, carried as the batches' fingerprint, so that
+ * the sinks restart their stored positions there instead of trimming. */
 #include "connectors/kafka/kafka_conf.h"
 #include "decode.h"
 #include "log.h"
@@ -16,7 +20,9 @@
 #include <librdkafka/rdkafka.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define BATCH_MAX_RECORDS 1024
@@ -32,7 +38,27 @@
  * member must poll again (max.poll.interval.ms), so it pauses and polls. */
 #define STALL_BEFORE_PAUSE_NS (500 * 1000 * 1000ull)
 #define STALL_STEP_US         1000
-#define WAIT_STEP_US          2000
+/* settle(): first sleep between checks, doubled up to the last. */
+#define SETTLE_FIRST_US 1000
+#define SETTLE_MAX_US   32000
+/* The group's committed offsets: tries of COMMITTED_TRY_MS each (a
+ * coordinator loading its offsets answers COORDINATOR_LOAD_IN_PROGRESS,
+ * which librdkafka retries within one try) before the run fails. */
+#define COMMITTED_TRIES  3
+#define COMMITTED_TRY_MS 10000
+#define WATERMARK_MS     10000
+#define LAG_QUERY_MS     2000
+/* exit_on_eof: the longest wait for a first assignment (brokers
+ * unreachable, topic missing) before the run fails. */
+#define ASSIGN_WAIT_NS (30 * 1000 * 1000 * 1000ull)
+/* Bounds of the wait for the sinks on a revoke (a half of
+ * max.poll.interval.ms, within these) and at the end of a run. */
+#define REVOKE_WAIT_MIN_NS (1000 * 1000 * 1000ull)
+#define REVOKE_WAIT_MAX_NS (120 * 1000 * 1000 * 1000ull)
+/* The fingerprint of batches of a partition whose offsets were never reset
+ * (or whose stored epoch is unknown). */
+#define EPOCH_FIRST "kafka"
+#define EPOCH_MAX   48
 
 struct sl_kafka_source_conf {
     const char *brokers;
@@ -87,11 +113,16 @@ struct kpart {
     uint32_t stream;         /* index: batch->stream */
     uint64_t seq;            /* next batch's sequence number */
     int64_t pushed_end;      /* pos_end of the last batch handed on, -1 if none */
-    int64_t committed_group; /* last offset committed to the group */
-    int64_t hwm;             /* high watermark when assigned (exit_on_eof, lag) */
+    int64_t committed_group; /* the group's committed offset as far as known, -1 none */
+    int64_t start;           /* where consumption started at the last assignment, -1 unknown */
+    int64_t next;            /* offset after the last message taken, -1 unknown */
+    int64_t hwm;             /* high watermark when assigned (exit_on_eof), -1 unknown */
     int64_t lag;             /* at the end of the run, for the summary; -1 unknown */
+    bool held;               /* assigned at the end of the run (summary) */
+    const char *epoch;       /* batches' fingerprint: a new one after an offset reset */
     bool assigned;
     bool eof;               /* reached the end seen at assignment */
+    bool commit_start;      /* start goes to the group (start: latest, nothing committed) */
     struct sl_batch *batch; /* being filled */
 };
 
@@ -120,6 +151,11 @@ struct kafka_source {
     struct sl_buf headers_buf; /* source thread: builds @headers JSON */
     int fatal;                 /* a failure seen in a callback */
     char fatal_msg[SL_ERR_MSG_MAX];
+    char last_error[256];    /* librdkafka's last error event (source thread) */
+    uint64_t revoke_wait_ns; /* how long a revoke waits for the sinks */
+    char **epochs;           /* every epoch text made: batches point at them until close */
+    size_t nepochs;
+    uint64_t epoch_count; /* makes each new epoch of this run unique */
 };
 
 static void set_fatal(struct kafka_source *ks, const char *fmt, ...)
@@ -178,9 +214,50 @@ static struct kpart *part_get(struct kafka_source *ks, const char *topic, int32_
     p->stream = (uint32_t)ks->nparts;
     p->pushed_end = -1;
     p->committed_group = -1;
+    p->start = -1;
+    p->next = -1;
+    p->hwm = -1;
     p->lag = -1;
+    p->epoch = EPOCH_FIRST;
     ks->nparts++;
     return p;
+}
+
+/* Sets p's offset epoch, the fingerprint its batches carry: a copy of text,
+ * or with text NULL a new one, "offsets reset" and the wall-clock time (a
+ * SQLite sink whose stored fingerprint differs restarts its position, see
+ * sqlite_checkpoint.c). Texts live until close: batches point at them.
+ * 0 or SL_ENOMEM. */
+static int set_epoch(struct kafka_source *ks, struct kpart *p, const char *text)
+{
+    char fresh[EPOCH_MAX];
+
+    if (text == NULL) {
+        struct timespec ts;
+        struct tm tm;
+        char when[32];
+        clock_gettime(CLOCK_REALTIME, &ts);
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(fresh, sizeof(fresh), "offsets reset %.20s.%03dZ #%u", when,
+                 (int)(ts.tv_nsec / 1000000), (unsigned)(++ks->epoch_count % 100000));
+        text = fresh;
+    }
+    if (strcmp(text, p->epoch) == 0) {
+        return 0;
+    }
+    char **grown = sl_realloc(ks->epochs, (ks->nepochs + 1) * sizeof(*grown));
+    if (grown == NULL) {
+        return SL_ENOMEM;
+    }
+    ks->epochs = grown;
+    char *copy = sl_strdup(text);
+    if (copy == NULL) {
+        return SL_ENOMEM;
+    }
+    ks->epochs[ks->nepochs++] = copy;
+    p->epoch = copy;
+    return 0;
 }
 
 static int queue_add(struct kafka_source *ks, struct sl_batch *batch)
@@ -235,6 +312,34 @@ static rd_kafka_topic_partition_list_t *assigned_list(struct kafka_source *ks)
     return list;
 }
 
+/* Moves every assigned partition whose next offset is known there. On
+ * resume: librdkafka 2.0.2's batch API advances a partition's position over
+ * the prefetched messages that a pause then discards, and resume starts
+ * from that position (fixed in 2.1.0): without this seek those offsets
+ * would be skipped. The seek is asynchronous (librdkafka 2.0.2 waits a
+ * thousandth of the timeout it is given); messages fetched before it takes
+ * effect are outdated and dropped by librdkafka. */
+static void seek_next(struct kafka_source *ks)
+{
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)ks->nparts);
+
+    for (size_t i = 0; i < ks->nparts; i++) {
+        const struct kpart *p = &ks->parts[i];
+        if (p->assigned && p->next >= 0) {
+            rd_kafka_topic_partition_list_add(list, p->topic, p->partition)->offset = p->next;
+        }
+    }
+    if (list->cnt > 0) {
+        rd_kafka_error_t *error = rd_kafka_seek_partitions(ks->rk, list, 0);
+        if (error != NULL) {
+            sl_log_warn("%s: kafka: seeking after a resume: %s", ks->node->name,
+                        rd_kafka_error_string(error));
+            rd_kafka_error_destroy(error);
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+}
+
 static void set_paused(struct kafka_source *ks, bool pause)
 {
     if (ks->paused == pause) {
@@ -246,6 +351,7 @@ static void set_paused(struct kafka_source *ks, bool pause)
         rd_kafka_pause_partitions(ks->rk, list);
     } else {
         rd_kafka_resume_partitions(ks->rk, list);
+        seek_next(ks);
     }
     rd_kafka_topic_partition_list_destroy(list);
     ks->paused = pause;
@@ -358,18 +464,57 @@ static struct sl_batch *new_batch(struct kpart *p, int64_t first)
         batch->stream = p->stream;
         batch->stream_name = p->topic;
         batch->partition = p->partition;
+        batch->fingerprint = p->epoch;
         batch->pos_start = first;
     }
     return batch;
 }
 
+/* A message below the partition's next offset: the partition's log was
+ * cut back under us (topic recreated, log truncated) and librdkafka reset
+ * the offset (on_offset_out_of_range earliest or latest), or a message
+ * delivered twice. Returns true to take it: a reset, which starts a new
+ * offset epoch (the batch so far is sealed first: a batch has one epoch). */
+static bool went_back(struct kafka_source *ks, struct kpart *p, int64_t offset, int *rc)
+{
+    int64_t lo = 0, hi = -1;
+
+    *rc = 0;
+    if (rd_kafka_get_watermark_offsets(ks->rk, p->topic, p->partition, &lo, &hi) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
+        hi < 0 || hi >= p->next) {
+        return false; /* the log still holds what was taken: a duplicate */
+    }
+    *rc = seal(ks, p);
+    if (*rc == 0) {
+        *rc = set_epoch(ks, p, NULL);
+    }
+    sl_log_warn("%s: %s [%d]: offsets went back from %lld to %lld (Kafka now has %lld..%lld: the "
+                "topic was recreated or its log truncated): reading from %lld, and the sinks' "
+                "stored positions of this partition restart there too",
+                ks->node->name, p->topic, (int)p->partition, (long long)p->next, (long long)offset,
+                (long long)lo, (long long)hi, (long long)offset);
+    return true;
+}
+
 static int take_message(struct kafka_source *ks, rd_kafka_message_t *m)
 {
     struct kpart *p = part_get(ks, rd_kafka_topic_name(m->rkt), m->partition);
+    int rc = 0;
 
     if (p == NULL) {
         return SL_ENOMEM;
     }
+    if (p->next >= 0 && m->offset < p->next && !went_back(ks, p, m->offset, &rc)) {
+        return 0; /* already taken */
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    if (p->start < 0) {
+        p->start = m->offset; /* consumption began at a logical offset: now known */
+    }
+    p->next = m->offset + 1;
     if (p->batch == NULL && (p->batch = new_batch(p, m->offset)) == NULL) {
         return SL_ENOMEM;
     }
@@ -392,7 +537,7 @@ static int take_message(struct kafka_source *ks, rd_kafka_message_t *m)
     if (rec->raw == NULL || headers_value(ks, &batch->arena, m, &rec->meta.headers) != 0) {
         return SL_ENOMEM;
     }
-    if (m->offset + 1 >= p->hwm) {
+    if (p->hwm >= 0 && m->offset + 1 >= p->hwm) {
         p->eof = true; /* reached the end seen at assignment */
     }
     if (batch->n >= BATCH_MAX_RECORDS || batch->arena.bytes >= BATCH_MAX_BYTES) {
@@ -407,8 +552,9 @@ static void on_error_message(struct kafka_source *ks, rd_kafka_message_t *m)
 
     switch (m->err) {
     case RD_KAFKA_RESP_ERR__PARTITION_EOF: {
+        /* The end seen at assignment, or any end when that one is unknown. */
         struct kpart *p = part_find(ks, topic, m->partition);
-        if (p != NULL && m->offset >= p->hwm) {
+        if (p != NULL && (p->hwm < 0 || m->offset >= p->hwm)) {
             p->eof = true;
         }
         break;
@@ -418,6 +564,7 @@ static void on_error_message(struct kafka_source *ks, rd_kafka_message_t *m)
                   (int)m->partition, rd_kafka_message_errstr(m));
         break;
     default:
+        snprintf(ks->last_error, sizeof(ks->last_error), "%s", rd_kafka_message_errstr(m));
         if (rd_kafka_fatal_error(ks->rk, NULL, 0) != RD_KAFKA_RESP_ERR_NO_ERROR) {
             set_fatal(ks, "kafka: %s", rd_kafka_message_errstr(m));
         } else {
@@ -429,7 +576,9 @@ static void on_error_message(struct kafka_source *ks, rd_kafka_message_t *m)
 /* ==== Offsets ==== */
 
 /* Commits to the group, for each assigned (or listed) partition, the offset
- * every sink has committed: users' lag tools see real progress. */
+ * every sink has committed: users' lag tools see real progress. A partition
+ * no sink has written yet whose start must be kept (start: latest, nothing
+ * committed) gets its start: a restart resumes there, not at a later end. */
 static void
 commit_group(struct kafka_source *ks, const rd_kafka_topic_partition_list_t *only, bool sync)
 {
@@ -440,8 +589,16 @@ commit_group(struct kafka_source *ks, const rd_kafka_topic_partition_list_t *onl
         int64_t pos;
         if ((only == NULL && !p->assigned) ||
             (only != NULL &&
-             rd_kafka_topic_partition_list_find(only, p->topic, p->partition) == NULL) ||
-            sl_source_committed(ks->node, p->stream, &pos) != 0 || pos <= p->committed_group) {
+             rd_kafka_topic_partition_list_find(only, p->topic, p->partition) == NULL)) {
+            continue;
+        }
+        if (sl_source_committed(ks->node, p->stream, &pos) != 0 || pos < p->start) {
+            if (!p->commit_start || p->start < 0) {
+                continue;
+            }
+            pos = p->start;
+        }
+        if (pos <= p->committed_group) {
             continue;
         }
         rd_kafka_topic_partition_list_add(list, p->topic, p->partition)->offset = pos;
@@ -472,26 +629,97 @@ static bool part_settled(struct kafka_source *ks, const struct kpart *p)
     return sl_source_committed(ks->node, p->stream, &pos) == 0 && pos >= p->pushed_end;
 }
 
-/* Waits until the listed partitions' work is committed (or the run failed). */
-static void settle(struct kafka_source *ks, const rd_kafka_topic_partition_list_t *list)
+/* Waits until the listed partitions' work is committed, the run failed or
+ * limit_ns passed. The sinks do not signal their commits: it looks every
+ * millisecond at first, backing off to every 32 ms. Returns true when
+ * everything is committed. */
+static bool
+settle(struct kafka_source *ks, const rd_kafka_topic_partition_list_t *list, uint64_t limit_ns)
 {
+    uint64_t start_ns = sl_now_ns();
+    useconds_t step = SETTLE_FIRST_US;
+
     for (;;) {
         bool all = true;
         for (int i = 0; i < list->cnt && all; i++) {
             struct kpart *p = part_find(ks, list->elems[i].topic, list->elems[i].partition);
             all = p == NULL || part_settled(ks, p);
         }
-        if (all || atomic_load(&ks->node->pl->failed)) {
-            return;
+        if (all) {
+            return true;
         }
-        usleep(WAIT_STEP_US);
+        if (atomic_load(&ks->node->pl->failed) || sl_now_ns() - start_ns >= limit_ns) {
+            return false;
+        }
+        usleep(step);
+        step = step * 2 > SETTLE_MAX_US ? SETTLE_MAX_US : step * 2;
     }
 }
 
 /* ==== Rebalances (served inside rd_kafka_consumer_poll: source thread) ==== */
 
-/* An offset outside [lo, hi]: fail, or move to one end. Returns the offset
- * to use, or -1 after set_fatal. */
+/* "t[0], t[3], u[1]" for the partitions of list (cut short with "..."). */
+static void describe(const rd_kafka_topic_partition_list_t *list, char *buf, size_t len)
+{
+    size_t used = 0;
+
+    buf[0] = '\0';
+    for (int i = 0; i < list->cnt && used < len; i++) {
+        int n = snprintf(buf + used, len - used, "%s%s[%d]", i > 0 ? ", " : "",
+                         list->elems[i].topic, (int)list->elems[i].partition);
+        used += n > 0 ? (size_t)n : 0;
+    }
+    if (used >= len && len > 4) {
+        memcpy(buf + len - 4, "...", 4);
+    }
+}
+
+/* Reads the group's committed offsets of list (the partitions no sink has a
+ * position of). A coordinator that does not answer, or answers for some
+ * partitions with an error (COORDINATOR_LOAD_IN_PROGRESS, which librdkafka
+ * retries within one try), is tried again; after COMMITTED_TRIES the run
+ * fails naming the group and the partitions. Taking "none" there would
+ * silently start at `start`: losing messages (latest) or reading them again
+ * (earliest). Returns 0, -1 after set_fatal, or 1 when the run stops. */
+static int read_committed(struct kafka_source *ks, rd_kafka_topic_partition_list_t *list)
+{
+    char names[200];
+    const char *why = "";
+
+    for (int attempt = 1; attempt <= COMMITTED_TRIES; attempt++) {
+        for (int i = 0; i < list->cnt; i++) {
+            list->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+            list->elems[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        }
+        rd_kafka_resp_err_t err = rd_kafka_committed(ks->rk, list, COMMITTED_TRY_MS);
+        for (int i = 0; i < list->cnt && err == RD_KAFKA_RESP_ERR_NO_ERROR; i++) {
+            err = list->elems[i].err;
+        }
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            return 0;
+        }
+        why = rd_kafka_err2str(err);
+        if (atomic_load_explicit(&ks->node->pl->stop, memory_order_acquire)) {
+            return 1;
+        }
+        describe(list, names, sizeof(names));
+        if (attempt < COMMITTED_TRIES) {
+            sl_log_warn("%s: group '%s': the committed offsets of %s cannot be read (%s): "
+                        "trying again",
+                        ks->node->name, ks->conf->group, names, why);
+        }
+    }
+    describe(list, names, sizeof(names));
+    set_fatal(ks,
+              "group '%s': cannot read the committed offsets of %s (%s, for %d s): not "
+              "starting without them (the group coordinator may still be loading its "
+              "offsets; run again later)",
+              ks->conf->group, names, why, COMMITTED_TRIES * COMMITTED_TRY_MS / 1000);
+    return -1;
+}
+
+/* An offset outside [lo, hi]: fail, or move to one end (with a log line).
+ * Returns the offset to use, or -1 after set_fatal. */
 static int64_t check_range(struct kafka_source *ks,
                            const struct kpart *p,
                            int64_t off,
@@ -502,73 +730,145 @@ static int64_t check_range(struct kafka_source *ks,
     if (off >= lo && off <= hi) {
         return off;
     }
-    switch (ks->conf->on_offset_out_of_range) {
-    case 1:
-        sl_log_warn("%s: %s [%d]: %s offset %lld is gone (Kafka has %lld..%lld): starting at %lld",
-                    ks->node->name, p->topic, (int)p->partition, whose, (long long)off,
-                    (long long)lo, (long long)hi, (long long)lo);
-        return lo;
-    case 2:
-        sl_log_warn("%s: %s [%d]: %s offset %lld is gone (Kafka has %lld..%lld): starting at %lld",
-                    ks->node->name, p->topic, (int)p->partition, whose, (long long)off,
-                    (long long)lo, (long long)hi, (long long)hi);
-        return hi;
-    default:
+    if (ks->conf->on_offset_out_of_range == 0) {
         set_fatal(ks,
                   "%s [%d]: the %s offset %lld is out of range: Kafka has offsets %lld..%lld "
                   "(set on_offset_out_of_range: earliest or latest to skip)",
                   p->topic, (int)p->partition, whose, (long long)off, (long long)lo, (long long)hi);
         return -1;
     }
+    int64_t to = ks->conf->on_offset_out_of_range == 1 ? lo : hi;
+    sl_log_warn("%s: %s [%d]: %s offset %lld is gone (Kafka has %lld..%lld): starting at %lld, "
+                "and the sinks' stored positions and the group's offset of this partition "
+                "restart there too",
+                ks->node->name, p->topic, (int)p->partition, whose, (long long)off, (long long)lo,
+                (long long)hi, (long long)to);
+    return to;
 }
 
-/* Sets each partition's start: the sinks' position, else the group's
- * committed offset, else `start`. */
+/* p's stored offset was reset to off (on_offset_out_of_range): a new
+ * epoch, so that the SQLite sinks restart their positions at off instead
+ * of trimming what is below their old one; an empty batch at off, so that
+ * they store it even if nothing comes (else the next run would reset again,
+ * and with latest skip what came meanwhile); and off goes to the group too,
+ * for the same reason. 0 or SL_ENOMEM. */
+static int reset_to(struct kafka_source *ks, struct kpart *p, int64_t off)
+{
+    struct sl_batch *mark;
+    int rc = set_epoch(ks, p, NULL);
+
+    if (rc != 0 || (mark = new_batch(p, off)) == NULL) {
+        return SL_ENOMEM;
+    }
+    mark->seq = p->seq++;
+    mark->pos_end = off;
+    rc = queue_add(ks, mark);
+    if (rc != 0) {
+        sl_batch_unref(mark);
+        return rc;
+    }
+    p->commit_start = true;
+    p->committed_group = -1;
+    return 0;
+}
+
+/* Sets one partition's start: the sinks' position (known), else the
+ * group's committed offset, else `start`, resolved to an offset with the
+ * watermarks when they could be read. An offset moved back below the
+ * sinks' (or the group's) starts a new epoch. */
+static int choose_offset(struct kafka_source *ks,
+                         struct kpart *p,
+                         rd_kafka_topic_partition_t *tp,
+                         int64_t stored,
+                         bool known,
+                         const char *fp,
+                         int64_t committed)
+{
+    int64_t lo = 0, hi = 0, off;
+    bool wm = rd_kafka_query_watermark_offsets(ks->rk, p->topic, p->partition, &lo, &hi,
+                                               WATERMARK_MS) == RD_KAFKA_RESP_ERR_NO_ERROR;
+
+    if (set_epoch(ks, p, fp[0] != '\0' ? fp : EPOCH_FIRST) != 0) {
+        return SL_ENOMEM;
+    }
+    p->commit_start = false;
+    p->committed_group = committed >= 0 ? committed : -1;
+    if (known || committed >= 0) {
+        int64_t from = known ? stored : committed;
+        off = wm ? check_range(ks, p, from, lo, hi, known ? "stored" : "group's committed") : from;
+        if (off >= 0 && off != from) {
+            if (off < from && known && fp[0] == '\0') {
+                set_fatal(ks,
+                          "%s [%d]: cannot restart at %lld: the sinks' position %lld was stored "
+                          "by an older sluice, without an offset epoch, and they would skip "
+                          "the records below it; delete that partition's rows of "
+                          "_sluice_checkpoints to start over",
+                          p->topic, (int)p->partition, (long long)off, (long long)from);
+                off = -1;
+            } else if (reset_to(ks, p, off) != 0) {
+                return SL_ENOMEM;
+            }
+        }
+    } else if (ks->conf->start == 0) {
+        off = wm ? lo : RD_KAFKA_OFFSET_BEGINNING;
+    } else {
+        off = wm ? hi : RD_KAFKA_OFFSET_END;
+        p->commit_start = true;
+    }
+    tp->offset = off >= 0 || !ks->fatal ? off : RD_KAFKA_OFFSET_INVALID;
+    p->start = off >= 0 ? off : -1;
+    p->next = p->start;
+    p->hwm = wm ? hi : -1;
+    p->assigned = true;
+    p->eof = wm && (off >= hi || lo == hi);
+    return 0;
+}
+
+/* Sets each partition's start (choose_offset); the group's committed
+ * offsets are read only for the partitions no sink has a position of. */
 static int choose_offsets(struct kafka_source *ks, rd_kafka_topic_partition_list_t *list)
 {
-    rd_kafka_topic_partition_list_t *group = rd_kafka_topic_partition_list_copy(list);
+    rd_kafka_topic_partition_list_t *group = rd_kafka_topic_partition_list_new(list->cnt);
+    int64_t *stored = sl_calloc((size_t)list->cnt + 1, sizeof(*stored));
+    char(*fps)[SL_FINGERPRINT_MAX] = sl_calloc((size_t)list->cnt + 1, sizeof(*fps));
+    bool *known = sl_calloc((size_t)list->cnt + 1, sizeof(*known));
     struct sl_err err = {0};
+    int rc = group != NULL && stored != NULL && fps != NULL && known != NULL ? 0 : SL_ENOMEM;
+    bool abandon = false; /* failed or stopping: nothing is fetched, the run ends */
 
-    if (rd_kafka_committed(ks->rk, group, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        for (int i = 0; i < group->cnt; i++) {
-            group->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
-        }
-    }
-    for (int i = 0; i < list->cnt; i++) {
+    for (int i = 0; i < list->cnt && rc == 0; i++) {
         rd_kafka_topic_partition_t *tp = &list->elems[i];
         struct kpart *p = part_get(ks, tp->topic, tp->partition);
-        int64_t lo = 0, hi = 0, pos = 0;
-        bool known = false;
-        char fp[8];
         if (p == NULL) {
-            rd_kafka_topic_partition_list_destroy(group);
-            return SL_ENOMEM;
-        }
-        if (sl_source_resume(ks->node, p->topic, p->partition, NULL, &pos, &known, fp, sizeof(fp),
-                             &err) != 0) {
+            rc = SL_ENOMEM;
+        } else if (sl_source_resume(ks->node, p->topic, p->partition, NULL, &stored[i], &known[i],
+                                    fps[i], sizeof(fps[i]), &err) != 0) {
             set_fatal(ks, "%s", err.msg);
+        } else if (!known[i]) {
+            rd_kafka_topic_partition_list_add(group, tp->topic, tp->partition);
         }
-        if (rd_kafka_query_watermark_offsets(ks->rk, p->topic, p->partition, &lo, &hi, 10000) !=
-            RD_KAFKA_RESP_ERR_NO_ERROR) {
-            lo = 0;
-            hi = INT64_MAX;
-        }
-        int64_t committed = group->elems[i].offset;
-        if (known) {
-            tp->offset = check_range(ks, p, pos, lo, hi, "stored");
-        } else if (committed >= 0) {
-            tp->offset = check_range(ks, p, committed, lo, hi, "group's committed");
-        } else {
-            tp->offset = ks->conf->start == 0 ? RD_KAFKA_OFFSET_BEGINNING : RD_KAFKA_OFFSET_END;
-        }
-        p->hwm = hi;
-        p->assigned = true;
-        p->eof = hi == INT64_MAX
-                     ? false
-                     : (tp->offset >= hi || lo == hi || (tp->offset == RD_KAFKA_OFFSET_END));
     }
-    rd_kafka_topic_partition_list_destroy(group);
-    return 0;
+    if (rc == 0 && !ks->fatal && group->cnt > 0 && read_committed(ks, group) != 0) {
+        abandon = true;
+    }
+    for (int i = 0; i < list->cnt && rc == 0; i++) {
+        rd_kafka_topic_partition_t *tp = &list->elems[i];
+        rd_kafka_topic_partition_t *g =
+            rd_kafka_topic_partition_list_find(group, tp->topic, tp->partition);
+        if (abandon || ks->fatal) {
+            tp->offset = RD_KAFKA_OFFSET_INVALID; /* the loop ends before anything is taken */
+            continue;
+        }
+        rc = choose_offset(ks, part_find(ks, tp->topic, tp->partition), tp, stored[i], known[i],
+                           fps[i], g != NULL ? g->offset : -1);
+    }
+    if (group != NULL) {
+        rd_kafka_topic_partition_list_destroy(group);
+    }
+    sl_free(stored);
+    sl_free(fps);
+    sl_free(known);
+    return rc;
 }
 
 static void
@@ -601,30 +901,117 @@ on_assign(struct kafka_source *ks, rd_kafka_topic_partition_list_t *list, bool c
                 cooperative ? " (incremental)" : "");
     ks->had_assignment = true;
     ks->rebalancing = false;
+    ks->last_commit_ns = 0; /* commit the starts to keep (commit_start) at the next turn */
+}
+
+/* Hands the queued batches on, in order, until the queue is empty or
+ * deadline_ns (then SL_ETIMEDOUT) or the run failed (SL_ECANCELED). Looks
+ * again every millisecond at first, backing off to every 32 ms. */
+static int push_until(struct kafka_source *ks, uint64_t deadline_ns)
+{
+    useconds_t step = SETTLE_FIRST_US;
+
+    while (ks->nqueue > 0) {
+        struct sl_batch *batch = ks->queue[0];
+        struct kpart *p = &ks->parts[batch->stream];
+        int64_t end = batch->pos_end; /* after the push the batch is the pipeline's */
+        int rc = sl_node_source_try_push(ks->node, batch);
+        if (rc == 0) {
+            p->pushed_end = end;
+            memmove(ks->queue, ks->queue + 1, (ks->nqueue - 1) * sizeof(*ks->queue));
+            ks->nqueue--;
+            step = SETTLE_FIRST_US;
+            continue;
+        }
+        if (rc != SL_EAGAIN) {
+            return rc;
+        }
+        if (atomic_load(&ks->node->pl->failed)) {
+            return SL_ECANCELED;
+        }
+        if (sl_now_ns() >= deadline_ns) {
+            return SL_ETIMEDOUT;
+        }
+        usleep(step);
+        step = step * 2 > SETTLE_MAX_US ? SETTLE_MAX_US : step * 2;
+    }
+    return 0;
+}
+
+/* Drops the queued batches of the listed partitions: never handed on, so
+ * not committed either; the next owner reads them again. Their sequence
+ * numbers go to the partition's next batches (no gap at the sinks, which
+ * restore order by them). Returns how many were dropped. */
+static size_t drop_queued(struct kafka_source *ks, const rd_kafka_topic_partition_list_t *list)
+{
+    size_t kept = 0, dropped = 0;
+
+    for (size_t i = 0; i < ks->nqueue; i++) {
+        struct sl_batch *batch = ks->queue[i];
+        struct kpart *p = &ks->parts[batch->stream];
+        if (rd_kafka_topic_partition_list_find(list, p->topic, p->partition) == NULL) {
+            ks->queue[kept++] = batch;
+            continue;
+        }
+        if (batch->seq < p->seq) {
+            p->seq = batch->seq;
+        }
+        sl_batch_unref(batch);
+        dropped++;
+    }
+    ks->nqueue = kept;
+    return dropped;
 }
 
 /* Before giving partitions up: hand on what was taken from them, wait until
- * every sink committed it, commit it to the group. Nothing is half done. */
+ * every sink committed it, commit it to the group. All within
+ * revoke_wait_ns (the other members wait for us): what could not be handed
+ * on by then is dropped (the next owner reads it again), and what a sink
+ * commits after it is trimmed by SQLite sinks (their positions), written
+ * twice by at-least-once sinks. Nothing is half done. */
 static void
 on_revoke(struct kafka_source *ks, rd_kafka_topic_partition_list_t *list, bool cooperative)
 {
+    uint64_t deadline_ns = sl_now_ns() + ks->revoke_wait_ns;
+    char names[200];
+    size_t dropped = 0;
+
     for (int i = 0; i < list->cnt; i++) {
         struct kpart *p = part_find(ks, list->elems[i].topic, list->elems[i].partition);
         if (p != NULL && seal(ks, p) != 0) {
             set_fatal(ks, "out of memory");
         }
     }
-    int rc = push_queue(ks, true);
-    if (rc != 0 && rc != SL_ECANCELED) {
+    int rc = push_until(ks, deadline_ns);
+    if (rc == SL_ETIMEDOUT || rc == SL_ECANCELED) {
+        dropped = drop_queued(ks, list);
+    } else if (rc != 0) {
         set_fatal(ks, "handing on revoked partitions' messages: %s", sl_strerror(rc));
     }
-    settle(ks, list);
+    uint64_t now = sl_now_ns();
+    bool settled = settle(ks, list, deadline_ns > now ? deadline_ns - now : 0);
+    if ((!settled || dropped > 0) && !atomic_load(&ks->node->pl->failed)) {
+        describe(list, names, sizeof(names));
+        sl_log_warn("%s: the pipeline did not take and commit what was read from %s within "
+                    "%.0f s (%zu batch(es) dropped, to be read again by the next owner): giving "
+                    "the partitions up anyway; SQLite sinks trim what another member writes "
+                    "first, other sinks may write it twice",
+                    ks->node->name, names, (double)ks->revoke_wait_ns / 1e9, dropped);
+    }
     commit_group(ks, list, true);
-    for (int i = 0; i < list->cnt; i++) {
-        struct kpart *p = part_find(ks, list->elems[i].topic, list->elems[i].partition);
-        if (p != NULL) {
+    bool any = false; /* still assigned after this revoke */
+    for (size_t i = 0; i < ks->nparts; i++) {
+        struct kpart *p = &ks->parts[i];
+        if (rd_kafka_topic_partition_list_find(list, p->topic, p->partition) != NULL) {
             p->assigned = false;
         }
+        any |= p->assigned;
+    }
+    if (ks->paused) {
+        /* librdkafka keeps a partition paused across an unassign and a
+         * later assign: resume it now, or it would never fetch again. */
+        rd_kafka_resume_partitions(ks->rk, list);
+        ks->paused = any;
     }
     if (cooperative) {
         rd_kafka_error_t *error = rd_kafka_incremental_unassign(ks->rk, list);
@@ -653,6 +1040,36 @@ static void rebalance_cb(rd_kafka_t *rk,
 }
 
 /* ==== The consumer (source thread) ==== */
+
+/* librdkafka's error events: kept (the last one explains a run that gets
+ * no assignment), then logged as every Kafka node logs them. */
+static void error_event(rd_kafka_t *rk, int code, const char *reason, void *opaque)
+{
+    struct kafka_source *ks = opaque;
+
+    /* Without librdkafka's " (after 0ms in state CONNECT...)" tail. */
+    const char *tail = strstr(reason, " (after ");
+    int len = tail != NULL ? (int)(tail - reason) : (int)strlen(reason);
+    snprintf(ks->last_error, sizeof(ks->last_error), "%.*s", len, reason);
+    sl_kafka_conf_log_error(rk, code, reason);
+}
+
+/* A half of max.poll.interval.ms (the group's rebalance timeout: the other
+ * members wait that long for us), within REVOKE_WAIT_MIN/MAX_NS. */
+static uint64_t revoke_wait(rd_kafka_t *rk)
+{
+    char text[32];
+    size_t len = sizeof(text);
+    uint64_t ns = 150 * 1000 * 1000 * 1000ull; /* librdkafka's default, halved */
+
+    if (rd_kafka_conf_get(rd_kafka_conf(rk), "max.poll.interval.ms", text, &len) ==
+        RD_KAFKA_CONF_OK) {
+        ns = strtoull(text, NULL, 10) * 1000 * 1000 / 2;
+    }
+    return ns < REVOKE_WAIT_MIN_NS   ? REVOKE_WAIT_MIN_NS
+           : ns > REVOKE_WAIT_MAX_NS ? REVOKE_WAIT_MAX_NS
+                                     : ns;
+}
 
 static rd_kafka_t *create_consumer(struct kafka_source *ks, struct sl_err *err)
 {
@@ -686,6 +1103,7 @@ static rd_kafka_t *create_consumer(struct kafka_source *ks, struct sl_err *err)
         return NULL;
     }
     rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
+    rd_kafka_conf_set_error_cb(kc, error_event);
     rd_kafka_conf_set_opaque(kc, ks);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, errbuf, sizeof(errbuf));
     if (rk == NULL) {
@@ -695,6 +1113,7 @@ static rd_kafka_t *create_consumer(struct kafka_source *ks, struct sl_err *err)
     }
     rd_kafka_poll_set_consumer(rk);
     ks->consumer_queue = rd_kafka_queue_get_consumer(rk);
+    ks->revoke_wait_ns = revoke_wait(rk);
     return rk;
 }
 
@@ -761,24 +1180,66 @@ static int poll_once(struct kafka_source *ks)
     return rc;
 }
 
+/* The summary's lag of each partition held at the end: its end offset
+ * minus what every sink committed, or where consumption started when
+ * nothing was written since. Partitions revoked meanwhile belong to another
+ * member now: not shown. The end offset is asked for (LAG_QUERY_MS), or
+ * taken from the last fetch when the brokers do not answer. */
 static void record_lag(struct kafka_source *ks)
 {
+    bool ask = true; /* stop asking once a broker does not answer */
+
     for (size_t i = 0; i < ks->nparts; i++) {
         struct kpart *p = &ks->parts[i];
-        int64_t lo, hi, pos;
-        if (rd_kafka_get_watermark_offsets(ks->rk, p->topic, p->partition, &lo, &hi) ==
-                RD_KAFKA_RESP_ERR_NO_ERROR &&
-            hi >= 0) {
-            pos = p->committed_group >= 0 ? p->committed_group : lo;
+        int64_t lo = 0, hi = -1, pos = -1;
+        p->held = p->assigned;
+        p->lag = -1;
+        if (!p->assigned) {
+            continue;
+        }
+        if (ask && rd_kafka_query_watermark_offsets(ks->rk, p->topic, p->partition, &lo, &hi,
+                                                    LAG_QUERY_MS) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            ask = false;
+            hi = -1;
+        }
+        if (hi < 0 && rd_kafka_get_watermark_offsets(ks->rk, p->topic, p->partition, &lo, &hi) !=
+                          RD_KAFKA_RESP_ERR_NO_ERROR) {
+            hi = -1;
+        }
+        if (sl_source_committed(ks->node, p->stream, &pos) != 0 || pos < p->start) {
+            pos = p->start;
+        }
+        if (hi >= 0 && pos >= 0) {
             p->lag = hi > pos ? hi - pos : 0;
         }
     }
+}
+
+/* exit_on_eof without an assignment after ASSIGN_WAIT_NS: the brokers are
+ * unreachable, or the topics do not exist (then librdkafka says so as a
+ * consumer error). Fails the run with what librdkafka last reported. */
+static void no_assignment(struct kafka_source *ks)
+{
+    char topics[200] = "";
+    size_t used = 0;
+
+    for (size_t i = 0; i < ks->conf->topics.n && used < sizeof(topics); i++) {
+        int n = snprintf(topics + used, sizeof(topics) - used, "%s%s", i > 0 ? ", " : "",
+                         ks->conf->topics.items[i]);
+        used += n > 0 ? (size_t)n : 0;
+    }
+    set_fatal(ks,
+              "exit_on_eof: no partition of %s was assigned within %llu s: are the brokers "
+              "(%s) reachable, and do the topics exist?%s%s",
+              topics, (unsigned long long)(ASSIGN_WAIT_NS / 1000000000ull), ks->conf->brokers,
+              ks->last_error[0] != '\0' ? " librdkafka's last error: " : "", ks->last_error);
 }
 
 static int kafka_run(struct sl_node *node)
 {
     struct kafka_source *ks = node->state;
     struct sl_err err = {0};
+    uint64_t start_ns = sl_now_ns();
     int rc = subscribe(ks, &err);
 
     while (rc == 0 && !ks->fatal && !finished(ks) &&
@@ -787,19 +1248,24 @@ static int kafka_run(struct sl_node *node)
         if (sl_now_ns() - ks->last_commit_ns >= COMMIT_EVERY_NS) {
             commit_group(ks, NULL, false);
         }
+        if (ks->conf->exit_on_eof && !ks->had_assignment &&
+            sl_now_ns() - start_ns >= ASSIGN_WAIT_NS) {
+            no_assignment(ks);
+        }
     }
+    /* Stopping (exit_on_eof, SIGINT or a failure): what was polled but not
+     * handed on is dropped; its offsets are not committed, so it comes
+     * back (and the revoke at close has nothing left to hand on). */
+    for (size_t i = 0; i < ks->nparts; i++) {
+        ks->parts[i].batch = sl_batch_unref(ks->parts[i].batch);
+    }
+    for (size_t i = 0; i < ks->nqueue; i++) {
+        sl_batch_unref(ks->queue[i]);
+    }
+    ks->nqueue = 0;
     if (rc == 0 && !ks->fatal) {
-        /* Stopping (exit_on_eof or SIGINT): what was polled but not handed
-         * on is dropped; its offsets are not committed, so it comes back. */
-        for (size_t i = 0; i < ks->nparts; i++) {
-            ks->parts[i].batch = sl_batch_unref(ks->parts[i].batch);
-        }
-        for (size_t i = 0; i < ks->nqueue; i++) {
-            sl_batch_unref(ks->queue[i]);
-        }
-        ks->nqueue = 0;
         rd_kafka_topic_partition_list_t *all = assigned_list(ks);
-        settle(ks, all);
+        (void)settle(ks, all, node->pl->conf->drain_timeout_ns);
         rd_kafka_topic_partition_list_destroy(all);
         commit_group(ks, NULL, true);
     }
@@ -912,6 +1378,10 @@ static void kafka_close(struct sl_node *node)
     for (size_t i = 0; i < ks->nqueue; i++) {
         sl_batch_unref(ks->queue[i]);
     }
+    for (size_t i = 0; i < ks->nepochs; i++) {
+        sl_free(ks->epochs[i]);
+    }
+    sl_free(ks->epochs);
     sl_free(ks->parts);
     sl_free(ks->queue);
     sl_decoders_release(&ks->decoders);
@@ -974,15 +1444,20 @@ static void kafka_summary(struct sl_node *node, FILE *out)
         return;
     }
     fprintf(out, "%s consumer lag:", node->name);
+    size_t shown = 0;
     for (size_t i = 0; i < ks->nparts; i++) {
         const struct kpart *p = &ks->parts[i];
+        if (!p->held) {
+            continue; /* another member's now */
+        }
+        shown++;
         if (p->lag >= 0) {
             fprintf(out, " %s[%d]=%lld", p->topic, (int)p->partition, (long long)p->lag);
         } else {
             fprintf(out, " %s[%d]=?", p->topic, (int)p->partition);
         }
     }
-    fprintf(out, "\n");
+    fprintf(out, "%s\n", shown == 0 ? " none (no partition held at the end)" : "");
 }
 
 const struct sl_node_type sl_stage_kafka = {

@@ -1,0 +1,63 @@
+# The run summary's consumer lag and the Kafka dead letters (issue 6,
+# finding 23):
+# - a run that fetched nothing (start: latest) showed `?`, and one that had
+#   nothing left to write (positions from SQLite, nothing committed in the
+#   run) showed the whole partition as lag: both are 0;
+# - a member that lost partitions in a rebalance showed their stale lag:
+#   each partition is now shown by the one member holding it at the end;
+# - a dead letter's `_raw` is the whole message even with a NUL byte in it
+#   (SQLite stores it as a BLOB; as TEXT, SQLite's functions stopped at the
+#   NUL), and `_topic`, `_partition`, `_offset` say where it came from.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/kafka_lib.sh"
+mock_start 1
+mock_cmd "topic t 2"
+seq 1 100 | awk '{ printf "%d\t{\"id\":%d}\n", $1, $1 }' > in.txt
+produce t -K '\t' -l in.txt
+printf 'ab\0cd\n' | produce t -p 1
+cat > k.yaml <<YAML
+sources:
+  k:
+    type: kafka
+    brokers: '$BROKERS'
+    topics: [t]
+    group: g
+    exit_on_eof: true
+    librdkafka: { session.timeout.ms: '3000' }
+sinks:
+  db: { type: sqlite, inputs: [k], path: out/k.db, table: t }
+dead_letter: { type: sqlite, path: out/k.db, table: rejects }
+YAML
+lag() { sed -n 's/^k consumer lag: //p' "$1"; }
+timeout 120 "$SLUICE" run k.yaml 2> r1.err > /dev/null || fail "first run: $(cat r1.err)"
+[ "$(lag r1.err)" = "t[0]=0 t[1]=0" ] || fail "lag after reading everything: $(lag r1.err)"
+[ "$(q out/k.db "SELECT _topic, _partition, typeof(_raw), length(_raw), hex(_raw) FROM rejects")" = "t|1|blob|5|6162006364" ] ||
+    fail "dead letter: $(q out/k.db 'SELECT _topic, _partition, _offset, typeof(_raw), length(_raw), hex(_raw) FROM rejects')"
+# Nothing left: positions from SQLite, nothing written, nothing committed.
+timeout 120 "$SLUICE" run k.yaml 2> r2.err > /dev/null || fail "second run: $(cat r2.err)"
+[ "$(lag r2.err)" = "t[0]=0 t[1]=0" ] || fail "lag with nothing left to read: $(lag r2.err)"
+# start: latest in a new group and a file sink: nothing is fetched.
+sed -e 's/group: g$/group: g2\n    start: latest/' -e 's|db: { type: sqlite.*|f: { type: file, inputs: [k], path: out/f.jsonl }|' \
+    -e '/^dead_letter/d' k.yaml > latest.yaml
+timeout 120 "$SLUICE" run latest.yaml 2> r3.err > /dev/null || fail "latest run: $(cat r3.err)"
+[ "$(lag r3.err)" = "t[0]=0 t[1]=0" ] || fail "lag when nothing was fetched: $(lag r3.err)"
+
+# Two members: the first loses partitions when the second joins; each
+# partition is in the summary of the member that holds it at the end.
+mock_cmd "topic four 4"
+sed -e 's/topics: \[t\]/topics: [four]/' -e 's/group: g$/group: gm/' -e '/exit_on_eof/d' \
+    -e 's|out/k.db|out/m.db|' k.yaml > m.yaml
+"$SLUICE" run m.yaml 2> a.err > /dev/null &
+a=$!
+wait_until grep -q "assigned 4 partition" a.err || fail "first member: $(cat a.err)"
+"$SLUICE" run m.yaml 2> b.err > /dev/null &
+b=$!
+wait_until grep -q "assigned [1-9] partition" b.err || fail "second member got nothing: $(cat b.err)"
+wait_until grep -q "assigned [1-3] partition" a.err || fail "first member kept everything: $(cat a.err)"
+kill -TERM $a $b
+wait $a || fail "first member: $(cat a.err)"
+wait $b || fail "second member: $(cat b.err)"
+shown=$( (lag a.err; lag b.err) | tr ' ' '\n' | sed -n 's/=.*//p' | sort)
+[ "$shown" = "$(printf 'four[%d]\n' 0 1 2 3)" ] ||
+    fail "each partition must be shown once, by its holder: $(lag a.err) / $(lag b.err)"
+echo "ok"
