@@ -33,7 +33,7 @@ dead=$(wc -l < out/slow-dead.jsonl)
 
 # ---- checkpoints follow the acknowledgements after the file is read ----
 mock_cmd "topic ids 4"
-N=$((20000 / SCALE))
+N=20000 # not scaled: a source batch holds ~2,200 of these lines, the kill must come several writes in
 seq 1 "$N" | awk '{ printf "{\"id\":%d,\"pad\":\"%0100d\"}\n", $1, $1 }' > in.jsonl
 cat > ck.yaml <<'YAML'
 sources:
