@@ -200,7 +200,20 @@ static void plan_memory(struct sl_pipeline *pl, int threads)
     uint64_t reserve = (uint64_t)threads * batch_est;
     uint64_t copies = limit / 2 * (paths - 1) / paths;
     reserve = reserve > copies ? reserve : copies;
-    pl->flow.reserve = reserve < limit * 3 / 4 ? reserve : limit * 3 / 4;
+    pl->flow.reserve = reserve;
+}
+
+/* After the nodes set their libraries' buffers aside: a reserve as large
+ * as what is left would admit one block at a time (or, with anything left
+ * charged, nothing): keep room for two blocks. */
+static void cap_reserve(struct sl_pipeline *pl)
+{
+    uint64_t room = 2 * ((uint64_t)pl->block_bytes + SL_BATCH_BLOCK_SLACK);
+    uint64_t most = pl->flow.limit > room ? pl->flow.limit - room : 0;
+    uint64_t most34 = pl->flow.limit * 3 / 4;
+
+    most = most < most34 ? most : most34;
+    pl->flow.reserve = pl->flow.reserve < most ? pl->flow.reserve : most;
 }
 
 /* Creates node's input ring once its producers are known: a producer
@@ -356,7 +369,9 @@ static int build(struct sl_pipeline *pl, struct sl_err *err)
     if (pl->sched == NULL) {
         return err->code ? err->code : SL_ENOMEM;
     }
-    return open_nodes(pl, err);
+    int rc = open_nodes(pl, err);
+    cap_reserve(pl);
+    return rc;
 }
 
 int sl_pipeline_new(struct sl_conf *conf, struct sl_pipeline **ret_pl, struct sl_err *err)

@@ -51,14 +51,41 @@ static void node_kick(struct sl_node *node)
     }
 }
 
+/* True when every consumer ring has as many free slots as this node has
+ * edges into it (a hint, rechecked by the reservation). */
+static bool outputs_have_room(struct sl_node *node)
+{
+    for (size_t o = 0; o < node->nouts; o++) {
+        for (size_t c = 0; c < node->outs[o].n; c++) {
+            struct sl_ring *r = node->outs[o].to[c]->in;
+            uint32_t need = 0;
+            for (size_t o2 = 0; o2 < node->nouts; o2++) {
+                for (size_t c2 = 0; c2 < node->outs[o2].n; c2++) {
+                    need += node->outs[o2].to[c2]->in == r;
+                }
+            }
+            if (sl_ring_free_slots(r) < need) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
 /* The room-freed hook of every node's input ring (pop or cancelled
- * reservation): a producer that could not reserve may go on now. */
+ * reservation): a producer that could not reserve may go on now. Only one
+ * that would find room everywhere: kicking the others made blocked
+ * producers cancel and kick each other in a loop while a ring stayed full.
+ * No wake-up is lost: room can only appear through a release of a ring
+ * slot, which runs this hook, or of a task slot, which re-checks. */
 void sl__node_room_freed(void *arg)
 {
     struct sl_node *node = arg;
 
     for (size_t i = 0; i < node->nups; i++) {
-        node_kick(node->ups[i]);
+        if (outputs_have_room(node->ups[i])) {
+            node_kick(node->ups[i]);
+        }
     }
 }
 
@@ -154,20 +181,6 @@ static bool node_done_inputs(struct sl_node *node)
 {
     return atomic_load_explicit(&node->ups_open, memory_order_seq_cst) == 0 &&
            sl_ring_count(node->in) == 0;
-}
-
-/* True when every consumer ring has a slot neither used nor reserved (a
- * hint, rechecked by the reservation). */
-static bool outputs_have_room(struct sl_node *node)
-{
-    for (size_t o = 0; o < node->nouts; o++) {
-        for (size_t c = 0; c < node->outs[o].n; c++) {
-            if (sl_ring_free_slots(node->outs[o].to[c]->in) == 0) {
-                return false;
-            }
-        }
-    }
-    return true;
 }
 
 static uint_fast64_t all_slots(const struct sl_node *node)

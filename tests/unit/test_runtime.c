@@ -115,11 +115,65 @@ static void test_runtime_cancelled_reservation_wakes_blocked_producer(void **sta
     assert_int_equal(atomic_load(&c->c.batches), 1);
 }
 
+/* A producer with two task slots fans out to k and h; h's ring is full. Its
+ * task reserves k, fails on h and gives k back: that cancel must not start
+ * its other task, which would fail the same way and kick the first again,
+ * spinning a worker for as long as h stays full. */
+static void test_runtime_blocked_fanout_does_not_spin(void **state)
+{
+    (void)state;
+    struct sl_conf *conf = NULL;
+    struct sl_pipeline *pl = NULL;
+    struct sl_err err = {0};
+    char dir[64] = "/tmp/sl_runtime_spin_XXXXXX", path[96];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/p.yaml", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("engine: { threads: 2 }\n"
+          "sources:\n  gen: { type: generator, count: 10 }\n"
+          "stages:\n"
+          "  p: { type: map, inputs: [gen], set: { a: '1' }, workers: 2 }\n"
+          "sinks:\n  k: { type: null, inputs: [p], queue: 4 }\n"
+          "  h: { type: null, inputs: [p], queue: 1 }\n",
+          f);
+    fclose(f);
+    assert_int_equal(sl_conf_load(path, NULL, 0, &conf, &err), 0);
+    assert_int_equal(sl_pipeline_new(conf, &pl, &err), 0);
+    struct sl_node *p = node_named(pl, "p");
+    struct sl_node *h = node_named(pl, "h");
+    struct sl_batch *batch = sl_batch_new(NULL);
+    assert_non_null(batch);
+    batch->source = node_named(pl, "gen")->index;
+    assert_int_equal(sl_ring_try_reserve(h->in), 0); /* h is full */
+    assert_int_equal(sl_ring_try_push(p->in, batch), 0);
+    uint64_t before = 0, after = 0;
+    sl_sched_stats(pl->sched, &before, NULL);
+    atomic_fetch_and(&p->free_slots, ~(uint_fast64_t)1);
+    sl__node_task_run(&p->tasks[0].task);
+    usleep(200 * 1000);
+    sl_sched_stats(pl->sched, &after, NULL);
+    fprintf(stderr, "tasks run while blocked: %llu\n", (unsigned long long)(after - before));
+    /* h frees its slot: p goes on. */
+    sl_ring_cancel_reserve(h->in);
+    uint64_t deadline = sl_now_ns() + WAIT_NS;
+    while (atomic_load(&h->c.batches) == 0 && sl_now_ns() < deadline) {
+        usleep(1000);
+    }
+    assert_int_equal(atomic_load(&h->c.batches), 1);
+    assert_true(after - before < 100);
+    sl_pipeline_free(pl);
+    sl_conf_free(conf);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_runtime_cancelled_reservation_wakes_blocked_producer,
                                         setup, teardown),
+        cmocka_unit_test(test_runtime_blocked_fanout_does_not_spin),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
