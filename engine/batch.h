@@ -42,7 +42,8 @@ struct sl_batch {
     uint32_t source;         /* index of the source node */
     uint32_t stream;         /* index of the stream within the source (file number, partition) */
     const char *stream_name; /* path or topic (pipeline lifetime) */
-    const char *fingerprint; /* file identity (size:hash), NULL for Kafka; pipeline lifetime */
+    const char *fingerprint; /* stored beside the position (file_identity.h), NULL for Kafka;
+                                pipeline lifetime */
     int32_t partition;       /* Kafka partition, 0 for files */
     uint64_t seq;            /* per (source, stream) sequence, from 0, no gaps */
     int64_t pos_start;       /* first position covered (file offset / Kafka offset) */

@@ -33,12 +33,22 @@ typedef int (*sl_sink_position_fn)(struct sl_sink *sink,
                                    size_t fingerprint_len,
                                    struct sl_err *err);
 
+/* Calls fn with each file stream (partition 0) of source that the sink
+ * stored a position of, and the fingerprint beside it (NULL if none). 0 or
+ * an error. */
+typedef int (*sl_sink_streams_fn)(struct sl_sink *sink,
+                                  const char *source,
+                                  void (*fn)(void *arg, const char *stream, const char *fp),
+                                  void *arg,
+                                  struct sl_err *err);
+
 struct sl_sink {
     struct sl_node *node;
     sl_sink_write_fn write;
-    sl_sink_position_fn position; /* NULL: the sink keeps no positions (at least once) */
-    bool writes_own_dead;         /* write() stores the owned dead letters itself (same DB file) */
-    bool is_dead_letter;          /* this sink is the dead-letter store: no ordering */
+    sl_sink_position_fn position;      /* NULL: the sink keeps no positions (at least once) */
+    sl_sink_streams_fn stored_streams; /* NULL with position */
+    bool writes_own_dead; /* write() stores the owned dead letters itself (same DB file) */
+    bool is_dead_letter;  /* this sink is the dead-letter store: no ordering */
     uint64_t max_records;
     uint64_t max_bytes;
     uint64_t max_wait_ns;

@@ -94,6 +94,41 @@ int sl_source_resume(struct sl_node *src,
     return 0;
 }
 
+struct streams_walk {
+    const char *source;
+    void (*fn)(void *arg, const char *stream, const char *fp);
+    void *arg;
+};
+
+static int streams_visit(struct sl_node *node, const struct streams_walk *w, struct sl_err *err)
+{
+    if (node->cn->kind == SLUICE_KIND_SINK) {
+        struct sl_sink *sink = sl_sink_of(node);
+        return sink != NULL && sink->stored_streams != NULL
+                   ? sink->stored_streams(sink, w->source, w->fn, w->arg, err)
+                   : 0;
+    }
+    for (size_t o = 0; o < node->nouts; o++) {
+        for (size_t c = 0; c < node->outs[o].n; c++) {
+            int rc = streams_visit(node->outs[o].to[c], w, err);
+            if (rc != 0) {
+                return rc;
+            }
+        }
+    }
+    return 0;
+}
+
+int sl_source_streams(struct sl_node *src,
+                      void (*fn)(void *arg, const char *stream, const char *fp),
+                      void *arg,
+                      struct sl_err *err)
+{
+    struct streams_walk w = {src->name, fn, arg};
+
+    return streams_visit(src, &w, err);
+}
+
 static int
 committed_visit(struct sl_node *node, uint32_t source, uint32_t stream, int64_t *min, bool *seen)
 {

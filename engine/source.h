@@ -31,6 +31,15 @@ int sl_source_resume(struct sl_node *src,
                      size_t fingerprint_len,
                      struct sl_err *err);
 
+/* Calls fn with each file stream of src that a sink reachable from src
+ * stored a position of, with its fingerprint (NULL if none); a stream held
+ * by several sinks comes once per sink. Returns 0 or an error. Thread:
+ * source. */
+int sl_source_streams(struct sl_node *src,
+                      void (*fn)(void *arg, const char *stream, const char *fp),
+                      void *arg,
+                      struct sl_err *err);
+
 /* The position below which every record of (source src, stream) is done in
  * every sink reachable from src (written and committed, or acknowledged):
  * 0 and *ret_pos, or SL_EOF when some sink has nothing of it yet.

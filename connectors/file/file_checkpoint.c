@@ -75,6 +75,16 @@ int sl_file_ckpt_get(struct sl_file_ckpt *ck,
     return sl_pos_store_get(&ck->ps, &key, ret_pos, fp, fp_len, err);
 }
 
+int sl_file_ckpt_streams(struct sl_file_ckpt *ck,
+                         void (*fn)(void *arg, const char *stream, const char *fp),
+                         void *arg,
+                         struct sl_err *err)
+{
+    struct sl_pos_key key = key_of(ck, NULL);
+
+    return sl_pos_store_streams(&ck->ps, &key, fn, arg, err);
+}
+
 int sl_file_ckpt_put(
     struct sl_file_ckpt *ck, const char *stream, int64_t pos, const char *fp, struct sl_err *err)
 {

@@ -27,6 +27,11 @@ int sl_file_ckpt_get(struct sl_file_ckpt *ck,
                      char *fp,
                      size_t fp_len,
                      struct sl_err *err);
+/* Calls fn with each stream stored and its fingerprint. 0 or SL_EIO. */
+int sl_file_ckpt_streams(struct sl_file_ckpt *ck,
+                         void (*fn)(void *arg, const char *stream, const char *fp),
+                         void *arg,
+                         struct sl_err *err);
 /* Stores stream's position and fingerprint (one transaction). 0 or SL_EIO. */
 int sl_file_ckpt_put(
     struct sl_file_ckpt *ck, const char *stream, int64_t pos, const char *fp, struct sl_err *err);

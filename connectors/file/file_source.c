@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* `file` source: the files matching a glob, in sorted order, read in blocks
  * on the source thread (cut at record boundaries), decoded (json, csv,
- * lines) into records on the pool. Each file is one stream: positions are
- * byte offsets in the decompressed file; a restart resumes from the lowest
- * position the sinks stored, unless the file's fingerprint changed. */
+ * lines) into records on the pool. Each file is one stream, known by its
+ * content (file_identity.h), not its path: positions are byte offsets in
+ * the decompressed file; a restart resumes from the lowest position the
+ * sinks stored for it, under whatever name it has now. */
 #include "connectors/file/file_checkpoint.h"
+#include "connectors/file/file_identity.h"
 #include "connectors/file/reader.h"
 #include "decode.h"
 #include "log.h"
@@ -53,8 +55,13 @@ static const struct sluice_option file_options[] = {
  * first batch (the ring push publishes it), then read by workers. */
 struct file_stream {
     int64_t ck_pos; /* position last stored in the checkpoints file, -1 none */
-    char *path;
-    char fingerprint[SL_FINGERPRINT_MAX];
+    char *path;     /* as the glob spelled it: for display */
+    char *key;      /* the stream's position key (its identity) */
+    char *fp;       /* the fingerprint stored beside the positions */
+    uint64_t size;  /* when identified */
+    uint64_t dev;
+    uint64_t ino;
+    bool skip;                    /* another path of this run is the same file, or a copy */
     struct sl_csv_header *header; /* csv: lives until close */
     char *header_err;             /* csv: why the header was refused, else NULL */
 };
@@ -90,7 +97,7 @@ static void store_positions(struct sl_node *node, struct file_source *fs)
         if (sl_source_committed(node, (uint32_t)i, &pos) != 0 || pos <= st->ck_pos) {
             continue;
         }
-        if (sl_file_ckpt_put(fs->ck, st->path, pos, st->fingerprint, &err) != 0) {
+        if (sl_file_ckpt_put(fs->ck, st->key, pos, st->fp, &err) != 0) {
             sl_log_warn("%s: %s", node->name, err.msg);
             return;
         }
@@ -143,6 +150,8 @@ static void file_close(struct sl_node *node)
     fs->ck = sl_file_ckpt_close(fs->ck);
     for (size_t i = 0; i < fs->nstreams; i++) {
         sl_free(fs->streams[i].path);
+        sl_free(fs->streams[i].key);
+        sl_free(fs->streams[i].fp);
         sl_csv_header_free(fs->streams[i].header);
         sl_free(fs->streams[i].header_err);
     }
@@ -268,8 +277,8 @@ static struct sl_batch *new_block_batch(struct reading *rd)
         return NULL;
     }
     batch->stream = (uint32_t)rd->stream;
-    batch->stream_name = st->path;
-    batch->fingerprint = st->fingerprint;
+    batch->stream_name = st->key;
+    batch->fingerprint = st->fp;
     batch->seq = rd->seq++;
     batch->pos_start = rd->pos;
     batch->line = rd->line;
@@ -315,7 +324,7 @@ emit_dead(struct reading *rd, const char *raw, size_t raw_len, int64_t span, con
     if (batch == NULL) {
         return SL_ENOMEM;
     }
-    rec.meta.stream = batch->stream_name;
+    rec.meta.stream = rd->fs->streams[rd->stream].path;
     rec.meta.offset = rd->pos;
     rec.meta.line = rd->line;
     rec.raw = sl_arena_strndup(&batch->arena, raw, raw_len < DEAD_RAW_MAX ? raw_len : DEAD_RAW_MAX);
@@ -526,41 +535,31 @@ static void strip_bom(struct reading *rd)
     }
 }
 
-/* Where to resume the stream, from the sinks' stored positions (or the
- * `checkpoints:` file): 0 for a file that is not the one read before. */
+/* Where to resume the stream: the lowest position the sinks (or the
+ * `checkpoints:` file) stored under its key. */
 static int find_resume(struct reading *rd, int64_t *ret_resume, struct sl_err *err)
 {
     struct file_stream *st = &rd->fs->streams[rd->stream];
-    char stored[SL_FINGERPRINT_MAX];
-    char own_fp[SL_FINGERPRINT_MAX] = "";
-    struct sl_own_position own = {0, own_fp};
+    struct sl_own_position own = {0, NULL};
     int64_t resume = 0;
-    bool same = true;
     int rc;
 
     if (rd->fs->ck != NULL) {
-        rc = sl_file_ckpt_get(rd->fs->ck, st->path, &own.pos, own_fp, sizeof(own_fp), err);
+        rc = sl_file_ckpt_get(rd->fs->ck, st->key, &own.pos, NULL, 0, err);
         if (rc != 0 && rc != SL_EOF) {
             return rc;
         }
     }
-    if ((rc = sl_reader_fingerprint(&rd->r, st->fingerprint, sizeof(st->fingerprint), err)) != 0 ||
-        (rc = sl_source_resume(rd->node, st->path, 0, rd->fs->ck != NULL ? &own : NULL, &resume,
-                               NULL, stored, sizeof(stored), err)) != 0) {
+    rc = sl_source_resume(rd->node, st->key, 0, rd->fs->ck != NULL ? &own : NULL, &resume, NULL,
+                          NULL, 0, err);
+    if (rc != 0) {
         return rc;
     }
-    if (stored[0] != '\0' && (rc = sl_reader_same_file(&rd->r, stored, resume, &same, err)) != 0) {
-        return rc;
-    }
-    if (!same) {
-        sl_log_warn("%s: %s is not the file read before (now %s, was %s): reading it from the "
-                    "start",
-                    rd->node->name, st->path, st->fingerprint, stored);
-        resume = 0;
-    } else if (stored[0] != '\0') {
-        /* Keep the identity the sinks stored (a file that grew is the same
-         * file), so their trim rule applies. */
-        snprintf(st->fingerprint, sizeof(st->fingerprint), "%s", stored);
+    if (!rd->r.lz4 && (uint64_t)resume > rd->r.file_size) {
+        sl_log_warn("%s: %s: shorter (%llu bytes) than what was read of it before (%lld bytes): "
+                    "nothing new to read until it grows past that",
+                    rd->node->name, st->path, (unsigned long long)rd->r.file_size,
+                    (long long)resume);
     }
     *ret_resume = resume;
     return 0;
@@ -662,6 +661,232 @@ static int read_stream(struct reading *rd, struct sl_err *err)
     return rc == SL_EOF ? 0 : rc;
 }
 
+/* ==== Identity (source thread, before reading) ==== */
+
+/* Every (key, fingerprint) the sinks and the checkpoints file hold for this
+ * source, parsed. */
+struct known_set {
+    struct sl_file_known *v;
+    char **strs; /* owned copies the entries borrow */
+    size_t n;
+    size_t cap;
+    int rc;
+};
+
+static char *dup_or_null(const char *s)
+{
+    return s != NULL ? sl_strdup(s) : NULL;
+}
+
+static void add_known(void *arg, const char *key, const char *fp)
+{
+    struct known_set *ks = arg;
+
+    for (size_t i = 0; i < ks->n; i++) {
+        if (strcmp(ks->v[i].key, key) == 0) {
+            return; /* held by several sinks: the key decides, once */
+        }
+    }
+    if (ks->rc != 0) {
+        return;
+    }
+    if (ks->n == ks->cap) {
+        size_t cap = ks->cap ? ks->cap * 2 : 16;
+        struct sl_file_known *v = sl_realloc(ks->v, cap * sizeof(*v));
+        char **strs = v != NULL ? sl_realloc(ks->strs, cap * 2 * sizeof(*strs)) : NULL;
+        if (v != NULL) {
+            ks->v = v;
+        }
+        if (strs == NULL) {
+            ks->rc = SL_ENOMEM;
+            return;
+        }
+        ks->strs = strs;
+        ks->cap = cap;
+    }
+    char *k = sl_strdup(key);
+    char *f = dup_or_null(fp);
+    if (k == NULL || (fp != NULL && f == NULL)) {
+        sl_free(k);
+        sl_free(f);
+        ks->rc = SL_ENOMEM;
+        return;
+    }
+    ks->strs[2 * ks->n] = k;
+    ks->strs[2 * ks->n + 1] = f;
+    sl_file_known_parse(k, f, &ks->v[ks->n++]);
+}
+
+static void known_free(struct known_set *ks)
+{
+    for (size_t i = 0; i < 2 * ks->n; i++) {
+        sl_free(ks->strs[i]);
+    }
+    sl_free(ks->strs);
+    sl_free(ks->v);
+}
+
+/* The best stored identity h matches that no other file of this run took
+ * (taken[i]: the stream index + 1 that took ks->v[i]); *ret_score its
+ * score, 0 if none. */
+static const struct sl_file_known *best_match(const struct known_set *ks,
+                                              const size_t *taken,
+                                              const struct sl_file_head *h,
+                                              const char *path,
+                                              uint64_t *ret_score)
+{
+    const struct sl_file_known *best = NULL;
+
+    *ret_score = 0;
+    for (size_t i = 0; i < ks->n; i++) {
+        uint64_t score = taken != NULL && taken[i] != 0 ? 0 : sl_file_match(h, path, &ks->v[i]);
+        if (score > *ret_score) {
+            *ret_score = score;
+            best = &ks->v[i];
+        }
+    }
+    return best;
+}
+
+/* The key of a file no stored identity matches: "P:hash", made unique
+ * with the inode when another file of the store or this run holds it. */
+static char *
+new_key(const struct known_set *ks, const struct file_source *fs, const struct sl_file_head *h)
+{
+    char key[96];
+    bool clash = false;
+
+    sl_file_key_new(h, key, sizeof(key));
+    size_t n = strlen(key);
+    for (size_t i = 0; i < ks->n && !clash; i++) {
+        clash = strcmp(ks->v[i].key, key) == 0;
+    }
+    for (size_t i = 0; i < fs->nstreams && !clash; i++) {
+        clash = fs->streams[i].key != NULL && strcmp(fs->streams[i].key, key) == 0;
+    }
+    if (clash) {
+        snprintf(key + n, sizeof(key) - n, "@%llu:%llu", (unsigned long long)h->dev,
+                 (unsigned long long)h->ino);
+    }
+    return sl_strdup(key);
+}
+
+/* Gives stream i its key: the best stored identity its content matches
+ * that no other file of this run took, else a new one. The same file under
+ * a second path (same inode), or an exact copy, is read once. */
+static int identify_one(struct sl_node *node,
+                        struct file_source *fs,
+                        size_t i,
+                        const struct known_set *ks,
+                        size_t *taken,
+                        struct sl_file_head *h,
+                        struct sl_err *err)
+{
+    struct file_stream *st = &fs->streams[i];
+    char fp[SL_FILE_FP_MAX];
+    uint64_t score;
+    int rc = sl_file_head_read(st->path, h, err);
+
+    if (rc != 0) {
+        return rc;
+    }
+    st->size = h->size;
+    st->dev = h->dev;
+    st->ino = h->ino;
+    const struct sl_file_known *best = best_match(ks, NULL, h, st->path, &score);
+    char key[96];
+    sl_file_key_new(h, key, sizeof(key));
+    for (size_t j = 0; j < fs->nstreams; j++) {
+        const struct file_stream *other = &fs->streams[j];
+        if (other->key == NULL || other->skip) {
+            continue;
+        }
+        bool same = other->dev == h->dev && other->ino == h->ino;
+        bool copy = other->size == h->size &&
+                    (best != NULL ? taken[best - ks->v] == j + 1 : strcmp(other->key, key) == 0);
+        if (same || copy) {
+            st->skip = true;
+            sl_log_info("%s: %s has the content of %s (the same file, or a copy): read once",
+                        node->name, st->path, other->path);
+            return 0;
+        }
+    }
+    if (best != NULL && taken[best - ks->v] != 0) {
+        best = best_match(ks, taken, h, st->path, &score);
+    }
+    bool path_known = false;
+    for (size_t k = 0; k < ks->n && !path_known; k++) {
+        path_known = sl_file_known_path(&ks->v[k], st->path);
+    }
+    if (best == NULL && path_known) {
+        sl_log_warn("%s: %s is not the file read before under that name (its first bytes "
+                    "differ): reading it from the start",
+                    node->name, st->path);
+    }
+    if (best != NULL) {
+        taken[best - ks->v] = i + 1;
+    }
+    sl_file_fp_make(h, best, st->path, fp, sizeof(fp));
+    st->key = best != NULL ? sl_strdup(best->key) : new_key(ks, fs, h);
+    st->fp = sl_strdup(fp);
+    return st->key == NULL || st->fp == NULL ? sl_err_set(err, SL_ENOMEM, "out of memory") : 0;
+}
+
+struct ranked {
+    uint64_t score;
+    size_t stream;
+};
+
+/* Descending score; equal scores keep path order. */
+static int cmp_ranked(const void *a, const void *b)
+{
+    const struct ranked *x = a;
+    const struct ranked *y = b;
+
+    if (x->score != y->score) {
+        return x->score > y->score ? -1 : 1;
+    }
+    return x->stream < y->stream ? -1 : x->stream > y->stream;
+}
+
+/* Identifies every file. The files that match a stored identity best go
+ * first (a match by inode beats one by content alone), so that a copy
+ * does not take the position of the file it was copied from. */
+static int identify_streams(struct sl_node *node, struct file_source *fs, struct sl_err *err)
+{
+    struct known_set ks = {0};
+    struct sl_file_head *h = sl_malloc(sizeof(*h));
+    struct ranked *order = sl_calloc(fs->nstreams, sizeof(*order));
+    int rc = h != NULL && order != NULL ? sl_source_streams(node, add_known, &ks, err) : SL_ENOMEM;
+    size_t *taken = NULL;
+
+    if (rc == 0 && fs->ck != NULL) {
+        rc = sl_file_ckpt_streams(fs->ck, add_known, &ks, err);
+    }
+    rc = rc != 0 ? rc : ks.rc;
+    if (rc == 0 && (taken = sl_calloc(ks.n + 1, sizeof(*taken))) == NULL) {
+        rc = SL_ENOMEM;
+    }
+    for (size_t i = 0; i < fs->nstreams && rc == 0; i++) {
+        rc = sl_file_head_read(fs->streams[i].path, h, err);
+        if (rc == 0) {
+            order[i].stream = i;
+            (void)best_match(&ks, NULL, h, fs->streams[i].path, &order[i].score);
+        }
+    }
+    if (rc == 0) {
+        qsort(order, fs->nstreams, sizeof(*order), cmp_ranked);
+    }
+    for (size_t i = 0; i < fs->nstreams && rc == 0; i++) {
+        rc = identify_one(node, fs, order[i].stream, &ks, taken, h, err);
+    }
+    known_free(&ks);
+    sl_free(taken);
+    sl_free(order);
+    sl_free(h);
+    return rc == SL_ENOMEM ? sl_err_set(err, rc, "out of memory") : rc;
+}
+
 static int file_run(struct sl_node *node)
 {
     struct file_source *fs = node->state;
@@ -674,7 +899,14 @@ static int file_run(struct sl_node *node)
     if (rd.buf == NULL) {
         return SL_ENOMEM;
     }
+    rc = identify_streams(node, fs, &err);
+    if (rc != 0) {
+        sl_log_error("%s: %s", node->name, err.msg[0] ? err.msg : sl_strerror(rc));
+    }
     for (size_t i = 0; i < fs->nstreams && rc == 0; i++) {
+        if (fs->streams[i].skip) {
+            continue;
+        }
         rd.stream = i;
         rc = read_stream(&rd, &err);
         sl_reader_close(&rd.r);
@@ -713,7 +945,7 @@ static void leave_unread(struct sl_node *node, struct sl_batch *batch, const cha
     batch->pos_end = rec->meta.offset;
     sl_log_warn("%s: %s: line %lld has no line break yet and does not decode (%s): left unread "
                 "until a later run finds it complete",
-                node->name, batch->stream_name, (long long)rec->meta.line, why);
+                node->name, rec->meta.stream, (long long)rec->meta.line, why);
 }
 
 /* Decodes one line (CSV: row) into a record of batch, or makes it a dead
@@ -736,7 +968,7 @@ static int decode_line(struct sl_node *node,
     if (rec == NULL) {
         return SL_ENOMEM;
     }
-    rec->meta.stream = batch->stream_name;
+    rec->meta.stream = st->path;
     rec->meta.offset = off;
     rec->meta.line = line;
     rec->raw = p;

@@ -186,56 +186,6 @@ long sl_reader_head(struct sl_reader *r, char *dst, size_t cap, struct sl_err *e
     return (long)got;
 }
 
-/* FNV-1a of the first n bytes of the file as stored (n <= 4 KiB): cheap and
- * stable, not meant to resist tampering. */
-static int hash_head(struct sl_reader *r, size_t n, uint64_t *ret, struct sl_err *err)
-{
-    unsigned char head[4096];
-    ssize_t got = pread(r->fd, head, n < sizeof(head) ? n : sizeof(head), 0);
-    uint64_t h = 1469598103934665603ull;
-
-    if (got < 0) {
-        return sl_err_set(err, SL_EIO, "read: %s", strerror(errno));
-    }
-    for (ssize_t i = 0; i < got; i++) {
-        h = (h ^ head[i]) * 1099511628211ull;
-    }
-    *ret = h;
-    return 0;
-}
-
-int sl_reader_fingerprint(struct sl_reader *r, char *out, size_t len, struct sl_err *err)
-{
-    uint64_t h;
-    int rc = hash_head(r, 4096, &h, err);
-
-    if (rc == 0) {
-        snprintf(out, len, "%llu:%016llx", (unsigned long long)r->file_size, (unsigned long long)h);
-    }
-    return rc;
-}
-
-int sl_reader_same_file(
-    struct sl_reader *r, const char *stored, int64_t stored_pos, bool *ret_same, struct sl_err *err)
-{
-    unsigned long long size;
-    unsigned long long want;
-    uint64_t h;
-
-    if (sscanf(stored, "%llu:%llx", &size, &want) != 2) {
-        *ret_same = false;
-        return 0;
-    }
-    int rc = hash_head(r, size < 4096 ? (size_t)size : 4096, &h, err);
-    if (rc != 0) {
-        return rc;
-    }
-    /* The position of an .lz4 file is in decompressed bytes: no size check. */
-    *ret_same = h == want && r->file_size >= (size < 4096 ? size : 4096) &&
-                (r->lz4 || (int64_t)r->file_size >= stored_pos);
-    return 0;
-}
-
 void sl_reader_close(struct sl_reader *r)
 {
     if (r->fd > 0) {

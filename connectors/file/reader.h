@@ -41,17 +41,6 @@ int sl_reader_open(struct sl_reader *r, const char *path, struct sl_err *err);
  * or cut short) is an end of input with r->truncated set: what decompressed
  * so far is returned first. */
 long sl_reader_read(struct sl_reader *r, char *dst, size_t cap, struct sl_err *err);
-/* "size:hash" of the file: its size now and a hash of its first 4 KiB (of
- * the file as stored). Returns 0 or SL_EIO. */
-int sl_reader_fingerprint(struct sl_reader *r, char *out, size_t len, struct sl_err *err);
-/* Whether the open file is the one a stored fingerprint describes, grown or
- * not: same hash of its first min(4 KiB, stored size) bytes, and (plain
- * files) at least stored_pos bytes long. Returns 0 or SL_EIO. */
-int sl_reader_same_file(struct sl_reader *r,
-                        const char *stored,
-                        int64_t stored_pos,
-                        bool *ret_same,
-                        struct sl_err *err);
 /* Copies the file's first bytes as stored (not decompressed), at most cap,
  * into dst: what a dead letter shows of a file that is not LZ4. Returns the
  * count (0 for an empty file) or SL_EIO. */

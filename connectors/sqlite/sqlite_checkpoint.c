@@ -126,6 +126,7 @@ static int prepare_legacy(struct sl_pos_store *ps, struct sl_err *err)
     int rc = column_state(ps->db, "_sluice_checkpoints_v1", "fingerprint", &state);
 
     if (rc == SQLITE_OK && state >= 0) {
+        ps->legacy_fp = state > 0;
         rc = sqlite3_prepare_v3(ps->db, state ? ck_legacy_fp : ck_legacy_nofp, -1,
                                 SQLITE_PREPARE_PERSISTENT, &ps->legacy, NULL);
     }
@@ -256,7 +257,59 @@ int sl_pos_store_writers(struct sl_pos_store *ps,
     return rc == SQLITE_DONE ? 0 : sl__sqlite_fail(ps->db, rc, err, "reading writers");
 }
 
-/* ==== The writer's positions during a write call ==== */
+/* Runs sql (?1 table, ?2 writer, ?3 source) and calls fn per row. */
+static int each_stream(struct sl_pos_store *ps,
+                       const char *sql,
+                       const struct sl_pos_key *key,
+                       void (*fn)(void *arg, const char *stream, const char *fp),
+                       void *arg,
+                       struct sl_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(ps->db, sql, -1, &st, NULL);
+
+    for (int i = 1; rc == SQLITE_OK && i <= sqlite3_bind_parameter_count(st); i++) {
+        rc = sqlite3_bind_text(st, i,
+                               i == 1   ? key->table
+                               : i == 2 ? key->writer
+                                        : key->source,
+                               -1, SQLITE_STATIC);
+    }
+    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *stream = (const char *)sqlite3_column_text(st, 0);
+        fn(arg, stream != NULL ? stream : "", (const char *)sqlite3_column_text(st, 1));
+        rc = SQLITE_OK;
+    }
+    if (rc != SQLITE_DONE) {
+        rc = sl__sqlite_fail(ps->db, rc, err, "reading stored streams");
+    } else {
+        rc = 0;
+    }
+    (void)sqlite3_finalize(st);
+    return rc;
+}
+
+int sl_pos_store_streams(struct sl_pos_store *ps,
+                         const struct sl_pos_key *key,
+                         void (*fn)(void *arg, const char *stream, const char *fp),
+                         void *arg,
+                         struct sl_err *err)
+{
+    int rc = each_stream(ps,
+                         "SELECT stream, fingerprint FROM _sluice_checkpoints WHERE tbl = ?1"
+                         " AND writer = ?2 AND source = ?3 AND \"partition\" = 0",
+                         key, fn, arg, err);
+
+    if (rc == 0 && ps->legacy != NULL) {
+        /* The older layout: adopted by every writer (sl_pos_store_get). */
+        const char *sql = ps->legacy_fp ? "SELECT stream, fingerprint FROM _sluice_checkpoints_v1"
+                                          " WHERE tbl = ?1 AND \"partition\" = 0"
+                                        : "SELECT stream, NULL FROM _sluice_checkpoints_v1"
+                                          " WHERE tbl = ?1 AND \"partition\" = 0";
+        rc = each_stream(ps, sql, key, fn, arg, err);
+    }
+    return rc;
+}
 
 /* ==== The writer's positions during a write call ==== */
 
@@ -280,13 +333,6 @@ static struct sl_pos_key key_of(const struct sl_sqlite_writer *w, const struct s
                                p->partition};
 }
 
-/* Another file under the same path: both fingerprints known and different. */
-static bool fp_differs(const char *batch_fp, const char *stored_fp)
-{
-    return batch_fp != NULL && stored_fp != NULL && stored_fp[0] != '\0' &&
-           strcmp(batch_fp, stored_fp) != 0;
-}
-
 static struct sl__sqlite_pos *pos_find(struct sl_sqlite_writer *w, const struct sl_batch *batch)
 {
     for (uint32_t i = 0; i < w->npos; i++) {
@@ -305,8 +351,6 @@ static int pos_read(struct sl_sqlite_writer *w,
                     struct sl__sqlite_pos **ret,
                     struct sl_err *err)
 {
-    char fp[128];
-
     if (w->npos == w->pos_cap) {
         uint32_t cap = w->pos_cap ? w->pos_cap * 2 : 8;
         struct sl__sqlite_pos *p = sl_realloc(w->pos, cap * sizeof(*p));
@@ -326,13 +370,9 @@ static int pos_read(struct sl_sqlite_writer *w,
                                  .fingerprint = batch->fingerprint};
     struct sl_pos_key key = key_of(w, p);
     int64_t pos = 0;
-    int rc = sl_pos_store_get(&w->ps, &key, &pos, fp, sizeof(fp), err);
+    int rc = sl_pos_store_get(&w->ps, &key, &pos, NULL, 0, err);
     if (rc == 0) {
         p->pos = pos;
-        if (fp_differs(batch->fingerprint, fp)) {
-            p->pos = 0; /* the file was replaced: start over, store the new fingerprint */
-            p->dirty = true;
-        }
         p->next = p->pos;
     } else if (rc != SL_EOF) {
         return rc;
@@ -359,12 +399,9 @@ int sl__sqlite_ck_begin(struct sl_sqlite_writer *w,
         if (rc != 0) {
             return rc;
         }
-    } else if (fp_differs(batch->fingerprint, p->fingerprint)) {
-        p->pos = 0;
-        p->next = 0;
-        p->fingerprint = batch->fingerprint;
-        p->dirty = true;
-    } else if (p->fingerprint == NULL) {
+    } else if (batch->fingerprint != NULL) {
+        /* The stream key is the file's identity; the fingerprint beside it
+         * follows the file's latest name. */
         p->fingerprint = batch->fingerprint;
     }
     *ret_pos = p->pos;
@@ -410,6 +447,17 @@ int sl_sqlite_writer_position(struct sl_sqlite_writer *w,
     struct sl_pos_key key = {w->conf.table, w->conf.writer_id, source, stream, partition};
 
     return sl_pos_store_get(&w->ps, &key, ret_pos, fingerprint, fingerprint_len, err);
+}
+
+int sl_sqlite_writer_streams(struct sl_sqlite_writer *w,
+                             const char *source,
+                             void (*fn)(void *arg, const char *stream, const char *fp),
+                             void *arg,
+                             struct sl_err *err)
+{
+    struct sl_pos_key key = {w->conf.table, w->conf.writer_id, source, NULL, 0};
+
+    return sl_pos_store_streams(&w->ps, &key, fn, arg, err);
 }
 
 int sl_sqlite_writer_writers(struct sl_sqlite_writer *w,

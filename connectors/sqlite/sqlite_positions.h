@@ -13,6 +13,7 @@
 #include "err.h"
 
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,7 +22,7 @@ struct sl_pos_key {
     const char *table;  /* the table the positions belong to */
     const char *writer; /* the writer's identity: the sink's `writer_id` (its node name) */
     const char *source; /* the source node's name */
-    const char *stream; /* file path or Kafka topic */
+    const char *stream; /* file identity (connectors/file/file_identity.h) or Kafka topic */
     int32_t partition;  /* Kafka partition, 0 for files */
 };
 
@@ -31,6 +32,7 @@ struct sl_pos_store {
     sqlite3_stmt *put;    /* upsert of a key */
     sqlite3_stmt *legacy; /* the same key in a pre-writer table (_sluice_checkpoints_v1), or NULL */
     sqlite3_stmt *writers; /* distinct writers holding positions of table ?1 */
+    bool legacy_fp;        /* _sluice_checkpoints_v1 has a fingerprint column */
 };
 
 /* Creates _sluice_checkpoints on db when missing (moving a table of the
@@ -58,6 +60,14 @@ int sl_pos_store_put(struct sl_pos_store *ps,
                      int64_t pos,
                      const char *fp,
                      struct sl_err *err);
+/* Calls fn with each stream (and its fingerprint, NULL if none) that key's
+ * table, writer and source hold a partition-0 position of (file streams),
+ * older-layout rows included. 0 or SL_EIO / SL_ERETRY with err set. */
+int sl_pos_store_streams(struct sl_pos_store *ps,
+                         const struct sl_pos_key *key,
+                         void (*fn)(void *arg, const char *stream, const char *fp),
+                         void *arg,
+                         struct sl_err *err);
 /* Calls fn for each distinct writer holding positions of table (the
  * renamed-sink warning). 0 or SL_EIO / SL_ERETRY with err set. */
 int sl_pos_store_writers(struct sl_pos_store *ps,

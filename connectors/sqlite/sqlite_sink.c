@@ -290,6 +290,20 @@ static int sqlite_position(struct sl_sink *sink,
     return rc;
 }
 
+static int sqlite_streams(struct sl_sink *sink,
+                          const char *source,
+                          void (*fn)(void *arg, const char *stream, const char *fp),
+                          void *arg,
+                          struct sl_err *err)
+{
+    struct sqlite_sink *ss = (struct sqlite_sink *)sink;
+
+    pthread_mutex_lock(&ss->lock);
+    int rc = sl_sqlite_writer_streams(ss->w, source, fn, arg, err);
+    pthread_mutex_unlock(&ss->lock);
+    return rc;
+}
+
 /* The dead-letter store shares our transaction when it is a sqlite table in
  * the same file. Not when a source reaches us by several paths: each path's
  * copy of a batch carries the same early dead letters, and only sink.c
@@ -435,6 +449,7 @@ static int sqlite_open(struct sl_node *node, struct sl_err *err)
     ss->sink.writes_own_dead = wc.dead_table != NULL;
     if (node != node->pl->dead_letter) {
         ss->sink.position = sqlite_position;
+        ss->sink.stored_streams = sqlite_streams;
     }
     /* Another process may hold the database (it creates it too, or writes
      * a big transaction): wait for it like for a busy write. */

@@ -81,8 +81,8 @@ struct sl_sqlite_writer *sl_sqlite_writer_close(struct sl_sqlite_writer *w);
 
 /* Writes n batches, already in order per stream, in one BEGIN IMMEDIATE ...
  * COMMIT transaction. Per batch with a stream_name: reads the stored position
- * of (table, writer_id, source name, stream_name, partition) (once per call and stream; a different
- * stored fingerprint counts as position 0), writes only the records and the
+ * of (table, writer_id, source name, stream_name, partition) (once per call
+ * and stream), writes only the records and the
  * dead letters (owner == conf->owner, when dead_table is set) whose
  * meta.offset >= that position, then stores pos_end when greater (and the
  * fingerprint). Batches without a stream_name are written whole and store no
@@ -115,6 +115,16 @@ int sl_sqlite_writer_position(struct sl_sqlite_writer *w,
                               char *fingerprint,
                               size_t fingerprint_len,
                               struct sl_err *err);
+
+/* Calls fn with each file stream (partition 0) this writer stored a
+ * position of for source, and its fingerprint (NULL if none): how a file
+ * source recognises files it read before under another name. 0 or SL_E*
+ * (err set). Thread: the writer's. */
+int sl_sqlite_writer_streams(struct sl_sqlite_writer *w,
+                             const char *source,
+                             void (*fn)(void *arg, const char *stream, const char *fp),
+                             void *arg,
+                             struct sl_err *err);
 
 /* Calls fn for each writer identity holding positions of the writer's table
  * (the renamed-sink warning). 0 or SL_E* (err set). Thread: the writer's. */

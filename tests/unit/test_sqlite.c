@@ -699,33 +699,55 @@ static void test_sqlite_partitions_and_streams_are_separate(void **state)
     unref_all(b, 3);
 }
 
-static void test_sqlite_replaced_file_starts_over(void **state)
+struct listed {
+    char keys[4][32];
+    char fps[4][32];
+    int n;
+};
+
+static void list_one(void *arg, const char *stream, const char *fp)
+{
+    struct listed *l = arg;
+
+    if (l->n < 4) {
+        snprintf(l->keys[l->n], sizeof(l->keys[0]), "%s", stream);
+        snprintf(l->fps[l->n], sizeof(l->fps[0]), "%s", fp != NULL ? fp : "(null)");
+    }
+    l->n++;
+}
+
+/* A file stream's key is its identity: a batch under the same key with
+ * another fingerprint (the file was renamed) keeps the position and stores
+ * the new fingerprint, which listing the writer's streams returns. */
+static void test_sqlite_fingerprint_follows_the_file(void **state)
 {
     struct fixture *fx = *state;
     struct sl_sqlite_writer_conf conf = conf_for(fx->path, "t");
-    struct sl_batch *old = orders("a.jsonl", 0, 10);
-    struct sl_batch *same = orders("a.jsonl", 0, 10);
-    struct sl_batch *fresh = orders("a.jsonl", 0, 4);
+    struct sl_batch *old = orders("4096:aa", 0, 10);
+    struct sl_batch *renamed = orders("4096:aa", 0, 14);
     struct sl_sqlite_writer *w = open_ok(&conf);
+    struct listed l = {0};
     char fp[8];
     int64_t pos = 0;
 
-    old->fingerprint = same->fingerprint = "100:aaaa";
-    fresh->fingerprint = "40:bbbb";
+    old->fingerprint = "1:a.log";
+    renamed->fingerprint = "1:a.log.1";
     write_ok(w, &old, 1, NULL);
-    write_ok(w, &same, 1, NULL); /* same file: trimmed */
-    assert_int_equal(sl_sqlite_writer_position(w, "", "a.jsonl", 0, &pos, fp, sizeof(fp), NULL), 0);
+    assert_int_equal(sl_sqlite_writer_position(w, "", "4096:aa", 0, &pos, fp, sizeof(fp), NULL), 0);
     assert_int_equal(pos, 10);
-    assert_string_equal(fp, "100:aaa"); /* cut to the buffer */
-    write_ok(w, &fresh, 1, NULL);       /* replaced: from 0 again */
-    assert_int_equal(sl_sqlite_writer_position(w, "", "a.jsonl", 0, &pos, fp, sizeof(fp), NULL), 0);
-    assert_int_equal(pos, 4);
-    assert_string_equal(fp, "40:bbbb");
+    assert_string_equal(fp, "1:a.log"); /* cut to the buffer */
+    write_ok(w, &renamed, 1, NULL);     /* the first 10 are trimmed, 4 new */
+    assert_int_equal(sl_sqlite_writer_streams(w, "", list_one, &l, NULL), 0);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.keys[0], "4096:aa");
+    assert_string_equal(l.fps[0], "1:a.log.1");
+    l.n = 0;
+    assert_int_equal(sl_sqlite_writer_streams(w, "other", list_one, &l, NULL), 0);
+    assert_int_equal(l.n, 0); /* another source's streams are not ours */
     w = sl_sqlite_writer_close(w);
     assert_int_equal(q_int(fx->path, "SELECT count(*) FROM t"), 14);
     sl_batch_unref(old);
-    sl_batch_unref(same);
-    sl_batch_unref(fresh);
+    sl_batch_unref(renamed);
 }
 
 static void test_sqlite_fanout_siblings_keep_own_positions(void **state)
@@ -1182,7 +1204,7 @@ int main(void)
         T(test_sqlite_partitions_and_streams_are_separate),
         T(test_sqlite_positions_are_keyed_by_writer_and_source),
         T(test_sqlite_old_checkpoints_are_adopted),
-        T(test_sqlite_replaced_file_starts_over),
+        T(test_sqlite_fingerprint_follows_the_file),
         T(test_sqlite_fanout_siblings_keep_own_positions),
         T(test_sqlite_batch_without_stream_is_written_whole),
         T(test_sqlite_dead_letters_share_the_transaction),
