@@ -150,6 +150,44 @@ static bool column_type_valid(const char *type)
     return *p == ')' && p[1 + strspn(p + 1, " ")] == '\0';
 }
 
+/* The index in cols of the column that name is in SQLite (names ignore
+ * case), or cols->n when none. */
+static size_t column_index(const struct sluice_map *cols, const char *name)
+{
+    size_t i = 0;
+
+    while (i < cols->n && sqlite3_stricmp(cols->keys[i], name) != 0) {
+        i++;
+    }
+    return i;
+}
+
+/* A sink that declares columns has its upsert keys among them, spelled the
+ * same: the writer would add an undeclared key as an untyped column that no
+ * record fills (each record then a dead letter: "key column is missing"),
+ * and refuse a key spelled in another case as a second column of one name. */
+static int check_key_declared(const struct sl_conf_node *cn,
+                              const char *at,
+                              const char *key,
+                              struct sl_err *err)
+{
+    const struct sluice_map *cols = &((const struct sqlite_conf *)cn->conf)->columns;
+    size_t i = column_index(cols, key);
+
+    if (cols->n == 0 || (i < cols->n && strcmp(cols->keys[i], key) == 0)) {
+        return 0;
+    }
+    if (i < cols->n) {
+        return sl_conf_node_err(cn, at, err,
+                                "key column '%s' is declared as '%s' in columns: spell it the same",
+                                key, cols->keys[i]);
+    }
+    return sl_conf_node_err(cn, at, err,
+                            "key column '%s' is not one of the declared columns: declare it in "
+                            "columns with its type",
+                            key);
+}
+
 static int check_columns(const struct sl_conf_node *cn, struct sl_err *err)
 {
     const struct sqlite_conf *conf = cn->conf;
@@ -189,6 +227,11 @@ static int check_columns(const struct sl_conf_node *cn, struct sl_err *err)
                                         "key column '%s' is listed twice (names ignore case)",
                                         keys->items[i]);
             }
+        }
+        int rc = check_key_declared(cn, at, keys->items[i], err);
+
+        if (rc != 0) {
+            return rc;
         }
     }
     return 0;
@@ -244,6 +287,11 @@ static int sqlite_check(const struct sl_conf_node *cn, struct sl_err *err)
     if (conf->mode == 0 && conf->key_columns.n != 0) {
         return sl_conf_node_err(cn, "key_columns", err,
                                 "key_columns is used by mode: upsert only (mode is insert)");
+    }
+    if (conf->writer_id != NULL && conf->writer_id[0] == '\0') {
+        return sl_conf_node_err(cn, "writer_id", err,
+                                "expected a writer name, got an empty value (leave writer_id out "
+                                "for the node name)");
     }
     int rc = check_columns(cn, err);
 
