@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 struct sqlite_conf {
     const char *path;
@@ -62,31 +63,65 @@ struct sqlite_sink {
 
 /* ==== Config check: everything the writer would refuse at open ==== */
 
-/* Whether two spellings of a path name the same file, lexically (the loader
- * does no I/O): "out/x.db", "./out/x.db" and "out//x.db" do. */
-static bool same_path(const char *a, const char *b)
+/* Folds path into buf (len bytes) as the file it names, lexically (the
+ * loader does no I/O): a relative path resolves against the current
+ * directory, as at run; "//" and "/./" fold, and so does "dir/..". A
+ * symbolic link is not followed, so a ".." after one may be folded wrongly,
+ * and two spellings through a link compare unequal. False when the result
+ * does not fit (compare the spellings as they are then). */
+static bool path_fold(const char *path, char *buf, size_t len)
 {
-    for (;;) {
-        while (a[0] == '.' && a[1] == '/') {
-            a += 2;
-        }
-        while (b[0] == '.' && b[1] == '/') {
-            b += 2;
-        }
-        if (*a != *b) {
+    size_t n = 0;
+
+    if (len < 2) {
+        return false;
+    }
+    buf[0] = '\0';
+    if (path[0] != '/' && getcwd(buf, len) == NULL) {
+        return false;
+    }
+    /* buf holds the directory without its final slash ("" for the root, or
+     * for an absolute path): fold path's parts onto it. */
+    n = strlen(buf);
+    n = n == 1 ? 0 : n;
+    buf[n] = '\0';
+    for (const char *p = path; *p != '\0';) {
+        size_t part = strcspn(p, "/");
+
+        if (part == 0 || (part == 1 && p[0] == '.')) {
+            /* "" or ".": nothing to add */
+        } else if (part == 2 && p[0] == '.' && p[1] == '.') {
+            while (n > 0 && buf[n - 1] != '/') {
+                n--;
+            }
+            n = n > 0 ? n - 1 : 0; /* the slash; "/.." stays "/" (empty) */
+        } else if (n + 1 + part < len) {
+            buf[n++] = '/';
+            memcpy(buf + n, p, part);
+            n += part;
+        } else {
             return false;
         }
-        if (*a == '\0') {
-            return true;
-        }
-        if (*a == '/') {
-            a += strspn(a, "/");
-            b += strspn(b, "/");
-            continue;
-        }
-        a++;
-        b++;
+        buf[n] = '\0';
+        p += part + (p[part] == '/');
     }
+    return true;
+}
+
+/* Whether two spellings of a path name the same file as far as the config
+ * tells: "out/x.db", "./out//x.db", "/cwd/out/x.db" and "out/../out/x.db"
+ * do (see path_fold). */
+static bool same_path(const char *a, const char *b)
+{
+    char fa[4096], fb[4096];
+
+    if (strcmp(a, b) == 0) {
+        return true;
+    }
+    if (!path_fold(a, fa, sizeof(fa)) || !path_fold(b, fb, sizeof(fb))) {
+        return false;
+    }
+    return strcmp(fa, fb) == 0;
 }
 
 /* Why name cannot be a column (NULL when it can): the writer's rules. */
@@ -262,6 +297,151 @@ static int check_dead_table(const struct sl_conf_node *cn, struct sl_err *err)
     return 0;
 }
 
+/* ==== Sinks that share a table ==== */
+
+static const char *conf_writer_id(const struct sl_conf_node *cn)
+{
+    const struct sqlite_conf *conf = cn->conf;
+
+    return conf->writer_id != NULL ? conf->writer_id : cn->name;
+}
+
+/* Folds a declared type into buf as SQLite reads it: "" for none ("" and
+ * "ANY", see sqlite_schema.c), else upper case with one space between words
+ * and none around parentheses and commas ("varchar( 20 )" is VARCHAR(20)). */
+static void type_fold(const char *type, char *buf, size_t len)
+{
+    size_t n = 0;
+    bool space = false;
+
+    for (const char *p = type; *p != '\0' && n + 2 < len; p++) {
+        char c = *p;
+
+        if (c == ' ' || c == '\t') {
+            space = n > 0;
+            continue;
+        }
+        if (space && strchr("(),", c) == NULL && strchr("(,", buf[n - 1]) == NULL) {
+            buf[n++] = ' ';
+        }
+        space = false;
+        buf[n++] = c >= 'a' && c <= 'z' ? (char)(c - 'a' + 'A') : c;
+    }
+    buf[n] = '\0';
+    if (strcmp(buf, "ANY") == 0) {
+        buf[0] = '\0';
+    }
+}
+
+/* Two sinks declaring one column with different types: the table gets the
+ * type of whichever creates the column first, and the other's is ignored. */
+static int
+check_types(const struct sl_conf_node *cn, const struct sl_conf_node *other, struct sl_err *err)
+{
+    const struct sluice_map *cols = &((const struct sqlite_conf *)cn->conf)->columns;
+    const struct sluice_map *theirs = &((const struct sqlite_conf *)other->conf)->columns;
+    char mine[128], their[128], at[SL_ERR_PATH_MAX];
+
+    for (size_t i = 0; i < cols->n; i++) {
+        size_t j = column_index(theirs, cols->keys[i]);
+
+        if (j == theirs->n) {
+            continue;
+        }
+        type_fold(cols->values[i], mine, sizeof(mine));
+        type_fold(theirs->values[j], their, sizeof(their));
+        if (strcmp(mine, their) != 0) {
+            snprintf(at, sizeof(at), "columns.%s", cols->keys[i]);
+            return sl_conf_node_err(cn, at, err,
+                                    "column '%s' is %s here but %s in sink '%s', which writes the "
+                                    "same table: a column has one type, declare the same in both",
+                                    cols->keys[i], mine[0] != '\0' ? mine : "untyped",
+                                    their[0] != '\0' ? their : "untyped", other->name);
+        }
+    }
+    return 0;
+}
+
+/* Two sinks of one table under one writer identity share its positions:
+ * each would take the other's rows for replays and drop them. Reported at
+ * the writer_id that makes the clash (the later one when both are set). */
+static int
+check_identity(const struct sl_conf_node *cn, const struct sl_conf_node *other, struct sl_err *err)
+{
+    const char *id = conf_writer_id(cn);
+    const struct sl_conf_node *at = cn;
+
+    if (strcmp(id, conf_writer_id(other)) != 0) {
+        return 0;
+    }
+    if (((const struct sqlite_conf *)cn->conf)->writer_id == NULL) {
+        at = other; /* other's writer_id is our name */
+    }
+    return sl_conf_node_err(at, "writer_id", err,
+                            "sinks '%s' and '%s' write table '%s' of '%s' under the same "
+                            "writer_id '%s': each would drop the other's records as already "
+                            "stored; give each sink its own writer_id",
+                            other->name, cn->name, ((const struct sqlite_conf *)at->conf)->table,
+                            ((const struct sqlite_conf *)at->conf)->path, id);
+}
+
+/* Upserts into one table under different key_columns: a table has one
+ * upsert index (sqlite_schema.c), so the second sink's ON CONFLICT would
+ * match no index and its first write would fail the run. */
+static int
+check_keys(const struct sl_conf_node *cn, const struct sl_conf_node *other, struct sl_err *err)
+{
+    const struct sqlite_conf *conf = cn->conf, *oc = other->conf;
+    bool same = conf->key_columns.n == oc->key_columns.n;
+
+    if (conf->mode != 1 || oc->mode != 1) {
+        return 0;
+    }
+    for (size_t i = 0; i < conf->key_columns.n && same; i++) {
+        size_t j = 0;
+
+        while (j < oc->key_columns.n &&
+               sqlite3_stricmp(conf->key_columns.items[i], oc->key_columns.items[j]) != 0) {
+            j++;
+        }
+        same = j < oc->key_columns.n;
+    }
+    if (same) {
+        return 0;
+    }
+    return sl_conf_node_err(cn, "key_columns", err,
+                            "sink '%s' upserts into the same table on other key_columns: a table "
+                            "has one upsert key, give both sinks the same key_columns",
+                            other->name);
+}
+
+/* Checks cn against the sqlite sinks loaded before it that write the same
+ * table of the same file (names ignore case, paths compare as same_path). */
+static int check_siblings(const struct sl_conf_node *cn, struct sl_err *err)
+{
+    const struct sqlite_conf *conf = cn->conf;
+    const struct sl_conf *pipeline = cn->pipeline;
+    int rc = 0;
+
+    for (size_t i = 0; pipeline != NULL && i < pipeline->nnodes && rc == 0; i++) {
+        const struct sl_conf_node *other = &pipeline->nodes[i];
+        const struct sqlite_conf *oc = other->conf;
+
+        if (other == cn || other->type != cn->type ||
+            sqlite3_stricmp(oc->table, conf->table) != 0 || !same_path(oc->path, conf->path)) {
+            continue;
+        }
+        rc = check_identity(cn, other, err);
+        if (rc == 0) {
+            rc = check_types(cn, other, err);
+        }
+        if (rc == 0) {
+            rc = check_keys(cn, other, err);
+        }
+    }
+    return rc;
+}
+
 static int sqlite_check(const struct sl_conf_node *cn, struct sl_err *err)
 {
     const struct sqlite_conf *conf = cn->conf;
@@ -295,6 +475,9 @@ static int sqlite_check(const struct sl_conf_node *cn, struct sl_err *err)
     }
     int rc = check_columns(cn, err);
 
+    if (rc == 0 && cn->pipeline != NULL && cn->pipeline->dead_letter != cn) {
+        rc = check_siblings(cn, err);
+    }
     return rc != 0 ? rc : check_dead_table(cn, err);
 }
 

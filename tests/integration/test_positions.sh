@@ -25,6 +25,18 @@ YAML
 awk '$1 == "a" || $1 == "b" { if ($5 != 0) bad = 1 } END { exit bad }' route2.log ||
     fail "re-run reports rows as written: $(cat route2.log)"
 
+# Hostile-user probe: two sinks of one table under one writer identity (b
+# takes a's name as its writer_id, spelling the path another way) would
+# trim each other's rows; run refuses it before writing, like validate.
+set +e
+"$SLUICE" run route.yaml --set sinks.b.writer_id=a --set sinks.b.path=./out//o.db 2> clash.log
+rc=$?
+set -e
+[ "$rc" = 2 ] || fail "writer_id clash: exit $rc: $(cat clash.log)"
+grep -q "^--set: sinks.b.writer_id: sinks 'a' and 'b' write table 'orders' of './out//o.db' under the same writer_id 'a'" clash.log ||
+    fail "writer_id clash not located: $(cat clash.log)"
+[ "$(q out/o.db 'SELECT count(*) FROM orders')" = "$N" ] || fail "writer_id clash wrote"
+
 # Two runs of one pipeline at once: each row is written by one of them, and
 # the written counts add up to the rows (the other run's copies are replays).
 rm -rf out
