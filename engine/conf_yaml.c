@@ -11,7 +11,9 @@
  * - ${VAR} and ${VAR:-default} (default when unset or empty) are expanded in
  *   every scalar, keys and quoted ones included, before typing; `$$` is a
  *   literal `$`; a `$` not followed by `{` or `$` is kept as is. An unset
- *   variable without default is an error naming it.
+ *   variable without default is an error naming it. A default may hold
+ *   references, expanded only when the default is used, as Docker Compose
+ *   does: ${A:-${B:-x}}.
  * - --set a.b."c.d"=value: segments split at dots, double quotes keep dots;
  *   missing mappings are created. The value is a plain scalar (typed, quotes
  *   kept literally), or a YAML flow collection when it starts with [ or {.
@@ -232,9 +234,43 @@ enum sl__ytag sl__yaml_plain_tag(const char *s, size_t len)
     return is_float(s, len) ? SL__T_FLOAT : SL__T_STR;
 }
 
-/* Appends the value of "NAME" or "NAME:-default" (the text inside ${}). */
-static int expand_var(
-    struct sl__loader *ld, const struct sl__ynode *at, const char *in, size_t n, struct sl_buf *out)
+#define ENV_MAX_NESTING 16 /* ${A:-${B:-...}} levels: bounds the recursion */
+
+static int expand_env(struct sl__loader *ld,
+                      const struct sl__ynode *at,
+                      const char *s,
+                      size_t len,
+                      int depth,
+                      struct sl_buf *out,
+                      int *ret_refs);
+
+/* The '}' that closes the "${" before s[0], or NULL. Braces pair up as in
+ * a shell, so a default may hold "${B}", "$${B}" (a literal "${B}") or
+ * "{x}" whole. */
+static const char *env_close(const char *s, size_t len)
+{
+    int open = 1;
+
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '{') {
+            open++;
+        } else if (s[i] == '}' && --open == 0) {
+            return s + i;
+        }
+    }
+    return NULL;
+}
+
+/* Appends the value of "NAME" or "NAME:-default" (the text inside ${}). A
+ * default is expanded in turn, and only when it is used, as in a shell or
+ * Docker Compose: ${A:-${B:-x}}. */
+static int expand_var(struct sl__loader *ld,
+                      const struct sl__ynode *at,
+                      const char *in,
+                      size_t n,
+                      int depth,
+                      struct sl_buf *out,
+                      int *ret_refs)
 {
     const char *sep = NULL;
     char name[128];
@@ -253,7 +289,7 @@ static int expand_var(
     const char *val = getenv(name);
 
     if (sep != NULL && (val == NULL || val[0] == '\0')) {
-        return sl_buf_append(out, sep + 2, n - nlen - 2);
+        return expand_env(ld, at, sep + 2, n - nlen - 2, depth + 1, out, ret_refs);
     }
     if (val == NULL) {
         return sl__yerr(ld, at,
@@ -264,16 +300,21 @@ static int expand_var(
 }
 
 /* ${VAR} -> environment, ${VAR:-default}, $$ -> $; any other $ is literal.
- * *ret_refs counts the ${...} references. */
+ * depth counts the defaults being expanded around s. *ret_refs counts the
+ * ${...} references. */
 static int expand_env(struct sl__loader *ld,
                       const struct sl__ynode *at,
                       const char *s,
                       size_t len,
+                      int depth,
                       struct sl_buf *out,
                       int *ret_refs)
 {
     int rc = 0;
 
+    if (depth > ENV_MAX_NESTING) {
+        return sl__yerr(ld, at, "${VAR:-default} nested more than %d deep", ENV_MAX_NESTING);
+    }
     for (size_t i = 0; i < len && rc == 0; i++) {
         if (s[i] != '$' || i + 1 == len || (s[i + 1] != '$' && s[i + 1] != '{')) {
             rc = sl_buf_putc(out, s[i]);
@@ -281,14 +322,14 @@ static int expand_env(struct sl__loader *ld,
             rc = sl_buf_putc(out, '$');
             i++;
         } else {
-            const char *end = memchr(s + i + 2, '}', len - i - 2);
+            const char *end = env_close(s + i + 2, len - i - 2);
 
             if (end == NULL) {
                 return sl__yerr(ld, at, "unterminated '${' (write '$$' for a literal '$')");
             }
-            rc = expand_var(ld, at, s + i + 2, (size_t)(end - s - i - 2), out);
-            i = (size_t)(end - s);
             (*ret_refs)++;
+            rc = expand_var(ld, at, s + i + 2, (size_t)(end - s - i - 2), depth, out, ret_refs);
+            i = (size_t)(end - s);
         }
     }
     return rc;
@@ -310,7 +351,7 @@ static int set_text(
         return sl__yerr(ld, node, "NUL characters are not allowed");
     }
     if (env && memchr(raw, '$', len) != NULL) {
-        rc = expand_env(ld, node, raw, len, &buf, &refs);
+        rc = expand_env(ld, node, raw, len, 0, &buf, &refs);
         if (rc == 0 && (buf.len != len || memcmp(buf.data, raw, len) != 0)) {
             node->exact = 0;
         }

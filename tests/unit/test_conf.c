@@ -517,6 +517,60 @@ static void test_conf_env_quoted_takes_expanded_type(void **state)
     unlink(tmp);
 }
 
+/* Hostile-user probe, item 5: a default that holds a reference is expanded
+ * (inner first, and only when used), as Docker Compose does, instead of
+ * leaving "${B}" or a stray "}" in the value. */
+static void test_conf_env_nested_default(void **state)
+{
+    static const char text[] =
+        "sources:\n"
+        "  orders: {type: gen, label: '${SL_TEST_A:-${SL_TEST_B}}', count: "
+        "'${SL_TEST_A:-${SL_TEST_N:-${SL_TEST_C:-4}}}'}\n"
+        "sinks:\n"
+        "  db: {type: store, inputs: [orders], path: 'x${SL_TEST_A:-$${B}-{z}$$}y',\n"
+        "       password: '${SL_TEST_B:-${SL_TEST_UNSET}}', batch: {max_records: "
+        "'${SL_TEST_A:-}9'}}\n";
+    char tmp[] = "/tmp/test_conf_env_XXXXXX";
+    struct sl_conf *conf = NULL;
+    struct sl_err err;
+    char msg[1024];
+    int fd = mkstemp(tmp);
+
+    (void)state;
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, sizeof(text) - 1), (ssize_t)(sizeof(text) - 1));
+    close(fd);
+    unsetenv("SL_TEST_A");
+    unsetenv("SL_TEST_N");
+    unsetenv("SL_TEST_UNSET");
+    setenv("SL_TEST_B", "b-value", 1);
+    setenv("SL_TEST_C", "", 1);
+    if (sl_conf_load(tmp, NULL, 0, &conf, &err) != 0) {
+        fail_msg("%s", sl_err_format(&err, msg, sizeof(msg)));
+    }
+    const struct gen_conf *gc = node_conf(conf, "orders");
+    const struct store_conf *sc = node_conf(conf, "db");
+
+    assert_string_equal(gc->label, "b-value");
+    assert_int_equal(gc->count, 4);
+    assert_string_equal(sc->path, "x${B}-{z}$y");
+    assert_string_equal(sc->password, "b-value"); /* the unused default is not expanded */
+    assert_int_equal(sc->max_records, 9);
+    conf = sl_conf_free(conf);
+    setenv("SL_TEST_A", "a-value", 1);
+    if (sl_conf_load(tmp, NULL, 0, &conf, &err) == 0) {
+        conf = sl_conf_free(conf);
+        fail_msg("a-value as a count loaded");
+    }
+    /* A set variable wins over its default, nested or not. */
+    assert_non_null(strstr(sl_err_format(&err, msg, sizeof(msg)),
+                           ":2:67: sources.orders.count: expected an integer, got 'a-value'"));
+    unsetenv("SL_TEST_A");
+    unsetenv("SL_TEST_B");
+    unsetenv("SL_TEST_C");
+    unlink(tmp);
+}
+
 static void test_conf_set_overrides(void **state)
 {
     const char *sets[] = {
@@ -694,6 +748,7 @@ int main(void)
         cmocka_unit_test(test_conf_yaml_core_typing),
         cmocka_unit_test(test_conf_set_overrides),
         cmocka_unit_test(test_conf_env_quoted_takes_expanded_type),
+        cmocka_unit_test(test_conf_env_nested_default),
         cmocka_unit_test(test_conf_sizes_and_durations),
         cmocka_unit_test(test_conf_fuzz_truncated_and_garbled),
         cmocka_unit_test(test_conf_oom_loop_fails_cleanly),
