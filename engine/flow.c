@@ -23,6 +23,7 @@ void sl_flow_init(struct sl_flow *flow, uint64_t limit)
     atomic_init(&flow->gated, 0);
     flow->on_release = NULL;
     flow->on_release_arg = NULL;
+    atomic_init(&flow->waker, NULL);
     pthread_mutex_init(&flow->lock, NULL);
     /* Timed waits use the monotonic clock: sleep deadlines are sl_now_ns()
      * values, and a wall-clock step must not stretch or cut a wait. */
@@ -157,9 +158,22 @@ void sl_flow_set_aside(struct sl_flow *flow, uint64_t bytes)
 
 void sl_flow_wake_all(struct sl_flow *flow)
 {
+    /* Acquire pairs with the release in sl_flow_set_waker: the waker's
+     * fields are seen as written. */
+    const struct sl_flow_waker *waker = atomic_load_explicit(&flow->waker, memory_order_acquire);
+
     pthread_mutex_lock(&flow->lock);
     pthread_cond_broadcast(&flow->cond);
     pthread_mutex_unlock(&flow->lock);
+    if (waker != NULL) {
+        waker->fn(waker->arg);
+    }
+}
+
+void sl_flow_set_waker(struct sl_flow *flow, const struct sl_flow_waker *waker)
+{
+    /* Release: a thread that loads the pointer sees fn and arg. */
+    atomic_store_explicit(&flow->waker, waker, memory_order_release);
 }
 
 int sl_flow_sleep_until(struct sl_flow *flow, uint64_t deadline_ns, const atomic_bool *cancel)

@@ -12,6 +12,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Told when sl_flow_wake_all runs, i.e. when the pipeline stops (a signal,
+ * a failure): the loop thread's wake-up (loop.c). */
+struct sl_flow_waker {
+    void (*fn)(void *arg); /* Thread: any; must not block */
+    void *arg;
+};
+
 struct sl_flow {
     uint64_t limit;                /* bytes for batches; set before sharing (init, set_aside) */
     uint64_t configured;           /* memory_limit as configured */
@@ -24,8 +31,10 @@ struct sl_flow {
     void (*on_release)(void *arg); /* called by release while gated > 0 and the budget
                                       has room; set before sharing */
     void *on_release_arg;
-    pthread_mutex_t lock; /* only for the sleep/wake handshake */
-    pthread_cond_t cond;  /* CLOCK_MONOTONIC timed waits */
+    _Atomic(const struct sl_flow_waker *) waker; /* or NULL; release store, acquire load:
+                                                   may be set while threads run */
+    pthread_mutex_t lock;                        /* only for the sleep/wake handshake */
+    pthread_cond_t cond;                         /* CLOCK_MONOTONIC timed waits */
 };
 
 void sl_flow_init(struct sl_flow *flow, uint64_t limit);
@@ -44,13 +53,17 @@ bool sl_flow_try_acquire(struct sl_flow *flow, uint64_t bytes);
 void sl_flow_force(struct sl_flow *flow, uint64_t bytes);
 /* Gives bytes back and wakes waiters. Thread: any; never blocks for long. */
 void sl_flow_release(struct sl_flow *flow, uint64_t bytes);
-/* Wakes every waiter and sleeper so it re-checks its cancel flag. Set the
- * flag first. Thread: any. */
 /* Takes bytes out of the budget for a library's own buffers (SQLite's page
  * cache), so that they fit within memory_limit too; the batches keep at
  * least half of it. Thread: main, before the pipeline starts. */
 void sl_flow_set_aside(struct sl_flow *flow, uint64_t bytes);
+/* Wakes every waiter and sleeper so it re-checks its cancel flag, then
+ * calls the waker if one is set. Set the flag first. Thread: any. */
 void sl_flow_wake_all(struct sl_flow *flow);
+/* Sets (or, with NULL, clears) the waker called by sl_flow_wake_all. The
+ * waker must stay valid until the flow is released or a call with NULL
+ * returned and no sl_flow_wake_all can still be running. Thread: any. */
+void sl_flow_set_waker(struct sl_flow *flow, const struct sl_flow_waker *waker);
 /* True when the budget is spent: work that makes memory (decoding) should
  * wait for a release instead of starting. seq_cst load. Thread: any. */
 bool sl_flow_spent(struct sl_flow *flow);

@@ -1,37 +1,47 @@
 /* SPDX-License-Identifier: MIT */
-/* Signal handling, drain deadline and progress line (see loop.h). */
+/* Signal handling, drain deadline and progress line (see loop.h). The loop
+ * thread sleeps in ppoll on a signalfd (SIGINT/SIGTERM, blocked in every
+ * thread) and an eventfd that sl_loop_stop and a pipeline stop (failure)
+ * write, with a timeout only for the next deadline: the drain's end or the
+ * next progress line. */
 #include "loop.h"
 
 #include "log.h"
 #include "mem.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
-#define TICK_NS     (200 * 1000 * 1000L)
 #define PROGRESS_NS (500 * 1000 * 1000ull)
+#define NO_DEADLINE UINT64_MAX
 
 struct sl_loop {
     struct sl_pipeline *pl;
     pthread_t thread;
-    atomic_bool quit;         /* set by sl_loop_stop */
-    atomic_bool drain_failed; /* the drain deadline passed */
+    bool started;               /* thread created (main thread only) */
+    int sig_fd;                 /* signalfd for SIGINT and SIGTERM */
+    int wake_fd;                /* eventfd: sl_loop_stop, a pipeline stop */
+    struct sl_flow_waker waker; /* writes wake_fd; installed on pl->flow */
+    atomic_bool quit;           /* set by sl_loop_stop before it writes wake_fd */
+    atomic_bool drain_failed;   /* the drain deadline passed */
     bool progress;
     int signals; /* signals received (loop thread only) */
     uint64_t drain_start_ns;
 };
 
-void sl_loop_block_signals(void)
+static void signal_set(sigset_t *set)
 {
-    sigset_t set;
-
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
 }
 
 /* Leaves at once with the workers still running, which checkpoints make safe
@@ -42,6 +52,14 @@ static _Noreturn void exit_now(int code)
 {
     syscall(SYS_exit_group, code);
     _exit(code);
+}
+
+void sl_loop_block_signals(void)
+{
+    sigset_t set;
+
+    signal_set(&set);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
 static uint64_t sink_records(const struct sl_pipeline *pl)
@@ -56,15 +74,15 @@ static uint64_t sink_records(const struct sl_pipeline *pl)
     return n;
 }
 
-static void show_progress(struct sl_loop *loop, uint64_t *last_ns, uint64_t *last_n)
+static void show_progress(struct sl_pipeline *pl, uint64_t *last_ns, uint64_t *last_n)
 {
     uint64_t now = sl_now_ns();
-    uint64_t n = sink_records(loop->pl);
+    uint64_t n = sink_records(pl);
     double secs = (double)(now - *last_ns) / 1e9;
 
     sl_log_progress("sluice: %llu records written, %.0f rec/s, %.1f MiB in flight",
                     (unsigned long long)n, secs > 0 ? (double)(n - *last_n) / secs : 0.0,
-                    (double)atomic_load(&loop->pl->flow.used) / (1024.0 * 1024.0));
+                    (double)atomic_load(&pl->flow.used) / (1024.0 * 1024.0));
     *last_ns = now;
     *last_n = n;
 }
@@ -83,59 +101,150 @@ static void on_signal(struct sl_loop *loop, int sig)
     sl_pipeline_stop(loop->pl);
 }
 
+/* The waker of pl->flow: a pipeline stop (a failure) wakes the loop so that
+ * the drain deadline starts then. Thread: any; async-signal-safe. */
+static void wake(void *arg)
+{
+    const struct sl_loop *loop = arg;
+    uint64_t one = 1;
+
+    /* EAGAIN: the counter is full, the loop is woken anyway. */
+    (void)!write(loop->wake_fd, &one, sizeof(one));
+}
+
+static void read_signals(struct sl_loop *loop)
+{
+    struct signalfd_siginfo si;
+
+    while (read(loop->sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        on_signal(loop, (int)si.ssi_signo);
+    }
+}
+
+/* The next time the loop must act by itself: the drain deadline, the next
+ * progress line; NO_DEADLINE when only an event can wake it. */
+static uint64_t next_deadline(const struct sl_loop *loop, bool show, uint64_t last_ns)
+{
+    uint64_t at = NO_DEADLINE;
+
+    if (loop->drain_start_ns != 0) {
+        at = loop->drain_start_ns + loop->pl->conf->drain_timeout_ns;
+    }
+    if (show && last_ns + PROGRESS_NS < at) {
+        at = last_ns + PROGRESS_NS;
+    }
+    return at;
+}
+
+/* Sleeps until a signal, a wake-up or deadline_ns (NO_DEADLINE: none). */
+static void wait_event(struct sl_loop *loop, uint64_t deadline_ns)
+{
+    struct pollfd fds[2] = {{.fd = loop->sig_fd, .events = POLLIN},
+                            {.fd = loop->wake_fd, .events = POLLIN}};
+    struct timespec ts, *timeout = NULL;
+    uint64_t now = sl_now_ns();
+    uint64_t count;
+
+    if (deadline_ns != NO_DEADLINE) {
+        uint64_t left = deadline_ns > now ? deadline_ns - now : 0;
+
+        ts.tv_sec = (time_t)(left / 1000000000ull);
+        ts.tv_nsec = (long)(left % 1000000000ull);
+        timeout = &ts;
+    }
+    if (ppoll(fds, 2, timeout, NULL) <= 0) {
+        return; /* the deadline, or EINTR */
+    }
+    if (fds[1].revents & POLLIN) {
+        (void)!read(loop->wake_fd, &count, sizeof(count));
+    }
+    if (fds[0].revents & POLLIN) {
+        read_signals(loop);
+    }
+}
+
+/* One pass after a wake-up: starts and checks the drain deadline, shows
+ * progress. */
+static void tick(struct sl_loop *loop, bool show, uint64_t *last_ns, uint64_t *last_n)
+{
+    struct sl_pipeline *pl = loop->pl;
+
+    /* A failed run drains too (what is in flight is written), under the
+     * same deadline as a signalled one. */
+    if (loop->drain_start_ns == 0 && atomic_load(&pl->failed)) {
+        loop->drain_start_ns = sl_now_ns();
+    }
+    if (loop->drain_start_ns != 0 &&
+        sl_now_ns() - loop->drain_start_ns >= pl->conf->drain_timeout_ns) {
+        sl_log_error("drain did not finish within engine.drain_timeout: exiting");
+        atomic_store(&loop->drain_failed, true);
+        exit_now(1);
+    }
+    if (show && sl_now_ns() - *last_ns >= PROGRESS_NS) {
+        show_progress(pl, last_ns, last_n);
+    }
+}
+
 static void *loop_main(void *arg)
 {
     struct sl_loop *loop = arg;
-    sigset_t set;
-    struct timespec tick = {0, TICK_NS};
     uint64_t last_ns = sl_now_ns();
     uint64_t last_n = 0;
-    bool tty = isatty(2);
+    bool show = loop->progress && isatty(2);
 
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    while (!atomic_load_explicit(&loop->quit, memory_order_acquire)) {
-        int sig = sigtimedwait(&set, NULL, &tick);
-        if (sig > 0) {
-            on_signal(loop, sig);
+    for (;;) {
+        tick(loop, show, &last_ns, &last_n);
+        /* Acquire pairs with the release in sl_loop_stop. */
+        if (atomic_load_explicit(&loop->quit, memory_order_acquire)) {
+            break;
         }
-        /* A failed run drains too (what is in flight is written), under the
-         * same deadline as a signalled one. */
-        if (loop->drain_start_ns == 0 && atomic_load(&loop->pl->failed)) {
-            loop->drain_start_ns = sl_now_ns();
-        }
-        if (loop->drain_start_ns != 0 &&
-            sl_now_ns() - loop->drain_start_ns > loop->pl->conf->drain_timeout_ns) {
-            sl_log_error("drain did not finish within engine.drain_timeout: exiting");
-            atomic_store(&loop->drain_failed, true);
-            exit_now(1);
-        }
-        if (loop->progress && tty && sl_now_ns() - last_ns >= PROGRESS_NS) {
-            show_progress(loop, &last_ns, &last_n);
-        }
+        wait_event(loop, next_deadline(loop, show, last_ns));
     }
-    if (loop->progress && tty) {
+    if (show) {
         sl_log_progress_end();
     }
+    return NULL;
+}
+
+static struct sl_loop *loop_free(struct sl_loop *loop)
+{
+    if (loop->sig_fd >= 0) {
+        close(loop->sig_fd);
+    }
+    if (loop->wake_fd >= 0) {
+        close(loop->wake_fd);
+    }
+    sl_free(loop);
     return NULL;
 }
 
 struct sl_loop *sl_loop_start(struct sl_pipeline *pl, bool progress, struct sl_err *err)
 {
     struct sl_loop *loop = sl_calloc(1, sizeof(*loop));
+    sigset_t set;
 
     if (loop == NULL) {
         sl_err_set(err, SL_ENOMEM, "out of memory");
         return NULL;
     }
+    signal_set(&set);
     loop->pl = pl;
     loop->progress = progress;
-    if (pthread_create(&loop->thread, NULL, loop_main, loop) != 0) {
-        sl_free(loop);
-        sl_err_set(err, SL_EFATAL, "cannot start the loop thread");
-        return NULL;
+    loop->sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    loop->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (loop->sig_fd < 0 || loop->wake_fd < 0) {
+        sl_err_set(err, SL_EFATAL, "cannot start the loop thread: %s", strerror(errno));
+        return loop_free(loop);
     }
+    loop->waker.fn = wake;
+    loop->waker.arg = loop;
+    sl_flow_set_waker(&pl->flow, &loop->waker);
+    if (pthread_create(&loop->thread, NULL, loop_main, loop) != 0) {
+        sl_flow_set_waker(&pl->flow, NULL);
+        sl_err_set(err, SL_EFATAL, "cannot start the loop thread");
+        return loop_free(loop);
+    }
+    loop->started = true;
     return loop;
 }
 
@@ -146,10 +255,20 @@ bool sl_loop_drain_timed_out(const struct sl_loop *loop)
 
 void sl_loop_stop(struct sl_loop *loop)
 {
-    if (loop == NULL) {
+    if (loop == NULL || !loop->started) {
         return;
     }
     atomic_store_explicit(&loop->quit, true, memory_order_release);
+    wake(loop);
     pthread_join(loop->thread, NULL);
-    sl_free(loop);
+    loop->started = false;
+}
+
+struct sl_loop *sl_loop_free(struct sl_loop *loop)
+{
+    if (loop == NULL) {
+        return NULL;
+    }
+    sl_loop_stop(loop);
+    return loop_free(loop);
 }

@@ -218,6 +218,7 @@ static int run(struct sl_conf *conf, const struct args *a)
         fprintf(stderr, "sluice: %s\n", sl_err_format(&err, msg, sizeof(msg)));
         sl_loop_stop(loop);
         sl_pipeline_free(pl);
+        sl_loop_free(loop);
         return err.code == SL_ECONFIG ? EXIT_USAGE : EXIT_FAILED;
     }
     sl_pipeline_wait(pl, 0);
@@ -234,6 +235,7 @@ static int run(struct sl_conf *conf, const struct args *a)
     }
     report_dead_letters(pl);
     sl_pipeline_free(pl);
+    sl_loop_free(loop); /* after pl: its flow may call the loop's waker */
     return code;
 }
 

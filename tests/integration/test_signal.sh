@@ -28,7 +28,8 @@ pid=$!
 sleep 0.5
 kill -INT $pid
 sleep 0.1
-kill -INT $pid
+# The drain may be over by now: the loop no longer waits for a tick.
+kill -INT $pid 2> /dev/null || true
 set +e
 wait $pid
 rc=$?

@@ -114,6 +114,34 @@ static void test_flow_sleep_until_woken_by_stop_issue6(void **state)
     }
 }
 
+static void count_wake(void *arg)
+{
+    atomic_fetch_add((atomic_int *)arg, 1);
+}
+
+/* Hostile-user probe, item 6: a pipeline stop (a failure) tells the loop
+ * thread through the flow's waker, so the loop sleeps until an event instead
+ * of polling every 200 ms; once cleared, the waker is not called. */
+static void test_flow_wake_all_calls_waker(void **state)
+{
+    struct sl_flow flow;
+    atomic_int woken = 0;
+    const struct sl_flow_waker waker = {count_wake, &woken};
+
+    (void)state;
+    sl_flow_init(&flow, 100);
+    sl_flow_wake_all(&flow);
+    assert_int_equal(atomic_load(&woken), 0);
+    sl_flow_set_waker(&flow, &waker);
+    sl_flow_wake_all(&flow);
+    sl_flow_wake_all(&flow);
+    assert_int_equal(atomic_load(&woken), 2);
+    sl_flow_set_waker(&flow, NULL);
+    sl_flow_wake_all(&flow);
+    assert_int_equal(atomic_load(&woken), 2);
+    sl_flow_release_all(&flow);
+}
+
 struct acquirer {
     struct sl_flow *flow;
     atomic_bool *cancel;
@@ -197,6 +225,7 @@ int main(void)
         cmocka_unit_test(test_flow_sleep_until_reaches_deadline),
         cmocka_unit_test(test_flow_sleep_until_cancelled_before),
         cmocka_unit_test(test_flow_sleep_until_woken_by_stop_issue6),
+        cmocka_unit_test(test_flow_wake_all_calls_waker),
         cmocka_unit_test(test_flow_acquire_waits_for_release),
         cmocka_unit_test(test_flow_acquire_cancelled),
     };
