@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* Signal handling, drain deadline and progress line (see loop.h). The loop
  * thread sleeps in ppoll on a signalfd (SIGINT/SIGTERM, blocked in every
- * thread) and an eventfd that sl_loop_stop and a pipeline stop (failure)
- * write, with a timeout only for the next deadline: the drain's end or the
- * next progress line. */
+ * thread) and an eventfd that sl_loop_attach, sl_loop_stop and a pipeline
+ * stop (failure) write, with a timeout only for the next deadline: the
+ * drain's end or the next progress line. It starts before the pipeline is
+ * built (opening sinks may wait for a locked database), so signals are
+ * handled all along; a stop asked before the pipeline exists is applied
+ * when it is attached. */
 #include "loop.h"
 
 #include "log.h"
@@ -24,18 +27,26 @@
 #define NO_DEADLINE UINT64_MAX
 
 struct sl_loop {
-    struct sl_pipeline *pl;
+    _Atomic(struct sl_pipeline *) pl; /* NULL until sl_loop_attach; release store, acquire
+                                         load */
+    uint64_t drain_timeout_ns;        /* engine.drain_timeout */
     pthread_t thread;
     bool started;               /* thread created (main thread only) */
     int sig_fd;                 /* signalfd for SIGINT and SIGTERM */
-    int wake_fd;                /* eventfd: sl_loop_stop, a pipeline stop */
+    int wake_fd;                /* eventfd: attach, stop, a pipeline stop */
     struct sl_flow_waker waker; /* writes wake_fd; installed on pl->flow */
     atomic_bool quit;           /* set by sl_loop_stop before it writes wake_fd */
     atomic_bool drain_failed;   /* the drain deadline passed */
     bool progress;
-    int signals; /* signals received (loop thread only) */
+    int early_signo; /* a signal caught before the loop started, or 0 */
+    int signals;     /* signals received (loop thread only) */
+    bool stopped;    /* the pipeline was asked to stop (loop thread only) */
     uint64_t drain_start_ns;
 };
+
+/* Signals caught by the handler before they were blocked (main thread). */
+static volatile sig_atomic_t caught_count;
+static volatile sig_atomic_t caught_signo;
 
 static void signal_set(sigset_t *set)
 {
@@ -52,6 +63,51 @@ static _Noreturn void exit_now(int code)
 {
     syscall(SYS_exit_group, code);
     _exit(code);
+}
+
+static const char second_msg[] = "\nsluice: second signal: exiting now\n";
+
+/* Before the pipeline exists there is nothing to drain: the first signal is
+ * kept for the loop, a second one exits as it would later. */
+static void on_early_signal(int sig)
+{
+    int saved = errno;
+
+    caught_count = caught_count + 1;
+    if (caught_count > 1) {
+        (void)!write(2, second_msg, sizeof(second_msg) - 1);
+        exit_now(130);
+    }
+    caught_signo = sig;
+    errno = saved;
+}
+
+void sl_loop_catch_signals(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_early_signal;
+    sa.sa_flags = SA_RESTART; /* reading the config goes on */
+    signal_set(&sa.sa_mask);
+    (void)sigaction(SIGINT, &sa, NULL);
+    (void)sigaction(SIGTERM, &sa, NULL);
+}
+
+void sl_loop_release_signals(void)
+{
+    struct sigaction sa;
+    sigset_t set;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_DFL;
+    (void)sigaction(SIGINT, &sa, NULL);
+    (void)sigaction(SIGTERM, &sa, NULL);
+    signal_set(&set);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    if (caught_count > 0) {
+        (void)raise(caught_signo); /* dies of it, as if never caught */
+    }
 }
 
 void sl_loop_block_signals(void)
@@ -91,14 +147,12 @@ static void on_signal(struct sl_loop *loop, int sig)
 {
     loop->signals++;
     if (loop->signals > 1) {
-        static const char msg[] = "\nsluice: second signal: exiting now\n";
-        (void)!write(2, msg, sizeof(msg) - 1);
+        (void)!write(2, second_msg, sizeof(second_msg) - 1);
         exit_now(130);
     }
     sl_log_info("%s: draining (a second signal exits at once)",
                 sig == SIGINT ? "SIGINT" : "SIGTERM");
     loop->drain_start_ns = sl_now_ns();
-    sl_pipeline_stop(loop->pl);
 }
 
 /* The waker of pl->flow: a pipeline stop (a failure) wakes the loop so that
@@ -128,7 +182,7 @@ static uint64_t next_deadline(const struct sl_loop *loop, bool show, uint64_t la
     uint64_t at = NO_DEADLINE;
 
     if (loop->drain_start_ns != 0) {
-        at = loop->drain_start_ns + loop->pl->conf->drain_timeout_ns;
+        at = loop->drain_start_ns + loop->drain_timeout_ns;
     }
     if (show && last_ns + PROGRESS_NS < at) {
         at = last_ns + PROGRESS_NS;
@@ -163,25 +217,33 @@ static void wait_event(struct sl_loop *loop, uint64_t deadline_ns)
     }
 }
 
-/* One pass after a wake-up: starts and checks the drain deadline, shows
- * progress. */
+/* One pass after a wake-up: applies a stop, starts and checks the drain
+ * deadline, shows progress. */
 static void tick(struct sl_loop *loop, bool show, uint64_t *last_ns, uint64_t *last_n)
 {
-    struct sl_pipeline *pl = loop->pl;
+    /* Acquire pairs with the release in sl_loop_attach: pl is built. */
+    struct sl_pipeline *pl = atomic_load_explicit(&loop->pl, memory_order_acquire);
 
+    if (pl != NULL && loop->signals > 0 && !loop->stopped) {
+        loop->stopped = true;
+        sl_pipeline_stop(pl);
+    }
     /* A failed run drains too (what is in flight is written), under the
      * same deadline as a signalled one. */
-    if (loop->drain_start_ns == 0 && atomic_load(&pl->failed)) {
+    if (pl != NULL && loop->drain_start_ns == 0 && atomic_load(&pl->failed)) {
         loop->drain_start_ns = sl_now_ns();
     }
-    if (loop->drain_start_ns != 0 &&
-        sl_now_ns() - loop->drain_start_ns >= pl->conf->drain_timeout_ns) {
+    if (loop->drain_start_ns != 0 && sl_now_ns() - loop->drain_start_ns >= loop->drain_timeout_ns) {
         sl_log_error("drain did not finish within engine.drain_timeout: exiting");
         atomic_store(&loop->drain_failed, true);
         exit_now(1);
     }
     if (show && sl_now_ns() - *last_ns >= PROGRESS_NS) {
-        show_progress(pl, last_ns, last_n);
+        if (pl != NULL) {
+            show_progress(pl, last_ns, last_n);
+        } else {
+            *last_ns = sl_now_ns(); /* nothing to show yet: due again later */
+        }
     }
 }
 
@@ -192,6 +254,9 @@ static void *loop_main(void *arg)
     uint64_t last_n = 0;
     bool show = loop->progress && isatty(2);
 
+    if (loop->early_signo != 0) {
+        on_signal(loop, loop->early_signo);
+    }
     for (;;) {
         tick(loop, show, &last_ns, &last_n);
         /* Acquire pairs with the release in sl_loop_stop. */
@@ -218,7 +283,7 @@ static struct sl_loop *loop_free(struct sl_loop *loop)
     return NULL;
 }
 
-struct sl_loop *sl_loop_start(struct sl_pipeline *pl, bool progress, struct sl_err *err)
+struct sl_loop *sl_loop_start(const struct sl_conf *conf, bool progress, struct sl_err *err)
 {
     struct sl_loop *loop = sl_calloc(1, sizeof(*loop));
     sigset_t set;
@@ -228,7 +293,8 @@ struct sl_loop *sl_loop_start(struct sl_pipeline *pl, bool progress, struct sl_e
         return NULL;
     }
     signal_set(&set);
-    loop->pl = pl;
+    atomic_init(&loop->pl, NULL);
+    loop->drain_timeout_ns = conf->drain_timeout_ns;
     loop->progress = progress;
     loop->sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     loop->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -236,16 +302,24 @@ struct sl_loop *sl_loop_start(struct sl_pipeline *pl, bool progress, struct sl_e
         sl_err_set(err, SL_EFATAL, "cannot start the loop thread: %s", strerror(errno));
         return loop_free(loop);
     }
+    /* Blocked by now (sl_loop_block_signals): the handler no longer runs. */
+    loop->early_signo = caught_count > 0 ? (int)caught_signo : 0;
     loop->waker.fn = wake;
     loop->waker.arg = loop;
-    sl_flow_set_waker(&pl->flow, &loop->waker);
     if (pthread_create(&loop->thread, NULL, loop_main, loop) != 0) {
-        sl_flow_set_waker(&pl->flow, NULL);
         sl_err_set(err, SL_EFATAL, "cannot start the loop thread");
         return loop_free(loop);
     }
     loop->started = true;
     return loop;
+}
+
+void sl_loop_attach(struct sl_loop *loop, struct sl_pipeline *pl)
+{
+    sl_flow_set_waker(&pl->flow, &loop->waker);
+    /* Release: the loop thread sees the pipeline built. */
+    atomic_store_explicit(&loop->pl, pl, memory_order_release);
+    wake(loop);
 }
 
 bool sl_loop_drain_timed_out(const struct sl_loop *loop)

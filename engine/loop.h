@@ -12,14 +12,28 @@
 
 struct sl_loop;
 
+/* Catches SIGINT/SIGTERM from the start of the process, before the loop
+ * exists: the first is kept for the loop (which drains at once), a second
+ * exits 130 at once, as later. Thread: main, first thing. */
+void sl_loop_catch_signals(void);
+/* Gives SIGINT/SIGTERM their default action back, for a command that runs
+ * no pipeline; a signal caught so far is raised again (the process dies of
+ * it). Thread: main, before any other thread. */
+void sl_loop_release_signals(void);
 /* Blocks SIGINT/SIGTERM in the calling thread (and threads it creates
  * later), so only the loop thread receives them. Thread: main, before it
  * creates any thread. */
 void sl_loop_block_signals(void);
-/* Starts the loop thread for pl. It installs a waker on pl->flow (a
- * failure wakes it), so free the loop only after pl (sl_loop_free). NULL +
- * err on failure. Thread: main. */
-struct sl_loop *sl_loop_start(struct sl_pipeline *pl, bool progress, struct sl_err *err);
+/* Starts the loop thread (after sl_loop_block_signals), before the
+ * pipeline exists: from now on a second signal exits 130 at once, and a
+ * first one (or one caught before) stops the pipeline once attached. conf
+ * is borrowed (engine.drain_timeout). NULL + err on failure. Thread: main. */
+struct sl_loop *sl_loop_start(const struct sl_conf *conf, bool progress, struct sl_err *err);
+/* Hands the built pipeline to the loop: a stop asked so far is applied at
+ * once. The loop installs a waker on pl->flow (a failure wakes it), so free
+ * the loop only after pl (sl_loop_free). Thread: main, before
+ * sl_pipeline_start. */
+void sl_loop_attach(struct sl_loop *loop, struct sl_pipeline *pl);
 /* True when a drain ran past engine.drain_timeout (the run failed). */
 bool sl_loop_drain_timed_out(const struct sl_loop *loop);
 /* Wakes and joins the loop thread at once; NULL ok. Thread: main. */

@@ -210,11 +210,18 @@ static int run(struct sl_conf *conf, const struct args *a)
     struct sl_err err = {0};
     char msg[1024];
     int code = EXIT_DONE;
+    int rc = 0;
 
-    /* Signals go to the loop thread only: block them before any thread starts. */
+    /* Signals go to the loop thread only: block them before any thread
+     * starts (one caught before, since main began, is handed to the loop).
+     * The loop starts first, so signals are handled while sinks open. */
     sl_loop_block_signals();
-    if (sl_pipeline_new(conf, &pl, &err) != 0 ||
-        (loop = sl_loop_start(pl, a->progress, &err)) == NULL || sl_pipeline_start(pl, &err) != 0) {
+    loop = sl_loop_start(conf, a->progress, &err);
+    if (loop != NULL && sl_pipeline_new(conf, &pl, &err) == 0) {
+        sl_loop_attach(loop, pl);
+        rc = sl_pipeline_start(pl, &err);
+    }
+    if (loop == NULL || pl == NULL || rc != 0) {
         fprintf(stderr, "sluice: %s\n", sl_err_format(&err, msg, sizeof(msg)));
         sl_loop_stop(loop);
         sl_pipeline_free(pl);
@@ -247,6 +254,9 @@ int main(int argc, char **argv)
     char msg[1024];
     int code;
 
+    /* First: a SIGINT/SIGTERM from now on stops the run cleanly instead of
+     * killing the process (it would, while the config loads). */
+    sl_loop_catch_signals();
     if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         printf("%s", usage);
         return EXIT_DONE;
@@ -258,6 +268,9 @@ int main(int argc, char **argv)
     if (parse_args(argc, argv, &a) != 0) {
         sl_free(a.sets);
         return EXIT_USAGE;
+    }
+    if (strcmp(a.cmd->name, "run") != 0 || a.help) {
+        sl_loop_release_signals(); /* nothing to drain: a signal ends it */
     }
     if (a.help) {
         printf("%s%s", a.cmd->usage, set_help);
