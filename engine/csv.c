@@ -162,17 +162,20 @@ static size_t find_row_end(const char *buf, size_t len, uint32_t *lines)
     return scan_row(buf, len, i, st, lines);
 }
 
-size_t sl_csv_complete_prefix(const char *buf, size_t len, bool at_eof)
+size_t sl_csv_complete_prefix(const char *buf, size_t len, bool at_eof, size_t max_row)
 {
     size_t off = 0;
 
-    if (at_eof) {
-        return len;
-    }
     while (off < len) {
         uint32_t lines = 0;
         size_t end = find_row_end(buf + off, len - off, &lines);
+        /* The row's length as sl_csv_next_row gives it: no LF, no CR. */
+        size_t row_len = end > 0 && buf[off + end - 1] == '\r' ? end - 1 : end;
+        if (row_len > max_row) {
+            break;
+        }
         if (end == len - off) {
+            off = at_eof ? len : off;
             break;
         }
         off += end + 1;

@@ -15,7 +15,7 @@
  *
  * Typical use by a source:
  *
- *     n = sl_csv_complete_prefix(block, len, at_eof);
+ *     n = sl_csv_complete_prefix(block, len, at_eof, max_row);
  *     for (off = 0; off < n; off += used) {
  *         used = sl_csv_next_row(block + off, n - off, &row_len, &lines);
  *         if (!sl_csv_row_blank(block + off, row_len)) {
@@ -39,22 +39,28 @@
 struct sl_csv_header;
 
 /* Scans buf, which starts at a row boundary, and returns how many leading
- * bytes form complete rows: the offset just after the last LF that is
- * outside quotes (0 if there is none: the row is longer than buf, and the
- * caller must read more before decoding). If at_eof, returns len: a final
- * row without a line break is complete, and so is an unterminated quoted
- * field (the decoder then reports it as a dead letter). Linear time in len;
- * a caller that retries with a longer buffer should grow it geometrically.
- * Thread: any. */
-size_t sl_csv_complete_prefix(const char *buf, size_t len, bool at_eof);
+ * bytes form complete rows of at most max_row bytes each (without their
+ * terminator): the offset just after the last such row's LF outside quotes
+ * (0 if there is none: the first row is longer than buf, and the caller
+ * must read more before decoding, or longer than max_row). If at_eof, a
+ * final row without a line break is complete too, and so is one whose
+ * quoted field is still open (the caller tells them apart with
+ * sl_csv_next_row). So the prefix stops before the first row longer than
+ * max_row (SIZE_MAX: no limit), complete or not: the caller can see it is
+ * too long when more than max_row bytes follow the prefix. Linear time in
+ * len; a caller that retries with a longer buffer should grow it
+ * geometrically. Thread: any. */
+size_t sl_csv_complete_prefix(const char *buf, size_t len, bool at_eof, size_t max_row);
 
 /* Splits the next row off buf (which starts at a row boundary). Returns the
  * bytes consumed including the terminator (LF or CRLF), or len when the row
- * has no terminator (last row of the input); 0 only when len is 0. Sets
- * *ret_row_len to the row's bytes without its terminator (a trailing CR of
- * an unterminated row is dropped as well) and *ret_lines to the physical
- * lines the row spans (1 + line breaks inside quotes; 0 when len is 0), so
- * the caller can keep 1-based line numbers. Thread: any. */
+ * has no terminator (last row of the input, or a quoted field still open at
+ * the end of buf); 0 only when len is 0. Sets *ret_row_len to the row's
+ * bytes without its terminator (a trailing CR of an unterminated row is
+ * dropped as well) and *ret_lines to the physical lines the row spans (1 +
+ * line breaks inside quotes; 0 when len is 0), so the caller can keep
+ * 1-based line numbers. The row has a terminator if and only if
+ * *ret_row_len < the result and buf[result - 1] is LF. Thread: any. */
 size_t sl_csv_next_row(const char *buf, size_t len, size_t *ret_row_len, uint32_t *ret_lines);
 
 /* True if the row (without terminator) is empty or holds only spaces, tabs

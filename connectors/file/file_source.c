@@ -41,7 +41,7 @@ static const struct sluice_option file_options[] = {
                    "json (alias jsonl): one object per line; csv: RFC 4180 with a header; "
                    "lines: one record {message} per line."),
     SLUICE_OPT_ROW(struct file_conf, max_line, SLUICE_OPT_SIZE, "16MiB", 1024, 1073741824.0, NULL,
-                   0, "Longer lines are dead letters."),
+                   0, "Longer lines (CSV: rows) are dead letters."),
     SLUICE_OPT_ROW(struct file_conf, max_depth, SLUICE_OPT_INT, "64", 1, 10000, NULL, 0,
                    "JSON nesting limit; deeper lines are dead letters."),
     SLUICE_OPT_ROW(struct file_conf, checkpoints, SLUICE_OPT_STR, NULL, 0, 0, NULL,
@@ -389,21 +389,39 @@ static int skip_line(struct reading *rd, int64_t *ret_span, struct sl_err *err)
     return 0;
 }
 
-/* The first line is longer than max_line: dead-letter it (its start) and
- * skip past its newline. One that ends without a newline is left unread
- * (SL_EOF), as the last line of the input: it may be still being written. */
+/* The first line (CSV: row) is longer than max_line: dead-letter its first
+ * line (its start) and skip past that line's newline. One that ends without
+ * a newline is left unread (SL_EOF), as the last line of the input: it may
+ * be still being written.
+ *
+ * A CSV row that is long although its first line is not runs on past line
+ * breaks inside a quoted field: almost always a quote that is never closed,
+ * which would make the rest of the file one row. Only that line is
+ * dropped, and reading resumes at the next line as a new row, so the rows
+ * after a stray quote are not lost. (A quoted field that really is longer
+ * than max_line is refused either way; its remaining lines then read as
+ * rows, most of them dead letters.) */
 static int skip_long_line(struct reading *rd, struct sl_err *err)
 {
-    char reason[96];
-    size_t raw_len = rd->len < DEAD_RAW_MAX ? rd->len : DEAD_RAW_MAX;
+    char reason[192];
+    unsigned long long max = rd->fs->conf->max_line;
+    const char *nl = memchr(rd->buf, '\n', rd->len);
+    size_t line_len = nl != NULL ? (size_t)(nl - rd->buf) : rd->len;
+    size_t raw_len = line_len < DEAD_RAW_MAX ? line_len : DEAD_RAW_MAX;
     char *raw = sl_strndup(rd->buf, raw_len);
     int64_t span = 0;
 
     if (raw == NULL) {
         return SL_ENOMEM;
     }
-    snprintf(reason, sizeof(reason), "line longer than max_line (%llu bytes)",
-             (unsigned long long)rd->fs->conf->max_line);
+    if (line_len <= max) {
+        snprintf(reason, sizeof(reason),
+                 "row longer than max_line (%llu bytes): a quoted field opened on this line "
+                 "is not closed on it; reading resumes at the next line",
+                 max);
+    } else {
+        snprintf(reason, sizeof(reason), "line longer than max_line (%llu bytes)", max);
+    }
     int rc = skip_line(rd, &span, err);
     if (rc == 0) {
         rc = emit_dead(rd, raw, raw_len, span, reason);
@@ -420,14 +438,16 @@ static int skip_long_line(struct reading *rd, struct sl_err *err)
 }
 
 /* How many leading bytes of the buffer are whole lines (rows); complete:
- * nothing follows the buffer, so its unterminated last line goes too. */
+ * nothing follows the buffer, so its unterminated last line goes too. CSV
+ * stops before a row longer than max_line (skip_long_line takes it), so
+ * that where such a row ends does not depend on how the input was read. */
 static size_t find_cut(struct reading *rd, bool complete)
 {
+    if (rd->fs->format == SL_FORMAT_CSV) {
+        return sl_csv_complete_prefix(rd->buf, rd->len, complete, rd->fs->conf->max_line);
+    }
     if (complete) {
         return rd->len;
-    }
-    if (rd->fs->format == SL_FORMAT_CSV) {
-        return sl_csv_complete_prefix(rd->buf, rd->len, false);
     }
     const char *nl = memrchr(rd->buf, '\n', rd->len);
     return nl != NULL ? (size_t)(nl - rd->buf) + 1 : 0;
@@ -482,16 +502,17 @@ static int refuse_header(struct reading *rd, int64_t line, const char *why)
 static int read_header(struct reading *rd, struct sl_err *err)
 {
     struct file_stream *st = &rd->fs->streams[rd->stream];
+    size_t max = rd->fs->conf->max_line;
 
     for (;;) {
-        size_t cut = sl_csv_complete_prefix(rd->buf, rd->len, false);
-        while (cut == 0 && rd->len <= rd->fs->conf->max_line) {
+        size_t cut = sl_csv_complete_prefix(rd->buf, rd->len, false, max);
+        while (cut == 0 && rd->len <= max) {
             long n = fill(rd, err);
             if (n <= 0) {
                 return n < 0 ? (int)n : SL_EOF;
             }
             rd->len += (size_t)n;
-            cut = sl_csv_complete_prefix(rd->buf, rd->len, false);
+            cut = sl_csv_complete_prefix(rd->buf, rd->len, false, max);
         }
         if (cut == 0) {
             int64_t span = 0;
@@ -641,10 +662,11 @@ static int read_stream(struct reading *rd, struct sl_err *err)
          * .lz4 file ends inside a frame: that line is incomplete for sure. */
         size_t cut = find_cut(rd, eof && !rd->r.truncated);
         if (cut > 0) {
-            rc = emit_block(rd, cut, eof);
+            rc = emit_block(rd, cut, eof && cut == rd->len);
         }
         if (rc == 0 && rd->len > rd->fs->conf->max_line) {
             rc = skip_long_line(rd, err);
+            eof = false; /* what follows it is cut on the next turn */
         }
         if (rc == 0 && rd->fs->ck != NULL && sl_now_ns() - rd->fs->ck_stored_ns >= CKPT_EVERY_NS) {
             store_positions(rd->node, rd->fs);
@@ -941,11 +963,15 @@ static int reject(struct sl_node *node, struct sl_batch *batch, const char *reas
 static void leave_unread(struct sl_node *node, struct sl_batch *batch, const char *why)
 {
     const struct sl_record *rec = &batch->recs[--batch->n];
+    /* CSV: a row whose quoted field is still open runs over line breaks. */
+    bool row = memchr(rec->raw, '\n', rec->raw_len) != NULL;
 
     batch->pos_end = rec->meta.offset;
-    sl_log_warn("%s: %s: line %lld has no line break yet and does not decode (%s): left unread "
-                "until a later run finds it complete",
-                node->name, rec->meta.stream, (long long)rec->meta.line, why);
+    sl_log_warn("%s: %s: line %lld %s and does not decode (%s): left unread until a later run "
+                "finds it complete",
+                node->name, rec->meta.stream, (long long)rec->meta.line,
+                row ? "starts a row that has no line break after it yet" : "has no line break yet",
+                why);
 }
 
 /* Decodes one line (CSV: row) into a record of batch, or makes it a dead
@@ -1016,8 +1042,9 @@ static int file_process(struct sl_node *node, struct sl_batch *batch)
             n = (size_t)((nl != NULL ? nl : end) - p);
             used = nl != NULL ? n + 1 : n;
         }
-        /* Only the last batch of a file may end inside a line. */
-        bool open_end = batch->last && p + used == end && p[used - 1] != '\n';
+        /* Only the last batch of a file may end inside a line (CSV: inside
+         * a row, whose last byte may be a line break in an open quote). */
+        bool open_end = batch->last && p + used == end && !(n < used && p[used - 1] == '\n');
         if (!sl_decode_blank(fs->format, p, n)) {
             rc = decode_line(node, batch, dec, p, n, line, off, open_end);
         }

@@ -55,7 +55,7 @@ YAML
 run r8a p8.yaml
 [ "$(rejects out/t.db)" = 0 ] || fail "half a line became a dead letter: $(q out/t.db 'SELECT _file, _line, _error FROM rejects')"
 grep -q "j/a.jsonl: line 2 has no line break yet and does not decode" r8a.err || fail "no warning for the json half line: $(cat r8a.err)"
-grep -q "c/a.csv: line 3 has no line break yet and does not decode" r8a.err || fail "no warning for the csv half row: $(cat r8a.err)"
+grep -q "c/a.csv: line 3 starts a row that has no line break after it yet and does not decode" r8a.err || fail "no warning for the csv half row: $(cat r8a.err)"
 grep -q "j/long.jsonl: line 2 .*left unread" r8a.err || fail "no warning for the long half line: $(cat r8a.err)"
 [ "$(summary_of r8a.err j)" = "1 1 0 0" ] || fail "json summary: $(summary_of r8a.err j)"
 [ "$(q out/t.db 'SELECT group_concat(id) FROM j')" = 1 ] || fail "json first run: $(q out/t.db 'SELECT * FROM j')"

@@ -123,8 +123,8 @@ static void test_csv_no_final_newline(void **state)
     /* A trailing CR without LF at the very end is not part of the row. */
     assert_int_equal(sl_csv_next_row("c,d\r", 4, &row_len, &lines), 4);
     assert_int_equal(row_len, 3);
-    assert_int_equal(sl_csv_complete_prefix(buf, 7, false), 4);
-    assert_int_equal(sl_csv_complete_prefix(buf, 7, true), 7);
+    assert_int_equal(sl_csv_complete_prefix(buf, 7, false, SIZE_MAX), 4);
+    assert_int_equal(sl_csv_complete_prefix(buf, 7, true, SIZE_MAX), 7);
 }
 
 static void test_csv_quoted_newline_is_one_row(void **state)
@@ -158,13 +158,13 @@ static void test_csv_complete_prefix_cuts_at_last_boundary(void **state)
     const char *buf = "a,b\nc,d\ne,f";
 
     (void)state;
-    assert_int_equal(sl_csv_complete_prefix(buf, strlen(buf), false), 8);
-    assert_int_equal(sl_csv_complete_prefix(buf, 8, false), 8);
-    assert_int_equal(sl_csv_complete_prefix(buf, 7, false), 4);
-    assert_int_equal(sl_csv_complete_prefix(buf, 3, false), 0);
-    assert_int_equal(sl_csv_complete_prefix(buf, 0, false), 0);
+    assert_int_equal(sl_csv_complete_prefix(buf, strlen(buf), false, SIZE_MAX), 8);
+    assert_int_equal(sl_csv_complete_prefix(buf, 8, false, SIZE_MAX), 8);
+    assert_int_equal(sl_csv_complete_prefix(buf, 7, false, SIZE_MAX), 4);
+    assert_int_equal(sl_csv_complete_prefix(buf, 3, false, SIZE_MAX), 0);
+    assert_int_equal(sl_csv_complete_prefix(buf, 0, false, SIZE_MAX), 0);
     /* CR of a CRLF at the end of the block: the row is not complete yet. */
-    assert_int_equal(sl_csv_complete_prefix("a,b\r\nc,d\r", 9, false), 5);
+    assert_int_equal(sl_csv_complete_prefix("a,b\r\nc,d\r", 9, false, SIZE_MAX), 5);
 }
 
 static void test_csv_complete_prefix_block_ends_inside_quotes(void **state)
@@ -173,9 +173,9 @@ static void test_csv_complete_prefix_block_ends_inside_quotes(void **state)
     const char *buf = "1,2\n3,\"x\ny";
 
     (void)state;
-    assert_int_equal(sl_csv_complete_prefix(buf, strlen(buf), false), 4);
+    assert_int_equal(sl_csv_complete_prefix(buf, strlen(buf), false, SIZE_MAX), 4);
     /* At EOF, an unterminated quote is handed to the decoder as complete. */
-    assert_int_equal(sl_csv_complete_prefix(buf, strlen(buf), true), strlen(buf));
+    assert_int_equal(sl_csv_complete_prefix(buf, strlen(buf), true, SIZE_MAX), strlen(buf));
 }
 
 static void test_csv_complete_prefix_quote_across_boundary(void **state)
@@ -203,8 +203,56 @@ static void test_csv_complete_prefix_quote_across_boundary(void **state)
                 want = bounds[i];
             }
         }
-        assert_int_equal(sl_csv_complete_prefix(full, cut, false), want);
+        assert_int_equal(sl_csv_complete_prefix(full, cut, false, SIZE_MAX), want);
     }
+}
+
+/* h2: an unclosed quote makes the rest of the input one row. The prefix
+ * stops before a row longer than max_row, complete or not, so that the
+ * source sees it is too long however the input was cut into reads. */
+static void test_csv_complete_prefix_stops_before_long_row_h2(void **state)
+{
+    const char *buf = "1,a\n2,\"abc\n3,x\n4,\"q\"\n5,y\n";
+    size_t len = strlen(buf);
+
+    (void)state;
+    /* Unbounded, the open quote runs to the next quote: one long row. */
+    assert_int_equal(sl_csv_complete_prefix(buf, len, false, SIZE_MAX), len);
+    assert_int_equal(sl_csv_complete_prefix(buf, len, false, 8), 4);
+    assert_int_equal(sl_csv_complete_prefix(buf, len, true, 8), 4);
+    /* Not yet complete and already too long: the same cut. */
+    assert_int_equal(sl_csv_complete_prefix(buf, 14, false, 8), 4);
+    /* A row of exactly max_row bytes passes; its CRLF does not count. */
+    assert_int_equal(sl_csv_complete_prefix("abc\r\nde", 7, false, 3), 5);
+    assert_int_equal(sl_csv_complete_prefix("abc\r\nde", 7, true, 3), 7);
+    assert_int_equal(sl_csv_complete_prefix("abc\r\nde", 7, true, 2), 0);
+    /* At EOF the unterminated last row goes too, unless it is too long. */
+    assert_int_equal(sl_csv_complete_prefix("1,a\n2,\"bcd", 10, true, 8), 10);
+    assert_int_equal(sl_csv_complete_prefix("1,a\n2,\"bcdefgh", 14, true, 8), 4);
+}
+
+/* h2: a quoted field still open at the end of the input may end in a line
+ * break: only the quote state says the row has no terminator. */
+static void test_csv_next_row_open_quote_has_no_terminator_h2(void **state)
+{
+    const char *rows[] = {"3,\"abc\n4,d\n", "3,\"abc\r\n", "3,abc\r", "3,abc"};
+    const char *done[] = {"3,\"a\nb\"\n", "3,abc\r\n", "3,abc\n"};
+    size_t row_len;
+    uint32_t lines;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        size_t used = sl_csv_next_row(rows[i], strlen(rows[i]), &row_len, &lines);
+        assert_int_equal(used, strlen(rows[i]));
+        assert_false(row_len < used && rows[i][used - 1] == '\n');
+    }
+    for (size_t i = 0; i < sizeof(done) / sizeof(done[0]); i++) {
+        size_t used = sl_csv_next_row(done[i], strlen(done[i]), &row_len, &lines);
+        assert_int_equal(used, strlen(done[i]));
+        assert_true(row_len < used && done[i][used - 1] == '\n');
+    }
+    assert_int_equal(sl_csv_next_row(rows[0], strlen(rows[0]), &row_len, &lines), 11);
+    assert_int_equal(lines, 3);
 }
 
 static void test_csv_stray_quote_does_not_swallow_rows(void **state)
@@ -218,7 +266,7 @@ static void test_csv_stray_quote_does_not_swallow_rows(void **state)
     (void)state;
     assert_int_equal(sl_csv_next_row(buf, strlen(buf), &row_len, &lines), 6);
     assert_int_equal(row_len, 5);
-    assert_int_equal(sl_csv_complete_prefix(buf, strlen(buf), false), strlen(buf));
+    assert_int_equal(sl_csv_complete_prefix(buf, strlen(buf), false, SIZE_MAX), strlen(buf));
 }
 
 static void test_csv_blank_lines(void **state)
@@ -696,6 +744,8 @@ int main(void)
         T(test_csv_complete_prefix_cuts_at_last_boundary),
         T(test_csv_complete_prefix_block_ends_inside_quotes),
         T(test_csv_complete_prefix_quote_across_boundary),
+        T(test_csv_complete_prefix_stops_before_long_row_h2),
+        T(test_csv_next_row_open_quote_has_no_terminator_h2),
         T(test_csv_stray_quote_does_not_swallow_rows),
         T(test_csv_blank_lines),
         T(test_csv_block_walk_counts_lines),
