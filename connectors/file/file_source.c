@@ -496,9 +496,78 @@ static int refuse_header(struct reading *rd, int64_t line, const char *why)
     return 0;
 }
 
+/* csv: the input ends inside the header row, the buffer. A quote opened on
+ * its first line and never closed makes the rest of the file the header
+ * row: the header is refused (its first line says why) and the lines
+ * after that one are data rows, each a dead letter naming the bad header,
+ * as under any refused header; none is hidden. A header without any line
+ * break may be still being written: it is left unread. Returns 0, SL_EOF
+ * (nothing to read yet, or an empty file) or SL_ENOMEM. */
+static int header_at_end(struct reading *rd, struct sl_err *err)
+{
+    const char *nl = memchr(rd->buf, '\n', rd->len);
+    struct sl_csv_header *h = NULL;
+    struct sl_err herr = {0};
+
+    if (nl == NULL) {
+        if (!sl_csv_row_blank(rd->buf, rd->len)) {
+            sl_log_warn("%s: %s: the header (line %lld) has no line break yet: left unread until "
+                        "a later run finds it complete",
+                        rd->node->name, rd->fs->streams[rd->stream].path, (long long)rd->line);
+        }
+        return SL_EOF;
+    }
+    size_t used = (size_t)(nl - rd->buf) + 1;
+    size_t row_len = used > 1 && nl[-1] == '\r' ? used - 2 : used - 1;
+    int rc = sl_csv_header_parse(rd->buf, row_len, &h, &herr);
+    if (rc == 0) {
+        /* Not expected: the line ends inside a quoted name. */
+        h = sl_csv_header_free(h);
+        rc = sl_err_set(&herr, SL_EDATA, "a quoted column name is not closed");
+    }
+    rc = rc == SL_EDATA ? refuse_header(rd, rd->line, herr.msg) : rc;
+    if (rc != 0) {
+        return sl_err_set(err, rc, "out of memory");
+    }
+    rd->pos += (int64_t)used;
+    rd->line += 1;
+    memmove(rd->buf, rd->buf + used, rd->len - used);
+    rd->len -= used;
+    return 0;
+}
+
+/* csv: the header row is longer than max_line: refuse it, and skip its
+ * first line (as skip_long_line does with a data row). */
+static int header_too_long(struct reading *rd, struct sl_err *err)
+{
+    char why[128];
+    const char *nl = memchr(rd->buf, '\n', rd->len);
+    size_t line_len = nl != NULL ? (size_t)(nl - rd->buf) : rd->len;
+    unsigned long long max = rd->fs->conf->max_line;
+    int64_t line = rd->line;
+    int64_t span = 0;
+
+    if (line_len <= max) {
+        snprintf(why, sizeof(why),
+                 "a quoted column name opened on it is not closed within max_line (%llu bytes)",
+                 max);
+    } else {
+        snprintf(why, sizeof(why), "longer than max_line (%llu bytes)", max);
+    }
+    int rc = skip_line(rd, &span, err);
+    if (rc == 0) {
+        rc = refuse_header(rd, line, why);
+        rd->pos += span;
+        rd->line += 1;
+    } else if (rc == SL_EOF) {
+        warn_unread(rd, "(the header) is longer than max_line and has no line break yet");
+    }
+    return rc == SL_ENOMEM ? sl_err_set(err, rc, "out of memory") : rc;
+}
+
 /* csv: reads the header row (skipping blank lines before it). SL_EOF: no
- * complete header row (an empty file, or one whose header is still being
- * written: it is read again next time). */
+ * header row to read (an empty file, or a header still being written: it
+ * is read again next time). */
 static int read_header(struct reading *rd, struct sl_err *err)
 {
     struct file_stream *st = &rd->fs->streams[rd->stream];
@@ -509,20 +578,13 @@ static int read_header(struct reading *rd, struct sl_err *err)
         while (cut == 0 && rd->len <= max) {
             long n = fill(rd, err);
             if (n <= 0) {
-                return n < 0 ? (int)n : SL_EOF;
+                return n < 0 ? (int)n : header_at_end(rd, err);
             }
             rd->len += (size_t)n;
             cut = sl_csv_complete_prefix(rd->buf, rd->len, false, max);
         }
         if (cut == 0) {
-            int64_t span = 0;
-            int rc = skip_line(rd, &span, err);
-            if (rc == 0) {
-                rc = refuse_header(rd, rd->line, "longer than max_line");
-                rd->pos += span;
-                rd->line += 1;
-            }
-            return rc == SL_ENOMEM ? sl_err_set(err, rc, "out of memory") : rc;
+            return header_too_long(rd, err);
         }
         size_t row_len;
         uint32_t lines;

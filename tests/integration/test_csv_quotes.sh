@@ -3,7 +3,9 @@
 # dead-lettered with the rows it swallowed, and lands whole once the writer
 # closes it; an unclosed quote mid-file costs its own line only, however
 # many lines follow and whatever the read sizes (a row longer than max_line
-# is a dead letter and reading resumes at the next line).
+# is a dead letter and reading resumes at the next line); a header whose
+# quote is never closed turns every data line into a dead letter naming the
+# header, and a header still being written is left unread with a warning.
 # Every run's summary must add up: in = out + dropped + dead for every node.
 . "$(dirname "$0")/lib.sh"
 
@@ -100,4 +102,39 @@ run rm2 pm.yaml
 [ "$(q out/m.db "SELECT _line || '|' || _raw FROM rejects")" = '3|2,"abc' ] ||
     fail "long file dead letter: $(q out/m.db 'SELECT _line, length(_raw), _error FROM rejects')"
 
+# ---- 3. A header whose quote is never closed ----
+mkdir -p h
+printf 'id,"name\n1,a\n2,b\n' > h/bad.csv
+cat > ph.yaml <<'YAML'
+sources:
+  h: { type: file, path: h/bad.csv, format: csv }
+sinks:
+  db: { type: sqlite, inputs: [h], path: out/h.db, table: h }
+dead_letter: { type: sqlite, path: out/h.db, table: rejects }
+YAML
+run rh1 ph.yaml
+[ "$(summary_of rh1.err h)" = "2 0 0 2" ] || fail "open-quote header summary: $(summary_of rh1.err h)"
+[ "$(q out/h.db "SELECT group_concat(_line || '|' || _error || '|' || _raw, ' / ') FROM (SELECT * FROM rejects ORDER BY _line)")" = "2|bad CSV header (line 1): unterminated quoted column name 2|1,a / 3|bad CSV header (line 1): unterminated quoted column name 2|2,b" ] ||
+    fail "open-quote header dead letters: $(q out/h.db 'SELECT _line, _error, _raw FROM rejects')"
+grep -q "h/bad.csv: bad CSV header (line 1): unterminated quoted column name 2: its rows are dead letters" rh1.err ||
+    fail "no warning for the open-quote header: $(cat rh1.err)"
+# Its rows were delivered as dead letters, once; a new row is one more.
+run rh2 ph.yaml
+[ "$(rejects out/h.db)" = 2 ] || fail "header rows dead-lettered again: $(rejects out/h.db)"
+printf '3,c\n' >> h/bad.csv
+run rh3 ph.yaml
+[ "$(q out/h.db "SELECT group_concat(_line) FROM (SELECT * FROM rejects ORDER BY _line)")" = "2,3,4" ] ||
+    fail "a row added under the bad header: $(q out/h.db 'SELECT _line, _error FROM rejects')"
+# A header still being written (no line break at all) is left unread with a
+# warning, then read once complete.
+printf 'id,"na' > h/bad.csv
+rm -rf out
+run rh4 ph.yaml
+grep -q "h/bad.csv: the header (line 1) has no line break yet: left unread until a later run finds it complete" rh4.err ||
+    fail "no warning for a header being written: $(cat rh4.err)"
+[ "$(summary_of rh4.err h)" = "0 0 0 0" ] || fail "header being written summary: $(summary_of rh4.err h)"
+printf 'me"\n1,a\n' >> h/bad.csv
+run rh5 ph.yaml
+[ "$(q out/h.db "SELECT id || ':' || name FROM h")" = "1:a" ] || fail "header completed: $(q out/h.db 'SELECT * FROM h')"
+[ "$(rejects out/h.db)" = 0 ] || fail "header completed: $(q out/h.db 'SELECT _line, _error FROM rejects')"
 echo ok
