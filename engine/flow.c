@@ -21,6 +21,8 @@ void sl_flow_init(struct sl_flow *flow, uint64_t limit)
     atomic_init(&flow->peak, 0);
     atomic_init(&flow->waiters, 0);
     atomic_init(&flow->gated, 0);
+    atomic_init(&flow->held, 0);
+    atomic_init(&flow->alone, NULL);
     flow->on_release = NULL;
     flow->on_release_arg = NULL;
     atomic_init(&flow->waker, NULL);
@@ -58,7 +60,35 @@ static void wait_until(struct sl_flow *flow, uint64_t deadline_ns)
     (void)pthread_cond_timedwait(&flow->cond, &flow->lock, &ts);
 }
 
-static bool try_charge(struct sl_flow *flow, uint64_t bytes)
+/* Whether holder may go past the limit now: no other holder is past it
+ * (it takes that turn), and nothing but holds is in flight. */
+static bool may_go_alone(struct sl_flow *flow, const void *holder, uint_fast64_t used)
+{
+    const void *none = NULL;
+    /* Acquire: pairs with the release in hold_done, so a turn given back
+     * comes with the `held` that holder lowered before (a batch of its
+     * bytes is in flight, and must be seen as one). */
+    bool took = atomic_compare_exchange_strong_explicit(&flow->alone, &none, holder,
+                                                        memory_order_acquire, memory_order_acquire);
+
+    if (!took && none != holder) {
+        return false;
+    }
+    /* Relaxed: ordered by the exchange above; a stale value only makes the
+     * holder wait for the next release or check (WAIT_SLICE_NS). */
+    if (used == atomic_load_explicit(&flow->held, memory_order_relaxed)) {
+        return true;
+    }
+    if (took) {
+        /* Not now: a holder cancelled while waiting must not keep it. */
+        atomic_store_explicit(&flow->alone, NULL, memory_order_relaxed);
+    }
+    return false;
+}
+
+/* holder: NULL for a batch, which passes over the limit only when nothing
+ * at all is in flight; a hold's owner passes as may_go_alone says. */
+static bool try_charge(struct sl_flow *flow, uint64_t bytes, const void *holder)
 {
     /* seq_cst load: in sl_flow_acquire this is the load half of the waiter's
      * store-load pair (see sl_flow_release). The CAS itself is relaxed: the
@@ -66,11 +96,15 @@ static bool try_charge(struct sl_flow *flow, uint64_t bytes)
      * the latest value anyway. */
     uint_fast64_t used = atomic_load_explicit(&flow->used, memory_order_seq_cst);
     do {
-        if (used > 0 && used + bytes + flow->reserve > flow->limit) {
+        bool over = used + bytes + flow->reserve > flow->limit;
+        if (over && (holder != NULL ? !may_go_alone(flow, holder, used) : used > 0)) {
             return false;
         }
     } while (!atomic_compare_exchange_weak_explicit(&flow->used, &used, used + bytes,
                                                     memory_order_relaxed, memory_order_relaxed));
+    if (holder != NULL) {
+        atomic_fetch_add_explicit(&flow->held, bytes, memory_order_relaxed);
+    }
     uint_fast64_t peak = atomic_load_explicit(&flow->peak, memory_order_relaxed);
     while (used + bytes > peak &&
            !atomic_compare_exchange_weak_explicit(&flow->peak, &peak, used + bytes,
@@ -81,19 +115,22 @@ static bool try_charge(struct sl_flow *flow, uint64_t bytes)
 
 bool sl_flow_try_acquire(struct sl_flow *flow, uint64_t bytes)
 {
-    return try_charge(flow, bytes);
+    return try_charge(flow, bytes, NULL);
 }
 
-int sl_flow_acquire(struct sl_flow *flow, uint64_t bytes, const atomic_bool *cancel)
+/* Charges bytes for holder (NULL: a batch), waiting as sl_flow_acquire
+ * says. */
+static int
+charge_wait(struct sl_flow *flow, uint64_t bytes, const void *holder, const atomic_bool *cancel)
 {
-    if (try_charge(flow, bytes)) {
+    if (try_charge(flow, bytes, holder)) {
         return 0;
     }
     pthread_mutex_lock(&flow->lock);
     /* seq_cst: the store half of the waiter's store-load pair; the load
      * half is the seq_cst load of `used` in the try_charge below. */
     atomic_fetch_add_explicit(&flow->waiters, 1, memory_order_seq_cst);
-    while (!try_charge(flow, bytes)) {
+    while (!try_charge(flow, bytes, holder)) {
         if (cancel != NULL && atomic_load_explicit(cancel, memory_order_acquire)) {
             atomic_fetch_sub_explicit(&flow->waiters, 1, memory_order_seq_cst);
             pthread_mutex_unlock(&flow->lock);
@@ -104,6 +141,47 @@ int sl_flow_acquire(struct sl_flow *flow, uint64_t bytes, const atomic_bool *can
     atomic_fetch_sub_explicit(&flow->waiters, 1, memory_order_seq_cst);
     pthread_mutex_unlock(&flow->lock);
     return 0;
+}
+
+int sl_flow_acquire(struct sl_flow *flow, uint64_t bytes, const atomic_bool *cancel)
+{
+    return charge_wait(flow, bytes, NULL, cancel);
+}
+
+/* The holder's hold is down to 0: another may go past the limit. */
+static void hold_done(struct sl_flow *flow, uint64_t *held)
+{
+    const void *me = held;
+
+    if (*held == 0) {
+        /* Release: after this holder lowered `held` (see may_go_alone). */
+        (void)atomic_compare_exchange_strong_explicit(&flow->alone, &me, NULL, memory_order_release,
+                                                      memory_order_relaxed);
+    }
+}
+
+int sl_flow_hold(struct sl_flow *flow, uint64_t *held, uint64_t bytes, const atomic_bool *cancel)
+{
+    if (bytes > *held) {
+        int rc = charge_wait(flow, bytes - *held, held, cancel);
+        if (rc != 0) {
+            return rc;
+        }
+    } else if (bytes < *held) {
+        atomic_fetch_sub_explicit(&flow->held, *held - bytes, memory_order_relaxed);
+        sl_flow_release(flow, *held - bytes);
+    }
+    *held = bytes;
+    hold_done(flow, held);
+    return 0;
+}
+
+void sl_flow_unhold(struct sl_flow *flow, uint64_t *held, uint64_t bytes)
+{
+    SL_ASSERT(bytes <= *held);
+    atomic_fetch_sub_explicit(&flow->held, bytes, memory_order_relaxed);
+    *held -= bytes;
+    hold_done(flow, held);
 }
 
 void sl_flow_force(struct sl_flow *flow, uint64_t bytes)

@@ -28,6 +28,8 @@ struct sl_flow {
     atomic_uint_fast64_t peak;     /* highest `used` seen (metrics) */
     atomic_int waiters;            /* threads blocked in acquire */
     atomic_int gated;              /* decoders waiting for the budget (sl_flow_gate); seq_cst */
+    atomic_uint_fast64_t held;     /* the part of `used` sources hold outside batches */
+    _Atomic(const void *) alone;   /* the holder let past the limit (sl_flow_hold), or NULL */
     void (*on_release)(void *arg); /* called by release while gated > 0 and the budget
                                       has room; set before sharing */
     void *on_release_arg;
@@ -45,6 +47,21 @@ void sl_flow_release_all(struct sl_flow *flow);
  * Returns 0, or SL_ECANCELED if *cancel became true while waiting.
  * Thread: source threads (blocks). */
 int sl_flow_acquire(struct sl_flow *flow, uint64_t bytes, const atomic_bool *cancel);
+/* A hold: budget for what a source keeps outside any batch (a read buffer
+ * grown for a long line), *held being the caller's (0 at first; its address
+ * names the holder). Sets it to bytes. Growing waits while used + growth +
+ * reserve > limit, unless nothing but holds is in flight: then one holder
+ * at a time may go past the limit (a line longer than the whole budget is
+ * read alone, and two holders never wait on each other, since batches
+ * drain and holds do not). Shrinking gives bytes back; at 0 the holder
+ * lets another go past the limit. Returns 0, or SL_ECANCELED if *cancel
+ * became true while waiting (*held unchanged). Thread: the holder's
+ * (blocks). */
+int sl_flow_hold(struct sl_flow *flow, uint64_t *held, uint64_t bytes, const atomic_bool *cancel);
+/* Turns bytes of the hold *held into an ordinary charge, `used` unchanged:
+ * the held memory became a batch, adopted next (sl_batch_adopt). Thread:
+ * the holder's. */
+void sl_flow_unhold(struct sl_flow *flow, uint64_t *held, uint64_t bytes);
 /* Charges bytes if the budget allows now; false otherwise (nothing charged).
  * Thread: any; never blocks. */
 bool sl_flow_try_acquire(struct sl_flow *flow, uint64_t bytes);

@@ -219,6 +219,126 @@ static void test_flow_acquire_cancelled(void **state)
     sl_flow_release_all(&flow);
 }
 
+struct holder {
+    struct sl_flow *flow;
+    atomic_bool *cancel;
+    uint64_t held; /* its hold; only the holder's thread touches it while it runs */
+    uint64_t bytes;
+    atomic_bool done;
+    int rc;
+    pthread_t thread;
+};
+
+static void *holder_main(void *arg)
+{
+    struct holder *h = arg;
+
+    h->rc = sl_flow_hold(h->flow, &h->held, h->bytes, h->cancel);
+    atomic_store(&h->done, true);
+    return NULL;
+}
+
+static void hold_in_thread(struct holder *h, uint64_t bytes)
+{
+    atomic_store(&h->done, false);
+    h->bytes = bytes;
+    assert_int_equal(pthread_create(&h->thread, NULL, holder_main, h), 0);
+}
+
+static void join_holder(struct holder *h)
+{
+    wait_for(&h->done);
+    assert_int_equal(pthread_join(h->thread, NULL), 0);
+    assert_int_equal(h->rc, 0);
+}
+
+/* h2: a source's read buffer grown for a long line is held from the budget.
+ * Past the limit goes one holder at a time, and only while nothing but
+ * holds is in flight; two holders that both need more never wait on each
+ * other (each holds what the other waits for). */
+static void test_flow_hold_one_past_the_limit_at_a_time_h2(void **state)
+{
+    struct sl_flow flow;
+    atomic_bool cancel = false;
+    struct holder a = {.flow = &flow, .cancel = &cancel};
+    struct holder b = {.flow = &flow, .cancel = &cancel};
+    (void)state;
+
+    sl_flow_init(&flow, 100);
+    assert_int_equal(sl_flow_hold(&flow, &a.held, 60, &cancel), 0);
+    assert_int_equal(sl_flow_hold(&flow, &b.held, 30, &cancel), 0);
+    assert_int_equal(atomic_load(&flow.used), 90);
+    assert_int_equal(atomic_load(&flow.held), 90);
+    /* Both need more than is left, at once: one goes past the limit. */
+    hold_in_thread(&a, 80);
+    hold_in_thread(&b, 50);
+    uint64_t deadline = now_ns() + WAIT_NS;
+    while (!atomic_load(&a.done) && !atomic_load(&b.done)) {
+        assert_true(now_ns() < deadline);
+        sched_yield();
+    }
+    struct holder *first = atomic_load(&a.done) ? &a : &b;
+    struct holder *second = first == &a ? &b : &a;
+    assert_int_equal(pthread_join(first->thread, NULL), 0);
+    assert_int_equal(first->rc, 0);
+    assert_false(atomic_load(&second->done));
+    /* Its line handed on as a batch: no longer a hold, but in flight. */
+    uint64_t line = first->held;
+    sl_flow_unhold(&flow, &first->held, line);
+    assert_int_equal(first->held, 0);
+    assert_false(atomic_load(&second->done));
+    /* The batch drained: the other holder goes on. */
+    sl_flow_release(&flow, line);
+    join_holder(second);
+    assert_int_equal(atomic_load(&flow.held), second->held);
+    assert_int_equal(atomic_load(&flow.used), second->held);
+    assert_int_equal(sl_flow_hold(&flow, &second->held, 0, &cancel), 0);
+    assert_int_equal(atomic_load(&flow.used), 0);
+    assert_int_equal(atomic_load(&flow.held), 0);
+    sl_flow_release_all(&flow);
+}
+
+/* h2: a holder past the limit waits for batches to drain, not for holds;
+ * a batch never passes a holder that is past the limit. */
+static void test_flow_hold_waits_for_batches_h2(void **state)
+{
+    struct sl_flow flow;
+    atomic_bool cancel = false;
+    struct holder a = {.flow = &flow, .cancel = &cancel};
+    (void)state;
+
+    sl_flow_init(&flow, 100);
+    assert_true(sl_flow_try_acquire(&flow, 50));
+    assert_int_equal(sl_flow_hold(&flow, &a.held, 40, &cancel), 0);
+    hold_in_thread(&a, 70);
+    wait_for_waiter(&flow);
+    assert_false(atomic_load(&a.done));
+    sl_flow_release(&flow, 50);
+    join_holder(&a);
+    assert_int_equal(atomic_load(&flow.used), 70);
+    /* No room for a batch of 40 beside the hold. */
+    assert_false(sl_flow_try_acquire(&flow, 40));
+    assert_int_equal(sl_flow_hold(&flow, &a.held, 120, &cancel), 0);
+    assert_int_equal(atomic_load(&flow.peak), 120);
+    /* With a batch in flight again, growing waits; cancelled while it
+     * waits, the hold is as it was. */
+    sl_flow_force(&flow, 10);
+    hold_in_thread(&a, 200);
+    wait_for_waiter(&flow);
+    atomic_store_explicit(&cancel, true, memory_order_release);
+    sl_flow_wake_all(&flow);
+    wait_for(&a.done);
+    assert_int_equal(pthread_join(a.thread, NULL), 0);
+    assert_int_equal(a.rc, SL_ECANCELED);
+    assert_int_equal(a.held, 120);
+    assert_int_equal(atomic_load(&flow.used), 130);
+    sl_flow_release(&flow, 10);
+    assert_int_equal(sl_flow_hold(&flow, &a.held, 0, &cancel), 0);
+    assert_int_equal(atomic_load(&flow.used), 0);
+    assert_null(atomic_load(&flow.alone));
+    sl_flow_release_all(&flow);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -228,6 +348,8 @@ int main(void)
         cmocka_unit_test(test_flow_wake_all_calls_waker),
         cmocka_unit_test(test_flow_acquire_waits_for_release),
         cmocka_unit_test(test_flow_acquire_cancelled),
+        cmocka_unit_test(test_flow_hold_one_past_the_limit_at_a_time_h2),
+        cmocka_unit_test(test_flow_hold_waits_for_batches_h2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
