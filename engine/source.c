@@ -164,3 +164,43 @@ int sl_source_committed(struct sl_node *src, uint32_t stream, int64_t *ret_pos)
     *ret_pos = min;
     return 0;
 }
+
+/* ==== Holds ==== */
+
+int sl_source_hold(struct sl_node *src, uint64_t *held, uint64_t bytes)
+{
+    struct sl_pipeline *pl = src->pl;
+    uint64_t was = *held;
+    int rc = sl_flow_hold(&pl->flow, held, bytes, &pl->stop);
+
+    /* seq_cst, and after the charge on the way up, after the release on the
+     * way down: the gate in runtime.c lets decoders run while the budget is
+     * spent if it is all raw input; a raw count ahead of the charge would
+     * let them run when it is not. */
+    if (rc == 0 && bytes > was) {
+        atomic_fetch_add_explicit(&pl->raw_bytes, bytes - was, memory_order_seq_cst);
+    } else if (rc == 0 && bytes < was) {
+        atomic_fetch_sub_explicit(&pl->raw_bytes, was - bytes, memory_order_seq_cst);
+    }
+    return rc;
+}
+
+int sl_source_admit(struct sl_node *src, struct sl_batch *batch, uint64_t *held, uint64_t give)
+{
+    struct sl_pipeline *pl = src->pl;
+    uint64_t need = sl_batch_adopt_bytes(batch);
+
+    SL_ASSERT(batch->flow == NULL && give <= *held);
+    /* First the hold covers the batch (waiting as a hold does, so never on
+     * the source's own bytes), then that part of it becomes the batch's. */
+    int rc = sl_source_hold(src, held, *held - give + need);
+    if (rc != 0) {
+        return rc;
+    }
+    sl_flow_unhold(&pl->flow, held, need);
+    /* sl_node_source_push counts the batch as raw again until a decoder
+     * pops it. */
+    atomic_fetch_sub_explicit(&pl->raw_bytes, need, memory_order_seq_cst);
+    sl_batch_adopt(batch, &pl->flow);
+    return 0;
+}

@@ -41,7 +41,9 @@ static const struct sluice_option file_options[] = {
                    "json (alias jsonl): one object per line; csv: RFC 4180 with a header; "
                    "lines: one record {message} per line."),
     SLUICE_OPT_ROW(struct file_conf, max_line, SLUICE_OPT_SIZE, "16MiB", 1024, 1073741824.0, NULL,
-                   0, "Longer lines (CSV: rows) are dead letters."),
+                   0, "Longer lines (CSV: rows) are dead letters. A line longer than "
+                   "engine.memory_limit is read and decoded alone, and takes its own size in "
+                   "memory beyond the limit."),
     SLUICE_OPT_ROW(struct file_conf, max_depth, SLUICE_OPT_INT, "64", 1, 10000, NULL, 0,
                    "JSON nesting limit; deeper lines are dead letters."),
     SLUICE_OPT_ROW(struct file_conf, checkpoints, SLUICE_OPT_STR, NULL, 0, 0, NULL,
@@ -242,7 +244,11 @@ static int file_open(struct sl_node *node, struct sl_err *err)
 
 /* ==== Reading (source thread) ==== */
 
-/* Bytes read but not yet handed on; buf[0] is at a record boundary. */
+/* Bytes read but not yet handed on; buf[0] is at a record boundary. The
+ * buffer is block_bytes (the memory plan's read size) and grows only for
+ * a line that does not fit: that growth, cap - block_bytes, is held from
+ * memory_limit (sl_source_hold) before it is allocated, and moves into the
+ * block's batch when the line is handed on. */
 struct reading {
     struct sl_node *node;
     struct file_source *fs;
@@ -251,9 +257,15 @@ struct reading {
     char *buf;
     size_t len;
     size_t cap;
-    int64_t pos;  /* stream offset of buf[0] */
-    int64_t line; /* line number of buf[0] */
+    uint64_t held; /* budget held for buf: cap - block_bytes when grown, else 0 */
+    int64_t pos;   /* stream offset of buf[0] */
+    int64_t line;  /* line number of buf[0] */
     uint64_t seq;
+    /* json, lines: buf[0, lf_free) holds no line break; valid while pos is
+     * still lf_free_pos (bytes were only added since), so a long line is
+     * not searched again from its start after every read. */
+    size_t lf_free;
+    int64_t lf_free_pos;
 };
 
 static int64_t count_lines(const char *p, size_t n)
@@ -286,28 +298,66 @@ static struct sl_batch *new_block_batch(struct reading *rd)
     return batch;
 }
 
-/* Hands bytes [0, cut) on as one raw batch; keeps the rest. last: the
- * input ends with these bytes (an unterminated last line is among them). */
+/* The capacity a buffer holding len bytes needs to take a read: at least
+ * half a block free. From block_bytes, growing by half at a time (realloc
+ * of a large block remaps it, so the growth need not be steep). */
+static size_t cap_for(size_t base, size_t len)
+{
+    size_t cap = base;
+
+    while (cap < len + base / 2) {
+        cap += cap / 2;
+    }
+    return cap;
+}
+
+/* Hands bytes [0, cut) on as one raw batch; keeps the rest in a new buffer
+ * of its own size. last: the input ends with these bytes (an unterminated
+ * last line is among them). The block keeps only the bytes it uses, and
+ * the buffer's hold goes with it into the batch's charge. */
 static int emit_block(struct reading *rd, size_t cut, bool last)
 {
-    struct sl_batch *batch = new_block_batch(rd);
-    char *rest = sl_malloc(rd->cap);
+    size_t base = rd->node->pl->block_bytes;
+    size_t rest_len = rd->len - cut;
+    size_t cap = cap_for(base, rest_len);
+    uint64_t give = rd->held; /* the old buffer's, moved into the batch */
+    /* The new buffer's growth, if the rest needs one, is held before it
+     * is made, on top of the old buffer's. */
+    int rc = sl_source_hold(rd->node, &rd->held, give + (cap - base));
 
+    if (rc != 0) {
+        return rc;
+    }
+    struct sl_batch *batch = new_block_batch(rd);
+    char *rest = sl_malloc(cap);
     if (batch == NULL || rest == NULL) {
         sl_batch_unref(batch);
         sl_free(rest);
+        (void)sl_source_hold(rd->node, &rd->held, give);
         return SL_ENOMEM;
     }
-    memcpy(rest, rd->buf + cut, rd->len - cut);
-    batch->block = rd->buf;
+    memcpy(rest, rd->buf + cut, rest_len);
+    char *block = rd->buf;
+    if (rd->cap > cut + SL_BATCH_BLOCK_SLACK) {
+        /* The batch is charged for cut bytes and the slack: give back the
+         * rest of the buffer (its bytes were copied out). Shrinking does
+         * not copy. */
+        char *p = sl_realloc(block, cut);
+        block = p != NULL ? p : block;
+    }
+    batch->block = block;
     batch->block_len = cut;
     batch->pos_end = rd->pos + (int64_t)cut;
     batch->last = last;
-    rd->line += count_lines(rd->buf, cut);
+    rd->line += count_lines(block, cut);
     rd->pos += (int64_t)cut;
     rd->buf = rest;
-    rd->len -= cut;
-    int rc = sl_node_source_push(rd->node, batch);
+    rd->cap = cap;
+    rd->len = rest_len;
+    rc = sl_source_admit(rd->node, batch, &rd->held, give);
+    if (rc == 0) {
+        rc = sl_node_source_push(rd->node, batch);
+    }
     if (rc != 0) {
         sl_batch_unref(batch);
     }
@@ -342,17 +392,40 @@ emit_dead(struct reading *rd, const char *raw, size_t raw_len, int64_t span, con
     return rc;
 }
 
-/* Reads more bytes; returns count, 0 at end, or an error. */
-static long fill(struct reading *rd, struct sl_err *err)
+/* Sizes the buffer for a read (cap_for): grows it for a line that does not
+ * fit, holding the growth first (which waits while other batches fill the
+ * budget), or shrinks a grown buffer back once it holds little. */
+static int make_room(struct reading *rd)
 {
-    if (rd->cap - rd->len < rd->node->pl->block_bytes / 2) {
-        size_t cap = rd->cap * 2;
-        char *p = sl_realloc(rd->buf, cap);
-        if (p == NULL) {
-            return SL_ENOMEM;
-        }
+    size_t base = rd->node->pl->block_bytes;
+    size_t cap = cap_for(base, rd->len);
+    int rc = 0;
+
+    if (cap == rd->cap || (cap > base && cap < rd->cap)) {
+        return 0; /* a grown buffer shrinks only back to a block */
+    }
+    if (cap > rd->cap && (rc = sl_source_hold(rd->node, &rd->held, cap - base)) != 0) {
+        return rc;
+    }
+    char *p = sl_realloc(rd->buf, cap);
+    if (p != NULL) {
         rd->buf = p;
         rd->cap = cap;
+    }
+    /* Given back once the memory is, or when it could not be had (a
+     * buffer that could not shrink stays as it was). */
+    (void)sl_source_hold(rd->node, &rd->held, rd->cap - base);
+    return p != NULL || cap < rd->cap ? 0 : SL_ENOMEM;
+}
+
+/* Reads more bytes; returns count, 0 at end, or an error (SL_ECANCELED:
+ * the pipeline stopped while the buffer waited for the budget). */
+static long fill(struct reading *rd, struct sl_err *err)
+{
+    int rc = make_room(rd);
+
+    if (rc != 0) {
+        return rc;
     }
     return sl_reader_read(&rd->r, rd->buf + rd->len, rd->cap - rd->len, err);
 }
@@ -449,8 +522,14 @@ static size_t find_cut(struct reading *rd, bool complete)
     if (complete) {
         return rd->len;
     }
-    const char *nl = memrchr(rd->buf, '\n', rd->len);
-    return nl != NULL ? (size_t)(nl - rd->buf) + 1 : 0;
+    size_t from = rd->lf_free_pos == rd->pos && rd->lf_free <= rd->len ? rd->lf_free : 0;
+    const char *nl = memrchr(rd->buf + from, '\n', rd->len - from);
+    if (nl == NULL) {
+        rd->lf_free = rd->len;
+        rd->lf_free_pos = rd->pos;
+        return 0;
+    }
+    return (size_t)(nl - rd->buf) + 1;
 }
 
 /* Skips to the resume position, counting lines on the way. SL_EOF: the
@@ -660,6 +739,7 @@ static int prepare_stream(struct reading *rd, struct sl_err *err)
     rd->line = 1;
     rd->len = 0;
     rd->seq = 0;
+    rd->lf_free = 0;
     long n = fill(rd, err);
     if (n >= 0) {
         rd->len = (size_t)n;
@@ -1000,6 +1080,7 @@ static int file_run(struct sl_node *node)
         }
     }
     sl_free(rd.buf);
+    (void)sl_source_hold(node, &rd.held, 0);
     if (fs->ck != NULL && pthread_create(&fs->ck_thread, NULL, store_while_draining, node) == 0) {
         fs->ck_thread_on = true;
     }
