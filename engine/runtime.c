@@ -163,7 +163,7 @@ static void process_one(struct sl_node *node, struct sl_batch *batch)
     tl_emitted = 0;
     rc = node->type->process(node, batch);
     if (rc != 0) {
-        struct sl_err err;
+        struct sl_err err = {0};
         sl_err_set(&err, rc, "%s: processing failed: %s", node->name, sl_strerror(rc));
         sl_pipeline_fail(node->pl, &err);
     }
@@ -307,7 +307,7 @@ static void node_finish(struct sl_node *node)
     if (node->type->flush != NULL) {
         int rc = node->type->flush(node);
         if (rc != 0) {
-            struct sl_err err;
+            struct sl_err err = {0};
             sl_err_set(&err, rc, "%s: final flush failed: %s", node->name, sl_strerror(rc));
             sl_pipeline_fail(node->pl, &err);
         }
@@ -393,7 +393,7 @@ static void *source_thread(void *arg)
     int rc = node->type->run(node);
 
     if (rc != 0 && rc != SL_ECANCELED) {
-        struct sl_err err;
+        struct sl_err err = {0};
         sl_err_set(&err, rc, "%s: source failed: %s", node->name, sl_strerror(rc));
         sl_pipeline_fail(node->pl, &err);
     }
