@@ -139,6 +139,33 @@ int sl_batch_add_dead(struct sl_batch *batch,
     return 0;
 }
 
+static bool same_seq(const struct sl_batch *a, const struct sl_batch *b)
+{
+    return a->source == b->source && a->stream == b->stream && a->seq == b->seq;
+}
+
+static bool same_dead(const struct sl_dead *a, const struct sl_dead *b)
+{
+    return a->node == b->node && a->rec.meta.stream == b->rec.meta.stream &&
+           a->rec.meta.partition == b->rec.meta.partition &&
+           a->rec.meta.offset == b->rec.meta.offset && a->rec.meta.line == b->rec.meta.line;
+}
+
+bool sl_batch_dead_repeated(struct sl_batch *const *batches, size_t b, uint32_t i)
+{
+    const struct sl_dead *d = &batches[b]->dead[i];
+
+    for (size_t k = b; k > 0 && same_seq(batches[k - 1], batches[b]); k--) {
+        const struct sl_batch *prev = batches[k - 1];
+        for (uint32_t j = 0; j < prev->ndead; j++) {
+            if (same_dead(&prev->dead[j], d)) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
 void sl_batch_copy_position(struct sl_batch *dst, const struct sl_batch *src)
 {
     dst->source = src->source;

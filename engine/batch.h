@@ -94,6 +94,12 @@ int sl_batch_add_dead(struct sl_batch *batch,
                       const char *source,
                       const char *fmt,
                       ...) __attribute__((format(printf, 5, 6)));
+/* Whether dead letter i of batches[b] repeats one of an earlier batch of
+ * the same sequence: a source reaching a sink by several paths hands it one
+ * copy of a batch per path, each carrying the dead letters made before the
+ * paths split. A dead letter is known by (node, stream, partition, offset,
+ * line); copies of one sequence are adjacent (sinks restore order so). */
+bool sl_batch_dead_repeated(struct sl_batch *const *batches, size_t b, uint32_t i);
 /* Copies the position/sequence fields of src into dst (no records). */
 void sl_batch_copy_position(struct sl_batch *dst, const struct sl_batch *src);
 /* Bytes this batch holds (arena + block + arrays), for memory accounting. */

@@ -322,34 +322,6 @@ int sl_sink_reject(struct sl_sink *sink,
     return rc;
 }
 
-static bool same_seq(const struct sl_batch *a, const struct sl_batch *b)
-{
-    return a->source == b->source && a->stream == b->stream && a->seq == b->seq;
-}
-
-static bool same_dead(const struct sl_dead *a, const struct sl_dead *b)
-{
-    return a->node == b->node && a->rec.meta.stream == b->rec.meta.stream &&
-           a->rec.meta.partition == b->rec.meta.partition &&
-           a->rec.meta.offset == b->rec.meta.offset && a->rec.meta.line == b->rec.meta.line;
-}
-
-/* When a source reaches this sink by several paths, each path's copy of a
- * batch carries the dead letters made before the paths split: deliver them
- * from the first copy only. Copies of one sequence are adjacent in ready. */
-static bool delivered_before(struct sl_batch *const *batches, size_t b, const struct sl_dead *d)
-{
-    for (size_t k = b; k > 0 && same_seq(batches[k - 1], batches[b]); k--) {
-        const struct sl_batch *prev = batches[k - 1];
-        for (uint32_t i = 0; i < prev->ndead; i++) {
-            if (same_dead(&prev->dead[i], d)) {
-                return true;
-            }
-        }
-    }
-    return false;
-}
-
 /* Hands the dead letters this sink owns to the dead-letter store (or the
  * log when there is none). before_write: the batches' dead letters, stored
  * before the batches are committed, so that a failure or a kill -9 between
@@ -362,8 +334,8 @@ deliver_dead(struct sl_sink *sink, struct sl_batch *const *batches, size_t n, bo
     struct sl_node *dlq = sink->node->pl->dead_letter;
     struct sl_batch *out = NULL;
     int rc = 0;
-
-    uint64_t stored = 0; /* written by our own transaction */
+    /* Stored by our own transaction: those not trimmed as replays. */
+    uint64_t stored = sink->writes_own_dead ? sink->dead_stored : 0;
 
     if (before_write && sink->writes_own_dead) {
         return 0;
@@ -376,13 +348,11 @@ deliver_dead(struct sl_sink *sink, struct sl_batch *const *batches, size_t n, bo
         }
         for (uint32_t i = 0; i < from->ndead; i++) {
             const struct sl_dead *d = &from->dead[i];
-            if (d->owner != sink->node->index || (b < n && delivered_before(batches, b, d))) {
+            if (d->owner != sink->node->index || (b < n && sl_batch_dead_repeated(batches, b, i))) {
                 continue;
             }
             if (sink->writes_own_dead) {
-                /* The write stored them (its rejects too) in its transaction. */
-                stored++;
-                continue;
+                continue; /* the write stored them in its transaction: counted below */
             }
             if (dlq == NULL) {
                 log_dead(sink, d);
@@ -501,6 +471,7 @@ static int write_ready(struct sl_sink *sink)
             sink->rejects = sl_batch_unref(sink->rejects);
         }
         sink->replayed = 0;
+        sink->dead_stored = 0;
         rc = sink->write(sink, sink->ready, sink->nready);
         if (rc == SL_ERETRY) {
             int wrc = sl_sink_retry_wait(sink, sink, ++attempt, &err);

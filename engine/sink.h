@@ -66,6 +66,7 @@ struct sl_sink {
     size_t ncommits;
     struct sl_batch *rejects; /* dead letters write() made (records the store refused) */
     uint64_t replayed;        /* set by write(): records it found already stored (trimmed) */
+    uint64_t dead_stored;     /* set by write() with writes_own_dead: dead letters it stored */
     uint64_t dead_logged;     /* dead letters printed (no store configured) */
     uint64_t dead_log_ns;
     unsigned seed; /* retry jitter (rand_r), the sink's thread only */

@@ -157,8 +157,10 @@ struct sl_sqlite_writer {
     struct sl__sqlite_reject *rejects;
     uint32_t nrejects;
     uint32_t rejects_cap;
-    struct sl_buf reasons; /* NUL-separated reasons of rejects */
-    uint64_t replayed;     /* records trimmed: already stored (below the position) */
+    struct sl_buf reasons;     /* NUL-separated reasons of rejects */
+    uint64_t replayed;         /* records trimmed: already stored (below the position) */
+    uint64_t dead_stored;      /* dead letters written to the dead-letter table by this call */
+    uint64_t dead_stored_last; /* ... by the last call that committed */
 };
 
 /* ==== sqlite_schema.c ==== */

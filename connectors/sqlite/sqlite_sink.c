@@ -497,6 +497,7 @@ static int sqlite_write(struct sl_sink *sink, struct sl_batch *const *batches, s
 
     pthread_mutex_lock(&ss->lock);
     int rc = sl_sqlite_writer_write(ss->w, batches, n, on_reject, sink, &sink->replayed, &err);
+    sink->dead_stored = rc == 0 ? sl_sqlite_writer_dead_stored(ss->w) : 0;
     pthread_mutex_unlock(&ss->lock);
     if (rc != 0 && rc != SL_ERETRY) {
         sl_pipeline_fail(sink->node->pl, &err);
@@ -536,20 +537,15 @@ static int sqlite_streams(struct sl_sink *sink,
 }
 
 /* The dead-letter store shares our transaction when it is a sqlite table in
- * the same file. Not when a source reaches us by several paths: each path's
- * copy of a batch carries the same early dead letters, and only sink.c
- * drops the repeats. */
+ * the same file (exactly once: trimmed with the records). A source reaching
+ * us by several paths hands us the early dead letters once per path: the
+ * writer stores them once (sl_batch_dead_repeated). */
 static const char *same_file_dead_table(const struct sl_node *node, const struct sqlite_conf *conf)
 {
     const struct sl_node *dlq = node->pl->dead_letter;
 
     if (dlq == NULL || dlq == node || dlq->type != node->type) {
         return NULL;
-    }
-    for (size_t i = 0; i < node->pl->nnodes; i++) {
-        if (node->paths != NULL && node->paths[i] > 1) {
-            return NULL;
-        }
     }
     const struct sqlite_conf *dconf = dlq->cn->conf;
     return strcmp(dconf->path, conf->path) == 0 ? dconf->table : NULL;

@@ -836,6 +836,7 @@ static int reject_record(
     if (w->dead.name == NULL) {
         return 0;
     }
+    w->dead_stored++;
     return write_dead(w, &batch->recs[ri], why, w->conf.sink_name, source_name(w, batch), err);
 }
 
@@ -873,7 +874,9 @@ static int write_batch(struct sl_sqlite_writer *w, uint32_t bi, struct sl_err *e
     }
     for (uint32_t i = 0; i < batch->ndead && rc == 0 && w->dead.name != NULL; i++) {
         const struct sl_dead *d = &batch->dead[i];
-        if (d->owner == w->conf.owner && d->rec.meta.offset >= from) {
+        if (d->owner == w->conf.owner && d->rec.meta.offset >= from &&
+            !sl_batch_dead_repeated(w->batches, bi, i)) {
+            w->dead_stored++;
             rc = write_dead(w, &d->rec, d->error, d->node, d->source, err);
         }
     }
@@ -928,6 +931,7 @@ int sl_sqlite_writer_write(struct sl_sqlite_writer *w,
     w->npos = 0;
     w->nrejects = 0;
     w->replayed = 0;
+    w->dead_stored = 0;
     sl_buf_reset(&w->reasons);
     w->main.prev = NULL; /* the previous call's batches may be gone */
     rc = run(w->db, w->begin, err, "BEGIN IMMEDIATE");
@@ -944,9 +948,15 @@ int sl_sqlite_writer_write(struct sl_sqlite_writer *w,
     if (ret_replayed != NULL) {
         *ret_replayed = w->replayed;
     }
+    w->dead_stored_last = w->dead_stored;
     for (uint32_t i = 0; i < w->nrejects && reject != NULL; i++) {
         const struct sl__sqlite_reject *r = &w->rejects[i];
         reject(arg, batches[r->batch], r->rec, w->reasons.data + r->reason);
     }
     return 0;
+}
+
+uint64_t sl_sqlite_writer_dead_stored(const struct sl_sqlite_writer *w)
+{
+    return w->dead_stored_last;
 }

@@ -100,6 +100,12 @@ int sl_sqlite_writer_write(struct sl_sqlite_writer *w,
                            uint64_t *ret_replayed,
                            struct sl_err *err);
 
+/* How many dead letters (the batches' own, deduplicated across the copies
+ * of one sequence, and the rejected records) the last committed write
+ * stored in the dead-letter table; replays trimmed are not among them.
+ * Thread: the writer's. */
+uint64_t sl_sqlite_writer_dead_stored(const struct sl_sqlite_writer *w);
+
 /* Reads the stored position of (table, writer_id, source, stream, partition),
  * to resume from:
  * returns 0 with *ret_pos and, when fingerprint is not NULL, the stored
