@@ -172,6 +172,7 @@ void sl_batch_copy_position(struct sl_batch *dst, const struct sl_batch *src)
     dst->stream = src->stream;
     dst->stream_name = src->stream_name;
     dst->fingerprint = src->fingerprint;
+    dst->fingerprint_is_epoch = src->fingerprint_is_epoch;
     dst->partition = src->partition;
     dst->seq = src->seq;
     dst->pos_start = src->pos_start;

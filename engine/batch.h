@@ -39,18 +39,20 @@ struct sl_batch {
     struct sl_batch *parent; /* keeps the records' bytes alive (route outputs), unref'd at free */
 
     /* Position: which stream of which source, which range of it. */
-    uint32_t source;         /* index of the source node */
-    uint32_t stream;         /* index of the stream within the source (file number, partition) */
-    const char *stream_name; /* path or topic (pipeline lifetime) */
-    const char *fingerprint; /* stored beside the position (file_identity.h), NULL for Kafka;
-                                pipeline lifetime */
-    int32_t partition;       /* Kafka partition, 0 for files */
-    uint64_t seq;            /* per (source, stream) sequence, from 0, no gaps */
-    int64_t pos_start;       /* first position covered (file offset / Kafka offset) */
-    int64_t pos_end;         /* position to resume from once this batch is committed */
-    int64_t line;            /* raw file blocks: line number of the first line */
-    const void *aux;         /* raw blocks: source data for decoding (CSV header) */
-    uint8_t last;            /* last batch of its stream */
+    uint32_t source;           /* index of the source node */
+    uint32_t stream;           /* index of the stream within the source (file number, partition) */
+    const char *stream_name;   /* path or topic (pipeline lifetime) */
+    bool fingerprint_is_epoch; /* Kafka: a fingerprint other than the stored one restarts the
+                                  stream's position (an offset reset) */
+    const char *fingerprint;   /* stored beside the position (file_identity.h, Kafka epoch);
+                                  pipeline lifetime */
+    int32_t partition;         /* Kafka partition, 0 for files */
+    uint64_t seq;              /* per (source, stream) sequence, from 0, no gaps */
+    int64_t pos_start;         /* first position covered (file offset / Kafka offset) */
+    int64_t pos_end;           /* position to resume from once this batch is committed */
+    int64_t line;              /* raw file blocks: line number of the first line */
+    const void *aux;           /* raw blocks: source data for decoding (CSV header) */
+    uint8_t last;              /* last batch of its stream */
 
     /* Memory: every allocation of the batch (arena chunks, record and dead
      * arrays, the input block) is charged to flow when it is made and given

@@ -465,6 +465,7 @@ static struct sl_batch *new_batch(struct kpart *p, int64_t first)
         batch->stream_name = p->topic;
         batch->partition = p->partition;
         batch->fingerprint = p->epoch;
+        batch->fingerprint_is_epoch = true;
         batch->pos_start = first;
     }
     return batch;

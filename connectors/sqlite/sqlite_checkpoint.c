@@ -333,6 +333,14 @@ static struct sl_pos_key key_of(const struct sl_sqlite_writer *w, const struct s
                                p->partition};
 }
 
+/* A Kafka offset reset: the batch's epoch is not the stored one. (A file's
+ * fingerprint only describes it: its identity is the stream key.) */
+static bool epoch_differs(const struct sl_batch *batch, const char *stored_fp)
+{
+    return batch->fingerprint_is_epoch && batch->fingerprint != NULL && stored_fp != NULL &&
+           stored_fp[0] != '\0' && strcmp(batch->fingerprint, stored_fp) != 0;
+}
+
 static struct sl__sqlite_pos *pos_find(struct sl_sqlite_writer *w, const struct sl_batch *batch)
 {
     for (uint32_t i = 0; i < w->npos; i++) {
@@ -351,6 +359,8 @@ static int pos_read(struct sl_sqlite_writer *w,
                     struct sl__sqlite_pos **ret,
                     struct sl_err *err)
 {
+    char fp[128];
+
     if (w->npos == w->pos_cap) {
         uint32_t cap = w->pos_cap ? w->pos_cap * 2 : 8;
         struct sl__sqlite_pos *p = sl_realloc(w->pos, cap * sizeof(*p));
@@ -370,9 +380,13 @@ static int pos_read(struct sl_sqlite_writer *w,
                                  .fingerprint = batch->fingerprint};
     struct sl_pos_key key = key_of(w, p);
     int64_t pos = 0;
-    int rc = sl_pos_store_get(&w->ps, &key, &pos, NULL, 0, err);
+    int rc = sl_pos_store_get(&w->ps, &key, &pos, fp, sizeof(fp), err);
     if (rc == 0) {
         p->pos = pos;
+        if (epoch_differs(batch, fp)) {
+            p->pos = 0; /* the offsets were reset: start over, store the new epoch */
+            p->dirty = true;
+        }
         p->next = p->pos;
     } else if (rc != SL_EOF) {
         return rc;
@@ -399,6 +413,11 @@ int sl__sqlite_ck_begin(struct sl_sqlite_writer *w,
         if (rc != 0) {
             return rc;
         }
+    } else if (epoch_differs(batch, p->fingerprint)) {
+        p->pos = 0;
+        p->next = 0;
+        p->fingerprint = batch->fingerprint;
+        p->dirty = true;
     } else if (batch->fingerprint != NULL) {
         /* The stream key is the file's identity; the fingerprint beside it
          * follows the file's latest name. */

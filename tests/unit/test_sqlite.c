@@ -750,6 +750,29 @@ static void test_sqlite_fingerprint_follows_the_file(void **state)
     sl_batch_unref(renamed);
 }
 
+/* A Kafka offset reset: a batch whose epoch differs from the stored one
+ * restarts the stream's position instead of being trimmed. */
+static void test_sqlite_new_epoch_starts_over(void **state)
+{
+    struct fixture *fx = *state;
+    struct sl_sqlite_writer_conf conf = conf_for(fx->path, "t");
+    struct sl_batch *old = orders("topic", 0, 10);
+    struct sl_batch *fresh = orders("topic", 0, 4);
+    struct sl_sqlite_writer *w = open_ok(&conf);
+
+    old->fingerprint = "kafka";
+    fresh->fingerprint = "kafka:2";
+    old->fingerprint_is_epoch = fresh->fingerprint_is_epoch = true;
+    write_ok(w, &old, 1, NULL);
+    assert_int_equal(position(w, "topic"), 10);
+    write_ok(w, &fresh, 1, NULL); /* reset: from 0 again */
+    assert_int_equal(position(w, "topic"), 4);
+    w = sl_sqlite_writer_close(w);
+    assert_int_equal(q_int(fx->path, "SELECT count(*) FROM t"), 14);
+    sl_batch_unref(old);
+    sl_batch_unref(fresh);
+}
+
 static void test_sqlite_fanout_siblings_keep_own_positions(void **state)
 {
     struct fixture *fx = *state;
@@ -1205,6 +1228,7 @@ int main(void)
         T(test_sqlite_positions_are_keyed_by_writer_and_source),
         T(test_sqlite_old_checkpoints_are_adopted),
         T(test_sqlite_fingerprint_follows_the_file),
+        T(test_sqlite_new_epoch_starts_over),
         T(test_sqlite_fanout_siblings_keep_own_positions),
         T(test_sqlite_batch_without_stream_is_written_whole),
         T(test_sqlite_dead_letters_share_the_transaction),
