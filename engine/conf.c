@@ -19,6 +19,7 @@
 #define CONF_FILE_MAX (16u << 20) /* a pipeline file larger than this is a mistake */
 #define MAX_THREADS   1024
 #define MAX_WORKERS   1024
+#define MAX_BLOCKING  256 /* SL_SCHED_BLOCKING_MAX */
 #define MAX_QUEUE     65536
 
 static const char *const top_keys[] = {"engine", "sources", "stages", "sinks", "dead_letter", NULL};
@@ -27,7 +28,7 @@ static const char *const kind_names[] = {"source", "stage", "sink"};
 static const enum sluice_stage_kind section_kinds[] = {SLUICE_KIND_SOURCE, SLUICE_KIND_TRANSFORM,
                                                        SLUICE_KIND_SINK};
 static const char *const node_own_keys[] = {"type", "inputs", "workers", "queue", NULL};
-static const char *const engine_own_keys[] = {"threads", NULL};
+static const char *const engine_own_keys[] = {"threads", "blocking_threads", NULL};
 
 struct engine_conf {
     uint64_t memory_limit;
@@ -243,6 +244,12 @@ static int load_engine(struct sl__loader *ld, struct sl__ynode *root)
     ld->conf->threads = 0;
     if (threads != NULL && !(threads->kind == SL__Y_SCALAR && strcmp(threads->text, "auto") == 0)) {
         rc = sl__conf_int(ld, threads, 1, MAX_THREADS, &ld->conf->threads);
+    }
+    threads = sl__ymap_find(map, "blocking_threads");
+    ld->conf->blocking_threads = 0;
+    if (rc == 0 && threads != NULL &&
+        !(threads->kind == SL__Y_SCALAR && strcmp(threads->text, "auto") == 0)) {
+        rc = sl__conf_int(ld, threads, 1, MAX_BLOCKING, &ld->conf->blocking_threads);
     }
     if (rc == 0) {
         rc = sl__conf_fill(ld, map, at, engine_options, &ec, sizeof(ec), engine_own_keys);

@@ -39,6 +39,7 @@ struct sl_conf_node {
 struct sl_conf {
     const char *file;
     int64_t threads;            /* engine.threads, 0 = auto (cores) */
+    int64_t blocking_threads;   /* engine.blocking_threads, 0 = auto (one per sink) */
     uint64_t memory_limit;      /* engine.memory_limit bytes, default 64MiB */
     uint64_t drain_timeout_ns;  /* engine.drain_timeout, default 30s */
     struct sl_conf_node *nodes; /* sources first, then stages, then sinks, each in file order */

@@ -97,7 +97,8 @@ static int init_node(struct sl_pipeline *pl,
         cap = cap != 0 && cap < SOURCE_RING_MIN ? SOURCE_RING_MIN : cap;
         atomic_init(&node->ups_open, 1); /* its reading thread */
     } else if (cn->kind == SLUICE_KIND_SINK) {
-        node->max_tasks = 1; /* a sink writes in order, one batch at a time */
+        node->max_tasks = 1;   /* a sink writes in order, one batch at a time */
+        node->blocking = true; /* it waits on I/O and sleeps between retries */
     }
     if (node->max_tasks > 64) {
         node->max_tasks = 64;
@@ -323,6 +324,23 @@ static int open_nodes(struct sl_pipeline *pl, struct sl_err *err)
     return 0;
 }
 
+/* engine.blocking_threads, or auto: one per task slot of a blocking node,
+ * so that no blocking node waits for another's slow call. */
+static int blocking_threads(const struct sl_pipeline *pl)
+{
+    uint64_t n = 0;
+
+    for (size_t i = 0; i < pl->nnodes; i++) {
+        if (pl->nodes[i].blocking && pl->nodes[i].in != NULL) {
+            n += pl->nodes[i].max_tasks;
+        }
+    }
+    if (pl->conf->blocking_threads > 0 && n > 0) {
+        n = (uint64_t)pl->conf->blocking_threads;
+    }
+    return n > SL_SCHED_BLOCKING_MAX ? SL_SCHED_BLOCKING_MAX : (int)n;
+}
+
 static int build(struct sl_pipeline *pl, struct sl_err *err)
 {
     struct sl_conf *conf = pl->conf;
@@ -365,7 +383,7 @@ static int build(struct sl_pipeline *pl, struct sl_err *err)
         }
         pl->nodes[i].dl_owner = dl_owner(&pl->nodes[i]);
     }
-    pl->sched = sl_sched_new(threads, err);
+    pl->sched = sl_sched_new(threads, blocking_threads(pl), err);
     if (pl->sched == NULL) {
         return err->code ? err->code : SL_ENOMEM;
     }

@@ -31,12 +31,10 @@ static void node_finish(struct sl_node *node);
 
 /* ==== Scheduling ==== */
 
-/* Starts a task for node if it has input and an idle task slot. */
-static void node_kick(struct sl_node *node)
+/* Starts a task for node if it has an idle task slot: on a blocking thread
+ * for blocking nodes (sinks), which may sleep in retries or wait on I/O. */
+static void node_start_task(struct sl_node *node)
 {
-    if (node->in == NULL || sl_ring_count(node->in) == 0) {
-        return;
-    }
     /* seq_cst (see sl__node_task_run): taking a slot also acquires the
      * previous task's writes to the node's state. */
     uint_fast64_t slots = atomic_load_explicit(&node->free_slots, memory_order_seq_cst);
@@ -45,10 +43,23 @@ static void node_kick(struct sl_node *node)
         if (atomic_compare_exchange_weak_explicit(&node->free_slots, &slots, slots & ~bit,
                                                   memory_order_seq_cst, memory_order_seq_cst)) {
             struct sl_node_task *t = &node->tasks[__builtin_ctzll((unsigned long long)bit)];
-            sl_sched_submit(node->pl->sched, &t->task);
+            if (node->blocking) {
+                sl_sched_submit_blocking(node->pl->sched, &t->task);
+            } else {
+                sl_sched_submit(node->pl->sched, &t->task);
+            }
             return;
         }
     }
+}
+
+/* Starts a task for node if it has input and an idle task slot. */
+static void node_kick(struct sl_node *node)
+{
+    if (node->in == NULL || sl_ring_count(node->in) == 0) {
+        return;
+    }
+    node_start_task(node);
 }
 
 /* True when every consumer ring has as many free slots as this node has
@@ -288,7 +299,13 @@ static void producer_done(struct sl_node *node)
     }
     if (sl_ring_count(node->in) == 0 &&
         atomic_load_explicit(&node->free_slots, memory_order_seq_cst) == all_slots(node)) {
-        node_finish(node);
+        if (node->blocking) {
+            /* Its final flush writes: a task of its own finishes it (or a
+             * task still running does, when it gives its slot back). */
+            node_start_task(node);
+        } else {
+            node_finish(node);
+        }
     } else {
         node_kick(node);
     }

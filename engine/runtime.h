@@ -63,6 +63,7 @@ struct sl_node {
         free_slots; /* bit i set = tasks[i] idle; acq_rel hand-off of the node's state */
     struct sl_node_task *tasks;
     uint32_t max_tasks; /* the node's `workers` */
+    bool blocking;      /* tasks run on the blocking threads (sinks: they write and retry) */
     atomic_bool finished;
     atomic_bool gated; /* source nodes: decoding waits for the budget; seq_cst (flow.c) */
     uint32_t dl_owner; /* index of the sink node that writes this node's dead letters */

@@ -6,7 +6,10 @@
  * the top with a CAS. A full deque overflows into the injection queue, an
  * intrusive list under a mutex that also takes tasks from non-worker threads.
  * Idle workers steal from random victims, then park on a condvar; submitters
- * only touch that condvar when the sleeper count says somebody is parked. */
+ * only touch that condvar when the sleeper count says somebody is parked.
+ * Blocking tasks have their own threads and one FIFO under a mutex: they
+ * may sleep or wait on I/O for long, so they never take a CPU worker, and
+ * a handful of them per second does not need lock-free queues. */
 #include "sched.h"
 
 #include "err.h"
@@ -83,6 +86,17 @@ struct sl_sched {
     pthread_mutex_t park_mu;
     pthread_cond_t park_cv; /* sleeping workers */
     pthread_cond_t idle_cv; /* sl_sched_stop waiting for pending == 0 */
+    char pad3[SCHED_PAD];
+
+    /* Blocking threads: read-only while they run, except under blk_mu. */
+    int nblocking;
+    int blk_started;
+    pthread_t *blk_threads;
+    pthread_mutex_t blk_mu;
+    pthread_cond_t blk_cv;    /* idle blocking threads */
+    struct sl_task *blk_head; /* under blk_mu */
+    struct sl_task *blk_tail; /* under blk_mu */
+    bool blk_stopping;        /* under blk_mu */
 };
 
 /* The worker running on this thread, NULL on other threads. */
@@ -361,12 +375,9 @@ static void wake_one(struct sl_sched *s)
     pthread_mutex_unlock(&s->park_mu);
 }
 
-static void run_task(struct worker *w, struct sl_task *task)
+/* A task of s has run: the last one wakes sl_sched_stop. */
+static void task_done(struct sl_sched *s)
 {
-    struct sl_sched *s = w->s;
-
-    task->fn(task);
-    count(&w->run);
     /* Release: the task's effects (and its children's submission, sequenced
      * before) happen before stop's acquire load that sees 0. */
     if (atomic_fetch_sub_explicit(&s->pending, 1, memory_order_release) == 1) {
@@ -374,6 +385,13 @@ static void run_task(struct worker *w, struct sl_task *task)
         pthread_cond_broadcast(&s->idle_cv);
         pthread_mutex_unlock(&s->park_mu);
     }
+}
+
+static void run_task(struct worker *w, struct sl_task *task)
+{
+    task->fn(task);
+    count(&w->run);
+    task_done(w->s);
 }
 
 static void *worker_main(void *arg)
@@ -396,6 +414,55 @@ static void *worker_main(void *arg)
     }
     tls_worker = NULL;
     return NULL;
+}
+
+/* ==== Blocking threads ==== */
+
+static void *blocking_main(void *arg)
+{
+    struct sl_sched *s = arg;
+
+    for (;;) {
+        pthread_mutex_lock(&s->blk_mu);
+        while (s->blk_head == NULL && !s->blk_stopping) {
+            pthread_cond_wait(&s->blk_cv, &s->blk_mu);
+        }
+        struct sl_task *task = s->blk_head;
+        if (task != NULL) {
+            s->blk_head = task->sl__next;
+            if (s->blk_head == NULL) {
+                s->blk_tail = NULL;
+            }
+        }
+        pthread_mutex_unlock(&s->blk_mu);
+        if (task == NULL) {
+            return NULL; /* stopping, and nothing left */
+        }
+        task->fn(task);
+        task_done(s);
+    }
+}
+
+void sl_sched_submit_blocking(struct sl_sched *s, struct sl_task *task)
+{
+    SL_ASSERT(task != NULL && task->fn != NULL);
+    if (s->nblocking == 0) {
+        sl_sched_submit(s, task);
+        return;
+    }
+    /* Relaxed: as in sl_sched_submit; the mutex publishes the task. */
+    SL_ASSERT(!atomic_load_explicit(&s->stopping, memory_order_relaxed));
+    atomic_fetch_add_explicit(&s->pending, 1, memory_order_relaxed);
+    task->sl__next = NULL;
+    pthread_mutex_lock(&s->blk_mu);
+    if (s->blk_tail != NULL) {
+        s->blk_tail->sl__next = task;
+    } else {
+        s->blk_head = task;
+    }
+    s->blk_tail = task;
+    pthread_cond_signal(&s->blk_cv);
+    pthread_mutex_unlock(&s->blk_mu);
 }
 
 /* ==== Public API ==== */
@@ -428,6 +495,13 @@ static void join_workers(struct sl_sched *s)
     for (int i = 0; i < s->started; i++) {
         (void)pthread_join(s->workers[i]->thread, NULL);
     }
+    pthread_mutex_lock(&s->blk_mu);
+    s->blk_stopping = true;
+    pthread_cond_broadcast(&s->blk_cv);
+    pthread_mutex_unlock(&s->blk_mu);
+    for (int i = 0; i < s->blk_started; i++) {
+        (void)pthread_join(s->blk_threads[i], NULL);
+    }
     s->stopped = true;
 }
 
@@ -449,7 +523,7 @@ void sl_sched_stop(struct sl_sched *s)
     join_workers(s);
 }
 
-static struct sl_sched *sched_alloc(int nthreads)
+static struct sl_sched *sched_alloc(int nthreads, int nblocking)
 {
     struct sl_sched *s = sl_calloc(1, sizeof(*s));
 
@@ -457,8 +531,12 @@ static struct sl_sched *sched_alloc(int nthreads)
         return NULL;
     }
     s->nthreads = nthreads;
+    s->nblocking = nblocking;
     s->workers = sl_calloc((size_t)nthreads, sizeof(*s->workers));
-    if (s->workers == NULL) {
+    s->blk_threads = sl_calloc((size_t)nblocking + 1, sizeof(*s->blk_threads));
+    if (s->workers == NULL || s->blk_threads == NULL) {
+        sl_free(s->workers);
+        sl_free(s->blk_threads);
         sl_free(s);
         return NULL;
     }
@@ -470,6 +548,7 @@ static struct sl_sched *sched_alloc(int nthreads)
                 sl_free(s->workers[j]);
             }
             sl_free(s->workers);
+            sl_free(s->blk_threads);
             sl_free(s);
             return NULL;
         }
@@ -482,6 +561,8 @@ static struct sl_sched *sched_alloc(int nthreads)
     (void)pthread_mutex_init(&s->park_mu, NULL);
     (void)pthread_cond_init(&s->park_cv, NULL);
     (void)pthread_cond_init(&s->idle_cv, NULL);
+    (void)pthread_mutex_init(&s->blk_mu, NULL);
+    (void)pthread_cond_init(&s->blk_cv, NULL);
     return s;
 }
 
@@ -513,11 +594,24 @@ static int start_workers(struct sl_sched *s, struct sl_err *err)
         name[15] = '\0'; /* the kernel's limit; i <= 1023 fits anyway */
         (void)pthread_setname_np(w->thread, name);
     }
+    for (int i = 0; rc == 0 && i < s->nblocking; i++) {
+        char name[32];
+        int e = pthread_create(&s->blk_threads[i], NULL, blocking_main, s);
+
+        if (e != 0) {
+            rc = sl_err_set(err, SL_EFATAL, "cannot start blocking thread: %s", strerror(e));
+            break;
+        }
+        s->blk_started++;
+        (void)snprintf(name, sizeof(name), "sl-blocking-%d", i);
+        name[15] = '\0';
+        (void)pthread_setname_np(s->blk_threads[i], name);
+    }
     (void)pthread_sigmask(SIG_SETMASK, &old, NULL);
     return rc;
 }
 
-struct sl_sched *sl_sched_new(int nthreads, struct sl_err *err)
+struct sl_sched *sl_sched_new(int nthreads, int nblocking, struct sl_err *err)
 {
     struct sl_sched *s;
 
@@ -526,7 +620,12 @@ struct sl_sched *sl_sched_new(int nthreads, struct sl_err *err)
                    nthreads);
         return NULL;
     }
-    s = sched_alloc(nthreads);
+    if (nblocking < 0 || nblocking > SL_SCHED_BLOCKING_MAX) {
+        sl_err_set(err, SL_EINVAL, "blocking threads must be 0..%d, not %d", SL_SCHED_BLOCKING_MAX,
+                   nblocking);
+        return NULL;
+    }
+    s = sched_alloc(nthreads, nblocking);
     if (s == NULL) {
         sl_err_set(err, SL_ENOMEM, "out of memory for %d worker threads", nthreads);
         return NULL;
@@ -548,10 +647,13 @@ struct sl_sched *sl_sched_free(struct sl_sched *s)
     (void)pthread_cond_destroy(&s->park_cv);
     (void)pthread_mutex_destroy(&s->park_mu);
     (void)pthread_mutex_destroy(&s->inject_mu);
+    (void)pthread_cond_destroy(&s->blk_cv);
+    (void)pthread_mutex_destroy(&s->blk_mu);
     for (int i = 0; i < s->nthreads; i++) {
         sl_free(s->workers[i]);
     }
     sl_free(s->workers);
+    sl_free(s->blk_threads);
     sl_free(s);
     return NULL;
 }

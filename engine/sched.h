@@ -13,7 +13,8 @@
 struct sl_err;
 struct sl_sched;
 
-#define SL_SCHED_THREADS_MAX 1024
+#define SL_SCHED_THREADS_MAX  1024
+#define SL_SCHED_BLOCKING_MAX 256
 
 /* A unit of work. The caller embeds it in its own struct (container_of) and
  * sets fn; fn receives the task and may submit tasks, including this one
@@ -24,13 +25,14 @@ struct sl_task {
     struct sl_task *sl__next;         /* private: injection queue link */
 };
 
-/* Starts a pool of nthreads (1..SL_SCHED_THREADS_MAX) workers. Workers run
- * with asynchronous signals blocked (SIGINT, SIGTERM... go to the thread that
+/* Starts a pool of nthreads (1..SL_SCHED_THREADS_MAX) CPU workers and
+ * nblocking (0..SL_SCHED_BLOCKING_MAX) blocking threads. All run with
+ * asynchronous signals blocked (SIGINT, SIGTERM... go to the thread that
  * owns them, e.g. the event loop). Returns the pool (the caller owns it:
  * sl_sched_free), or NULL and fills err on failure (SL_EINVAL for a bad
  * count, SL_ENOMEM, SL_EFATAL when a thread cannot be started).
  * Thread: any. */
-struct sl_sched *sl_sched_new(int nthreads, struct sl_err *err);
+struct sl_sched *sl_sched_new(int nthreads, int nblocking, struct sl_err *err);
 
 /* Queues task to run once on some worker; the pool does not own the memory.
  * From a worker of s: pushed on that worker's deque, or on the injection
@@ -43,6 +45,13 @@ struct sl_sched *sl_sched_new(int nthreads, struct sl_err *err);
  * be called after sl_sched_stop has returned or while it runs from a thread
  * that is not a worker of s. Thread: any. */
 void sl_sched_submit(struct sl_sched *s, struct sl_task *task);
+
+/* Queues task to run once on a blocking thread, in submission order (FIFO,
+ * as soon as a blocking thread is free): for work that sleeps or waits on
+ * I/O, which would otherwise hold a CPU worker. With no blocking threads it
+ * is sl_sched_submit. Same rules as sl_sched_submit otherwise; tasks of both
+ * kinds may submit each other. Thread: any. */
+void sl_sched_submit_blocking(struct sl_sched *s, struct sl_task *task);
 
 /* Waits until every submitted task, and every task those submit, has run,
  * then stops and joins the workers. Idempotent. Blocks. Thread: any thread

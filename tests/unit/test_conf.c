@@ -364,6 +364,7 @@ static void test_conf_valid_basic_defaults(void **state)
 
     (void)state;
     assert_int_equal(conf->threads, 0);
+    assert_int_equal(conf->blocking_threads, 0);
     assert_int_equal(conf->memory_limit, 64u << 20);
     assert_int_equal(conf->drain_timeout_ns, 30000000000ull);
     assert_int_equal(conf->nnodes, 4);
@@ -410,6 +411,7 @@ static void test_conf_valid_full_values(void **state)
     conf = load_ok("valid_full.yaml", NULL, 0);
     unsetenv("SL_TEST_DB");
     assert_int_equal(conf->threads, 4);
+    assert_int_equal(conf->blocking_threads, 3);
     assert_int_equal(conf->memory_limit, 512ull << 20);
     assert_int_equal(conf->drain_timeout_ns, 90000000000ull);
     sc = node_conf(conf, "db");

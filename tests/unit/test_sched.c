@@ -50,7 +50,7 @@ static bool wait_for_flag(atomic_int *flag)
 static struct sl_sched *new_sched(int nthreads)
 {
     struct sl_err err = {0};
-    struct sl_sched *s = sl_sched_new(nthreads, &err);
+    struct sl_sched *s = sl_sched_new(nthreads, 0, &err);
 
     assert_non_null(s);
     assert_int_equal(err.code, 0);
@@ -464,15 +464,18 @@ static void test_sched_new_rejects_bad_thread_count(void **state)
     struct sl_err err = {0};
 
     (void)state;
-    assert_null(sl_sched_new(0, &err));
+    assert_null(sl_sched_new(0, 0, &err));
     assert_int_equal(err.code, SL_EINVAL);
     sl_err_clear(&err);
-    assert_null(sl_sched_new(-3, &err));
+    assert_null(sl_sched_new(-3, 0, &err));
     assert_int_equal(err.code, SL_EINVAL);
     sl_err_clear(&err);
-    assert_null(sl_sched_new(SL_SCHED_THREADS_MAX + 1, &err));
+    assert_null(sl_sched_new(SL_SCHED_THREADS_MAX + 1, 0, &err));
     assert_int_equal(err.code, SL_EINVAL);
-    assert_null(sl_sched_new(0, NULL));
+    sl_err_clear(&err);
+    assert_null(sl_sched_new(1, SL_SCHED_BLOCKING_MAX + 1, &err));
+    assert_int_equal(err.code, SL_EINVAL);
+    assert_null(sl_sched_new(0, 0, NULL));
     assert_null(sl_sched_free(NULL));
 }
 
@@ -485,13 +488,75 @@ static void test_sched_new_oom_fails_cleanly(void **state)
     for (long nth = 1; s == NULL; nth++) {
         sl_err_clear(&err);
         sl_mem_fail_nth(nth);
-        s = sl_sched_new(3, &err);
+        s = sl_sched_new(3, 2, &err);
         if (s == NULL) {
             assert_int_equal(err.code, SL_ENOMEM);
         }
         assert_true(nth < 100);
     }
     sl_mem_fail_nth(0);
+    sl_sched_free(s);
+}
+
+/* ==== Blocking threads ==== */
+
+/* A blocking task waits for a CPU task that it submits itself: on one CPU
+ * worker this completes only if the blocking task runs elsewhere. */
+struct handoff {
+    struct sl_task waiter;
+    struct sl_task setter;
+    struct sl_sched *s;
+    atomic_int set;
+    atomic_int waited;
+    atomic_int on_worker; /* the blocking task ran on a CPU worker */
+};
+
+static void handoff_set(struct sl_task *task)
+{
+    struct handoff *h = (struct handoff *)((char *)task - offsetof(struct handoff, setter));
+
+    atomic_store(&h->set, 1);
+}
+
+static void handoff_wait(struct sl_task *task)
+{
+    struct handoff *h = (struct handoff *)task;
+
+    atomic_store(&h->on_worker, sl_sched_worker_index() >= 0);
+    sl_sched_submit(h->s, &h->setter);
+    atomic_store(&h->waited, wait_for_flag(&h->set) ? 1 : -1);
+}
+
+static void test_sched_blocking_task_never_holds_a_worker(void **state)
+{
+    struct sl_err err = {0};
+    struct sl_sched *s = sl_sched_new(1, 1, &err);
+    struct handoff h = {.waiter.fn = handoff_wait, .setter.fn = handoff_set};
+
+    (void)state;
+    assert_non_null(s);
+    h.s = s;
+    sl_sched_submit_blocking(s, &h.waiter);
+    sl_sched_stop(s);
+    assert_int_equal(atomic_load(&h.waited), 1);
+    assert_int_equal(atomic_load(&h.on_worker), 0);
+    sl_sched_free(s);
+}
+
+/* Without blocking threads a blocking submit is an ordinary one. */
+static void test_sched_blocking_without_threads_runs_on_workers(void **state)
+{
+    struct sl_err err = {0};
+    struct sl_sched *s = sl_sched_new(2, 0, &err);
+    struct handoff h = {.waiter.fn = handoff_wait, .setter.fn = handoff_set};
+
+    (void)state;
+    assert_non_null(s);
+    h.s = s;
+    sl_sched_submit_blocking(s, &h.waiter);
+    sl_sched_stop(s);
+    assert_int_equal(atomic_load(&h.waited), 1);
+    assert_int_equal(atomic_load(&h.on_worker), 1);
     sl_sched_free(s);
 }
 
@@ -510,6 +575,8 @@ int main(void)
         cmocka_unit_test(test_sched_worker_index),
         cmocka_unit_test(test_sched_new_rejects_bad_thread_count),
         cmocka_unit_test(test_sched_new_oom_fails_cleanly),
+        cmocka_unit_test(test_sched_blocking_task_never_holds_a_worker),
+        cmocka_unit_test(test_sched_blocking_without_threads_runs_on_workers),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
