@@ -132,7 +132,8 @@ static int init_node(struct sl_pipeline *pl,
 
 #define BLOCK_MAX      (256 * 1024)
 #define BLOCK_MIN      (16 * 1024)
-#define DECODED_FACTOR 4 /* a decoded batch is about 4x its block (records, fields) */
+#define BLOCK_FLOOR    (2 * 1024) /* only when hand-set queues would hold more than the budget */
+#define DECODED_FACTOR 4          /* a decoded batch is about 4x its block (records, fields) */
 #define QUEUE_MAX_AUTO 16
 
 static uint32_t clamp_u32(uint64_t v, uint32_t lo, uint32_t hi)
@@ -190,7 +191,7 @@ static void plan_memory(struct sl_pipeline *pl, int threads)
      * batches get smaller instead. */
     if (slots * batch_est > limit / 2) {
         uint64_t smaller = limit / 2 / slots / DECODED_FACTOR;
-        pl->block_bytes = smaller < BLOCK_MIN ? BLOCK_MIN : (uint32_t)smaller;
+        pl->block_bytes = smaller < BLOCK_FLOOR ? BLOCK_FLOOR : (uint32_t)smaller;
         batch_est = (uint64_t)pl->block_bytes * DECODED_FACTOR;
     }
     /* Sources keep room free for what admitted blocks grow into: decoding

@@ -558,6 +558,19 @@ static const char *writer_id_of(const struct sl_node *node)
     return conf->writer_id != NULL ? conf->writer_id : node->name;
 }
 
+extern const struct sl_node_type sl_stage_sqlite;
+
+/* The SQLite sinks of the pipeline, the dead-letter store included. */
+static uint64_t sqlite_sinks(const struct sl_pipeline *pl)
+{
+    uint64_t n = 0;
+
+    for (size_t i = 0; i < pl->nnodes; i++) {
+        n += pl->nodes[i].type == &sl_stage_sqlite;
+    }
+    return n > 0 ? n : 1;
+}
+
 static int
 fill_writer_conf(struct sl_node *node, struct sqlite_sink *ss, struct sl_sqlite_writer_conf *wc)
 {
@@ -585,9 +598,10 @@ fill_writer_conf(struct sl_node *node, struct sqlite_sink *ss, struct sl_sqlite_
     wc->columns = ss->columns;
     wc->ncolumns = conf->columns.n;
     /* Appends touch few pages: a small page cache, taken out of the memory
-     * budget so that it fits in memory_limit too. */
-    uint64_t cache = pl->conf->memory_limit / 32;
-    wc->cache_bytes = cache < 128u << 10 ? 128u << 10 : cache > 4u << 20 ? 4u << 20 : cache;
+     * budget so that it fits in memory_limit too, and shared out between
+     * the SQLite sinks (each has its own connection). */
+    uint64_t cache = pl->conf->memory_limit / 32 / sqlite_sinks(pl);
+    wc->cache_bytes = cache < 32u << 10 ? 32u << 10 : cache > 4u << 20 ? 4u << 20 : cache;
     sl_flow_set_aside(&pl->flow, wc->cache_bytes);
     wc->dead_table = same_file_dead_table(node, conf);
     wc->owner = node->index;
