@@ -191,15 +191,23 @@ static void report_dead_letters(const struct sl_pipeline *pl)
     if (dead == 0) {
         return;
     }
+    char where[96];
+    if (pl->dead_letter == NULL) {
+        snprintf(where, sizeof(where), " (no dead_letter sink: they were only counted)");
+    } else if (atomic_load(&pl->failed)) {
+        /* What a failed run did not store is not committed either: a
+         * later run reads it again. */
+        snprintf(where, sizeof(where), " (the run failed: the dead_letter sink stored %llu)",
+                 (unsigned long long)atomic_load_explicit(&pl->dead_letter->c.out,
+                                                          memory_order_relaxed));
+    } else {
+        snprintf(where, sizeof(where), " (see the dead_letter sink)");
+    }
     if (dead <= records) {
-        sl_log_always("%llu of %llu records were dead-lettered%s", dead, records,
-                      pl->dead_letter != NULL ? " (see the dead_letter sink)"
-                                              : " (no dead_letter sink: they were only counted)");
+        sl_log_always("%llu of %llu records were dead-lettered%s", dead, records, where);
     } else {
         /* Fan-out: each branch may dead-letter its own copy of a record. */
-        sl_log_always("%llu dead letters from %llu records%s", dead, records,
-                      pl->dead_letter != NULL ? " (see the dead_letter sink)"
-                                              : " (no dead_letter sink: they were only counted)");
+        sl_log_always("%llu dead letters from %llu records%s", dead, records, where);
     }
 }
 

@@ -326,7 +326,8 @@ int sl_sink_reject(struct sl_sink *sink,
  * log when there is none). before_write: the batches' dead letters, stored
  * before the batches are committed, so that a failure or a kill -9 between
  * the two replays them (at least once) instead of losing them. Afterwards:
- * the records the write itself rejected. With writes_own_dead the write
+ * the records the write itself rejected, unless write() had them stored
+ * before its commit (n == 0 is that call). With writes_own_dead the write
  * stores all of them in its own transaction: they are only counted, after. */
 static int
 deliver_dead(struct sl_sink *sink, struct sl_batch *const *batches, size_t n, bool before_write)
@@ -341,7 +342,9 @@ deliver_dead(struct sl_sink *sink, struct sl_batch *const *batches, size_t n, bo
         return 0;
     }
     for (size_t b = 0; b <= n; b++) {
-        const struct sl_batch *from = b < n ? batches[b] : sink->rejects;
+        const struct sl_batch *from = b < n                  ? batches[b]
+                                      : sink->rejects_stored ? NULL
+                                                             : sink->rejects;
         if (from == NULL || (before_write && b == n) ||
             (!before_write && b < n && !sink->writes_own_dead)) {
             continue;
@@ -392,6 +395,16 @@ deliver_dead(struct sl_sink *sink, struct sl_batch *const *batches, size_t n, bo
         atomic_fetch_add_explicit(&dlq->c.out, out->n, memory_order_relaxed);
     }
     sl_batch_unref(out);
+    return rc;
+}
+
+int sl_sink_store_rejects(struct sl_sink *sink)
+{
+    if (sink->writes_own_dead || sink->rejects == NULL || sink->rejects_stored) {
+        return 0;
+    }
+    int rc = deliver_dead(sink, NULL, 0, false);
+    sink->rejects_stored = rc == 0;
     return rc;
 }
 
@@ -470,6 +483,7 @@ static int write_ready(struct sl_sink *sink)
                                       memory_order_relaxed);
             sink->rejects = sl_batch_unref(sink->rejects);
         }
+        sink->rejects_stored = false;
         sink->replayed = 0;
         sink->dead_stored = 0;
         rc = sink->write(sink, sink->ready, sink->nready);
@@ -486,9 +500,11 @@ static int write_ready(struct sl_sink *sink)
     if (rc != 0) {
         return rc;
     }
-    rc = note_committed(sink, sink->ready, sink->nready);
+    /* Rejects before the position: for sinks whose commit is this
+     * acknowledgement (checkpoints, Kafka offsets follow it). */
+    rc = deliver_dead(sink, sink->ready, sink->nready, false);
     if (rc == 0) {
-        rc = deliver_dead(sink, sink->ready, sink->nready, false);
+        rc = note_committed(sink, sink->ready, sink->nready);
     }
     /* Records write() rejected are counted dead, not out; records an
      * earlier run or another process already stored are dropped as replays. */

@@ -65,6 +65,7 @@ struct sl_sink {
     struct sl_sink_commit *commits; /* acknowledged position per (source, stream) */
     size_t ncommits;
     struct sl_batch *rejects; /* dead letters write() made (records the store refused) */
+    bool rejects_stored;      /* write() had them stored before its commit */
     uint64_t replayed;        /* set by write(): records it found already stored (trimmed) */
     uint64_t dead_stored;     /* set by write() with writes_own_dead: dead letters it stored */
     uint64_t dead_logged;     /* dead letters printed (no store configured) */
@@ -87,12 +88,20 @@ int sl_sink_process(struct sl_sink *sink, struct sl_batch *batch);
 int sl_sink_flush(struct sl_sink *sink);
 /* Called by write() for a record the store refused for a data reason (e.g.
  * a column name clash): it becomes a dead letter of this sink, delivered
- * after the write. rec's bytes must live until then (they are in a batch
+ * before the write's position is committed (sl_sink_store_rejects) or
+ * acknowledged. rec's bytes must live until then (they are in a batch
  * being written). Returns 0 or SL_ENOMEM. */
 int sl_sink_reject(struct sl_sink *sink,
                    const struct sl_batch *batch,
                    const struct sl_record *rec,
                    const char *reason);
+/* Stores the rejects of the write in progress in the dead-letter store (a
+ * no-op when write() stores them in its own transaction): a sink with a
+ * durable commit calls it just before committing, so that a kill after the
+ * commit cannot lose them (a kill before replays them: at least once). Once
+ * per attempt; sl_sink's write path stores them itself after write() when
+ * it was not called. 0 or an error. Thread: the sink's. */
+int sl_sink_store_rejects(struct sl_sink *sink);
 /* The position up to which this sink has durably written (committed, or
  * for sinks without positions: acknowledged) the stream of a source: every
  * record before it is done. 0 and *ret_pos, or SL_EOF when nothing of that

@@ -80,6 +80,7 @@ static int emit_bytes(struct file_sink *fsk, const char *p, size_t n)
     }
     size_t c = LZ4F_compressUpdate(fsk->cctx, fsk->out.data, bound, p, n, NULL);
     if (LZ4F_isError(c)) {
+        errno = 0;
         return SL_EIO;
     }
     return write_all(fsk->fd, fsk->out.data, c);
@@ -98,7 +99,16 @@ static int file_sink_write(struct sl_sink *sink, struct sl_batch *const *batches
             }
         }
     }
-    return emit_bytes(fsk, fsk->text.data, fsk->text.len);
+    int rc = emit_bytes(fsk, fsk->text.data, fsk->text.len);
+    if (rc == SL_EIO) {
+        /* Say why (a full disk...): the run fails with this message. */
+        const struct file_sink_conf *conf = sink->node->cn->conf;
+        struct sl_err err = {0};
+        sl_err_set(&err, rc, "%s: cannot write %s: %s", sink->node->name, conf->path,
+                   errno != 0 ? strerror(errno) : "compression failed");
+        sl_pipeline_fail(sink->node->pl, &err);
+    }
+    return rc;
 }
 
 static int file_sink_open(struct sl_node *node, struct sl_err *err)

@@ -481,13 +481,17 @@ static int sqlite_check(const struct sl_conf_node *cn, struct sl_err *err)
     return rc != 0 ? rc : check_dead_table(cn, err);
 }
 
-static void
+static int
 on_reject(void *arg, const struct sl_batch *batch, uint32_t rec_index, const char *reason)
 {
-    struct sl_sink *sink = arg;
+    return sl_sink_reject(arg, batch, &batch->recs[rec_index], reason);
+}
 
-    /* Out of memory here loses only the dead letter's delivery, and is counted. */
-    (void)sl_sink_reject(sink, batch, &batch->recs[rec_index], reason);
+static int before_commit(void *arg, struct sl_err *err)
+{
+    int rc = sl_sink_store_rejects(arg);
+
+    return rc != 0 ? sl_err_set(err, rc, "dead-letter store: %s", sl_strerror(rc)) : 0;
 }
 
 static int sqlite_write(struct sl_sink *sink, struct sl_batch *const *batches, size_t n)
@@ -496,7 +500,8 @@ static int sqlite_write(struct sl_sink *sink, struct sl_batch *const *batches, s
     struct sl_err err = {0};
 
     pthread_mutex_lock(&ss->lock);
-    int rc = sl_sqlite_writer_write(ss->w, batches, n, on_reject, sink, &sink->replayed, &err);
+    int rc = sl_sqlite_writer_write(ss->w, batches, n, on_reject, before_commit, sink,
+                                    &sink->replayed, &err);
     sink->dead_stored = rc == 0 ? sl_sqlite_writer_dead_stored(ss->w) : 0;
     pthread_mutex_unlock(&ss->lock);
     if (rc != 0 && rc != SL_ERETRY) {

@@ -914,10 +914,29 @@ static void abort_txn(struct sl_sqlite_writer *w)
     w->main.prev = NULL;
 }
 
+/* Tells the caller what was rejected, before the commit. */
+static int report_rejects(struct sl_sqlite_writer *w,
+                          sl_sqlite_reject_fn reject,
+                          sl_sqlite_commit_fn before_commit,
+                          void *arg,
+                          struct sl_err *err)
+{
+    for (uint32_t i = 0; i < w->nrejects && reject != NULL; i++) {
+        const struct sl__sqlite_reject *r = &w->rejects[i];
+        int rc = reject(arg, w->batches[r->batch], r->rec, w->reasons.data + r->reason);
+        if (rc != 0) {
+            return sl_err_set(err, rc, "sqlite: cannot keep a rejected record: %s",
+                              sl_strerror(rc));
+        }
+    }
+    return before_commit != NULL ? before_commit(arg, err) : 0;
+}
+
 int sl_sqlite_writer_write(struct sl_sqlite_writer *w,
                            struct sl_batch *const *batches,
                            size_t n,
                            sl_sqlite_reject_fn reject,
+                           sl_sqlite_commit_fn before_commit,
                            void *arg,
                            uint64_t *ret_replayed,
                            struct sl_err *err)
@@ -939,6 +958,9 @@ int sl_sqlite_writer_write(struct sl_sqlite_writer *w,
         rc = write_all(w, n, err);
     }
     if (rc == 0) {
+        rc = report_rejects(w, reject, before_commit, arg, err);
+    }
+    if (rc == 0) {
         rc = run(w->db, w->commit, err, "COMMIT");
     }
     if (rc != 0) {
@@ -949,10 +971,6 @@ int sl_sqlite_writer_write(struct sl_sqlite_writer *w,
         *ret_replayed = w->replayed;
     }
     w->dead_stored_last = w->dead_stored;
-    for (uint32_t i = 0; i < w->nrejects && reject != NULL; i++) {
-        const struct sl__sqlite_reject *r = &w->rejects[i];
-        reject(arg, batches[r->batch], r->rec, w->reasons.data + r->reason);
-    }
     return 0;
 }
 

@@ -55,14 +55,21 @@ struct sl_sqlite_writer;
 /* Reports a record the writer could not store for a data reason (a field name
  * differing only in case from another field or a column, a reserved _sluice_
  * name, a missing or null upsert key, a constraint of a user-made table).
- * Called only after the transaction committed, once per rejected record, in
- * order; when conf->dead_table is set the record is already stored there (in
- * the same transaction), so the callback is for counting and logging. batch is
- * one of the write call's batches; reason is valid during the call only. */
-typedef void (*sl_sqlite_reject_fn)(void *arg,
-                                    const struct sl_batch *batch,
-                                    uint32_t rec_index,
-                                    const char *reason);
+ * Called before the commit, once per rejected record, in order; when
+ * conf->dead_table is set the record is already stored there (in the same
+ * transaction), so the callback is for counting and logging. batch is one
+ * of the write call's batches; reason is valid during the call only.
+ * Returns 0, or an error code that rolls the transaction back. */
+typedef int (*sl_sqlite_reject_fn)(void *arg,
+                                   const struct sl_batch *batch,
+                                   uint32_t rec_index,
+                                   const char *reason);
+
+/* Called once the rejects are reported, just before COMMIT: the caller
+ * stores them elsewhere (a dead-letter store in another file) so that a
+ * kill after the commit cannot lose them. Returns 0, or an error code (err
+ * set) that rolls the transaction back. */
+typedef int (*sl_sqlite_commit_fn)(void *arg, struct sl_err *err);
 
 /* Opens (creating when missing) the database file and its parent directories,
  * sets WAL mode, synchronous=NORMAL, busy_timeout and cache_size, and creates
@@ -86,16 +93,18 @@ struct sl_sqlite_writer *sl_sqlite_writer_close(struct sl_sqlite_writer *w);
  * dead letters (owner == conf->owner, when dead_table is set) whose
  * meta.offset >= that position, then stores pos_end when greater (and the
  * fingerprint). Batches without a stream_name are written whole and store no
- * position. Rejected records are reported through reject (may be NULL) after
- * the commit; *ret_replayed (may be NULL) gets the number of records
- * trimmed as already stored. Borrows the batches for the call. Returns 0; SL_ERETRY when the
- * database stayed locked beyond busy_timeout; SL_ENOMEM; SL_EIO for other
- * failures. On failure the transaction is rolled back (nothing half-written)
- * and reject is never called. Blocks. Thread: the writer's. */
+ * position. Rejected records are reported through reject (may be NULL), then
+ * before_commit (may be NULL) is called, both before the commit (a failed
+ * commit reports them again on the next call); *ret_replayed (may be NULL) gets the number of
+ * records trimmed as already stored. Borrows the batches for the call. Returns 0; SL_ERETRY when
+ * the database stayed locked beyond busy_timeout; SL_ENOMEM; SL_EIO for other failures, or what a
+ * callback returned. On failure the transaction is rolled back (nothing half-written). Blocks.
+ * Thread: the writer's. */
 int sl_sqlite_writer_write(struct sl_sqlite_writer *w,
                            struct sl_batch *const *batches,
                            size_t n,
                            sl_sqlite_reject_fn reject,
+                           sl_sqlite_commit_fn before_commit,
                            void *arg,
                            uint64_t *ret_replayed,
                            struct sl_err *err);

@@ -145,7 +145,7 @@ struct rejects {
     uint32_t rec[8];
 };
 
-static void
+static int
 on_reject(void *arg, const struct sl_batch *batch, uint32_t rec_index, const char *reason)
 {
     struct rejects *r = arg;
@@ -156,13 +156,14 @@ on_reject(void *arg, const struct sl_batch *batch, uint32_t rec_index, const cha
         r->rec[r->n] = rec_index;
     }
     r->n++;
+    return 0;
 }
 
 static int
 write_n(struct sl_sqlite_writer *w, struct sl_batch **batches, size_t n, struct rejects *r)
 {
     struct sl_err err = {0};
-    int rc = sl_sqlite_writer_write(w, batches, n, on_reject, r, NULL, &err);
+    int rc = sl_sqlite_writer_write(w, batches, n, on_reject, NULL, r, NULL, &err);
 
     if (rc != 0 && rc != SL_ERETRY && rc != SL_EIO && rc != SL_ENOMEM) {
         fail_msg("write: %d %s", rc, err.msg);
@@ -174,7 +175,7 @@ static void
 write_ok(struct sl_sqlite_writer *w, struct sl_batch **batches, size_t n, struct rejects *r)
 {
     struct sl_err err = {0};
-    int rc = sl_sqlite_writer_write(w, batches, n, on_reject, r, NULL, &err);
+    int rc = sl_sqlite_writer_write(w, batches, n, on_reject, NULL, r, NULL, &err);
 
     if (rc != 0) {
         fail_msg("write: %s: %s", sl_errname(rc), err.msg);
@@ -472,6 +473,63 @@ static void test_sqlite_case_collision_is_rejected(void **state)
     assert_int_equal(q_int(fx->path, "SELECT count(*) FROM t"), 2);
     assert_int_equal(q_int(fx->path, "SELECT count(*) FROM pragma_table_info('t')"), 1);
     assert_int_equal(q_int(fx->path, "SELECT position FROM _sluice_checkpoints"), 4);
+    sl_batch_unref(b);
+}
+
+/* The rejects reach the caller before the commit, so that it can store
+ * them elsewhere first (a kill after the commit must not lose them), and a
+ * failure to do so rolls the rows and the position back. */
+struct commit_probe {
+    struct rejects r;
+    const char *path;
+    int rejects_seen;  /* rejects reported when before_commit ran */
+    int64_t rows_seen; /* rows another connection saw then */
+    int rc;            /* what before_commit returns */
+};
+
+static int probe_reject(void *arg, const struct sl_batch *batch, uint32_t i, const char *why)
+{
+    return on_reject(&((struct commit_probe *)arg)->r, batch, i, why);
+}
+
+static int probe_before_commit(void *arg, struct sl_err *err)
+{
+    struct commit_probe *p = arg;
+
+    p->rejects_seen = p->r.n;
+    p->rows_seen = q_int(p->path, "SELECT count(*) FROM t");
+    return p->rc != 0 ? sl_err_set(err, p->rc, "store refused") : 0;
+}
+
+static void test_sqlite_rejects_are_reported_before_the_commit(void **state)
+{
+    struct fixture *fx = *state;
+    struct sl_sqlite_writer_conf conf = conf_for(fx->path, "t");
+    struct sl_sqlite_writer *w = open_ok(&conf);
+    struct sl_batch *b = orders("in", 0, 5);
+    struct commit_probe p = {.path = fx->path, .rc = SL_EIO};
+    struct sl_err err = {0};
+
+    write_ok(w, &b, 1, &p.r); /* creates t with 5 rows */
+    sl_batch_unref(b);
+    b = orders("in", 5, 5);
+    put_int(b, &b->recs[2], "ID", 1); /* collides with column id */
+    p.r.n = 0;
+    assert_int_equal(
+        sl_sqlite_writer_write(w, &b, 1, probe_reject, probe_before_commit, &p, NULL, &err),
+        SL_EIO);
+    assert_int_equal(p.rejects_seen, 1);
+    assert_int_equal(p.rows_seen, 5); /* not committed yet */
+    assert_int_equal(q_int(fx->path, "SELECT count(*) FROM t"), 5);
+    assert_int_equal(q_int(fx->path, "SELECT position FROM _sluice_checkpoints"), 5);
+    p.rc = 0;
+    p.r.n = 0;
+    assert_int_equal(
+        sl_sqlite_writer_write(w, &b, 1, probe_reject, probe_before_commit, &p, NULL, &err), 0);
+    assert_int_equal(p.rejects_seen, 1);
+    w = sl_sqlite_writer_close(w);
+    assert_int_equal(q_int(fx->path, "SELECT count(*) FROM t"), 9);
+    assert_int_equal(q_int(fx->path, "SELECT position FROM _sluice_checkpoints"), 10);
     sl_batch_unref(b);
 }
 
@@ -931,7 +989,7 @@ static void *writer_thread(void *p)
     arg->rc = w == NULL ? -1 : 0;
     for (int i = 0; i < 20 && arg->rc == 0; i++) {
         struct sl_batch *b = orders("in", i * 50, 50);
-        arg->rc = sl_sqlite_writer_write(w, &b, 1, NULL, NULL, NULL, NULL);
+        arg->rc = sl_sqlite_writer_write(w, &b, 1, NULL, NULL, NULL, NULL, NULL);
         sl_batch_unref(b);
     }
     sl_sqlite_writer_close(w);
@@ -969,7 +1027,7 @@ static void test_sqlite_busy_database_returns_eretry(void **state)
     struct sl_sqlite_writer *w = open_ok(&conf);
     sqlite3 *db = db_open(fx->path);
     assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
-    assert_int_equal(sl_sqlite_writer_write(w, &b, 1, on_reject, &r, NULL, &err), SL_ERETRY);
+    assert_int_equal(sl_sqlite_writer_write(w, &b, 1, on_reject, NULL, &r, NULL, &err), SL_ERETRY);
     assert_int_equal(err.code, SL_ERETRY);
     assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
@@ -1023,7 +1081,7 @@ static void test_sqlite_failed_allocations_leave_no_trace(void **state)
             assert_int_equal(err.code, SL_ENOMEM);
             continue;
         }
-        int rc = sl_sqlite_writer_write(w, b, 2, NULL, NULL, NULL, &err);
+        int rc = sl_sqlite_writer_write(w, b, 2, NULL, NULL, NULL, NULL, &err);
         sl_mem_fail_nth(0);
         assert_true(rc == 0 || rc == SL_ENOMEM);
         done = rc == 0;
@@ -1218,6 +1276,7 @@ int main(void)
         T(test_sqlite_explicit_columns_are_typed),
         T(test_sqlite_open_refuses_bad_conf),
         T(test_sqlite_case_collision_is_rejected),
+        T(test_sqlite_rejects_are_reported_before_the_commit),
         T(test_sqlite_reserved_and_empty_names_are_rejected),
         T(test_sqlite_constraint_failure_rejects_one_row),
         T(test_sqlite_upsert_updates_the_records_columns),
