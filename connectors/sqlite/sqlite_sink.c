@@ -342,6 +342,24 @@ check_types(const struct sl_conf_node *cn, const struct sl_conf_node *other, str
     const struct sluice_map *theirs = &((const struct sqlite_conf *)other->conf)->columns;
     char mine[128], their[128], at[SL_ERR_PATH_MAX];
 
+    /* Declared by one only: the table would take whichever sink creates
+     * it first (a race), so the declaration could be silently ignored. */
+    for (int side = 0; side < 2; side++) {
+        const struct sluice_map *a = side == 0 ? cols : theirs;
+        const struct sluice_map *b = side == 0 ? theirs : cols;
+        for (size_t i = 0; i < a->n; i++) {
+            if (column_index(b, a->keys[i]) < b->n) {
+                continue;
+            }
+            snprintf(at, sizeof(at), "columns.%s", a->keys[i]);
+            return sl_conf_node_err(
+                cn, side == 0 ? at : "columns", err,
+                "column '%s' is declared in sink '%s' but not in sink '%s', which writes the "
+                "same table: the table takes the columns of whichever sink creates it first; "
+                "declare the same columns in both",
+                a->keys[i], side == 0 ? cn->name : other->name, side == 0 ? other->name : cn->name);
+        }
+    }
     for (size_t i = 0; i < cols->n; i++) {
         size_t j = column_index(theirs, cols->keys[i]);
 
