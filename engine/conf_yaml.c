@@ -9,7 +9,9 @@
  *   false/False/FALSE), int (decimal, 0o17, 0x1f), float; yes/no/on/off are
  *   strings. Quoted and block scalars are always strings.
  * - ${VAR} and ${VAR:-default} (default when unset or empty) are expanded in
- *   every scalar, keys and quoted ones included, before typing; `$$` is a
+ *   every scalar, keys and quoted ones included, before typing, with Docker
+ *   Compose's other forms: ${VAR-default} (when unset), ${VAR:?message} and
+ *   ${VAR?message} (an error), ${VAR:+text} and ${VAR+text} (when set); `$$` is a
  *   literal `$`; a `$` not followed by `{` or `$` is kept as is. An unset
  *   variable without default is an error naming it. A default may hold
  *   references, expanded only when the default is used, as Docker Compose
@@ -261,9 +263,11 @@ static const char *env_close(const char *s, size_t len)
     return NULL;
 }
 
-/* Appends the value of "NAME" or "NAME:-default" (the text inside ${}). A
- * default is expanded in turn, and only when it is used, as in a shell or
- * Docker Compose: ${A:-${B:-x}}. */
+/* Appends the value of the text inside ${}: NAME, or NAME then one of
+ * Docker Compose's operators: ":-" / "-" default when unset or empty / unset,
+ * ":?" / "?" error (with the text as message) when unset or empty / unset,
+ * ":+" / "+" the text when set and not empty / set. The text is expanded
+ * in turn, only when used: ${A:-${B:-x}}. */
 static int expand_var(struct sl__loader *ld,
                       const struct sl__ynode *at,
                       const char *in,
@@ -272,24 +276,43 @@ static int expand_var(struct sl__loader *ld,
                       struct sl_buf *out,
                       int *ret_refs)
 {
-    const char *sep = NULL;
+    static const char word[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_";
     char name[128];
     size_t nlen = 0;
 
-    for (size_t i = 0; i + 1 < n && sep == NULL; i++) {
-        sep = in[i] == ':' && in[i + 1] == '-' ? in + i : NULL;
+    while (nlen < n && strchr(word, in[nlen]) != NULL && in[nlen] != '\0') {
+        nlen++;
     }
-    nlen = sep != NULL ? (size_t)(sep - in) : n;
+    bool colon = nlen < n && in[nlen] == ':';
+    size_t op = nlen + (colon ? 1 : 0);
+    char kind = op < n ? in[op] : '\0';
     if (nlen == 0 || nlen >= sizeof(name) || strspn(in, "0123456789") != 0 ||
-        strspn(in, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") < nlen) {
+        (nlen < n && kind != '-' && kind != '?' && kind != '+')) {
         return sl__yerr(ld, at, "invalid variable name in '${%.*s}'", (int)(n > 60 ? 60 : n), in);
     }
     memcpy(name, in, nlen);
     name[nlen] = '\0';
     const char *val = getenv(name);
+    bool set = val != NULL && (!colon || val[0] != '\0');
+    const char *text = in + op + 1;
+    size_t tlen = nlen < n ? n - op - 1 : 0;
 
-    if (sep != NULL && (val == NULL || val[0] == '\0')) {
-        return expand_env(ld, at, sep + 2, n - nlen - 2, depth + 1, out, ret_refs);
+    if ((kind == '-' && !set) || (kind == '+' && set)) {
+        return expand_env(ld, at, text, tlen, depth + 1, out, ret_refs);
+    }
+    if (kind == '+') {
+        return 0;
+    }
+    if (kind == '?' && !set) {
+        struct sl_buf msg = {0};
+        int rc = expand_env(ld, at, text, tlen, depth + 1, &msg, ret_refs);
+        if (rc == 0) {
+            rc = sl__yerr(ld, at, "environment variable '%s' is %s: %.*s", name,
+                          val == NULL ? "not set" : "empty", (int)msg.len,
+                          msg.data != NULL ? msg.data : "");
+        }
+        sl_buf_release(&msg);
+        return rc;
     }
     if (val == NULL) {
         return sl__yerr(ld, at,
@@ -299,7 +322,8 @@ static int expand_var(struct sl__loader *ld,
     return sl_buf_append(out, val, strlen(val));
 }
 
-/* ${VAR} -> environment, ${VAR:-default}, $$ -> $; any other $ is literal.
+/* ${VAR} -> environment, ${VAR:-default} and the other forms of
+ * expand_var, $$ -> $; any other $ is literal.
  * depth counts the defaults being expanded around s. *ret_refs counts the
  * ${...} references. */
 static int expand_env(struct sl__loader *ld,

@@ -522,6 +522,48 @@ static void test_conf_env_quoted_takes_expanded_type(void **state)
 /* Hostile-user probe, item 5: a default that holds a reference is expanded
  * (inner first, and only when used), as Docker Compose does, instead of
  * leaving "${B}" or a stray "}" in the value. */
+/* Docker Compose's other forms: ${V-d} (unset only), ${V:+t} / ${V+t},
+ * ${V:?msg} / ${V?msg}. */
+static void test_conf_env_compose_forms(void **state)
+{
+    static const char text[] =
+        "sources:\n"
+        "  orders: {type: gen, label: 'a${SL_TEST_E-unset}b${SL_TEST_U-d}c${SL_TEST_E:+t}"
+        "${SL_TEST_E+s}${SL_TEST_U:+no}${SL_TEST_S:+yes}', count: '${SL_TEST_U:?need U}'}\n"
+        "sinks:\n"
+        "  db: {type: store, inputs: [orders], path: '${SL_TEST_E?}x'}\n";
+    char tmp[] = "/tmp/test_conf_env_XXXXXX";
+    struct sl_conf *conf = NULL;
+    struct sl_err err;
+    char msg[1024];
+    int fd = mkstemp(tmp);
+
+    (void)state;
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, sizeof(text) - 1), (ssize_t)(sizeof(text) - 1));
+    close(fd);
+    setenv("SL_TEST_E", "", 1);
+    setenv("SL_TEST_S", "v", 1);
+    setenv("SL_TEST_U", "7", 1);
+    if (sl_conf_load(tmp, NULL, 0, &conf, &err) != 0) {
+        fail_msg("%s", sl_err_format(&err, msg, sizeof(msg)));
+    }
+    assert_string_equal(((const struct gen_conf *)node_conf(conf, "orders"))->label, "ab7csnoyes");
+    assert_int_equal(((const struct gen_conf *)node_conf(conf, "orders"))->count, 7);
+    assert_string_equal(((const struct store_conf *)node_conf(conf, "db"))->path, "x");
+    conf = sl_conf_free(conf);
+    unsetenv("SL_TEST_U");
+    assert_int_not_equal(sl_conf_load(tmp, NULL, 0, &conf, &err), 0);
+    assert_non_null(strstr(err.msg, "environment variable 'SL_TEST_U' is not set: need U"));
+    setenv("SL_TEST_U", "", 1);
+    assert_int_not_equal(sl_conf_load(tmp, NULL, 0, &conf, &err), 0);
+    assert_non_null(strstr(err.msg, "environment variable 'SL_TEST_U' is empty: need U"));
+    unsetenv("SL_TEST_U");
+    unsetenv("SL_TEST_E");
+    unsetenv("SL_TEST_S");
+    unlink(tmp);
+}
+
 static void test_conf_env_nested_default(void **state)
 {
     static const char text[] =
@@ -751,6 +793,7 @@ int main(void)
         cmocka_unit_test(test_conf_set_overrides),
         cmocka_unit_test(test_conf_env_quoted_takes_expanded_type),
         cmocka_unit_test(test_conf_env_nested_default),
+        cmocka_unit_test(test_conf_env_compose_forms),
         cmocka_unit_test(test_conf_sizes_and_durations),
         cmocka_unit_test(test_conf_fuzz_truncated_and_garbled),
         cmocka_unit_test(test_conf_oom_loop_fails_cleanly),
