@@ -3,7 +3,9 @@
 # file -> filter -> map -> SQLite; the same ETL as a Python loop; and the
 # insert-only bound (a C program doing only multi-row INSERTs). Prints each
 # time, the ratios, sluice's peak RSS and the JSON decoder's rate on one
-# core. Usage: bench/run.sh [build dir] [N]
+# core. Usage: bench/run.sh [build dir] [N]; OTHER=dir also times another
+# build's sluice in the same run, round by round (ratios: the machine is
+# shared).
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
@@ -48,8 +50,24 @@ best() {
     echo "$b"
 }
 export BENCH_DATA="$DATA" BENCH_DB="$OUT/sluice.db"
-t_sluice=$(best "$OUT/sluice.db" "$SLUICE" run bench/file_to_sqlite.yaml --quiet)
-rss=$(cat "$OUT/rss")
+if [ -n "${OTHER:-}" ]; then
+    # Alternate the two builds so that both see the same load.
+    t_other=""
+    t_sluice=""
+    for _ in $(seq "$ROUNDS"); do
+        t=$(ROUNDS=1 best "$OUT/sluice.db" "$OTHER/sluice" run bench/file_to_sqlite.yaml --quiet)
+        rss_other=$(cat "$OUT/rss")
+        [ -z "$t_other" ] || python3 -c "import sys; sys.exit(not float(sys.argv[1]) < float(sys.argv[2]))" "$t" "$t_other" && t_other=$t
+        t=$(ROUNDS=1 best "$OUT/sluice.db" "$SLUICE" run bench/file_to_sqlite.yaml --quiet)
+        rss=$(cat "$OUT/rss")
+        [ -z "$t_sluice" ] || python3 -c "import sys; sys.exit(not float(sys.argv[1]) < float(sys.argv[2]))" "$t" "$t_sluice" && t_sluice=$t
+    done
+    echo "$OTHER/sluice ${t_other}s (peak RSS $((rss_other / 1024)) MB, last round)"
+    python3 -c "import sys; a,b=map(float,sys.argv[1:]); print(f'$SLUICE vs $OTHER/sluice: {a/b:.3f}x the time')" "$t_sluice" "$t_other"
+else
+    t_sluice=$(best "$OUT/sluice.db" "$SLUICE" run bench/file_to_sqlite.yaml --quiet)
+    rss=$(cat "$OUT/rss")
+fi
 rows=$(sqlite3 "$OUT/sluice.db" 'SELECT count(*) FROM orders')
 t_python=$(best "$OUT/python.db" python3 bench/etl_python.py "$DATA" "$OUT/python.db")
 prow=$(sqlite3 "$OUT/python.db" 'SELECT count(*) FROM orders')
