@@ -332,7 +332,8 @@ static int blocking_threads(const struct sl_pipeline *pl)
     uint64_t n = 0;
 
     for (size_t i = 0; i < pl->nnodes; i++) {
-        if (pl->nodes[i].blocking && pl->nodes[i].in != NULL) {
+        /* The dead-letter store runs no tasks: other sinks write it. */
+        if (pl->nodes[i].blocking && pl->nodes[i].in != NULL && &pl->nodes[i] != pl->dead_letter) {
             n += pl->nodes[i].max_tasks;
         }
     }

@@ -464,8 +464,10 @@ int sl_pipeline_start(struct sl_pipeline *pl, struct sl_err *err)
             continue;
         }
         if (pthread_create(&node->thread, NULL, source_thread, node) != 0) {
-            sl_pipeline_stop(pl);
-            return sl_err_set(err, SL_EFATAL, "%s: cannot start thread", node->name);
+            /* Failed, not just stopped: sinks' retries and waits end now. */
+            sl_err_set(err, SL_EFATAL, "%s: cannot start thread", node->name);
+            sl_pipeline_fail(pl, err);
+            return SL_EFATAL;
         }
         node->thread_started = true;
     }

@@ -101,6 +101,8 @@ struct sl_sched {
 
 /* The worker running on this thread, NULL on other threads. */
 static _Thread_local struct worker *tls_worker;
+/* The pool whose blocking thread this is, NULL on other threads. */
+static _Thread_local struct sl_sched *tls_blocking;
 
 /* ==== Chase-Lev deque ==== */
 
@@ -197,16 +199,36 @@ static bool deque_busy(struct deque *dq)
 
 /* ==== Injection queue ==== */
 
-static void inject_push(struct sl_sched *s, struct sl_task *task)
+/* Appends task to the intrusive FIFO head/tail (under its mutex). */
+static void list_push(struct sl_task **head, struct sl_task **tail, struct sl_task *task)
 {
     task->sl__next = NULL;
-    pthread_mutex_lock(&s->inject_mu);
-    if (s->inject_tail != NULL) {
-        s->inject_tail->sl__next = task;
+    if (*tail != NULL) {
+        (*tail)->sl__next = task;
     } else {
-        s->inject_head = task;
+        *head = task;
     }
-    s->inject_tail = task;
+    *tail = task;
+}
+
+/* Takes the oldest task of the FIFO, or NULL (under its mutex). */
+static struct sl_task *list_pop(struct sl_task **head, struct sl_task **tail)
+{
+    struct sl_task *task = *head;
+
+    if (task != NULL) {
+        *head = task->sl__next;
+        if (*head == NULL) {
+            *tail = NULL;
+        }
+    }
+    return task;
+}
+
+static void inject_push(struct sl_sched *s, struct sl_task *task)
+{
+    pthread_mutex_lock(&s->inject_mu);
+    list_push(&s->inject_head, &s->inject_tail, task);
     /* seq_cst: orders the publication before the submitter's load of
      * sleepers (see park); the list itself is ordered by the mutex. */
     atomic_fetch_add_explicit(&s->inject_len, 1, memory_order_seq_cst);
@@ -223,12 +245,8 @@ static struct sl_task *inject_pop(struct sl_sched *s)
         return NULL;
     }
     pthread_mutex_lock(&s->inject_mu);
-    task = s->inject_head;
+    task = list_pop(&s->inject_head, &s->inject_tail);
     if (task != NULL) {
-        s->inject_head = task->sl__next;
-        if (s->inject_head == NULL) {
-            s->inject_tail = NULL;
-        }
         /* Relaxed: under the mutex; only the increment takes part in the
          * parking protocol. */
         atomic_fetch_sub_explicit(&s->inject_len, 1, memory_order_relaxed);
@@ -422,18 +440,13 @@ static void *blocking_main(void *arg)
 {
     struct sl_sched *s = arg;
 
+    tls_blocking = s;
     for (;;) {
         pthread_mutex_lock(&s->blk_mu);
         while (s->blk_head == NULL && !s->blk_stopping) {
             pthread_cond_wait(&s->blk_cv, &s->blk_mu);
         }
-        struct sl_task *task = s->blk_head;
-        if (task != NULL) {
-            s->blk_head = task->sl__next;
-            if (s->blk_head == NULL) {
-                s->blk_tail = NULL;
-            }
-        }
+        struct sl_task *task = list_pop(&s->blk_head, &s->blk_tail);
         pthread_mutex_unlock(&s->blk_mu);
         if (task == NULL) {
             return NULL; /* stopping, and nothing left */
@@ -453,14 +466,8 @@ void sl_sched_submit_blocking(struct sl_sched *s, struct sl_task *task)
     /* Relaxed: as in sl_sched_submit; the mutex publishes the task. */
     SL_ASSERT(!atomic_load_explicit(&s->stopping, memory_order_relaxed));
     atomic_fetch_add_explicit(&s->pending, 1, memory_order_relaxed);
-    task->sl__next = NULL;
     pthread_mutex_lock(&s->blk_mu);
-    if (s->blk_tail != NULL) {
-        s->blk_tail->sl__next = task;
-    } else {
-        s->blk_head = task;
-    }
-    s->blk_tail = task;
+    list_push(&s->blk_head, &s->blk_tail, task);
     pthread_cond_signal(&s->blk_cv);
     pthread_mutex_unlock(&s->blk_mu);
 }
@@ -510,7 +517,7 @@ void sl_sched_stop(struct sl_sched *s)
     if (s->stopped) {
         return;
     }
-    SL_ASSERT(tls_worker == NULL || tls_worker->s != s);
+    SL_ASSERT((tls_worker == NULL || tls_worker->s != s) && tls_blocking != s);
     pthread_mutex_lock(&s->park_mu);
     /* Acquire: pairs with the release decrements, so every task's effects
      * are visible to the caller once stop returns. A decrement to 0 takes

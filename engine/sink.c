@@ -322,6 +322,59 @@ int sl_sink_reject(struct sl_sink *sink,
     return rc;
 }
 
+/* Drops the store's rejects of a failed attempt (the retry makes them
+ * again), or logs those of a stored one: a dead letter the store itself
+ * refuses has nowhere else to go, and is counted dead at the store. Returns
+ * how many. Under dead_lock. */
+static uint64_t settle_store_rejects(struct sl_sink *store, bool stored)
+{
+    uint64_t n = store->rejects != NULL ? store->rejects->ndead : 0;
+
+    for (uint32_t i = 0; stored && i < n; i++) {
+        log_dead(store, &store->rejects->dead[i]);
+    }
+    if (!stored && n > 0) {
+        atomic_fetch_sub_explicit(&store->node->c.dead, n, memory_order_relaxed);
+    }
+    store->rejects = sl_batch_unref(store->rejects);
+    return n;
+}
+
+/* Writes out to the dead-letter store under its lock. retry: with backoff
+ * until the retries are used up; otherwise once, for a caller inside its
+ * own write transaction, which must not wait holding it (it rolls back
+ * and retries later). */
+static int store_dead(struct sl_sink *sink, struct sl_batch *out, bool retry)
+{
+    struct sl_node *dlq = sink->node->pl->dead_letter;
+    struct sl_sink *store = sl_sink_of(dlq);
+    struct sl_err err = {0};
+    uint64_t refused = 0;
+    int rc;
+
+    pthread_mutex_lock(&store->dead_lock);
+    for (unsigned attempt = 1;; attempt++) {
+        rc = store->write(store, &out, 1);
+        refused = settle_store_rejects(store, rc == 0);
+        if (rc != SL_ERETRY || !retry) {
+            break;
+        }
+        int wrc = sl_sink_retry_wait(sink, store, attempt, &err);
+        if (wrc != 0) {
+            if (wrc == SL_ETIMEDOUT) {
+                sl_pipeline_fail(sink->node->pl, &err);
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&store->dead_lock);
+    if (rc == 0) {
+        atomic_fetch_add_explicit(&dlq->c.in, out->n, memory_order_relaxed);
+        atomic_fetch_add_explicit(&dlq->c.out, out->n - refused, memory_order_relaxed);
+    }
+    return rc;
+}
+
 /* Hands the dead letters this sink owns to the dead-letter store (or the
  * log when there is none). before_write: the batches' dead letters, stored
  * before the batches are committed, so that a failure or a kill -9 between
@@ -377,30 +430,16 @@ deliver_dead(struct sl_sink *sink, struct sl_batch *const *batches, size_t n, bo
     if (out == NULL) {
         return 0;
     }
-    struct sl_sink *store = sl_sink_of(dlq);
-    struct sl_err err = {0};
-    pthread_mutex_lock(&store->dead_lock);
-    for (unsigned attempt = 1; (rc = store->write(store, &out, 1)) == SL_ERETRY; attempt++) {
-        int wrc = sl_sink_retry_wait(sink, store, attempt, &err);
-        if (wrc != 0) {
-            if (wrc == SL_ETIMEDOUT) {
-                sl_pipeline_fail(sink->node->pl, &err);
-            }
-            break;
-        }
-    }
-    pthread_mutex_unlock(&store->dead_lock);
-    if (rc == 0) {
-        atomic_fetch_add_explicit(&dlq->c.in, out->n, memory_order_relaxed);
-        atomic_fetch_add_explicit(&dlq->c.out, out->n, memory_order_relaxed);
-    }
+    rc = store_dead(sink, out, n > 0); /* n == 0: from inside write() */
     sl_batch_unref(out);
     return rc;
 }
 
 int sl_sink_store_rejects(struct sl_sink *sink)
 {
-    if (sink->writes_own_dead || sink->rejects == NULL || sink->rejects_stored) {
+    /* The store's own rejects have nowhere to go: store_dead logs them. */
+    if (sink->writes_own_dead || sink->is_dead_letter || sink->rejects == NULL ||
+        sink->rejects_stored) {
         return 0;
     }
     int rc = deliver_dead(sink, NULL, 0, false);
@@ -463,12 +502,29 @@ int sl_sink_committed(struct sl_sink *sink, uint32_t source, uint32_t stream, in
 
 /* ==== Writing ==== */
 
+/* Gives back the batches of the ready list. */
+static void drop_ready(struct sl_sink *sink)
+{
+    for (size_t i = 0; i < sink->nready; i++) {
+        sink->ready[i] = sl_batch_unref(sink->ready[i]);
+    }
+    sink->nready = 0;
+    sink->ready_records = 0;
+    sink->ready_bytes = 0;
+}
+
 static int write_ready(struct sl_sink *sink)
 {
     int rc;
 
     if (sink->nready == 0) {
         return 0;
+    }
+    if (sink->broken != 0) {
+        /* The run failed here: writing again would store the dead letters
+         * again. What is not committed is read again by the next run. */
+        drop_ready(sink);
+        return sink->broken;
     }
     rc = deliver_dead(sink, sink->ready, sink->nready, true);
     if (rc != 0) {
@@ -498,6 +554,7 @@ static int write_ready(struct sl_sink *sink)
         }
     } while (rc == SL_ERETRY);
     if (rc != 0) {
+        sink->broken = rc;
         return rc;
     }
     /* Rejects before the position: for sinks whose commit is this
@@ -515,12 +572,7 @@ static int write_ready(struct sl_sink *sink)
                               memory_order_relaxed);
     atomic_fetch_add_explicit(&sink->node->c.dropped, replayed, memory_order_relaxed);
     atomic_fetch_add_explicit(&sink->node->c.replayed, replayed, memory_order_relaxed);
-    for (size_t i = 0; i < sink->nready; i++) {
-        sink->ready[i] = sl_batch_unref(sink->ready[i]);
-    }
-    sink->nready = 0;
-    sink->ready_records = 0;
-    sink->ready_bytes = 0;
+    drop_ready(sink);
     return rc;
 }
 

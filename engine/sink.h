@@ -66,6 +66,7 @@ struct sl_sink {
     size_t ncommits;
     struct sl_batch *rejects; /* dead letters write() made (records the store refused) */
     bool rejects_stored;      /* write() had them stored before its commit */
+    int broken;               /* a write failed for good (the run fails): no more writes */
     uint64_t replayed;        /* set by write(): records it found already stored (trimmed) */
     uint64_t dead_stored;     /* set by write() with writes_own_dead: dead letters it stored */
     uint64_t dead_logged;     /* dead letters printed (no store configured) */

@@ -571,7 +571,7 @@ static const char *same_file_dead_table(const struct sl_node *node, const struct
         return NULL;
     }
     const struct sqlite_conf *dconf = dlq->cn->conf;
-    return strcmp(dconf->path, conf->path) == 0 ? dconf->table : NULL;
+    return same_path(dconf->path, conf->path) ? dconf->table : NULL;
 }
 
 static const char *writer_id_of(const struct sl_node *node)

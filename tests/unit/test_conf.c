@@ -468,6 +468,16 @@ static void test_conf_yaml_core_typing(void **state)
     sl_conf_free(conf);
 }
 
+/* Writes text to a new file named from the template tmp (mkstemp). */
+static void write_tmp(char *tmp, const char *text, size_t len)
+{
+    int fd = mkstemp(tmp);
+
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, len), (ssize_t)len);
+    close(fd);
+}
+
 /* Issue 6, finding 16: a quoted ${VAR} takes the type of its expansion, as
  * Fluent Bit's variables do; an empty one stays an empty string. */
 static void test_conf_env_quoted_takes_expanded_type(void **state)
@@ -485,12 +495,9 @@ static void test_conf_env_quoted_takes_expanded_type(void **state)
     struct sl_conf *conf = NULL;
     struct sl_err err;
     char msg[1024];
-    int fd = mkstemp(tmp);
 
     (void)state;
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, text, sizeof(text) - 1), (ssize_t)(sizeof(text) - 1));
-    close(fd);
+    write_tmp(tmp, text, sizeof(text) - 1);
     setenv("SL_TEST_C", "7", 1);
     setenv("SL_TEST_E", "", 1);
     setenv("SL_TEST_R", "0.25", 1);
@@ -536,12 +543,9 @@ static void test_conf_env_compose_forms(void **state)
     struct sl_conf *conf = NULL;
     struct sl_err err;
     char msg[1024];
-    int fd = mkstemp(tmp);
 
     (void)state;
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, text, sizeof(text) - 1), (ssize_t)(sizeof(text) - 1));
-    close(fd);
+    write_tmp(tmp, text, sizeof(text) - 1);
     setenv("SL_TEST_E", "", 1);
     setenv("SL_TEST_S", "v", 1);
     setenv("SL_TEST_U", "7", 1);
@@ -578,12 +582,9 @@ static void test_conf_env_nested_default(void **state)
     struct sl_conf *conf = NULL;
     struct sl_err err;
     char msg[1024];
-    int fd = mkstemp(tmp);
 
     (void)state;
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, text, sizeof(text) - 1), (ssize_t)(sizeof(text) - 1));
-    close(fd);
+    write_tmp(tmp, text, sizeof(text) - 1);
     unsetenv("SL_TEST_A");
     unsetenv("SL_TEST_N");
     unsetenv("SL_TEST_UNSET");

@@ -217,6 +217,13 @@ static void test_dead_store_that_rejects_does_not_deadlock(void **state)
         fail_msg("the sink's write is stuck: the store's reject re-entered the store "
                  "(dead_lock held by the same thread)");
     }
+    /* The dead letter the store refused is counted dead at the store (and
+     * logged): in = out + dead there. */
+    const struct sl_counters *c = &fx->pl->dead_letter->c;
+    assert_int_equal(rc, 0);
+    assert_int_equal(atomic_load(&c->in), 1);
+    assert_int_equal(atomic_load(&c->out), 0);
+    assert_int_equal(atomic_load(&c->dead), 1);
 }
 
 /* The store is another table of the sink's own file, spelled differently

@@ -527,37 +527,34 @@ static void handoff_wait(struct sl_task *task)
     atomic_store(&h->waited, wait_for_flag(&h->set) ? 1 : -1);
 }
 
-static void test_sched_blocking_task_never_holds_a_worker(void **state)
+/* Runs a handoff on a pool of nthreads workers and nblocking blocking
+ * threads; returns whether the waiter ran on a CPU worker. */
+static int run_handoff(int nthreads, int nblocking)
 {
     struct sl_err err = {0};
-    struct sl_sched *s = sl_sched_new(1, 1, &err);
+    struct sl_sched *s = sl_sched_new(nthreads, nblocking, &err);
     struct handoff h = {.waiter.fn = handoff_wait, .setter.fn = handoff_set};
 
-    (void)state;
     assert_non_null(s);
     h.s = s;
     sl_sched_submit_blocking(s, &h.waiter);
     sl_sched_stop(s);
     assert_int_equal(atomic_load(&h.waited), 1);
-    assert_int_equal(atomic_load(&h.on_worker), 0);
     sl_sched_free(s);
+    return atomic_load(&h.on_worker);
+}
+
+static void test_sched_blocking_task_never_holds_a_worker(void **state)
+{
+    (void)state;
+    assert_int_equal(run_handoff(1, 1), 0);
 }
 
 /* Without blocking threads a blocking submit is an ordinary one. */
 static void test_sched_blocking_without_threads_runs_on_workers(void **state)
 {
-    struct sl_err err = {0};
-    struct sl_sched *s = sl_sched_new(2, 0, &err);
-    struct handoff h = {.waiter.fn = handoff_wait, .setter.fn = handoff_set};
-
     (void)state;
-    assert_non_null(s);
-    h.s = s;
-    sl_sched_submit_blocking(s, &h.waiter);
-    sl_sched_stop(s);
-    assert_int_equal(atomic_load(&h.waited), 1);
-    assert_int_equal(atomic_load(&h.on_worker), 1);
-    sl_sched_free(s);
+    assert_int_equal(run_handoff(2, 0), 1);
 }
 
 int main(void)
