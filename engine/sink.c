@@ -480,7 +480,9 @@ static int note_committed(struct sl_sink *sink, struct sl_batch *const *batches,
             c->stream = batches[b]->stream;
             c->pos = batches[b]->pos_end;
         }
-        c->pos = batches[b]->pos_end > c->pos ? batches[b]->pos_end : c->pos;
+        /* The last batch of a stream, not the highest: batches come in
+         * order, and offsets that go back (a reset) must take it back. */
+        c->pos = batches[b]->pos_end;
     }
     pthread_mutex_unlock(&sink->commit_lock);
     return rc;

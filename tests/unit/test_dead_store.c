@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests of the dead-letter store as the SQLite sink reaches it from
- * inside its write transaction (sl_sink_store_rejects, before COMMIT). A
+ * inside its write transaction (sl_sink_store_rejects, before COMMIT), and
+ * of the positions a sink reports as committed (sl_sink_committed). A
  * pipeline is built from a YAML file but its sources are never started: the
  * test hands a batch to the sink on a helper thread, so that a write that
  * never returns fails the test instead of hanging it. */
@@ -256,10 +257,54 @@ static void test_dead_store_in_same_file_spelled_differently(void **state)
     assert_int_equal(q_int(db, "SELECT count(*) FROM dead"), 1);
 }
 
+/* Records ids [from, to) at offsets [from, to), as sequence seq of stream
+ * "t" of source gen. */
+static struct sl_batch *kafka_like(struct sl_pipeline *pl, uint64_t seq, int64_t from, int64_t to)
+{
+    struct sl_batch *b = sl_batch_new(NULL);
+
+    assert_non_null(b);
+    b->source = node_named(pl, "gen")->index;
+    b->stream_name = "t";
+    b->seq = seq;
+    b->pos_start = from;
+    b->pos_end = to;
+    for (int64_t i = from; i < to; i++) {
+        struct sl_record *rec = sl_batch_add(b);
+        assert_non_null(rec);
+        rec->meta.offset = i;
+        assert_int_equal(sl_record_append(rec, &b->arena, "id", 2, sl_value_int(i)), 0);
+    }
+    return b;
+}
+
+/* Offsets that go back in the middle of a run (a topic recreated, an
+ * offset reset): what the sink reports as committed follows them, so the
+ * group's offset is not left at the old, higher one (a restart would skip
+ * the new records below it). */
+static void test_sink_committed_follows_an_offset_reset(void **state)
+{
+    struct fixture *fx = *state;
+    int64_t pos = -1;
+
+    build(fx, "sources:\n  gen: { type: generator, count: 1 }\n"
+              "sinks:\n  s: { type: file, inputs: [gen], path: '%s/out.jsonl' }\n# %s\n");
+    struct sl_sink *sink = sl_sink_of(node_named(fx->pl, "s"));
+    uint32_t src = node_named(fx->pl, "gen")->index;
+    assert_int_equal(sl_sink_process(sink, kafka_like(fx->pl, 0, 0, 300)), 0);
+    assert_int_equal(sl_sink_committed(sink, src, 0, &pos), 0);
+    assert_int_equal(pos, 300);
+    assert_int_equal(sl_sink_process(sink, kafka_like(fx->pl, 1, 0, 50)), 0);
+    assert_int_equal(sl_sink_committed(sink, src, 0, &pos), 0);
+    assert_int_equal(pos, 50);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_dead_store_that_rejects_does_not_deadlock, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_sink_committed_follows_an_offset_reset, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_dead_store_in_same_file_spelled_differently, setup,
                                         teardown),
