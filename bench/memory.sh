@@ -9,6 +9,8 @@ A=${1:-build}
 B=${2:-}
 N=${3:-1000000}
 LIMIT=${4:-16MiB}
+A=$(cd "$A" && pwd)
+[ -z "$B" ] || B=$(cd "$B" && pwd)
 OUT=bench/out/memory
 mkdir -p "$OUT"
 DATA="bench/out/orders-$N.jsonl"
@@ -23,7 +25,7 @@ for shape in chain route20 fan10 diamond5; do
     line="$shape"
     for build in $A $B; do
         rm -rf "$OUT/out"
-        (cd "$OUT" && /usr/bin/time -f '%M %e' -o time.txt "../../../$build/sluice" run $shape.yaml --quiet) ||
+        (cd "$OUT" && /usr/bin/time -f '%M %e' -o time.txt "$build/sluice" run $shape.yaml --quiet) ||
             true
         line="$line  $build: $(awk '{ printf "%d MB %s s", $1 / 1024, $2 }' "$OUT/time.txt")"
     done

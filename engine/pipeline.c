@@ -97,9 +97,11 @@ static int init_node(struct sl_pipeline *pl,
         cap = cap != 0 && cap < SOURCE_RING_MIN ? SOURCE_RING_MIN : cap;
         atomic_init(&node->ups_open, 1); /* its reading thread */
     } else if (cn->kind == SLUICE_KIND_SINK) {
-        node->max_tasks = 1;   /* a sink writes in order, one batch at a time */
-        node->blocking = true; /* it waits on I/O and sleeps between retries */
+        node->max_tasks = 1; /* a sink writes in order, one batch at a time */
     }
+    /* Writes that wait on I/O and sleep between retries: never on a CPU
+     * worker. */
+    node->blocking = (cn->type->def.flags & SLUICE_STAGE_BLOCKING) != 0;
     if (node->max_tasks > 64) {
         node->max_tasks = 64;
     }

@@ -202,6 +202,7 @@ const struct sl_node_type sl_stage_file_sink = {
             .name = "file",
             .description = "Writes JSON lines to a file, optionally LZ4-compressed.",
             .kind = SLUICE_KIND_SINK,
+            .flags = SLUICE_STAGE_BLOCKING,
             .conf_size = sizeof(struct file_sink_conf),
             .options = file_sink_options,
         },

@@ -565,6 +565,7 @@ const struct sl_node_type sl_stage_kafka_sink = {
             .name = "kafka",
             .description = "Produces records as JSON messages to Kafka (idempotent, acks=all).",
             .kind = SLUICE_KIND_SINK,
+            .flags = SLUICE_STAGE_BLOCKING,
             .conf_size = sizeof(struct kafka_sink_conf),
             .options = kafka_sink_options,
         },

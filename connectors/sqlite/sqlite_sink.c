@@ -757,6 +757,7 @@ const struct sl_node_type sl_stage_sqlite = {
             .name = "sqlite",
             .description = "Writes records to a SQLite table, exactly once.",
             .kind = SLUICE_KIND_SINK,
+            .flags = SLUICE_STAGE_BLOCKING,
             .conf_size = sizeof(struct sqlite_conf),
             .options = sqlite_options,
         },

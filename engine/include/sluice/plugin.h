@@ -76,6 +76,7 @@ struct sluice_option {
 enum sluice_stage_kind { SLUICE_KIND_SOURCE, SLUICE_KIND_TRANSFORM, SLUICE_KIND_SINK };
 
 #define SLUICE_STAGE_STATELESS 0x1u /**< workers > 1 is safe */
+#define SLUICE_STAGE_BLOCKING  0x2u /**< waits on I/O or sleeps: runs on the blocking threads */
 
 /** @brief A stage, source or sink type. */
 struct sluice_stage_def {
