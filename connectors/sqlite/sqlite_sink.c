@@ -8,10 +8,13 @@
 #include "mem.h"
 #include "sink.h"
 
+#include <limits.h>
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct sqlite_conf {
@@ -108,20 +111,70 @@ static bool path_fold(const char *path, char *buf, size_t len)
     return true;
 }
 
-/* Whether two spellings of a path name the same file as far as the config
- * tells: "out/x.db", "./out//x.db", "/cwd/out/x.db" and "out/../out/x.db"
- * do (see path_fold). */
+/* Whether two spellings of a path name the same file: "out/x.db",
+ * "./out//x.db", "/cwd/out/x.db" and "out/../out/x.db" do (see path_fold),
+ * and so do a symlink and its target. */
+/* path with its directory resolved (symlinks, ".."), into buf; a symlink
+ * not yet pointing to a file (the database is still to create) is
+ * followed too. */
+static bool path_resolved(const char *path, char *buf, size_t len)
+{
+    char dir[PATH_MAX];
+    char link[PATH_MAX], target[PATH_MAX], cur[PATH_MAX];
+    struct stat st;
+
+    for (int hops = 0; hops < 8 && lstat(path, &st) == 0 && S_ISLNK(st.st_mode); hops++) {
+        ssize_t n = readlink(path, link, sizeof(link) - 1);
+        if (n <= 0) {
+            break;
+        }
+        link[n] = '\0';
+        const char *slash = strrchr(path, '/');
+        int w = link[0] == '/' || slash == NULL
+                    ? snprintf(target, sizeof(target), "%s", link)
+                    : snprintf(target, sizeof(target), "%.*s/%s", (int)(slash - path), path, link);
+        if (w <= 0 || (size_t)w >= sizeof(target)) {
+            return false;
+        }
+        memcpy(cur, target, (size_t)w + 1);
+        path = cur;
+    }
+    const char *slash = strrchr(path, '/');
+    const char *base = slash != NULL ? slash + 1 : path;
+    size_t dlen = slash == NULL ? 0 : slash == path ? 1 : (size_t)(slash - path);
+
+    if (dlen >= sizeof(dir)) {
+        return false;
+    }
+    memcpy(dir, dlen > 0 ? path : ".", dlen > 0 ? dlen : 1);
+    dir[dlen > 0 ? dlen : 1] = '\0';
+    char *real = realpath(dir, NULL);
+    if (real == NULL) {
+        return false;
+    }
+    int n = snprintf(buf, len, "%s/%s", real, base);
+    free(real);
+    return n > 0 && (size_t)n < len;
+}
+
 static bool same_path(const char *a, const char *b)
 {
-    char fa[4096], fb[4096];
+    char fa[PATH_MAX], fb[PATH_MAX];
+    struct stat sa, sb;
 
     if (strcmp(a, b) == 0) {
         return true;
     }
-    if (!path_fold(a, fa, sizeof(fa)) || !path_fold(b, fb, sizeof(fb))) {
-        return false;
+    if (path_fold(a, fa, sizeof(fa)) && path_fold(b, fb, sizeof(fb)) && strcmp(fa, fb) == 0) {
+        return true;
     }
-    return strcmp(fa, fb) == 0;
+    /* Symlinks and hard links to one database (files that exist), or
+     * directories reached through a symlink (files still to create). */
+    if (stat(a, &sa) == 0 && stat(b, &sb) == 0) {
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    }
+    return path_resolved(a, fa, sizeof(fa)) && path_resolved(b, fb, sizeof(fb)) &&
+           strcmp(fa, fb) == 0;
 }
 
 /* Why name cannot be a column (NULL when it can): the writer's rules. */
