@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* `file` sink: records as JSON lines (fields only, compact), appended to one
- * file, optionally as an LZ4 frame. At least once: it keeps no positions, so
+ * file, optionally as LZ4 frames (one per write). At least once: it keeps no positions, so
  * a restart of a file source reads from the start. */
 #include "fsutil.h"
 #include "json.h"
+#include "log.h"
 #include "mem.h"
 #include "sink.h"
 
@@ -68,22 +69,88 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
+/* Writes p as is, or as one whole LZ4 frame: a frame per write, so that
+ * what a write acknowledged is readable even if the process is killed
+ * later (the next open drops an unfinished frame, see lz4_complete_end). */
 static int emit_bytes(struct file_sink *fsk, const char *p, size_t n)
 {
     if (fsk->cctx == NULL) {
         return write_all(fsk->fd, p, n);
     }
-    size_t bound = LZ4F_compressBound(n, NULL);
+    size_t bound = LZ4F_HEADER_SIZE_MAX + LZ4F_compressBound(n, NULL);
     sl_buf_reset(&fsk->out);
     if (sl_buf_reserve(&fsk->out, bound) != 0) {
         return SL_ENOMEM;
     }
-    size_t c = LZ4F_compressUpdate(fsk->cctx, fsk->out.data, bound, p, n, NULL);
-    if (LZ4F_isError(c)) {
+    char *o = fsk->out.data;
+    size_t h = LZ4F_compressBegin(fsk->cctx, o, bound, NULL);
+    size_t c = LZ4F_isError(h) ? h : LZ4F_compressUpdate(fsk->cctx, o + h, bound - h, p, n, NULL);
+    size_t e = LZ4F_isError(c) ? c : LZ4F_compressEnd(fsk->cctx, o + h + c, bound - h - c, NULL);
+    if (LZ4F_isError(e)) {
         errno = 0;
         return SL_EIO;
     }
-    return write_all(fsk->fd, fsk->out.data, c);
+    return write_all(fsk->fd, o, h + c + e);
+}
+
+/* Little-endian 32 bits at off of fd, false when the file ends first. */
+static bool read_le32(int fd, uint64_t off, uint32_t *ret)
+{
+    unsigned char b[4];
+
+    if (pread(fd, b, 4, (off_t)off) != 4) {
+        return false;
+    }
+    *ret = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+    return true;
+}
+
+/* Where the last complete LZ4 frame of the file ends (frame format:
+ * magic, FLG, BD, optional content size and dictionary id, header checksum;
+ * blocks of a size word, data and an optional checksum; an end mark and an
+ * optional content checksum). A run killed in the middle of a write leaves
+ * a frame without its end: appending after it would make the rest of the
+ * file unreadable. Skippable frames count as complete; anything that is
+ * not a frame stops the scan. */
+static uint64_t lz4_complete_end(int fd, uint64_t size)
+{
+    uint64_t off = 0;
+    uint32_t magic;
+
+    while (off < size && read_le32(fd, off, &magic)) {
+        uint32_t word;
+        if ((magic & 0xFFFFFFF0u) == 0x184D2A50u) {
+            if (!read_le32(fd, off + 4, &word) || off + 8 + word > size) {
+                return off;
+            }
+            off += 8 + (uint64_t)word;
+            continue;
+        }
+        unsigned char flg;
+        if (magic != 0x184D2204u || pread(fd, &flg, 1, (off_t)(off + 4)) != 1) {
+            return off;
+        }
+        uint64_t p = off + 7 + (flg & 0x08 ? 8 : 0) + (flg & 0x01 ? 4 : 0);
+        for (;;) {
+            if (!read_le32(fd, p, &word)) {
+                return off;
+            }
+            p += 4;
+            if (word == 0) {
+                p += flg & 0x04 ? 4 : 0;
+                break;
+            }
+            p += (word & 0x7FFFFFFFu) + (flg & 0x10 ? 4 : 0);
+            if (p > size) {
+                return off;
+            }
+        }
+        if (p > size) {
+            return off;
+        }
+        off = p;
+    }
+    return off;
 }
 
 static int file_sink_write(struct sl_sink *sink, struct sl_batch *const *batches, size_t n)
@@ -124,49 +191,49 @@ static int file_sink_open(struct sl_node *node, struct sl_err *err)
     sl_sink_init(&fsk->sink, node, file_sink_write, (uint64_t)conf->max_records, conf->max_bytes,
                  conf->max_wait);
     if (sl_mkdir_parents(conf->path) != 0 ||
-        (fsk->fd = open(conf->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) < 0) {
+        (fsk->fd =
+             open(conf->path,
+                  /* read: the LZ4 check of what a killed run left */
+                  (conf->compression == 1 ? O_RDWR : O_WRONLY) | O_CREAT | O_APPEND | O_CLOEXEC,
+                  0644)) < 0) {
         return sl_err_set(err, SL_EIO, "%s: %s: %s", node->name, conf->path, strerror(errno));
     }
     if (conf->compression == 1) {
-        char header[LZ4F_HEADER_SIZE_MAX];
         if (LZ4F_isError(LZ4F_createCompressionContext(&fsk->cctx, LZ4F_VERSION))) {
             return sl_err_set(err, SL_ENOMEM, "out of memory");
         }
-        size_t h = LZ4F_compressBegin(fsk->cctx, header, sizeof(header), NULL);
-        if (LZ4F_isError(h) || write_all(fsk->fd, header, h) != 0) {
+        struct stat st;
+        if (fstat(fsk->fd, &st) != 0) {
+            return sl_err_set(err, SL_EIO, "%s: %s: %s", node->name, conf->path, strerror(errno));
+        }
+        uint64_t end = lz4_complete_end(fsk->fd, (uint64_t)st.st_size);
+        uint32_t magic = 0;
+        bool ours = end > 0 || (read_le32(fsk->fd, 0, &magic) && magic == 0x184D2204u);
+        if (end < (uint64_t)st.st_size && ours) {
+            /* Not acknowledged, so read again by the sources (or from the
+             * start without positions): dropping it loses nothing. */
+            sl_log_warn("%s: %s ends in an unfinished LZ4 frame (a run was killed while "
+                        "writing): dropping its %llu bytes",
+                        node->name, conf->path, (unsigned long long)(st.st_size - end));
+            if (ftruncate(fsk->fd, (off_t)end) != 0) {
+                return sl_err_set(err, SL_EIO, "%s: %s: %s", node->name, conf->path,
+                                  strerror(errno));
+            }
+        }
+        /* An empty output is still a valid .lz4 file: one empty frame. */
+        if (st.st_size == 0 && emit_bytes(fsk, "", 0) != 0) {
             return sl_err_set(err, SL_EIO, "%s: %s: cannot write", node->name, conf->path);
         }
     }
     return 0;
 }
 
-/* Ends the LZ4 frame (what the compressor still buffers, then the end mark). */
-static int end_frame(struct file_sink *fsk)
-{
-    size_t bound = LZ4F_compressBound(0, NULL);
-
-    sl_buf_reset(&fsk->out);
-    if (sl_buf_reserve(&fsk->out, bound) != 0) {
-        return SL_ENOMEM;
-    }
-    size_t e = LZ4F_compressEnd(fsk->cctx, fsk->out.data, bound, NULL);
-    LZ4F_freeCompressionContext(fsk->cctx);
-    fsk->cctx = NULL;
-    if (LZ4F_isError(e)) {
-        return SL_EIO;
-    }
-    return write_all(fsk->fd, fsk->out.data, e);
-}
-
-/* The final flush at the end of input: write, end the frame, sync. */
+/* The final flush at the end of input: write, sync. */
 static int file_sink_flush(struct sl_node *node)
 {
     struct file_sink *fsk = node->state;
     int rc = sl_sink_flush(&fsk->sink);
 
-    if (rc == 0 && fsk->cctx != NULL) {
-        rc = end_frame(fsk);
-    }
     if (rc == 0 && fsk->fd >= 0) {
         rc = fdatasync(fsk->fd) == 0 ? 0 : SL_EIO;
     }
@@ -179,9 +246,6 @@ static void file_sink_close(struct sl_node *node)
 
     if (fsk == NULL) {
         return;
-    }
-    if (fsk->cctx != NULL && fsk->fd >= 0) {
-        (void)end_frame(fsk); /* stopped before the end: keep the frame readable */
     }
     LZ4F_freeCompressionContext(fsk->cctx);
     if (fsk->fd >= 0) {
