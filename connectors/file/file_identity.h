@@ -70,4 +70,9 @@ sl_file_match(const struct sl_file_head *h, const char *path, const struct sl_fi
 /* Whether k was stored for this path (as spelled). */
 bool sl_file_known_path(const struct sl_file_known *k, const char *path);
 
+/* Whether the files a and b hold the same bytes (read both whole: only for
+ * two files of one size whose first bytes match). Unreadable: false, so a
+ * file that only begins like a copy is read, not skipped. */
+bool sl_file_same_bytes(const char *a, const char *b);
+
 #endif

@@ -937,7 +937,7 @@ new_key(const struct known_set *ks, const struct file_source *fs, const struct s
 
 /* Gives stream i its key: the best stored identity its content matches
  * that no other file of this run took, else a new one. The same file under
- * a second path (same inode), or an exact copy, is read once. */
+ * a second path (same inode), or an exact copy (same bytes), is read once. */
 static int identify_one(struct sl_node *node,
                         struct file_source *fs,
                         size_t i,
@@ -966,8 +966,9 @@ static int identify_one(struct sl_node *node,
             continue;
         }
         bool same = other->dev == h->dev && other->ino == h->ino;
-        bool copy = other->size == h->size &&
-                    (best != NULL ? taken[best - ks->v] == j + 1 : strcmp(other->key, key) == 0);
+        bool copy = !same && other->size == h->size &&
+                    (best != NULL ? taken[best - ks->v] == j + 1 : strcmp(other->key, key) == 0) &&
+                    sl_file_same_bytes(other->path, st->path);
         if (same || copy) {
             st->skip = true;
             sl_log_info("%s: %s has the content of %s (the same file, or a copy): read once",
