@@ -4,6 +4,7 @@
  * source and stage reaches a sink, at least one source and one sink.
  * Thread: main, at start-up. */
 #include "conf_int.h"
+#include "ring.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -275,6 +276,36 @@ static int check_reach(struct sl__loader *ld, const struct dag *dag)
     return node_err(ld, bad, "node '%s' has no path to a sink", ld->conf->nodes[bad].name);
 }
 
+/* Queues set by hand cost their slots before any batch is queued, outside
+ * the budget: refuse settings whose slots alone would take more than a
+ * quarter of memory_limit (the plan also shrinks blocks to fit their
+ * batches, pipeline.c). Reported at the largest queue. */
+static int check_queues(struct sl__loader *ld)
+{
+    const struct sl_conf *conf = ld->conf;
+    uint64_t slots = 0;
+    size_t largest = 0;
+
+    for (size_t i = 0; i < conf->nnodes; i++) {
+        uint64_t size = 1;
+        while (size < (uint64_t)conf->nodes[i].queue) {
+            size <<= 1;
+        }
+        slots += conf->nodes[i].queue > 0 ? size : 0;
+        largest = conf->nodes[i].queue > conf->nodes[largest].queue ? i : largest;
+    }
+    uint64_t bytes = slots * SL_RING_SLOT_BYTES;
+    if (conf->nnodes == 0 || bytes <= conf->memory_limit / 4) {
+        return 0;
+    }
+    const struct sl__ynode *at = sl__ymap_find(conf->nodes[largest].yaml, "queue");
+    return sl__yerr(ld, at != NULL ? at : ld->keys[largest],
+                    "the queue settings hold %llu slots (%.1f MiB before any record), more than "
+                    "a quarter of memory_limit (%.1f MiB): lower queue, or raise memory_limit",
+                    (unsigned long long)slots, (double)bytes / 1048576.0,
+                    (double)conf->memory_limit / 1048576.0);
+}
+
 int sl__conf_dag(struct sl__loader *ld, const struct sl__ynode *root)
 {
     struct dag dag = {0};
@@ -288,6 +319,9 @@ int sl__conf_dag(struct sl__loader *ld, const struct sl__ynode *root)
     }
     if (rc == 0) {
         rc = check_reach(ld, &dag);
+    }
+    if (rc == 0) {
+        rc = check_queues(ld);
     }
     return rc;
 }

@@ -28,6 +28,8 @@ struct ring_slot {
                              saw seq == pos + 1; ordered by seq, so not atomic */
 };
 
+_Static_assert(sizeof(struct ring_slot) == SL_RING_SLOT_BYTES, "SL_RING_SLOT_BYTES");
+
 struct sl_ring {
     /* Read-only after sl_ring_new. */
     struct ring_slot *slots; /* size entries */

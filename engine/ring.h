@@ -13,6 +13,9 @@
 
 /* Largest capacity sl_ring_new accepts (config loaders check against it). */
 #define SL_RING_CAPACITY_MAX (UINT32_C(1) << 24)
+/* Memory per slot of capacity (rounded up to a power of two): what a
+ * `queue` setting costs before any batch is queued (conf_dag.c). */
+#define SL_RING_SLOT_BYTES 16
 
 struct sl_ring;
 
