@@ -295,13 +295,13 @@ static int check_queues(struct sl__loader *ld)
         largest = conf->nodes[i].queue > conf->nodes[largest].queue ? i : largest;
     }
     uint64_t bytes = slots * SL_RING_SLOT_BYTES;
-    if (conf->nnodes == 0 || bytes <= conf->memory_limit / 4) {
+    if (conf->nnodes == 0 || bytes <= conf->memory_limit / 8) {
         return 0;
     }
     const struct sl__ynode *at = sl__ymap_find(conf->nodes[largest].yaml, "queue");
     return sl__yerr(ld, at != NULL ? at : ld->keys[largest],
                     "the queue settings hold %llu slots (%.1f MiB before any record), more than "
-                    "a quarter of memory_limit (%.1f MiB): lower queue, or raise memory_limit",
+                    "an eighth of memory_limit (%.1f MiB): lower queue, or raise memory_limit",
                     (unsigned long long)slots, (double)bytes / 1048576.0,
                     (double)conf->memory_limit / 1048576.0);
 }
