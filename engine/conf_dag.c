@@ -277,8 +277,8 @@ static int check_reach(struct sl__loader *ld, const struct dag *dag)
 }
 
 /* Queues set by hand cost their slots before any batch is queued, outside
- * the budget: refuse settings whose slots alone would take more than a
- * quarter of memory_limit (the plan also shrinks blocks to fit their
+ * the budget: refuse settings whose slots alone would take more than an
+ * eighth of memory_limit (the plan also shrinks blocks to fit their
  * batches, pipeline.c). Reported at the largest queue. */
 static int check_queues(struct sl__loader *ld)
 {
