@@ -3,8 +3,16 @@
 #ifndef SL_FSUTIL_H
 #define SL_FSUTIL_H
 
+#include <stdbool.h>
+
 /* Creates the missing parent directories of path (mkdir -p of its dirname).
  * Returns 0 or SL_EIO with errno set. */
 int sl_mkdir_parents(const char *path);
+
+/* Whether two spellings of a path name the same file: "out/x.db",
+ * "./out//x.db", "/cwd/out/x.db" and "out/../out/x.db" do, and so do a
+ * symlink and its target (also one to a file still to create) and two hard
+ * links. Reads the file system (stat, realpath, readlink). */
+bool sl_same_path(const char *a, const char *b);
 
 #endif

@@ -178,6 +178,29 @@ static int file_sink_write(struct sl_sink *sink, struct sl_batch *const *batches
     return rc;
 }
 
+extern const struct sl_node_type sl_stage_file_sink;
+
+/* Two file sinks (the dead-letter one included) appending to one file
+ * would interleave their lines, and with lz4 their frames: refused. */
+static int file_sink_check(const struct sl_conf_node *cn, struct sl_err *err)
+{
+    const struct file_sink_conf *conf = cn->conf;
+    const struct sl_conf *pipeline = cn->pipeline;
+
+    for (size_t i = 0; pipeline != NULL && i < pipeline->nnodes; i++) {
+        const struct sl_conf_node *other = &pipeline->nodes[i];
+        if (other == cn || other->type != &sl_stage_file_sink ||
+            !sl_same_path(((const struct file_sink_conf *)other->conf)->path, conf->path)) {
+            continue;
+        }
+        return sl_conf_node_err(cn, "path", err,
+                                "sink '%s' writes the same file (%s): two sinks would mix "
+                                "their records in it; give each its own path",
+                                other->name, conf->path);
+    }
+    return 0;
+}
+
 static int file_sink_open(struct sl_node *node, struct sl_err *err)
 {
     const struct file_sink_conf *conf = node->cn->conf;
@@ -270,6 +293,7 @@ const struct sl_node_type sl_stage_file_sink = {
             .conf_size = sizeof(struct file_sink_conf),
             .options = file_sink_options,
         },
+    .check = file_sink_check,
     .open = file_sink_open,
     .process = sl_sink_node_process,
     .flush = file_sink_flush,

@@ -4,6 +4,7 @@
  * dead-letter store, when it is a table of the same database file, is
  * written in that same transaction. */
 #include "connectors/sqlite/sqlite_writer.h"
+#include "fsutil.h"
 #include "log.h"
 #include "mem.h"
 #include "sink.h"
@@ -65,117 +66,6 @@ struct sqlite_sink {
 };
 
 /* ==== Config check: everything the writer would refuse at open ==== */
-
-/* Folds path into buf (len bytes) as the file it names, lexically (the
- * loader does no I/O): a relative path resolves against the current
- * directory, as at run; "//" and "/./" fold, and so does "dir/..". A
- * symbolic link is not followed, so a ".." after one may be folded wrongly,
- * and two spellings through a link compare unequal. False when the result
- * does not fit (compare the spellings as they are then). */
-static bool path_fold(const char *path, char *buf, size_t len)
-{
-    size_t n = 0;
-
-    if (len < 2) {
-        return false;
-    }
-    buf[0] = '\0';
-    if (path[0] != '/' && getcwd(buf, len) == NULL) {
-        return false;
-    }
-    /* buf holds the directory without its final slash ("" for the root, or
-     * for an absolute path): fold path's parts onto it. */
-    n = strlen(buf);
-    n = n == 1 ? 0 : n;
-    buf[n] = '\0';
-    for (const char *p = path; *p != '\0';) {
-        size_t part = strcspn(p, "/");
-
-        if (part == 0 || (part == 1 && p[0] == '.')) {
-            /* "" or ".": nothing to add */
-        } else if (part == 2 && p[0] == '.' && p[1] == '.') {
-            while (n > 0 && buf[n - 1] != '/') {
-                n--;
-            }
-            n = n > 0 ? n - 1 : 0; /* the slash; "/.." stays "/" (empty) */
-        } else if (n + 1 + part < len) {
-            buf[n++] = '/';
-            memcpy(buf + n, p, part);
-            n += part;
-        } else {
-            return false;
-        }
-        buf[n] = '\0';
-        p += part + (p[part] == '/');
-    }
-    return true;
-}
-
-/* Whether two spellings of a path name the same file: "out/x.db",
- * "./out//x.db", "/cwd/out/x.db" and "out/../out/x.db" do (see path_fold),
- * and so do a symlink and its target. */
-/* path with its directory resolved (symlinks, ".."), into buf; a symlink
- * not yet pointing to a file (the database is still to create) is
- * followed too. */
-static bool path_resolved(const char *path, char *buf, size_t len)
-{
-    char dir[PATH_MAX];
-    char link[PATH_MAX], target[PATH_MAX], cur[PATH_MAX];
-    struct stat st;
-
-    for (int hops = 0; hops < 8 && lstat(path, &st) == 0 && S_ISLNK(st.st_mode); hops++) {
-        ssize_t n = readlink(path, link, sizeof(link) - 1);
-        if (n <= 0) {
-            break;
-        }
-        link[n] = '\0';
-        const char *slash = strrchr(path, '/');
-        int w = link[0] == '/' || slash == NULL
-                    ? snprintf(target, sizeof(target), "%s", link)
-                    : snprintf(target, sizeof(target), "%.*s/%s", (int)(slash - path), path, link);
-        if (w <= 0 || (size_t)w >= sizeof(target)) {
-            return false;
-        }
-        memcpy(cur, target, (size_t)w + 1);
-        path = cur;
-    }
-    const char *slash = strrchr(path, '/');
-    const char *base = slash != NULL ? slash + 1 : path;
-    size_t dlen = slash == NULL ? 0 : slash == path ? 1 : (size_t)(slash - path);
-
-    if (dlen >= sizeof(dir)) {
-        return false;
-    }
-    memcpy(dir, dlen > 0 ? path : ".", dlen > 0 ? dlen : 1);
-    dir[dlen > 0 ? dlen : 1] = '\0';
-    char *real = realpath(dir, NULL);
-    if (real == NULL) {
-        return false;
-    }
-    int n = snprintf(buf, len, "%s/%s", real, base);
-    free(real);
-    return n > 0 && (size_t)n < len;
-}
-
-static bool same_path(const char *a, const char *b)
-{
-    char fa[PATH_MAX], fb[PATH_MAX];
-    struct stat sa, sb;
-
-    if (strcmp(a, b) == 0) {
-        return true;
-    }
-    if (path_fold(a, fa, sizeof(fa)) && path_fold(b, fb, sizeof(fb)) && strcmp(fa, fb) == 0) {
-        return true;
-    }
-    /* Symlinks and hard links to one database (files that exist), or
-     * directories reached through a symlink (files still to create). */
-    if (stat(a, &sa) == 0 && stat(b, &sb) == 0) {
-        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-    }
-    return path_resolved(a, fa, sizeof(fa)) && path_resolved(b, fb, sizeof(fb)) &&
-           strcmp(fa, fb) == 0;
-}
 
 /* Why name cannot be a column (NULL when it can): the writer's rules. */
 static const char *column_name_invalid(const char *name)
@@ -339,7 +229,7 @@ static int check_dead_table(const struct sl_conf_node *cn, struct sl_err *err)
         const struct sl_conf_node *sink = &pipeline->nodes[i];
         const struct sqlite_conf *sc = sink->conf;
 
-        if (sink->type == cn->type && same_path(sc->path, conf->path) &&
+        if (sink->type == cn->type && sl_same_path(sc->path, conf->path) &&
             sqlite3_stricmp(sc->table, conf->table) == 0) {
             return sl_conf_node_err(cn, "table", err,
                                     "table '%s' in '%s' is the table of sink '%s': dead letters "
@@ -487,7 +377,7 @@ check_keys(const struct sl_conf_node *cn, const struct sl_conf_node *other, stru
 }
 
 /* Checks cn against the sqlite sinks loaded before it that write the same
- * table of the same file (names ignore case, paths compare as same_path). */
+ * table of the same file (names ignore case, paths compare as sl_same_path). */
 static int check_siblings(const struct sl_conf_node *cn, struct sl_err *err)
 {
     const struct sqlite_conf *conf = cn->conf;
@@ -499,7 +389,7 @@ static int check_siblings(const struct sl_conf_node *cn, struct sl_err *err)
         const struct sqlite_conf *oc = other->conf;
 
         if (other == cn || other->type != cn->type ||
-            sqlite3_stricmp(oc->table, conf->table) != 0 || !same_path(oc->path, conf->path)) {
+            sqlite3_stricmp(oc->table, conf->table) != 0 || !sl_same_path(oc->path, conf->path)) {
             continue;
         }
         rc = check_identity(cn, other, err);
@@ -519,6 +409,13 @@ static int sqlite_check(const struct sl_conf_node *cn, struct sl_err *err)
 
     if (conf->path[0] == '\0') {
         return sl_conf_node_err(cn, "path", err, "expected a database file, got an empty value");
+    }
+    /* Positions must outlive the process, and WAL needs a file. */
+    if (strcmp(conf->path, ":memory:") == 0 || strncmp(conf->path, "file:", 5) == 0) {
+        return sl_conf_node_err(cn, "path", err,
+                                "expected a database file path, got '%s' (in-memory databases and "
+                                "SQLite URIs are not supported: positions must survive a restart)",
+                                conf->path);
     }
     if (conf->table[0] == '\0') {
         return sl_conf_node_err(cn, "table", err, "expected a table name, got an empty value");
@@ -624,7 +521,7 @@ static const char *same_file_dead_table(const struct sl_node *node, const struct
         return NULL;
     }
     const struct sqlite_conf *dconf = dlq->cn->conf;
-    return same_path(dconf->path, conf->path) ? dconf->table : NULL;
+    return sl_same_path(dconf->path, conf->path) ? dconf->table : NULL;
 }
 
 static const char *writer_id_of(const struct sl_node *node)
