@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "mem.h"
+#include "summary.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -38,6 +39,7 @@ struct sl_loop {
     atomic_bool quit;           /* set by sl_loop_stop before it writes wake_fd */
     atomic_bool drain_failed;   /* the drain deadline passed */
     bool progress;
+    bool summary;    /* print it when the drain deadline ends the run */
     int early_signo; /* a signal caught before the loop started, or 0 */
     int signals;     /* signals received (loop thread only) */
     bool stopped;    /* the pipeline was asked to stop (loop thread only) */
@@ -235,6 +237,11 @@ static void tick(struct sl_loop *loop, bool show, uint64_t *last_ns, uint64_t *l
     }
     if (loop->drain_start_ns != 0 && sl_now_ns() - loop->drain_start_ns >= loop->drain_timeout_ns) {
         sl_log_error("drain did not finish within engine.drain_timeout: exiting");
+        if (pl != NULL && loop->summary) {
+            /* The counts so far (atomics, read while nodes still run): what
+             * is not written is read again by the next run. */
+            sl_summary_print_counts(pl, stderr, sl_now_ns());
+        }
         atomic_store(&loop->drain_failed, true);
         exit_now(1);
     }
@@ -283,7 +290,8 @@ static struct sl_loop *loop_free(struct sl_loop *loop)
     return NULL;
 }
 
-struct sl_loop *sl_loop_start(const struct sl_conf *conf, bool progress, struct sl_err *err)
+struct sl_loop *
+sl_loop_start(const struct sl_conf *conf, bool progress, bool summary, struct sl_err *err)
 {
     struct sl_loop *loop = sl_calloc(1, sizeof(*loop));
     sigset_t set;
@@ -296,6 +304,7 @@ struct sl_loop *sl_loop_start(const struct sl_conf *conf, bool progress, struct 
     atomic_init(&loop->pl, NULL);
     loop->drain_timeout_ns = conf->drain_timeout_ns;
     loop->progress = progress;
+    loop->summary = summary;
     loop->sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     loop->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (loop->sig_fd < 0 || loop->wake_fd < 0) {

@@ -27,8 +27,11 @@ void sl_loop_block_signals(void);
 /* Starts the loop thread (after sl_loop_block_signals), before the
  * pipeline exists: from now on a second signal exits 130 at once, and a
  * first one (or one caught before) stops the pipeline once attached. conf
- * is borrowed (engine.drain_timeout). NULL + err on failure. Thread: main. */
-struct sl_loop *sl_loop_start(const struct sl_conf *conf, bool progress, struct sl_err *err);
+ * is borrowed (engine.drain_timeout). summary: print the summary (counts
+ * so far) when the drain deadline ends the run. NULL + err on failure.
+ * Thread: main. */
+struct sl_loop *
+sl_loop_start(const struct sl_conf *conf, bool progress, bool summary, struct sl_err *err);
 /* Hands the built pipeline to the loop: a stop asked so far is applied at
  * once. The loop installs a waker on pl->flow (a failure wakes it), so free
  * the loop only after pl (sl_loop_free). Thread: main, before

@@ -9,7 +9,19 @@ static const char *kind_name(enum sluice_stage_kind kind)
 
 void sl_summary_print(const struct sl_pipeline *pl, FILE *out)
 {
-    uint64_t end = pl->end_ns ? pl->end_ns : sl_now_ns();
+    sl_summary_print_counts(pl, out, pl->end_ns ? pl->end_ns : sl_now_ns());
+    for (size_t i = 0; i < pl->nnodes; i++) {
+        if (pl->nodes[i].type->summary != NULL) {
+            pl->nodes[i].type->summary((struct sl_node *)&pl->nodes[i], out);
+        }
+    }
+    fprintf(out, "elapsed %.3f s, peak in flight %.1f MiB\n",
+            (double)((pl->end_ns ? pl->end_ns : sl_now_ns()) - pl->start_ns) / 1e9,
+            (double)atomic_load(&pl->flow.peak) / (1024.0 * 1024.0));
+}
+
+void sl_summary_print_counts(const struct sl_pipeline *pl, FILE *out, uint64_t end)
+{
     double secs = (double)(end - pl->start_ns) / 1e9;
 
     if (secs <= 0) {
@@ -38,11 +50,4 @@ void sl_summary_print(const struct sl_pipeline *pl, FILE *out)
                     pl->nodes[i].name, (unsigned long long)r);
         }
     }
-    for (size_t i = 0; i < pl->nnodes; i++) {
-        if (pl->nodes[i].type->summary != NULL) {
-            pl->nodes[i].type->summary((struct sl_node *)&pl->nodes[i], out);
-        }
-    }
-    fprintf(out, "elapsed %.3f s, peak in flight %.1f MiB\n", secs,
-            (double)atomic_load(&pl->flow.peak) / (1024.0 * 1024.0));
 }

@@ -9,5 +9,8 @@
 #include <stdio.h>
 
 void sl_summary_print(const struct sl_pipeline *pl, FILE *out);
+/* The node table alone (counters are atomics: callable while nodes run,
+ * e.g. when the drain deadline ends the run), rates up to end (ns). */
+void sl_summary_print_counts(const struct sl_pipeline *pl, FILE *out, uint64_t end);
 
 #endif
