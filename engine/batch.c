@@ -135,35 +135,7 @@ int sl_batch_add_dead(struct sl_batch *batch,
     d->error = error;
     d->node = node;
     d->source = source;
-    d->owner = 0;
     return 0;
-}
-
-static bool same_seq(const struct sl_batch *a, const struct sl_batch *b)
-{
-    return a->source == b->source && a->stream == b->stream && a->seq == b->seq;
-}
-
-static bool same_dead(const struct sl_dead *a, const struct sl_dead *b)
-{
-    return a->node == b->node && a->rec.meta.stream == b->rec.meta.stream &&
-           a->rec.meta.partition == b->rec.meta.partition &&
-           a->rec.meta.offset == b->rec.meta.offset && a->rec.meta.line == b->rec.meta.line;
-}
-
-bool sl_batch_dead_repeated(struct sl_batch *const *batches, size_t b, uint32_t i)
-{
-    const struct sl_dead *d = &batches[b]->dead[i];
-
-    for (size_t k = b; k > 0 && same_seq(batches[k - 1], batches[b]); k--) {
-        const struct sl_batch *prev = batches[k - 1];
-        for (uint32_t j = 0; j < prev->ndead; j++) {
-            if (same_dead(&prev->dead[j], d)) {
-                return true;
-            }
-        }
-    }
-    return false;
 }
 
 void sl_batch_copy_position(struct sl_batch *dst, const struct sl_batch *src)
@@ -185,12 +157,11 @@ size_t sl_batch_bytes(const struct sl_batch *batch)
     return batch->arena.bytes + batch->block_len + arrays_bytes(batch);
 }
 
-struct sl_batch *sl_batch_make_writable(struct sl_batch *batch)
+/* A batch with batch's position and records, its field arrays its own and
+ * its names and values pointing into batch (which becomes its parent: the
+ * caller's reference moves there), with batch's dead letters if with_dead. */
+static struct sl_batch *copy_records(struct sl_batch *batch, bool with_dead)
 {
-    /* Acquire: pairs with other owners' release in unref before we edit. */
-    if (atomic_load_explicit(&batch->refs, memory_order_acquire) == 1) {
-        return batch;
-    }
     struct sl_batch *copy = sl_batch_new(batch->flow);
     if (copy == NULL) {
         return NULL;
@@ -205,17 +176,36 @@ struct sl_batch *sl_batch_make_writable(struct sl_batch *batch)
             return NULL;
         }
     }
-    for (uint32_t i = 0; i < batch->ndead; i++) {
+    for (uint32_t i = 0; with_dead && i < batch->ndead; i++) {
         const struct sl_dead *d = &batch->dead[i];
         if (sl_batch_add_dead(copy, &d->rec, d->node, d->source, "%s", d->error) != 0) {
             sl_batch_unref(copy);
             return NULL;
         }
-        copy->dead[copy->ndead - 1].owner = d->owner;
     }
-    /* The copy's names and values point into batch: our reference moves to
-     * the copy, and batch lives as long as it does. A fan-out of 20 editing
-     * stages then costs 20 field arrays, not 20 copies of every string. */
+    /* A fan-out of 20 editing stages then costs 20 field arrays, not 20
+     * copies of every string. */
     copy->parent = batch;
+    return copy;
+}
+
+struct sl_batch *sl_batch_make_writable(struct sl_batch *batch)
+{
+    /* Acquire: pairs with other owners' release in unref before we edit. */
+    if (atomic_load_explicit(&batch->refs, memory_order_acquire) == 1) {
+        return batch;
+    }
+    return copy_records(batch, true);
+}
+
+struct sl_batch *sl_batch_fork(struct sl_batch *batch)
+{
+    if (batch->ndead == 0) {
+        return sl_batch_ref(batch);
+    }
+    struct sl_batch *copy = copy_records(sl_batch_ref(batch), false);
+    if (copy == NULL) {
+        sl_batch_unref(batch);
+    }
     return copy;
 }

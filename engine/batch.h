@@ -21,7 +21,6 @@ struct sl_dead {
     const char *error;    /* NUL-terminated reason, arena */
     const char *node;     /* name of the node that rejected it (pipeline lifetime) */
     const char *source;   /* name of the source node (pipeline lifetime) */
-    uint32_t owner;       /* index of the sink that writes it (see dag.c) */
 };
 
 struct sl_batch {
@@ -96,12 +95,12 @@ int sl_batch_add_dead(struct sl_batch *batch,
                       const char *source,
                       const char *fmt,
                       ...) __attribute__((format(printf, 5, 6)));
-/* Whether dead letter i of batches[b] repeats one of an earlier batch of
- * the same sequence: a source reaching a sink by several paths hands it one
- * copy of a batch per path, each carrying the dead letters made before the
- * paths split. A dead letter is known by (node, stream, partition, offset,
- * line); copies of one sequence are adjacent (sinks restore order so). */
-bool sl_batch_dead_repeated(struct sl_batch *const *batches, size_t b, uint32_t i);
+/* The copy of batch for a further path of a fan-out: its records without
+ * its dead letters, which travel on the first path only, so that each dead
+ * letter reaches exactly one sink once whatever the shape of the DAG
+ * (diamonds included). Without dead letters that is batch itself, shared
+ * (one more reference). NULL on OOM. batch keeps the caller's reference. */
+struct sl_batch *sl_batch_fork(struct sl_batch *batch);
 /* Copies the position/sequence fields of src into dst (no records). */
 void sl_batch_copy_position(struct sl_batch *dst, const struct sl_batch *src);
 /* Bytes this batch holds (arena + block + arrays), for memory accounting. */

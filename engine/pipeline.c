@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Building the running pipeline from a checked config: nodes, rings, edges,
- * dead-letter owners, path counts for sinks; and tearing it down. Thread:
+ * path counts for sinks; and tearing it down. Thread:
  * main only. */
 #include "mem.h"
 #include "runtime.h"
@@ -258,20 +258,6 @@ static int link_inputs(struct sl_pipeline *pl, struct sl_node *node, struct sl_e
     return 0;
 }
 
-/* The sink that writes dead letters made at node: follow the first consumer. */
-static uint32_t dl_owner(struct sl_node *node)
-{
-    if (node->cn->kind == SLUICE_KIND_SINK) {
-        return node->index;
-    }
-    for (size_t o = 0; o < node->nouts; o++) {
-        if (node->outs[o].n > 0) {
-            return dl_owner(node->outs[o].to[0]);
-        }
-    }
-    return node->index; /* unreachable for a checked config */
-}
-
 /* Number of distinct edge paths from node to sink. */
 static uint32_t count_paths(const struct sl_node *node, const struct sl_node *sink)
 {
@@ -385,7 +371,6 @@ static int build(struct sl_pipeline *pl, struct sl_err *err)
         if (create_ring(&pl->nodes[i]) != 0) {
             return sl_err_set(err, SL_ENOMEM, "out of memory");
         }
-        pl->nodes[i].dl_owner = dl_owner(&pl->nodes[i]);
     }
     pl->sched = sl_sched_new(threads, blocking_threads(pl), err);
     if (pl->sched == NULL) {

@@ -153,11 +153,20 @@ void sl_node_emit(struct sl_node *node, size_t out, struct sl_batch *batch)
         sl_batch_unref(batch);
         return;
     }
-    for (size_t c = 1; c < o->n; c++) {
-        sl_batch_ref(batch);
-    }
-    for (size_t c = 0; c < o->n; c++) {
-        sl_ring_push_reserved(o->to[c]->in, batch);
+    /* Backwards, so that the first consumer gets the batch itself, with
+     * its dead letters, after the others took their forks of it. */
+    for (size_t c = o->n; c-- > 0;) {
+        struct sl_batch *copy = c == 0 ? batch : sl_batch_fork(batch);
+        if (copy == NULL) {
+            /* This path's copy never comes: its sink commits nothing from
+             * this batch on, and the failed run is read again next time. */
+            struct sl_err err = {0};
+            sl_err_set(&err, SL_ENOMEM, "%s: out of memory", node->name);
+            sl_pipeline_fail(node->pl, &err);
+            sl_ring_cancel_reserve(o->to[c]->in);
+            continue;
+        }
+        sl_ring_push_reserved(o->to[c]->in, copy);
         node_kick(o->to[c]);
     }
 }
@@ -427,7 +436,6 @@ int sl_node_dead(struct sl_node *node,
         sl_batch_add_dead(batch, rec, node->name, sl_node_source_name(node, batch), "%s", reason);
 
     if (rc == 0) {
-        batch->dead[batch->ndead - 1].owner = node->dl_owner;
         atomic_fetch_add_explicit(&node->c.dead, 1, memory_order_relaxed);
     }
     return rc;

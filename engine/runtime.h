@@ -66,7 +66,6 @@ struct sl_node {
     bool blocking;      /* tasks run on the blocking threads (sinks: they write and retry) */
     atomic_bool finished;
     atomic_bool gated; /* source nodes: decoding waits for the budget; seq_cst (flow.c) */
-    uint32_t dl_owner; /* index of the sink node that writes this node's dead letters */
     struct sl_counters c;
     pthread_t thread; /* sources only */
     bool thread_started;

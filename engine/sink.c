@@ -316,7 +316,6 @@ int sl_sink_reject(struct sl_sink *sink,
     int rc = sl_batch_add_dead(sink->rejects, rec, node->name, sl_node_source_name(node, batch),
                                "%s", reason);
     if (rc == 0) {
-        sink->rejects->dead[sink->rejects->ndead - 1].owner = node->index;
         atomic_fetch_add_explicit(&node->c.dead, 1, memory_order_relaxed);
     }
     return rc;
@@ -404,9 +403,6 @@ deliver_dead(struct sl_sink *sink, struct sl_batch *const *batches, size_t n, bo
         }
         for (uint32_t i = 0; i < from->ndead; i++) {
             const struct sl_dead *d = &from->dead[i];
-            if (d->owner != sink->node->index || (b < n && sl_batch_dead_repeated(batches, b, i))) {
-                continue;
-            }
             if (sink->writes_own_dead) {
                 continue; /* the write stored them in its transaction: counted below */
             }

@@ -144,7 +144,8 @@ static int route_process(struct sl_node *node, struct sl_batch *batch)
             goto out;
         }
     }
-    /* Dead letters travel with the first consumed output (see dl_owner). */
+    /* Dead letters travel on the first path only, as at every fan-out
+     * (sl_batch_fork): here the first consumed output. */
     if (node->outs[0].n == 0) {
         for (size_t o = 1; o < node->nouts; o++) {
             if (node->outs[o].n > 0 && batch->ndead > 0) {

@@ -510,9 +510,7 @@ static int sqlite_streams(struct sl_sink *sink,
 }
 
 /* The dead-letter store shares our transaction when it is a sqlite table in
- * the same file (exactly once: trimmed with the records). A source reaching
- * us by several paths hands us the early dead letters once per path: the
- * writer stores them once (sl_batch_dead_repeated). */
+ * the same file (exactly once: trimmed with the records). */
 static const char *same_file_dead_table(const struct sl_node *node, const struct sqlite_conf *conf)
 {
     const struct sl_node *dlq = node->pl->dead_letter;
@@ -577,7 +575,6 @@ fill_writer_conf(struct sl_node *node, struct sqlite_sink *ss, struct sl_sqlite_
     wc->cache_bytes = cache < 32u << 10 ? 32u << 10 : cache > 4u << 20 ? 4u << 20 : cache;
     sl_flow_set_aside(&pl->flow, wc->cache_bytes);
     wc->dead_table = same_file_dead_table(node, conf);
-    wc->owner = node->index;
     wc->sink_name = node->name;
     wc->writer_id = writer_id_of(node);
     wc->source_names = ss->source_names;

@@ -874,8 +874,7 @@ static int write_batch(struct sl_sqlite_writer *w, uint32_t bi, struct sl_err *e
     }
     for (uint32_t i = 0; i < batch->ndead && rc == 0 && w->dead.name != NULL; i++) {
         const struct sl_dead *d = &batch->dead[i];
-        if (d->owner == w->conf.owner && d->rec.meta.offset >= from &&
-            !sl_batch_dead_repeated(w->batches, bi, i)) {
+        if (d->rec.meta.offset >= from) {
             w->dead_stored++;
             rc = write_dead(w, &d->rec, d->error, d->node, d->source, err);
         }

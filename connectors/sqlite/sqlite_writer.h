@@ -41,7 +41,6 @@ struct sl_sqlite_writer_conf {
     uint64_t cache_bytes;            /* SQLite cache_size budget; 0 = SQLite's default */
     uint32_t busy_timeout_ms;        /* wait for other writers' locks; 0 = 5000 */
     const char *dead_table;          /* dead-letter table in the same file, or NULL */
-    uint32_t owner;                  /* write only the dead letters with d->owner == owner */
     const char *sink_name;           /* `_node` of the records this writer rejects */
     const char *writer_id;           /* identity of the positions this writer keeps (the
                                         sink's writer_id, by default its node name) */
@@ -90,7 +89,7 @@ struct sl_sqlite_writer *sl_sqlite_writer_close(struct sl_sqlite_writer *w);
  * COMMIT transaction. Per batch with a stream_name: reads the stored position
  * of (table, writer_id, source name, stream_name, partition) (once per call
  * and stream), writes only the records and the
- * dead letters (owner == conf->owner, when dead_table is set) whose
+ * dead letters (when dead_table is set) whose
  * meta.offset >= that position, then stores pos_end when greater (and the
  * fingerprint). Batches without a stream_name are written whole and store no
  * position. Rejected records are reported through reject (may be NULL), then

@@ -168,12 +168,55 @@ static void test_runtime_blocked_fanout_does_not_spin(void **state)
     rmdir(dir);
 }
 
+/* A fan-out hands every consumer the batch's records but its dead letters
+ * to the first consumer only, so that each reaches one sink once, diamonds
+ * included; what the forks hold is charged and given back. */
+static void test_runtime_fork_leaves_dead_letters_on_the_first_path(void **state)
+{
+    struct sl_flow flow;
+    (void)state;
+
+    sl_flow_init(&flow, 1u << 20);
+    struct sl_batch *plain = sl_batch_new(&flow);
+    struct sl_batch *b = sl_batch_new(&flow);
+    assert_non_null(plain);
+    assert_non_null(b);
+    b->seq = 7;
+    b->pos_end = 99;
+    for (int i = 0; i < 2; i++) {
+        struct sl_record *rec = sl_batch_add(b);
+        assert_non_null(rec);
+        assert_int_equal(sl_record_append(rec, &b->arena, "id", 2, sl_value_int(i)), 0);
+    }
+    assert_int_equal(sl_batch_add_dead(b, &b->recs[1], "f", "gen", "bad"), 0);
+
+    assert_ptr_equal(sl_batch_fork(plain), plain); /* nothing to leave out: shared */
+    assert_int_equal(atomic_load(&plain->refs), 2);
+    struct sl_batch *f = sl_batch_fork(b);
+    assert_non_null(f);
+    assert_ptr_not_equal(f, b);
+    assert_int_equal(f->n, 2);
+    assert_int_equal(f->ndead, 0);
+    assert_int_equal(b->ndead, 1);
+    assert_int_equal(f->seq, 7);
+    assert_int_equal(f->pos_end, 99);
+    assert_int_equal(f->recs[1].fields[0].val.u.i, 1);
+
+    sl_batch_unref(b); /* the fork keeps its records alive */
+    assert_int_equal(f->recs[0].fields[0].val.u.i, 0);
+    sl_batch_unref(f);
+    sl_batch_unref(plain);
+    sl_batch_unref(plain);
+    assert_int_equal(atomic_load(&flow.used), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_runtime_cancelled_reservation_wakes_blocked_producer,
                                         setup, teardown),
         cmocka_unit_test(test_runtime_blocked_fanout_does_not_spin),
+        cmocka_unit_test(test_runtime_fork_leaves_dead_letters_on_the_first_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

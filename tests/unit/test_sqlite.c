@@ -874,12 +874,8 @@ static void test_sqlite_batch_without_stream_is_written_whole(void **state)
 
 /* ==== Dead letters ==== */
 
-static void add_dead(struct sl_batch *b,
-                     int64_t off,
-                     int64_t line,
-                     uint32_t owner,
-                     const char *raw,
-                     uint32_t raw_len)
+static void
+add_dead(struct sl_batch *b, int64_t off, int64_t line, const char *raw, uint32_t raw_len)
 {
     struct sl_record rec = {0};
 
@@ -890,7 +886,6 @@ static void add_dead(struct sl_batch *b,
     rec.raw = raw;
     rec.raw_len = raw_len;
     assert_int_equal(sl_batch_add_dead(b, &rec, "parse", "orders", "bad line %d", (int)off), 0);
-    b->dead[b->ndead - 1].owner = owner;
 }
 
 static void test_sqlite_dead_letters_share_the_transaction(void **state)
@@ -908,14 +903,12 @@ static void test_sqlite_dead_letters_share_the_transaction(void **state)
     memset(big, 'x', big_len);
     memcpy(big + 65535, "\xc3\xa9", 2); /* a 2-byte character across the 64 KiB cut */
     conf.dead_table = "rejects";
-    conf.owner = 1;
     conf.source_names = sources;
     conf.nsource_names = 1;
-    add_dead(b, 3, 4, 1, "{bad", 4);
-    add_dead(b, 4, 5, 0, "{other sink", 11); /* another sink's dead letter */
-    add_dead(b, 5, 6, 1, big, (uint32_t)big_len);
-    add_dead(k, 105, 0, 1, "\xff\xfe", 2); /* Kafka, not UTF-8 */
-    put_int(b, &b->recs[7], "ID", 1);      /* rejected by the writer */
+    add_dead(b, 3, 4, "{bad", 4);
+    add_dead(b, 5, 6, big, (uint32_t)big_len);
+    add_dead(k, 105, 0, "\xff\xfe", 2); /* Kafka, not UTF-8 */
+    put_int(b, &b->recs[7], "ID", 1);   /* rejected by the writer */
     struct sl_sqlite_writer *w = open_ok(&conf);
     struct sl_batch *both[2] = {b, k};
     struct rejects r = {0};
