@@ -27,12 +27,6 @@ struct pending {
     struct sl_batch **extra;
 };
 
-struct sl_sink_commit {
-    uint32_t source;
-    uint32_t stream;
-    int64_t pos;
-};
-
 struct sl_sink_stream {
     uint32_t source;
     uint32_t stream;
@@ -63,7 +57,7 @@ void sl_sink_init(struct sl_sink *sink,
     sink->is_dead_letter = node->pl->dead_letter == node;
     sink->seed = (unsigned)(sl_now_ns() ^ node->index);
     pthread_mutex_init(&sink->dead_lock, NULL);
-    pthread_mutex_init(&sink->commit_lock, NULL);
+    sl_acks_init(&sink->acks);
 }
 
 static struct sl_batch **pending_slot(struct pending *p, uint32_t i)
@@ -90,8 +84,7 @@ void sl_sink_release(struct sl_sink *sink)
     }
     sl_free(sink->streams);
     pthread_mutex_destroy(&sink->dead_lock);
-    pthread_mutex_destroy(&sink->commit_lock);
-    sl_free(sink->commits);
+    sl_acks_release(&sink->acks);
 }
 
 static struct sl_sink_stream *find_stream(struct sl_sink *sink, const struct sl_batch *batch)
@@ -443,61 +436,6 @@ int sl_sink_store_rejects(struct sl_sink *sink)
     return rc;
 }
 
-/* ==== Committed positions ==== */
-
-static struct sl_sink_commit *find_commit(struct sl_sink *sink, uint32_t source, uint32_t stream)
-{
-    for (size_t i = 0; i < sink->ncommits; i++) {
-        if (sink->commits[i].source == source && sink->commits[i].stream == stream) {
-            return &sink->commits[i];
-        }
-    }
-    return NULL;
-}
-
-/* Records the positions the batches just written reach. */
-static int note_committed(struct sl_sink *sink, struct sl_batch *const *batches, size_t n)
-{
-    int rc = 0;
-
-    pthread_mutex_lock(&sink->commit_lock);
-    for (size_t b = 0; b < n && rc == 0; b++) {
-        struct sl_sink_commit *c = find_commit(sink, batches[b]->source, batches[b]->stream);
-        if (c == NULL) {
-            struct sl_sink_commit *grown =
-                sl_realloc(sink->commits, (sink->ncommits + 1) * sizeof(*grown));
-            if (grown == NULL) {
-                rc = SL_ENOMEM;
-                break;
-            }
-            sink->commits = grown;
-            c = &grown[sink->ncommits++];
-            c->source = batches[b]->source;
-            c->stream = batches[b]->stream;
-            c->pos = batches[b]->pos_end;
-        }
-        /* The last batch of a stream, not the highest: batches come in
-         * order, and offsets that go back (a reset) must take it back. */
-        c->pos = batches[b]->pos_end;
-    }
-    pthread_mutex_unlock(&sink->commit_lock);
-    return rc;
-}
-
-int sl_sink_committed(struct sl_sink *sink, uint32_t source, uint32_t stream, int64_t *ret_pos)
-{
-    int rc = SL_EOF;
-
-    pthread_mutex_lock(&sink->commit_lock);
-    struct sl_sink_commit *c = find_commit(sink, source, stream);
-    if (c != NULL) {
-        *ret_pos = c->pos;
-        rc = 0;
-    }
-    pthread_mutex_unlock(&sink->commit_lock);
-    return rc;
-}
-
 /* ==== Writing ==== */
 
 /* Gives back the batches of the ready list. */
@@ -559,7 +497,7 @@ static int write_ready(struct sl_sink *sink)
      * acknowledgement (checkpoints, Kafka offsets follow it). */
     rc = deliver_dead(sink, sink->ready, sink->nready, false);
     if (rc == 0) {
-        rc = note_committed(sink, sink->ready, sink->nready);
+        rc = sl_acks_note(&sink->acks, sink->ready, sink->nready);
     }
     /* Records write() rejected are counted dead, not out; records an
      * earlier run or another process already stored are dropped as replays. */

@@ -8,6 +8,7 @@
 #ifndef SL_SINK_H
 #define SL_SINK_H
 
+#include "positions.h"
 #include "runtime.h"
 
 #include <pthread.h>
@@ -19,7 +20,6 @@ struct sl_sink;
 typedef int (*sl_sink_write_fn)(struct sl_sink *sink, struct sl_batch *const *batches, size_t n);
 
 struct sl_sink_stream;
-struct sl_sink_commit;
 
 /* Reads the position this sink stored for a stream of a source (resume
  * point): 0 with *ret_pos and the fingerprint text, SL_EOF when none is
@@ -60,16 +60,14 @@ struct sl_sink {
     uint64_t first_ready_ns;
     struct sl_sink_stream *streams; /* order restoration per (source, stream) */
     size_t nstreams;
-    pthread_mutex_t dead_lock;      /* dead-letter store only: serialises writers */
-    pthread_mutex_t commit_lock;    /* guards commits (written by the sink, read by sources) */
-    struct sl_sink_commit *commits; /* acknowledged position per (source, stream) */
-    size_t ncommits;
-    struct sl_batch *rejects; /* dead letters write() made (records the store refused) */
-    bool rejects_stored;      /* write() had them stored before its commit */
-    int broken;               /* a write failed for good (the run fails): no more writes */
-    uint64_t replayed;        /* set by write(): records it found already stored (trimmed) */
-    uint64_t dead_stored;     /* set by write() with writes_own_dead: dead letters it stored */
-    uint64_t dead_logged;     /* dead letters printed (no store configured) */
+    pthread_mutex_t dead_lock; /* dead-letter store only: serialises writers */
+    struct sl_acks acks;       /* positions written, per (source, stream) (positions.h) */
+    struct sl_batch *rejects;  /* dead letters write() made (records the store refused) */
+    bool rejects_stored;       /* write() had them stored before its commit */
+    int broken;                /* a write failed for good (the run fails): no more writes */
+    uint64_t replayed;         /* set by write(): records it found already stored (trimmed) */
+    uint64_t dead_stored;      /* set by write() with writes_own_dead: dead letters it stored */
+    uint64_t dead_logged;      /* dead letters printed (no store configured) */
     uint64_t dead_log_ns;
     unsigned seed; /* retry jitter (rand_r), the sink's thread only */
 };
@@ -103,12 +101,6 @@ int sl_sink_reject(struct sl_sink *sink,
  * per attempt; sl_sink's write path stores them itself after write() when
  * it was not called. 0 or an error. Thread: the sink's. */
 int sl_sink_store_rejects(struct sl_sink *sink);
-/* The position up to which this sink has durably written (committed, or
- * for sinks without positions: acknowledged) the stream of a source: every
- * record before it is done. 0 and *ret_pos, or SL_EOF when nothing of that
- * stream was written yet in this run. Thread: any (sources ask it to commit
- * Kafka offsets and to finish rebalances). */
-int sl_sink_committed(struct sl_sink *sink, uint32_t source, uint32_t stream, int64_t *ret_pos);
 /* Waits before retry number attempt (1, 2, ...) of a transient failure of
  * target (sink itself, or the dead-letter store it writes to), with
  * exponential backoff and full jitter, and says so in the log. Returns 0 to

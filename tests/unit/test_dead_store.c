@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests of the dead-letter store as the SQLite sink reaches it from
  * inside its write transaction (sl_sink_store_rejects, before COMMIT), and
- * of the positions a sink reports as committed (sl_sink_committed). A
+ * of the positions a sink reports as committed (sl_acks_get). A
  * pipeline is built from a YAML file but its sources are never started: the
  * test hands a batch to the sink on a helper thread, so that a write that
  * never returns fails the test instead of hanging it. */
@@ -292,10 +292,10 @@ static void test_sink_committed_follows_an_offset_reset(void **state)
     struct sl_sink *sink = sl_sink_of(node_named(fx->pl, "s"));
     uint32_t src = node_named(fx->pl, "gen")->index;
     assert_int_equal(sl_sink_process(sink, kafka_like(fx->pl, 0, 0, 300)), 0);
-    assert_int_equal(sl_sink_committed(sink, src, 0, &pos), 0);
+    assert_int_equal(sl_acks_get(&sink->acks, src, 0, &pos), 0);
     assert_int_equal(pos, 300);
     assert_int_equal(sl_sink_process(sink, kafka_like(fx->pl, 1, 0, 50)), 0);
-    assert_int_equal(sl_sink_committed(sink, src, 0, &pos), 0);
+    assert_int_equal(sl_acks_get(&sink->acks, src, 0, &pos), 0);
     assert_int_equal(pos, 50);
 }
 
