@@ -192,7 +192,7 @@ static struct sl_batch *copy_records(struct sl_batch *batch, bool with_dead)
 struct sl_batch *sl_batch_make_writable(struct sl_batch *batch)
 {
     /* Acquire: pairs with other owners' release in unref before we edit. */
-    if (atomic_load_explicit(&batch->refs, memory_order_acquire) == 1 && !batch->fields_shared) {
+    if (atomic_load_explicit(&batch->refs, memory_order_acquire) == 1) {
         return batch;
     }
     return copy_records(batch, true);
@@ -203,24 +203,9 @@ struct sl_batch *sl_batch_fork(struct sl_batch *batch)
     if (batch->ndead == 0) {
         return sl_batch_ref(batch);
     }
-    /* Only the record array: the fields stay the original's, read-only
-     * (fields_shared makes an editor copy them first). */
-    struct sl_batch *fork = sl_batch_new(batch->flow);
-    if (fork == NULL) {
-        return NULL;
+    struct sl_batch *copy = copy_records(sl_batch_ref(batch), false);
+    if (copy == NULL) {
+        sl_batch_unref(batch);
     }
-    sl_batch_copy_position(fork, batch);
-    fork->aux = batch->aux;
-    fork->line = batch->line;
-    for (uint32_t i = 0; i < batch->n; i++) {
-        struct sl_record *rec = sl_batch_add(fork);
-        if (rec == NULL) {
-            sl_batch_unref(fork);
-            return NULL;
-        }
-        *rec = batch->recs[i];
-    }
-    fork->fields_shared = true;
-    fork->parent = sl_batch_ref(batch);
-    return fork;
+    return copy;
 }

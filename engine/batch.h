@@ -36,7 +36,6 @@ struct sl_batch {
     char *block; /* input bytes records may point into; sl_free'd with the batch */
     size_t block_len;
     struct sl_batch *parent; /* keeps the records' bytes alive (route outputs), unref'd at free */
-    bool fields_shared;      /* a fork: the records' field arrays are parent's (read-only) */
 
     /* Position: which stream of which source, which range of it. */
     uint32_t source;           /* index of the source node */
@@ -80,10 +79,11 @@ struct sl_batch *sl_batch_ref(struct sl_batch *batch);
  * bytes back to the budget. Accepts NULL; returns NULL. */
 struct sl_batch *sl_batch_unref(struct sl_batch *batch);
 /* Returns a batch the caller may edit: batch itself if it holds the only
- * reference and its own fields (not a fork), else a copy with its own record and field arrays whose
- * names and values still point into the original (the caller's reference on the original moves to
- * the copy's parent, keeping those bytes alive; never write through a value's pointer). NULL on OOM
- * (the original reference is kept then). */
+ * reference, else a copy with its own record and field arrays whose names
+ * and values still point into the original (the caller's reference on the
+ * original moves to the copy's parent, keeping those bytes alive; never
+ * write through a value's pointer). NULL on OOM (the original reference is
+ * kept then). */
 struct sl_batch *sl_batch_make_writable(struct sl_batch *batch);
 /* Appends an empty record slot and returns it (zeroed), or NULL on OOM. */
 struct sl_record *sl_batch_add(struct sl_batch *batch);
@@ -98,10 +98,8 @@ int sl_batch_add_dead(struct sl_batch *batch,
 /* The copy of batch for a further path of a fan-out: its records without
  * its dead letters, which travel on the first path only, so that each dead
  * letter reaches exactly one sink once whatever the shape of the DAG
- * (diamonds included). The fork has its own record array only (the
- * fields are batch's, read-only: sl_batch_make_writable copies them).
- * Without dead letters that is batch itself, shared (one more reference).
- * NULL on OOM. batch keeps the caller's reference. */
+ * (diamonds included). Without dead letters that is batch itself, shared
+ * (one more reference). NULL on OOM. batch keeps the caller's reference. */
 struct sl_batch *sl_batch_fork(struct sl_batch *batch);
 /* Copies the position/sequence fields of src into dst (no records). */
 void sl_batch_copy_position(struct sl_batch *dst, const struct sl_batch *src);
