@@ -74,7 +74,9 @@ struct sl_batch *sl_batch_unref(struct sl_batch *batch)
         sl_flow_release(batch->flow, arrays_bytes(batch) + batch->block_charged);
     }
     sl_arena_release(&batch->arena);
-    sl_free(batch->recs);
+    if (!batch->recs_borrowed) {
+        sl_free(batch->recs);
+    }
     sl_free(batch->dead);
     sl_free(batch->block);
     sl_batch_unref(batch->parent);
@@ -84,6 +86,7 @@ struct sl_batch *sl_batch_unref(struct sl_batch *batch)
 
 struct sl_record *sl_batch_add(struct sl_batch *batch)
 {
+    SL_ASSERT(!batch->recs_borrowed); /* make it writable first */
     if (batch->n == batch->cap) {
         uint32_t cap = batch->cap ? batch->cap * 2 : 32;
         struct sl_record *r = sl_realloc(batch->recs, cap * sizeof(*r));
@@ -157,10 +160,10 @@ size_t sl_batch_bytes(const struct sl_batch *batch)
     return batch->arena.bytes + batch->block_len + arrays_bytes(batch);
 }
 
-/* A batch with batch's position and records, its field arrays its own and
- * its names and values pointing into batch (which becomes its parent: the
- * caller's reference moves there), with batch's dead letters if with_dead. */
-static struct sl_batch *copy_records(struct sl_batch *batch, bool with_dead)
+/* A batch with batch's position, records and dead letters, its field
+ * arrays its own and its names and values pointing into batch (which
+ * becomes its parent: the caller's reference moves there). */
+static struct sl_batch *copy_records(struct sl_batch *batch)
 {
     struct sl_batch *copy = sl_batch_new(batch->flow);
     if (copy == NULL) {
@@ -176,7 +179,7 @@ static struct sl_batch *copy_records(struct sl_batch *batch, bool with_dead)
             return NULL;
         }
     }
-    for (uint32_t i = 0; with_dead && i < batch->ndead; i++) {
+    for (uint32_t i = 0; i < batch->ndead; i++) {
         const struct sl_dead *d = &batch->dead[i];
         if (sl_batch_add_dead(copy, &d->rec, d->node, d->source, "%s", d->error) != 0) {
             sl_batch_unref(copy);
@@ -191,11 +194,12 @@ static struct sl_batch *copy_records(struct sl_batch *batch, bool with_dead)
 
 struct sl_batch *sl_batch_make_writable(struct sl_batch *batch)
 {
-    /* Acquire: pairs with other owners' release in unref before we edit. */
-    if (atomic_load_explicit(&batch->refs, memory_order_acquire) == 1) {
+    /* Acquire: pairs with other owners' release in unref before we edit. A
+     * fork reads its parent's records, which other paths read too. */
+    if (atomic_load_explicit(&batch->refs, memory_order_acquire) == 1 && !batch->recs_borrowed) {
         return batch;
     }
-    return copy_records(batch, true);
+    return copy_records(batch);
 }
 
 struct sl_batch *sl_batch_fork(struct sl_batch *batch)
@@ -203,9 +207,16 @@ struct sl_batch *sl_batch_fork(struct sl_batch *batch)
     if (batch->ndead == 0) {
         return sl_batch_ref(batch);
     }
-    struct sl_batch *copy = copy_records(sl_batch_ref(batch), false);
-    if (copy == NULL) {
-        sl_batch_unref(batch);
+    struct sl_batch *fork = sl_batch_new(batch->flow);
+    if (fork == NULL) {
+        return NULL;
     }
-    return copy;
+    sl_batch_copy_position(fork, batch);
+    fork->aux = batch->aux;
+    fork->line = batch->line;
+    fork->recs = batch->recs;
+    fork->n = batch->n;
+    fork->recs_borrowed = true;
+    fork->parent = sl_batch_ref(batch);
+    return fork;
 }

@@ -26,10 +26,11 @@ struct sl_dead {
 struct sl_batch {
     atomic_int refs;       /* fan-out sharing; acq_rel on unref so the last owner sees all writes */
     struct sl_arena arena; /* records, fields, decoded strings */
-    struct sl_record *recs; /* arena or sl_malloc (see recs_heap) */
+    struct sl_record *recs; /* sl_malloc'ed, or the parent's when recs_borrowed */
     uint32_t n;             /* live records */
-    uint32_t cap;
-    struct sl_dead *dead; /* dead letters (sl_malloc'ed array) */
+    uint32_t cap;           /* 0 when recs_borrowed */
+    bool recs_borrowed;     /* a fork: recs are the parent's, read-only (sl_batch_fork) */
+    struct sl_dead *dead;   /* dead letters (sl_malloc'ed array) */
     uint32_t ndead;
     uint32_t dead_cap;
 
@@ -99,7 +100,11 @@ int sl_batch_add_dead(struct sl_batch *batch,
  * its dead letters, which travel on the first path only, so that each dead
  * letter reaches exactly one sink once whatever the shape of the DAG
  * (diamonds included). Without dead letters that is batch itself, shared
- * (one more reference). NULL on OOM. batch keeps the caller's reference. */
+ * (one more reference). Otherwise a batch of its own that reads batch's
+ * records in place (batch becomes its parent, with one more reference):
+ * it costs one batch struct, not a copy of the records, and like a shared
+ * batch it is edited only through sl_batch_make_writable, which copies it.
+ * NULL on OOM. batch keeps the caller's reference. */
 struct sl_batch *sl_batch_fork(struct sl_batch *batch);
 /* Copies the position/sequence fields of src into dst (no records). */
 void sl_batch_copy_position(struct sl_batch *dst, const struct sl_batch *src);
