@@ -5,6 +5,7 @@
  * started; the test pushes batches and runs tasks itself. */
 #include "batch.h"
 #include "conf.h"
+#include "mem.h"
 #include "ring.h"
 #include "runtime.h"
 
@@ -255,6 +256,68 @@ static void test_runtime_fork_reads_the_records_in_place(void **state)
     assert_int_equal(atomic_load(&flow.used), 0);
 }
 
+/* A fork that cannot be made (out of memory) fails the run and gives its
+ * consumer's reservation back; the first consumer still gets the batch and
+ * its dead letters, and nothing stays charged. */
+static void test_runtime_failed_fork_gives_the_reservation_back(void **state)
+{
+    (void)state;
+    struct sl_conf *conf = NULL;
+    struct sl_pipeline *pl = NULL;
+    struct sl_err err = {0};
+    char dir[64] = "/tmp/sl_runtime_fork_XXXXXX", path[96];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/p.yaml", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("engine: { threads: 2 }\n"
+          "sources:\n  gen: { type: generator, count: 10 }\n"
+          "stages:\n  p: { type: map, inputs: [gen], set: { a: '1' } }\n"
+          "sinks:\n  k: { type: null, inputs: [p], queue: 2 }\n"
+          "  h: { type: null, inputs: [p], queue: 2 }\n",
+          f);
+    fclose(f);
+    assert_int_equal(sl_conf_load(path, NULL, 0, &conf, &err), 0);
+    assert_int_equal(sl_pipeline_new(conf, &pl, &err), 0);
+    struct sl_node *p = node_named(pl, "p");
+    struct sl_node *k = node_named(pl, "k");
+    struct sl_node *h = node_named(pl, "h");
+    assert_ptr_equal(p->outs[0].to[0], k);
+    uint64_t used = atomic_load(&pl->flow.used);
+    struct sl_batch *batch = sl_batch_new(&pl->flow);
+    assert_non_null(batch);
+    batch->source = node_named(pl, "gen")->index;
+    struct sl_record *rec = sl_batch_add(batch);
+    assert_non_null(rec);
+    assert_int_equal(sl_batch_add_dead(batch, rec, "p", "gen", "bad"), 0);
+
+    assert_int_equal(sl_ring_try_reserve(k->in), 0);
+    assert_int_equal(sl_ring_try_reserve(h->in), 0);
+    sl_mem_fail_nth(1); /* the fork for h */
+    sl_node_emit(p, 0, batch);
+    sl_mem_fail_nth(0);
+    assert_true(atomic_load(&pl->failed));
+    assert_int_equal(sl_ring_free_slots(h->in), sl_ring_capacity(h->in));
+    assert_int_equal(sl_ring_count(h->in), 0);
+    uint64_t deadline = sl_now_ns() + WAIT_NS;
+    while (atomic_load(&k->c.batches) == 0 && sl_now_ns() < deadline) {
+        usleep(1000);
+    }
+    assert_int_equal(atomic_load(&k->c.batches), 1);
+    assert_int_equal(atomic_load(&k->c.in), 1);
+    assert_int_equal(atomic_load(&h->c.batches), 0);
+    /* k wrote it (its ring is empty) and let it go: fork and batch given back. */
+    deadline = sl_now_ns() + WAIT_NS;
+    while (atomic_load(&pl->flow.used) != used && sl_now_ns() < deadline) {
+        usleep(1000);
+    }
+    assert_int_equal(atomic_load(&pl->flow.used), used);
+    sl_pipeline_free(pl);
+    sl_conf_free(conf);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -263,6 +326,7 @@ int main(void)
         cmocka_unit_test(test_runtime_blocked_fanout_does_not_spin),
         cmocka_unit_test(test_runtime_fork_leaves_dead_letters_on_the_first_path),
         cmocka_unit_test(test_runtime_fork_reads_the_records_in_place),
+        cmocka_unit_test(test_runtime_failed_fork_gives_the_reservation_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
