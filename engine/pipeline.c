@@ -157,6 +157,64 @@ static uint32_t max_paths(const struct sl_pipeline *pl)
     return most;
 }
 
+/* Copies of one batch of source src in flight together: one per path to
+ * every sink (a fan-out to ten sinks makes ten). */
+static uint64_t source_copies(const struct sl_pipeline *pl, size_t src)
+{
+    uint64_t copies = 0;
+
+    for (size_t s = 0; s < pl->nnodes; s++) {
+        copies += pl->nodes[s].paths != NULL ? pl->nodes[s].paths[src] : 0;
+    }
+    return copies;
+}
+
+/* The most batches the rings on one path from node to a sink hold (node's
+ * own ring included, a source's raw ring not). memo: per node, 0 = not
+ * known yet. */
+static uint64_t path_slots(const struct sl_node *node, uint64_t *memo)
+{
+    if (memo[node->index] != 0) {
+        return memo[node->index] - 1;
+    }
+    uint64_t most = 0;
+    for (size_t o = 0; o < node->nouts; o++) {
+        for (size_t c = 0; c < node->outs[o].n; c++) {
+            uint64_t v = path_slots(node->outs[o].to[c], memo);
+            most = v > most ? v : most;
+        }
+    }
+    most += node->cn->kind != SLUICE_KIND_SOURCE ? node->ring_cap : 0;
+    memo[node->index] = most + 1;
+    return most;
+}
+
+/* Decoded batches the DAG may hold at once when `queue` is set by hand.
+ * While the rings of one path hold a source's batches (a slow sink behind
+ * long queues), the copies of the same batches that took the other paths
+ * wait at the sinks for them (order restoration): per source, its copies
+ * times its longest path, plus one batch per thread being worked on; at
+ * least every ring full. (Automatic queues share half the budget among all
+ * rings, which bounds the longest path; a route's copies hold only the
+ * records of their route, so counting them as full copies there would
+ * only make blocks smaller than they need to be.) */
+static uint64_t batches_held(const struct sl_pipeline *pl, int threads, uint64_t ring_slots)
+{
+    uint64_t *memo = sl_calloc(pl->nnodes, sizeof(*memo));
+    uint64_t held = (uint64_t)threads;
+
+    if (memo == NULL) {
+        return ring_slots; /* the plan is an estimate: fall back to the rings */
+    }
+    for (size_t i = 0; i < pl->nnodes; i++) {
+        if (pl->nodes[i].cn->kind == SLUICE_KIND_SOURCE) {
+            held += source_copies(pl, i) * path_slots(&pl->nodes[i], memo);
+        }
+    }
+    sl_free(memo);
+    return held > ring_slots ? held : ring_slots;
+}
+
 static void plan_memory(struct sl_pipeline *pl, int threads)
 {
     uint64_t limit = pl->conf->memory_limit;
@@ -182,17 +240,20 @@ static void plan_memory(struct sl_pipeline *pl, int threads)
     uint32_t raw_cap = clamp_u32(limit / 16 / (source_rings ? source_rings : 1) / raw_est,
                                  SOURCE_RING_MIN, QUEUE_MAX_AUTO);
     uint64_t slots = 0; /* decoded batches the rings may hold, `queue` settings included */
+    bool hand_set = false;
     for (size_t i = 0; i < pl->nnodes; i++) {
         struct sl_node *node = &pl->nodes[i];
+        hand_set |= node->ring_cap != 0 && node->cn->kind != SLUICE_KIND_SOURCE;
         if (node->ring_cap == 0) {
             node->ring_cap = node->cn->kind == SLUICE_KIND_SOURCE ? raw_cap : cap;
         }
         slots += node->cn->kind != SLUICE_KIND_SOURCE && node->nups > 0 ? node->ring_cap : 0;
     }
-    /* Queues set by hand may hold more than the budget allows for: then the
-     * batches get smaller instead. */
-    if (slots * batch_est > limit / 2) {
-        uint64_t smaller = limit / 2 / slots / DECODED_FACTOR;
+    /* Queues set by hand, or copies waiting for their siblings, may hold
+     * more than the budget allows for: then the batches get smaller. */
+    uint64_t held = hand_set ? batches_held(pl, threads, slots) : slots;
+    if (held * batch_est > limit / 2) {
+        uint64_t smaller = limit / 2 / held / DECODED_FACTOR;
         pl->block_bytes = smaller < BLOCK_FLOOR ? BLOCK_FLOOR : (uint32_t)smaller;
         batch_est = (uint64_t)pl->block_bytes * DECODED_FACTOR;
     }

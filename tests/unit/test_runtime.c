@@ -318,6 +318,42 @@ static void test_runtime_failed_fork_gives_the_reservation_back(void **state)
     rmdir(dir);
 }
 
+/* With queues set by hand, while one path's rings hold a source's batches,
+ * the copies of the same batches on the other paths wait at the sink for
+ * them: the plan sizes blocks for copies x the longest path, not for the
+ * rings alone (random DAG seed 2005 peaked at 26 MiB in flight with a 16 MiB
+ * limit). Eight maps with queue 16 into one sink with queue 16: 8 copies x
+ * 32 slots + 2 threads = 258 decoded batches of about 4x a block (the old
+ * plan counted the 144 ring slots). */
+static void test_runtime_plan_counts_copies_waiting_at_sinks(void **state)
+{
+    (void)state;
+    struct sl_conf *conf = NULL;
+    struct sl_pipeline *pl = NULL;
+    struct sl_err err = {0};
+    char dir[64] = "/tmp/sl_runtime_plan_XXXXXX", path[96];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/p.yaml", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("engine: { threads: 2, memory_limit: 16MiB }\n"
+          "sources:\n  gen: { type: generator, count: 10 }\nstages:\n",
+          f);
+    for (int i = 0; i < 8; i++) {
+        fprintf(f, "  m%d: { type: map, inputs: [gen], set: { k: '%d' }, queue: 16 }\n", i, i);
+    }
+    fputs("sinks:\n  k: { type: null, queue: 16, inputs: [m0, m1, m2, m3, m4, m5, m6, m7] }\n", f);
+    fclose(f);
+    assert_int_equal(sl_conf_load(path, NULL, 0, &conf, &err), 0);
+    assert_int_equal(sl_pipeline_new(conf, &pl, &err), 0);
+    uint64_t held = 8 * (16 + 16) + 2;
+    assert_true((uint64_t)pl->block_bytes * 4 * held <= conf->memory_limit / 2);
+    sl_pipeline_free(pl);
+    sl_conf_free(conf);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -325,6 +361,7 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test(test_runtime_blocked_fanout_does_not_spin),
         cmocka_unit_test(test_runtime_fork_leaves_dead_letters_on_the_first_path),
+        cmocka_unit_test(test_runtime_plan_counts_copies_waiting_at_sinks),
         cmocka_unit_test(test_runtime_fork_reads_the_records_in_place),
         cmocka_unit_test(test_runtime_failed_fork_gives_the_reservation_back),
     };
