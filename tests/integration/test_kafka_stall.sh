@@ -8,7 +8,9 @@
 # Every message must be in the table exactly once.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/kafka_lib.sh"
-N=$((60000 / SCALE))
+# Not scaled down under the sanitizers: a smaller topic can be read in
+# fewer windows between stalls than it takes to pause twice.
+N=60000
 mock_start 3
 mock_cmd "topic s 32"
 gen_orders data/o.jsonl "$N" 6
