@@ -50,4 +50,18 @@ void sl_summary_print_counts(const struct sl_pipeline *pl, FILE *out, uint64_t e
                     pl->nodes[i].name, (unsigned long long)r);
         }
     }
+    /* A run that failed or was cut short by the drain deadline leaves
+     * records between in and the rest: say so, so the counts add up. */
+    for (size_t i = 0; i < pl->nnodes; i++) {
+        const struct sl_node *node = &pl->nodes[i];
+        uint64_t done =
+            atomic_load(&node->c.out) + atomic_load(&node->c.dropped) + atomic_load(&node->c.dead);
+        uint64_t in = atomic_load(&node->c.in);
+        if (in > done) {
+            fprintf(out,
+                    "%s: %llu record(s) not finished when the run ended (not committed: the "
+                    "next run reads them again)\n",
+                    node->name, (unsigned long long)(in - done));
+        }
+    }
 }

@@ -27,6 +27,17 @@ if "$SLUICE" run p.yaml --quiet 2> run1.log; then
 fi
 grep -q "dead_letter: cannot write /dev/full: No space left" run1.log ||
     fail "run 1 does not say why the store failed: $(cat run1.log)"
+# Its counts add up: what the sink took in and did not commit is said.
+"$SLUICE" run p.yaml 2> run1b.log && fail "run 1b passed: $(cat run1b.log)"
+python3 - <<'PY2' || fail "run 1b's counts do not add up: $(cat run1b.log)"
+import re
+log = open("run1b.log").read()
+for m in re.finditer(r"^(\S+)\s+(source|stage|sink|dlq)\s+\S+\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", log, re.M):
+    name, _, i, o, d, dead = m.groups()
+    left = int(i) - int(o) - int(d) - int(dead)
+    said = re.search(r"^%s: (\d+) record\(s\) not finished" % re.escape(name), log, re.M)
+    assert left == (int(said.group(1)) if said else 0), (name, left, said)
+PY2
 "$SLUICE" run p.yaml --set dead_letter.path=out/dead.jsonl 2> run2.log ||
     fail "run 2: $(cat run2.log)"
 rows=$(q out/o.db 'SELECT count(*) FROM orders')
