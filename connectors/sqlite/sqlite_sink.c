@@ -355,7 +355,18 @@ check_keys(const struct sl_conf_node *cn, const struct sl_conf_node *other, stru
     const struct sqlite_conf *conf = cn->conf, *oc = other->conf;
     bool same = conf->key_columns.n == oc->key_columns.n;
 
-    if (conf->mode != 1 || oc->mode != 1) {
+    if (conf->mode != oc->mode) {
+        /* The upsert's unique index makes the inserts of keys already
+         * there fail (dead letters), or, when the inserts came first, the
+         * index cannot be made over duplicate keys: which one depends on
+         * which sink starts first. */
+        return sl_conf_node_err(cn, "mode", err,
+                                "sink '%s' writes the same table with mode %s: inserts and "
+                                "upserts on one table clash on its upsert key; give both sinks "
+                                "the same mode",
+                                other->name, modes[oc->mode]);
+    }
+    if (conf->mode != 1) {
         return 0;
     }
     for (size_t i = 0; i < conf->key_columns.n && same; i++) {
