@@ -248,7 +248,11 @@ static int file_open(struct sl_node *node, struct sl_err *err)
  * buffer is block_bytes (the memory plan's read size) and grows only for
  * a line that does not fit: that growth, cap - block_bytes, is held from
  * memory_limit (sl_source_hold) before it is allocated, and moves into the
- * block's batch when the line is handed on. */
+ * block's batch when the line is handed on. The hold also covers the
+ * reader's own buffers while a file is open (an .lz4 file's: 8.4 MiB for
+ * 4 MiB blocks), in one hold: a source is one holder, so a hold larger
+ * than the whole budget waits for its turn alone instead of deadlocking
+ * against its own other hold. */
 struct reading {
     struct sl_node *node;
     struct file_source *fs;
@@ -257,9 +261,10 @@ struct reading {
     char *buf;
     size_t len;
     size_t cap;
-    uint64_t held; /* budget held for buf: cap - block_bytes when grown, else 0 */
-    int64_t pos;   /* stream offset of buf[0] */
-    int64_t line;  /* line number of buf[0] */
+    uint64_t held;  /* budget held: state, plus cap - block_bytes when buf grew */
+    uint64_t state; /* the part of held for the open reader's buffers */
+    int64_t pos;    /* stream offset of buf[0] */
+    int64_t line;   /* line number of buf[0] */
     uint64_t seq;
     /* json, lines: buf[0, lf_free) holds no line break; valid while pos is
      * still lf_free_pos (bytes were only added since), so a long line is
@@ -320,10 +325,10 @@ static int emit_block(struct reading *rd, size_t cut, bool last)
     size_t base = rd->node->pl->block_bytes;
     size_t rest_len = rd->len - cut;
     size_t cap = cap_for(base, rest_len);
-    uint64_t give = rd->held; /* the old buffer's, moved into the batch */
+    uint64_t give = rd->held - rd->state; /* the old buffer's, moved into the batch */
     /* The new buffer's growth, if the rest needs one, is held before it
      * is made, on top of the old buffer's. */
-    int rc = sl_source_hold(rd->node, &rd->held, give + (cap - base));
+    int rc = sl_source_hold(rd->node, &rd->held, rd->held + (cap - base));
 
     if (rc != 0) {
         return rc;
@@ -333,7 +338,7 @@ static int emit_block(struct reading *rd, size_t cut, bool last)
     if (batch == NULL || rest == NULL) {
         sl_batch_unref(batch);
         sl_free(rest);
-        (void)sl_source_hold(rd->node, &rd->held, give);
+        (void)sl_source_hold(rd->node, &rd->held, rd->state + give);
         return SL_ENOMEM;
     }
     memcpy(rest, rd->buf + cut, rest_len);
@@ -404,7 +409,7 @@ static int make_room(struct reading *rd)
     if (cap == rd->cap || (cap > base && cap < rd->cap)) {
         return 0; /* a grown buffer shrinks only back to a block */
     }
-    if (cap > rd->cap && (rc = sl_source_hold(rd->node, &rd->held, cap - base)) != 0) {
+    if (cap > rd->cap && (rc = sl_source_hold(rd->node, &rd->held, rd->state + cap - base)) != 0) {
         return rc;
     }
     char *p = sl_realloc(rd->buf, cap);
@@ -414,7 +419,7 @@ static int make_room(struct reading *rd)
     }
     /* Given back once the memory is, or when it could not be had (a
      * buffer that could not shrink stays as it was). */
-    (void)sl_source_hold(rd->node, &rd->held, rd->cap - base);
+    (void)sl_source_hold(rd->node, &rd->held, rd->state + rd->cap - base);
     return p != NULL || cap < rd->cap ? 0 : SL_ENOMEM;
 }
 
@@ -727,11 +732,26 @@ static int find_resume(struct reading *rd, int64_t *ret_resume, struct sl_err *e
     return 0;
 }
 
+/* Sets the part of the hold that covers the open reader's buffers. */
+static int hold_state(struct reading *rd, uint64_t bytes)
+{
+    int rc = sl_source_hold(rd->node, &rd->held, rd->held - rd->state + bytes);
+
+    if (rc == 0) {
+        rd->state = bytes;
+    }
+    return rc;
+}
+
 static int prepare_stream(struct reading *rd, struct sl_err *err)
 {
     int64_t resume = 0;
     int rc = sl_reader_open(&rd->r, rd->fs->streams[rd->stream].path, err);
 
+    /* Held before the first read, when liblz4 allocates them. */
+    if (rc == 0 && (rc = hold_state(rd, rd->r.state_bytes)) != 0) {
+        return rc;
+    }
     if (rc != 0 || (rc = find_resume(rd, &resume, err)) != 0) {
         return rc;
     }
@@ -1075,6 +1095,7 @@ static int file_run(struct sl_node *node)
         rd.stream = i;
         rc = read_stream(&rd, &err);
         sl_reader_close(&rd.r);
+        (void)hold_state(&rd, 0);
         if (rc != 0 && rc != SL_ECANCELED) {
             sl_log_error("%s: %s: %s", node->name, fs->streams[i].path,
                          err.msg[0] ? err.msg : sl_strerror(rc));

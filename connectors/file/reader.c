@@ -42,6 +42,23 @@ static bool starts_like_lz4(int fd)
            (got < 4 || m[3] == 0x18);
 }
 
+/* What liblz4 allocates to decompress a frame whose header starts the file
+ * (its input and output block buffers, and the 64 KiB window of linked
+ * blocks), before it does: the frame descriptor's BD byte gives the block
+ * size (64 KiB to 4 MiB). Unknown headers count as 4 MiB blocks. */
+static uint64_t lz4_state_bytes(int fd)
+{
+    unsigned char h[6];
+    uint64_t block = 4u << 20;
+
+    if (pread(fd, h, sizeof(h), 0) == (ssize_t)sizeof(h) && h[0] == 0x04 && h[1] == 0x22 &&
+        h[2] == 0x4D && h[3] == 0x18) {
+        unsigned id = (h[5] >> 4) & 7;
+        block = id >= 4 ? (uint64_t)1 << (8 + 2 * id) : block;
+    }
+    return CBUF_SIZE + 2 * block + 128 * 1024;
+}
+
 int sl_reader_open(struct sl_reader *r, const char *path, struct sl_err *err)
 {
     struct stat st;
@@ -66,6 +83,7 @@ int sl_reader_open(struct sl_reader *r, const char *path, struct sl_err *err)
         r->cbuf_cap = CBUF_SIZE;
         r->frame_done = true;
         r->not_lz4 = !starts_like_lz4(r->fd);
+        r->state_bytes = lz4_state_bytes(r->fd);
     }
     return 0;
 }

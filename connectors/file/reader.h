@@ -21,13 +21,15 @@ struct sl_reader {
     size_t cbuf_len;
     size_t cbuf_pos;
     size_t cbuf_cap;
-    uint64_t cbuf_off;  /* file offset of cbuf[0] */
-    bool in_eof;        /* the file itself is exhausted */
-    bool frame_done;    /* the last LZ4 frame ended cleanly */
-    bool not_lz4;       /* *.lz4 that does not start with an LZ4 frame */
-    bool truncated;     /* the input ended inside an LZ4 frame */
-    int64_t pos;        /* decompressed bytes returned so far */
-    uint64_t file_size; /* size at open */
+    uint64_t cbuf_off;    /* file offset of cbuf[0] */
+    bool in_eof;          /* the file itself is exhausted */
+    bool frame_done;      /* the last LZ4 frame ended cleanly */
+    bool not_lz4;         /* *.lz4 that does not start with an LZ4 frame */
+    bool truncated;       /* the input ended inside an LZ4 frame */
+    int64_t pos;          /* decompressed bytes returned so far */
+    uint64_t file_size;   /* size at open */
+    uint64_t state_bytes; /* what decompressing takes beside the caller's buffer (lz4), from
+                             the first frame's header; 0 for plain files */
 };
 
 /* Opens path; lz4 is decided by the ".lz4" suffix. Returns 0 or SL_EIO with

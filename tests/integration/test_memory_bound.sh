@@ -20,4 +20,28 @@ for shape in route20 fan10 chain; do
     fi
 done
 [ "$(q out/r.db 'SELECT count(*) FROM t')" = "$N" ] || fail "route20 rows"
+
+# .lz4 input: liblz4 keeps two blocks per open file (8.4 MiB with the lz4
+# tool's 4 MiB blocks, -B7), which memory_limit must cover too: four
+# sources of such files at 4 MiB peaked at 32 MB before (bound 20).
+for i in 1 2 3 4; do
+    sed "s/^{/{\"src\":$i,/" data/o.jsonl | lz4 -q -B7 > data/z$i.jsonl.lz4
+done
+cat > lz4.yaml <<'YAML'
+engine: { memory_limit: 4MiB }
+sources:
+  a: { type: file, path: data/z1.jsonl.lz4 }
+  b: { type: file, path: data/z2.jsonl.lz4 }
+  c: { type: file, path: data/z3.jsonl.lz4 }
+  d: { type: file, path: data/z4.jsonl.lz4 }
+sinks:
+  n: { type: sqlite, inputs: [a, b, c, d], path: out/z.db, table: t }
+YAML
+/usr/bin/time -f %M -o rss.txt "$SLUICE" run lz4.yaml 2> lz4.log || fail "lz4: $(cat lz4.log)"
+rss_kb=$(cat rss.txt)
+if [ -z "${SLUICE_SANITIZE:-}" ] && [ "$rss_kb" -gt $((20 * 1024)) ]; then
+    fail "lz4: peak RSS $((rss_kb / 1024)) MB with memory_limit 4MiB (bound 20 MB)"
+fi
+[ "$(q out/z.db 'SELECT count(*), count(DISTINCT src || id) FROM t')" = "$((4 * N))|$((4 * N))" ] ||
+    fail "lz4 rows: $(q out/z.db 'SELECT count(*) FROM t'), want $((4 * N))"
 echo ok
