@@ -304,14 +304,16 @@ static struct sl_batch *new_block_batch(struct reading *rd)
 }
 
 /* The capacity a buffer holding len bytes needs to take a read: at least
- * half a block free. From block_bytes, growing by half at a time (realloc
- * of a large block remaps it, so the growth need not be steep). */
+ * half a block free. From block_bytes, growing by half at a time, and by an
+ * eighth past 4 MiB: realloc of a large block remaps it instead of copying,
+ * so the growth need not be steep, and what a long line holds beyond its
+ * own size is held from the budget. */
 static size_t cap_for(size_t base, size_t len)
 {
     size_t cap = base;
 
     while (cap < len + base / 2) {
-        cap += cap / 2;
+        cap += cap < ((size_t)4 << 20) ? cap / 2 : cap / 8;
     }
     return cap;
 }
