@@ -161,6 +161,7 @@ struct sl_sqlite_writer {
     uint64_t replayed;         /* records trimmed: already stored (below the position) */
     uint64_t dead_stored;      /* dead letters written to the dead-letter table by this call */
     uint64_t dead_stored_last; /* ... by the last call that committed */
+    bool big;                  /* this call writes a batch of long records (see give_back) */
 };
 
 /* ==== sqlite_schema.c ==== */
@@ -180,6 +181,10 @@ int sl__sqlite_target_init(struct sl__sqlite_target *t,
                            size_t nkeys,
                            struct sl_err *err);
 /* Finalizes the cached statements and frees the target's memory. */
+/* Finalizes the cached statements (they are prepared again when next
+ * used): SQLite keeps the memory of the largest record a statement built
+ * until then. */
+void sl__sqlite_target_drop_statements(struct sl__sqlite_target *t);
 void sl__sqlite_target_release(struct sl__sqlite_target *t);
 /* Inside a write transaction: reads the schema if not ready, creates the
  * table when declared columns exist, adds missing declared columns and the

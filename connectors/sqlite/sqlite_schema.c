@@ -208,6 +208,11 @@ static void schema_clear(struct sl__sqlite_schema *s)
     }
 }
 
+void sl__sqlite_target_drop_statements(struct sl__sqlite_target *t)
+{
+    cache_clear(t);
+}
+
 void sl__sqlite_target_release(struct sl__sqlite_target *t)
 {
     cache_clear(t);

@@ -10,6 +10,7 @@
 #include "sqlite_priv.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -859,9 +860,40 @@ static int write_record(struct sl_sqlite_writer *w, uint32_t bi, uint32_t ri, st
     return rc == 0 ? add_row(w, t, rec->fields, rec->nfields, ncols, bi, ri, err) : rc;
 }
 
+/* A batch this large holds long records: SQLite builds each record whole
+ * (a copy of its values) and keeps the largest in the statement. */
+#define BIG_BATCH_BYTES (4u << 20)
+
+/* Whether batch's records may be long: the bytes it and the batches it
+ * points into (a map's or a route's output, a fork) hold. */
+static bool is_big(const struct sl_batch *batch)
+{
+    size_t bytes = 0;
+
+    for (const struct sl_batch *b = batch; b != NULL; b = b->parent) {
+        bytes += sl_batch_bytes(b);
+    }
+    return bytes > BIG_BATCH_BYTES;
+}
+
+/* After a write of long records: the statements' record buffers and the
+ * page cache's clean pages go back to the system, so that several sinks
+ * writing long records do not each keep their largest (memory_limit). */
+static void give_back(struct sl_sqlite_writer *w)
+{
+    if (w->big) {
+        sl__sqlite_target_drop_statements(&w->main);
+        sl__sqlite_target_drop_statements(&w->dead);
+        (void)sqlite3_db_release_memory(w->db);
+        w->big = false;
+    }
+}
+
 static int write_batch(struct sl_sqlite_writer *w, uint32_t bi, struct sl_err *err)
 {
     const struct sl_batch *batch = w->batches[bi];
+
+    w->big |= is_big(batch);
     int64_t from = 0;
     int rc = sl__sqlite_ck_begin(w, batch, &from, err);
 
@@ -931,6 +963,19 @@ static int report_rejects(struct sl_sqlite_writer *w,
     return before_commit != NULL ? before_commit(arg, err) : 0;
 }
 
+/* Recursive: a dead-letter store in SQLite is written from inside
+ * another writer's transaction. */
+static pthread_mutex_t big_writes = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+
+static int write_txn(struct sl_sqlite_writer *w,
+                     struct sl_batch *const *batches,
+                     size_t n,
+                     sl_sqlite_reject_fn reject,
+                     sl_sqlite_commit_fn before_commit,
+                     void *arg,
+                     uint64_t *ret_replayed,
+                     struct sl_err *err);
+
 int sl_sqlite_writer_write(struct sl_sqlite_writer *w,
                            struct sl_batch *const *batches,
                            size_t n,
@@ -945,6 +990,34 @@ int sl_sqlite_writer_write(struct sl_sqlite_writer *w,
     if (n == 0) {
         return 0;
     }
+    /* SQLite builds each record whole, a copy of its values: one writer at
+     * a time writes long records, so that a fan-out of long lines into
+     * several SQLite sinks holds one such copy, not one per sink. */
+    bool big = false;
+    for (size_t i = 0; i < n && !big; i++) {
+        big = is_big(batches[i]);
+    }
+    if (big) {
+        pthread_mutex_lock(&big_writes);
+    }
+    rc = write_txn(w, batches, n, reject, before_commit, arg, ret_replayed, err);
+    if (big) {
+        pthread_mutex_unlock(&big_writes);
+    }
+    return rc;
+}
+
+static int write_txn(struct sl_sqlite_writer *w,
+                     struct sl_batch *const *batches,
+                     size_t n,
+                     sl_sqlite_reject_fn reject,
+                     sl_sqlite_commit_fn before_commit,
+                     void *arg,
+                     uint64_t *ret_replayed,
+                     struct sl_err *err)
+{
+    int rc;
+
     w->batches = batches;
     w->npos = 0;
     w->nrejects = 0;
@@ -964,8 +1037,10 @@ int sl_sqlite_writer_write(struct sl_sqlite_writer *w,
     }
     if (rc != 0) {
         abort_txn(w);
+        give_back(w);
         return rc;
     }
+    give_back(w);
     if (ret_replayed != NULL) {
         *ret_replayed = w->replayed;
     }
