@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* Graph checks of the pipeline file, after every node is loaded: inputs name
  * existing nodes and outputs, no sink feeds another node, no cycles, every
- * source and stage reaches a sink, at least one source and one sink.
+ * source and stage reaches a sink, at least one source and one sink, queue
+ * settings within the budget, no two sinks of different types on one file.
  * Thread: main, at start-up. */
 #include "conf_int.h"
+#include "fsutil.h"
 #include "ring.h"
 
 #include <stdarg.h>
@@ -306,6 +308,47 @@ static int check_queues(struct sl__loader *ld)
                     (double)conf->memory_limit / 1048576.0);
 }
 
+/* The file a sink writes: its `path` option, whatever its type, or NULL. */
+static const char *sink_path(const struct sl_conf_node *n)
+{
+    if (n == NULL || n->kind != SLUICE_KIND_SINK || n->conf == NULL) {
+        return NULL;
+    }
+    for (const struct sluice_option *o = n->type->def.options; o != NULL && o->name != NULL; o++) {
+        if (strcmp(o->name, "path") == 0 && o->type == SLUICE_OPT_STR) {
+            return *(const char *const *)((const char *)n->conf + o->offset);
+        }
+    }
+    return NULL;
+}
+
+/* Sinks of different types writing one file: a file sink's lines appended
+ * to a SQLite database vanish at its next checkpoint (which truncates the
+ * file), and the database may be damaged. Two sinks of one type are the
+ * type's own check (SQLite sinks may share a file; file sinks may not). */
+static int check_shared_files(struct sl__loader *ld)
+{
+    const struct sl_conf *conf = ld->conf;
+    size_t n = conf->nnodes + 1;
+
+    for (size_t i = 0; i < n; i++) {
+        const struct sl_conf_node *a = i < conf->nnodes ? &conf->nodes[i] : conf->dead_letter;
+        const char *pa = sink_path(a);
+        for (size_t j = 0; pa != NULL && j < i; j++) {
+            const struct sl_conf_node *b = &conf->nodes[j];
+            const char *pb = sink_path(b);
+            if (pb != NULL && b->type != a->type && sl_same_path(pa, pb)) {
+                return sl_conf_node_err(a, "path", ld->err,
+                                        "the %s sink '%s' writes the same file (%s): a %s sink "
+                                        "and a %s sink cannot share a file; give each its own",
+                                        b->type->def.name, b->name, pb, a->type->def.name,
+                                        b->type->def.name);
+            }
+        }
+    }
+    return 0;
+}
+
 int sl__conf_dag(struct sl__loader *ld, const struct sl__ynode *root)
 {
     struct dag dag = {0};
@@ -322,6 +365,9 @@ int sl__conf_dag(struct sl__loader *ld, const struct sl__ynode *root)
     }
     if (rc == 0) {
         rc = check_queues(ld);
+    }
+    if (rc == 0) {
+        rc = check_shared_files(ld);
     }
     return rc;
 }
