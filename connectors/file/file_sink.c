@@ -153,6 +153,69 @@ static uint64_t lz4_complete_end(int fd, uint64_t size)
     return off;
 }
 
+/* Tails longer than this are not checked for being a whole object. */
+#define TAIL_CHECK_MAX (64u << 20)
+
+/* Whether bytes [off, off + len) of fd are exactly one JSON object. */
+static bool tail_is_object(int fd, uint64_t off, uint64_t len)
+{
+    char *text = sl_malloc(len > 0 ? len : 1);
+    struct sl_json_decoder *d = sl_json_decoder_new(SL_JSON_DEFAULT_MAX_DEPTH);
+    struct sl_arena arena;
+    struct sl_record rec = {0};
+    bool whole = false;
+
+    sl_arena_init(&arena);
+    if (text != NULL && d != NULL && pread(fd, text, len, (off_t)off) == (ssize_t)len) {
+        whole = sl_json_decode_object(d, text, len, &rec, &arena, NULL) == 0;
+    }
+    sl_arena_release(&arena);
+    sl_json_decoder_free(d);
+    sl_free(text);
+    return whole;
+}
+
+/* A run killed in the middle of a write leaves part of a line at the end
+ * of a plain output, and the next run's first record would be glued to it.
+ * The part is dropped: its records were not acknowledged, so they are read
+ * again. A whole object without its newline (a file someone else wrote) is
+ * kept and given its newline. */
+static int end_plain_output(struct sl_node *node, int fd, const char *path)
+{
+    struct stat st;
+    char buf[64 * 1024];
+
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
+        return 0;
+    }
+    uint64_t size = (uint64_t)st.st_size, end = size, start = 0;
+    if (pread(fd, buf, 1, (off_t)(size - 1)) != 1) {
+        return SL_EIO;
+    }
+    if (buf[0] == '\n') {
+        return 0;
+    }
+    bool found = false;
+    while (end > 0 && !found) {
+        size_t n = end > sizeof(buf) ? sizeof(buf) : (size_t)end;
+        if (pread(fd, buf, n, (off_t)(end - n)) != (ssize_t)n) {
+            return SL_EIO;
+        }
+        for (size_t i = n; i-- > 0 && !found;) {
+            found = buf[i] == '\n';
+            start = found ? end - n + i + 1 : start;
+        }
+        end -= n;
+    }
+    if (size - start <= TAIL_CHECK_MAX && tail_is_object(fd, start, size - start)) {
+        return write_all(fd, "\n", 1);
+    }
+    sl_log_warn("%s: %s ends in an unfinished line (a run was killed while writing): dropping "
+                "its %llu bytes",
+                node->name, path, (unsigned long long)(size - start));
+    return ftruncate(fd, (off_t)start) == 0 ? 0 : SL_EIO;
+}
+
 static int file_sink_write(struct sl_sink *sink, struct sl_batch *const *batches, size_t n)
 {
     struct file_sink *fsk = (struct file_sink *)sink;
@@ -214,11 +277,12 @@ static int file_sink_open(struct sl_node *node, struct sl_err *err)
     sl_sink_init(&fsk->sink, node, file_sink_write, (uint64_t)conf->max_records, conf->max_bytes,
                  conf->max_wait);
     if (sl_mkdir_parents(conf->path) != 0 ||
-        (fsk->fd =
-             open(conf->path,
-                  /* read: the LZ4 check of what a killed run left */
-                  (conf->compression == 1 ? O_RDWR : O_WRONLY) | O_CREAT | O_APPEND | O_CLOEXEC,
-                  0644)) < 0) {
+        (fsk->fd = open(conf->path,
+                        /* read: the check of what a killed run left */
+                        O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) < 0) {
+        return sl_err_set(err, SL_EIO, "%s: %s: %s", node->name, conf->path, strerror(errno));
+    }
+    if (conf->compression == 0 && end_plain_output(node, fsk->fd, conf->path) != 0) {
         return sl_err_set(err, SL_EIO, "%s: %s: %s", node->name, conf->path, strerror(errno));
     }
     if (conf->compression == 1) {
