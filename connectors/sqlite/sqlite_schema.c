@@ -515,7 +515,15 @@ int sl__sqlite_schema_add(sqlite3 *db,
             todo[ntodo++] = i;
         }
     }
-    if (rc == 0 && ntodo > 0 && !t->schema.exists) {
+    /* Refused before any column is added: the columns of a record that is
+     * then rejected would stay (the transaction commits the other rows),
+     * and every later record with a new field would be rejected too. */
+    int most = sqlite3_limit(db, SQLITE_LIMIT_COLUMN, -1);
+    if (rc == 0 && (uint64_t)t->schema.ncols + ntodo > (uint64_t)most) {
+        rc = sl_err_set(err, SL_EDATA,
+                        "%s: the table would have more than %d columns, SQLite's limit",
+                        t->schema.exists ? "adding a column" : "creating the table", most);
+    } else if (rc == 0 && ntodo > 0 && !t->schema.exists) {
         rc = create_table(db, t, sql, names, lens, types, todo, ntodo, err);
     } else {
         for (uint32_t j = 0; j < ntodo && rc == 0; j++) {
