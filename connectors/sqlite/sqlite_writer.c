@@ -967,15 +967,6 @@ static int report_rejects(struct sl_sqlite_writer *w,
  * another writer's transaction. */
 static pthread_mutex_t big_writes = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 
-static int write_txn(struct sl_sqlite_writer *w,
-                     struct sl_batch *const *batches,
-                     size_t n,
-                     sl_sqlite_reject_fn reject,
-                     sl_sqlite_commit_fn before_commit,
-                     void *arg,
-                     uint64_t *ret_replayed,
-                     struct sl_err *err);
-
 int sl_sqlite_writer_write(struct sl_sqlite_writer *w,
                            struct sl_batch *const *batches,
                            size_t n,
@@ -985,6 +976,7 @@ int sl_sqlite_writer_write(struct sl_sqlite_writer *w,
                            uint64_t *ret_replayed,
                            struct sl_err *err)
 {
+    bool big = false;
     int rc;
 
     if (n == 0) {
@@ -993,31 +985,12 @@ int sl_sqlite_writer_write(struct sl_sqlite_writer *w,
     /* SQLite builds each record whole, a copy of its values: one writer at
      * a time writes long records, so that a fan-out of long lines into
      * several SQLite sinks holds one such copy, not one per sink. */
-    bool big = false;
     for (size_t i = 0; i < n && !big; i++) {
         big = is_big(batches[i]);
     }
     if (big) {
         pthread_mutex_lock(&big_writes);
     }
-    rc = write_txn(w, batches, n, reject, before_commit, arg, ret_replayed, err);
-    if (big) {
-        pthread_mutex_unlock(&big_writes);
-    }
-    return rc;
-}
-
-static int write_txn(struct sl_sqlite_writer *w,
-                     struct sl_batch *const *batches,
-                     size_t n,
-                     sl_sqlite_reject_fn reject,
-                     sl_sqlite_commit_fn before_commit,
-                     void *arg,
-                     uint64_t *ret_replayed,
-                     struct sl_err *err)
-{
-    int rc;
-
     w->batches = batches;
     w->npos = 0;
     w->nrejects = 0;
@@ -1037,10 +1010,14 @@ static int write_txn(struct sl_sqlite_writer *w,
     }
     if (rc != 0) {
         abort_txn(w);
-        give_back(w);
-        return rc;
     }
     give_back(w);
+    if (big) {
+        pthread_mutex_unlock(&big_writes);
+    }
+    if (rc != 0) {
+        return rc;
+    }
     if (ret_replayed != NULL) {
         *ret_replayed = w->replayed;
     }

@@ -85,6 +85,30 @@ static int teardown(void **state)
     return 0;
 }
 
+/* Builds the pipeline of yaml (not started) in a new temporary folder. */
+static void build(struct fixture *fx, const char *yaml)
+{
+    struct sl_err err = {0};
+
+    snprintf(fx->dir, sizeof(fx->dir), "/tmp/sl_runtime_XXXXXX");
+    assert_non_null(mkdtemp(fx->dir));
+    snprintf(fx->path, sizeof(fx->path), "%s/p.yaml", fx->dir);
+    FILE *f = fopen(fx->path, "w");
+    assert_non_null(f);
+    fputs(yaml, f);
+    fclose(f);
+    assert_int_equal(sl_conf_load(fx->path, NULL, 0, &fx->conf, &err), 0);
+    assert_int_equal(sl_pipeline_new(fx->conf, &fx->pl, &err), 0);
+}
+
+static void unbuild(struct fixture *fx)
+{
+    sl_pipeline_free(fx->pl);
+    sl_conf_free(fx->conf);
+    unlink(fx->path);
+    rmdir(fx->dir);
+}
+
 /* A producer that could not reserve room went idle; a sibling producer then
  * cancels its reservation (its input was taken by another task). Nothing is
  * ever popped from the consumer's ring, so only the room-freed hook on the
@@ -123,24 +147,15 @@ static void test_runtime_cancelled_reservation_wakes_blocked_producer(void **sta
 static void test_runtime_blocked_fanout_does_not_spin(void **state)
 {
     (void)state;
-    struct sl_conf *conf = NULL;
-    struct sl_pipeline *pl = NULL;
-    struct sl_err err = {0};
-    char dir[64] = "/tmp/sl_runtime_spin_XXXXXX", path[96];
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof(path), "%s/p.yaml", dir);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs("engine: { threads: 2 }\n"
-          "sources:\n  gen: { type: generator, count: 10 }\n"
-          "stages:\n"
-          "  p: { type: map, inputs: [gen], set: { a: '1' }, workers: 2 }\n"
-          "sinks:\n  k: { type: null, inputs: [p], queue: 4 }\n"
-          "  h: { type: null, inputs: [p], queue: 1 }\n",
-          f);
-    fclose(f);
-    assert_int_equal(sl_conf_load(path, NULL, 0, &conf, &err), 0);
-    assert_int_equal(sl_pipeline_new(conf, &pl, &err), 0);
+    const char *yaml = "engine: { threads: 2 }\n"
+                       "sources:\n  gen: { type: generator, count: 10 }\n"
+                       "stages:\n"
+                       "  p: { type: map, inputs: [gen], set: { a: '1' }, workers: 2 }\n"
+                       "sinks:\n  k: { type: null, inputs: [p], queue: 4 }\n"
+                       "  h: { type: null, inputs: [p], queue: 1 }\n";
+    struct fixture fx = {0};
+    build(&fx, yaml);
+    struct sl_pipeline *pl = fx.pl;
     struct sl_node *p = node_named(pl, "p");
     struct sl_node *h = node_named(pl, "h");
     struct sl_batch *batch = sl_batch_new(NULL);
@@ -163,10 +178,7 @@ static void test_runtime_blocked_fanout_does_not_spin(void **state)
     }
     assert_int_equal(atomic_load(&h->c.batches), 1);
     assert_true(after - before < 100);
-    sl_pipeline_free(pl);
-    sl_conf_free(conf);
-    unlink(path);
-    rmdir(dir);
+    unbuild(&fx);
 }
 
 /* A fan-out hands every consumer the batch's records but its dead letters
@@ -262,23 +274,14 @@ static void test_runtime_fork_reads_the_records_in_place(void **state)
 static void test_runtime_failed_fork_gives_the_reservation_back(void **state)
 {
     (void)state;
-    struct sl_conf *conf = NULL;
-    struct sl_pipeline *pl = NULL;
-    struct sl_err err = {0};
-    char dir[64] = "/tmp/sl_runtime_fork_XXXXXX", path[96];
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof(path), "%s/p.yaml", dir);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs("engine: { threads: 2 }\n"
-          "sources:\n  gen: { type: generator, count: 10 }\n"
-          "stages:\n  p: { type: map, inputs: [gen], set: { a: '1' } }\n"
-          "sinks:\n  k: { type: null, inputs: [p], queue: 2 }\n"
-          "  h: { type: null, inputs: [p], queue: 2 }\n",
-          f);
-    fclose(f);
-    assert_int_equal(sl_conf_load(path, NULL, 0, &conf, &err), 0);
-    assert_int_equal(sl_pipeline_new(conf, &pl, &err), 0);
+    const char *yaml = "engine: { threads: 2 }\n"
+                       "sources:\n  gen: { type: generator, count: 10 }\n"
+                       "stages:\n  p: { type: map, inputs: [gen], set: { a: '1' } }\n"
+                       "sinks:\n  k: { type: null, inputs: [p], queue: 2 }\n"
+                       "  h: { type: null, inputs: [p], queue: 2 }\n";
+    struct fixture fx = {0};
+    build(&fx, yaml);
+    struct sl_pipeline *pl = fx.pl;
     struct sl_node *p = node_named(pl, "p");
     struct sl_node *k = node_named(pl, "k");
     struct sl_node *h = node_named(pl, "h");
@@ -312,10 +315,7 @@ static void test_runtime_failed_fork_gives_the_reservation_back(void **state)
         usleep(1000);
     }
     assert_int_equal(atomic_load(&pl->flow.used), used);
-    sl_pipeline_free(pl);
-    sl_conf_free(conf);
-    unlink(path);
-    rmdir(dir);
+    unbuild(&fx);
 }
 
 /* With queues set by hand, while one path's rings hold a source's batches,
@@ -328,30 +328,23 @@ static void test_runtime_failed_fork_gives_the_reservation_back(void **state)
 static void test_runtime_plan_counts_copies_waiting_at_sinks(void **state)
 {
     (void)state;
-    struct sl_conf *conf = NULL;
-    struct sl_pipeline *pl = NULL;
-    struct sl_err err = {0};
-    char dir[64] = "/tmp/sl_runtime_plan_XXXXXX", path[96];
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof(path), "%s/p.yaml", dir);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs("engine: { threads: 2, memory_limit: 16MiB }\n"
-          "sources:\n  gen: { type: generator, count: 10 }\nstages:\n",
-          f);
+    char yaml[2048];
+    int len = snprintf(yaml, sizeof(yaml),
+                       "engine: { threads: 2, memory_limit: 16MiB }\n"
+                       "sources:\n  gen: { type: generator, count: 10 }\n"
+                       "stages:\n");
     for (int i = 0; i < 8; i++) {
-        fprintf(f, "  m%d: { type: map, inputs: [gen], set: { k: '%d' }, queue: 16 }\n", i, i);
+        len += snprintf(yaml + len, sizeof(yaml) - (size_t)len,
+                        "  m%d: { type: map, inputs: [gen], set: { k: '%d' }, queue: 16 }\n", i, i);
     }
-    fputs("sinks:\n  k: { type: null, queue: 16, inputs: [m0, m1, m2, m3, m4, m5, m6, m7] }\n", f);
-    fclose(f);
-    assert_int_equal(sl_conf_load(path, NULL, 0, &conf, &err), 0);
-    assert_int_equal(sl_pipeline_new(conf, &pl, &err), 0);
+    snprintf(yaml + len, sizeof(yaml) - (size_t)len,
+             "sinks:\n  k: { type: null, queue: 16, inputs: [m0, m1, m2, m3, m4, m5, m6, m7] }\n");
+    struct fixture fx = {0};
+    build(&fx, yaml);
+    struct sl_pipeline *pl = fx.pl;
     uint64_t held = 8 * (16 + 16) + 2;
-    assert_true((uint64_t)pl->block_bytes * 4 * held <= conf->memory_limit / 2);
-    sl_pipeline_free(pl);
-    sl_conf_free(conf);
-    unlink(path);
-    rmdir(dir);
+    assert_true((uint64_t)pl->block_bytes * 4 * held <= fx.conf->memory_limit / 2);
+    unbuild(&fx);
 }
 
 int main(void)
