@@ -876,14 +876,13 @@ static bool is_big(const struct sl_batch *batch)
     return bytes > BIG_BATCH_BYTES;
 }
 
-/* After a write of long records: the statements' record buffers and the
- * page cache's clean pages go back to the system, so that several sinks
- * writing long records do not each keep their largest (memory_limit). */
+/* After a write of long records: the page cache's clean pages go back to
+ * the system (the statements' record buffers went in write_rows), so that
+ * several sinks writing long records do not each keep their largest
+ * (memory_limit). */
 static void give_back(struct sl_sqlite_writer *w)
 {
     if (w->big) {
-        sl__sqlite_target_drop_statements(&w->main);
-        sl__sqlite_target_drop_statements(&w->dead);
         (void)sqlite3_db_release_memory(w->db);
         w->big = false;
     }
@@ -963,9 +962,36 @@ static int report_rejects(struct sl_sqlite_writer *w,
     return before_commit != NULL ? before_commit(arg, err) : 0;
 }
 
-/* Recursive: a dead-letter store in SQLite is written from inside
- * another writer's transaction. */
-static pthread_mutex_t big_writes = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+/* SQLite builds each record whole, a copy of its values: one writer at a
+ * time builds long records, so that a fan-out of long lines into several
+ * SQLite sinks holds one such copy, not one per sink. Held only while the
+ * rows are built, after BEGIN IMMEDIATE and before the rejects go to the
+ * dead-letter store and COMMIT: its holder waits for nothing else (no
+ * busy handler, no other lock). Held around the whole transaction, a
+ * writer waited here holding its store's dead_lock (more than 4 MiB of
+ * dead letters) while the holder waited for that dead_lock to hand its
+ * rejects on (tests/integration/test_sqlite_long_rows_dead.sh). */
+static pthread_mutex_t big_writes = PTHREAD_MUTEX_INITIALIZER;
+
+static int write_rows(struct sl_sqlite_writer *w, size_t n, struct sl_err *err)
+{
+    bool big = false;
+
+    for (size_t i = 0; i < n && !big; i++) {
+        big = is_big(w->batches[i]);
+    }
+    if (!big) {
+        return write_all(w, n, err);
+    }
+    pthread_mutex_lock(&big_writes);
+    int rc = write_all(w, n, err);
+    /* The statements keep the largest record they built: finalized (they
+     * are prepared again when next used) before the next writer builds. */
+    sl__sqlite_target_drop_statements(&w->main);
+    sl__sqlite_target_drop_statements(&w->dead);
+    pthread_mutex_unlock(&big_writes);
+    return rc;
+}
 
 int sl_sqlite_writer_write(struct sl_sqlite_writer *w,
                            struct sl_batch *const *batches,
@@ -976,20 +1002,10 @@ int sl_sqlite_writer_write(struct sl_sqlite_writer *w,
                            uint64_t *ret_replayed,
                            struct sl_err *err)
 {
-    bool big = false;
     int rc;
 
     if (n == 0) {
         return 0;
-    }
-    /* SQLite builds each record whole, a copy of its values: one writer at
-     * a time writes long records, so that a fan-out of long lines into
-     * several SQLite sinks holds one such copy, not one per sink. */
-    for (size_t i = 0; i < n && !big; i++) {
-        big = is_big(batches[i]);
-    }
-    if (big) {
-        pthread_mutex_lock(&big_writes);
     }
     w->batches = batches;
     w->npos = 0;
@@ -1000,7 +1016,7 @@ int sl_sqlite_writer_write(struct sl_sqlite_writer *w,
     w->main.prev = NULL; /* the previous call's batches may be gone */
     rc = run(w->db, w->begin, err, "BEGIN IMMEDIATE");
     if (rc == 0) {
-        rc = write_all(w, n, err);
+        rc = write_rows(w, n, err);
     }
     if (rc == 0) {
         rc = report_rejects(w, reject, before_commit, arg, err);
@@ -1012,9 +1028,6 @@ int sl_sqlite_writer_write(struct sl_sqlite_writer *w,
         abort_txn(w);
     }
     give_back(w);
-    if (big) {
-        pthread_mutex_unlock(&big_writes);
-    }
     if (rc != 0) {
         return rc;
     }
