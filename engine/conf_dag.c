@@ -2,7 +2,8 @@
 /* Graph checks of the pipeline file, after every node is loaded: inputs name
  * existing nodes and outputs, no sink feeds another node, no cycles, every
  * source and stage reaches a sink, at least one source and one sink, queue
- * settings within the budget, no two sinks of different types on one file.
+ * settings within the budget, at most 64 paths from a source to a sink, no
+ * two sinks of different types on one file.
  * Thread: main, at start-up. */
 #include "conf_int.h"
 #include "fsutil.h"
@@ -278,6 +279,59 @@ static int check_reach(struct sl__loader *ld, const struct dag *dag)
     return node_err(ld, bad, "node '%s' has no path to a sink", ld->conf->nodes[bad].name);
 }
 
+/* A sink waits for one copy of each batch per path from its source, and
+ * the plan divides the budget by the paths: a chain of diamonds doubles
+ * them at each diamond, and memory and start-up time with them (16
+ * diamonds: 6.8 GB). 64 lets a route with 64 outputs into one sink (six
+ * diamonds in a row make 64: already past the memory bound). */
+#define PATHS_MAX 64
+
+/* Paths from node src to node v (memo: per node, 0 = not known yet, else
+ * paths + 1), saturating just past PATHS_MAX. */
+static uint32_t
+paths_from(const struct sl__loader *ld, const struct dag *dag, size_t src, size_t v, uint32_t *memo)
+{
+    if (v == src) {
+        return 1;
+    }
+    if (memo[v] != 0) {
+        return memo[v] - 1;
+    }
+    uint32_t n = 0;
+    for (size_t j = 0; j < ld->conf->nodes[v].ninputs; j++) {
+        n += paths_from(ld, dag, src, dag->up[v][j], memo);
+        n = n > PATHS_MAX ? PATHS_MAX + 1 : n;
+    }
+    memo[v] = n + 1;
+    return n;
+}
+
+static int check_paths(struct sl__loader *ld, const struct dag *dag)
+{
+    uint32_t *memo = sl__conf_alloc(ld, (dag->n + 1) * sizeof(*memo));
+
+    if (memo == NULL) {
+        return SL_ENOMEM;
+    }
+    for (size_t src = 0; src < dag->n; src++) {
+        if (ld->conf->nodes[src].kind != SLUICE_KIND_SOURCE) {
+            continue;
+        }
+        memset(memo, 0, dag->n * sizeof(*memo));
+        for (size_t v = 0; v < dag->n; v++) {
+            if (ld->conf->nodes[v].kind == SLUICE_KIND_SINK &&
+                paths_from(ld, dag, src, v, memo) > PATHS_MAX) {
+                return node_err(ld, v,
+                                "sink '%s' is reached from source '%s' by more than %d paths "
+                                "(fan-outs merged again, one after the other): each path "
+                                "holds its own copy of every batch; merge the paths sooner",
+                                ld->conf->nodes[v].name, ld->conf->nodes[src].name, PATHS_MAX);
+            }
+        }
+    }
+    return 0;
+}
+
 /* Queues set by hand cost their slots before any batch is queued, outside
  * the budget: refuse settings whose slots alone would take more than an
  * eighth of memory_limit (the plan also shrinks blocks to fit their
@@ -362,6 +416,9 @@ int sl__conf_dag(struct sl__loader *ld, const struct sl__ynode *root)
     }
     if (rc == 0) {
         rc = check_reach(ld, &dag);
+    }
+    if (rc == 0) {
+        rc = check_paths(ld, &dag);
     }
     if (rc == 0) {
         rc = check_queues(ld);

@@ -347,23 +347,33 @@ static int link_inputs(struct sl_pipeline *pl, struct sl_node *node, struct sl_e
     return 0;
 }
 
-/* Number of distinct edge paths from node to sink. */
-static uint32_t count_paths(const struct sl_node *node, const struct sl_node *sink)
+/* Number of distinct edge paths from node to sink (memo: per node, 0 = not
+ * known yet, else paths + 1; the loader allows at most 64). */
+static uint32_t count_paths(const struct sl_node *node, const struct sl_node *sink, uint32_t *memo)
 {
     if (node == sink) {
         return 1;
     }
+    if (memo[node->index] != 0) {
+        return memo[node->index] - 1;
+    }
     uint32_t n = 0;
     for (size_t o = 0; o < node->nouts; o++) {
         for (size_t c = 0; c < node->outs[o].n; c++) {
-            n += count_paths(node->outs[o].to[c], sink);
+            n += count_paths(node->outs[o].to[c], sink, memo);
         }
     }
+    memo[node->index] = n + 1;
     return n;
 }
 
 static int init_paths(struct sl_pipeline *pl)
 {
+    uint32_t *memo = sl_calloc(pl->nnodes, sizeof(*memo));
+
+    if (memo == NULL) {
+        return SL_ENOMEM;
+    }
     for (size_t s = 0; s < pl->nnodes; s++) {
         struct sl_node *sink = &pl->nodes[s];
         if (sink->cn->kind != SLUICE_KIND_SINK) {
@@ -371,14 +381,17 @@ static int init_paths(struct sl_pipeline *pl)
         }
         sink->paths = sl_calloc(pl->nnodes, sizeof(*sink->paths));
         if (sink->paths == NULL) {
+            sl_free(memo);
             return SL_ENOMEM;
         }
+        memset(memo, 0, pl->nnodes * sizeof(*memo));
         for (size_t i = 0; i < pl->nnodes; i++) {
             if (pl->nodes[i].cn->kind == SLUICE_KIND_SOURCE && sink != pl->dead_letter) {
-                sink->paths[i] = count_paths(&pl->nodes[i], sink);
+                sink->paths[i] = count_paths(&pl->nodes[i], sink, memo);
             }
         }
     }
+    sl_free(memo);
     return 0;
 }
 
