@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The built-in functions of the expression language (round ... now), called
- * by expr_eval.c. Null in gives null out, except coalesce and concat; a
+ * by expr_eval.c. Null in gives null out, except coalesce, concat and if; a
  * wrong argument type is a data error naming the function. New strings go
  * into the evaluation's arena. Any worker thread. */
 #include "expr_int.h"
@@ -666,6 +666,24 @@ fn_coalesce(const struct sl__expr_ctx *cx, const struct sl__expr_node *n, struct
     return 0;
 }
 
+/* if(cond, a, b): a when cond is true, b when it is false or null (as &&
+ * and || read null); only that branch is evaluated. A cond of another type
+ * is a data error. */
+static int fn_if(const struct sl__expr_ctx *cx, const struct sl__expr_node *n, struct sl_value *ret)
+{
+    struct sl_value c;
+    int rc = sl__expr_eval_node(cx, cx->e->args[n->first], &c);
+
+    if (rc != 0) {
+        return rc;
+    }
+    if (c.type != SL_TYPE_BOOL && c.type != SL_TYPE_NULL) {
+        return sl__expr_type_error(cx, "if", &c, NULL);
+    }
+    bool yes = c.type == SL_TYPE_BOOL && c.u.b;
+    return sl__expr_eval_node(cx, cx->e->args[n->first + (yes ? 1 : 2)], ret);
+}
+
 int sl__expr_call(const struct sl__expr_ctx *cx,
                   const struct sl__expr_node *n,
                   struct sl_value *ret)
@@ -677,6 +695,9 @@ int sl__expr_call(const struct sl__expr_ctx *cx,
 
     if (n->fn == SL__FN_COALESCE) {
         return fn_coalesce(cx, n, ret);
+    }
+    if (n->fn == SL__FN_IF) {
+        return fn_if(cx, n, ret);
     }
     for (uint32_t i = 0; i < n->count; i++) {
         int rc = sl__expr_eval_node(cx, cx->e->args[n->first + i], &argv[i]);

@@ -63,6 +63,7 @@ enum sl__expr_fn {
     SL__FN_TO_INT,
     SL__FN_TO_FLOAT,
     SL__FN_TO_STRING,
+    SL__FN_IF,
     SL__FN_NOW,
     SL__FN_COUNT
 };

@@ -28,6 +28,7 @@ const struct sl__expr_fn_def sl__expr_fns[SL__FN_COUNT] = {
     [SL__FN_TO_INT] = {"to_int", 1, 1},
     [SL__FN_TO_FLOAT] = {"to_float", 1, 1},
     [SL__FN_TO_STRING] = {"to_string", 1, 1},
+    [SL__FN_IF] = {"if", 3, 3},
     [SL__FN_NOW] = {"now", 0, 0},
 };
 

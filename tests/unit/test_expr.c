@@ -747,6 +747,23 @@ static void test_expr_coalesce(void **state)
     is_int("coalesce(meta.nope, a.b[1])", 1);
 }
 
+/* DESIGN.md: if(cond, a, b), b when cond is false or null; lazy, as
+ * coalesce (it was an unknown function). */
+static void test_expr_if(void **state)
+{
+    (void)state;
+    is_str("if(status == 'paid', 'yes', 'no')", "yes");
+    is_int("if(amount > 100, 1, 9)", 9);
+    is_int("if(nul, 1, 2)", 2);
+    is_int("if(missing == 3, 1, 2)", 2);
+    is_null("if(true, nul, 1)");
+    is_int("if(true, 1, 1 / 0)", 1); /* lazy: the other branch is not run */
+    is_int("if(false, 1 / 0 > 0, 5)", 5);
+    is_int("if(amount > 1, if(amount > 50, 3, 2), 1)", 2);
+    is_data_error("if(amount, 1, 2)", "cannot apply if to int");
+    is_compile_error("if(true, 1)", 1, "if() takes 3 arguments, got 2");
+}
+
 static void test_expr_to_int(void **state)
 {
     (void)state;
@@ -1033,6 +1050,7 @@ int main(void)
         cmocka_unit_test(test_expr_concat),
         cmocka_unit_test(test_expr_contains_starts_ends),
         cmocka_unit_test(test_expr_coalesce),
+        cmocka_unit_test(test_expr_if),
         cmocka_unit_test(test_expr_to_int),
         cmocka_unit_test(test_expr_to_float),
         cmocka_unit_test(test_expr_to_string),
