@@ -47,6 +47,33 @@ static const struct sluice_option engine_options[] = {
 };
 /* clang-format on */
 
+static const struct sluice_option *
+node_option(const struct sl_conf_node *cn, const char *name, enum sluice_opt_type type)
+{
+    for (const struct sluice_option *o = cn != NULL && cn->conf != NULL ? cn->type->def.options
+                                                                        : NULL;
+         o != NULL && o->name != NULL; o++) {
+        if (o->type == type && strcmp(o->name, name) == 0) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
+const char *sl_conf_node_str(const struct sl_conf_node *cn, const char *name)
+{
+    const struct sluice_option *o = node_option(cn, name, SLUICE_OPT_STR);
+
+    return o != NULL ? *(const char *const *)((const char *)cn->conf + o->offset) : NULL;
+}
+
+const char *sl_conf_node_enum(const struct sl_conf_node *cn, const char *name)
+{
+    const struct sluice_option *o = node_option(cn, name, SLUICE_OPT_ENUM);
+
+    return o != NULL ? o->choices[*(const int *)((const char *)cn->conf + o->offset)] : NULL;
+}
+
 /* ==== Loader helpers ==== */
 
 void *sl__conf_alloc(struct sl__loader *ld, size_t size)

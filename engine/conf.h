@@ -34,6 +34,8 @@ struct sl_conf_node {
     const struct sl_conf *pipeline; /* the whole file, for checks across nodes: during a
                                        check(), the nodes loaded so far (every node, for
                                        the dead_letter sink, which is loaded last) */
+    uint32_t *paths; /* sinks but dead_letter: per node index, the paths from that source
+                        node here (0 for other nodes; at most 64, conf_dag.c) */
 };
 
 struct sl_conf {
@@ -47,6 +49,13 @@ struct sl_conf {
     struct sl_conf_node *dead_letter; /* NULL if none; a sink without inputs, name "dead_letter" */
     void *priv;                       /* loader's storage (strings, arrays) */
 };
+
+/* cn's string option name (a sink's `path`), or NULL when its type has no
+ * such option or it is not set. For checks across node types. */
+const char *sl_conf_node_str(const struct sl_conf_node *cn, const char *name);
+/* The text of cn's enum option name (a source's `format`: "csv"), or NULL
+ * when its type has no such option. */
+const char *sl_conf_node_enum(const struct sl_conf_node *cn, const char *name);
 
 /* Loads and checks path, applying the --set overrides ("a.b.c=v", quoted
  * dotted keys a."x.y"=v) in order. Returns 0 and *ret_conf, or SL_ECONFIG with

@@ -306,21 +306,33 @@ paths_from(const struct sl__loader *ld, const struct dag *dag, size_t src, size_
     return n;
 }
 
+/* Counts, for each sink, the paths from each source (the runtime's order
+ * restoration and memory plan read them: sl_conf_node.paths). */
 static int check_paths(struct sl__loader *ld, const struct dag *dag)
 {
+    struct sl_conf_node *nodes = ld->conf->nodes;
     uint32_t *memo = sl__conf_alloc(ld, (dag->n + 1) * sizeof(*memo));
 
     if (memo == NULL) {
         return SL_ENOMEM;
     }
+    for (size_t v = 0; v < dag->n; v++) {
+        if (nodes[v].kind == SLUICE_KIND_SINK &&
+            (nodes[v].paths = sl__conf_alloc(ld, (dag->n + 1) * sizeof(uint32_t))) == NULL) {
+            return SL_ENOMEM;
+        }
+    }
     for (size_t src = 0; src < dag->n; src++) {
-        if (ld->conf->nodes[src].kind != SLUICE_KIND_SOURCE) {
+        if (nodes[src].kind != SLUICE_KIND_SOURCE) {
             continue;
         }
         memset(memo, 0, dag->n * sizeof(*memo));
         for (size_t v = 0; v < dag->n; v++) {
-            if (ld->conf->nodes[v].kind == SLUICE_KIND_SINK &&
-                paths_from(ld, dag, src, v, memo) > PATHS_MAX) {
+            if (nodes[v].kind != SLUICE_KIND_SINK) {
+                continue;
+            }
+            nodes[v].paths[src] = paths_from(ld, dag, src, v, memo);
+            if (nodes[v].paths[src] > PATHS_MAX) {
                 return node_err(ld, v,
                                 "sink '%s' is reached from source '%s' by more than %d paths "
                                 "(fan-outs merged again, one after the other): each path "
@@ -365,15 +377,7 @@ static int check_queues(struct sl__loader *ld)
 /* The file a sink writes: its `path` option, whatever its type, or NULL. */
 static const char *sink_path(const struct sl_conf_node *n)
 {
-    if (n == NULL || n->kind != SLUICE_KIND_SINK || n->conf == NULL) {
-        return NULL;
-    }
-    for (const struct sluice_option *o = n->type->def.options; o != NULL && o->name != NULL; o++) {
-        if (strcmp(o->name, "path") == 0 && o->type == SLUICE_OPT_STR) {
-            return *(const char *const *)((const char *)n->conf + o->offset);
-        }
-    }
-    return NULL;
+    return n != NULL && n->kind == SLUICE_KIND_SINK ? sl_conf_node_str(n, "path") : NULL;
 }
 
 /* Sinks of different types writing one file: a file sink's lines appended

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Building the running pipeline from a checked config: nodes, rings, edges,
- * path counts for sinks; and tearing it down. Thread:
+ * the memory plan; and tearing it down. Thread:
  * main only. */
 #include "mem.h"
 #include "runtime.h"
@@ -89,6 +89,7 @@ static int init_node(struct sl_pipeline *pl,
     node->type = cn->type;
     node->name = cn->name;
     node->index = index;
+    node->paths = cn->paths;
     node->max_tasks = (uint32_t)cn->workers;
     uint32_t cap = (uint32_t)cn->queue; /* 0: plan_memory sizes it */
     if (cn->kind == SLUICE_KIND_SOURCE) {
@@ -229,14 +230,10 @@ static uint64_t decoded_factor(const struct sl_pipeline *pl)
 
     for (size_t i = 0; i < pl->nnodes; i++) {
         const struct sl_conf_node *cn = pl->nodes[i].cn;
-        for (const struct sluice_option *o = cn->type->def.options;
-             cn->kind == SLUICE_KIND_SOURCE && o != NULL && o->name != NULL; o++) {
-            int v = o->type == SLUICE_OPT_ENUM ? *(const int *)((const char *)cn->conf + o->offset)
-                                               : -1;
-            if (strcmp(o->name, "format") == 0 && v >= 0 && o->choices != NULL &&
-                strcmp(o->choices[v], "csv") == 0) {
-                factor = DECODED_FACTOR_CSV;
-            }
+        const char *format =
+            cn->kind == SLUICE_KIND_SOURCE ? sl_conf_node_enum(cn, "format") : NULL;
+        if (format != NULL && strcmp(format, "csv") == 0) {
+            factor = DECODED_FACTOR_CSV;
         }
     }
     return factor;
@@ -347,54 +344,6 @@ static int link_inputs(struct sl_pipeline *pl, struct sl_node *node, struct sl_e
     return 0;
 }
 
-/* Number of distinct edge paths from node to sink (memo: per node, 0 = not
- * known yet, else paths + 1; the loader allows at most 64). */
-static uint32_t count_paths(const struct sl_node *node, const struct sl_node *sink, uint32_t *memo)
-{
-    if (node == sink) {
-        return 1;
-    }
-    if (memo[node->index] != 0) {
-        return memo[node->index] - 1;
-    }
-    uint32_t n = 0;
-    for (size_t o = 0; o < node->nouts; o++) {
-        for (size_t c = 0; c < node->outs[o].n; c++) {
-            n += count_paths(node->outs[o].to[c], sink, memo);
-        }
-    }
-    memo[node->index] = n + 1;
-    return n;
-}
-
-static int init_paths(struct sl_pipeline *pl)
-{
-    uint32_t *memo = sl_calloc(pl->nnodes, sizeof(*memo));
-
-    if (memo == NULL) {
-        return SL_ENOMEM;
-    }
-    for (size_t s = 0; s < pl->nnodes; s++) {
-        struct sl_node *sink = &pl->nodes[s];
-        if (sink->cn->kind != SLUICE_KIND_SINK) {
-            continue;
-        }
-        sink->paths = sl_calloc(pl->nnodes, sizeof(*sink->paths));
-        if (sink->paths == NULL) {
-            sl_free(memo);
-            return SL_ENOMEM;
-        }
-        memset(memo, 0, pl->nnodes * sizeof(*memo));
-        for (size_t i = 0; i < pl->nnodes; i++) {
-            if (pl->nodes[i].cn->kind == SLUICE_KIND_SOURCE && sink != pl->dead_letter) {
-                sink->paths[i] = count_paths(&pl->nodes[i], sink, memo);
-            }
-        }
-    }
-    sl_free(memo);
-    return 0;
-}
-
 static int open_nodes(struct sl_pipeline *pl, struct sl_err *err)
 {
     /* Sinks first (sources ask them for positions), then stages, then sources. */
@@ -464,9 +413,6 @@ static int build(struct sl_pipeline *pl, struct sl_err *err)
         if (rc != 0) {
             return rc;
         }
-    }
-    if (init_paths(pl) != 0) {
-        return sl_err_set(err, SL_ENOMEM, "out of memory");
     }
     plan_memory(pl, threads);
     for (size_t i = 0; i < pl->nnodes; i++) {
@@ -540,7 +486,6 @@ struct sl_pipeline *sl_pipeline_free(struct sl_pipeline *pl)
         sl_free(node->outs);
         sl_free(node->ups);
         sl_free(node->tasks);
-        sl_free(node->paths);
     }
     sl_free(pl->nodes);
     sl_flow_release_all(&pl->flow);

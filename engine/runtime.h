@@ -69,7 +69,8 @@ struct sl_node {
     struct sl_counters c;
     pthread_t thread; /* sources only */
     bool thread_started;
-    uint32_t *paths; /* sinks: per node index, paths from that source to here */
+    const uint32_t *paths; /* sinks: per node index, paths from that source here (the
+                              config's, conf_dag.c); NULL for the dead_letter sink */
 };
 
 struct sl_pipeline {

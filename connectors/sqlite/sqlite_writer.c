@@ -892,7 +892,6 @@ static int write_batch(struct sl_sqlite_writer *w, uint32_t bi, struct sl_err *e
 {
     const struct sl_batch *batch = w->batches[bi];
 
-    w->big |= is_big(batch);
     int64_t from = 0;
     int rc = sl__sqlite_ck_begin(w, batch, &from, err);
 
@@ -980,6 +979,7 @@ static int write_rows(struct sl_sqlite_writer *w, size_t n, struct sl_err *err)
     for (size_t i = 0; i < n && !big; i++) {
         big = is_big(w->batches[i]);
     }
+    w->big = big; /* give_back after the commit */
     if (!big) {
         return write_all(w, n, err);
     }
