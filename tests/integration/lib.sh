@@ -39,3 +39,34 @@ wait_until() {
         sleep 0.1
     done
 }
+
+# hold_lock DB MOST [LEAST]: another process takes DB's write lock (BEGIN
+# EXCLUSIVE) and keeps it until the file `release` exists and LEAST seconds
+# passed, or MOST seconds passed; returns once the lock is held, with the
+# process's pid in LOCKER.
+hold_lock() {
+    python3 - "$1" "$2" "${3:-0}" <<'PY' &
+import os, sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+db.execute("BEGIN EXCLUSIVE")
+open("locked", "w").close()
+start, most, least = time.time(), float(sys.argv[2]), float(sys.argv[3])
+while time.time() < start + most and not (os.path.exists("release") and time.time() >= start + least):
+    time.sleep(0.05)
+db.execute("ROLLBACK")
+PY
+    LOCKER=$!
+    wait_until test -f locked || fail "locker did not start"
+}
+
+# check_rss FILE BOUND_MB WHAT: fails when the peak RSS that /usr/bin/time
+# -f %M wrote to FILE is above BOUND_MB (not checked under the sanitizers,
+# whose shadow memory counts in RSS).
+check_rss() {
+    local kb
+    kb=$(cat "$1")
+    echo "$3: peak RSS $((kb / 1024)) MB"
+    if [ -z "${SLUICE_SANITIZE:-}" ] && [ "$kb" -gt $(($2 * 1024)) ]; then
+        fail "$3: peak RSS $((kb / 1024)) MB (bound $2 MB)"
+    fi
+}

@@ -14,18 +14,8 @@ YAML
 pid=$!
 has_rows() { [ "$(q out/o.db 'SELECT count(*) FROM orders' 2> /dev/null || echo 0)" -ge 1 ]; }
 WAIT_TIMEOUT=60 wait_until has_rows || fail "nothing written: $(cat run.log)"
-python3 - <<'PY' &
-import os, sqlite3, time
-db = sqlite3.connect("out/o.db", isolation_level=None, timeout=30)
-db.execute("BEGIN EXCLUSIVE")
-open("locked", "w").close()
-start = time.time()
-while not os.path.exists("release") and time.time() < start + 60:
-    time.sleep(0.05)
-db.execute("ROLLBACK")
-PY
-locker=$!
-wait_until test -f locked || fail "locker did not start"
+hold_lock out/o.db 60
+locker=$LOCKER
 sleep 0.5 # not a synchronisation: the sink is stuck whenever its next write comes
 kill -INT $pid
 set +e

@@ -19,18 +19,8 @@ has_rows() { [ "$(rows "$1")" -ge "$2" ]; }
 WAIT_TIMEOUT=60 wait_until has_rows out/a.db 1 || fail "a.db never written"
 # Hold a.db's write lock until b.db has all of b and SQLite's 5 s
 # busy_timeout has passed (so da retries), or 60 s.
-python3 - <<'PY' &
-import os, sqlite3, time
-db = sqlite3.connect("out/a.db", isolation_level=None, timeout=30)
-db.execute("BEGIN EXCLUSIVE")
-open("locked", "w").close()
-start = time.time()
-while (not os.path.exists("release") or time.time() < start + 6) and time.time() < start + 60:
-    time.sleep(0.05)
-db.execute("ROLLBACK")
-PY
-locker=$!
-wait_until test -f locked || fail "locker did not start"
+hold_lock out/a.db 60 6
+locker=$LOCKER
 before=$(rows out/b.db)
 got=0
 WAIT_TIMEOUT=60 wait_until has_rows out/b.db 300 || got=1

@@ -14,16 +14,8 @@ YAML
 # Create the database, then hold an exclusive lock for 7 s (past SQLite's
 # 5 s busy_timeout) while sluice starts.
 sqlite3 out/o.db 'PRAGMA journal_mode=WAL; CREATE TABLE orders(id);' > /dev/null
-python3 - <<'PY' &
-import sqlite3, time
-db = sqlite3.connect("out/o.db", isolation_level=None)
-db.execute("BEGIN EXCLUSIVE")
-open("locked", "w").close()
-time.sleep(7)
-db.execute("ROLLBACK")
-PY
-locker=$!
-wait_until test -f locked || fail "locker did not start"
+hold_lock out/o.db 7
+locker=$LOCKER
 "$SLUICE" run p.yaml 2> run.log || fail "run: $(cat run.log)"
 wait $locker
 grep -q "busy or locked.*retry 1 of" run.log || fail "the wait is not said: $(cat run.log)"

@@ -34,16 +34,8 @@ YAML
     fail "run 1: $(cat run1.log)"
 # Another process holds a.db's write lock for 2 s (within SQLite's 5 s
 # busy_timeout) while sluice starts.
-python3 - <<'PY' &
-import sqlite3, time
-db = sqlite3.connect("out/a.db", isolation_level=None)
-db.execute("BEGIN EXCLUSIVE")
-open("locked", "w").close()
-time.sleep(2)
-db.execute("ROLLBACK")
-PY
-locker=$!
-wait_until test -f locked || fail "locker did not start"
+hold_lock out/a.db 2
+locker=$LOCKER
 rc=0
 timeout 60 "$SLUICE" run p.yaml --set sources.big.path=in/big.jsonl 2> run2.log || rc=$?
 wait $locker
