@@ -32,7 +32,11 @@ dead=$(wc -l < out/slow-dead.jsonl)
     fail "a timed-out delivery does not say possibly delivered: $(head -n 1 out/slow-dead.jsonl)"
 
 # ---- checkpoints follow the acknowledgements after the file is read ----
-mock_cmd "topic ids 4"
+# One partition: with several, librdkafka may serve one partition's
+# requests long before another's (one request in flight), and a write is
+# acknowledged only when all its partitions are (CI once saw 9,169 of 20,000
+# messages in the topic and no write complete yet).
+mock_cmd "topic ids 1"
 N=20000 # not scaled: a source batch holds ~2,200 of these lines, the kill must come several writes in
 seq 1 "$N" | awk '{ printf "{\"id\":%d,\"pad\":\"%0100d\"}\n", $1, $1 }' > in.jsonl
 cat > ck.yaml <<'YAML'
@@ -52,24 +56,23 @@ mock_cmd "rtt 1 300"
 "$SLUICE" run ck.yaml 2> ck1.err > /dev/null &
 pid=$!
 stored() { q out/ck.db 'SELECT max(position) FROM _sluice_checkpoints' 2> /dev/null || true; }
+# The file is read at once (it fits in memory_limit); wait until the stored
+# checkpoint covers a quarter of it (the mock's answers come late, so poll
+# the checkpoint, not the topic), then kill it.
 size=$(stat -c %s in.jsonl)
-# The file is read at once (it fits in memory_limit); let the sink
-# acknowledge a quarter of it, and two seconds more, then kill it.
-quarter_in() { [ "$(consume ids | wc -l)" -ge $((N / 4)) ]; }
-wait_until quarter_in || fail "the sink acknowledges nothing"
-sleep 2
+quarter_stored() { [ "$(stored)" -ge $((size / 4)) ] 2> /dev/null; }
+wait_until quarter_stored ||
+    fail "the checkpoint never covered a quarter of the file (stored: '$(stored)'): $(tail -n 5 ck1.err)"
 kill -0 "$pid" 2> /dev/null || fail "the slow run ended too soon: $(tail -n 5 ck1.err)"
 kill -9 "$pid"
 wait "$pid" 2> /dev/null || true
+mock_cmd "rtt 1 0"
 acked=$(consume ids | wc -l)
 pos=$(stored)
-[ -n "$pos" ] && [ "$pos" -gt 0 ] ||
-    fail "no checkpoint stored while the sink acknowledged $acked of $N messages"
 # What the position covers, in records (each line has the same length).
 covered=$((pos * N / size))
 [ $((acked - covered)) -le $((N / 4)) ] ||
-    fail "the checkpoint ($covered records) lags the acknowledgements ($acked) by more than $((N / 4))"
-mock_cmd "rtt 1 0"
+    fail "the checkpoint ($covered records) lags the messages in the topic ($acked) by more than $((N / 4))"
 timeout 120 "$SLUICE" run ck.yaml 2> ck2.err > /dev/null || fail "restart: $(tail -n 5 ck2.err)"
 consume ids > all.txt
 total=$(wc -l < all.txt)
@@ -77,4 +80,4 @@ distinct=$(sort -u all.txt | wc -l)
 [ "$distinct" -eq "$N" ] || fail "after the restart: $distinct distinct messages, want $N"
 [ $((total - N)) -le $((N / 4)) ] ||
     fail "after the restart: $total messages for $N records: the checkpoint did not follow the acknowledgements"
-echo "ok: $dead possibly delivered; kill after $acked acked, checkpoint at $covered, $((total - N)) sent twice"
+echo "ok: $dead possibly delivered; kill with $acked in the topic, checkpoint at $covered, $((total - N)) sent twice"
