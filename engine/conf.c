@@ -18,7 +18,7 @@
 
 #define CONF_FILE_MAX (16u << 20) /* a pipeline file larger than this is a mistake */
 #define MAX_THREADS   1024
-#define MAX_WORKERS   1024
+#define MAX_WORKERS   64  /* task slots are bits of one word (runtime.c) */
 #define MAX_BLOCKING  256 /* SL_SCHED_BLOCKING_MAX */
 #define MAX_QUEUE     65536
 
@@ -27,7 +27,8 @@ static const char *const sections[] = {"sources", "stages", "sinks"};
 static const char *const kind_names[] = {"source", "stage", "sink"};
 static const enum sluice_stage_kind section_kinds[] = {SLUICE_KIND_SOURCE, SLUICE_KIND_TRANSFORM,
                                                        SLUICE_KIND_SINK};
-static const char *const node_own_keys[] = {"type", "inputs", "workers", "queue", NULL};
+static const char *const node_own_keys[] = {"type",        "inputs", "workers", "workers_min",
+                                            "workers_max", "queue",  NULL};
 static const char *const engine_own_keys[] = {"threads", "blocking_threads", NULL};
 
 struct engine_conf {
@@ -450,23 +451,54 @@ static int load_inputs(struct sl__loader *ld,
     return 0;
 }
 
-static int load_common(struct sl__loader *ld, const struct sl__ynode *map, struct sl_conf_node *cn)
+/* workers: N | auto, with workers_min/workers_max bounding auto. */
+static int load_workers(struct sl__loader *ld, const struct sl__ynode *map, struct sl_conf_node *cn)
 {
     const struct sl__ynode *workers = sl__ymap_find(map, "workers");
-    const struct sl__ynode *queue = sl__ymap_find(map, "queue");
+    const struct sl__ynode *lo = sl__ymap_find(map, "workers_min");
+    const struct sl__ynode *hi = sl__ymap_find(map, "workers_max");
+    bool stateless = (cn->type->def.flags & SLUICE_STAGE_STATELESS) != 0;
     int rc = 0;
 
     cn->workers = 1;
-    cn->queue = 0; /* auto: sized from memory_limit (pipeline.c) */
+    cn->workers_min = 1;
+    cn->workers_max = MAX_WORKERS;
     if (workers != NULL && workers->kind == SL__Y_SCALAR && strcmp(workers->text, "auto") == 0) {
-        return sl__yerr(ld, workers, "workers: auto is not supported yet");
-    }
-    if (workers != NULL) {
+        if (!stateless) {
+            return sl__yerr(ld, workers, "type '%s' runs one worker: it cannot be auto",
+                            cn->type->def.name);
+        }
+        cn->workers = 0;
+    } else if (workers != NULL) {
         rc = sl__conf_int(ld, workers, 1, MAX_WORKERS, &cn->workers);
+        if (rc == 0 && cn->workers > 1 && !stateless) {
+            return sl__yerr(ld, workers, "type '%s' does not support workers > 1",
+                            cn->type->def.name);
+        }
     }
-    if (rc == 0 && cn->workers > 1 && !(cn->type->def.flags & SLUICE_STAGE_STATELESS)) {
-        return sl__yerr(ld, workers, "type '%s' does not support workers > 1", cn->type->def.name);
+    const struct sl__ynode *bound = lo != NULL ? lo : hi;
+    if (rc == 0 && bound != NULL && cn->workers != 0) {
+        return sl__yerr(ld, bound, "only with workers: auto");
     }
+    if (rc == 0 && lo != NULL) {
+        rc = sl__conf_int(ld, lo, 1, MAX_WORKERS, &cn->workers_min);
+    }
+    if (rc == 0 && hi != NULL) {
+        rc = sl__conf_int(ld, hi, 1, MAX_WORKERS, &cn->workers_max);
+    }
+    if (rc == 0 && cn->workers_min > cn->workers_max) {
+        return sl__yerr(ld, hi != NULL ? hi : lo, "workers_min (%lld) is above workers_max (%lld)",
+                        (long long)cn->workers_min, (long long)cn->workers_max);
+    }
+    return rc;
+}
+
+static int load_common(struct sl__loader *ld, const struct sl__ynode *map, struct sl_conf_node *cn)
+{
+    const struct sl__ynode *queue = sl__ymap_find(map, "queue");
+    int rc = load_workers(ld, map, cn);
+
+    cn->queue = 0; /* auto: sized from memory_limit (pipeline.c) */
     if (rc == 0 && queue != NULL) {
         rc = sl__conf_int(ld, queue, 1, MAX_QUEUE, &cn->queue);
     }

@@ -25,7 +25,8 @@ struct sl_conf_node {
     enum sluice_stage_kind kind;
     struct sl_conf_input *inputs; /* fan-in, file order */
     size_t ninputs;
-    int64_t workers;                /* default 1 */
+    int64_t workers; /* default 1; 0 = auto, tuned in [workers_min, workers_max] */
+    int64_t workers_min, workers_max;
     int64_t queue;                  /* input ring capacity in batches; 0 = auto (memory_limit) */
     void *conf;                     /* type's conf struct, filled from its options */
     const char *file;               /* config file name (for errors later) */

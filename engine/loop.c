@@ -44,6 +44,8 @@ struct sl_loop {
     int signals;     /* signals received (loop thread only) */
     bool stopped;    /* the pipeline was asked to stop (loop thread only) */
     uint64_t drain_start_ns;
+    bool tuning;         /* the pipeline may have `workers: auto` nodes (loop thread only) */
+    uint64_t tune_at_ns; /* the next tuning tick (loop thread only) */
 };
 
 /* Signals caught by the handler before they were blocked (main thread). */
@@ -189,6 +191,11 @@ static uint64_t next_deadline(const struct sl_loop *loop, bool show, uint64_t la
     if (show && last_ns + PROGRESS_NS < at) {
         at = last_ns + PROGRESS_NS;
     }
+    /* Acquire: as in tick. */
+    if (loop->tuning && atomic_load_explicit(&loop->pl, memory_order_acquire) != NULL &&
+        loop->tune_at_ns < at) {
+        at = loop->tune_at_ns;
+    }
     return at;
 }
 
@@ -244,6 +251,11 @@ static void tick(struct sl_loop *loop, bool show, uint64_t *last_ns, uint64_t *l
         }
         atomic_store(&loop->drain_failed, true);
         exit_now(1);
+    }
+    if (pl != NULL && loop->tuning && sl_now_ns() >= loop->tune_at_ns) {
+        uint64_t now = sl_now_ns();
+        loop->tuning = sl_pipeline_tune(pl, now);
+        loop->tune_at_ns = now + SL_TUNE_TICK_NS;
     }
     if (show && sl_now_ns() - *last_ns >= PROGRESS_NS) {
         if (pl != NULL) {
@@ -305,6 +317,7 @@ sl_loop_start(const struct sl_conf *conf, bool progress, bool summary, struct sl
     loop->drain_timeout_ns = conf->drain_timeout_ns;
     loop->progress = progress;
     loop->summary = summary;
+    loop->tuning = true; /* until the pipeline says it has nothing to tune */
     loop->sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     loop->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (loop->sig_fd < 0 || loop->wake_fd < 0) {

@@ -22,7 +22,7 @@
 #define EXIT_USAGE  2
 
 static const char usage[] =
-    "usage: sluice run FILE [--set key.path=value]... [--progress|--quiet]\n"
+    "usage: sluice run FILE [--set key.path=value]... [--progress|--quiet] [--summary-json OUT]\n"
     "       sluice validate FILE [--set key.path=value]...\n"
     "       sluice graph FILE [--set key.path=value]...\n"
     "       sluice COMMAND --help\n"
@@ -47,13 +47,15 @@ struct command {
 static const struct command commands[] = {
     {"run",
      "usage: sluice run FILE [--set key.path=value]... [--progress|--quiet]\n"
+     "                  [--summary-json OUT]\n"
      "\n"
      "Runs the pipeline in FILE until its sources are exhausted, or until SIGINT or\n"
      "SIGTERM (drained within engine.drain_timeout; a second signal exits at once),\n"
      "then prints a per-node summary on stderr.\n"
      "  --progress            a live line on stderr while it runs, when stderr is a terminal\n"
      "  --quiet               no summary, no info or warning lines; errors and the count of\n"
-     "                        dead-lettered records still show\n",
+     "                        dead-lettered records still show\n"
+     "  --summary-json OUT    also write the summary to OUT as JSON (with --quiet too)\n",
      true},
     {"validate",
      "usage: sluice validate FILE [--set key.path=value]...\n"
@@ -76,6 +78,7 @@ struct args {
     bool progress;
     bool quiet;
     bool help;
+    const char *summary_json; /* --summary-json OUT, or NULL */
 };
 
 static const struct command *find_command(const char *name)
@@ -124,6 +127,12 @@ static int parse_args(int argc, char **argv, struct args *a)
             return usage_error(a->cmd, "%s needs a value: --set key.path=value", arg);
         } else if (strncmp(arg, "--set=", 6) == 0) {
             a->sets[a->nsets++] = arg + 6;
+        } else if (a->cmd->run_options && strcmp(arg, "--summary-json") == 0 && i + 1 < argc) {
+            a->summary_json = argv[++i];
+        } else if (a->cmd->run_options && strcmp(arg, "--summary-json") == 0) {
+            return usage_error(a->cmd, "%s needs a file: --summary-json OUT", arg);
+        } else if (a->cmd->run_options && strncmp(arg, "--summary-json=", 15) == 0) {
+            a->summary_json = arg + 15;
         } else if (a->cmd->run_options &&
                    (strcmp(arg, "--progress") == 0 || strcmp(arg, "--quiet") == 0)) {
             a->progress = a->progress || arg[2] == 'p';
@@ -247,6 +256,10 @@ static int run(struct sl_conf *conf, const struct args *a)
     }
     if (!a->quiet) {
         sl_summary_print(pl, stderr);
+    }
+    if (a->summary_json != NULL && sl_summary_write_json(pl, a->summary_json, &err) != 0) {
+        fprintf(stderr, "sluice: %s\n", sl_err_format(&err, msg, sizeof(msg)));
+        code = code == EXIT_DONE ? EXIT_FAILED : code;
     }
     report_dead_letters(pl);
     sl_pipeline_free(pl);

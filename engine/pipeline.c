@@ -90,7 +90,7 @@ static int init_node(struct sl_pipeline *pl,
     node->name = cn->name;
     node->index = index;
     node->paths = cn->paths;
-    node->max_tasks = (uint32_t)cn->workers;
+    node->max_tasks = (uint32_t)(cn->workers > 0 ? cn->workers : cn->workers_max);
     uint32_t cap = (uint32_t)cn->queue; /* 0: plan_memory sizes it */
     if (cn->kind == SLUICE_KIND_SOURCE) {
         /* Decoding is stateless: as many decode tasks as threads. */
@@ -111,6 +111,16 @@ static int init_node(struct sl_pipeline *pl,
     if (node->tasks == NULL) {
         return SL_ENOMEM;
     }
+    atomic_init(&node->workers, node->max_tasks);
+    if (cn->workers == 0 && cn->kind == SLUICE_KIND_TRANSFORM) {
+        node->tuner = sl_malloc(sizeof(*node->tuner));
+        if (node->tuner == NULL) {
+            return SL_ENOMEM;
+        }
+        sl_tuner_init(node->tuner, (uint32_t)cn->workers_min, node->max_tasks, SL_TUNE_INTERVAL_NS);
+        atomic_init(&node->workers, node->tuner->workers);
+    }
+    atomic_init(&node->workers_peak, atomic_load(&node->workers));
     for (uint32_t i = 0; i < node->max_tasks; i++) {
         node->tasks[i].node = node;
         node->tasks[i].slot = i;
@@ -486,6 +496,7 @@ struct sl_pipeline *sl_pipeline_free(struct sl_pipeline *pl)
         sl_free(node->outs);
         sl_free(node->ups);
         sl_free(node->tasks);
+        sl_free(node->tuner);
     }
     sl_free(pl->nodes);
     sl_flow_release_all(&pl->flow);

@@ -39,10 +39,21 @@ static void node_start_task(struct sl_node *node)
      * previous task's writes to the node's state. */
     uint_fast64_t slots = atomic_load_explicit(&node->free_slots, memory_order_seq_cst);
     while (slots != 0) {
+        /* Tuned nodes take at most `workers` slots: the CAS below checks
+         * that the slots counted here are still the ones taken. seq_cst:
+         * a raise by the tuner, then its kick, cannot be missed by both. */
+        if (node->tuner != NULL &&
+            node->max_tasks - (uint32_t)__builtin_popcountll((unsigned long long)slots) >=
+                atomic_load_explicit(&node->workers, memory_order_seq_cst)) {
+            return;
+        }
         uint_fast64_t bit = slots & (~slots + 1);
         if (atomic_compare_exchange_weak_explicit(&node->free_slots, &slots, slots & ~bit,
                                                   memory_order_seq_cst, memory_order_seq_cst)) {
             struct sl_node_task *t = &node->tasks[__builtin_ctzll((unsigned long long)bit)];
+            if (node->tuner != NULL) {
+                t->taken_ns = sl_now_ns();
+            }
             if (node->blocking) {
                 sl_sched_submit_blocking(node->pl->sched, &t->task);
             } else {
@@ -278,6 +289,9 @@ void sl__node_task_run(struct sl_task *task)
         }
         process_one(node, batch);
     }
+    if (node->tuner != NULL) {
+        atomic_fetch_add_explicit(&node->busy_ns, sl_now_ns() - t->taken_ns, memory_order_relaxed);
+    }
     /* seq_cst: giving the slot back and then reading the rings must not be
      * reordered against a producer's push-then-read of free_slots in
      * node_kick, or a wake-up is lost (store-load pattern). It also releases
@@ -295,6 +309,38 @@ void sl__node_task_run(struct sl_task *task)
     if (gated ? !sl_flow_spent(&node->pl->flow) : !blocked || outputs_have_room(node)) {
         node_kick(node);
     }
+}
+
+bool sl_pipeline_tune(struct sl_pipeline *pl, uint64_t now_ns)
+{
+    bool any = false;
+
+    for (size_t i = 0; i < pl->nnodes; i++) {
+        struct sl_node *node = &pl->nodes[i];
+        if (node->tuner == NULL) {
+            continue;
+        }
+        any = true;
+        /* Relaxed: counters only need to be recent. */
+        uint64_t batches = atomic_load_explicit(&node->c.batches, memory_order_relaxed);
+        struct sl_tune_sample s = {
+            .work = atomic_load_explicit(&node->c.in, memory_order_relaxed) + batches,
+            .batches = batches,
+            .busy_ns = atomic_load_explicit(&node->busy_ns, memory_order_relaxed),
+        };
+        uint32_t old = atomic_load_explicit(&node->workers, memory_order_relaxed);
+        uint32_t w = sl_tuner_step(node->tuner, &s, now_ns);
+        if (w == old) {
+            continue;
+        }
+        atomic_store_explicit(&node->workers, w, memory_order_seq_cst);
+        atomic_store_explicit(&node->workers_peak, node->tuner->peak, memory_order_relaxed);
+        /* Each kick starts at most one task. */
+        for (uint32_t k = old; k < w; k++) {
+            node_kick(node);
+        }
+    }
+    return any;
 }
 
 /* A producer of node finished: the last one may finish node. */

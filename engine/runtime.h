@@ -14,6 +14,7 @@
 #include "node.h"
 #include "ring.h"
 #include "sched.h"
+#include "tune.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -22,10 +23,14 @@
 struct sl_pipeline;
 struct sl_node;
 
+/* How often the loop thread feeds the tuners. */
+#define SL_TUNE_TICK_NS (50 * 1000 * 1000ull)
+
 struct sl_node_task {
     struct sl_task task; /* submitted to the pool */
     struct sl_node *node;
-    uint32_t slot; /* bit in node->free_slots */
+    uint32_t slot;     /* bit in node->free_slots */
+    uint64_t taken_ns; /* when the slot was taken (tuned nodes); the task's thread */
 };
 
 /* An output of a node and who consumes it. */
@@ -39,6 +44,7 @@ struct sl_counters {
     atomic_uint_fast64_t in;       /* records received */
     atomic_uint_fast64_t out;      /* records emitted (or written, for sinks) */
     atomic_uint_fast64_t dropped;  /* removed by a rule */
+    atomic_uint_fast64_t shed;     /* dropped by the input ring's when_full policy */
     atomic_uint_fast64_t dead;     /* dead-lettered here */
     atomic_uint_fast64_t replayed; /* sinks: already stored by an earlier run or process
                                       (trimmed), counted in dropped too */
@@ -62,8 +68,13 @@ struct sl_node {
     atomic_uint_fast64_t
         free_slots; /* bit i set = tasks[i] idle; acq_rel hand-off of the node's state */
     struct sl_node_task *tasks;
-    uint32_t max_tasks; /* the node's `workers` */
-    bool blocking;      /* tasks run on the blocking threads (sinks: they write and retry) */
+    uint32_t max_tasks;            /* the node's `workers` (workers_max when auto) */
+    _Atomic uint32_t workers;      /* task slots that may be taken at once; tuned nodes: set
+                                      by the loop thread (seq_cst: pairs with the slot CAS) */
+    _Atomic uint32_t workers_peak; /* highest `workers` so far; relaxed (statistics) */
+    struct sl_tuner *tuner;        /* workers: auto, else NULL; the loop thread's */
+    atomic_uint_fast64_t busy_ns;  /* tuned nodes: time task slots were taken; relaxed */
+    bool blocking; /* tasks run on the blocking threads (sinks: they write and retry) */
     atomic_bool finished;
     atomic_bool gated; /* source nodes: decoding waits for the budget; seq_cst (flow.c) */
     struct sl_counters c;
@@ -106,6 +117,10 @@ int sl_pipeline_wait(struct sl_pipeline *pl, uint64_t timeout_ns);
 void sl_pipeline_stop(struct sl_pipeline *pl);
 /* Joins threads, closes nodes, frees everything. NULL ok; returns NULL. */
 struct sl_pipeline *sl_pipeline_free(struct sl_pipeline *pl);
+/* Feeds each `workers: auto` node's tuner its counters and applies what it
+ * decides (more workers start at once). True when the pipeline has such
+ * nodes. Thread: the loop thread, every SL_TUNE_TICK_NS. */
+bool sl_pipeline_tune(struct sl_pipeline *pl, uint64_t now_ns);
 /* Records a runtime failure (first one wins), stops sources. Thread: any. */
 void sl_pipeline_fail(struct sl_pipeline *pl, const struct sl_err *err);
 

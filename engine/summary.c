@@ -2,6 +2,13 @@
 /* End-of-run summary table (see summary.h). */
 #include "summary.h"
 
+#include "buf.h"
+#include "json.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/resource.h>
+
 static const char *kind_name(enum sluice_stage_kind kind)
 {
     return kind == SLUICE_KIND_SOURCE ? "source" : kind == SLUICE_KIND_SINK ? "sink" : "stage";
@@ -13,6 +20,14 @@ void sl_summary_print(const struct sl_pipeline *pl, FILE *out)
     for (size_t i = 0; i < pl->nnodes; i++) {
         if (pl->nodes[i].type->summary != NULL) {
             pl->nodes[i].type->summary((struct sl_node *)&pl->nodes[i], out);
+        }
+    }
+    for (size_t i = 0; i < pl->nnodes; i++) {
+        const struct sl_node *node = &pl->nodes[i];
+        if (node->tuner != NULL) {
+            fprintf(out, "%s: workers auto (%u..%u): final %u, peak %u\n", node->name,
+                    node->tuner->min, node->tuner->max, atomic_load(&node->workers),
+                    atomic_load(&node->workers_peak));
         }
     }
     fprintf(out, "elapsed %.3f s, peak in flight %.1f MiB\n",
@@ -55,7 +70,8 @@ void sl_summary_print_counts(const struct sl_pipeline *pl, FILE *out, uint64_t e
     for (size_t i = 0; i < pl->nnodes; i++) {
         const struct sl_node *node = &pl->nodes[i];
         uint64_t done =
-            atomic_load(&node->c.out) + atomic_load(&node->c.dropped) + atomic_load(&node->c.dead);
+            atomic_load(&node->c.out) + atomic_load(&node->c.dropped) + atomic_load(&node->c.shed) +
+            atomic_load(&node->c.dead);
         uint64_t in = atomic_load(&node->c.in);
         if (in > done) {
             fprintf(out,
@@ -64,4 +80,67 @@ void sl_summary_print_counts(const struct sl_pipeline *pl, FILE *out, uint64_t e
                     node->name, (unsigned long long)(in - done));
         }
     }
+}
+
+/* The summary as one JSON object in buf. */
+static int format_json(const struct sl_pipeline *pl, struct sl_buf *buf)
+{
+    uint64_t end = pl->end_ns ? pl->end_ns : sl_now_ns();
+    struct rusage ru;
+    int rc;
+
+    (void)getrusage(RUSAGE_SELF, &ru);
+    rc = sl_buf_appendf(
+        buf,
+        "{\"elapsed_s\":%.6f,\"peak_rss_bytes\":%llu,\"peak_in_flight_bytes\":%llu,\"nodes\":{",
+        (double)(end - pl->start_ns) / 1e9, (unsigned long long)ru.ru_maxrss * 1024ull,
+        (unsigned long long)atomic_load(&pl->flow.peak));
+    for (size_t i = 0; rc == 0 && i < pl->nnodes; i++) {
+        const struct sl_node *node = &pl->nodes[i];
+        rc = i > 0 ? sl_buf_putc(buf, ',') : 0;
+        rc = rc != 0 ? rc : sl_json_write_string(buf, node->name, strlen(node->name));
+        rc = rc != 0 ? rc
+                     : sl_buf_appendf(buf, ":{\"kind\":\"%s\",\"type\":",
+                                      node == pl->dead_letter ? "dlq" : kind_name(node->cn->kind));
+        rc = rc != 0
+                 ? rc
+                 : sl_json_write_string(buf, node->type->def.name, strlen(node->type->def.name));
+        rc = rc != 0 ? rc
+                     : sl_buf_appendf(
+                           buf,
+                           ",\"in\":%llu,\"out\":%llu,\"dropped\":%llu,\"shed\":%llu,\"dead\":%llu,"
+                           "\"replayed\":%llu,\"batches\":%llu,\"workers_auto\":%s,"
+                           "\"workers_final\":%u,\"workers_peak\":%u}",
+                           (unsigned long long)atomic_load(&node->c.in),
+                           (unsigned long long)atomic_load(&node->c.out),
+                           (unsigned long long)atomic_load(&node->c.dropped),
+                           (unsigned long long)atomic_load(&node->c.shed),
+                           (unsigned long long)atomic_load(&node->c.dead),
+                           (unsigned long long)atomic_load(&node->c.replayed),
+                           (unsigned long long)atomic_load(&node->c.batches),
+                           node->tuner != NULL ? "true" : "false", atomic_load(&node->workers),
+                           atomic_load(&node->workers_peak));
+    }
+    return rc != 0 ? rc : sl_buf_append(buf, "}}\n", 3);
+}
+
+int sl_summary_write_json(const struct sl_pipeline *pl, const char *path, struct sl_err *err)
+{
+    struct sl_buf buf = {0};
+    int rc = format_json(pl, &buf);
+    FILE *f = NULL;
+
+    if (rc != 0) {
+        sl_buf_release(&buf);
+        return sl_err_set(err, rc, "--summary-json: %s", sl_strerror(rc));
+    }
+    f = fopen(path, "w");
+    if (f == NULL || fwrite(buf.data, 1, buf.len, f) != buf.len) {
+        rc = sl_err_set(err, SL_EIO, "--summary-json: %s: %s", path, strerror(errno));
+    }
+    if (f != NULL && fclose(f) != 0 && rc == 0) {
+        rc = sl_err_set(err, SL_EIO, "--summary-json: %s: %s", path, strerror(errno));
+    }
+    sl_buf_release(&buf);
+    return rc;
 }

@@ -1,0 +1,61 @@
+# `workers: auto` (issue 7): the tuner runs inside a real pipeline, within
+# workers_min..workers_max, records are all there whatever it decides, and
+# the summary (text and --summary-json) shows each node's final and peak
+# workers. The tuner's decisions themselves are tested on a virtual clock
+# (tests/unit/test_tune.c); bench/tune.sh measures it against a sweep.
+. "$(dirname "$0")/lib.sh"
+
+N=$((400000 / SCALE))
+json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
+
+# 1. Bounds: workers_min = workers_max pins it; counts add up.
+cat > pinned.yaml <<YAML
+sources:
+  g: { type: generator, count: $N }
+stages:
+  m: { type: map, inputs: [g], set: { c: 'round(amount * 100)' }, workers: auto, workers_min: 3, workers_max: 3 }
+  f: { type: filter, inputs: [m], where: 'c % 2 == 0', workers: auto }
+sinks:
+  db: { type: sqlite, inputs: [f], path: out/o.db, table: t }
+YAML
+"$SLUICE" run pinned.yaml --summary-json pinned.json 2> pinned.err || fail "pinned: $(tail -n 5 pinned.err)"
+[ "$(json pinned.json 'd["nodes"]["m"]["workers_final"], d["nodes"]["m"]["workers_peak"], d["nodes"]["m"]["workers_auto"]')" = "(3, 3, True)" ] ||
+    fail "workers_min = workers_max = 3 not held: $(cat pinned.json)"
+grep -q '^m: workers auto (3\.\.3): final 3, peak 3$' pinned.err || fail "no workers line for m: $(cat pinned.err)"
+peak=$(json pinned.json 'd["nodes"]["f"]["workers_peak"]')
+[ "$peak" -ge 1 ] && [ "$peak" -le 64 ] || fail "f's peak workers $peak outside 1..64"
+kept=$(json pinned.json 'd["nodes"]["f"]["out"]')
+dropped=$(json pinned.json 'd["nodes"]["f"]["dropped"]')
+[ $((kept + dropped)) -eq "$N" ] || fail "filter: $kept kept + $dropped dropped != $N"
+[ "$(q out/o.db 'SELECT count(*) FROM t')" -eq "$kept" ] || fail "rows != the filter's out ($kept)"
+[ "$(json pinned.json 'd["nodes"]["g"]["workers_auto"]')" = False ] || fail "g is not auto"
+[ "$(json pinned.json 'd["nodes"]["db"]["workers_final"]')" -eq 1 ] || fail "a sink writes with one worker"
+for k in elapsed_s peak_rss_bytes; do
+    [ "$(json pinned.json "d['$k'] > 0")" = True ] || fail "summary json: $k missing or 0"
+done
+
+# 2. Config: auto on a type that runs one worker, bounds without auto.
+cat > bad.yaml <<'YAML'
+sources:
+  g: { type: generator, count: 10 }
+stages:
+  m: { type: map, inputs: [g], set: { c: '1' }, workers: 4, workers_max: 8 }
+sinks:
+  db: { type: sqlite, inputs: [m], path: out/b.db, table: t, workers: auto }
+YAML
+set +e
+"$SLUICE" validate bad.yaml 2> bad.err
+rc=$?
+set -e
+[ "$rc" -eq 2 ] || fail "validate accepted workers_max without auto (exit $rc)"
+grep -q 'bad.yaml:4:.*stages.m.workers_max: only with workers: auto' bad.err || fail "message: $(cat bad.err)"
+
+# 3. --summary-json into a folder that does not exist: the run's data is
+# fine, the exit code says the summary was not written.
+set +e
+"$SLUICE" run pinned.yaml --summary-json /nonexistent/dir/s.json 2> nojson.err
+rc=$?
+set -e
+[ "$rc" -eq 1 ] || fail "an unwritable --summary-json exited $rc"
+grep -q -- '--summary-json: /nonexistent/dir/s.json' nojson.err || fail "message: $(cat nojson.err)"
+echo "ok: pinned 3/3, filter peak $peak"
