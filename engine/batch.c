@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 /* The batch struct itself and its arrays: what sl_batch_bytes counts
  * besides the arena and the block. */
@@ -36,6 +37,9 @@ struct sl_batch *sl_batch_new(struct sl_flow *flow)
     batch->flow = flow;
     batch->arena.flow = flow;
     charge(batch, sizeof(*batch));
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* sl_now_ns's clock */
+    batch->read_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
     return batch;
 }
 
@@ -153,6 +157,7 @@ void sl_batch_copy_position(struct sl_batch *dst, const struct sl_batch *src)
     dst->pos_start = src->pos_start;
     dst->pos_end = src->pos_end;
     dst->last = src->last;
+    dst->read_ns = src->read_ns;
 }
 
 size_t sl_batch_bytes(const struct sl_batch *batch)

@@ -53,6 +53,8 @@ struct sl_batch {
     int64_t line;              /* raw file blocks: line number of the first line */
     const void *aux;           /* raw blocks: source data for decoding (CSV header) */
     uint8_t last;              /* last batch of its stream */
+    uint64_t read_ns;          /* when its source began it (sl_batch_new, copied with the
+                                  position): sinks measure latency from it */
 
     /* Memory: every allocation of the batch (arena chunks, record and dead
      * arrays, the input block) is charged to flow when it is made and given

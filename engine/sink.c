@@ -499,6 +499,11 @@ static int write_ready(struct sl_sink *sink)
     if (rc == 0) {
         rc = sl_acks_note(&sink->acks, sink->ready, sink->nready);
     }
+    uint64_t now = sl_now_ns();
+    for (size_t i = 0; i < sink->nready; i++) {
+        const struct sl_batch *b = sink->ready[i];
+        sl_latency_add(&sink->latency, now > b->read_ns ? now - b->read_ns : 0, b->n);
+    }
     /* Records write() rejected are counted dead, not out; records an
      * earlier run or another process already stored are dropped as replays. */
     uint64_t rejected = sink->rejects != NULL ? sink->rejects->ndead : 0;

@@ -8,6 +8,7 @@
 #ifndef SL_SINK_H
 #define SL_SINK_H
 
+#include "latency.h"
 #include "positions.h"
 #include "runtime.h"
 
@@ -70,6 +71,7 @@ struct sl_sink {
     uint64_t dead_logged;      /* dead letters printed (no store configured) */
     uint64_t dead_log_ns;
     unsigned seed; /* retry jitter (rand_r), the sink's thread only */
+    struct sl_latency latency; /* source read to commit, per record written */
 };
 
 /* Initialises sink for node; limits 0 mean "no limit". */

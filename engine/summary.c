@@ -4,10 +4,22 @@
 
 #include "buf.h"
 #include "json.h"
+#include "sink.h"
 
 #include <errno.h>
 #include <string.h>
 #include <sys/resource.h>
+
+/* The sink whose latency node has measured, or NULL (not a sink, the
+ * dead-letter store, nothing written). */
+static const struct sl_latency *latency_of(const struct sl_pipeline *pl, const struct sl_node *node)
+{
+    if (node->cn->kind != SLUICE_KIND_SINK || node == pl->dead_letter || node->state == NULL) {
+        return NULL;
+    }
+    const struct sl_latency *h = &sl_sink_of((struct sl_node *)node)->latency;
+    return atomic_load_explicit(&h->total, memory_order_relaxed) > 0 ? h : NULL;
+}
 
 static const char *kind_name(enum sluice_stage_kind kind)
 {
@@ -28,6 +40,14 @@ void sl_summary_print(const struct sl_pipeline *pl, FILE *out)
             fprintf(out, "%s: workers auto (%u..%u): final %u, peak %u\n", node->name,
                     node->tuner->min, node->tuner->max, atomic_load(&node->workers),
                     atomic_load(&node->workers_peak));
+        }
+        const struct sl_latency *h = latency_of(pl, node);
+        if (h != NULL) {
+            fprintf(
+                out,
+                "%s: latency from source read to commit: p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
+                node->name, (double)sl_latency_quantile(h, 0.5) / 1e3,
+                (double)sl_latency_quantile(h, 0.99) / 1e3, (double)atomic_load(&h->max_us) / 1e3);
         }
     }
     fprintf(out, "elapsed %.3f s, peak in flight %.1f MiB\n",
@@ -69,9 +89,8 @@ void sl_summary_print_counts(const struct sl_pipeline *pl, FILE *out, uint64_t e
      * records between in and the rest: say so, so the counts add up. */
     for (size_t i = 0; i < pl->nnodes; i++) {
         const struct sl_node *node = &pl->nodes[i];
-        uint64_t done =
-            atomic_load(&node->c.out) + atomic_load(&node->c.dropped) + atomic_load(&node->c.shed) +
-            atomic_load(&node->c.dead);
+        uint64_t done = atomic_load(&node->c.out) + atomic_load(&node->c.dropped) +
+                        atomic_load(&node->c.shed) + atomic_load(&node->c.dead);
         uint64_t in = atomic_load(&node->c.in);
         if (in > done) {
             fprintf(out,
@@ -110,7 +129,7 @@ static int format_json(const struct sl_pipeline *pl, struct sl_buf *buf)
                            buf,
                            ",\"in\":%llu,\"out\":%llu,\"dropped\":%llu,\"shed\":%llu,\"dead\":%llu,"
                            "\"replayed\":%llu,\"batches\":%llu,\"workers_auto\":%s,"
-                           "\"workers_final\":%u,\"workers_peak\":%u}",
+                           "\"workers_final\":%u,\"workers_peak\":%u",
                            (unsigned long long)atomic_load(&node->c.in),
                            (unsigned long long)atomic_load(&node->c.out),
                            (unsigned long long)atomic_load(&node->c.dropped),
@@ -120,6 +139,14 @@ static int format_json(const struct sl_pipeline *pl, struct sl_buf *buf)
                            (unsigned long long)atomic_load(&node->c.batches),
                            node->tuner != NULL ? "true" : "false", atomic_load(&node->workers),
                            atomic_load(&node->workers_peak));
+        const struct sl_latency *h = latency_of(pl, node);
+        if (rc == 0 && h != NULL) {
+            rc = sl_buf_appendf(buf, ",\"latency_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f}",
+                                (double)sl_latency_quantile(h, 0.5) / 1e3,
+                                (double)sl_latency_quantile(h, 0.99) / 1e3,
+                                (double)atomic_load(&h->max_us) / 1e3);
+        }
+        rc = rc != 0 ? rc : sl_buf_putc(buf, '}');
     }
     return rc != 0 ? rc : sl_buf_append(buf, "}}\n", 3);
 }
