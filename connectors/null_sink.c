@@ -25,7 +25,7 @@ static int null_open(struct sl_node *node, struct sl_err *err)
     if (sink == NULL) {
         return sl_err_set(err, SL_ENOMEM, "out of memory");
     }
-    sl_sink_init(sink, node, null_write, 0, 0, 0);
+    sl_sink_init(sink, node, null_write, NULL);
     node->state = sink;
     return 0;
 }

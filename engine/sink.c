@@ -40,20 +40,24 @@ struct sl_sink_stream {
 void sl_sink_init(struct sl_sink *sink,
                   struct sl_node *node,
                   sl_sink_write_fn write,
-                  uint64_t max_records,
-                  uint64_t max_bytes,
-                  uint64_t max_wait_ns)
+                  const struct sl_sink_batching *batching)
 {
+    static const struct sl_sink_batching none = {0};
+    const struct sl_sink_batching *b = batching != NULL ? batching : &none;
+    uint64_t max_bytes = b->max_bytes;
+
     memset(sink, 0, sizeof(*sink));
     sink->node = node;
     sink->write = write;
-    sink->max_records = max_records;
+    sink->max_records = (uint64_t)b->max_records;
+    sink->target_latency_ns = b->target_latency_ns;
+    sl_sizer_init(&sink->sizer, 1, sink->max_records != 0 ? sink->max_records : UINT64_MAX);
     /* What a sink holds before it writes is in flight too: a share of the
      * memory budget at most (memory plan, pipeline.c). */
     uint64_t sinks = (uint64_t)atomic_load(&node->pl->sinks_open);
     uint64_t share = node->pl->conf->memory_limit / 8 / (sinks > 0 ? sinks : 1);
     sink->max_bytes = max_bytes == 0 || max_bytes > share ? share : max_bytes;
-    sink->max_wait_ns = max_wait_ns;
+    sink->max_wait_ns = b->max_wait_ns;
     sink->is_dead_letter = node->pl->dead_letter == node;
     sink->seed = (unsigned)(sl_now_ns() ^ node->index);
     pthread_mutex_init(&sink->dead_lock, NULL);
@@ -478,7 +482,13 @@ static int write_ready(struct sl_sink *sink)
         sink->rejects_stored = false;
         sink->replayed = 0;
         sink->dead_stored = 0;
+        uint64_t t0 = sl_now_ns();
         rc = sink->write(sink, sink->ready, sink->nready);
+        if (rc == 0) {
+            uint64_t took = sl_now_ns() - t0;
+            sl_sizer_note(&sink->sizer, sink->ready_records, took);
+            sl_latency_add(&sink->commit, took, 1);
+        }
         if (rc == SL_ERETRY) {
             int wrc = sl_sink_retry_wait(sink, sink, ++attempt, &err);
             if (wrc != 0) {
@@ -522,7 +532,11 @@ static bool should_write(struct sl_sink *sink)
     if (sink->nready == 0) {
         return false;
     }
-    if ((sink->max_records && sink->ready_records >= sink->max_records) ||
+    uint64_t max_records = sink->max_records;
+    if (sink->target_latency_ns != 0) {
+        max_records = sl_sizer_limit(&sink->sizer, sink->target_latency_ns);
+    }
+    if ((max_records && sink->ready_records >= max_records) ||
         (sink->max_bytes && sink->ready_bytes >= sink->max_bytes)) {
         return true;
     }

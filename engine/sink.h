@@ -11,8 +11,10 @@
 #include "latency.h"
 #include "positions.h"
 #include "runtime.h"
+#include "sizer.h"
 
 #include <pthread.h>
+#include <stddef.h>
 
 struct sl_sink;
 
@@ -43,6 +45,29 @@ typedef int (*sl_sink_streams_fn)(struct sl_sink *sink,
                                   void *arg,
                                   struct sl_err *err);
 
+/* A sink's `batch:` options, the same for every sink type (SL_SINK_BATCH_ROWS). */
+struct sl_sink_batching {
+    int64_t max_records;        /* per write, at most */
+    uint64_t max_bytes;         /* per write, at most */
+    uint64_t max_wait_ns;       /* longest a record waits for its write */
+    uint64_t target_latency_ns; /* size writes so each takes at most this; 0: none */
+};
+
+/* The option rows of a sink conf struct `type` whose struct sl_sink_batching
+ * is `member`, with the type's default max_bytes. */
+/* clang-format off */
+#define SL_SINK_BATCH_ROWS(type, member, max_bytes_default)                                     \
+    {"batch.max_records", SLUICE_OPT_INT, "10000", offsetof(type, member.max_records), 1, 1e9,  \
+     NULL, 0, "Records per write (transaction), at most."},                                      \
+    {"batch.max_bytes", SLUICE_OPT_SIZE, max_bytes_default, offsetof(type, member.max_bytes),   \
+     1024, 1e12, NULL, 0, "Bytes per write, at most."},                                          \
+    {"batch.max_wait", SLUICE_OPT_DURATION, "100ms", offsetof(type, member.max_wait_ns), 0, 0,  \
+     NULL, 0, "Longest a record waits for its write; idle input is written at once."},           \
+    {"batch.target_latency", SLUICE_OPT_DURATION, "0", offsetof(type, member.target_latency_ns),\
+     0, 0, NULL, 0, "Size writes from their measured cost so that each takes at most this "      \
+     "(0: no target)."}
+/* clang-format on */
+
 struct sl_sink {
     struct sl_node *node;
     sl_sink_write_fn write;
@@ -53,7 +78,9 @@ struct sl_sink {
     uint64_t max_records;
     uint64_t max_bytes;
     uint64_t max_wait_ns;
-    struct sl_batch **ready; /* in order, waiting for the next write */
+    uint64_t target_latency_ns; /* 0: none; else `sizer` caps max_records */
+    struct sl_sizer sizer;      /* the sink's task only */
+    struct sl_batch **ready;    /* in order, waiting for the next write */
     size_t nready;
     size_t ready_cap;
     uint64_t ready_records;
@@ -70,17 +97,17 @@ struct sl_sink {
     uint64_t dead_stored;      /* set by write() with writes_own_dead: dead letters it stored */
     uint64_t dead_logged;      /* dead letters printed (no store configured) */
     uint64_t dead_log_ns;
-    unsigned seed; /* retry jitter (rand_r), the sink's thread only */
+    unsigned seed;             /* retry jitter (rand_r), the sink's thread only */
     struct sl_latency latency; /* source read to commit, per record written */
+    struct sl_latency commit;  /* how long each successful write took */
 };
 
-/* Initialises sink for node; limits 0 mean "no limit". */
+/* Initialises sink for node with its batching options (NULL: none, limits
+ * 0 mean "no limit"). */
 void sl_sink_init(struct sl_sink *sink,
                   struct sl_node *node,
                   sl_sink_write_fn write,
-                  uint64_t max_records,
-                  uint64_t max_bytes,
-                  uint64_t max_wait_ns);
+                  const struct sl_sink_batching *batching);
 /* Frees held batches and state. */
 void sl_sink_release(struct sl_sink *sink);
 /* The sink node's process(): takes the batch reference. Thread: worker. */

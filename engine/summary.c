@@ -7,18 +7,32 @@
 #include "sink.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
 
-/* The sink whose latency node has measured, or NULL (not a sink, the
- * dead-letter store, nothing written). */
-static const struct sl_latency *latency_of(const struct sl_pipeline *pl, const struct sl_node *node)
+/* The sink node's record latencies (or, commits: its write times), or
+ * NULL (not a sink, the dead-letter store, nothing written). */
+static const struct sl_latency *
+latency_of(const struct sl_pipeline *pl, const struct sl_node *node, bool commits)
 {
     if (node->cn->kind != SLUICE_KIND_SINK || node == pl->dead_letter || node->state == NULL) {
         return NULL;
     }
-    const struct sl_latency *h = &sl_sink_of((struct sl_node *)node)->latency;
+    const struct sl_sink *sink = sl_sink_of((struct sl_node *)node);
+    const struct sl_latency *h = commits ? &sink->commit : &sink->latency;
     return atomic_load_explicit(&h->total, memory_order_relaxed) > 0 ? h : NULL;
+}
+
+/* "p50 X, p99 Y, max Z" in ms, as text or JSON members. */
+static void format_quantiles(const struct sl_latency *h, bool json, char *out, size_t len)
+{
+    snprintf(out, len,
+             json ? "\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f"
+                  : "p50 %.3f ms, p99 %.3f ms, max %.3f ms",
+             (double)sl_latency_quantile(h, 0.5) / 1e3, (double)sl_latency_quantile(h, 0.99) / 1e3,
+             (double)atomic_load(&h->max_us) / 1e3);
 }
 
 static const char *kind_name(enum sluice_stage_kind kind)
@@ -41,13 +55,14 @@ void sl_summary_print(const struct sl_pipeline *pl, FILE *out)
                     node->tuner->min, node->tuner->max, atomic_load(&node->workers),
                     atomic_load(&node->workers_peak));
         }
-        const struct sl_latency *h = latency_of(pl, node);
-        if (h != NULL) {
-            fprintf(
-                out,
-                "%s: latency from source read to commit: p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
-                node->name, (double)sl_latency_quantile(h, 0.5) / 1e3,
-                (double)sl_latency_quantile(h, 0.99) / 1e3, (double)atomic_load(&h->max_us) / 1e3);
+        const struct sl_latency *h = latency_of(pl, node, false);
+        const struct sl_latency *c = latency_of(pl, node, true);
+        if (h != NULL && c != NULL) {
+            char lat[128], com[128];
+            format_quantiles(h, false, lat, sizeof(lat));
+            format_quantiles(c, false, com, sizeof(com));
+            fprintf(out, "%s: latency from source read to commit: %s; %llu writes took %s\n",
+                    node->name, lat, (unsigned long long)atomic_load(&c->total), com);
         }
     }
     fprintf(out, "elapsed %.3f s, peak in flight %.1f MiB\n",
@@ -139,12 +154,14 @@ static int format_json(const struct sl_pipeline *pl, struct sl_buf *buf)
                            (unsigned long long)atomic_load(&node->c.batches),
                            node->tuner != NULL ? "true" : "false", atomic_load(&node->workers),
                            atomic_load(&node->workers_peak));
-        const struct sl_latency *h = latency_of(pl, node);
-        if (rc == 0 && h != NULL) {
-            rc = sl_buf_appendf(buf, ",\"latency_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f}",
-                                (double)sl_latency_quantile(h, 0.5) / 1e3,
-                                (double)sl_latency_quantile(h, 0.99) / 1e3,
-                                (double)atomic_load(&h->max_us) / 1e3);
+        const struct sl_latency *h = latency_of(pl, node, false);
+        const struct sl_latency *c = latency_of(pl, node, true);
+        if (rc == 0 && h != NULL && c != NULL) {
+            char lat[128], com[128];
+            format_quantiles(h, true, lat, sizeof(lat));
+            format_quantiles(c, true, com, sizeof(com));
+            rc = sl_buf_appendf(buf, ",\"latency_ms\":{%s},\"writes\":%llu,\"write_ms\":{%s}", lat,
+                                (unsigned long long)atomic_load(&c->total), com);
         }
         rc = rc != 0 ? rc : sl_buf_putc(buf, '}');
     }

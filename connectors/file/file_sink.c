@@ -19,9 +19,7 @@ struct file_sink_conf {
     const char *path;
     int format;
     int compression;
-    int64_t max_records;
-    uint64_t max_bytes;
-    uint64_t max_wait;
+    struct sl_sink_batching batch;
 };
 
 static const char *const sink_formats[] = {"json", NULL};
@@ -35,12 +33,7 @@ static const struct sluice_option file_sink_options[] = {
                    "json: one compact object per line."),
     SLUICE_OPT_ROW(struct file_sink_conf, compression, SLUICE_OPT_ENUM, "none", 0, 0,
                    compressions, 0, "none or lz4 (an LZ4 frame)."),
-    {"batch.max_records", SLUICE_OPT_INT, "10000", offsetof(struct file_sink_conf, max_records),
-     1, 1e9, NULL, 0, "Records per write."},
-    {"batch.max_bytes", SLUICE_OPT_SIZE, "8MiB", offsetof(struct file_sink_conf, max_bytes),
-     1024, 1e12, NULL, 0, "Bytes per write."},
-    {"batch.max_wait", SLUICE_OPT_DURATION, "100ms", offsetof(struct file_sink_conf, max_wait),
-     0, 0, NULL, 0, "Longest a record waits before it is written."},
+    SL_SINK_BATCH_ROWS(struct file_sink_conf, batch, "8MiB"),
     {0},
 };
 /* clang-format on */
@@ -274,8 +267,7 @@ static int file_sink_open(struct sl_node *node, struct sl_err *err)
     }
     fsk->fd = -1;
     node->state = fsk;
-    sl_sink_init(&fsk->sink, node, file_sink_write, (uint64_t)conf->max_records, conf->max_bytes,
-                 conf->max_wait);
+    sl_sink_init(&fsk->sink, node, file_sink_write, &conf->batch);
     if (sl_mkdir_parents(conf->path) != 0 ||
         (fsk->fd = open(conf->path,
                         /* read: the check of what a killed run left */

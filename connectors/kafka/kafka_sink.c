@@ -34,9 +34,7 @@ struct kafka_sink_conf {
     int format;
     int compression;
     struct sluice_map librdkafka;
-    int64_t max_records;
-    uint64_t max_bytes;
-    uint64_t max_wait;
+    struct sl_sink_batching batch;
 };
 
 static const char *const formats[] = {"json", NULL};
@@ -58,12 +56,7 @@ static const struct sluice_option kafka_sink_options[] = {
                    compressions, 0, "none, gzip, snappy, lz4 or zstd."),
     SLUICE_OPT_ROW(struct kafka_sink_conf, librdkafka, SLUICE_OPT_MAP, NULL, 0, 0, NULL, 0,
                    "librdkafka properties, verbatim (values as text)."),
-    {"batch.max_records", SLUICE_OPT_INT, "10000", offsetof(struct kafka_sink_conf, max_records),
-     1, 1e9, NULL, 0, "Records per write (one wait for delivery reports)."},
-    {"batch.max_bytes", SLUICE_OPT_SIZE, "8MiB", offsetof(struct kafka_sink_conf, max_bytes),
-     1024, 1e12, NULL, 0, "Bytes per write."},
-    {"batch.max_wait", SLUICE_OPT_DURATION, "100ms", offsetof(struct kafka_sink_conf, max_wait),
-     0, 0, NULL, 0, "Longest a record waits before it is produced."},
+    SL_SINK_BATCH_ROWS(struct kafka_sink_conf, batch, "8MiB"),
     {0},
 };
 /* clang-format on */
@@ -523,8 +516,7 @@ static int kafka_sink_open(struct sl_node *node, struct sl_err *err)
     node->state = ks;
     ks->conf = conf;
     sl_arena_init(&ks->eval);
-    sl_sink_init(&ks->sink, node, kafka_write, (uint64_t)conf->max_records, conf->max_bytes,
-                 conf->max_wait);
+    sl_sink_init(&ks->sink, node, kafka_write, &conf->batch);
     return make_producer(node, ks, err);
 }
 

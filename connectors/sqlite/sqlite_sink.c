@@ -24,9 +24,7 @@ struct sqlite_conf {
     int mode;
     struct sluice_list key_columns;
     struct sluice_map columns;
-    int64_t max_records;
-    uint64_t max_bytes;
-    uint64_t max_wait;
+    struct sl_sink_batching batch;
     const char *writer_id;
 };
 
@@ -44,12 +42,7 @@ static const struct sluice_option sqlite_options[] = {
                    "Upsert key (a unique index is created)."),
     SLUICE_OPT_ROW(struct sqlite_conf, columns, SLUICE_OPT_MAP, NULL, 0, 0, NULL, 0,
                    "Explicit column types: field -> SQL type."),
-    {"batch.max_records", SLUICE_OPT_INT, "10000", offsetof(struct sqlite_conf, max_records), 1,
-     1e9, NULL, 0, "Records per transaction (at most)."},
-    {"batch.max_bytes", SLUICE_OPT_SIZE, "16MiB", offsetof(struct sqlite_conf, max_bytes), 1024,
-     1e12, NULL, 0, "Bytes per transaction (at most)."},
-    {"batch.max_wait", SLUICE_OPT_DURATION, "100ms", offsetof(struct sqlite_conf, max_wait), 0, 0,
-     NULL, 0, "Longest a record waits for its transaction; idle input flushes at once."},
+    SL_SINK_BATCH_ROWS(struct sqlite_conf, batch, "16MiB"),
     SLUICE_OPT_ROW(struct sqlite_conf, writer_id, SLUICE_OPT_STR, NULL, 0, 0, NULL, 0,
                    "Identity of this sink's positions in the table (default: the node name); "
                    "keep it when renaming the node."),
@@ -663,8 +656,7 @@ static int sqlite_open(struct sl_node *node, struct sl_err *err)
     }
     node->state = ss;
     pthread_mutex_init(&ss->lock, NULL);
-    sl_sink_init(&ss->sink, node, sqlite_write, (uint64_t)conf->max_records, conf->max_bytes,
-                 conf->max_wait);
+    sl_sink_init(&ss->sink, node, sqlite_write, &conf->batch);
     if (fill_writer_conf(node, ss, &wc) != 0) {
         return sl_err_set(err, SL_ENOMEM, "out of memory");
     }

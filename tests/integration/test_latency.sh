@@ -19,7 +19,9 @@ YAML
 for s in db f; do
     ok=$(json lat.json "(lambda l, e: 0 <= l['p50'] <= l['p99'] <= l['max'] <= e * 1000 and l['max'] > 0)(d['nodes']['$s']['latency_ms'], d['elapsed_s'])")
     [ "$ok" = True ] || fail "$s: latency not ordered within the run: $(cat lat.json)"
-    grep -q "^$s: latency from source read to commit: p50 [0-9.]* ms, p99 [0-9.]* ms, max [0-9.]* ms$" lat.err ||
+    ok=$(json lat.json "(lambda n: 0 <= n['write_ms']['p50'] <= n['write_ms']['p99'] <= n['write_ms']['max'] <= n['latency_ms']['max'] and 1 <= n['writes'] <= 1500)(d['nodes']['$s'])")
+    [ "$ok" = True ] || fail "$s: write times not ordered or above the latency: $(cat lat.json)"
+    grep -q "^$s: latency from source read to commit: p50 [0-9.]* ms, p99 [0-9.]* ms, max [0-9.]* ms; [0-9]* writes took p50 [0-9.]* ms, p99 [0-9.]* ms, max [0-9.]* ms$" lat.err ||
         fail "no latency line for $s: $(cat lat.err)"
 done
 for n in g m; do
