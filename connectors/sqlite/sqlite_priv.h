@@ -157,12 +157,22 @@ struct sl_sqlite_writer {
     struct sl__sqlite_reject *rejects;
     uint32_t nrejects;
     uint32_t rejects_cap;
-    struct sl_buf reasons;     /* NUL-separated reasons of rejects */
-    uint64_t replayed;         /* records trimmed: already stored (below the position) */
-    uint64_t dead_stored;      /* dead letters written to the dead-letter table by this call */
-    uint64_t dead_stored_last; /* ... by the last call that committed */
-    bool big;                  /* this call writes a batch of long records (see give_back) */
+    struct sl_buf reasons;      /* NUL-separated reasons of rejects */
+    uint64_t replayed;          /* records trimmed: already stored (below the position) */
+    uint64_t dead_stored;       /* dead letters written to the dead-letter table by this call */
+    uint64_t dead_stored_last;  /* ... by the last call that committed */
+    bool big;                   /* this call writes a batch of long records (see give_back) */
+    struct sl__sqlite_wal *wal; /* the checkpointer (sqlite_wal.c), NULL: SQLite's own */
 };
+
+/* ==== sqlite_wal.c ==== */
+
+/* Moves w's WAL checkpoints to a thread of their own (PASSIVE, off the
+ * COMMIT path). 0, or an error opening its connection; when the thread
+ * cannot start, SQLite keeps checkpointing in COMMIT (0). */
+int sl__sqlite_wal_start(struct sl_sqlite_writer *w, struct sl_err *err);
+/* Stops and joins the checkpointer, before w's connection closes. */
+void sl__sqlite_wal_stop(struct sl_sqlite_writer *w);
 
 /* ==== sqlite_schema.c ==== */
 

@@ -214,6 +214,9 @@ struct sl_sqlite_writer *sl_sqlite_writer_open(const struct sl_sqlite_writer_con
     if (rc == 0) {
         rc = sl__sqlite_ck_open(w, err);
     }
+    if (rc == 0) {
+        rc = sl__sqlite_wal_start(w, err);
+    }
     if (rc != 0) {
         return sl_sqlite_writer_close(w);
     }
@@ -231,6 +234,7 @@ struct sl_sqlite_writer *sl_sqlite_writer_close(struct sl_sqlite_writer *w)
     (void)sqlite3_finalize(w->commit);
     (void)sqlite3_finalize(w->rollback);
     sl_pos_store_close(&w->ps);
+    sl__sqlite_wal_stop(w);
     (void)sqlite3_close(w->db);
     sl_buf_release(&w->sql);
     sl_buf_release(&w->reasons);
