@@ -249,6 +249,21 @@ static uint64_t decoded_factor(const struct sl_pipeline *pl)
     return factor;
 }
 
+/* Slots node's ring must have for its blocking producers to run all their
+ * tasks at once: a task reserves its slot in every consumer ring before it
+ * starts, and a blocking one (a `delay` call) holds it while it waits, so a
+ * smaller ring caps the calls at once below the producer's `workers`. */
+static uint32_t blocking_reservations(const struct sl_node *node)
+{
+    uint32_t n = 0;
+
+    for (size_t i = 0; i < node->nups; i++) {
+        /* One entry per edge: a producer with two edges here holds two. */
+        n += node->ups[i]->blocking ? node->ups[i]->max_tasks : 0;
+    }
+    return n;
+}
+
 static void plan_memory(struct sl_pipeline *pl, int threads)
 {
     uint64_t limit = pl->conf->memory_limit;
@@ -281,6 +296,9 @@ static void plan_memory(struct sl_pipeline *pl, int threads)
         hand_set |= node->ring_cap != 0 && node->cn->kind != SLUICE_KIND_SOURCE;
         if (node->ring_cap == 0) {
             node->ring_cap = node->cn->kind == SLUICE_KIND_SOURCE ? raw_cap : cap;
+            /* Counted in slots below: blocks shrink if they hold too much. */
+            uint32_t held = blocking_reservations(node);
+            node->ring_cap = held > node->ring_cap ? held : node->ring_cap;
         }
         slots += node->cn->kind != SLUICE_KIND_SOURCE && node->nups > 0 ? node->ring_cap : 0;
     }

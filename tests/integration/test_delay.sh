@@ -1,7 +1,7 @@
 # The `delay` stage: records pass through unchanged and in order, counts add
-# up, a call is a call (empty batches too), saturate_at slows calls past
-# the knee, jitter is reproducible by seed, and SIGINT cuts long calls
-# short so the drain is quick. The checks
+# up, a call is a call (empty batches too), `workers: N` makes N calls at
+# once, saturate_at slows calls past the knee, jitter is reproducible by
+# seed, and SIGINT cuts long calls short so the drain is quick. The checks
 # read the stage's summary line (calls, most at once, simulated time), not
 # the clock.
 . "$(dirname "$0")/lib.sh"
@@ -70,6 +70,26 @@ YAML
 [ "$(field empty.log lookup calls)" = 8 ] || fail "empty batches skipped: $(summary empty.log lookup)"
 [ "$(field empty.log lookup simulated)" = 0.040 ] || fail "empty calls: $(summary empty.log lookup)"
 [ "$(counts empty.log lookup)" = "0 0 0 0" ] || fail "empty counts: $(cat empty.log)"
+
+# 3. workers: N makes N calls at once: 2N batches of 1 s calls. At 16 MiB
+# the sink's automatic queue holds 4 batches, and each call in progress
+# holds a slot there (reserved before the call): it used to cap the calls
+# at 4. At the default 64 MiB automatic queues stop at 16: 32 workers
+# made at most 16 calls.
+cat > conc.yaml <<'YAML'
+engine: { memory_limit: 16MiB }
+sources:
+  gen: { type: generator, count: 16384 }
+stages:
+  lookup: { type: delay, inputs: [gen], per_batch: 1s, workers: 8 }
+sinks:
+  out: { type: null, inputs: [lookup] }
+YAML
+"$SLUICE" run conc.yaml 2> conc.log || fail "concurrency run: $(cat conc.log)"
+[ "$(field conc.log lookup once)" = 8 ] || fail "workers 8: $(summary conc.log lookup)"
+"$SLUICE" run conc.yaml --set engine.memory_limit=64MiB --set stages.lookup.workers=32 \
+    --set sources.gen.count=65536 2> conc32.log || fail "32 workers run: $(cat conc32.log)"
+[ "$(field conc32.log lookup once)" = 32 ] || fail "workers 32: $(summary conc32.log lookup)"
 
 # 4. saturate_at: 8 calls at once past a knee of 2 are slowed (a call that
 # starts with n in progress takes n / 2 times as long): reaching 8 at once
