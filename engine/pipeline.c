@@ -125,6 +125,7 @@ static int init_node(struct sl_pipeline *pl,
         node->tasks[i].node = node;
         node->tasks[i].slot = i;
         node->tasks[i].task.fn = sl__node_task_run;
+        atomic_init(&node->tasks[i].busy_since_ns, 0);
     }
     atomic_init(&node->free_slots, node->max_tasks == 64
                                        ? ~(uint_fast64_t)0

@@ -4,9 +4,11 @@
  * builds and frees; workers run tasks; source threads push raw batches. */
 #include "runtime.h"
 
+#include "log.h"
 #include "mem.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,7 +54,7 @@ static void node_start_task(struct sl_node *node)
                                                   memory_order_seq_cst, memory_order_seq_cst)) {
             struct sl_node_task *t = &node->tasks[__builtin_ctzll((unsigned long long)bit)];
             if (node->tuner != NULL) {
-                t->taken_ns = sl_now_ns();
+                atomic_store_explicit(&t->busy_since_ns, sl_now_ns(), memory_order_relaxed);
             }
             if (node->blocking) {
                 sl_sched_submit_blocking(node->pl->sched, &t->task);
@@ -262,6 +264,34 @@ void sl__pipeline_budget_freed(void *arg)
     }
 }
 
+/* Adds the task's busy time up to now to its node's, per batch: a task
+ * runs up to TASK_BURST batches, longer than a tuning interval when they
+ * are slow calls, and counting only at its end made the busy share of an
+ * interval swing between 0 and several times the truth. next_ns is when
+ * the next busy span starts (0: the task ends). */
+static void add_busy(struct sl_node_task *t, uint64_t next_ns)
+{
+    uint64_t now = next_ns != 0 ? next_ns : sl_now_ns();
+    uint64_t since = atomic_exchange_explicit(&t->busy_since_ns, next_ns, memory_order_relaxed);
+
+    atomic_fetch_add_explicit(&t->node->busy_ns, now - since, memory_order_relaxed);
+}
+
+/* The node's busy time so far, the running tasks' current spans included:
+ * never less than the last sample's (a task adding its span between our
+ * two reads could make it look so). Loop thread. */
+static uint64_t node_busy_ns(struct sl_node *node, uint64_t now_ns)
+{
+    uint64_t busy = atomic_load_explicit(&node->busy_ns, memory_order_relaxed);
+
+    for (uint32_t i = 0; i < node->max_tasks; i++) {
+        uint64_t since = atomic_load_explicit(&node->tasks[i].busy_since_ns, memory_order_relaxed);
+        busy += since != 0 && since < now_ns ? now_ns - since : 0;
+    }
+    node->busy_seen_ns = busy > node->busy_seen_ns ? busy : node->busy_seen_ns;
+    return node->busy_seen_ns;
+}
+
 void sl__node_task_run(struct sl_task *task)
 {
     struct sl_node_task *t = (struct sl_node_task *)task;
@@ -288,9 +318,12 @@ void sl__node_task_run(struct sl_task *task)
                                       memory_order_seq_cst);
         }
         process_one(node, batch);
+        if (node->tuner != NULL) {
+            add_busy(t, sl_now_ns());
+        }
     }
     if (node->tuner != NULL) {
-        atomic_fetch_add_explicit(&node->busy_ns, sl_now_ns() - t->taken_ns, memory_order_relaxed);
+        add_busy(t, 0);
     }
     /* seq_cst: giving the slot back and then reading the rings must not be
      * reordered against a producer's push-then-read of free_slots in
@@ -313,7 +346,13 @@ void sl__node_task_run(struct sl_task *task)
 
 bool sl_pipeline_tune(struct sl_pipeline *pl, uint64_t now_ns)
 {
+    /* For benchmarks (bench/tune.sh): every change of setting, on stderr. */
+    static int trace = -1;
     bool any = false;
+
+    if (trace < 0) {
+        trace = getenv("SLUICE_TUNE_TRACE") != NULL;
+    }
 
     for (size_t i = 0; i < pl->nnodes; i++) {
         struct sl_node *node = &pl->nodes[i];
@@ -326,12 +365,17 @@ bool sl_pipeline_tune(struct sl_pipeline *pl, uint64_t now_ns)
         struct sl_tune_sample s = {
             .work = atomic_load_explicit(&node->c.in, memory_order_relaxed) + batches,
             .batches = batches,
-            .busy_ns = atomic_load_explicit(&node->busy_ns, memory_order_relaxed),
+            .busy_ns = node_busy_ns(node, now_ns),
         };
         uint32_t old = atomic_load_explicit(&node->workers, memory_order_relaxed);
         uint32_t w = sl_tuner_step(node->tuner, &s, now_ns);
         if (w == old) {
             continue;
+        }
+        if (trace) {
+            sl_log_always("tune %s: %.3f s: workers %u -> %u (rate %.0f/s at %u)", node->name,
+                          (double)(now_ns - pl->start_ns) / 1e9, old, w, node->tuner->rate,
+                          node->tuner->base);
         }
         atomic_store_explicit(&node->workers, w, memory_order_seq_cst);
         atomic_store_explicit(&node->workers_peak, node->tuner->peak, memory_order_relaxed);

@@ -29,8 +29,12 @@ struct sl_node;
 struct sl_node_task {
     struct sl_task task; /* submitted to the pool */
     struct sl_node *node;
-    uint32_t slot;     /* bit in node->free_slots */
-    uint64_t taken_ns; /* when the slot was taken (tuned nodes); the task's thread */
+    uint32_t slot; /* bit in node->free_slots */
+    /* Tuned nodes: start of the busy time not yet added to node->busy_ns
+     * (slot taken, or the last batch done), 0 when idle; written by the
+     * task's thread, read by the tuning tick (relaxed: a sample may be off
+     * by one batch, the next one makes up for it). */
+    atomic_uint_fast64_t busy_since_ns;
 };
 
 /* An output of a node and who consumes it. */
@@ -74,6 +78,7 @@ struct sl_node {
     _Atomic uint32_t workers_peak; /* highest `workers` so far; relaxed (statistics) */
     struct sl_tuner *tuner;        /* workers: auto, else NULL; the loop thread's */
     atomic_uint_fast64_t busy_ns;  /* tuned nodes: time task slots were taken; relaxed */
+    uint64_t busy_seen_ns;         /* tuned nodes: the last busy time fed to the tuner (loop) */
     bool blocking; /* tasks run on the blocking threads (sinks: they write and retry) */
     atomic_bool finished;
     atomic_bool gated; /* source nodes: decoding waits for the budget; seq_cst (flow.c) */

@@ -58,4 +58,24 @@ rc=$?
 set -e
 [ "$rc" -eq 1 ] || fail "an unwritable --summary-json exited $rc"
 grep -q -- '--summary-json: /nonexistent/dir/s.json' nojson.err || fail "message: $(cat nojson.err)"
-echo "ok: pinned 3/3, filter peak $peak"
+
+# 4. A slow call past its knee (delay, saturate_at 8): slow start must find
+# the knee within the run and settle near it, not pile calls onto it. Each
+# task runs several 20 ms calls in a row, longer than a tuning interval:
+# its busy time must count as it goes, not only when it ends (it did, and
+# the tuner, seeing idle workers, crept up one worker per half second).
+cat > knee.yaml <<'YAML'
+sources:
+  g: { type: generator, count: 400000 }
+stages:
+  d: { type: delay, inputs: [g], per_batch: 20ms, saturate_at: 8, workers: auto }
+sinks:
+  n: { type: null, inputs: [d] }
+YAML
+"$SLUICE" run knee.yaml --summary-json knee.json 2> knee.err || fail "knee: $(tail -n 5 knee.err)"
+peak=$(json knee.json 'd["nodes"]["d"]["workers_peak"]')
+final=$(json knee.json 'd["nodes"]["d"]["workers_final"]')
+[ "$peak" -ge 8 ] || fail "slow start stopped at $peak workers below the knee (8): $(cat knee.err)"
+[ "$final" -ge 4 ] && [ "$final" -le 12 ] || fail "settled at $final workers, knee 8: $(cat knee.err)"
+[ "$(json knee.json 'd["nodes"]["n"]["in"]')" -eq 400000 ] || fail "knee: records lost"
+echo "ok: pinned 3/3; knee 8: peak $peak, final $final"
