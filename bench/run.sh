@@ -80,3 +80,10 @@ echo "JSON decoder alone, one core, on the same file:"
 "$OUT/json_decode" "$N" 3 "$DATA" | tail -1
 python3 -c "import sys; s,p,b=map(float,sys.argv[1:]); print(f'sluice is {p/s:.2f}x faster than Python; {s/b:.2f}x the insert-only time')" \
     "$t_sluice" "$t_python" "$t_bound"
+# The same pipeline at smaller memory limits (issue 7: 16MiB within 15% of
+# the default's throughput, peak RSS <= limit + 16 MiB).
+for limit in ${LIMITS:-16MiB}; do
+    t=$(best "$OUT/sluice.db" "$SLUICE" run bench/file_to_sqlite.yaml --quiet --set "engine.memory_limit=$limit")
+    python3 -c "import sys; t,d=map(float,sys.argv[1:3]); print(f'memory_limit {sys.argv[3]}: {t}s = {t/d:.3f}x the default limit time, peak RSS {int(sys.argv[4])//1024} MB')" \
+        "$t" "$t_sluice" "$limit" "$(cat "$OUT/rss")"
+done
