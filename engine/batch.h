@@ -37,6 +37,7 @@ struct sl_batch {
     char *block; /* input bytes records may point into; sl_free'd with the batch */
     size_t block_len;
     struct sl_batch *parent; /* keeps the records' bytes alive (route outputs), unref'd at free */
+    struct sl_batch *shell_next; /* link in a node's list of shed batches (runtime.c) */
 
     /* Position: which stream of which source, which range of it. */
     uint32_t source;           /* index of the source node */

@@ -27,8 +27,8 @@ static const char *const sections[] = {"sources", "stages", "sinks"};
 static const char *const kind_names[] = {"source", "stage", "sink"};
 static const enum sluice_stage_kind section_kinds[] = {SLUICE_KIND_SOURCE, SLUICE_KIND_TRANSFORM,
                                                        SLUICE_KIND_SINK};
-static const char *const node_own_keys[] = {"type",        "inputs", "workers", "workers_min",
-                                            "workers_max", "queue",  NULL};
+static const char *const node_own_keys[] = {"type",        "inputs", "workers",   "workers_min",
+                                            "workers_max", "queue",  "when_full", NULL};
 static const char *const engine_own_keys[] = {"threads", "blocking_threads", NULL};
 
 struct engine_conf {
@@ -493,7 +493,45 @@ static int load_workers(struct sl__loader *ld, const struct sl__ynode *map, stru
     return rc;
 }
 
-static int load_common(struct sl__loader *ld, const struct sl__ynode *map, struct sl_conf_node *cn)
+/* when_full: block | drop_newest | drop_oldest (shed needs priorities). */
+static int load_when_full(struct sl__loader *ld,
+                          const struct sl__ynode *map,
+                          struct sl_conf_node *cn,
+                          int dead_letter)
+{
+    static const char *const names[SL_WHEN_FULL_COUNT] = {"block", "drop_newest", "drop_oldest"};
+    const struct sl__ynode *val = sl__ymap_find(map, "when_full");
+    char buf[64];
+
+    cn->when_full = SL_WHEN_FULL_BLOCK;
+    if (val == NULL) {
+        return 0;
+    }
+    if (cn->kind == SLUICE_KIND_SOURCE || dead_letter) {
+        return sl__yerr(ld, val, "when_full is the policy of a node's input queue: %s has none",
+                        dead_letter ? "the dead_letter sink" : "a source");
+    }
+    if (val->kind == SL__Y_SCALAR && val->tag == SL__T_STR) {
+        for (int i = 0; i < SL_WHEN_FULL_COUNT; i++) {
+            if (strcmp(val->text, names[i]) == 0) {
+                cn->when_full = (enum sl_when_full)i;
+                return 0;
+            }
+        }
+        if (strcmp(val->text, "shed") == 0) {
+            return sl__yerr(ld, val,
+                            "'shed' is not supported yet (it sheds by priority): use drop_newest "
+                            "or drop_oldest");
+        }
+    }
+    return sl__yerr(ld, val, "expected block, drop_newest or drop_oldest, got %s",
+                    sl__ydescribe(val, buf, sizeof(buf)));
+}
+
+static int load_common(struct sl__loader *ld,
+                       const struct sl__ynode *map,
+                       struct sl_conf_node *cn,
+                       int dead_letter)
 {
     const struct sl__ynode *queue = sl__ymap_find(map, "queue");
     int rc = load_workers(ld, map, cn);
@@ -501,6 +539,9 @@ static int load_common(struct sl__loader *ld, const struct sl__ynode *map, struc
     cn->queue = 0; /* auto: sized from memory_limit (pipeline.c) */
     if (rc == 0 && queue != NULL) {
         rc = sl__conf_int(ld, queue, 1, MAX_QUEUE, &cn->queue);
+    }
+    if (rc == 0) {
+        rc = load_when_full(ld, map, cn, dead_letter);
     }
     return rc;
 }
@@ -537,7 +578,7 @@ static int load_node(struct sl__loader *ld,
         rc = load_inputs(ld, map, key, cn, dead_letter, ret_in);
     }
     if (rc == 0) {
-        rc = load_common(ld, map, cn);
+        rc = load_common(ld, map, cn, dead_letter);
     }
     if (rc == 0) {
         cn->conf = sl__conf_alloc(ld, cn->type->def.conf_size);

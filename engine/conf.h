@@ -19,6 +19,14 @@ struct sl_conf_input {
     int line, col;
 };
 
+/* A node's `when_full`: what its producers do when its input ring is full. */
+enum sl_when_full {
+    SL_WHEN_FULL_BLOCK,       /* wait for room (backpressure) */
+    SL_WHEN_FULL_DROP_NEWEST, /* shed the batch that does not fit */
+    SL_WHEN_FULL_DROP_OLDEST, /* shed the oldest queued batch to make room */
+    SL_WHEN_FULL_COUNT
+};
+
 struct sl_conf_node {
     const char *name; /* the key under sources/stages/sinks */
     const struct sl_node_type *type;
@@ -28,6 +36,7 @@ struct sl_conf_node {
     int64_t workers; /* default 1; 0 = auto, tuned in [workers_min, workers_max] */
     int64_t workers_min, workers_max;
     int64_t queue;                  /* input ring capacity in batches; 0 = auto (memory_limit) */
+    enum sl_when_full when_full;    /* default block */
     void *conf;                     /* type's conf struct, filled from its options */
     const char *file;               /* config file name (for errors later) */
     int line, col;                  /* where the node's key is */

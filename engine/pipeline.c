@@ -121,6 +121,10 @@ static int init_node(struct sl_pipeline *pl,
         atomic_init(&node->workers, node->tuner->workers);
     }
     atomic_init(&node->workers_peak, atomic_load(&node->workers));
+    node->when_full = cn->when_full;
+    pthread_mutex_init(&node->shells_lock, NULL);
+    node->shells_tail = &node->shells;
+    atomic_init(&node->nshells, 0);
     for (uint32_t i = 0; i < node->max_tasks; i++) {
         node->tasks[i].node = node;
         node->tasks[i].slot = i;
@@ -507,6 +511,13 @@ struct sl_pipeline *sl_pipeline_free(struct sl_pipeline *pl)
         void *item;
         while (node->in != NULL && sl_ring_try_pop(node->in, &item) == 0) {
             sl_batch_unref(item);
+        }
+        for (struct sl_batch *b = node->shells, *next; b != NULL; b = next) {
+            next = b->shell_next;
+            sl_batch_unref(b);
+        }
+        if (node->shells_tail != NULL) {
+            pthread_mutex_destroy(&node->shells_lock);
         }
         sl_ring_free(node->in);
         for (size_t o = 0; o < node->nouts; o++) {

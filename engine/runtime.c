@@ -69,10 +69,18 @@ static void node_start_task(struct sl_node *node)
 /* Starts a task for node if it has input and an idle task slot. */
 static void node_kick(struct sl_node *node)
 {
-    if (node->in == NULL || sl_ring_count(node->in) == 0) {
+    if (node->in == NULL || (sl_ring_count(node->in) == 0 &&
+                             atomic_load_explicit(&node->nshells, memory_order_seq_cst) == 0)) {
         return;
     }
     node_start_task(node);
+}
+
+/* A producer reserves room in a consumer's ring, and waits for it, only
+ * when the consumer's when_full is block. */
+static bool reserves(const struct sl_node *consumer)
+{
+    return consumer->when_full == SL_WHEN_FULL_BLOCK;
 }
 
 /* True when every consumer ring has as many free slots as this node has
@@ -83,6 +91,9 @@ static bool outputs_have_room(struct sl_node *node)
         for (size_t c = 0; c < node->outs[o].n; c++) {
             struct sl_ring *r = node->outs[o].to[c]->in;
             uint32_t need = 0;
+            if (!reserves(node->outs[o].to[c])) {
+                continue;
+            }
             for (size_t o2 = 0; o2 < node->nouts; o2++) {
                 for (size_t c2 = 0; c2 < node->outs[o2].n; c2++) {
                     need += node->outs[o2].to[c2]->in == r;
@@ -118,7 +129,8 @@ static bool reserve_outputs(struct sl_node *node)
 {
     for (size_t o = 0; o < node->nouts; o++) {
         for (size_t c = 0; c < node->outs[o].n; c++) {
-            if (sl_ring_try_reserve(node->outs[o].to[c]->in) != 0) {
+            if (reserves(node->outs[o].to[c]) &&
+                sl_ring_try_reserve(node->outs[o].to[c]->in) != 0) {
                 /* Give back what this call took, in reverse. */
                 for (;;) {
                     if (c == 0) {
@@ -130,7 +142,9 @@ static bool reserve_outputs(struct sl_node *node)
                         continue;
                     }
                     c--;
-                    sl_ring_cancel_reserve(node->outs[o].to[c]->in);
+                    if (reserves(node->outs[o].to[c])) {
+                        sl_ring_cancel_reserve(node->outs[o].to[c]->in);
+                    }
                 }
             }
         }
@@ -138,13 +152,104 @@ static bool reserve_outputs(struct sl_node *node)
     return true;
 }
 
-static void cancel_outputs(struct sl_node *node)
+static void cancel_output(struct sl_node *node, size_t o)
 {
-    for (size_t o = 0; o < node->nouts; o++) {
-        for (size_t c = 0; c < node->outs[o].n; c++) {
+    for (size_t c = 0; c < node->outs[o].n; c++) {
+        if (reserves(node->outs[o].to[c])) {
             sl_ring_cancel_reserve(node->outs[o].to[c]->in);
         }
     }
+}
+
+static void cancel_outputs(struct sl_node *node)
+{
+    for (size_t o = 0; o < node->nouts; o++) {
+        cancel_output(node, o);
+    }
+}
+
+/* Keeps a shed batch as an empty shell in node's shell list: its records
+ * are counted as received and shed by node, and their memory given back;
+ * the position and sequence number go on (a sink waits for every one), and
+ * so do dead letters (they are no one's to drop). */
+static void shed(struct sl_node *node, struct sl_batch *batch)
+{
+    struct sl_batch *shell;
+
+    atomic_fetch_add_explicit(&node->c.in, batch->n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&node->c.shed, batch->n, memory_order_relaxed);
+    if (batch->ndead == 0) {
+        shell = sl_batch_new(batch->flow);
+        if (shell != NULL) {
+            sl_batch_copy_position(shell, batch);
+        }
+        sl_batch_unref(batch);
+    } else {
+        shell = sl_batch_make_writable(batch);
+        if (shell == NULL) {
+            sl_batch_unref(batch);
+        } else {
+            shell->n = 0;
+        }
+    }
+    if (shell == NULL) {
+        /* As for a failed fork: this path's sequence never comes, the run
+         * fails and what it did not commit is read again next time. */
+        struct sl_err err = {0};
+        sl_err_set(&err, SL_ENOMEM, "%s: out of memory", node->name);
+        sl_pipeline_fail(node->pl, &err);
+        return;
+    }
+    shell->shell_next = NULL;
+    pthread_mutex_lock(&node->shells_lock);
+    *node->shells_tail = shell;
+    node->shells_tail = &shell->shell_next;
+    pthread_mutex_unlock(&node->shells_lock);
+    /* seq_cst, then the kick reads free_slots: as a ring push. */
+    atomic_fetch_add_explicit(&node->nshells, 1, memory_order_seq_cst);
+    node_kick(node);
+}
+
+/* The oldest shell of node, or NULL. */
+static struct sl_batch *take_shell(struct sl_node *node)
+{
+    struct sl_batch *shell;
+
+    if (atomic_load_explicit(&node->nshells, memory_order_seq_cst) == 0) {
+        return NULL;
+    }
+    pthread_mutex_lock(&node->shells_lock);
+    shell = node->shells;
+    if (shell != NULL) {
+        node->shells = shell->shell_next;
+        if (node->shells == NULL) {
+            node->shells_tail = &node->shells;
+        }
+        atomic_fetch_sub_explicit(&node->nshells, 1, memory_order_seq_cst);
+    }
+    pthread_mutex_unlock(&node->shells_lock);
+    return shell;
+}
+
+/* Pushes batch into consumer's ring, which producers do not reserve
+ * (when_full other than block); when it is full, sheds by the policy. */
+static void push_or_shed(struct sl_node *consumer, struct sl_batch *batch)
+{
+    void *oldest;
+
+    if (sl_ring_try_push(consumer->in, batch) == 0) {
+        node_kick(consumer);
+        return;
+    }
+    if (consumer->when_full == SL_WHEN_FULL_DROP_OLDEST &&
+        sl_ring_try_pop(consumer->in, &oldest) == 0) {
+        shed(consumer, oldest);
+        if (sl_ring_try_push(consumer->in, batch) == 0) {
+            node_kick(consumer);
+            return;
+        }
+    }
+    shed(consumer, batch);
 }
 
 /* Outputs emitted by the process() call running on this thread. */
@@ -176,7 +281,13 @@ void sl_node_emit(struct sl_node *node, size_t out, struct sl_batch *batch)
             struct sl_err err = {0};
             sl_err_set(&err, SL_ENOMEM, "%s: out of memory", node->name);
             sl_pipeline_fail(node->pl, &err);
-            sl_ring_cancel_reserve(o->to[c]->in);
+            if (reserves(o->to[c])) {
+                sl_ring_cancel_reserve(o->to[c]->in);
+            }
+            continue;
+        }
+        if (!reserves(o->to[c])) {
+            push_or_shed(o->to[c], copy);
             continue;
         }
         sl_ring_push_reserved(o->to[c]->in, copy);
@@ -203,9 +314,7 @@ static void process_one(struct sl_node *node, struct sl_batch *batch)
     /* Give back the reservations of outputs process() did not emit on. */
     for (size_t o = 0; o < node->nouts; o++) {
         if ((tl_emitted & ((uint64_t)1 << o)) == 0) {
-            for (size_t c = 0; c < node->outs[o].n; c++) {
-                sl_ring_cancel_reserve(node->outs[o].to[c]->in);
-            }
+            cancel_output(node, o);
         }
     }
 }
@@ -213,7 +322,8 @@ static void process_one(struct sl_node *node, struct sl_batch *batch)
 static bool node_done_inputs(struct sl_node *node)
 {
     return atomic_load_explicit(&node->ups_open, memory_order_seq_cst) == 0 &&
-           sl_ring_count(node->in) == 0;
+           sl_ring_count(node->in) == 0 &&
+           atomic_load_explicit(&node->nshells, memory_order_seq_cst) == 0;
 }
 
 static uint_fast64_t all_slots(const struct sl_node *node)
@@ -309,7 +419,8 @@ void sl__node_task_run(struct sl_task *task)
             blocked = true; /* a consumer's pop kicks us again */
             break;
         }
-        if (sl_ring_try_pop(node->in, (void **)&batch) != 0) {
+        batch = take_shell(node);
+        if (batch == NULL && sl_ring_try_pop(node->in, (void **)&batch) != 0) {
             cancel_outputs(node);
             break;
         }
@@ -397,6 +508,7 @@ static void producer_done(struct sl_node *node)
         return;
     }
     if (sl_ring_count(node->in) == 0 &&
+        atomic_load_explicit(&node->nshells, memory_order_seq_cst) == 0 &&
         atomic_load_explicit(&node->free_slots, memory_order_seq_cst) == all_slots(node)) {
         if (node->blocking) {
             /* Its final flush writes: a task of its own finishes it (or a

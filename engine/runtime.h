@@ -83,7 +83,17 @@ struct sl_node {
     atomic_bool finished;
     atomic_bool gated; /* source nodes: decoding waits for the budget; seq_cst (flow.c) */
     struct sl_counters c;
-    pthread_t thread; /* sources only */
+    /* when_full other than block: what its producers shed instead of
+     * waiting for room, kept as empty shells (position, sequence number and
+     * dead letters, no records: sinks wait for every sequence number) that
+     * its tasks take before the ring. Memory: shells are charged to the
+     * budget like any batch. */
+    enum sl_when_full when_full;
+    pthread_mutex_t shells_lock;
+    struct sl_batch *shells; /* oldest first, under shells_lock */
+    struct sl_batch **shells_tail;
+    atomic_uint nshells; /* seq_cst: pairs with free_slots like a ring push (node_kick) */
+    pthread_t thread;    /* sources only */
     bool thread_started;
     const uint32_t *paths; /* sinks: per node index, paths from that source here (the
                               config's, conf_dag.c); NULL for the dead_letter sink */

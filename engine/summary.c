@@ -77,18 +77,30 @@ void sl_summary_print_counts(const struct sl_pipeline *pl, FILE *out, uint64_t e
     if (secs <= 0) {
         secs = 1e-9;
     }
-    fprintf(out, "%-20s %-7s %-10s %12s %12s %10s %10s %12s\n", "node", "kind", "type", "in", "out",
-            "dropped", "dead", "rate/s");
+    /* The shed column only where a node can shed (when_full). */
+    bool shedding = false;
+    for (size_t i = 0; i < pl->nnodes; i++) {
+        shedding |= pl->nodes[i].when_full != SL_WHEN_FULL_BLOCK;
+    }
+    fprintf(out, "%-20s %-7s %-10s %12s %12s %10s", "node", "kind", "type", "in", "out", "dropped");
+    if (shedding) {
+        fprintf(out, " %10s", "shed");
+    }
+    fprintf(out, " %10s %12s\n", "dead", "rate/s");
     bool replays = false;
     for (size_t i = 0; i < pl->nnodes; i++) {
         const struct sl_node *node = &pl->nodes[i];
         uint64_t in = atomic_load(&node->c.in);
         uint64_t o = atomic_load(&node->c.out);
-        fprintf(out, "%-20s %-7s %-10s %12llu %12llu %10llu %10llu %12.0f\n", node->name,
+        fprintf(out, "%-20s %-7s %-10s %12llu %12llu %10llu", node->name,
                 node == pl->dead_letter ? "dlq" : kind_name(node->cn->kind), node->type->def.name,
                 (unsigned long long)in, (unsigned long long)o,
-                (unsigned long long)atomic_load(&node->c.dropped),
-                (unsigned long long)atomic_load(&node->c.dead), (double)in / secs);
+                (unsigned long long)atomic_load(&node->c.dropped));
+        if (shedding) {
+            fprintf(out, " %10llu", (unsigned long long)atomic_load(&node->c.shed));
+        }
+        fprintf(out, " %10llu %12.0f\n", (unsigned long long)atomic_load(&node->c.dead),
+                (double)in / secs);
         replays |= atomic_load(&node->c.replayed) > 0;
     }
     /* Replays are counted in dropped: say which ones, so that a re-run
