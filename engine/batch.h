@@ -38,6 +38,8 @@ struct sl_batch {
     size_t block_len;
     struct sl_batch *parent; /* keeps the records' bytes alive (route outputs), unref'd at free */
     struct sl_batch *shell_next; /* link in a node's list of shed batches (runtime.c) */
+    bool shell;                  /* what is left of a shed batch: no records, only its position
+                                    and dead letters; stages pass it on untouched */
 
     /* Position: which stream of which source, which range of it. */
     uint32_t source;           /* index of the source node */

@@ -192,6 +192,9 @@ static void shed(struct sl_node *node, struct sl_batch *batch)
             shell->n = 0;
         }
     }
+    if (shell != NULL) {
+        shell->shell = true;
+    }
     if (shell == NULL) {
         /* As for a failed fork: this path's sequence never comes, the run
          * fails and what it did not commit is read again next time. */
@@ -319,6 +322,31 @@ static void process_one(struct sl_node *node, struct sl_batch *batch)
     }
 }
 
+/* A shed batch's shell passes a stage untouched: it holds no records, so
+ * a stage could only emit it again, and a slow stage (the kind that sheds)
+ * would spend a call on each. Dead letters go with the first output, as in
+ * a fan-out. */
+static void forward_shell(struct sl_node *node, struct sl_batch *shell)
+{
+    tl_emitted = 0;
+    for (size_t o = node->nouts; o-- > 0;) {
+        struct sl_batch *copy = o == 0 ? shell : sl_batch_fork(shell);
+        if (copy == NULL) {
+            continue; /* failed below, as sl_node_emit does */
+        }
+        copy->shell = true; /* a fork of one with dead letters is a batch of its own */
+        sl_node_emit(node, o, copy);
+    }
+    for (size_t o = 0; o < node->nouts; o++) {
+        if ((tl_emitted & ((uint64_t)1 << o)) == 0) {
+            struct sl_err err = {0};
+            sl_err_set(&err, SL_ENOMEM, "%s: out of memory", node->name);
+            sl_pipeline_fail(node->pl, &err);
+            cancel_output(node, o);
+        }
+    }
+}
+
 static bool node_done_inputs(struct sl_node *node)
 {
     return atomic_load_explicit(&node->ups_open, memory_order_seq_cst) == 0 &&
@@ -428,7 +456,11 @@ void sl__node_task_run(struct sl_task *task)
             atomic_fetch_sub_explicit(&node->pl->raw_bytes, sl_batch_adopt_bytes(batch),
                                       memory_order_seq_cst);
         }
-        process_one(node, batch);
+        if (batch->shell && node->cn->kind == SLUICE_KIND_TRANSFORM) {
+            forward_shell(node, batch);
+        } else {
+            process_one(node, batch);
+        }
         if (node->tuner != NULL) {
             add_busy(t, sl_now_ns());
         }

@@ -543,9 +543,17 @@ static bool should_write(struct sl_sink *sink)
     if (sink->max_wait_ns && sl_now_ns() - sink->first_ready_ns >= sink->max_wait_ns) {
         return true;
     }
+    /* Only positions to store (batches that filters emptied, shells of
+     * shed ones): they wait for records or max_wait, rather than taking a
+     * transaction each when a shedding node upstream sends many. */
+    if (sink->ready_records == 0 && sink->max_wait_ns) {
+        return false;
+    }
     /* Intelligent batching: nothing more is waiting, so waiting longer only
-     * adds latency. */
-    return sl_ring_count(sink->node->in) == 0;
+     * adds latency. (Shells of shed batches wait too: their positions go
+     * into the next write rather than a transaction each.) */
+    return sl_ring_count(sink->node->in) == 0 &&
+           atomic_load_explicit(&sink->node->nshells, memory_order_relaxed) == 0;
 }
 
 int sl_sink_process(struct sl_sink *sink, struct sl_batch *batch)

@@ -32,7 +32,7 @@ for policy in drop_newest drop_oldest; do
 sources:
   orders: { type: file, path: data/mixed.jsonl }
 stages:
-  slow: { type: delay, inputs: [orders], per_batch: 2ms, queue: 2, when_full: $policy }
+  slow: { type: delay, inputs: [orders], per_batch: 20ms, queue: 2, when_full: $policy }
 sinks:
   db: { type: sqlite, inputs: [slow], path: out/$policy.db, table: orders }
 dead_letter: { type: sqlite, path: out/$policy.db, table: rejects }
@@ -41,7 +41,7 @@ YAML
     counts_add_up $policy.json
     shed=$(json $policy.json 'd["nodes"]["slow"]["shed"]')
     out=$(json $policy.json 'd["nodes"]["slow"]["out"]')
-    [ "$shed" -gt 0 ] || fail "$policy: nothing shed behind a 2 ms stage with a 2-batch queue"
+    [ "$shed" -gt 0 ] || fail "$policy: nothing shed behind a 20 ms stage with a 2-batch queue"
     [ $((shed + out)) -eq "$N" ] || fail "$policy: shed $shed + out $out != $N"
     rows=$(q out/$policy.db 'SELECT count(*) FROM orders')
     [ "$rows" -eq "$out" ] || fail "$policy: $rows rows, the stage let $out through"
@@ -88,7 +88,7 @@ rows=$(q out/sink.db 'SELECT count(*) FROM orders')
 
 # 4. kill -9 while shedding, then run to the end: no duplicates, and the
 # rows are a subset of the input.
-sed 's/per_batch: 2ms/per_batch: 5ms/; s/drop_newest.db/kill.db/' drop_newest.yaml > kill.yaml
+sed 's/per_batch: 20ms/per_batch: 50ms/; s/drop_newest.db/kill.db/' drop_newest.yaml > kill.yaml
 "$SLUICE" run kill.yaml 2> kill.err &
 pid=$!
 sleep 0.5
