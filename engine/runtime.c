@@ -324,13 +324,18 @@ static void process_one(struct sl_node *node, struct sl_batch *batch)
 
 /* A shed batch's shell passes a stage untouched: it holds no records, so
  * a stage could only emit it again, and a slow stage (the kind that sheds)
- * would spend a call on each. Dead letters go with the first output, as in
- * a fan-out. */
+ * would spend a call on each. Dead letters go with the first output anyone
+ * reads, as a route sends them (NOTES.md "Dead letters"). */
 static void forward_shell(struct sl_node *node, struct sl_batch *shell)
 {
+    size_t first = 0; /* the first output someone reads: the dead letters' way */
+
+    while (first + 1 < node->nouts && node->outs[first].n == 0) {
+        first++;
+    }
     tl_emitted = 0;
     for (size_t o = node->nouts; o-- > 0;) {
-        struct sl_batch *copy = o == 0 ? shell : sl_batch_fork(shell);
+        struct sl_batch *copy = o == first ? shell : sl_batch_fork(shell);
         if (copy == NULL) {
             continue; /* failed below, as sl_node_emit does */
         }
