@@ -102,7 +102,8 @@ static int init_node(struct sl_pipeline *pl,
     }
     /* Writes that wait on I/O and sleep between retries: never on a CPU
      * worker. */
-    node->blocking = (cn->type->def.flags & SLUICE_STAGE_BLOCKING) != 0;
+    node->blocking = (cn->type->def.flags & SLUICE_STAGE_BLOCKING) != 0 ||
+                     (cn->type->blocking != NULL && cn->type->blocking(cn->conf));
     if (node->max_tasks > 64) {
         node->max_tasks = 64;
     }
