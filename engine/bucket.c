@@ -140,6 +140,19 @@ sl_bucket_next_ns(const struct sl_bucket_rate *rate, const struct sl_bucket *b, 
     return (uint64_t)((x + rate->p - 1) / rate->p);
 }
 
+bool sl_bucket_take_by(const struct sl_bucket_rate *rate,
+                       struct sl_bucket *b,
+                       uint64_t from_ns,
+                       uint64_t by_ns,
+                       uint64_t *ret_at)
+{
+    if (sl_bucket_next_ns(rate, b, from_ns) > by_ns) {
+        return false;
+    }
+    *ret_at = sl_bucket_reserve(rate, b, from_ns);
+    return true;
+}
+
 uint64_t sl_bucket_reserve(const struct sl_bucket_rate *rate, struct sl_bucket *b, uint64_t now_ns)
 {
     if (passes(rate, b, now_ns)) {

@@ -68,6 +68,18 @@ bool sl_bucket_take(const struct sl_bucket_rate *rate, struct sl_bucket *b, uint
 uint64_t
 sl_bucket_next_ns(const struct sl_bucket_rate *rate, const struct sl_bucket *b, uint64_t now_ns);
 
+/* An event available from from_ns that may pass until by_ns (a batch's
+ * records, gathered since from_ns and looked at by by_ns): passes when
+ * sl_bucket_next_ns(from_ns) <= by_ns, and is then admitted at that time
+ * (*ret_at), as sl_bucket_reserve would. b is unchanged when not. So the
+ * bucket's schedule continues from TAT, not from when the caller got to
+ * look: a caller that is late loses no pace. Thread: b's owner. */
+bool sl_bucket_take_by(const struct sl_bucket_rate *rate,
+                       struct sl_bucket *b,
+                       uint64_t from_ns,
+                       uint64_t by_ns,
+                       uint64_t *ret_at);
+
 /* Reserves the next pass: takes at sl_bucket_next_ns(now_ns) and returns
  * that time (waiting mode: the event is admitted then). Thread: b's owner. */
 uint64_t sl_bucket_reserve(const struct sl_bucket_rate *rate, struct sl_bucket *b, uint64_t now_ns);

@@ -20,7 +20,10 @@
 #include <time.h>
 
 /* A stop (SIGINT, a failure) is noticed within this while waiting. */
-#define SLICE_NS         (50 * 1000000ull)
+#define SLICE_NS (50 * 1000000ull)
+/* wait: how late the throttle itself may be (a sleep the OS overshot, the
+ * next task's start) and still admit a queued batch on schedule. */
+#define CATCH_UP_NS      (1000000ull)
 #define MAX_KEYS_DEFAULT 100000
 
 enum when_limited { WHEN_LIMITED_DROP, WHEN_LIMITED_WAIT };
@@ -65,7 +68,8 @@ struct throttle {
     struct sl_bucket one;        /* without key */
     struct sl_bucket_map *map;   /* with key, else NULL */
     struct sl_buf text;          /* a key's text, reused */
-    uint64_t last_ns;            /* drop: when the previous batch came */
+    uint64_t last_ns;            /* drop: when the previous batch came (0: none yet) */
+    uint64_t last_until;         /* wait: the previous batch's last admission */
     atomic_uint_fast64_t passed; /* counters: see struct sl_throttle_stats */
     atomic_uint_fast64_t limited;
     atomic_uint_fast64_t waited_ns;
@@ -228,12 +232,35 @@ static int bucket_of(struct throttle *t,
     return *ret != NULL ? 0 : SL_ENOMEM;
 }
 
-/* Passes batch's records through their buckets. drop: record i of n comes
- * at the i+1-th n-th of the time since the previous batch (or since the
- * batch was begun, when later): a batch gathers what arrived meanwhile, so
- * a leaky bucket passes one record per T of it, not one per batch. wait:
- * each record reserves its admission; *ret_until is the last one. Records
- * over the limit are dropped (drop) or counted in *ret_limited (wait). */
+/* When batch's records arrived, for the buckets: a batch gathers what came
+ * since the throttle last looked, and a bucket that took them all at one
+ * instant would pass one burst per batch (a leaky bucket: one record).
+ * drop: since the previous batch (the first batch: since it was begun),
+ * and a record passes when its bucket admits it by now, so a batch passes
+ * what the bucket allows over that time. wait: every record arrives when
+ * the previous batch's last one was due, unless the batch is newer (it was
+ * begun later) or the throttle is more than CATCH_UP_NS late: its own
+ * lateness (the OS wakes it late, the next task starts late) is not the
+ * input's, and would slow a leaky bucket by as much on every batch. */
+static uint64_t
+arrival(const struct throttle *t, const struct sl_batch *batch, bool wait, uint64_t now)
+{
+    uint64_t from = batch->read_ns;
+
+    if (wait) {
+        from = t->last_until > from ? t->last_until : from;
+        uint64_t late = now > CATCH_UP_NS ? now - CATCH_UP_NS : 0;
+        from = late > from ? late : from;
+    } else if (t->last_ns != 0) {
+        from = t->last_ns;
+    }
+    return from < now ? from : now;
+}
+
+/* Passes batch's records through their buckets, arriving as arrival()
+ * says. drop: records over the limit are dropped. wait: each record
+ * reserves its admission; *ret_until is the last one (at least now), and
+ * *ret_limited counts those due after now. */
 static int admit(struct sl_node *node,
                  struct sl_batch *batch,
                  uint64_t now,
@@ -243,9 +270,7 @@ static int admit(struct sl_node *node,
     const struct throttle_conf *conf = node->cn->conf;
     struct throttle *t = node->state;
     bool wait = conf->when_limited == WHEN_LIMITED_WAIT;
-    uint64_t from = t->last_ns > batch->read_ns ? t->last_ns : batch->read_ns;
-    uint64_t span = from < now ? now - from : 0;
-    uint64_t until = now, limited = 0;
+    uint64_t from = arrival(t, batch, wait, now), until = now, limited = 0;
     uint32_t kept = 0, n = batch->n;
 
     for (uint32_t i = 0; i < n; i++) {
@@ -264,14 +289,14 @@ static int admit(struct sl_node *node,
             return rc;
         }
         if (wait) {
-            uint64_t at = sl_bucket_reserve(&t->rate, b, now);
+            uint64_t at = sl_bucket_reserve(&t->rate, b, from);
             limited += at > now;
             until = at > until ? at : until;
             batch->recs[kept++] = *rec;
             continue;
         }
-        uint64_t arrival = now - span + (uint64_t)((unsigned __int128)span * (i + 1) / n);
-        if (sl_bucket_take(&t->rate, b, arrival)) {
+        uint64_t at = 0;
+        if (sl_bucket_take_by(&t->rate, b, from, now, &at)) {
             batch->recs[kept++] = *rec;
         } else {
             limited++;
@@ -279,6 +304,7 @@ static int admit(struct sl_node *node,
     }
     batch->n = kept;
     t->last_ns = now;
+    t->last_until = until;
     *ret_until = until;
     *ret_limited = limited;
     return 0;

@@ -338,6 +338,51 @@ static void test_leaky_spacing(void **state)
     free(t);
 }
 
+/* take_by, as the throttle's drop mode uses it: batches of arrivals looked
+ * at by irregular times, each record available since the previous look. A
+ * leaky bucket keeps its pace however late the looks (it passes exactly
+ * one record per T of input above the rate), its admissions are never
+ * closer than T (to the rounding), and a token bucket's keep the window
+ * bound. */
+static void test_take_by_keeps_pace(void **state)
+{
+    (void)state;
+    enum { N = 1000000 };
+    uint64_t *at = malloc(N * sizeof(*at));
+    assert_non_null(at);
+
+    for (int alg = 0; alg < 2; alg++) {
+        struct sl_bucket_rate r;
+        struct sl_bucket b;
+        uint64_t s = 12345 + (uint64_t)alg;
+        assert_int_equal(sl_bucket_rate_init(&r, 50000, 500, (enum sl_bucket_algorithm)alg), 0);
+        sl_bucket_init(&b);
+        uint64_t from = SEC, by = SEC;
+        size_t n = 0;
+        while (by < 9 * SEC) {
+            by = from + 100000 + next_rand(&s) % 3000000; /* 0.1 to 3.1 ms */
+            /* Twice the rate's records arrived meanwhile. */
+            uint64_t records = (by - from) / 10000 + 1;
+            for (uint64_t k = 0; k < records && n < N; k++) {
+                uint64_t t = 0;
+                if (sl_bucket_take_by(&r, &b, from, by, &t)) {
+                    assert_true(t >= from && t <= by);
+                    at[n++] = t;
+                }
+            }
+            from = by;
+        }
+        check_windows(&r, at, n, 1);
+        /* From SEC to the last look: burst + floor(length / T), less the
+         * one record that may be due between the last admission and by. */
+        uint64_t want = (by - SEC) / 20000 + r.burst;
+        if (n > want || n + 1 < want) {
+            fail_msg("%zu passed, want %llu", n, (unsigned long long)want);
+        }
+    }
+    free(at);
+}
+
 static struct sl_bucket *get(struct sl_bucket_map *map, const char *key)
 {
     struct sl_bucket *b = sl_bucket_map_get(map, key, strlen(key));
@@ -437,8 +482,8 @@ int main(void)
         cmocka_unit_test(test_rate_fractions),        cmocka_unit_test(test_rate_init_refuses),
         cmocka_unit_test(test_token_burst_then_rate), cmocka_unit_test(test_window_bound_random),
         cmocka_unit_test(test_long_run_rate_reached), cmocka_unit_test(test_no_drift),
-        cmocka_unit_test(test_leaky_spacing),         cmocka_unit_test(test_map_lru_order),
-        cmocka_unit_test(test_map_many_keys),
+        cmocka_unit_test(test_leaky_spacing),         cmocka_unit_test(test_take_by_keeps_pace),
+        cmocka_unit_test(test_map_lru_order),         cmocka_unit_test(test_map_many_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
