@@ -334,14 +334,15 @@ static void forward_shell(struct sl_node *node, struct sl_batch *shell)
         first++;
     }
     tl_emitted = 0;
+    /* The others' forks first: once emitted, the shell may be freed. */
     for (size_t o = node->nouts; o-- > 0;) {
-        struct sl_batch *copy = o == first ? shell : sl_batch_fork(shell);
-        if (copy == NULL) {
-            continue; /* failed below, as sl_node_emit does */
+        struct sl_batch *copy = o == first ? NULL : sl_batch_fork(shell);
+        if (copy != NULL) {
+            copy->shell = true; /* a fork of one with dead letters is a batch of its own */
+            sl_node_emit(node, o, copy);
         }
-        copy->shell = true; /* a fork of one with dead letters is a batch of its own */
-        sl_node_emit(node, o, copy);
     }
+    sl_node_emit(node, first, shell);
     for (size_t o = 0; o < node->nouts; o++) {
         if ((tl_emitted & ((uint64_t)1 << o)) == 0) {
             struct sl_err err = {0};
