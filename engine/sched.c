@@ -5,15 +5,19 @@
  * model fences): the owner pushes and pops at the bottom, thieves take from
  * the top with a CAS. A full deque overflows into the injection queue, an
  * intrusive list under a mutex that also takes tasks from non-worker threads.
- * Idle workers steal from random victims, then park on a condvar; submitters
- * only touch that condvar when the sleeper count says somebody is parked.
- * Blocking tasks have their own threads and one FIFO under a mutex: they
- * may sleep or wait on I/O for long, so they never take a CPU worker, and
- * a handful of them per second does not need lock-free queues. */
+ * Idle workers steal from random victims (unless work stealing is off: then
+ * a worker runs only its own deque and the injection queue), then park on a
+ * condvar; submitters only touch that condvar when the sleeper count says
+ * somebody is parked. Workers may be pinned to CPUs (sl_sched_set_affinity).
+ * Blocking tasks have their own threads, started on demand between a
+ * minimum and a maximum, and one FIFO under a mutex (sched_blocking.c):
+ * they may sleep or wait on I/O for long, so they never take a CPU worker,
+ * and a handful of them per second does not need lock-free queues. */
 #include "sched.h"
 
 #include "err.h"
 #include "mem.h"
+#include "sched_blocking.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -86,23 +90,14 @@ struct sl_sched {
     pthread_mutex_t park_mu;
     pthread_cond_t park_cv; /* sleeping workers */
     pthread_cond_t idle_cv; /* sl_sched_stop waiting for pending == 0 */
+    atomic_bool stealing;   /* idle workers steal; relaxed (a setting, not a handshake) */
     char pad3[SCHED_PAD];
 
-    /* Blocking threads: read-only while they run, except under blk_mu. */
-    int nblocking;
-    int blk_started;
-    pthread_t *blk_threads;
-    pthread_mutex_t blk_mu;
-    pthread_cond_t blk_cv;    /* idle blocking threads */
-    struct sl_task *blk_head; /* under blk_mu */
-    struct sl_task *blk_tail; /* under blk_mu */
-    bool blk_stopping;        /* under blk_mu */
+    struct sl_blocking blk; /* blocking threads (sched_blocking.h); max 0: none */
 };
 
 /* The worker running on this thread, NULL on other threads. */
 static _Thread_local struct worker *tls_worker;
-/* The pool whose blocking thread this is, NULL on other threads. */
-static _Thread_local struct sl_sched *tls_blocking;
 
 /* ==== Chase-Lev deque ==== */
 
@@ -321,17 +316,25 @@ static struct sl_task *find_task(struct worker *w)
     if (task == NULL) {
         task = inject_pop(w->s);
     }
-    if (task == NULL) {
+    /* Relaxed: a setting. */
+    if (task == NULL && atomic_load_explicit(&w->s->stealing, memory_order_relaxed)) {
         task = steal_any(w);
     }
     return task;
 }
 
-/* Whether any queue looks non-empty. seq_cst loads, see park. */
-static bool has_work(struct sl_sched *s)
+/* Whether any queue w may take from looks non-empty. seq_cst loads, see
+ * park. Without stealing, the other deques are not w's business: their
+ * owners are awake (they pushed) and run them. */
+static bool has_work(struct worker *w)
 {
+    struct sl_sched *s = w->s;
+
     if (atomic_load_explicit(&s->inject_len, memory_order_seq_cst) > 0) {
         return true;
+    }
+    if (!atomic_load_explicit(&s->stealing, memory_order_relaxed)) {
+        return deque_busy(&w->dq);
     }
     for (int i = 0; i < s->nthreads; i++) {
         if (deque_busy(&s->workers[i]->dq)) {
@@ -359,7 +362,7 @@ static bool park(struct worker *w)
     /* seq_cst, both: the parker half of the protocol described above. */
     atomic_fetch_add_explicit(&s->sleepers, 1, memory_order_seq_cst);
     epoch = atomic_load_explicit(&s->epoch, memory_order_seq_cst);
-    if (has_work(s)) {
+    if (has_work(w)) {
         /* Relaxed: a submitter reading the stale count only makes one
          * needless wake-up, not an error. */
         atomic_fetch_sub_explicit(&s->sleepers, 1, memory_order_relaxed);
@@ -436,48 +439,51 @@ static void *worker_main(void *arg)
 
 /* ==== Blocking threads ==== */
 
-static void *blocking_main(void *arg)
+/* A blocking task has run (sl_blocking's done callback). */
+static void blocking_done(void *arg)
 {
-    struct sl_sched *s = arg;
+    task_done(arg);
+}
 
-    tls_blocking = s;
-    for (;;) {
-        pthread_mutex_lock(&s->blk_mu);
-        while (s->blk_head == NULL && !s->blk_stopping) {
-            pthread_cond_wait(&s->blk_cv, &s->blk_mu);
-        }
-        struct sl_task *task = list_pop(&s->blk_head, &s->blk_tail);
-        pthread_mutex_unlock(&s->blk_mu);
-        if (task == NULL) {
-            return NULL; /* stopping, and nothing left */
-        }
-        task->fn(task);
-        task_done(s);
+/* Queues a task already counted in pending on the CPU workers. */
+static void submit_counted(struct sl_sched *s, struct sl_task *task)
+{
+    struct worker *w = tls_worker;
+
+    if (w == NULL || w->s != s || !deque_push(&w->dq, task)) {
+        inject_push(s, task);
+    } else if (!atomic_load_explicit(&s->stealing, memory_order_relaxed)) {
+        return; /* only this worker, awake, will take it */
     }
+    wake_one(s);
 }
 
 void sl_sched_submit_blocking(struct sl_sched *s, struct sl_task *task)
 {
+    struct sl_task *orphans;
+
     SL_ASSERT(task != NULL && task->fn != NULL);
-    if (s->nblocking == 0) {
+    if (s->blk.max == 0) {
         sl_sched_submit(s, task);
         return;
     }
     /* Relaxed: as in sl_sched_submit; the mutex publishes the task. */
     SL_ASSERT(!atomic_load_explicit(&s->stopping, memory_order_relaxed));
     atomic_fetch_add_explicit(&s->pending, 1, memory_order_relaxed);
-    pthread_mutex_lock(&s->blk_mu);
-    list_push(&s->blk_head, &s->blk_tail, task);
-    pthread_cond_signal(&s->blk_cv);
-    pthread_mutex_unlock(&s->blk_mu);
+    orphans = sl__blocking_submit(&s->blk, task);
+    /* No blocking thread could be started and none is left (min 0): run
+     * them on the workers, as a pool without blocking threads does. */
+    while (orphans != NULL) {
+        struct sl_task *next = orphans->sl__next;
+        submit_counted(s, orphans);
+        orphans = next;
+    }
 }
 
 /* ==== Public API ==== */
 
 void sl_sched_submit(struct sl_sched *s, struct sl_task *task)
 {
-    struct worker *w = tls_worker;
-
     SL_ASSERT(task != NULL && task->fn != NULL);
     /* Relaxed: a hint for catching misuse, not synchronisation. */
     SL_ASSERT(!atomic_load_explicit(&s->stopping, memory_order_relaxed));
@@ -485,10 +491,7 @@ void sl_sched_submit(struct sl_sched *s, struct sl_task *task)
      * which happens before its run and decrement, so pending cannot reach 0
      * while the task is queued. */
     atomic_fetch_add_explicit(&s->pending, 1, memory_order_relaxed);
-    if (w == NULL || w->s != s || !deque_push(&w->dq, task)) {
-        inject_push(s, task);
-    }
-    wake_one(s);
+    submit_counted(s, task);
 }
 
 /* Tells the workers to exit once parked and joins them. */
@@ -502,13 +505,7 @@ static void join_workers(struct sl_sched *s)
     for (int i = 0; i < s->started; i++) {
         (void)pthread_join(s->workers[i]->thread, NULL);
     }
-    pthread_mutex_lock(&s->blk_mu);
-    s->blk_stopping = true;
-    pthread_cond_broadcast(&s->blk_cv);
-    pthread_mutex_unlock(&s->blk_mu);
-    for (int i = 0; i < s->blk_started; i++) {
-        (void)pthread_join(s->blk_threads[i], NULL);
-    }
+    sl__blocking_stop(&s->blk);
     s->stopped = true;
 }
 
@@ -517,7 +514,7 @@ void sl_sched_stop(struct sl_sched *s)
     if (s->stopped) {
         return;
     }
-    SL_ASSERT((tls_worker == NULL || tls_worker->s != s) && tls_blocking != s);
+    SL_ASSERT((tls_worker == NULL || tls_worker->s != s) && !sl__blocking_on_thread(&s->blk));
     pthread_mutex_lock(&s->park_mu);
     /* Acquire: pairs with the release decrements, so every task's effects
      * are visible to the caller once stop returns. A decrement to 0 takes
@@ -530,7 +527,7 @@ void sl_sched_stop(struct sl_sched *s)
     join_workers(s);
 }
 
-static struct sl_sched *sched_alloc(int nthreads, int nblocking)
+static struct sl_sched *sched_alloc(int nthreads, int blocking_min, int blocking_max)
 {
     struct sl_sched *s = sl_calloc(1, sizeof(*s));
 
@@ -538,12 +535,12 @@ static struct sl_sched *sched_alloc(int nthreads, int nblocking)
         return NULL;
     }
     s->nthreads = nthreads;
-    s->nblocking = nblocking;
+    atomic_init(&s->stealing, true);
     s->workers = sl_calloc((size_t)nthreads, sizeof(*s->workers));
-    s->blk_threads = sl_calloc((size_t)nblocking + 1, sizeof(*s->blk_threads));
-    if (s->workers == NULL || s->blk_threads == NULL) {
+    if (s->workers == NULL ||
+        sl__blocking_init(&s->blk, blocking_min, blocking_max, blocking_done, s) != 0) {
+        sl__blocking_destroy(&s->blk);
         sl_free(s->workers);
-        sl_free(s->blk_threads);
         sl_free(s);
         return NULL;
     }
@@ -554,8 +551,8 @@ static struct sl_sched *sched_alloc(int nthreads, int nblocking)
             for (int j = 0; j < i; j++) {
                 sl_free(s->workers[j]);
             }
+            sl__blocking_destroy(&s->blk);
             sl_free(s->workers);
-            sl_free(s->blk_threads);
             sl_free(s);
             return NULL;
         }
@@ -568,8 +565,6 @@ static struct sl_sched *sched_alloc(int nthreads, int nblocking)
     (void)pthread_mutex_init(&s->park_mu, NULL);
     (void)pthread_cond_init(&s->park_cv, NULL);
     (void)pthread_cond_init(&s->idle_cv, NULL);
-    (void)pthread_mutex_init(&s->blk_mu, NULL);
-    (void)pthread_cond_init(&s->blk_cv, NULL);
     return s;
 }
 
@@ -601,24 +596,11 @@ static int start_workers(struct sl_sched *s, struct sl_err *err)
         name[15] = '\0'; /* the kernel's limit; i <= 1023 fits anyway */
         (void)pthread_setname_np(w->thread, name);
     }
-    for (int i = 0; rc == 0 && i < s->nblocking; i++) {
-        char name[32];
-        int e = pthread_create(&s->blk_threads[i], NULL, blocking_main, s);
-
-        if (e != 0) {
-            rc = sl_err_set(err, SL_EFATAL, "cannot start blocking thread: %s", strerror(e));
-            break;
-        }
-        s->blk_started++;
-        (void)snprintf(name, sizeof(name), "sl-blocking-%d", i);
-        name[15] = '\0';
-        (void)pthread_setname_np(s->blk_threads[i], name);
-    }
     (void)pthread_sigmask(SIG_SETMASK, &old, NULL);
-    return rc;
+    return rc != 0 ? rc : sl__blocking_start(&s->blk, err);
 }
 
-struct sl_sched *sl_sched_new(int nthreads, int nblocking, struct sl_err *err)
+struct sl_sched *sl_sched_new(int nthreads, int blocking_min, int blocking_max, struct sl_err *err)
 {
     struct sl_sched *s;
 
@@ -627,12 +609,12 @@ struct sl_sched *sl_sched_new(int nthreads, int nblocking, struct sl_err *err)
                    nthreads);
         return NULL;
     }
-    if (nblocking < 0 || nblocking > SL_SCHED_BLOCKING_MAX) {
-        sl_err_set(err, SL_EINVAL, "blocking threads must be 0..%d, not %d", SL_SCHED_BLOCKING_MAX,
-                   nblocking);
+    if (blocking_min < 0 || blocking_max > SL_SCHED_BLOCKING_MAX || blocking_min > blocking_max) {
+        sl_err_set(err, SL_EINVAL, "blocking threads must be 0 <= min <= max <= %d, not %d..%d",
+                   SL_SCHED_BLOCKING_MAX, blocking_min, blocking_max);
         return NULL;
     }
-    s = sched_alloc(nthreads, nblocking);
+    s = sched_alloc(nthreads, blocking_min, blocking_max);
     if (s == NULL) {
         sl_err_set(err, SL_ENOMEM, "out of memory for %d worker threads", nthreads);
         return NULL;
@@ -654,13 +636,11 @@ struct sl_sched *sl_sched_free(struct sl_sched *s)
     (void)pthread_cond_destroy(&s->park_cv);
     (void)pthread_mutex_destroy(&s->park_mu);
     (void)pthread_mutex_destroy(&s->inject_mu);
-    (void)pthread_cond_destroy(&s->blk_cv);
-    (void)pthread_mutex_destroy(&s->blk_mu);
+    sl__blocking_destroy(&s->blk);
     for (int i = 0; i < s->nthreads; i++) {
         sl_free(s->workers[i]);
     }
     sl_free(s->workers);
-    sl_free(s->blk_threads);
     sl_free(s);
     return NULL;
 }
@@ -691,4 +671,60 @@ void sl_sched_stats(const struct sl_sched *s, uint64_t *ret_run, uint64_t *ret_s
     if (ret_steals != NULL) {
         *ret_steals = steals;
     }
+}
+
+void sl_sched_blocking_threads(struct sl_sched *s,
+                               int *ret_now,
+                               int *ret_peak,
+                               uint64_t *ret_started)
+{
+    sl__blocking_stats(&s->blk, ret_now, ret_peak, ret_started);
+}
+
+void sl_sched_set_stealing(struct sl_sched *s, bool on)
+{
+    /* Relaxed: workers read it as a setting. */
+    atomic_store_explicit(&s->stealing, on, memory_order_relaxed);
+}
+
+int sl_sched_set_affinity(struct sl_sched *s, const int *cpus, size_t ncpus, struct sl_err *err)
+{
+    SL_ASSERT(ncpus > 0);
+    for (int i = 0; i < s->nthreads; i++) {
+        int cpu = cpus[(size_t)i % ncpus];
+        cpu_set_t set;
+        int e;
+
+        if (cpu < 0 || cpu >= CPU_SETSIZE) {
+            return sl_err_set(err, SL_EINVAL, "CPU %d is not 0..%d", cpu, CPU_SETSIZE - 1);
+        }
+        CPU_ZERO(&set);
+        CPU_SET(cpu, &set);
+        e = pthread_setaffinity_np(s->workers[i]->thread, sizeof(set), &set);
+        if (e != 0) {
+            return sl_err_set(err, SL_EFATAL, "cannot pin worker %d to CPU %d: %s", i, cpu,
+                              strerror(e));
+        }
+    }
+    return 0;
+}
+
+void sl_sched_test_blocking_idle(struct sl_sched *s, uint64_t idle_ns)
+{
+    sl__blocking_set_idle(&s->blk, idle_ns);
+}
+
+void sl_sched_test_fail_blocking_start(struct sl_sched *s, int nth)
+{
+    sl__blocking_fail_start(&s->blk, nth);
+}
+
+void sl_sched_test_blocking_hooks(struct sl_sched *s,
+                                  void (*on_timeout)(void *),
+                                  void (*on_exit)(void *),
+                                  void *arg)
+{
+    struct sl_blocking_hooks hooks = {on_timeout, on_exit, arg};
+
+    sl__blocking_set_hooks(&s->blk, &hooks);
 }

@@ -2,12 +2,15 @@
 /* The worker pool: a fixed set of threads running tasks (a node's work on its
  * input batches) from per-thread work-stealing deques, plus a shared injection
  * queue for tasks submitted from other threads (sources, the event loop). Idle
- * workers steal, then park without spinning. Every function may be called
- * from any thread unless its comment says otherwise. */
+ * workers steal, then park without spinning. Beside them, blocking threads,
+ * started on demand, run the tasks that sleep or wait on I/O. Every function
+ * may be called from any thread unless its comment says otherwise. */
 
 #ifndef SL_SCHED_H
 #define SL_SCHED_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct sl_err;
@@ -26,13 +29,16 @@ struct sl_task {
 };
 
 /* Starts a pool of nthreads (1..SL_SCHED_THREADS_MAX) CPU workers and
- * nblocking (0..SL_SCHED_BLOCKING_MAX) blocking threads. All run with
- * asynchronous signals blocked (SIGINT, SIGTERM... go to the thread that
- * owns them, e.g. the event loop). Returns the pool (the caller owns it:
- * sl_sched_free), or NULL and fills err on failure (SL_EINVAL for a bad
- * count, SL_ENOMEM, SL_EFATAL when a thread cannot be started).
- * Thread: any. */
-struct sl_sched *sl_sched_new(int nthreads, int nblocking, struct sl_err *err);
+ * blocking_min blocking threads; more blocking threads start on demand, up
+ * to blocking_max (0 <= min <= max <= SL_SCHED_BLOCKING_MAX; max 0: none),
+ * and those above min exit after 2 s idle (sl_sched_submit_blocking). All
+ * run with asynchronous signals blocked (SIGINT, SIGTERM... go to the thread
+ * that owns them, e.g. the event loop). Workers steal (see
+ * sl_sched_set_stealing) and are not pinned (sl_sched_set_affinity).
+ * Returns the pool (the caller owns it: sl_sched_free), or NULL and fills
+ * err on failure (SL_EINVAL for a bad count, SL_ENOMEM, SL_EFATAL when a
+ * thread cannot be started). Thread: any. */
+struct sl_sched *sl_sched_new(int nthreads, int blocking_min, int blocking_max, struct sl_err *err);
 
 /* Queues task to run once on some worker; the pool does not own the memory.
  * From a worker of s: pushed on that worker's deque, or on the injection
@@ -48,9 +54,15 @@ void sl_sched_submit(struct sl_sched *s, struct sl_task *task);
 
 /* Queues task to run once on a blocking thread, in submission order (FIFO,
  * as soon as a blocking thread is free): for work that sleeps or waits on
- * I/O, which would otherwise hold a CPU worker. With no blocking threads it
- * is sl_sched_submit. Same rules as sl_sched_submit otherwise; tasks of both
- * kinds may submit each other. Thread: any. */
+ * I/O, which would otherwise hold a CPU worker. The most recently idle
+ * blocking thread takes it; with none idle, a new one starts if there are
+ * fewer than blocking_max (the start, pthread_create, runs in this call but
+ * under no lock that other submits wait on). If that start fails, the task
+ * waits for a running blocking thread (a warning is logged once), or, when
+ * there is none, runs on a CPU worker. A blocking thread above blocking_min
+ * that stays idle 2 s exits; it is joined by the next start or by stop.
+ * With blocking_max 0 it is sl_sched_submit. Same rules as sl_sched_submit
+ * otherwise; tasks of both kinds may submit each other. Thread: any. */
 void sl_sched_submit_blocking(struct sl_sched *s, struct sl_task *task);
 
 /* Waits until every submitted task, and every task those submit, has run,
@@ -73,5 +85,39 @@ int sl_sched_threads(const struct sl_sched *s);
  * worker's deque. Approximate while tasks run. Either pointer may be NULL.
  * Thread: any. */
 void sl_sched_stats(const struct sl_sched *s, uint64_t *ret_run, uint64_t *ret_steals);
+
+/* Blocking threads: running now (after stop: those running when it began),
+ * the most at once, and how many were started in all. Any pointer may be
+ * NULL. Thread: any. */
+void sl_sched_blocking_threads(struct sl_sched *s,
+                               int *ret_now,
+                               int *ret_peak,
+                               uint64_t *ret_started);
+
+/* on = false: an idle worker never takes from another worker's deque (only
+ * from its own and the injection queue), to measure what stealing brings.
+ * Default true. Best set before the first submit. Thread: any. */
+void sl_sched_set_stealing(struct sl_sched *s, bool on);
+
+/* Pins CPU worker i to CPU cpus[i % ncpus] (ncpus >= 1); blocking threads
+ * are not pinned (they sleep). Returns 0, SL_EINVAL for a CPU outside
+ * 0..CPU_SETSIZE-1, or SL_EFATAL when the kernel refuses (a CPU outside the
+ * process's affinity mask: EINVAL), err naming the CPU. Thread: any. */
+int sl_sched_set_affinity(struct sl_sched *s, const int *cpus, size_t ncpus, struct sl_err *err);
+
+/* ==== Test hooks ==== */
+
+/* The idle time after which a blocking thread above min exits (2 s). */
+void sl_sched_test_blocking_idle(struct sl_sched *s, uint64_t idle_ns);
+/* Makes the nth blocking-thread start from now fail (1 = the next; 0 = none). */
+void sl_sched_test_fail_blocking_start(struct sl_sched *s, int nth);
+/* Calls on_timeout(arg) on a blocking thread whose idle wait timed out,
+ * before it decides whether to exit, and on_exit(arg) once it decided to
+ * exit (no longer counted), before it returns; both with no lock held.
+ * Either may be NULL. */
+void sl_sched_test_blocking_hooks(struct sl_sched *s,
+                                  void (*on_timeout)(void *),
+                                  void (*on_exit)(void *),
+                                  void *arg);
 
 #endif

@@ -50,7 +50,7 @@ static bool wait_for_flag(atomic_int *flag)
 static struct sl_sched *new_sched(int nthreads)
 {
     struct sl_err err = {0};
-    struct sl_sched *s = sl_sched_new(nthreads, 0, &err);
+    struct sl_sched *s = sl_sched_new(nthreads, 0, 0, &err);
 
     assert_non_null(s);
     assert_int_equal(err.code, 0);
@@ -464,18 +464,18 @@ static void test_sched_new_rejects_bad_thread_count(void **state)
     struct sl_err err = {0};
 
     (void)state;
-    assert_null(sl_sched_new(0, 0, &err));
+    assert_null(sl_sched_new(0, 0, 0, &err));
     assert_int_equal(err.code, SL_EINVAL);
     sl_err_clear(&err);
-    assert_null(sl_sched_new(-3, 0, &err));
+    assert_null(sl_sched_new(-3, 0, 0, &err));
     assert_int_equal(err.code, SL_EINVAL);
     sl_err_clear(&err);
-    assert_null(sl_sched_new(SL_SCHED_THREADS_MAX + 1, 0, &err));
+    assert_null(sl_sched_new(SL_SCHED_THREADS_MAX + 1, 0, 0, &err));
     assert_int_equal(err.code, SL_EINVAL);
     sl_err_clear(&err);
-    assert_null(sl_sched_new(1, SL_SCHED_BLOCKING_MAX + 1, &err));
+    assert_null(sl_sched_new(1, 0, SL_SCHED_BLOCKING_MAX + 1, &err));
     assert_int_equal(err.code, SL_EINVAL);
-    assert_null(sl_sched_new(0, 0, NULL));
+    assert_null(sl_sched_new(0, 0, 0, NULL));
     assert_null(sl_sched_free(NULL));
 }
 
@@ -488,7 +488,7 @@ static void test_sched_new_oom_fails_cleanly(void **state)
     for (long nth = 1; s == NULL; nth++) {
         sl_err_clear(&err);
         sl_mem_fail_nth(nth);
-        s = sl_sched_new(3, 2, &err);
+        s = sl_sched_new(3, 2, 4, &err);
         if (s == NULL) {
             assert_int_equal(err.code, SL_ENOMEM);
         }
@@ -532,7 +532,7 @@ static void handoff_wait(struct sl_task *task)
 static int run_handoff(int nthreads, int nblocking)
 {
     struct sl_err err = {0};
-    struct sl_sched *s = sl_sched_new(nthreads, nblocking, &err);
+    struct sl_sched *s = sl_sched_new(nthreads, nblocking, nblocking, &err);
     struct handoff h = {.waiter.fn = handoff_wait, .setter.fn = handoff_set};
 
     assert_non_null(s);
@@ -557,6 +557,428 @@ static void test_sched_blocking_without_threads_runs_on_workers(void **state)
     assert_int_equal(run_handoff(2, 0), 1);
 }
 
+/* ==== Blocking threads on demand ==== */
+
+/* A blocking task that waits at a gate: counts itself running, waits for the
+ * gate to open (bounded), notes where it ran. */
+struct gated {
+    struct sl_task task;
+    atomic_int *running;
+    atomic_int *gate;
+    atomic_int ran;
+    atomic_int on_worker;
+    atomic_int timed_out;
+};
+
+static void gated_fn(struct sl_task *task)
+{
+    struct gated *g = CONTAINER_OF(task, struct gated, task);
+
+    atomic_store(&g->on_worker, sl_sched_worker_index() >= 0);
+    atomic_fetch_add(g->running, 1);
+    if (g->gate != NULL && !wait_for_flag(g->gate)) {
+        atomic_store(&g->timed_out, 1);
+    }
+    atomic_fetch_sub(g->running, 1);
+    atomic_store(&g->ran, 1);
+}
+
+static void gated_init(struct gated *g, int n, atomic_int *running, atomic_int *gate)
+{
+    for (int i = 0; i < n; i++) {
+        g[i] = (struct gated){.task.fn = gated_fn, .running = running, .gate = gate};
+    }
+}
+
+/* Yields until *v == want; false on timeout. */
+static bool wait_for_value(atomic_int *v, int want)
+{
+    uint64_t deadline = clock_ns(CLOCK_MONOTONIC) + WAIT_NS;
+
+    while (atomic_load(v) != want) {
+        if (clock_ns(CLOCK_MONOTONIC) > deadline) {
+            return false;
+        }
+        sched_yield();
+    }
+    return true;
+}
+
+/* Yields until the pool has want blocking threads; false on timeout. */
+static bool wait_for_blocking_now(struct sl_sched *s, int want)
+{
+    uint64_t deadline = clock_ns(CLOCK_MONOTONIC) + WAIT_NS;
+    int now = -1;
+
+    for (;;) {
+        sl_sched_blocking_threads(s, &now, NULL, NULL);
+        if (now == want) {
+            return true;
+        }
+        if (clock_ns(CLOCK_MONOTONIC) > deadline) {
+            return false;
+        }
+        sched_yield();
+    }
+}
+
+static struct sl_sched *new_blocking_sched(int min, int max)
+{
+    struct sl_err err = {0};
+    struct sl_sched *s = sl_sched_new(1, min, max, &err);
+
+    assert_non_null(s);
+    return s;
+}
+
+static void assert_blocking_stats(struct sl_sched *s, int now, int peak, uint64_t started)
+{
+    int n = -1, p = -1;
+    uint64_t st = 0;
+
+    sl_sched_blocking_threads(s, &n, &p, &st);
+    assert_int_equal(n, now);
+    assert_int_equal(p, peak);
+    assert_int_equal(st, started);
+}
+
+/* Five tasks that wait for each other's company need five threads: the pool
+ * starts them on demand, from one. */
+static void test_sched_blocking_grows_on_demand(void **state)
+{
+    struct sl_sched *s = new_blocking_sched(1, 8);
+    atomic_int running = 0, gate = 0;
+    struct gated g[5];
+
+    (void)state;
+    assert_blocking_stats(s, 1, 1, 1);
+    gated_init(g, 5, &running, &gate);
+    for (int i = 0; i < 5; i++) {
+        sl_sched_submit_blocking(s, &g[i].task);
+    }
+    assert_true(wait_for_value(&running, 5));
+    assert_blocking_stats(s, 5, 5, 5);
+    atomic_store(&gate, 1);
+    sl_sched_stop(s);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(atomic_load(&g[i].ran), 1);
+        assert_int_equal(atomic_load(&g[i].on_worker), 0);
+        assert_int_equal(atomic_load(&g[i].timed_out), 0);
+    }
+    sl_sched_free(s);
+}
+
+/* Past max, tasks wait for a free thread (FIFO) instead of starting more. */
+static void test_sched_blocking_stops_growing_at_max(void **state)
+{
+    struct sl_sched *s = new_blocking_sched(1, 3);
+    atomic_int running = 0, gate = 0;
+    struct gated g[6];
+
+    (void)state;
+    gated_init(g, 6, &running, &gate);
+    for (int i = 0; i < 6; i++) {
+        sl_sched_submit_blocking(s, &g[i].task);
+    }
+    assert_true(wait_for_value(&running, 3));
+    assert_blocking_stats(s, 3, 3, 3);
+    atomic_store(&gate, 1);
+    sl_sched_stop(s);
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(atomic_load(&g[i].ran), 1);
+    }
+    assert_blocking_stats(s, 3, 3, 3);
+    sl_sched_free(s);
+}
+
+/* Threads above min leave after the idle timeout; the next burst starts new
+ * ones (which join those that left). */
+static void test_sched_blocking_idle_threads_exit(void **state)
+{
+    struct sl_sched *s = new_blocking_sched(1, 8);
+    atomic_int running = 0, gate = 0, gate2 = 0;
+    struct gated g[4], h[4];
+
+    (void)state;
+    sl_sched_test_blocking_idle(s, 1000000); /* 1 ms */
+    gated_init(g, 4, &running, &gate);
+    for (int i = 0; i < 4; i++) {
+        sl_sched_submit_blocking(s, &g[i].task);
+    }
+    assert_true(wait_for_value(&running, 4));
+    atomic_store(&gate, 1);
+    assert_true(wait_for_blocking_now(s, 1));
+    assert_blocking_stats(s, 1, 4, 4);
+    /* The one left takes the first task; three more start. */
+    gated_init(h, 4, &running, &gate2);
+    for (int i = 0; i < 4; i++) {
+        sl_sched_submit_blocking(s, &h[i].task);
+    }
+    assert_true(wait_for_value(&running, 4));
+    assert_blocking_stats(s, 4, 4, 7);
+    atomic_store(&gate2, 1);
+    sl_sched_stop(s);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(atomic_load(&g[i].ran), 1);
+        assert_int_equal(atomic_load(&h[i].ran), 1);
+    }
+    sl_sched_free(s);
+}
+
+/* A number N: N threads up front, never more, none leaves. */
+static void test_sched_blocking_fixed_count(void **state)
+{
+    struct sl_sched *s = new_blocking_sched(3, 3);
+    atomic_int running = 0, gate = 0;
+    struct gated g[6];
+
+    (void)state;
+    sl_sched_test_blocking_idle(s, 1000);
+    assert_blocking_stats(s, 3, 3, 3);
+    gated_init(g, 6, &running, &gate);
+    for (int i = 0; i < 6; i++) {
+        sl_sched_submit_blocking(s, &g[i].task);
+    }
+    assert_true(wait_for_value(&running, 3));
+    atomic_store(&gate, 1);
+    sl_sched_stop(s);
+    assert_blocking_stats(s, 3, 3, 3);
+    sl_sched_free(s);
+}
+
+/* The wake-up race, made deterministic with the test hooks: two blocking
+ * threads, one busy (at a gate), the other the last idle one, whose idle
+ * wait times out. */
+struct race {
+    atomic_int timeouts; /* on_timeout calls */
+    atomic_int at_timeout;
+    atomic_int go;
+    atomic_int exits;
+    atomic_int hook_timed_out;
+};
+
+static void race_on_timeout(void *arg)
+{
+    struct race *r = arg;
+
+    /* Only the first timeout waits for the test. */
+    if (atomic_fetch_add(&r->timeouts, 1) == 0) {
+        atomic_store(&r->at_timeout, 1);
+        if (!wait_for_flag(&r->go)) {
+            atomic_store(&r->hook_timed_out, 1);
+        }
+    }
+}
+
+static void race_on_exit(void *arg)
+{
+    struct race *r = arg;
+
+    atomic_fetch_add(&r->exits, 1);
+}
+
+/* Sets up a pool with one busy blocking thread (busy at *gate) and one idle
+ * above min, with a 1 ms idle timeout and the race hooks. */
+static struct sl_sched *race_setup(struct race *r,
+                                   struct gated *busy,
+                                   struct gated *other,
+                                   atomic_int *running,
+                                   atomic_int *gate,
+                                   bool wait_timeout)
+{
+    struct sl_sched *s = new_blocking_sched(1, 4);
+
+    gated_init(busy, 1, running, gate);
+    sl_sched_submit_blocking(s, &busy->task); /* the thread started up front */
+    assert_true(wait_for_value(running, 1));
+    gated_init(other, 1, running, NULL);
+    sl_sched_test_blocking_idle(s, 1000000);
+    sl_sched_test_blocking_hooks(s, wait_timeout ? race_on_timeout : NULL, race_on_exit, r);
+    sl_sched_submit_blocking(s, &other->task); /* starts the second, which then idles */
+    assert_true(wait_for_flag(&other->ran));
+    return s;
+}
+
+/* A submit between the idle thread's timeout and its decision: the thread
+ * is still idle (on the list), so it is handed the task and stays; no new
+ * thread starts. */
+static void test_sched_blocking_submit_during_exit_decision(void **state)
+{
+    struct race r = {0};
+    atomic_int running = 0, gate = 0;
+    struct gated busy, other, late;
+    struct sl_sched *s;
+
+    (void)state;
+    s = race_setup(&r, &busy, &other, &running, &gate, true);
+    assert_true(wait_for_flag(&r.at_timeout));
+    gated_init(&late, 1, &running, NULL);
+    sl_sched_submit_blocking(s, &late.task);
+    atomic_store(&r.go, 1);
+    assert_true(wait_for_flag(&late.ran));
+    assert_int_equal(atomic_load(&late.on_worker), 0);
+    int now = 0, peak = 0;
+    uint64_t started = 0;
+    sl_sched_blocking_threads(s, &now, &peak, &started);
+    assert_int_equal(started, 2); /* handed over, nothing started */
+    assert_int_equal(peak, 2);
+    atomic_store(&gate, 1);
+    sl_sched_stop(s);
+    assert_int_equal(atomic_load(&r.hook_timed_out), 0);
+    sl_sched_free(s);
+}
+
+/* A submit right after the last idle thread decided to leave: no thread is
+ * idle, so the submit starts one (and joins the one that left). */
+static void test_sched_blocking_submit_after_exit_decision(void **state)
+{
+    struct race r = {0};
+    atomic_int running = 0, gate = 0;
+    struct gated busy, other, late;
+    struct sl_sched *s;
+
+    (void)state;
+    s = race_setup(&r, &busy, &other, &running, &gate, false);
+    assert_true(wait_for_value(&r.exits, 1));
+    assert_blocking_stats(s, 1, 2, 2);
+    gated_init(&late, 1, &running, NULL);
+    sl_sched_submit_blocking(s, &late.task);
+    /* Runs while the only other thread is still at its gate. */
+    assert_true(wait_for_flag(&late.ran));
+    assert_int_equal(atomic_load(&late.on_worker), 0);
+    assert_int_equal(atomic_load(&busy.ran), 0);
+    assert_blocking_stats(s, 2, 2, 3);
+    atomic_store(&gate, 1);
+    sl_sched_stop(s);
+    sl_sched_free(s);
+}
+
+/* Stress: submissions spaced around a tiny idle timeout, so threads keep
+ * leaving and starting; each task must run. */
+static void test_sched_blocking_churn_loses_nothing(void **state)
+{
+    enum { ROUNDS = 2000 };
+    struct sl_sched *s = new_blocking_sched(0, 3);
+    struct counted *tasks = calloc(ROUNDS, sizeof(*tasks));
+    uint64_t started = 0;
+
+    (void)state;
+    assert_non_null(tasks);
+    sl_sched_test_blocking_idle(s, 20000); /* 20 us */
+    for (int i = 0; i < ROUNDS; i++) {
+        struct timespec pause = {.tv_sec = 0, .tv_nsec = (i * 7919) % 40000};
+        tasks[i].task.fn = counted_fn;
+        sl_sched_submit_blocking(s, &tasks[i].task);
+        if (i % 3 == 0) {
+            nanosleep(&pause, NULL);
+        }
+    }
+    sl_sched_stop(s);
+    for (int i = 0; i < ROUNDS; i++) {
+        assert_int_equal(atomic_load(&tasks[i].runs), 1);
+    }
+    sl_sched_blocking_threads(s, NULL, NULL, &started);
+    assert_true(started >= 1);
+    sl_sched_free(s);
+}
+
+/* A failed start is not fatal while a blocking thread exists: the task
+ * waits for it. The next start works again. */
+static void test_sched_blocking_failed_start_waits(void **state)
+{
+    struct sl_sched *s = new_blocking_sched(1, 4);
+    atomic_int running = 0, gate = 0, gate2 = 0;
+    struct gated busy, late, more[2];
+
+    (void)state;
+    gated_init(&busy, 1, &running, &gate);
+    sl_sched_submit_blocking(s, &busy.task);
+    assert_true(wait_for_value(&running, 1));
+    sl_sched_test_fail_blocking_start(s, 1);
+    gated_init(&late, 1, &running, NULL);
+    sl_sched_submit_blocking(s, &late.task); /* its start fails: queued */
+    assert_blocking_stats(s, 1, 1, 1);
+    assert_int_equal(atomic_load(&late.ran), 0); /* the only thread is at the gate */
+    atomic_store(&gate, 1);
+    assert_true(wait_for_flag(&late.ran));
+    assert_int_equal(atomic_load(&late.on_worker), 0);
+    gated_init(more, 2, &running, &gate2);
+    sl_sched_submit_blocking(s, &more[0].task);
+    sl_sched_submit_blocking(s, &more[1].task);
+    assert_true(wait_for_value(&running, 2)); /* starting works again */
+    atomic_store(&gate2, 1);
+    sl_sched_stop(s);
+    sl_sched_free(s);
+}
+
+/* With min 0 and no thread at all, a failed start hands the task to the CPU
+ * workers rather than losing it. */
+static void test_sched_blocking_failed_start_without_threads(void **state)
+{
+    struct sl_sched *s = new_blocking_sched(0, 2);
+    atomic_int running = 0;
+    struct gated g;
+
+    (void)state;
+    assert_blocking_stats(s, 0, 0, 0);
+    sl_sched_test_fail_blocking_start(s, 1);
+    gated_init(&g, 1, &running, NULL);
+    sl_sched_submit_blocking(s, &g.task);
+    sl_sched_stop(s);
+    assert_int_equal(atomic_load(&g.ran), 1);
+    assert_int_equal(atomic_load(&g.on_worker), 1);
+    assert_blocking_stats(s, 0, 0, 0);
+    sl_sched_free(s);
+}
+
+/* ==== Work stealing off ==== */
+
+struct pinned_pair {
+    struct sl_task root;
+    struct sl_task child;
+    struct sl_sched *s;
+    int root_worker;
+    atomic_int child_worker;
+};
+
+static void pinned_child_fn(struct sl_task *task)
+{
+    struct pinned_pair *p = CONTAINER_OF(task, struct pinned_pair, child);
+
+    atomic_store(&p->child_worker, sl_sched_worker_index());
+}
+
+static void pinned_root_fn(struct sl_task *task)
+{
+    struct pinned_pair *p = CONTAINER_OF(task, struct pinned_pair, root);
+
+    p->root_worker = sl_sched_worker_index();
+    sl_sched_submit(p->s, &p->child);
+    /* Time for an idle worker to steal, were it allowed to. */
+    for (int i = 0; i < 2000; i++) {
+        sched_yield();
+    }
+}
+
+static void test_sched_no_stealing_when_off(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 20; round++) {
+        struct sl_sched *s = new_sched(2);
+        struct pinned_pair p = {.root.fn = pinned_root_fn, .child.fn = pinned_child_fn, .s = s};
+        uint64_t steals = 1;
+
+        sl_sched_set_stealing(s, false);
+        atomic_init(&p.child_worker, -1);
+        sl_sched_submit(s, &p.root);
+        sl_sched_stop(s);
+        assert_int_equal(atomic_load(&p.child_worker), p.root_worker);
+        sl_sched_stats(s, NULL, &steals);
+        assert_int_equal(steals, 0);
+        sl_sched_free(s);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -574,6 +996,16 @@ int main(void)
         cmocka_unit_test(test_sched_new_oom_fails_cleanly),
         cmocka_unit_test(test_sched_blocking_task_never_holds_a_worker),
         cmocka_unit_test(test_sched_blocking_without_threads_runs_on_workers),
+        cmocka_unit_test(test_sched_blocking_grows_on_demand),
+        cmocka_unit_test(test_sched_blocking_stops_growing_at_max),
+        cmocka_unit_test(test_sched_blocking_idle_threads_exit),
+        cmocka_unit_test(test_sched_blocking_fixed_count),
+        cmocka_unit_test(test_sched_blocking_submit_during_exit_decision),
+        cmocka_unit_test(test_sched_blocking_submit_after_exit_decision),
+        cmocka_unit_test(test_sched_blocking_churn_loses_nothing),
+        cmocka_unit_test(test_sched_blocking_failed_start_waits),
+        cmocka_unit_test(test_sched_blocking_failed_start_without_threads),
+        cmocka_unit_test(test_sched_no_stealing_when_off),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
