@@ -12,14 +12,16 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define CONF_FILE_MAX (16u << 20) /* a pipeline file larger than this is a mistake */
 #define MAX_THREADS   1024
-#define MAX_WORKERS   64  /* task slots are bits of one word (runtime.c) */
-#define MAX_BLOCKING  256 /* SL_SCHED_BLOCKING_MAX */
+#define MAX_WORKERS   64   /* task slots are bits of one word (runtime.c) */
+#define MAX_BLOCKING  256  /* SL_SCHED_BLOCKING_MAX */
+#define MAX_CPU       1023 /* CPU_SETSIZE - 1 */
 #define MAX_QUEUE     65536
 
 static const char *const top_keys[] = {"engine", "sources", "stages", "sinks", "dead_letter", NULL};
@@ -29,11 +31,12 @@ static const enum sluice_stage_kind section_kinds[] = {SLUICE_KIND_SOURCE, SLUIC
                                                        SLUICE_KIND_SINK};
 static const char *const node_own_keys[] = {"type",        "inputs", "workers",   "workers_min",
                                             "workers_max", "queue",  "when_full", NULL};
-static const char *const engine_own_keys[] = {"threads", "blocking_threads", NULL};
+static const char *const engine_own_keys[] = {"threads", "blocking_threads", "cpu_affinity", NULL};
 
 struct engine_conf {
     uint64_t memory_limit;
     uint64_t drain_timeout_ns;
+    int work_stealing;
 };
 
 /* clang-format off */
@@ -44,6 +47,8 @@ static const struct sluice_option engine_options[] = {
      * second signal already does that. */
     {"drain_timeout", SLUICE_OPT_DURATION, "30s", offsetof(struct engine_conf, drain_timeout_ns),
      1e6, 0, NULL, 0, "How long a stop may take to flush."},
+    {"work_stealing", SLUICE_OPT_BOOL, "true", offsetof(struct engine_conf, work_stealing),
+     0, 0, NULL, 0, "Idle workers take tasks from busy ones (false: only to measure what it brings)."},
     {NULL, 0, NULL, 0, 0, 0, NULL, 0, NULL},
 };
 /* clang-format on */
@@ -243,6 +248,46 @@ static int section(struct sl__loader *ld,
     return 0;
 }
 
+/* engine.cpu_affinity: false | true | [cpu, ...]. CPUs are checked against
+ * the machine at run (pipeline.c), not here: validate may run elsewhere. */
+static int load_affinity(struct sl__loader *ld, const struct sl__ynode *val)
+{
+    struct sl_conf *conf = ld->conf;
+    char buf[64];
+    int *cpus;
+
+    conf->cpu_affinity = SL_AFFINITY_OFF;
+    if (val == NULL) {
+        return 0;
+    }
+    if (val->kind == SL__Y_SCALAR && val->tag == SL__T_BOOL) {
+        bool on = val->text[0] == 't' || val->text[0] == 'T';
+        conf->cpu_affinity = on ? SL_AFFINITY_ALL : SL_AFFINITY_OFF;
+        return 0;
+    }
+    if (val->kind != SL__Y_SEQ || val->nkids == 0) {
+        return sl__yerr(ld, val,
+                        "expected true, false or a list of CPU numbers such as [0, 2], got %s",
+                        val->kind == SL__Y_SEQ ? "an empty list" : sl__ydescribe(val, buf, 64));
+    }
+    cpus = sl__conf_alloc(ld, val->nkids * sizeof(*cpus));
+    if (cpus == NULL) {
+        return SL_ENOMEM;
+    }
+    for (size_t i = 0; i < val->nkids; i++) {
+        int64_t cpu = 0;
+        int rc = sl__conf_int(ld, val->kids[i], 0, MAX_CPU, &cpu);
+        if (rc != 0) {
+            return rc;
+        }
+        cpus[i] = (int)cpu;
+    }
+    conf->cpu_affinity = SL_AFFINITY_LIST;
+    conf->cpus = cpus;
+    conf->ncpus = val->nkids;
+    return 0;
+}
+
 static int load_engine(struct sl__loader *ld, struct sl__ynode *root)
 {
     struct engine_conf ec = {0};
@@ -280,10 +325,14 @@ static int load_engine(struct sl__loader *ld, struct sl__ynode *root)
         rc = sl__conf_int(ld, threads, 1, MAX_BLOCKING, &ld->conf->blocking_threads);
     }
     if (rc == 0) {
+        rc = load_affinity(ld, sl__ymap_find(map, "cpu_affinity"));
+    }
+    if (rc == 0) {
         rc = sl__conf_fill(ld, map, at, engine_options, &ec, sizeof(ec), engine_own_keys);
     }
     ld->conf->memory_limit = ec.memory_limit;
     ld->conf->drain_timeout_ns = ec.drain_timeout_ns;
+    ld->conf->work_stealing = ec.work_stealing;
     return rc;
 }
 

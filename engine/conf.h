@@ -48,10 +48,21 @@ struct sl_conf_node {
                         node here (0 for other nodes; at most 64, conf_dag.c) */
 };
 
+/* engine.cpu_affinity. */
+enum sl_affinity {
+    SL_AFFINITY_OFF,  /* false: workers run where the kernel puts them */
+    SL_AFFINITY_ALL,  /* true: worker i on the i-th CPU (mod n) of the process's affinity mask */
+    SL_AFFINITY_LIST, /* [0, 2]: worker i on cpus[i % ncpus] */
+};
+
 struct sl_conf {
     const char *file;
-    int64_t threads;            /* engine.threads, 0 = auto (cores) */
-    int64_t blocking_threads;   /* engine.blocking_threads, 0 = auto (one per sink) */
+    int64_t threads;          /* engine.threads, 0 = auto (cores) */
+    int64_t blocking_threads; /* engine.blocking_threads, 0 = auto (1 up front, grows to 256) */
+    int work_stealing;        /* engine.work_stealing, default 1 */
+    enum sl_affinity cpu_affinity; /* engine.cpu_affinity, default off */
+    const int *cpus;               /* SL_AFFINITY_LIST: worker i on cpus[i % ncpus] */
+    size_t ncpus;
     uint64_t memory_limit;      /* engine.memory_limit bytes, default 64MiB */
     uint64_t drain_timeout_ns;  /* engine.drain_timeout, default 30s */
     struct sl_conf_node *nodes; /* sources first, then stages, then sinks, each in file order */

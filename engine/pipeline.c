@@ -5,6 +5,7 @@
 #include "mem.h"
 #include "runtime.h"
 
+#include <sched.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -398,22 +399,62 @@ static int open_nodes(struct sl_pipeline *pl, struct sl_err *err)
     return 0;
 }
 
-/* engine.blocking_threads, or auto: one per task slot of a blocking node,
- * so that no blocking node waits for another's slow call. */
-static int blocking_threads(const struct sl_pipeline *pl)
+/* engine.blocking_threads into the pool's bounds: N starts exactly N up
+ * front; auto starts one and grows on demand up to SL_SCHED_BLOCKING_MAX
+ * (idle ones exit), so a `delay` stage with `workers: auto` (64 task slots)
+ * gets threads as its tuner raises its calls at once, not 64 at start.
+ * No blocking node (the dead-letter store runs no tasks: other sinks write
+ * it): no blocking thread. */
+static void blocking_threads(const struct sl_pipeline *pl, int *ret_min, int *ret_max)
 {
-    uint64_t n = 0;
+    bool any = false;
 
     for (size_t i = 0; i < pl->nnodes; i++) {
-        /* The dead-letter store runs no tasks: other sinks write it. */
-        if (pl->nodes[i].blocking && pl->nodes[i].in != NULL && &pl->nodes[i] != pl->dead_letter) {
-            n += pl->nodes[i].max_tasks;
+        any |= pl->nodes[i].blocking && pl->nodes[i].in != NULL && &pl->nodes[i] != pl->dead_letter;
+    }
+    if (pl->conf->blocking_threads > 0) {
+        *ret_min = *ret_max = any ? (int)pl->conf->blocking_threads : 0;
+    } else {
+        *ret_min = any ? 1 : 0;
+        *ret_max = any ? SL_SCHED_BLOCKING_MAX : 0;
+    }
+}
+
+/* engine.cpu_affinity: pins the CPU workers to CPUs of the process's own
+ * affinity mask (a container or taskset may give it fewer than the
+ * machine has). A listed CPU outside it is a run-time error (exit 1): the
+ * config may be valid on the machine it was written for. */
+static int pin_workers(struct sl_pipeline *pl, struct sl_err *err)
+{
+    const struct sl_conf *conf = pl->conf;
+    int cpus[CPU_SETSIZE];
+    size_t ncpus = 0;
+    cpu_set_t mask;
+
+    if (conf->cpu_affinity == SL_AFFINITY_OFF) {
+        return 0;
+    }
+    if (sched_getaffinity(0, sizeof(mask), &mask) != 0) {
+        return sl_err_set(err, SL_EFATAL, "engine.cpu_affinity: cannot read the process's CPUs");
+    }
+    if (conf->cpu_affinity == SL_AFFINITY_ALL) {
+        for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+            if (CPU_ISSET(cpu, &mask)) {
+                cpus[ncpus++] = cpu;
+            }
+        }
+    } else {
+        for (size_t i = 0; i < conf->ncpus; i++) {
+            if (!CPU_ISSET(conf->cpus[i], &mask)) {
+                return sl_err_set(err, SL_EFATAL,
+                                  "engine.cpu_affinity: CPU %d is not one this process may run on "
+                                  "(%d CPUs allowed; see taskset -p)",
+                                  conf->cpus[i], CPU_COUNT(&mask));
+            }
+            cpus[ncpus++] = conf->cpus[i];
         }
     }
-    if (pl->conf->blocking_threads > 0 && n > 0) {
-        n = (uint64_t)pl->conf->blocking_threads;
-    }
-    return n > SL_SCHED_BLOCKING_MAX ? SL_SCHED_BLOCKING_MAX : (int)n;
+    return ncpus == 0 ? 0 : sl_sched_set_affinity(pl->sched, cpus, ncpus, err);
 }
 
 static int build(struct sl_pipeline *pl, struct sl_err *err)
@@ -454,9 +495,15 @@ static int build(struct sl_pipeline *pl, struct sl_err *err)
             return sl_err_set(err, SL_ENOMEM, "out of memory");
         }
     }
-    pl->sched = sl_sched_new(threads, blocking_threads(pl), err);
+    int blk_min, blk_max;
+    blocking_threads(pl, &blk_min, &blk_max);
+    pl->sched = sl_sched_new(threads, blk_min, blk_max, err);
     if (pl->sched == NULL) {
         return err->code ? err->code : SL_ENOMEM;
+    }
+    sl_sched_set_stealing(pl->sched, conf->work_stealing);
+    if (pin_workers(pl, err) != 0) {
+        return err->code;
     }
     int rc = open_nodes(pl, err);
     cap_reserve(pl);

@@ -65,6 +65,15 @@ void sl_summary_print(const struct sl_pipeline *pl, FILE *out)
                     node->name, lat, (unsigned long long)atomic_load(&c->total), com);
         }
     }
+    int now = 0, peak = 0;
+    uint64_t started = 0;
+    sl_sched_blocking_threads(pl->sched, &now, &peak, &started);
+    if (started > 0) {
+        /* Ten fields: scripts take eight-field lines for node rows. */
+        fprintf(out, "blocking threads (%s): peak %d, now %d, started %llu\n",
+                pl->conf->blocking_threads > 0 ? "fixed" : "on demand", peak, now,
+                (unsigned long long)started);
+    }
     fprintf(out, "elapsed %.3f s, peak in flight %.1f MiB\n",
             (double)((pl->end_ns ? pl->end_ns : sl_now_ns()) - pl->start_ns) / 1e9,
             (double)atomic_load(&pl->flow.peak) / (1024.0 * 1024.0));
@@ -132,15 +141,21 @@ void sl_summary_print_counts(const struct sl_pipeline *pl, FILE *out, uint64_t e
 static int format_json(const struct sl_pipeline *pl, struct sl_buf *buf)
 {
     uint64_t end = pl->end_ns ? pl->end_ns : sl_now_ns();
+    int blk_now = 0, blk_peak = 0;
+    uint64_t blk_started = 0;
     struct rusage ru;
     int rc;
 
     (void)getrusage(RUSAGE_SELF, &ru);
-    rc = sl_buf_appendf(
-        buf,
-        "{\"elapsed_s\":%.6f,\"peak_rss_bytes\":%llu,\"peak_in_flight_bytes\":%llu,\"nodes\":{",
-        (double)(end - pl->start_ns) / 1e9, (unsigned long long)ru.ru_maxrss * 1024ull,
-        (unsigned long long)atomic_load(&pl->flow.peak));
+    sl_sched_blocking_threads(pl->sched, &blk_now, &blk_peak, &blk_started);
+    rc = sl_buf_appendf(buf,
+                        "{\"elapsed_s\":%.6f,\"peak_rss_bytes\":%llu,\"peak_in_flight_bytes\":%llu,"
+                        "\"blocking_threads\":{\"peak\":%d,\"final\":%d,\"started\":%llu},"
+                        "\"nodes\":{",
+                        (double)(end - pl->start_ns) / 1e9,
+                        (unsigned long long)ru.ru_maxrss * 1024ull,
+                        (unsigned long long)atomic_load(&pl->flow.peak), blk_peak, blk_now,
+                        (unsigned long long)blk_started);
     for (size_t i = 0; rc == 0 && i < pl->nnodes; i++) {
         const struct sl_node *node = &pl->nodes[i];
         rc = i > 0 ? sl_buf_putc(buf, ',') : 0;

@@ -14,7 +14,8 @@ void sl_summary_print(const struct sl_pipeline *pl, FILE *out);
 void sl_summary_print_counts(const struct sl_pipeline *pl, FILE *out, uint64_t end);
 
 /* Writes the summary as one JSON object to path (--summary-json): elapsed_s,
- * peak_rss_bytes, peak_in_flight_bytes, and per node kind, type, in, out,
+ * peak_rss_bytes, peak_in_flight_bytes, blocking_threads {peak, final,
+ * started}, and per node kind, type, in, out,
  * dropped, shed, dead, replayed, batches, workers_auto, workers_final,
  * workers_peak. Returns 0 or SL_EIO/SL_ENOMEM with err filled. */
 int sl_summary_write_json(const struct sl_pipeline *pl, const char *path, struct sl_err *err);
