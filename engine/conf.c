@@ -265,6 +265,9 @@ static int load_affinity(struct sl__loader *ld, const struct sl__ynode *val)
         conf->cpu_affinity = on ? SL_AFFINITY_ALL : SL_AFFINITY_OFF;
         return 0;
     }
+    if (val->kind == SL__Y_SCALAR && val->tag == SL__T_INT) {
+        return sl__yerr(ld, val, "a CPU is written as a list, even alone: [%s]", val->text);
+    }
     if (val->kind != SL__Y_SEQ || val->nkids == 0) {
         return sl__yerr(ld, val,
                         "expected true, false or a list of CPU numbers such as [0, 2], got %s",

@@ -6,6 +6,7 @@
 #include "runtime.h"
 
 #include <sched.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -420,6 +421,28 @@ static void blocking_threads(const struct sl_pipeline *pl, int *ret_min, int *re
     }
 }
 
+/* The CPUs of mask as a list such as "0-3,6" (cut short with "..."). */
+static void format_cpus(const cpu_set_t *mask, char *buf, size_t len)
+{
+    size_t used = 0;
+
+    buf[0] = '\0';
+    for (int cpu = 0; cpu < CPU_SETSIZE && used + 16 < len; cpu++) {
+        if (!CPU_ISSET(cpu, mask) || (cpu > 0 && CPU_ISSET(cpu - 1, mask))) {
+            continue;
+        }
+        int last = cpu;
+        while (last + 1 < CPU_SETSIZE && CPU_ISSET(last + 1, mask)) {
+            last++;
+        }
+        used += (size_t)snprintf(buf + used, len - used, last > cpu ? "%s%d-%d" : "%s%d",
+                                 used > 0 ? "," : "", cpu, last);
+    }
+    if (used + 16 >= len) {
+        snprintf(buf + used, len - used, "...");
+    }
+}
+
 /* engine.cpu_affinity: pins the CPU workers to CPUs of the process's own
  * affinity mask (a container or taskset may give it fewer than the
  * machine has). A listed CPU outside it is a run-time error (exit 1): the
@@ -446,10 +469,12 @@ static int pin_workers(struct sl_pipeline *pl, struct sl_err *err)
     } else {
         for (size_t i = 0; i < conf->ncpus; i++) {
             if (!CPU_ISSET(conf->cpus[i], &mask)) {
+                char allowed[128];
+                format_cpus(&mask, allowed, sizeof(allowed));
                 return sl_err_set(err, SL_EFATAL,
                                   "engine.cpu_affinity: CPU %d is not one this process may run on "
-                                  "(%d CPUs allowed; see taskset -p)",
-                                  conf->cpus[i], CPU_COUNT(&mask));
+                                  "(its CPUs: %s)",
+                                  conf->cpus[i], allowed);
             }
             cpus[ncpus++] = conf->cpus[i];
         }
