@@ -365,6 +365,8 @@ static void test_conf_valid_basic_defaults(void **state)
     (void)state;
     assert_int_equal(conf->threads, 0);
     assert_int_equal(conf->blocking_threads, 0);
+    assert_int_equal(conf->cpu_affinity, SL_AFFINITY_OFF);
+    assert_int_equal(conf->work_stealing, 1);
     assert_int_equal(conf->memory_limit, 64u << 20);
     assert_int_equal(conf->drain_timeout_ns, 30000000000ull);
     assert_int_equal(conf->nnodes, 4);
@@ -412,6 +414,11 @@ static void test_conf_valid_full_values(void **state)
     unsetenv("SL_TEST_DB");
     assert_int_equal(conf->threads, 4);
     assert_int_equal(conf->blocking_threads, 3);
+    assert_int_equal(conf->cpu_affinity, SL_AFFINITY_LIST);
+    assert_int_equal(conf->ncpus, 3); /* a repeat puts two workers on one CPU */
+    assert_int_equal(conf->cpus[0], 0);
+    assert_int_equal(conf->cpus[2], 2);
+    assert_int_equal(conf->work_stealing, 0);
     assert_int_equal(conf->memory_limit, 512ull << 20);
     assert_int_equal(conf->drain_timeout_ns, 90000000000ull);
     sc = node_conf(conf, "db");
@@ -645,6 +652,22 @@ static void test_conf_set_overrides(void **state)
     conf = load_ok("valid_full.yaml", sets, 1);
     unsetenv("SL_TEST_DB");
     assert_int_equal(conf->threads, 0);
+    sl_conf_free(conf);
+    sets[0] = "engine.cpu_affinity=true";
+    sets[1] = "engine.work_stealing=true";
+    setenv("SL_TEST_DB", "/tmp/x.db", 1);
+    conf = load_ok("valid_full.yaml", sets, 2);
+    unsetenv("SL_TEST_DB");
+    assert_int_equal(conf->cpu_affinity, SL_AFFINITY_ALL);
+    assert_int_equal(conf->work_stealing, 1);
+    sl_conf_free(conf);
+    sets[0] = "engine.cpu_affinity=[1]";
+    setenv("SL_TEST_DB", "/tmp/x.db", 1);
+    conf = load_ok("valid_full.yaml", sets, 1);
+    unsetenv("SL_TEST_DB");
+    assert_int_equal(conf->cpu_affinity, SL_AFFINITY_LIST);
+    assert_int_equal(conf->ncpus, 1);
+    assert_int_equal(conf->cpus[0], 1);
     sl_conf_free(conf);
 }
 
