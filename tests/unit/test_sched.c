@@ -880,6 +880,7 @@ static void test_sched_blocking_churn_loses_nothing(void **state)
     sl_sched_blocking_threads(s, NULL, NULL, &started);
     assert_true(started >= 1);
     sl_sched_free(s);
+    free(tasks);
 }
 
 /* A failed start is not fatal while a blocking thread exists: the task
