@@ -145,6 +145,28 @@ int sl_batch_add_dead(struct sl_batch *batch,
     return 0;
 }
 
+struct sl_batch *sl_batch_shell(const struct sl_batch *batch)
+{
+    struct sl_batch *shell = sl_batch_new(batch->flow);
+
+    if (shell == NULL) {
+        return NULL;
+    }
+    sl_batch_copy_position(shell, batch);
+    shell->shell = true;
+    for (uint32_t i = 0; i < batch->ndead; i++) {
+        const struct sl_dead *d = &batch->dead[i];
+        struct sl_record rec = d->rec, copy;
+        /* +4: room for the sink to cut at a character boundary itself. */
+        rec.raw_len = rec.raw_len > SL_DEAD_RAW_MAX + 4 ? SL_DEAD_RAW_MAX + 4 : rec.raw_len;
+        if (sl_record_clone(&copy, &rec, &shell->arena) != 0 ||
+            sl_batch_add_dead(shell, &copy, d->node, d->source, "%s", d->error) != 0) {
+            return sl_batch_unref(shell);
+        }
+    }
+    return shell;
+}
+
 void sl_batch_copy_position(struct sl_batch *dst, const struct sl_batch *src)
 {
     dst->source = src->source;
@@ -222,6 +244,7 @@ struct sl_batch *sl_batch_fork(struct sl_batch *batch)
     fork->recs = batch->recs;
     fork->n = batch->n;
     fork->recs_borrowed = true;
+    fork->shell = batch->shell;
     fork->parent = sl_batch_ref(batch);
     return fork;
 }

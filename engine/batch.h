@@ -111,6 +111,14 @@ int sl_batch_add_dead(struct sl_batch *batch,
  * batch it is edited only through sl_batch_make_writable, which copies it.
  * NULL on OOM. batch keeps the caller's reference. */
 struct sl_batch *sl_batch_fork(struct sl_batch *batch);
+/* Dead letters keep at most this much of their input text (`_raw`). */
+#define SL_DEAD_RAW_MAX (64 * 1024)
+/* What is left of batch when its records are shed: a new batch (in batch's
+ * flow) with its position and sequence number, no records, and deep copies
+ * of its dead letters (input text cut a little past SL_DEAD_RAW_MAX, so
+ * that the sink's own cut still applies), so that batch's memory can go.
+ * NULL on OOM. batch is not touched. */
+struct sl_batch *sl_batch_shell(const struct sl_batch *batch);
 /* Copies the position/sequence fields of src into dst (no records). */
 void sl_batch_copy_position(struct sl_batch *dst, const struct sl_batch *src);
 /* Bytes this batch holds (arena + block + arrays), for memory accounting. */

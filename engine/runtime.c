@@ -168,33 +168,33 @@ static void cancel_outputs(struct sl_node *node)
     }
 }
 
+/* Appends shell to node's shell list and starts a task for it. */
+static void add_shell(struct sl_node *node, struct sl_batch *shell)
+{
+    shell->shell_next = NULL;
+    pthread_mutex_lock(&node->shells_lock);
+    *node->shells_tail = shell;
+    node->shells_tail = &shell->shell_next;
+    /* Counted under the lock, so that nshells never runs behind the list
+     * (a take before the count would wrap it). seq_cst, then the kick reads
+     * free_slots: as a ring push. */
+    atomic_fetch_add_explicit(&node->nshells, 1, memory_order_seq_cst);
+    pthread_mutex_unlock(&node->shells_lock);
+    node_kick(node);
+}
+
 /* Keeps a shed batch as an empty shell in node's shell list: its records
  * are counted as received and shed by node, and their memory given back;
  * the position and sequence number go on (a sink waits for every one), and
- * so do dead letters (they are no one's to drop). */
+ * so do copies of its dead letters (they are no one's to drop). */
 static void shed(struct sl_node *node, struct sl_batch *batch)
 {
     struct sl_batch *shell;
 
     atomic_fetch_add_explicit(&node->c.in, batch->n, memory_order_relaxed);
     atomic_fetch_add_explicit(&node->c.shed, batch->n, memory_order_relaxed);
-    if (batch->ndead == 0) {
-        shell = sl_batch_new(batch->flow);
-        if (shell != NULL) {
-            sl_batch_copy_position(shell, batch);
-        }
-        sl_batch_unref(batch);
-    } else {
-        shell = sl_batch_make_writable(batch);
-        if (shell == NULL) {
-            sl_batch_unref(batch);
-        } else {
-            shell->n = 0;
-        }
-    }
-    if (shell != NULL) {
-        shell->shell = true;
-    }
+    shell = sl_batch_shell(batch);
+    sl_batch_unref(batch);
     if (shell == NULL) {
         /* As for a failed fork: this path's sequence never comes, the run
          * fails and what it did not commit is read again next time. */
@@ -203,14 +203,7 @@ static void shed(struct sl_node *node, struct sl_batch *batch)
         sl_pipeline_fail(node->pl, &err);
         return;
     }
-    shell->shell_next = NULL;
-    pthread_mutex_lock(&node->shells_lock);
-    *node->shells_tail = shell;
-    node->shells_tail = &shell->shell_next;
-    pthread_mutex_unlock(&node->shells_lock);
-    /* seq_cst, then the kick reads free_slots: as a ring push. */
-    atomic_fetch_add_explicit(&node->nshells, 1, memory_order_seq_cst);
-    node_kick(node);
+    add_shell(node, shell);
 }
 
 /* The oldest shell of node, or NULL. */
@@ -240,6 +233,12 @@ static void push_or_shed(struct sl_node *consumer, struct sl_batch *batch)
 {
     void *oldest;
 
+    /* A shell from a shedding node above takes no room in the queue: in
+     * it, it would make this node shed real batches for it (drop_oldest). */
+    if (batch->shell) {
+        add_shell(consumer, batch);
+        return;
+    }
     if (sl_ring_try_push(consumer->in, batch) == 0) {
         node_kick(consumer);
         return;
@@ -338,7 +337,6 @@ static void forward_shell(struct sl_node *node, struct sl_batch *shell)
     for (size_t o = node->nouts; o-- > 0;) {
         struct sl_batch *copy = o == first ? NULL : sl_batch_fork(shell);
         if (copy != NULL) {
-            copy->shell = true; /* a fork of one with dead letters is a batch of its own */
             sl_node_emit(node, o, copy);
         }
     }
@@ -408,6 +406,19 @@ void sl__pipeline_budget_freed(void *arg)
     }
 }
 
+/* Whether more tasks of a tuned node run than its `workers` now allow: a
+ * task goes on with its burst otherwise (up to TASK_BURST batches, seconds
+ * of slow calls), and the tuner would measure the old setting as the new. */
+static bool over_workers(struct sl_node *node)
+{
+    if (node->tuner == NULL) {
+        return false;
+    }
+    uint_fast64_t free = atomic_load_explicit(&node->free_slots, memory_order_relaxed);
+    uint32_t running = node->max_tasks - (uint32_t)__builtin_popcountll((unsigned long long)free);
+    return running > atomic_load_explicit(&node->workers, memory_order_relaxed);
+}
+
 /* Adds the task's busy time up to now to its node's, per batch: a task
  * runs up to TASK_BURST batches, longer than a tuning interval when they
  * are slow calls, and counting only at its end made the busy share of an
@@ -445,6 +456,9 @@ void sl__node_task_run(struct sl_task *task)
 
     for (int i = 0; i < TASK_BURST; i++) {
         struct sl_batch *batch;
+        if (i > 0 && over_workers(node)) {
+            break; /* the tuner lowered `workers`: make room at once */
+        }
         if (gate_on_budget(node)) {
             gated = true; /* a release of the budget kicks us again */
             break;
@@ -493,6 +507,20 @@ void sl__node_task_run(struct sl_task *task)
     }
 }
 
+/* Records and batches the node processed so far: shed records are not its
+ * work (counting them made a shedding node's rate its arrival rate, whatever
+ * its workers). Never less than the last sample's: `in` and `shed` are read
+ * apart. Loop thread. */
+static uint64_t node_work(struct sl_node *node, uint64_t batches)
+{
+    uint64_t shed = atomic_load_explicit(&node->c.shed, memory_order_relaxed);
+    uint64_t in = atomic_load_explicit(&node->c.in, memory_order_relaxed);
+    uint64_t work = (in > shed ? in - shed : 0) + batches;
+
+    node->work_seen = work > node->work_seen ? work : node->work_seen;
+    return node->work_seen;
+}
+
 bool sl_pipeline_tune(struct sl_pipeline *pl, uint64_t now_ns)
 {
     /* For benchmarks (bench/tune.sh): every change of setting, on stderr. */
@@ -512,7 +540,7 @@ bool sl_pipeline_tune(struct sl_pipeline *pl, uint64_t now_ns)
         /* Relaxed: counters only need to be recent. */
         uint64_t batches = atomic_load_explicit(&node->c.batches, memory_order_relaxed);
         struct sl_tune_sample s = {
-            .work = atomic_load_explicit(&node->c.in, memory_order_relaxed) + batches,
+            .work = node_work(node, batches),
             .batches = batches,
             .busy_ns = node_busy_ns(node, now_ns),
         };

@@ -79,6 +79,7 @@ struct sl_node {
     struct sl_tuner *tuner;        /* workers: auto, else NULL; the loop thread's */
     atomic_uint_fast64_t busy_ns;  /* tuned nodes: time task slots were taken; relaxed */
     uint64_t busy_seen_ns;         /* tuned nodes: the last busy time fed to the tuner (loop) */
+    uint64_t work_seen;            /* tuned nodes: the last work count fed to the tuner (loop) */
     bool blocking; /* tasks run on the blocking threads (sinks: they write and retry) */
     atomic_bool finished;
     atomic_bool gated; /* source nodes: decoding waits for the budget; seq_cst (flow.c) */

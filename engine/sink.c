@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DEAD_RAW_MAX      (64 * 1024)
 #define DEAD_LOG_FIRST    10
 #define DEAD_LOG_INTERVAL 1000000000ull
 /* Transient write errors (a database locked by another process) are
@@ -251,7 +250,7 @@ static int dead_to_record(struct sl_batch *out, const struct sl_dead *d)
     struct sl_record *rec = sl_batch_add(out);
     struct sl_arena *a = &out->arena;
     const struct sl_meta *m = &d->rec.meta;
-    uint32_t raw_len = d->rec.raw_len > DEAD_RAW_MAX ? DEAD_RAW_MAX : d->rec.raw_len;
+    uint32_t raw_len = d->rec.raw_len > SL_DEAD_RAW_MAX ? SL_DEAD_RAW_MAX : d->rec.raw_len;
     int rc = 0;
 
     if (rec == NULL) {
@@ -543,15 +542,11 @@ static bool should_write(struct sl_sink *sink)
     if (sink->max_wait_ns && sl_now_ns() - sink->first_ready_ns >= sink->max_wait_ns) {
         return true;
     }
-    /* Only positions to store (batches that filters emptied, shells of
-     * shed ones): they wait for records or max_wait, rather than taking a
-     * transaction each when a shedding node upstream sends many. */
-    if (sink->ready_records == 0 && sink->max_wait_ns) {
-        return false;
-    }
     /* Intelligent batching: nothing more is waiting, so waiting longer only
-     * adds latency. (Shells of shed batches wait too: their positions go
-     * into the next write rather than a transaction each.) */
+     * adds latency. Shells of shed batches count as waiting: their positions
+     * go into the next write. Nothing else would call this again when the
+     * input goes idle, so what is ready (positions only, too) is written
+     * now: no timer flushes a sink. */
     return sl_ring_count(sink->node->in) == 0 &&
            atomic_load_explicit(&sink->node->nshells, memory_order_relaxed) == 0;
 }

@@ -58,6 +58,43 @@ YAML
     [ "$(json again.json 'd["nodes"]["slow"]["in"]')" -eq 0 ] || fail "$policy: the re-run read records again"
 done
 
+# 1b. A drop_oldest sink behind a shedding stage: the stage's shells take
+# no room in the sink's queue, so the sink, never busy, sheds nothing (they
+# did, and it shed 40-66% of what the stage let through).
+cat > behind.yaml <<'YAML'
+sources:
+  orders: { type: file, path: data/o.jsonl }
+stages:
+  up: { type: map, inputs: [orders], set: { c: '1' } }
+  slow: { type: delay, inputs: [up], per_batch: 10ms, when_full: drop_newest }
+sinks:
+  f: { type: null, inputs: [slow], when_full: drop_oldest }
+YAML
+"$SLUICE" run behind.yaml --summary-json behind.json 2> behind.err || fail "behind: $(tail -n 5 behind.err)"
+counts_add_up behind.json
+[ "$(json behind.json 'd["nodes"]["slow"]["shed"]')" -gt 0 ] || fail "behind: the stage shed nothing"
+[ "$(json behind.json 'd["nodes"]["f"]["shed"]')" -eq 0 ] ||
+    fail "behind: the idle sink shed $(json behind.json 'd["nodes"]["f"]["shed"]') records"
+
+# 1c. workers: auto on a shedding stage: the tuner measures what the stage
+# did, not what arrived (shed records counted as work made every rate the
+# arrival rate, and it stayed at one worker while shedding 97%).
+R=$((30000 / SCALE))
+cat > tuned.yaml <<YAML
+sources:
+  gen: { type: generator, count: $((R * 3)), rate: $R }
+stages:
+  slow: { type: delay, inputs: [gen], per_batch: 20ms, workers: auto, queue: 4, when_full: drop_newest }
+sinks:
+  n: { type: null, inputs: [slow] }
+YAML
+"$SLUICE" run tuned.yaml --summary-json tuned.json 2> tuned.err || fail "tuned: $(tail -n 5 tuned.err)"
+counts_add_up tuned.json
+peak=$(json tuned.json 'd["nodes"]["slow"]["workers_peak"]')
+shed=$(json tuned.json 'd["nodes"]["slow"]["shed"]')
+[ "$peak" -ge 4 ] || fail "tuned: the shedding stage peaked at $peak workers"
+[ "$shed" -lt $((R * 3 / 2)) ] || fail "tuned: shed $shed of $((R * 3)) with workers it could add"
+
 # 2. block (the default) sheds nothing, and the summary has no shed column.
 sed 's/when_full: drop_newest/when_full: block/; s/drop_newest.db/block.db/' drop_newest.yaml > block.yaml
 "$SLUICE" run block.yaml --summary-json block.json 2> block.err || fail "block: $(tail -n 5 block.err)"
