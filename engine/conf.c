@@ -273,6 +273,10 @@ static int load_affinity(struct sl__loader *ld, const struct sl__ynode *val)
                         "expected true, false or a list of CPU numbers such as [0, 2], got %s",
                         val->kind == SL__Y_SEQ ? "an empty list" : sl__ydescribe(val, buf, 64));
     }
+    if (val->nkids > MAX_CPU + 1) {
+        return sl__yerr(ld, val->kids[MAX_CPU + 1], "at most %d CPUs are listed (one per worker)",
+                        MAX_CPU + 1);
+    }
     cpus = sl__conf_alloc(ld, val->nkids * sizeof(*cpus));
     if (cpus == NULL) {
         return SL_ENOMEM;

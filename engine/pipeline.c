@@ -467,7 +467,7 @@ static int pin_workers(struct sl_pipeline *pl, struct sl_err *err)
             }
         }
     } else {
-        for (size_t i = 0; i < conf->ncpus; i++) {
+        for (size_t i = 0; i < conf->ncpus && ncpus < CPU_SETSIZE; i++) {
             if (!CPU_ISSET(conf->cpus[i], &mask)) {
                 char allowed[128];
                 format_cpus(&mask, allowed, sizeof(allowed));

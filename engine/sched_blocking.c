@@ -164,6 +164,9 @@ static void *blk_main(void *arg)
     bool left = false;
 
     tls_pool = b;
+    if (b->has_cpus) {
+        (void)pthread_setaffinity_np(pthread_self(), sizeof(b->cpus), &b->cpus);
+    }
     pthread_mutex_lock(&b->mu);
     b->starting--;
     for (;;) {
@@ -297,6 +300,9 @@ int sl__blocking_init(struct sl_blocking *b, int min, int max, void (*done)(void
     b->done = done;
     b->done_arg = arg;
     b->idle_ns = IDLE_NS_DEFAULT;
+    /* A thread inherits its creator's CPUs, and most are started by CPU
+     * workers, which cpu_affinity pins: reset them to the process's. */
+    b->has_cpus = sched_getaffinity(0, sizeof(b->cpus), &b->cpus) == 0;
     b->slots = sl_calloc((size_t)max + 1, sizeof(*b->slots));
     if (b->slots == NULL) {
         return SL_ENOMEM;

@@ -10,6 +10,7 @@
 #include "sched.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -29,6 +30,8 @@ struct sl_blocking {
     void (*done)(void *arg); /* called after each task (the pool's pending count) */
     void *done_arg;
     struct blk_slot *slots; /* max entries */
+    cpu_set_t cpus;         /* the process's CPUs at init: threads run on all of them */
+    bool has_cpus;          /* cpus was read */
 
     pthread_mutex_t start_mu; /* serialises thread starts (never held by a task) */
     pthread_mutex_t mu;       /* everything below */

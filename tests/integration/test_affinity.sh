@@ -16,10 +16,12 @@ cpus_of() {
     done
 }
 
-# workers_named PID N: PID has N sl-worker threads and a blocking thread.
+# workers_named PID N: PID has N sl-worker threads and 3 blocking threads
+# (the sink's and delay calls': those are started on demand, mostly by the
+# pinned workers, whose CPUs a new thread would inherit).
 workers_named() {
     [ "$(cpus_of "$1" | grep -c '^sl-worker-')" = "$2" ] &&
-        cpus_of "$1" | grep -q '^sl-blocking-'
+        [ "$(cpus_of "$1" | grep -c '^sl-blocking-')" -ge 3 ]
 }
 
 # run_pinned AFFINITY THREADS: runs a paced generator with those settings in
@@ -30,8 +32,10 @@ run_pinned() {
 engine: { threads: $2, cpu_affinity: $1 }
 sources:
   gen: { type: generator, count: 1000000, rate: 1000 }
+stages:
+  call: { type: delay, inputs: [gen], per_batch: 20ms, workers: 4 }
 sinks:
-  f: { type: file, inputs: [gen], path: out/pin.jsonl }
+  f: { type: file, inputs: [call], path: out/pin.jsonl }
 YAML
     "$SLUICE" run pin.yaml --quiet 2> pin.log &
     local pid=$!
