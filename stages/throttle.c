@@ -102,8 +102,9 @@ static int throttle_check(const struct sl_conf_node *cn, struct sl_err *err)
                                 conf->rate);
     }
     if (conf->rate > SL_BUCKET_RATE_MAX) {
-        return sl_conf_node_err(
-            cn, "rate", err, "must be at most 1000000000 (one record per ns), got %g", conf->rate);
+        return sl_conf_node_err(cn, "rate", err,
+                                "must be at most 1000000000 (one record per ns), got %.17g",
+                                conf->rate);
     }
     if (conf->burst > 0 && conf->algorithm == SL_BUCKET_ALGORITHM_LEAKY) {
         return sl_conf_node_err(cn, "burst", err,
@@ -332,10 +333,11 @@ static int throttle_process(struct sl_node *node, struct sl_batch *batch)
     if (conf->when_limited == WHEN_LIMITED_DROP) {
         atomic_fetch_add_explicit(&node->c.dropped, limited, memory_order_relaxed);
     } else if (until > now) {
-        atomic_fetch_add_explicit(&t->waited_ns, until - now, memory_order_relaxed);
         if (!sleep_until(node->pl, until)) {
             atomic_fetch_add_explicit(&t->cut, 1, memory_order_relaxed);
         }
+        /* The time slept, not the time planned: a stop cuts it short. */
+        atomic_fetch_add_explicit(&t->waited_ns, sl_now_ns() - now, memory_order_relaxed);
     }
     atomic_fetch_add_explicit(&t->passed, batch->n, memory_order_relaxed);
     atomic_fetch_add_explicit(&t->limited, limited, memory_order_relaxed);
