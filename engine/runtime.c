@@ -171,6 +171,20 @@ static void cancel_outputs(struct sl_node *node)
 /* Appends shell to node's shell list and starts a task for it. */
 static void add_shell(struct sl_node *node, struct sl_batch *shell)
 {
+    /* The list links through the batch: a shell a fan-out shares (forks of
+     * a batch without dead letters are the batch itself) would be linked
+     * into two lists at once, corrupting both. Such a one gets a copy. */
+    if (atomic_load_explicit(&shell->refs, memory_order_acquire) > 1) {
+        struct sl_batch *own = sl_batch_shell(shell);
+        sl_batch_unref(shell);
+        if (own == NULL) {
+            struct sl_err err = {0};
+            sl_err_set(&err, SL_ENOMEM, "%s: out of memory", node->name);
+            sl_pipeline_fail(node->pl, &err);
+            return;
+        }
+        shell = own;
+    }
     shell->shell_next = NULL;
     pthread_mutex_lock(&node->shells_lock);
     *node->shells_tail = shell;
@@ -467,8 +481,14 @@ void sl__node_task_run(struct sl_task *task)
             blocked = true; /* a consumer's pop kicks us again */
             break;
         }
-        batch = take_shell(node);
+        /* Shells and queued batches in turn: shells first always let a
+         * stream of them starve the queue, which then shed (drop_oldest)
+         * the real batches it held. */
+        batch = (i & 1) == 0 ? take_shell(node) : NULL;
         if (batch == NULL && sl_ring_try_pop(node->in, (void **)&batch) != 0) {
+            batch = (i & 1) != 0 ? take_shell(node) : NULL;
+        }
+        if (batch == NULL) {
             cancel_outputs(node);
             break;
         }

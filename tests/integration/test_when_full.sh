@@ -66,7 +66,7 @@ sources:
   orders: { type: file, path: data/o.jsonl }
 stages:
   up: { type: map, inputs: [orders], set: { c: '1' } }
-  slow: { type: delay, inputs: [up], per_batch: 10ms, when_full: drop_newest }
+  slow: { type: delay, inputs: [up], per_batch: 50ms, when_full: drop_newest }
 sinks:
   f: { type: null, inputs: [slow], when_full: drop_oldest }
 YAML
