@@ -39,10 +39,11 @@ struct sl_loop {
     atomic_bool quit;           /* set by sl_loop_stop before it writes wake_fd */
     atomic_bool drain_failed;   /* the drain deadline passed */
     bool progress;
-    bool summary;    /* print it when the drain deadline ends the run */
-    int early_signo; /* a signal caught before the loop started, or 0 */
-    int signals;     /* signals received (loop thread only) */
-    bool stopped;    /* the pipeline was asked to stop (loop thread only) */
+    bool summary;             /* print it when the drain deadline ends the run */
+    const char *summary_json; /* --summary-json OUT, written then too (or NULL) */
+    int early_signo;          /* a signal caught before the loop started, or 0 */
+    int signals;              /* signals received (loop thread only) */
+    bool stopped;             /* the pipeline was asked to stop (loop thread only) */
     uint64_t drain_start_ns;
     bool tuning;         /* the pipeline may have `workers: auto` nodes (loop thread only) */
     uint64_t tune_at_ns; /* the next tuning tick (loop thread only) */
@@ -249,6 +250,13 @@ static void tick(struct sl_loop *loop, bool show, uint64_t *last_ns, uint64_t *l
              * is not written is read again by the next run. */
             sl_summary_print_counts(pl, stderr, sl_now_ns());
         }
+        if (pl != NULL && loop->summary_json != NULL) {
+            struct sl_err err = {0};
+            char msg[512];
+            if (sl_summary_write_json(pl, loop->summary_json, &err) != 0) {
+                sl_log_error("%s", sl_err_format(&err, msg, sizeof(msg)));
+            }
+        }
         atomic_store(&loop->drain_failed, true);
         exit_now(1);
     }
@@ -302,8 +310,11 @@ static struct sl_loop *loop_free(struct sl_loop *loop)
     return NULL;
 }
 
-struct sl_loop *
-sl_loop_start(const struct sl_conf *conf, bool progress, bool summary, struct sl_err *err)
+struct sl_loop *sl_loop_start(const struct sl_conf *conf,
+                              bool progress,
+                              bool summary,
+                              const char *summary_json,
+                              struct sl_err *err)
 {
     struct sl_loop *loop = sl_calloc(1, sizeof(*loop));
     sigset_t set;
@@ -317,6 +328,7 @@ sl_loop_start(const struct sl_conf *conf, bool progress, bool summary, struct sl
     loop->drain_timeout_ns = conf->drain_timeout_ns;
     loop->progress = progress;
     loop->summary = summary;
+    loop->summary_json = summary_json;
     loop->tuning = true; /* until the pipeline says it has nothing to tune */
     loop->sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     loop->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -28,10 +28,14 @@ void sl_loop_block_signals(void);
  * pipeline exists: from now on a second signal exits 130 at once, and a
  * first one (or one caught before) stops the pipeline once attached. conf
  * is borrowed (engine.drain_timeout). summary: print the summary (counts
- * so far) when the drain deadline ends the run. NULL + err on failure.
+ * so far) when the drain deadline ends the run; summary_json (borrowed, or
+ * NULL): write --summary-json then too. NULL + err on failure.
  * Thread: main. */
-struct sl_loop *
-sl_loop_start(const struct sl_conf *conf, bool progress, bool summary, struct sl_err *err);
+struct sl_loop *sl_loop_start(const struct sl_conf *conf,
+                              bool progress,
+                              bool summary,
+                              const char *summary_json,
+                              struct sl_err *err);
 /* Hands the built pipeline to the loop: a stop asked so far is applied at
  * once. The loop installs a waker on pl->flow (a failure wakes it), so free
  * the loop only after pl (sl_loop_free). Thread: main, before

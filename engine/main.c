@@ -233,7 +233,7 @@ static int run(struct sl_conf *conf, const struct args *a)
      * starts (one caught before, since main began, is handed to the loop).
      * The loop starts first, so signals are handled while sinks open. */
     sl_loop_block_signals();
-    loop = sl_loop_start(conf, a->progress, !a->quiet, &err);
+    loop = sl_loop_start(conf, a->progress, !a->quiet, a->summary_json, &err);
     if (loop != NULL && sl_pipeline_new(conf, &pl, &err) == 0) {
         sl_loop_attach(loop, pl);
         rc = sl_pipeline_start(pl, &err);

@@ -1,6 +1,7 @@
 # When the drain deadline ends a run (a sink stuck on a database another
-# process keeps locked), sluice exits 1 and still prints the counts so far:
-# it used to print only "drain did not finish" (hostile-user probe).
+# process keeps locked), sluice exits 1 and still prints the counts so far,
+# and writes them to --summary-json: it used to print only "drain did not
+# finish", then no JSON (hostile-user probes).
 . "$(dirname "$0")/lib.sh"
 mkdir -p out
 cat > p.yaml <<'YAML'
@@ -10,7 +11,7 @@ sources:
 sinks:
   db: { type: sqlite, inputs: [gen], path: out/o.db, table: orders }
 YAML
-"$SLUICE" run p.yaml 2> run.log &
+"$SLUICE" run p.yaml --summary-json s.json 2> run.log &
 pid=$!
 has_rows() { [ "$(q out/o.db 'SELECT count(*) FROM orders' 2> /dev/null || echo 0)" -ge 1 ]; }
 WAIT_TIMEOUT=60 wait_until has_rows || fail "nothing written: $(cat run.log)"
@@ -28,4 +29,7 @@ wait $locker
 grep -q "drain did not finish within engine.drain_timeout" run.log || fail "no deadline message: $(cat run.log)"
 grep -q "^node  *kind  *type" run.log || fail "no summary after the deadline: $(cat run.log)"
 grep -q "^db  *sink  *sqlite" run.log || fail "no sink line: $(cat run.log)"
+# --summary-json too: the counts so far (it was not written at all).
+python3 -c "import json; d = json.load(open('s.json')); assert d['nodes']['gen']['out'] > 0, d" ||
+    fail "no summary JSON after the deadline: $(cat s.json 2> /dev/null)"
 echo ok
