@@ -847,7 +847,14 @@ static void test_sched_blocking_submit_after_exit_decision(void **state)
     assert_true(wait_for_flag(&late.ran));
     assert_int_equal(atomic_load(&late.on_worker), 0);
     assert_int_equal(atomic_load(&busy.ran), 0);
-    assert_blocking_stats(s, 2, 2, 3);
+    /* Started a third thread; how many live now is a race: the one that ran
+     * late may already have idled past the 1 ms timeout and left. */
+    int now = 0, peak = 0;
+    uint64_t started = 0;
+    sl_sched_blocking_threads(s, &now, &peak, &started);
+    assert_int_equal(started, 3);
+    assert_int_equal(peak, 2);
+    assert_true(now == 1 || now == 2);
     atomic_store(&gate, 1);
     sl_sched_stop(s);
     sl_sched_free(s);
