@@ -120,7 +120,14 @@ static int init_node(struct sl_pipeline *pl,
         if (node->tuner == NULL) {
             return SL_ENOMEM;
         }
-        sl_tuner_init(node->tuner, (uint32_t)cn->workers_min, node->max_tasks, SL_TUNE_INTERVAL_NS);
+        /* A CPU stage's tasks run on the `threads` workers: more at once
+         * than those only queue. */
+        bool cpu = !node->blocking;
+        uint32_t max =
+            cpu && (uint32_t)threads < node->max_tasks ? (uint32_t)threads : node->max_tasks;
+        max = max < (uint32_t)cn->workers_min ? (uint32_t)cn->workers_min : max;
+        sl_tuner_init(node->tuner, cpu ? SL_TUNE_CPU : SL_TUNE_CALLS, (uint32_t)cn->workers_min,
+                      max, SL_TUNE_INTERVAL_NS);
         atomic_init(&node->workers, node->tuner->workers);
     }
     atomic_init(&node->workers_peak, atomic_load(&node->workers));

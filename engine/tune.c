@@ -12,6 +12,10 @@
  * CPU-bound stage on two cores (+45..57% while decoding and the source
  * share the cores); a quarter let a knee at 10 pass the doubling from 8. */
 #define PAID (1.0 / 3.0)
+/* CPU-bound stages: a gain clear of a tuning interval's noise. On two
+ * cores shared with the source and the sinks, a map's second worker adds
+ * 13-25%, short of a third; a task past the cores costs nothing but waits. */
+#define CPU_GAIN 0.03
 /* Holds between probes, in intervals. */
 #define HOLD_MIN 4
 #define HOLD_MAX 32
@@ -25,9 +29,11 @@
 /* Longest settling time after a change. */
 #define SETTLE_MAX_NS (1000 * 1000 * 1000ull)
 
-void sl_tuner_init(struct sl_tuner *t, uint32_t min, uint32_t max, uint64_t interval_ns)
+void sl_tuner_init(
+    struct sl_tuner *t, enum sl_tune_kind kind, uint32_t min, uint32_t max, uint64_t interval_ns)
 {
     *t = (struct sl_tuner){
+        .kind = kind,
         .min = min,
         .max = max,
         .interval_ns = interval_ns,
@@ -102,12 +108,16 @@ static void probe(struct sl_tuner *t, double util, bool turn, uint64_t now_ns, u
     change(t, clamp(t, (int64_t)t->workers + t->dir * (int64_t)t->step), now_ns, batch_ns);
 }
 
-/* Whether going from `from` to `to` workers paid: the rate moved by at
- * least PAID times as much as the workers did (up), or by less (down). */
-static bool paid(double gain, uint32_t from, uint32_t to)
+/* Whether going from `from` to `to` workers paid. Calls: the rate moved by
+ * at least PAID times as much as the workers did (up), or by less (down).
+ * CPU: the rate grew by CPU_GAIN (up), or fell by less (down). */
+static bool paid(const struct sl_tuner *t, double gain, uint32_t from, uint32_t to)
 {
     double ratio = (double)to / (double)from;
 
+    if (t->kind == SL_TUNE_CPU) {
+        return to > from ? gain >= 1.0 + CPU_GAIN : gain >= 1.0 - CPU_GAIN;
+    }
     return to > from ? gain >= 1.0 + (ratio - 1.0) * PAID : gain >= 1.0 - (1.0 - ratio) * PAID;
 }
 
@@ -123,7 +133,7 @@ static void decide(struct sl_tuner *t, double rate, double util, uint64_t now_ns
             }
             return;
         }
-        if (util >= BUSY && paid(rate / t->rate, t->base, t->workers)) {
+        if (util >= BUSY && paid(t, rate / t->rate, t->base, t->workers)) {
             t->base = t->workers;
             t->rate = rate;
             if (t->workers < t->max) {
@@ -156,7 +166,7 @@ static void decide(struct sl_tuner *t, double rate, double util, uint64_t now_ns
         return;
     case SL_TUNE_PROBE: {
         uint32_t from = t->base;
-        if (t->rate > 0 && paid(rate / t->rate, from, t->workers)) {
+        if (t->rate > 0 && paid(t, rate / t->rate, from, t->workers)) {
             /* Kept: go on the same way, twice as far. */
             t->base = t->workers;
             t->rate = rate;

@@ -44,7 +44,17 @@ enum sl_tune_phase {
     SL_TUNE_PROBE, /* measuring a probe */
 };
 
+/* What the node's workers wait on, which sets what an extra worker must
+ * bring to be kept. */
+enum sl_tune_kind {
+    SL_TUNE_CALLS, /* calls (a remote service, a sink): each call in flight costs the
+                      service, so a worker must bring a third of its share */
+    SL_TUNE_CPU,   /* the CPU: a task beyond what the cores run only waits, at no cost
+                      to anyone, so any clear gain (3%) keeps a worker */
+};
+
 struct sl_tuner {
+    enum sl_tune_kind kind;
     uint32_t min, max;    /* bounds on workers */
     uint64_t interval_ns; /* shortest measuring interval */
     uint32_t workers;     /* the setting now */
@@ -65,9 +75,10 @@ struct sl_tuner {
     uint64_t changes;            /* settings changed */
 };
 
-/* Sets t up for a node with workers in [min, max] (1 <= min <= max),
- * starting at min, measuring over at least interval_ns. */
-void sl_tuner_init(struct sl_tuner *t, uint32_t min, uint32_t max, uint64_t interval_ns);
+/* Sets t up for a node of that kind with workers in [min, max] (1 <= min <=
+ * max), starting at min, measuring over at least interval_ns. */
+void sl_tuner_init(
+    struct sl_tuner *t, enum sl_tune_kind kind, uint32_t min, uint32_t max, uint64_t interval_ns);
 
 /* Feeds the node's counters at now_ns (monotonic, not decreasing) and
  * returns the workers to run from now on (t->workers). Call it often (every

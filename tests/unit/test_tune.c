@@ -31,6 +31,8 @@ struct sim {
     double lat_s; /* per-batch latency with no contention */
     double knee;  /* calls at once beyond which each slows in proportion (0: none) */
     double cores; /* CPU-bound: calls beyond this queue (0: not CPU-bound) */
+    double extra; /* with cores: what each core past the first adds (the rest of the
+                     pipeline shares them); 0: a full core each */
     double input; /* batches per second the input offers (0: unlimited) */
     double recs;  /* records per batch */
     double noise; /* relative noise on each tick's completions */
@@ -65,6 +67,11 @@ static double sim_latency(const struct sim *m, double w)
 static double sim_rate(const struct sim *m, uint32_t w)
 {
     double rate = (double)w / sim_latency(m, w);
+
+    if (m->extra > 0) {
+        double used = (double)w < m->cores ? (double)w : m->cores;
+        rate = (1.0 + m->extra * (used - 1.0)) / m->lat_s;
+    }
 
     return m->input > 0 && m->input < rate ? m->input : rate;
 }
@@ -158,7 +165,7 @@ static void test_delay_without_knee(void **state)
     struct sim m = {.lat_s = 0.002, .recs = 1000, .noise = 0.03, .rng = 7};
     struct sl_tuner t;
 
-    sl_tuner_init(&t, 1, 64, SL_TUNE_INTERVAL_NS);
+    sl_tuner_init(&t, SL_TUNE_CALLS, 1, 64, SL_TUNE_INTERVAL_NS);
     struct run r = run_sim(&m, &t, 60, 10);
     check_run(&r, "delay 2ms");
     assert_true(t.peak == 64);
@@ -174,7 +181,7 @@ static void test_delay_with_knee(void **state)
         struct sl_tuner t;
         char what[64];
 
-        sl_tuner_init(&t, 1, 64, SL_TUNE_INTERVAL_NS);
+        sl_tuner_init(&t, SL_TUNE_CALLS, 1, 64, SL_TUNE_INTERVAL_NS);
         struct run r = run_sim(&m, &t, 60, 10);
         snprintf(what, sizeof(what), "delay 2ms, knee %g", knees[i]);
         check_run(&r, what);
@@ -189,7 +196,7 @@ static void test_slow_calls(void **state)
     struct sim m = {.lat_s = 0.05, .knee = 16, .recs = 100, .noise = 0.03, .rng = 5};
     struct sl_tuner t;
 
-    sl_tuner_init(&t, 1, 64, SL_TUNE_INTERVAL_NS);
+    sl_tuner_init(&t, SL_TUNE_CALLS, 1, 64, SL_TUNE_INTERVAL_NS);
     struct run r = run_sim(&m, &t, 120, 30);
     print_message("slow calls: 90%% at %.2f s, steady %.1f%%, max workers %u\n",
                   (double)r.reach_ns / 1e9, r.steady_share * 100, r.steady_max_workers);
@@ -204,10 +211,27 @@ static void test_cpu_bound(void **state)
     struct sim m = {.lat_s = 0.0005, .cores = 2, .recs = 1000, .noise = 0.03, .rng = 3};
     struct sl_tuner t;
 
-    sl_tuner_init(&t, 1, 64, SL_TUNE_INTERVAL_NS);
+    sl_tuner_init(&t, SL_TUNE_CALLS, 1, 64, SL_TUNE_INTERVAL_NS);
     struct run r = run_sim(&m, &t, 60, 10);
     check_run(&r, "CPU-bound, 2 cores");
     assert_true(r.steady_max_workers <= 3);
+}
+
+/* A CPU-bound stage on two cores it shares with the source and the sinks:
+ * its second worker adds only 13% (measured on a map on this machine), short
+ * of what a remote call's worker must bring, but worth having: the CPU kind
+ * keeps it, within the cores (the runtime caps CPU stages at `threads`). */
+static void test_cpu_shared_cores(void **state)
+{
+    (void)state;
+    struct sim m = {
+        .lat_s = 0.0005, .cores = 2, .extra = 0.13, .recs = 1000, .noise = 0.03, .rng = 5};
+    struct sl_tuner t;
+
+    sl_tuner_init(&t, SL_TUNE_CPU, 1, 2, SL_TUNE_INTERVAL_NS);
+    struct run r = run_sim(&m, &t, 60, 10);
+    check_run(&r, "CPU-bound, 2 shared cores");
+    assert_int_equal(t.workers, 2);
 }
 
 static void test_input_limited(void **state)
@@ -217,7 +241,7 @@ static void test_input_limited(void **state)
     struct sim m = {.lat_s = 0.002, .input = 1000, .recs = 1000, .noise = 0.03, .rng = 9};
     struct sl_tuner t;
 
-    sl_tuner_init(&t, 1, 64, SL_TUNE_INTERVAL_NS);
+    sl_tuner_init(&t, SL_TUNE_CALLS, 1, 64, SL_TUNE_INTERVAL_NS);
     struct run r = run_sim(&m, &t, 60, 10);
     check_run(&r, "input-limited");
     assert_true(r.steady_max_workers <= 4);
@@ -230,7 +254,7 @@ static void test_knee_moves(void **state)
     struct sim m = {.lat_s = 0.002, .knee = 8, .recs = 1000, .noise = 0.03, .rng = 13};
     struct sl_tuner t;
 
-    sl_tuner_init(&t, 1, 64, SL_TUNE_INTERVAL_NS);
+    sl_tuner_init(&t, SL_TUNE_CALLS, 1, 64, SL_TUNE_INTERVAL_NS);
     for (size_t i = 0; i < sizeof(knees) / sizeof(knees[0]); i++) {
         m.knee = knees[i];
         /* The tuner carries on from where the last phase left it. */
@@ -257,7 +281,7 @@ static void test_decision_trace(void **state)
     size_t n = 0;
     uint32_t last = 0;
 
-    sl_tuner_init(&t, 1, 64, SL_TUNE_INTERVAL_NS);
+    sl_tuner_init(&t, SL_TUNE_CALLS, 1, 64, SL_TUNE_INTERVAL_NS);
     for (uint64_t now = 0; now <= 20 * SEC && n < 32; now += TICK_NS) {
         uint32_t w = sl_tuner_step(&t, &m.c, now);
         if (w != last) {
@@ -279,8 +303,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_delay_without_knee), cmocka_unit_test(test_delay_with_knee),
         cmocka_unit_test(test_slow_calls),         cmocka_unit_test(test_cpu_bound),
-        cmocka_unit_test(test_input_limited),      cmocka_unit_test(test_knee_moves),
-        cmocka_unit_test(test_decision_trace),
+        cmocka_unit_test(test_cpu_shared_cores),   cmocka_unit_test(test_input_limited),
+        cmocka_unit_test(test_knee_moves),         cmocka_unit_test(test_decision_trace),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
