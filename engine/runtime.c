@@ -306,6 +306,14 @@ void sl_node_emit(struct sl_node *node, size_t out, struct sl_batch *batch)
             push_or_shed(o->to[c], copy);
             continue;
         }
+        if (copy->shell) {
+            /* Shells take no queue room anywhere: behind a shedding node
+             * there are hundreds per real batch, and in a queue they held
+             * its consumers' producers back. */
+            sl_ring_cancel_reserve(o->to[c]->in);
+            add_shell(o->to[c], copy);
+            continue;
+        }
         sl_ring_push_reserved(o->to[c]->in, copy);
         node_kick(o->to[c]);
     }
