@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+struct sl_buf;
 struct sl_node; /* a running node (runtime.h) */
 struct sl_batch;
 struct sl_conf_node;
@@ -36,6 +37,9 @@ struct sl_node_type {
     int (*run)(struct sl_node *node); /* sources: the reading thread's body */
     /* Optional: extra lines for the end-of-run summary (Kafka lag). */
     void (*summary)(struct sl_node *node, FILE *out);
+    /* Optional: the same figures for --summary-json, as members appended
+     * to the node's object (",\"name\":{...}"). 0 or SL_ENOMEM. */
+    int (*summary_json)(struct sl_node *node, struct sl_buf *buf);
     /* Optional: whether a node with this filled conf blocks, when its
      * options decide (throttle's when_limited: wait sleeps, drop does not);
      * true here or SLUICE_STAGE_BLOCKING in def.flags makes it run on the

@@ -190,6 +190,9 @@ static int format_json(const struct sl_pipeline *pl, struct sl_buf *buf)
             rc = sl_buf_appendf(buf, ",\"latency_ms\":{%s},\"writes\":%llu,\"write_ms\":{%s}", lat,
                                 (unsigned long long)atomic_load(&c->total), com);
         }
+        if (rc == 0 && node->type->summary_json != NULL) {
+            rc = node->type->summary_json((struct sl_node *)node, buf);
+        }
         rc = rc != 0 ? rc : sl_buf_putc(buf, '}');
     }
     return rc != 0 ? rc : sl_buf_append(buf, "}}\n", 3);

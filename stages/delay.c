@@ -7,6 +7,7 @@
  * counters below are atomics shared by those threads, no lock. */
 #include "stages/delay.h"
 
+#include "buf.h"
 #include "mem.h"
 #include "runtime.h"
 
@@ -236,6 +237,22 @@ void sl_delay_read_stats(const struct sl_node *node, struct sl_delay_stats *ret)
     ret->cut = atomic_load_explicit(&d->cut, memory_order_relaxed);
 }
 
+static int delay_summary_json(struct sl_node *node, struct sl_buf *buf)
+{
+    struct sl_delay_stats s;
+
+    if (node->state == NULL) {
+        return 0;
+    }
+    sl_delay_read_stats(node, &s);
+    return sl_buf_appendf(buf,
+                          ",\"delay\":{\"calls\":%llu,\"peak_at_once\":%llu,\"simulated_s\":%.6f,"
+                          "\"slowed\":%llu,\"cut\":%llu}",
+                          (unsigned long long)s.calls, (unsigned long long)s.peak,
+                          (double)s.planned_ns / 1e9, (unsigned long long)s.slowed,
+                          (unsigned long long)s.cut);
+}
+
 static void delay_summary(struct sl_node *node, FILE *out)
 {
     const struct delay_conf *conf = node->cn->conf;
@@ -274,4 +291,5 @@ const struct sl_node_type sl_stage_delay = {
     .process = delay_process,
     .close = delay_close,
     .summary = delay_summary,
+    .summary_json = delay_summary_json,
 };

@@ -371,6 +371,22 @@ void sl_throttle_read_stats(const struct sl_node *node, struct sl_throttle_stats
 
 /* "limit: rate 1000/s token_bucket burst 100: passed N, limited M
  * (dropped), keys K, evicted E". */
+static int throttle_summary_json(struct sl_node *node, struct sl_buf *buf)
+{
+    struct sl_throttle_stats s;
+
+    if (node->state == NULL) {
+        return 0;
+    }
+    sl_throttle_read_stats(node, &s);
+    return sl_buf_appendf(buf,
+                          ",\"throttle\":{\"passed\":%llu,\"limited\":%llu,\"waited_s\":%.6f,"
+                          "\"keys\":%llu,\"evicted\":%llu,\"cut\":%llu}",
+                          (unsigned long long)s.passed, (unsigned long long)s.limited,
+                          (double)s.waited_ns / 1e9, (unsigned long long)s.keys,
+                          (unsigned long long)s.evicted, (unsigned long long)s.cut);
+}
+
 static void throttle_summary(struct sl_node *node, FILE *out)
 {
     const struct throttle_conf *conf = node->cn->conf;
@@ -418,5 +434,6 @@ const struct sl_node_type sl_stage_throttle = {
     .process = throttle_process,
     .close = throttle_close,
     .summary = throttle_summary,
+    .summary_json = throttle_summary_json,
     .blocking = throttle_blocking,
 };

@@ -11,7 +11,7 @@ struct sl_node;
 struct sl_throttle_stats {
     uint64_t passed;    /* records let through (at once or after a wait) */
     uint64_t limited;   /* records over the limit: dropped, or held back (wait) */
-    uint64_t waited_ns; /* wait: total time batches were held back, as planned */
+    uint64_t waited_ns; /* wait: total time batches were held back (slept) */
     uint64_t keys;      /* buckets held now (1 without a key, once a record came) */
     uint64_t evicted;   /* buckets evicted past max_keys */
     uint64_t cut;       /* wait: waits the pipeline's stop cut short */

@@ -187,4 +187,22 @@ for f in "$SLUICE_ROOT"/tests/data/conf/builtin/bad_delay_*.yaml; do
     n=$((n + 1))
 done
 [ "$n" -ge 5 ] || fail "only $n bad delay configs"
+
+# --summary-json carries the delay's figures: one call per batch.
+cat > sj.yaml <<'YAML'
+sources:
+  gen: { type: generator, count: 5000 }
+stages:
+  call: { type: delay, inputs: [gen], per_batch: 1ms, workers: 2 }
+sinks:
+  n: { type: null, inputs: [call] }
+YAML
+"$SLUICE" run sj.yaml --quiet --summary-json sj.json || fail "summary json run"
+python3 - <<'PY' || fail "delay in summary JSON: $(cat sj.json)"
+import json
+n = json.load(open("sj.json"))["nodes"]["call"]
+d = n["delay"]
+assert d["calls"] == n["batches"] and 1 <= d["peak_at_once"] <= 2, n
+assert d["simulated_s"] >= 0.001 * d["calls"] * 0.999, n
+PY
 echo ok

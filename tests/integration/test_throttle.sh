@@ -197,4 +197,22 @@ for f in "$SLUICE_ROOT"/tests/data/conf/builtin/bad_throttle_*.yaml; do
     n=$((n + 1))
 done
 [ "$n" -ge 10 ] || fail "only $n bad throttle configs"
+
+# 8. --summary-json carries the throttle's figures, matching the counts.
+cat > sj.yaml <<'YAML'
+sources:
+  gen: { type: generator, count: 5000 }
+stages:
+  limit: { type: throttle, inputs: [gen], rate: 1000, burst: 10 }
+sinks:
+  n: { type: null, inputs: [limit] }
+YAML
+"$SLUICE" run sj.yaml --quiet --summary-json sj.json || fail "summary json run"
+python3 - <<'PY' || fail "throttle in summary JSON: $(cat sj.json)"
+import json
+n = json.load(open("sj.json"))["nodes"]["limit"]
+t = n["throttle"]
+assert t["passed"] == n["out"] and t["limited"] == n["dropped"], n
+assert t["passed"] + t["limited"] == 5000 and t["keys"] == 1, n
+PY
 echo ok
