@@ -385,6 +385,7 @@ deliver_dead(struct sl_sink *sink, struct sl_batch *const *batches, size_t n, bo
     int rc = 0;
     /* Stored by our own transaction: those not trimmed as replays. */
     uint64_t stored = sink->writes_own_dead ? sink->dead_stored : 0;
+    uint64_t handed = 0; /* dead letters that transaction was given */
 
     if (before_write && sink->writes_own_dead) {
         return 0;
@@ -397,11 +398,12 @@ deliver_dead(struct sl_sink *sink, struct sl_batch *const *batches, size_t n, bo
             (!before_write && b < n && !sink->writes_own_dead)) {
             continue;
         }
+        if (sink->writes_own_dead) {
+            handed += from->ndead; /* the write stored them or trimmed them: counted below */
+            continue;
+        }
         for (uint32_t i = 0; i < from->ndead; i++) {
             const struct sl_dead *d = &from->dead[i];
-            if (sink->writes_own_dead) {
-                continue; /* the write stored them in its transaction: counted below */
-            }
             if (dlq == NULL) {
                 log_dead(sink, d);
                 continue;
@@ -415,9 +417,14 @@ deliver_dead(struct sl_sink *sink, struct sl_batch *const *batches, size_t n, bo
             }
         }
     }
-    if (stored > 0) {
-        atomic_fetch_add_explicit(&dlq->c.in, stored, memory_order_relaxed);
+    if (sink->writes_own_dead && dlq != NULL) {
+        /* The ones it trimmed were stored by an earlier run or another
+         * process: received, and dropped as replays, like a sink's. */
+        uint64_t trimmed = handed > stored ? handed - stored : 0;
+        atomic_fetch_add_explicit(&dlq->c.in, stored + trimmed, memory_order_relaxed);
         atomic_fetch_add_explicit(&dlq->c.out, stored, memory_order_relaxed);
+        atomic_fetch_add_explicit(&dlq->c.dropped, trimmed, memory_order_relaxed);
+        atomic_fetch_add_explicit(&dlq->c.replayed, trimmed, memory_order_relaxed);
     }
     if (out == NULL) {
         return 0;
