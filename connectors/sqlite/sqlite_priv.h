@@ -157,13 +157,27 @@ struct sl_sqlite_writer {
     struct sl__sqlite_reject *rejects;
     uint32_t nrejects;
     uint32_t rejects_cap;
-    struct sl_buf reasons;      /* NUL-separated reasons of rejects */
-    uint64_t replayed;          /* records trimmed: already stored (below the position) */
-    uint64_t dead_stored;       /* dead letters written to the dead-letter table by this call */
-    uint64_t dead_stored_last;  /* ... by the last call that committed */
-    bool big;                   /* this call writes a batch of long records (see give_back) */
-    struct sl__sqlite_wal *wal; /* the checkpointer (sqlite_wal.c), NULL: SQLite's own */
+    struct sl_buf reasons;          /* NUL-separated reasons of rejects */
+    uint64_t replayed;              /* records trimmed: already stored (below the position) */
+    uint64_t dead_stored;           /* dead letters written to the dead-letter table by this call */
+    uint64_t dead_stored_last;      /* ... by the last call that committed */
+    bool big;                       /* this call writes a batch of long records (see give_back) */
+    struct sl__sqlite_wal *wal;     /* the checkpointer (sqlite_wal.c), NULL: SQLite's own */
+    struct sl__sqlite_turns *turns; /* this file's turns (sqlite_turns.c), NULL: none */
 };
+
+/* ==== sqlite_turns.c ==== */
+
+/* Turns on one database file's write lock for this process's writers, in
+ * arrival order. get: by the file's identity (it must exist), NULL when it
+ * cannot be known (no turns then: SQLite's lock alone). put releases.
+ * take waits for the caller's turn (a thread holding it already gets it
+ * again), give ends it. Thread: any. */
+struct sl__sqlite_turns;
+struct sl__sqlite_turns *sl__sqlite_turns_get(const char *path);
+struct sl__sqlite_turns *sl__sqlite_turns_put(struct sl__sqlite_turns *t);
+void sl__sqlite_turns_take(struct sl__sqlite_turns *t);
+void sl__sqlite_turns_give(struct sl__sqlite_turns *t);
 
 /* ==== sqlite_wal.c ==== */
 

@@ -220,6 +220,7 @@ struct sl_sqlite_writer *sl_sqlite_writer_open(const struct sl_sqlite_writer_con
     if (rc != 0) {
         return sl_sqlite_writer_close(w);
     }
+    w->turns = sl__sqlite_turns_get(conf->path); /* the file exists now */
     return w;
 }
 
@@ -236,6 +237,7 @@ struct sl_sqlite_writer *sl_sqlite_writer_close(struct sl_sqlite_writer *w)
     sl_pos_store_close(&w->ps);
     sl__sqlite_wal_stop(w);
     (void)sqlite3_close(w->db);
+    w->turns = sl__sqlite_turns_put(w->turns);
     sl_buf_release(&w->sql);
     sl_buf_release(&w->reasons);
     sl_free(w->pos);
@@ -1018,6 +1020,7 @@ int sl_sqlite_writer_write(struct sl_sqlite_writer *w,
     w->dead_stored = 0;
     sl_buf_reset(&w->reasons);
     w->main.prev = NULL; /* the previous call's batches may be gone */
+    sl__sqlite_turns_take(w->turns);
     rc = run(w->db, w->begin, err, "BEGIN IMMEDIATE");
     if (rc == 0) {
         rc = write_rows(w, n, err);
@@ -1031,6 +1034,7 @@ int sl_sqlite_writer_write(struct sl_sqlite_writer *w,
     if (rc != 0) {
         abort_txn(w);
     }
+    sl__sqlite_turns_give(w->turns);
     give_back(w);
     if (rc != 0) {
         return rc;
