@@ -7,6 +7,7 @@
 #include "log.h"
 #include "mem.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -590,6 +591,28 @@ bool sl_pipeline_tune(struct sl_pipeline *pl, uint64_t now_ns)
         }
     }
     return any;
+}
+
+#define SLEEP_SLICE_NS (50 * 1000000ull)
+
+bool sl_pipeline_sleep_until(const struct sl_pipeline *pl, uint64_t end_ns)
+{
+    for (;;) {
+        uint64_t now = sl_now_ns();
+        if (now >= end_ns) {
+            return true;
+        }
+        /* Acquire: pairs with sl_pipeline_stop's release store. */
+        if (atomic_load_explicit(&pl->stop, memory_order_acquire)) {
+            return false;
+        }
+        uint64_t until = end_ns - now > SLEEP_SLICE_NS ? now + SLEEP_SLICE_NS : end_ns;
+        struct timespec ts = {.tv_sec = (time_t)(until / 1000000000ull),
+                              .tv_nsec = (long)(until % 1000000000ull)};
+        /* Returns the error (EINTR) rather than setting errno. */
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+        }
+    }
 }
 
 /* A producer of node finished: the last one may finish node. */

@@ -137,6 +137,13 @@ struct sl_pipeline *sl_pipeline_free(struct sl_pipeline *pl);
  * decides (more workers start at once). True when the pipeline has such
  * nodes. Thread: the loop thread, every SL_TUNE_TICK_NS. */
 bool sl_pipeline_tune(struct sl_pipeline *pl, uint64_t now_ns);
+/* Sleeps until end_ns (sl_now_ns's clock) in slices of at most 50 ms,
+ * giving up once the pipeline stops: for stages that wait by design
+ * (delay, throttle), on blocking threads. (Not on the budget's condition
+ * variable, as sources do: it is broadcast at every release, and 64 calls
+ * asleep would all wake for each.) Returns false when the stop cut the
+ * sleep short. Thread: blocking threads (blocks). */
+bool sl_pipeline_sleep_until(const struct sl_pipeline *pl, uint64_t end_ns);
 /* Records a runtime failure (first one wins), stops sources. Thread: any. */
 void sl_pipeline_fail(struct sl_pipeline *pl, const struct sl_err *err);
 

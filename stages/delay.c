@@ -12,14 +12,12 @@
 #include "runtime.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
 /* A stop (SIGINT, a failure) is noticed within this: the drain does not
  * wait for simulated calls, however long. */
-#define SLICE_NS (50 * 1000000ull)
 /* Longest call (about 31 years): keeps start + duration within uint64_t. */
 #define CALL_MAX_NS 1e18
 
@@ -173,29 +171,6 @@ static uint64_t call_ns(
     return ns >= CALL_MAX_NS ? (uint64_t)CALL_MAX_NS : (uint64_t)ns;
 }
 
-/* Sleeps until end_ns (sl_now_ns's clock) in slices of at most SLICE_NS,
- * giving up once the pipeline stops. Returns false when the stop cut the
- * sleep short. Blocks. */
-static bool sleep_until(const struct sl_pipeline *pl, uint64_t end_ns)
-{
-    for (;;) {
-        uint64_t now = sl_now_ns();
-        if (now >= end_ns) {
-            return true;
-        }
-        /* Acquire: pairs with sl_pipeline_stop's release store. */
-        if (atomic_load_explicit(&pl->stop, memory_order_acquire)) {
-            return false;
-        }
-        uint64_t until = end_ns - now > SLICE_NS ? now + SLICE_NS : end_ns;
-        struct timespec ts = {.tv_sec = (time_t)(until / 1000000000ull),
-                              .tv_nsec = (long)(until % 1000000000ull)};
-        /* Returns the error (EINTR) rather than setting errno. */
-        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
-        }
-    }
-}
-
 static int delay_process(struct sl_node *node, struct sl_batch *batch)
 {
     const struct delay_conf *conf = node->cn->conf;
@@ -211,7 +186,7 @@ static int delay_process(struct sl_node *node, struct sl_batch *batch)
     uint64_t call = atomic_fetch_add_explicit(&d->calls, 1, memory_order_relaxed);
     uint64_t ns = call_ns(conf, d, batch->n, call, active);
     atomic_fetch_add_explicit(&d->planned_ns, ns, memory_order_relaxed);
-    if (!sleep_until(node->pl, start + ns)) {
+    if (!sl_pipeline_sleep_until(node->pl, start + ns)) {
         atomic_fetch_add_explicit(&d->cut, 1, memory_order_relaxed);
     }
     atomic_fetch_sub_explicit(&d->active, 1, memory_order_relaxed);

@@ -15,12 +15,10 @@
 #include "mem.h"
 #include "runtime.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <time.h>
 
 /* A stop (SIGINT, a failure) is noticed within this while waiting. */
-#define SLICE_NS (50 * 1000000ull)
 /* wait: how late the throttle itself may be (a sleep the OS overshot, the
  * next task's start) and still admit a queued batch on schedule. */
 #define CATCH_UP_NS      (1000000ull)
@@ -163,29 +161,6 @@ static int throttle_open(struct sl_node *node, struct sl_err *err)
     atomic_init(&t->evicted, 0);
     atomic_init(&t->cut, 0);
     return 0;
-}
-
-/* Sleeps until end_ns (sl_now_ns's clock) in slices of at most SLICE_NS,
- * giving up once the pipeline stops (as delay does). Returns false when the
- * stop cut the sleep short. Blocks. */
-static bool sleep_until(const struct sl_pipeline *pl, uint64_t end_ns)
-{
-    for (;;) {
-        uint64_t now = sl_now_ns();
-        if (now >= end_ns) {
-            return true;
-        }
-        /* Acquire: pairs with sl_pipeline_stop's release store. */
-        if (atomic_load_explicit(&pl->stop, memory_order_acquire)) {
-            return false;
-        }
-        uint64_t until = end_ns - now > SLICE_NS ? now + SLICE_NS : end_ns;
-        struct timespec ts = {.tv_sec = (time_t)(until / 1000000000ull),
-                              .tv_nsec = (long)(until % 1000000000ull)};
-        /* Returns the error (EINTR) rather than setting errno. */
-        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
-        }
-    }
 }
 
 /* The bucket of rec: the only one without a key; else the bucket of the
@@ -333,7 +308,7 @@ static int throttle_process(struct sl_node *node, struct sl_batch *batch)
     if (conf->when_limited == WHEN_LIMITED_DROP) {
         atomic_fetch_add_explicit(&node->c.dropped, limited, memory_order_relaxed);
     } else if (until > now) {
-        if (!sleep_until(node->pl, until)) {
+        if (!sl_pipeline_sleep_until(node->pl, until)) {
             atomic_fetch_add_explicit(&t->cut, 1, memory_order_relaxed);
         }
         /* The time slept, not the time planned: a stop cuts it short. */
@@ -369,8 +344,6 @@ void sl_throttle_read_stats(const struct sl_node *node, struct sl_throttle_stats
     ret->cut = atomic_load_explicit(&t->cut, memory_order_relaxed);
 }
 
-/* "limit: rate 1000/s token_bucket burst 100: passed N, limited M
- * (dropped), keys K, evicted E". */
 static int throttle_summary_json(struct sl_node *node, struct sl_buf *buf)
 {
     struct sl_throttle_stats s;
@@ -387,6 +360,8 @@ static int throttle_summary_json(struct sl_node *node, struct sl_buf *buf)
                           (unsigned long long)s.evicted, (unsigned long long)s.cut);
 }
 
+/* "limit: rate 1000/s token_bucket burst 100: passed N, limited M
+ * (dropped), keys K, evicted E". */
 static void throttle_summary(struct sl_node *node, FILE *out)
 {
     const struct throttle_conf *conf = node->cn->conf;
