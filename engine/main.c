@@ -127,6 +127,9 @@ static int parse_args(int argc, char **argv, struct args *a)
             return usage_error(a->cmd, "%s needs a value: --set key.path=value", arg);
         } else if (strncmp(arg, "--set=", 6) == 0) {
             a->sets[a->nsets++] = arg + 6;
+        } else if (a->cmd->run_options && a->summary_json != NULL &&
+                   strncmp(arg, "--summary-json", 14) == 0 && (arg[14] == '\0' || arg[14] == '=')) {
+            return usage_error(a->cmd, "%s is given twice", "--summary-json");
         } else if (a->cmd->run_options && strcmp(arg, "--summary-json") == 0 && i + 1 < argc) {
             a->summary_json = argv[++i];
         } else if (a->cmd->run_options && strcmp(arg, "--summary-json") == 0) {
@@ -144,6 +147,9 @@ static int parse_args(int argc, char **argv, struct args *a)
         } else {
             return usage_error(a->cmd, "unexpected argument '%s'", arg);
         }
+    }
+    if (a->summary_json != NULL && a->summary_json[0] == '\0') {
+        return usage_error(a->cmd, "%s needs a file name, not an empty one", "--summary-json");
     }
     if (a->progress && a->quiet) {
         return usage_error(a->cmd, "%s: --progress and --quiet exclude each other", a->cmd->name);

@@ -36,6 +36,11 @@ expect 2 "sluice: --set needs a value: --set key.path=value" "$SLUICE" validate 
 expect 2 "sluice: unknown option '--sett'" "$SLUICE" run ok.yaml --sett
 expect 2 "--set: sinks.nosuch: no node 'nosuch' under sinks" "$SLUICE" validate ok.yaml --set sinks.nosuch.table=x
 expect 2 "--set: sinks.ss: no node 'ss' under sinks (did you mean 's'?)" "$SLUICE" validate ok.yaml --set sinks.ss.table=x
+# --summary-json: an empty name or two of them are usage errors (the run
+# used to go on, then fail to write '' or keep the last one silently).
+expect 2 "sluice: --summary-json needs a file name, not an empty one" "$SLUICE" run ok.yaml --summary-json ''
+expect 2 "sluice: --summary-json is given twice" "$SLUICE" run ok.yaml --summary-json a.json --summary-json=b.json
+[ ! -e a.json ] && [ ! -e b.json ] && [ ! -e out ] || fail "a usage error ran the pipeline"
 expect 0 "" "$SLUICE" validate ok.yaml
 [ ! -e out ] || fail "validate did I/O"
 expect 2 "--set: stages.f.where" "$SLUICE" validate ok.yaml --set 'stages.f.where=amount >'
