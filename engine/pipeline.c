@@ -293,11 +293,11 @@ static void plan_memory(struct sl_pipeline *pl, int threads)
     /* Blocks small enough that a couple of batches' copies on every path
      * fit in a quarter of the budget. */
     uint64_t block = limit / (8 * factor * (uint64_t)max_paths(pl));
-    pl->block_bytes = block < BLOCK_MIN   ? BLOCK_MIN
-                      : block > BLOCK_MAX ? BLOCK_MAX
-                                          : (uint32_t)block;
-    uint64_t batch_est = (uint64_t)pl->block_bytes * factor;
-    uint64_t raw_est = pl->block_bytes + 4096;
+    uint32_t block_bytes = block < BLOCK_MIN   ? BLOCK_MIN
+                           : block > BLOCK_MAX ? BLOCK_MAX
+                                               : (uint32_t)block;
+    uint64_t batch_est = (uint64_t)block_bytes * factor;
+    uint64_t raw_est = block_bytes + 4096;
     /* Half the budget for what the rings hold; raw blocks grow several
      * times once decoded, so their rings get a sixteenth; the rest is for the
      * batches being worked on and the sinks' buffers. */
@@ -322,8 +322,8 @@ static void plan_memory(struct sl_pipeline *pl, int threads)
     uint64_t held = hand_set ? batches_held(pl, threads, slots) : slots;
     if (held * batch_est > limit / 2) {
         uint64_t smaller = limit / 2 / held / factor;
-        pl->block_bytes = smaller < BLOCK_FLOOR ? BLOCK_FLOOR : (uint32_t)smaller;
-        batch_est = (uint64_t)pl->block_bytes * factor;
+        block_bytes = smaller < BLOCK_FLOOR ? BLOCK_FLOOR : (uint32_t)smaller;
+        batch_est = (uint64_t)block_bytes * factor;
     }
     /* Sources keep room free for what admitted blocks grow into: decoding
      * on every thread, and with several paths into one sink, the copies
@@ -334,6 +334,11 @@ static void plan_memory(struct sl_pipeline *pl, int threads)
     uint64_t copies = limit / 2 * (paths - 1) / paths;
     reserve = reserve > copies ? reserve : copies;
     pl->flow.reserve = reserve;
+    /* Read small until a decoded block tells what blocks grow into. */
+    pl->block_plan = block_bytes;
+    pl->block_factor = (uint32_t)factor;
+    atomic_init(&pl->block_bytes, block_bytes < SL_BLOCK_START ? block_bytes : SL_BLOCK_START);
+    atomic_init(&pl->decoded_x16, 0);
 }
 
 /* After the nodes set their libraries' buffers aside: a reserve as large
@@ -341,7 +346,7 @@ static void plan_memory(struct sl_pipeline *pl, int threads)
  * charged, nothing): keep room for two blocks. */
 static void cap_reserve(struct sl_pipeline *pl)
 {
-    uint64_t room = 2 * ((uint64_t)pl->block_bytes + SL_BATCH_BLOCK_SLACK);
+    uint64_t room = 2 * ((uint64_t)pl->block_plan + SL_BATCH_BLOCK_SLACK);
     uint64_t most = pl->flow.limit > room ? pl->flow.limit - room : 0;
     uint64_t most34 = pl->flow.limit * 3 / 4;
 

@@ -276,6 +276,10 @@ void sl_node_emit(struct sl_node *node, size_t out, struct sl_batch *batch)
 {
     struct sl_out *o = &node->outs[out];
 
+    if (node->cn->kind == SLUICE_KIND_SOURCE && out == 0) {
+        sl__pipeline_note_decoded(node->pl, batch->block_len, sl_batch_bytes(batch));
+    }
+
     SL_ASSERT((tl_emitted & ((uint64_t)1 << out)) == 0);
     tl_emitted |= (uint64_t)1 << out;
     /* A node with several outputs (route) may send one record to several
@@ -613,6 +617,32 @@ bool sl_pipeline_sleep_until(const struct sl_pipeline *pl, uint64_t end_ns)
         while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
         }
     }
+}
+
+/* The memory plan sizes blocks from an estimate of what a decoded batch
+ * takes per block byte: 4 (JSON orders of 170 bytes, 8 fields), 8 for CSV.
+ * Short records take more (60-byte lines: about 10), and with blocks sized
+ * for 4 the rings held twice the limit (2 paths of such lines at 16 MiB:
+ * 26-33 MiB in flight, 34-38 MB RSS). So file sources start with small
+ * blocks, and each decoded block sets the read size to what keeps a
+ * decoded batch at the plan's size: plan x assumed / measured, at most the
+ * plan's. The measure follows a larger ratio at once and a smaller one
+ * slowly (a quarter of the way per block). */
+void sl__pipeline_note_decoded(struct sl_pipeline *pl, uint64_t block_len, uint64_t bytes)
+{
+    if (block_len < 1024) {
+        return; /* too small to tell (a dead letter's, a last piece) */
+    }
+    uint32_t seen = (uint32_t)(bytes * 16 / block_len);
+    uint32_t was = atomic_load_explicit(&pl->decoded_x16, memory_order_relaxed);
+    uint32_t now = was == 0 || seen > was ? seen : was - (was - seen) / 4;
+    atomic_store_explicit(&pl->decoded_x16, now, memory_order_relaxed);
+    uint64_t block = pl->block_plan;
+    if (now > pl->block_factor * 16u) {
+        block = block * pl->block_factor * 16u / now;
+    }
+    block = block < SL_BLOCK_START && pl->block_plan >= SL_BLOCK_START ? SL_BLOCK_START : block;
+    atomic_store_explicit(&pl->block_bytes, (uint32_t)block, memory_order_relaxed);
 }
 
 /* A producer of node finished: the last one may finish node. */

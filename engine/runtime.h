@@ -104,7 +104,12 @@ struct sl_pipeline {
     struct sl_conf *conf;
     struct sl_sched *sched;
     struct sl_flow flow;
-    uint32_t block_bytes;           /* what sources read at once (memory plan, pipeline.c) */
+    _Atomic uint32_t block_bytes;   /* what file sources read at once: from SL_BLOCK_START up
+                                       to block_plan, by what decoded blocks measured
+                                       (sl__pipeline_note_decoded); relaxed */
+    uint32_t block_plan;            /* the memory plan's read size (pipeline.c) */
+    uint32_t block_factor;          /* the decoded size per block byte the plan assumed */
+    _Atomic uint32_t decoded_x16;   /* measured decoded size per block byte, x16; relaxed */
     atomic_uint_fast64_t raw_bytes; /* budget held by blocks waiting in source rings */
     struct sl_node *nodes;
     size_t nnodes;
@@ -144,6 +149,13 @@ bool sl_pipeline_tune(struct sl_pipeline *pl, uint64_t now_ns);
  * asleep would all wake for each.) Returns false when the stop cut the
  * sleep short. Thread: blocking threads (blocks). */
 bool sl_pipeline_sleep_until(const struct sl_pipeline *pl, uint64_t end_ns);
+/* The read size sources start with, until a decoded block told what a
+ * block grows into. */
+#define SL_BLOCK_START (16 * 1024)
+/* A source node decoded a block of block_len bytes into a batch now
+ * holding bytes: sets the read size so that a decoded batch is what the
+ * memory plan assumed (see runtime.c). Thread: any. */
+void sl__pipeline_note_decoded(struct sl_pipeline *pl, uint64_t block_len, uint64_t bytes);
 /* Records a runtime failure (first one wins), stops sources. Thread: any. */
 void sl_pipeline_fail(struct sl_pipeline *pl, const struct sl_err *err);
 

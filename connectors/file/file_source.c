@@ -303,6 +303,19 @@ static struct sl_batch *new_block_batch(struct reading *rd)
     return batch;
 }
 
+/* The read size: the memory plan's, lowered by what decoded blocks grow
+ * into (runtime.c). An .lz4 file keeps the plan's own: where the damage in
+ * a damaged one shows in the decompressed stream depends on the read
+ * sizes, and a re-run must meet it where the first run stored its
+ * position (test_file_edges.sh). */
+static size_t read_base(const struct reading *rd)
+{
+    const struct sl_pipeline *pl = rd->node->pl;
+
+    return rd->r.lz4 ? pl->block_plan
+                     : atomic_load_explicit(&pl->block_bytes, memory_order_relaxed);
+}
+
 /* The capacity a buffer holding len bytes needs to take a read: at least
  * half a block free. From block_bytes, growing by half at a time, and by an
  * eighth past 4 MiB: realloc of a large block remaps it instead of copying,
@@ -324,7 +337,7 @@ static size_t cap_for(size_t base, size_t len)
  * the buffer's hold goes with it into the batch's charge. */
 static int emit_block(struct reading *rd, size_t cut, bool last)
 {
-    size_t base = rd->node->pl->block_bytes;
+    size_t base = read_base(rd);
     size_t rest_len = rd->len - cut;
     size_t cap = cap_for(base, rest_len);
     uint64_t give = rd->held - rd->state; /* the old buffer's, moved into the batch */
@@ -404,7 +417,7 @@ emit_dead(struct reading *rd, const char *raw, size_t raw_len, int64_t span, con
  * budget), or shrinks a grown buffer back once it holds little. */
 static int make_room(struct reading *rd)
 {
-    size_t base = rd->node->pl->block_bytes;
+    size_t base = read_base(rd);
     size_t cap = cap_for(base, rd->len);
     int rc = 0;
 
@@ -421,7 +434,7 @@ static int make_room(struct reading *rd)
     }
     /* Given back once the memory is, or when it could not be had (a
      * buffer that could not shrink stays as it was). */
-    (void)sl_source_hold(rd->node, &rd->held, rd->state + rd->cap - base);
+    (void)sl_source_hold(rd->node, &rd->held, rd->state + (rd->cap > base ? rd->cap - base : 0));
     return p != NULL || cap < rd->cap ? 0 : SL_ENOMEM;
 }
 
@@ -1081,7 +1094,7 @@ static int file_run(struct sl_node *node)
     struct sl_err err = {0};
     int rc = 0;
 
-    rd.cap = node->pl->block_bytes; /* sized by the memory plan (pipeline.c) */
+    rd.cap = atomic_load_explicit(&node->pl->block_bytes, memory_order_relaxed); /* memory plan */
     rd.buf = sl_malloc(rd.cap);
     if (rd.buf == NULL) {
         return SL_ENOMEM;

@@ -49,6 +49,39 @@ if [ -z "${SLUICE_SANITIZE:-}" ] && [ "$rss_kb" -gt $((32 * 1024)) ]; then
 fi
 [ "$(q out/csv2.db 'SELECT count(*) FROM t')" = "$((2 * N))" ] || fail "csv2 rows"
 
+# Short JSON lines decode to about 10 bytes per input byte (the plan
+# assumes 4): a diamond merging at a stage, with a dead-letter table, at
+# 16 MiB peaked at 34-38 MB RSS (32 MiB in flight) when blocks were sized
+# for 4 (hostile probe). Sources now start with small blocks and size them
+# by what decoded blocks measured.
+python3 - "$N" <<'PY'
+import json, sys
+with open("data/short.jsonl", "w") as f:
+    for i in range(int(sys.argv[1])):
+        c = ["DE", "JP", "FR", ["X", "Y"]][i % 4] if i % 1000 else "x" * 3
+        f.write(json.dumps({"id": i, "amount": round(i * 0.37 % 100, 2), "country": c, "tags": [1, 2]}) + "\n")
+PY
+cat > short.yaml <<'YAML'
+engine: { memory_limit: 16MiB }
+sources:
+  src: { type: file, path: data/short.jsonl }
+stages:
+  a: { type: map, inputs: [src], set: { p: '"a"' } }
+  b: { type: map, inputs: [src], set: { p: '"b"', c: 'upper(country)' } }
+  d: { type: map, inputs: [a, b], set: { q: '1' } }
+sinks:
+  db: { type: sqlite, inputs: [d], path: out/short.db, table: t }
+dead_letter: { type: sqlite, path: out/short.db, table: dl }
+YAML
+/usr/bin/time -f %M -o rss.txt "$SLUICE" run short.yaml 2> short.log || fail "short: $(cat short.log)"
+rss_kb=$(cat rss.txt)
+if [ -z "${SLUICE_SANITIZE:-}" ] && [ "$rss_kb" -gt $((32 * 1024)) ]; then
+    fail "short lines: peak RSS $((rss_kb / 1024)) MB with memory_limit 16MiB (bound 32 MB)"
+fi
+rows=$(q out/short.db 'SELECT count(*) FROM t')
+dead=$(q out/short.db 'SELECT count(*) FROM dl')
+[ $((rows + dead)) -eq $((2 * N)) ] || fail "short lines: $rows rows + $dead dead letters, want $((2 * N))"
+
 # .lz4 input: liblz4 keeps two blocks per open file (8.4 MiB with the lz4
 # tool's 4 MiB blocks, -B7), which memory_limit must cover too: four
 # sources of such files at 4 MiB peaked at 32 MB before (bound 20).
