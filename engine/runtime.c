@@ -169,6 +169,17 @@ static void cancel_outputs(struct sl_node *node)
     }
 }
 
+/* A copy a path needs could not be made: that path's sequence never
+ * comes, so the run fails, and what it did not commit is read again next
+ * time. */
+static void fail_oom(struct sl_node *node)
+{
+    struct sl_err err = {0};
+
+    sl_err_set(&err, SL_ENOMEM, "%s: out of memory", node->name);
+    sl_pipeline_fail(node->pl, &err);
+}
+
 /* Appends shell to node's shell list and starts a task for it. */
 static void add_shell(struct sl_node *node, struct sl_batch *shell)
 {
@@ -179,9 +190,7 @@ static void add_shell(struct sl_node *node, struct sl_batch *shell)
         struct sl_batch *own = sl_batch_shell(shell);
         sl_batch_unref(shell);
         if (own == NULL) {
-            struct sl_err err = {0};
-            sl_err_set(&err, SL_ENOMEM, "%s: out of memory", node->name);
-            sl_pipeline_fail(node->pl, &err);
+            fail_oom(node);
             return;
         }
         shell = own;
@@ -213,9 +222,7 @@ static void shed(struct sl_node *node, struct sl_batch *batch)
     if (shell == NULL) {
         /* As for a failed fork: this path's sequence never comes, the run
          * fails and what it did not commit is read again next time. */
-        struct sl_err err = {0};
-        sl_err_set(&err, SL_ENOMEM, "%s: out of memory", node->name);
-        sl_pipeline_fail(node->pl, &err);
+        fail_oom(node);
         return;
     }
     add_shell(node, shell);
@@ -277,7 +284,7 @@ void sl_node_emit(struct sl_node *node, size_t out, struct sl_batch *batch)
     struct sl_out *o = &node->outs[out];
 
     if (node->cn->kind == SLUICE_KIND_SOURCE && out == 0) {
-        sl__pipeline_note_decoded(node->pl, batch->block_len, sl_batch_bytes(batch));
+        sl__pipeline_note_decoded(node->pl, batch);
     }
 
     SL_ASSERT((tl_emitted & ((uint64_t)1 << out)) == 0);
@@ -299,9 +306,7 @@ void sl_node_emit(struct sl_node *node, size_t out, struct sl_batch *batch)
         if (copy == NULL) {
             /* This path's copy never comes: its sink commits nothing from
              * this batch on, and the failed run is read again next time. */
-            struct sl_err err = {0};
-            sl_err_set(&err, SL_ENOMEM, "%s: out of memory", node->name);
-            sl_pipeline_fail(node->pl, &err);
+            fail_oom(node);
             if (reserves(o->to[c])) {
                 sl_ring_cancel_reserve(o->to[c]->in);
             }
@@ -370,9 +375,7 @@ static void forward_shell(struct sl_node *node, struct sl_batch *shell)
     sl_node_emit(node, first, shell);
     for (size_t o = 0; o < node->nouts; o++) {
         if ((tl_emitted & ((uint64_t)1 << o)) == 0) {
-            struct sl_err err = {0};
-            sl_err_set(&err, SL_ENOMEM, "%s: out of memory", node->name);
-            sl_pipeline_fail(node->pl, &err);
+            fail_oom(node);
             cancel_output(node, o);
         }
     }
@@ -628,12 +631,12 @@ bool sl_pipeline_sleep_until(const struct sl_pipeline *pl, uint64_t end_ns)
  * decoded batch at the plan's size: plan x assumed / measured, at most the
  * plan's. The measure follows a larger ratio at once and a smaller one
  * slowly (a quarter of the way per block). */
-void sl__pipeline_note_decoded(struct sl_pipeline *pl, uint64_t block_len, uint64_t bytes)
+void sl__pipeline_note_decoded(struct sl_pipeline *pl, const struct sl_batch *batch)
 {
-    if (block_len < 1024) {
+    if (batch->block_len < 1024) {
         return; /* too small to tell (a dead letter's, a last piece) */
     }
-    uint32_t seen = (uint32_t)(bytes * 16 / block_len);
+    uint32_t seen = (uint32_t)(sl_batch_bytes(batch) * 16 / batch->block_len);
     uint32_t was = atomic_load_explicit(&pl->decoded_x16, memory_order_relaxed);
     uint32_t now = was == 0 || seen > was ? seen : was - (was - seen) / 4;
     atomic_store_explicit(&pl->decoded_x16, now, memory_order_relaxed);
@@ -642,7 +645,9 @@ void sl__pipeline_note_decoded(struct sl_pipeline *pl, uint64_t block_len, uint6
         block = block * pl->block_factor * 16u / now;
     }
     block = block < SL_BLOCK_START && pl->block_plan >= SL_BLOCK_START ? SL_BLOCK_START : block;
-    atomic_store_explicit(&pl->block_bytes, (uint32_t)block, memory_order_relaxed);
+    if (atomic_load_explicit(&pl->block_bytes, memory_order_relaxed) != block) {
+        atomic_store_explicit(&pl->block_bytes, (uint32_t)block, memory_order_relaxed);
+    }
 }
 
 /* A producer of node finished: the last one may finish node. */

@@ -152,10 +152,10 @@ bool sl_pipeline_sleep_until(const struct sl_pipeline *pl, uint64_t end_ns);
 /* The read size sources start with, until a decoded block told what a
  * block grows into. */
 #define SL_BLOCK_START (16 * 1024)
-/* A source node decoded a block of block_len bytes into a batch now
- * holding bytes: sets the read size so that a decoded batch is what the
- * memory plan assumed (see runtime.c). Thread: any. */
-void sl__pipeline_note_decoded(struct sl_pipeline *pl, uint64_t block_len, uint64_t bytes);
+/* A source node decoded its block into batch: sets the read size so that
+ * a decoded batch is what the memory plan assumed (see runtime.c).
+ * Thread: any. */
+void sl__pipeline_note_decoded(struct sl_pipeline *pl, const struct sl_batch *batch);
 /* Records a runtime failure (first one wins), stops sources. Thread: any. */
 void sl_pipeline_fail(struct sl_pipeline *pl, const struct sl_err *err);
 
