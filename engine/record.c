@@ -24,8 +24,10 @@ int sl_record_append(struct sl_record *rec,
                      struct sl_value val)
 {
     if (rec->nfields == rec->cap) {
-        /* 1.5x: a map adding a field or two to a decoded record wastes less. */
-        uint32_t cap = rec->cap ? rec->cap + rec->cap / 2 : 8;
+        /* 1.5x: a map adding a field or two to a decoded record wastes less.
+         * +1: a copy's array is exactly its fields (sl_record_copy_fields),
+         * and 1.5x of one field is one: the new field went past it. */
+        uint32_t cap = rec->cap ? rec->cap + rec->cap / 2 + 1 : 8;
         struct sl_field *f = sl_arena_alloc(arena, cap * sizeof(*f));
         if (f == NULL) {
             return SL_ENOMEM;

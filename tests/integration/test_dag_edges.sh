@@ -36,4 +36,22 @@ timeout 120 "$SLUICE" run p.yaml --quiet || fail "run (or hang)"
 [ "$(wc -l < out/one.jsonl)" = 20000 ] || fail "all outputs into one sink"
 [ "$(q out/d.db 'SELECT count(*), count(DISTINCT id) FROM d')" = "40000|20000" ] || fail "diamond rows"
 [ "$(lz4 -dc out/dead.jsonl.lz4 | wc -l)" = 10 ] || fail "dead letters: $(lz4 -dc out/dead.jsonl.lz4 | wc -l), expected 10 in a complete frame"
+# One-field records (a `lines` source) read by two maps that each add a
+# field: each map edits a copy with room for exactly one field (it crashed).
+seq 1 5000 > data/lines.txt
+cat > lines2.yaml <<'YAML'
+sources:
+  src: { type: file, path: data/lines.txt, format: lines }
+stages:
+  m1: { type: map, inputs: [src], set: { n: 'len(message)', k: '1' } }
+  m2: { type: map, inputs: [src], set: { up: 'upper(message)' } }
+sinks:
+  a: { type: sqlite, inputs: [m1], path: out/l.db, table: t1 }
+  b: { type: sqlite, inputs: [m2], path: out/l.db, table: t2 }
+YAML
+"$SLUICE" run lines2.yaml --quiet || fail "lines into two maps: exit $?"
+[ "$(q out/l.db 'SELECT count(*), sum(n), sum(k) FROM t1')" = "5000|$(seq 1 5000 | tr -d '\n' | wc -c)|5000" ] ||
+    fail "lines into two maps: t1 $(q out/l.db 'SELECT count(*), sum(n), sum(k) FROM t1')"
+[ "$(q out/l.db 'SELECT count(*), count(DISTINCT message) FROM t2 WHERE up = message')" = "5000|5000" ] ||
+    fail "lines into two maps: t2 $(q out/l.db 'SELECT count(*) FROM t2')"
 echo "ok"

@@ -217,6 +217,46 @@ static void oom_loop(struct fixture *fx, const char *name, bool shared)
     assert_true(atomic_load(&node->c.dead) > 0);
 }
 
+/* A copy of a shared batch gives each record exactly its fields: with one
+ * field, appending one more wrote past the array into the next record's
+ * (a `lines` source read by two maps crashed: hostile probe). */
+static void test_append_to_a_one_field_copy(void **state)
+{
+    (void)state;
+    struct sl_batch *b = sl_batch_new(NULL);
+    assert_non_null(b);
+    for (int i = 0; i < 4; i++) {
+        struct sl_record *rec = sl_batch_add(b);
+        assert_non_null(rec);
+        assert_int_equal(sl_record_append(rec, &b->arena, "message", 7, sl_value_int(i)), 0);
+    }
+    struct sl_batch *shared = sl_batch_ref(b);
+    struct sl_batch *copy = sl_batch_make_writable(b);
+    assert_non_null(copy);
+    assert_ptr_not_equal(copy, shared);
+    for (uint32_t i = 0; i < copy->n; i++) {
+        for (int k = 0; k < 3; k++) {
+            assert_int_equal(
+                sl_record_append(&copy->recs[i], &copy->arena, "added", 5, sl_value_int(100 + k)),
+                0);
+        }
+    }
+    for (uint32_t i = 0; i < copy->n; i++) {
+        const struct sl_record *rec = &copy->recs[i];
+        assert_int_equal(rec->nfields, 4);
+        assert_int_equal(rec->fields[0].name_len, 7);
+        assert_memory_equal(rec->fields[0].name, "message", 7);
+        assert_int_equal(rec->fields[0].val.u.i, (int64_t)i);
+        for (int k = 0; k < 3; k++) {
+            assert_int_equal(rec->fields[1 + k].val.u.i, 100 + k);
+        }
+        /* The shared original is untouched. */
+        assert_int_equal(shared->recs[i].nfields, 1);
+    }
+    sl_batch_unref(copy);
+    sl_batch_unref(shared);
+}
+
 static void test_filter_oom_frees_batch_and_charge_issue6(void **state)
 {
     oom_loop(*state, "f", true);
@@ -515,6 +555,7 @@ static void test_delay_config_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_append_to_a_one_field_copy),
         cmocka_unit_test_setup_teardown(test_filter_oom_frees_batch_and_charge_issue6, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_map_oom_frees_batch_and_charge_issue6, setup,
