@@ -9,6 +9,7 @@
 #include "mem.h"
 #include "sink.h"
 
+#include <fcntl.h>
 #include <limits.h>
 #include <sqlite3.h>
 #include <stdbool.h>
@@ -523,6 +524,16 @@ static const char *same_file_dead_table(const struct sl_node *node, const struct
         return NULL;
     }
     const struct sqlite_conf *dconf = dlq->cn->conf;
+    /* Our file made first (an empty file is a new database to SQLite), so
+     * that a symlink or a directory that did not exist yet compares as the
+     * file it names: told apart, the store's own connection waited for our
+     * transaction's lock until the run failed (hostile probe). */
+    if (sl_mkdir_parents(conf->path) == 0) {
+        int fd = open(conf->path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            (void)close(fd);
+        }
+    }
     return sl_same_path(dconf->path, conf->path) ? dconf->table : NULL;
 }
 

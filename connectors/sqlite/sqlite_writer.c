@@ -6,6 +6,7 @@
  * and the hot path allocates nothing. Runs on the writer's thread. */
 #include "sqlite_writer.h"
 
+#include "fsutil.h"
 #include "mem.h"
 #include "sqlite_priv.h"
 
@@ -57,30 +58,6 @@ static int check_conf(const struct sl_sqlite_writer_conf *conf, struct sl_err *e
                           conf->table);
     }
     return 0;
-}
-
-/* Creates the missing parent directories of path (mkdir -p of its dirname). */
-static int make_parents(const char *path, struct sl_err *err)
-{
-    char *dir = sl_strdup(path);
-    int rc = 0;
-
-    if (dir == NULL) {
-        return sl_err_set(err, SL_ENOMEM, "out of memory");
-    }
-    for (char *p = dir + 1; *p != '\0' && rc == 0; p++) {
-        if (*p != '/') {
-            continue;
-        }
-        *p = '\0';
-        if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
-            rc = sl_err_set(err, SL_EIO, "%s: cannot create directory %s: %s", path, dir,
-                            strerror(errno));
-        }
-        *p = '/';
-    }
-    sl_free(dir);
-    return rc;
 }
 
 static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **ret_st, struct sl_err *err)
@@ -206,7 +183,10 @@ struct sl_sqlite_writer *sl_sqlite_writer_open(const struct sl_sqlite_writer_con
         rc = init_targets(w, err);
     }
     if (rc == 0) {
-        rc = make_parents(conf->path, err);
+        rc = sl_mkdir_parents(conf->path) == 0
+                 ? 0
+                 : sl_err_set(err, SL_EIO, "%s: cannot create its directory: %s", conf->path,
+                              strerror(errno));
     }
     if (rc == 0) {
         rc = open_db(w, err);
