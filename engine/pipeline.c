@@ -565,6 +565,8 @@ int sl_pipeline_new(struct sl_conf *conf, struct sl_pipeline **ret_pl, struct sl
         sl_pipeline_free(pl);
         return rc;
     }
+    /* Here, not at start: the loop thread reads it once attached. */
+    pl->start_ns = sl_now_ns();
     *ret_pl = pl;
     return 0;
 }

@@ -819,7 +819,6 @@ void sl_pipeline_stop(struct sl_pipeline *pl)
 
 int sl_pipeline_start(struct sl_pipeline *pl, struct sl_err *err)
 {
-    pl->start_ns = sl_now_ns();
     for (size_t i = 0; i < pl->nnodes; i++) {
         struct sl_node *node = &pl->nodes[i];
         if (node->cn->kind != SLUICE_KIND_SOURCE) {

@@ -120,7 +120,7 @@ struct sl_pipeline {
     pthread_cond_t done;
     atomic_bool failed; /* set once, under lock, after fail_err */
     struct sl_err fail_err;
-    uint64_t start_ns;
+    uint64_t start_ns; /* set before the loop thread sees the pipeline */
     uint64_t end_ns;
 };
 
