@@ -176,6 +176,7 @@ void sl_batch_copy_position(struct sl_batch *dst, const struct sl_batch *src)
     dst->fingerprint_is_epoch = src->fingerprint_is_epoch;
     dst->partition = src->partition;
     dst->seq = src->seq;
+    dst->level = src->level;
     dst->pos_start = src->pos_start;
     dst->pos_end = src->pos_end;
     dst->last = src->last;

@@ -50,7 +50,9 @@ struct sl_batch {
     const char *fingerprint;   /* stored beside the position (file_identity.h, Kafka epoch);
                                   pipeline lifetime */
     int32_t partition;         /* Kafka partition, 0 for files */
-    uint64_t seq;              /* per (source, stream) sequence, from 0, no gaps */
+    uint64_t seq;              /* per (source, stream, level) sequence, from 0, no gaps */
+    uint8_t level;             /* priority 0..9: a node that sets it splits its output into
+                                  one part per level it may give, each with the same seq */
     int64_t pos_start;         /* first position covered (file offset / Kafka offset) */
     int64_t pos_end;           /* position to resume from once this batch is committed */
     int64_t line;              /* raw file blocks: line number of the first line */

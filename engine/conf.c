@@ -8,6 +8,7 @@
 
 #include "buf.h"
 #include "conf_int.h"
+#include "expr.h"
 #include "mem.h"
 
 #include <errno.h>
@@ -29,8 +30,9 @@ static const char *const sections[] = {"sources", "stages", "sinks"};
 static const char *const kind_names[] = {"source", "stage", "sink"};
 static const enum sluice_stage_kind section_kinds[] = {SLUICE_KIND_SOURCE, SLUICE_KIND_TRANSFORM,
                                                        SLUICE_KIND_SINK};
-static const char *const node_own_keys[] = {"type",        "inputs", "workers",   "workers_min",
-                                            "workers_max", "queue",  "when_full", NULL};
+static const char *const node_own_keys[] = {"type",        "inputs",      "workers",
+                                            "workers_min", "workers_max", "queue",
+                                            "when_full",   "priority",    NULL};
 static const char *const engine_own_keys[] = {"threads", "blocking_threads", "cpu_affinity", NULL};
 
 struct engine_conf {
@@ -584,6 +586,62 @@ static int load_when_full(struct sl__loader *ld,
                     sl__ydescribe(val, buf, sizeof(buf)));
 }
 
+/* priority: an int 0..9, or an expression giving one per record; which
+ * levels it may give is worked out here (the runtime splits a batch into
+ * one part per level, and sinks wait for each). */
+static int load_priority(struct sl__loader *ld,
+                         const struct sl__ynode *map,
+                         struct sl_conf_node *cn,
+                         int dead_letter)
+{
+    const struct sl__ynode *val = sl__ymap_find(map, "priority");
+    struct sl_err e = {0};
+    uint64_t mask = 0;
+    int64_t level = 0;
+    char buf[64];
+    int rc;
+
+    cn->priority = -1;
+    cn->priority_expr = NULL;
+    cn->priority_levels = 0;
+    if (val == NULL) {
+        return 0;
+    }
+    if (cn->kind == SLUICE_KIND_SINK || dead_letter) {
+        return sl__yerr(ld, val,
+                        "priority is the level of what a node emits, and a sink emits nothing: "
+                        "set it on a source or stage before the sink");
+    }
+    if (val->kind == SL__Y_SCALAR && val->tag == SL__T_INT) {
+        rc = sl__conf_int(ld, val, 0, SL_PRIORITY_LEVELS - 1, &level);
+        cn->priority = (int)level;
+        cn->priority_levels = (uint16_t)(1u << level);
+        return rc;
+    }
+    if (val->kind != SL__Y_SCALAR || val->tag != SL__T_STR) {
+        return sl__yerr(ld, val, "expected an int 0..%d or an expression, got %s",
+                        SL_PRIORITY_LEVELS - 1, sl__ydescribe(val, buf, sizeof(buf)));
+    }
+    rc = sl__conf_expr(ld, val, &cn->priority_expr);
+    if (rc == 0 && cn->type->outputs != NULL) {
+        /* A record it sends to several outputs is counted out once. */
+        return sl__yerr(ld, val,
+                        "a %s sends one record to several outputs: give it an int priority, or "
+                        "set the expression on the nodes after it",
+                        cn->type->def.name);
+    }
+    if (rc == 0 && sl_expr_int_choices(cn->priority_expr, 0, SL_PRIORITY_LEVELS - 1, &mask, &e)) {
+        return sl__yerr(ld, val, "%s", e.msg);
+    }
+    cn->priority_levels = (uint16_t)mask;
+    if (rc == 0 && __builtin_popcountll(mask) == 1) {
+        /* '9', or if(x, 9, 9): one level, no need to evaluate it. */
+        cn->priority = __builtin_ctzll(mask);
+        cn->priority_expr = NULL;
+    }
+    return rc;
+}
+
 static int load_common(struct sl__loader *ld,
                        const struct sl__ynode *map,
                        struct sl_conf_node *cn,
@@ -598,6 +656,9 @@ static int load_common(struct sl__loader *ld,
     }
     if (rc == 0) {
         rc = load_when_full(ld, map, cn, dead_letter);
+    }
+    if (rc == 0) {
+        rc = load_priority(ld, map, cn, dead_letter);
     }
     return rc;
 }

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct sl_expr;
 struct sl__ynode; /* the loader's located YAML tree (conf_int.h) */
 
 struct sl_conf_input {
@@ -27,6 +28,9 @@ enum sl_when_full {
     SL_WHEN_FULL_COUNT
 };
 
+/* Priorities are 0..SL_PRIORITY_LEVELS-1, higher first. */
+#define SL_PRIORITY_LEVELS 10
+
 struct sl_conf_node {
     const char *name; /* the key under sources/stages/sinks */
     const struct sl_node_type *type;
@@ -37,6 +41,10 @@ struct sl_conf_node {
     int64_t workers_min, workers_max;
     int64_t queue;                  /* input ring capacity in batches; 0 = auto (memory_limit) */
     enum sl_when_full when_full;    /* default block */
+    int priority;                   /* -1: what it emits keeps its input's (0 at sources);
+                                       else the level of everything it emits */
+    struct sl_expr *priority_expr;  /* per record, or NULL (then `priority` says) */
+    uint16_t priority_levels;       /* levels it may emit, a bit each; 0 when it inherits */
     void *conf;                     /* type's conf struct, filled from its options */
     const char *file;               /* config file name (for errors later) */
     int line, col;                  /* where the node's key is */
@@ -44,8 +52,10 @@ struct sl_conf_node {
     const struct sl_conf *pipeline; /* the whole file, for checks across nodes: during a
                                        check(), the nodes loaded so far (every node, for
                                        the dead_letter sink, which is loaded last) */
-    uint32_t *paths; /* sinks but dead_letter: per node index, the paths from that source
-                        node here (0 for other nodes; at most 64, conf_dag.c) */
+    uint32_t *paths; /* sinks but dead_letter: per [node index * SL_PRIORITY_LEVELS + level],
+                        the copies of each batch of that source node that reach here at
+                        that level, one per path and per part of a priority split (0 for
+                        other nodes; at most 64, conf_dag.c) */
 };
 
 /* engine.cpu_affinity. */

@@ -286,39 +286,65 @@ static int check_reach(struct sl__loader *ld, const struct dag *dag)
  * diamonds in a row make 64: already past the memory bound). */
 #define PATHS_MAX 64
 
-/* Paths from node src to node v (memo: per node, 0 = not known yet, else
- * paths + 1), saturating just past PATHS_MAX. */
-static uint32_t
-paths_from(const struct sl__loader *ld, const struct dag *dag, size_t src, size_t v, uint32_t *memo)
+#define LEVELS SL_PRIORITY_LEVELS
+
+/* Copies per level of each batch of source src that node v emits, into
+ * memo[v] (done[v] set once known), saturating just past PATHS_MAX: one per
+ * path, and a node that sets the priority splits everything it receives
+ * into one part per level it may give (empty parts included, so that each
+ * level's sequence has no gaps). */
+static const uint32_t *copies_from(const struct sl__loader *ld,
+                                   const struct dag *dag,
+                                   size_t src,
+                                   size_t v,
+                                   uint32_t (*memo)[LEVELS],
+                                   unsigned char *done)
 {
+    const struct sl_conf_node *cn = &ld->conf->nodes[v];
+    uint32_t *c = memo[v];
+    uint32_t total = 0;
+
+    if (done[v]) {
+        return c;
+    }
+    memset(c, 0, sizeof(memo[v]));
     if (v == src) {
-        return 1;
+        c[0] = 1; /* a source's own batches are level 0 unless it sets one */
     }
-    if (memo[v] != 0) {
-        return memo[v] - 1;
+    for (size_t j = 0; v != src && j < cn->ninputs; j++) {
+        const uint32_t *up = copies_from(ld, dag, src, dag->up[v][j], memo, done);
+        for (int l = 0; l < LEVELS; l++) {
+            c[l] = c[l] + up[l] > PATHS_MAX ? PATHS_MAX + 1 : c[l] + up[l];
+        }
     }
-    uint32_t n = 0;
-    for (size_t j = 0; j < ld->conf->nodes[v].ninputs; j++) {
-        n += paths_from(ld, dag, src, dag->up[v][j], memo);
-        n = n > PATHS_MAX ? PATHS_MAX + 1 : n;
+    if (cn->kind != SLUICE_KIND_SINK && cn->priority_levels != 0) {
+        for (int l = 0; l < LEVELS; l++) {
+            total = total + c[l] > PATHS_MAX ? PATHS_MAX + 1 : total + c[l];
+        }
+        for (int l = 0; l < LEVELS; l++) {
+            c[l] = (cn->priority_levels >> l) & 1u ? total : 0;
+        }
     }
-    memo[v] = n + 1;
-    return n;
+    done[v] = 1;
+    return c;
 }
 
-/* Counts, for each sink, the paths from each source (the runtime's order
- * restoration and memory plan read them: sl_conf_node.paths). */
+/* Counts, for each sink, the copies of each batch from each source per
+ * level (the runtime's order restoration and memory plan read them:
+ * sl_conf_node.paths). */
 static int check_paths(struct sl__loader *ld, const struct dag *dag)
 {
     struct sl_conf_node *nodes = ld->conf->nodes;
-    uint32_t *memo = sl__conf_alloc(ld, (dag->n + 1) * sizeof(*memo));
+    uint32_t(*memo)[LEVELS] = sl__conf_alloc(ld, (dag->n + 1) * sizeof(*memo));
+    unsigned char *done = sl__conf_alloc(ld, dag->n + 1);
 
-    if (memo == NULL) {
+    if (memo == NULL || done == NULL) {
         return SL_ENOMEM;
     }
     for (size_t v = 0; v < dag->n; v++) {
         if (nodes[v].kind == SLUICE_KIND_SINK &&
-            (nodes[v].paths = sl__conf_alloc(ld, (dag->n + 1) * sizeof(uint32_t))) == NULL) {
+            (nodes[v].paths = sl__conf_alloc(ld, (dag->n + 1) * LEVELS * sizeof(uint32_t))) ==
+                NULL) {
             return SL_ENOMEM;
         }
     }
@@ -326,18 +352,22 @@ static int check_paths(struct sl__loader *ld, const struct dag *dag)
         if (nodes[src].kind != SLUICE_KIND_SOURCE) {
             continue;
         }
-        memset(memo, 0, dag->n * sizeof(*memo));
+        memset(done, 0, dag->n);
         for (size_t v = 0; v < dag->n; v++) {
             if (nodes[v].kind != SLUICE_KIND_SINK) {
                 continue;
             }
-            nodes[v].paths[src] = paths_from(ld, dag, src, v, memo);
-            if (nodes[v].paths[src] > PATHS_MAX) {
-                return node_err(ld, v,
-                                "sink '%s' is reached from source '%s' by more than %d paths "
-                                "(fan-outs merged again, one after the other): each path "
-                                "holds its own copy of every batch; merge the paths sooner",
-                                ld->conf->nodes[v].name, ld->conf->nodes[src].name, PATHS_MAX);
+            const uint32_t *c = copies_from(ld, dag, src, v, memo, done);
+            for (int l = 0; l < LEVELS; l++) {
+                nodes[v].paths[src * LEVELS + (size_t)l] = c[l];
+                if (c[l] > PATHS_MAX) {
+                    return node_err(ld, v,
+                                    "sink '%s' is reached from source '%s' by more than %d paths "
+                                    "(fan-outs merged again, one after the other, or priorities "
+                                    "set again after an expression split them): each path holds "
+                                    "its own copy of every batch; merge the paths sooner",
+                                    nodes[v].name, nodes[src].name, PATHS_MAX);
+                }
             }
         }
     }

@@ -46,7 +46,7 @@ struct fill {
 };
 
 static const char *const later_keys[] = {
-    "priority", "timeout", "retry", "metrics", "plugin_path", NULL,
+    "timeout", "retry", "metrics", "plugin_path", NULL,
 };
 
 int sl__conf_is_later(const char *key)

@@ -36,6 +36,15 @@ int sl_expr_eval(const struct sl_expr *e,
                  struct sl_value *ret,
                  struct sl_err *err);
 
+/* The values e can give, for keys that must be a small int (priority):
+ * bit v of *ret_mask for each int v in lo..hi (0 <= lo <= hi < 64) it may
+ * give. A literal gives itself, null gives lo, if(c, a, b) what a or b
+ * give; anything computed may give any value of the range. Returns 0, or
+ * SL_ECONFIG with err's message when a literal it may give is not an int
+ * within lo..hi. Thread: any. */
+int sl_expr_int_choices(
+    const struct sl_expr *e, int64_t lo, int64_t hi, uint64_t *ret_mask, struct sl_err *err);
+
 /* The text e was compiled from (NUL-terminated copy). */
 const char *sl_expr_text(const struct sl_expr *e);
 

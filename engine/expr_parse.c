@@ -660,3 +660,49 @@ const char *sl_expr_text(const struct sl_expr *e)
 {
     return e->text;
 }
+
+/* Adds the values node idx can give to *mask (see sl_expr_int_choices). */
+static int int_choices(const struct sl_expr *e,
+                       uint32_t idx,
+                       int64_t lo,
+                       int64_t hi,
+                       uint64_t *mask,
+                       struct sl_err *err)
+{
+    const struct sl__expr_node *n = &e->nodes[idx];
+
+    if (n->op == SL__OP_CALL && n->fn == SL__FN_IF) {
+        int rc = int_choices(e, e->args[n->first + 1], lo, hi, mask, err);
+        return rc != 0 ? rc : int_choices(e, e->args[n->first + 2], lo, hi, mask, err);
+    }
+    if (n->op != SL__OP_LIT) {
+        /* Computed: any value of the range. */
+        for (int64_t v = lo; v <= hi; v++) {
+            *mask |= (uint64_t)1 << v;
+        }
+        return 0;
+    }
+    if (n->lit.type == SL_TYPE_NULL) {
+        *mask |= (uint64_t)1 << lo;
+        return 0;
+    }
+    if (n->lit.type != SL_TYPE_INT || n->lit.u.i < lo || n->lit.u.i > hi) {
+        return sl_err_set(err, SL_ECONFIG, "every value it gives must be an int %lld..%lld",
+                          (long long)lo, (long long)hi);
+    }
+    *mask |= (uint64_t)1 << n->lit.u.i;
+    return 0;
+}
+
+int sl_expr_int_choices(
+    const struct sl_expr *e, int64_t lo, int64_t hi, uint64_t *ret_mask, struct sl_err *err)
+{
+    uint64_t mask = 0;
+
+    SL_ASSERT(lo >= 0 && lo <= hi && hi < 64);
+    int rc = int_choices(e, e->root, lo, hi, &mask, err);
+    if (rc == 0) {
+        *ret_mask = mask;
+    }
+    return rc;
+}

@@ -92,6 +92,9 @@ static int init_node(struct sl_pipeline *pl,
     node->name = cn->name;
     node->index = index;
     node->paths = cn->paths;
+    /* One part per level a priority expression may give (conf_dag.c). */
+    node->nparts =
+        cn->priority_expr != NULL ? (uint32_t)__builtin_popcount(cn->priority_levels) : 1;
     node->max_tasks = (uint32_t)(cn->workers > 0 ? cn->workers : cn->workers_max);
     uint32_t cap = (uint32_t)cn->queue; /* 0: plan_memory sizes it */
     if (cn->kind == SLUICE_KIND_SOURCE) {
@@ -174,6 +177,20 @@ static uint32_t clamp_u32(uint64_t v, uint32_t lo, uint32_t hi)
     return v < lo ? lo : v > hi ? hi : (uint32_t)v;
 }
 
+/* The copies of one batch of source src that sink s waits for together
+ * at one level (parts of a priority split hold the batch's records between
+ * them, so the level with the most copies is what counts). */
+static uint32_t sink_copies(const struct sl_node *s, size_t src)
+{
+    uint32_t most = 0;
+
+    for (size_t l = 0; s->paths != NULL && l < SL_PRIORITY_LEVELS; l++) {
+        uint32_t c = s->paths[src * SL_PRIORITY_LEVELS + l];
+        most = c > most ? c : most;
+    }
+    return most;
+}
+
 /* The most paths from one source to one sink: a sink waits for every
  * path's copy of a batch, so that many copies are in flight together. */
 static uint32_t max_paths(const struct sl_pipeline *pl)
@@ -181,8 +198,9 @@ static uint32_t max_paths(const struct sl_pipeline *pl)
     uint32_t most = 1;
 
     for (size_t s = 0; s < pl->nnodes; s++) {
-        for (size_t i = 0; pl->nodes[s].paths != NULL && i < pl->nnodes; i++) {
-            most = pl->nodes[s].paths[i] > most ? pl->nodes[s].paths[i] : most;
+        for (size_t i = 0; i < pl->nnodes; i++) {
+            uint32_t c = sink_copies(&pl->nodes[s], i);
+            most = c > most ? c : most;
         }
     }
     return most;
@@ -195,7 +213,7 @@ static uint64_t source_copies(const struct sl_pipeline *pl, size_t src)
     uint64_t copies = 0;
 
     for (size_t s = 0; s < pl->nnodes; s++) {
-        copies += pl->nodes[s].paths != NULL ? pl->nodes[s].paths[src] : 0;
+        copies += sink_copies(&pl->nodes[s], src);
     }
     return copies;
 }
@@ -356,7 +374,8 @@ static void cap_reserve(struct sl_pipeline *pl)
 
 /* Creates node's input ring once its producers are known: a producer
  * reserves one slot per edge into it (a route whose outputs all feed one
- * sink, `inputs: [x, x]`), so the ring must hold that many at least. */
+ * sink, `inputs: [x, x]`) and per part of its priority split, so the ring
+ * must hold that many at least. */
 static int create_ring(struct sl_node *node)
 {
     uint32_t cap = node->ring_cap;
@@ -366,6 +385,7 @@ static int create_ring(struct sl_node *node)
         for (size_t j = 0; j < node->nups; j++) {
             edges += node->ups[j] == node->ups[i];
         }
+        edges *= node->ups[i]->nparts;
         cap = edges > cap ? edges : cap;
     }
     node->in = sl_ring_new(cap);

@@ -6,6 +6,7 @@
 
 #include "log.h"
 #include "mem.h"
+#include "priority.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -85,7 +86,7 @@ static bool reserves(const struct sl_node *consumer)
 }
 
 /* True when every consumer ring has as many free slots as this node has
- * edges into it (a hint, rechecked by the reservation). */
+ * edges into it, times its parts (a hint, rechecked by the reservation). */
 static bool outputs_have_room(struct sl_node *node)
 {
     for (size_t o = 0; o < node->nouts; o++) {
@@ -100,7 +101,7 @@ static bool outputs_have_room(struct sl_node *node)
                     need += node->outs[o2].to[c2]->in == r;
                 }
             }
-            if (sl_ring_free_slots(r) < need) {
+            if (sl_ring_free_slots(r) < need * node->nparts) {
                 return false;
             }
         }
@@ -125,28 +126,39 @@ void sl__node_room_freed(void *arg)
     }
 }
 
-/* Reserves one slot in every consumer ring of every output. */
+/* Gives back one reservation per part in every consumer ring of output o
+ * before consumer c. */
+static void cancel_before(struct sl_node *node, size_t o, size_t c)
+{
+    while (c-- > 0) {
+        for (uint32_t p = 0; reserves(node->outs[o].to[c]) && p < node->nparts; p++) {
+            sl_ring_cancel_reserve(node->outs[o].to[c]->in);
+        }
+    }
+}
+
+/* Reserves one slot per part (node->nparts) in every consumer ring of
+ * every output: all of them, or none. */
 static bool reserve_outputs(struct sl_node *node)
 {
     for (size_t o = 0; o < node->nouts; o++) {
         for (size_t c = 0; c < node->outs[o].n; c++) {
-            if (reserves(node->outs[o].to[c]) &&
-                sl_ring_try_reserve(node->outs[o].to[c]->in) != 0) {
-                /* Give back what this call took, in reverse. */
-                for (;;) {
-                    if (c == 0) {
-                        if (o == 0) {
-                            return false;
-                        }
-                        o--;
-                        c = node->outs[o].n;
-                        continue;
-                    }
-                    c--;
-                    if (reserves(node->outs[o].to[c])) {
-                        sl_ring_cancel_reserve(node->outs[o].to[c]->in);
-                    }
+            if (!reserves(node->outs[o].to[c])) {
+                continue;
+            }
+            for (uint32_t p = 0; p < node->nparts; p++) {
+                if (sl_ring_try_reserve(node->outs[o].to[c]->in) == 0) {
+                    continue;
                 }
+                /* Give back what this call took, in reverse. */
+                while (p-- > 0) {
+                    sl_ring_cancel_reserve(node->outs[o].to[c]->in);
+                }
+                cancel_before(node, o, c);
+                while (o-- > 0) {
+                    cancel_before(node, o, node->outs[o].n);
+                }
+                return false;
             }
         }
     }
@@ -155,11 +167,7 @@ static bool reserve_outputs(struct sl_node *node)
 
 static void cancel_output(struct sl_node *node, size_t o)
 {
-    for (size_t c = 0; c < node->outs[o].n; c++) {
-        if (reserves(node->outs[o].to[c])) {
-            sl_ring_cancel_reserve(node->outs[o].to[c]->in);
-        }
-    }
+    cancel_before(node, o, node->outs[o].n);
 }
 
 static void cancel_outputs(struct sl_node *node)
@@ -279,26 +287,11 @@ static void push_or_shed(struct sl_node *consumer, struct sl_batch *batch)
 /* Outputs emitted by the process() call running on this thread. */
 static _Thread_local uint64_t tl_emitted;
 
-void sl_node_emit(struct sl_node *node, size_t out, struct sl_batch *batch)
+/* Hands batch to every consumer of output o: the first gets the batch
+ * itself (with its dead letters), the others forks. Each edge holds one
+ * reservation for it (consumers that block). */
+static void send(struct sl_node *node, struct sl_out *o, struct sl_batch *batch)
 {
-    struct sl_out *o = &node->outs[out];
-
-    if (node->cn->kind == SLUICE_KIND_SOURCE && out == 0) {
-        sl__pipeline_note_decoded(node->pl, batch);
-    }
-
-    SL_ASSERT((tl_emitted & ((uint64_t)1 << out)) == 0);
-    tl_emitted |= (uint64_t)1 << out;
-    /* A node with several outputs (route) may send one record to several
-     * of them: it counts its records out itself, once each. */
-    if (node->cn->kind != SLUICE_KIND_SINK && node->nouts == 1 && o->n > 0) {
-        atomic_fetch_add_explicit(&node->c.out, batch->n, memory_order_relaxed);
-    }
-
-    if (o->n == 0) {
-        sl_batch_unref(batch);
-        return;
-    }
     /* Backwards, so that the first consumer gets the batch itself, with
      * its dead letters, after the others took their forks of it. */
     for (size_t c = o->n; c-- > 0;) {
@@ -327,6 +320,69 @@ void sl_node_emit(struct sl_node *node, size_t out, struct sl_batch *batch)
         sl_ring_push_reserved(o->to[c]->in, copy);
         node_kick(o->to[c]);
     }
+}
+
+/* Splits batch by node's priority expression and sends each part, the
+ * highest level first. count: node's `out` is counted here. */
+static void send_parts(struct sl_node *node, size_t out, struct sl_batch *batch, bool count)
+{
+    struct sl_batch *parts[SL_PRIORITY_LEVELS];
+    uint32_t dead = 0;
+    uint64_t n = 0;
+    int rc = sl_priority_split(node->cn, node->name, sl_node_source_name(node, batch), batch, parts,
+                               &dead);
+
+    if (rc != 0) {
+        fail_oom(node);
+        cancel_output(node, out);
+        return;
+    }
+    for (int l = SL_PRIORITY_LEVELS; l-- > 0;) {
+        n += parts[l] != NULL ? parts[l]->n : 0;
+    }
+    if (count) {
+        atomic_fetch_add_explicit(&node->c.out, n, memory_order_relaxed);
+    }
+    atomic_fetch_add_explicit(&node->c.dead, dead, memory_order_relaxed);
+    for (int l = SL_PRIORITY_LEVELS; l-- > 0;) {
+        if (parts[l] != NULL) {
+            send(node, &node->outs[out], parts[l]);
+        }
+    }
+}
+
+void sl_node_emit(struct sl_node *node, size_t out, struct sl_batch *batch)
+{
+    struct sl_out *o = &node->outs[out];
+
+    if (node->cn->kind == SLUICE_KIND_SOURCE && out == 0) {
+        sl__pipeline_note_decoded(node->pl, batch);
+    }
+
+    SL_ASSERT((tl_emitted & ((uint64_t)1 << out)) == 0);
+    tl_emitted |= (uint64_t)1 << out;
+    /* A node with several outputs (route) may send one record to several
+     * of them: it counts its records out itself, once each. */
+    bool count = node->cn->kind != SLUICE_KIND_SINK && node->nouts == 1 && o->n > 0;
+
+    if (o->n == 0) {
+        sl_batch_unref(batch);
+        return;
+    }
+    if (node->cn->priority_expr != NULL) {
+        send_parts(node, out, batch, count);
+        return;
+    }
+    if (node->cn->priority >= 0 &&
+        (batch = sl_priority_relabel(batch, (uint8_t)node->cn->priority)) == NULL) {
+        fail_oom(node);
+        cancel_output(node, out);
+        return;
+    }
+    if (count) {
+        atomic_fetch_add_explicit(&node->c.out, batch->n, memory_order_relaxed);
+    }
+    send(node, o, batch);
 }
 
 static void process_one(struct sl_node *node, struct sl_batch *batch)

@@ -73,6 +73,9 @@ struct sl_node {
         free_slots; /* bit i set = tasks[i] idle; acq_rel hand-off of the node's state */
     struct sl_node_task *tasks;
     uint32_t max_tasks;            /* the node's `workers` (workers_max when auto) */
+    uint32_t nparts;               /* batches per output batch: a priority expression's levels
+                                      (one part each, empty ones too), else 1; a task
+                                      reserves this many slots per edge */
     _Atomic uint32_t workers;      /* task slots that may be taken at once; tuned nodes: set
                                       by the loop thread (seq_cst: pairs with the slot CAS) */
     _Atomic uint32_t workers_peak; /* highest `workers` so far; relaxed (statistics) */
@@ -96,8 +99,9 @@ struct sl_node {
     atomic_uint nshells; /* seq_cst: pairs with free_slots like a ring push (node_kick) */
     pthread_t thread;    /* sources only */
     bool thread_started;
-    const uint32_t *paths; /* sinks: per node index, paths from that source here (the
-                              config's, conf_dag.c); NULL for the dead_letter sink */
+    const uint32_t *paths; /* sinks: per [source index * SL_PRIORITY_LEVELS + level], the
+                              copies of each batch that come here (the config's,
+                              conf_dag.c); NULL for the dead_letter sink */
 };
 
 struct sl_pipeline {

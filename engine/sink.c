@@ -29,6 +29,7 @@ struct pending {
 struct sl_sink_stream {
     uint32_t source;
     uint32_t stream;
+    uint8_t level; /* each priority level of a stream is its own sequence */
     uint32_t paths;
     uint64_t next_seq;
     struct pending *pending;
@@ -94,7 +95,8 @@ static struct sl_sink_stream *find_stream(struct sl_sink *sink, const struct sl_
 {
     for (size_t i = 0; i < sink->nstreams; i++) {
         struct sl_sink_stream *st = &sink->streams[i];
-        if (st->source == batch->source && st->stream == batch->stream) {
+        if (st->source == batch->source && st->stream == batch->stream &&
+            st->level == batch->level) {
             return st;
         }
     }
@@ -107,7 +109,10 @@ static struct sl_sink_stream *find_stream(struct sl_sink *sink, const struct sl_
     memset(st, 0, sizeof(*st));
     st->source = batch->source;
     st->stream = batch->stream;
-    st->paths = sink->node->paths != NULL ? sink->node->paths[batch->source] : 1;
+    st->level = batch->level;
+    st->paths = sink->node->paths != NULL
+                    ? sink->node->paths[batch->source * SL_PRIORITY_LEVELS + batch->level]
+                    : 1;
     if (st->paths == 0) {
         st->paths = 1;
     }
