@@ -3,6 +3,7 @@
  * the memory plan; and tearing it down. Thread:
  * main only. */
 #include "mem.h"
+#include "priority.h"
 #include "runtime.h"
 
 #include <sched.h>
@@ -546,6 +547,9 @@ static int build(struct sl_pipeline *pl, struct sl_err *err)
             return rc;
         }
     }
+    if (sl_priority_plans(pl->nodes, pl->nnodes) != 0) {
+        return sl_err_set(err, SL_ENOMEM, "out of memory");
+    }
     plan_memory(pl, threads);
     for (size_t i = 0; i < pl->nnodes; i++) {
         if (create_ring(&pl->nodes[i]) != 0) {
@@ -634,6 +638,10 @@ struct sl_pipeline *sl_pipeline_free(struct sl_pipeline *pl)
         sl_free(node->ups);
         sl_free(node->tasks);
         sl_free(node->tuner);
+        for (size_t j = 0; node->plans != NULL && j < pl->nnodes; j++) {
+            sl_free(node->plans[j]);
+        }
+        sl_free(node->plans);
     }
     sl_free(pl->nodes);
     sl_flow_release_all(&pl->flow);

@@ -3,6 +3,7 @@
 #include "positions.h"
 
 #include "mem.h"
+#include "priority.h"
 #include "sink.h"
 
 #include <stdio.h>
@@ -13,6 +14,7 @@
 struct sl_ack {
     uint32_t source;
     uint32_t stream;
+    uint8_t level;
     int64_t pos;
 };
 
@@ -28,10 +30,12 @@ void sl_acks_release(struct sl_acks *acks)
     sl_free(acks->v);
 }
 
-static struct sl_ack *find_ack(struct sl_acks *acks, uint32_t source, uint32_t stream)
+static struct sl_ack *
+find_ack(struct sl_acks *acks, uint32_t source, uint32_t stream, uint8_t level)
 {
     for (size_t i = 0; i < acks->n; i++) {
-        if (acks->v[i].source == source && acks->v[i].stream == stream) {
+        if (acks->v[i].source == source && acks->v[i].stream == stream &&
+            acks->v[i].level == level) {
             return &acks->v[i];
         }
     }
@@ -44,7 +48,8 @@ int sl_acks_note(struct sl_acks *acks, struct sl_batch *const *batches, size_t n
 
     pthread_mutex_lock(&acks->lock);
     for (size_t b = 0; b < n; b++) {
-        struct sl_ack *a = find_ack(acks, batches[b]->source, batches[b]->stream);
+        struct sl_ack *a =
+            find_ack(acks, batches[b]->source, batches[b]->stream, batches[b]->level);
         if (a == NULL) {
             struct sl_ack *grown = sl_realloc(acks->v, (acks->n + 1) * sizeof(*grown));
             if (grown == NULL) {
@@ -55,6 +60,7 @@ int sl_acks_note(struct sl_acks *acks, struct sl_batch *const *batches, size_t n
             a = &grown[acks->n++];
             a->source = batches[b]->source;
             a->stream = batches[b]->stream;
+            a->level = batches[b]->level;
         }
         a->pos = batches[b]->pos_end;
     }
@@ -62,12 +68,13 @@ int sl_acks_note(struct sl_acks *acks, struct sl_batch *const *batches, size_t n
     return rc;
 }
 
-int sl_acks_get(struct sl_acks *acks, uint32_t source, uint32_t stream, int64_t *ret_pos)
+int sl_acks_get(
+    struct sl_acks *acks, uint32_t source, uint32_t stream, uint8_t level, int64_t *ret_pos)
 {
     int rc = SL_EOF;
 
     pthread_mutex_lock(&acks->lock);
-    struct sl_ack *a = find_ack(acks, source, stream);
+    struct sl_ack *a = find_ack(acks, source, stream, level);
     if (a != NULL) {
         *ret_pos = a->pos;
         rc = 0;
@@ -97,6 +104,7 @@ static int each_sink(struct sl_node *node, int (*fn)(struct sl_sink *sink, void 
 }
 
 struct resume {
+    uint32_t src; /* the source node's index */
     const char *source;
     const char *stream;
     int32_t partition;
@@ -131,15 +139,24 @@ static int resume_visit(struct sl_sink *sink, void *arg)
         }
         return 0;
     }
-    int rc = sink->position(sink, r->source, r->stream, r->partition, &pos, fp, sizeof(fp), r->err);
-    if (rc == SL_EOF) {
-        r->unknown = true;
-        return 0;
+    /* Each priority level of the stream is written on its own: the lowest
+     * of them is where every level is done. */
+    const char *plan = sl_priority_plan(sink->node, r->src);
+    for (uint8_t l = 0; l < SL_PRIORITY_LEVELS; l++) {
+        if (sink->node->paths == NULL || sink->node->paths[r->src * SL_PRIORITY_LEVELS + l] == 0) {
+            continue;
+        }
+        int rc = sink->position(sink, r->source, r->stream, r->partition, l, plan, &pos, fp,
+                                sizeof(fp), r->err);
+        if (rc == SL_EOF) {
+            r->unknown = true;
+        } else if (rc == 0) {
+            take(r, pos, fp);
+        } else {
+            return rc;
+        }
     }
-    if (rc == 0) {
-        take(r, pos, fp);
-    }
-    return rc;
+    return 0;
 }
 
 int sl_source_resume(struct sl_node *src,
@@ -152,8 +169,12 @@ int sl_source_resume(struct sl_node *src,
                      size_t fingerprint_len,
                      struct sl_err *err)
 {
-    struct resume r = {
-        .source = src->name, .stream = stream, .partition = partition, .err = err, .own = own};
+    struct resume r = {.src = src->index,
+                       .source = src->name,
+                       .stream = stream,
+                       .partition = partition,
+                       .err = err,
+                       .own = own};
     int rc = each_sink(src, resume_visit, &r);
 
     if (rc != 0) {
@@ -205,13 +226,24 @@ static int committed_visit(struct sl_sink *sink, void *arg)
     struct committed *c = arg;
     int64_t pos;
 
-    if (sl_acks_get(&sink->acks, c->source, c->stream, &pos) != 0) {
-        return SL_EOF;
+    for (uint8_t l = 0; l < SL_PRIORITY_LEVELS; l++) {
+        /* The levels that reach this sink (every one, for a sink without
+         * counts: the dead-letter store is never reached by a path). */
+        if (sink->node->paths != NULL &&
+            sink->node->paths[c->source * SL_PRIORITY_LEVELS + l] == 0) {
+            continue;
+        }
+        if (sink->node->paths == NULL && l > 0) {
+            break;
+        }
+        if (sl_acks_get(&sink->acks, c->source, c->stream, l, &pos) != 0) {
+            return SL_EOF;
+        }
+        if (!c->seen || pos < c->min) {
+            c->min = pos;
+        }
+        c->seen = true;
     }
-    if (!c->seen || pos < c->min) {
-        c->min = pos;
-    }
-    c->seen = true;
     return 0;
 }
 

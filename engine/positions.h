@@ -3,13 +3,18 @@
  * sink, and the rules that make delivery exactly once into SQLite and at
  * least once elsewhere. The argument, in one place:
  *
- * 1. Every batch carries its (source, stream) and the position range it
- *    covers, with a sequence number without gaps, even when stages emptied
- *    it. A sink restores sequence order per stream and waits for one copy
- *    per path (sink.c), so what it writes is a prefix of the stream.
+ * 1. Every batch carries its (source, stream), priority level and the
+ *    position range it covers, with a sequence number without gaps per
+ *    level, even when stages emptied it (a priority split sends every level
+ *    every sequence number). A sink restores sequence order per (stream,
+ *    level) and waits for one copy per path (sink.c), so what it writes of
+ *    each level is a prefix of the stream's records at that level. Levels
+ *    advance on their own: a higher one may run ahead.
  * 2. Durable positions (SQLite sinks; a file source's `checkpoints:` file)
  *    live in `_sluice_checkpoints`, keyed by (table, writer, source, stream,
- *    partition) (connectors/sqlite/sqlite_positions.h). A SQLite sink reads
+ *    partition, level) (connectors/sqlite/sqlite_positions.h), with the
+ *    priority settings they were written under: when those change, the
+ *    lowest position of the old rows stands for every new lane. A SQLite sink reads
  *    its position inside the batch's BEGIN IMMEDIATE transaction, writes
  *    only the records at or beyond it (with the dead letters in its own file)
  *    and stores the new one in the same transaction: a replay, a zombie
@@ -20,7 +25,8 @@
  *    store were handed over before (sink.c), so an acknowledged position
  *    never runs ahead of them.
  * 4. Sources resume from the lowest durable position over the sinks they
- *    reach (sl_source_resume; 0 when one of them has none), and commit
+ *    reach and the levels that reach them (sl_source_resume; 0 when one of
+ *    them has none), and commit
  *    outside positions (Kafka group offsets, `checkpoints:`) only up to the
  *    lowest acknowledged one (sl_source_committed). A sink that is behind
  *    thus holds every source that feeds it back, and nothing is skipped.
@@ -52,10 +58,12 @@ void sl_acks_release(struct sl_acks *acks);
  * reach: the last batch's per stream, not the highest, so that an offset
  * reset takes it back. 0 or SL_ENOMEM. Thread: the sink's. */
 int sl_acks_note(struct sl_acks *acks, struct sl_batch *const *batches, size_t n);
-/* The position up to which the sink has written the stream of a source:
- * every record before it is done. 0 and *ret_pos, or SL_EOF when nothing of
- * that stream was written yet in this run. Thread: any. */
-int sl_acks_get(struct sl_acks *acks, uint32_t source, uint32_t stream, int64_t *ret_pos);
+/* The position up to which the sink has written one priority level of the
+ * stream of a source: every record of that level before it is done. 0 and
+ * *ret_pos, or SL_EOF when nothing of it was written yet in this run.
+ * Thread: any. */
+int sl_acks_get(
+    struct sl_acks *acks, uint32_t source, uint32_t stream, uint8_t level, int64_t *ret_pos);
 
 /* A source's own stored position of a stream (file sources' `checkpoints:`
  * file): it stands in for the sinks that keep no positions. */

@@ -4,6 +4,7 @@
 
 #include "expr.h"
 #include "mem.h"
+#include "runtime.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -198,4 +199,110 @@ int sl_priority_split(const struct sl_conf_node *cn,
         *ret_dead = 0;
     }
     return rc;
+}
+
+/* ==== Plans ==== */
+
+/* Marks the nodes reachable from node downstream (down) or upstream. */
+static void mark(const struct sl_node *node, bool down, unsigned char *seen)
+{
+    if (seen[node->index]) {
+        return;
+    }
+    seen[node->index] = 1;
+    if (!down) {
+        for (size_t i = 0; i < node->nups; i++) {
+            mark(node->ups[i], false, seen);
+        }
+        return;
+    }
+    for (size_t o = 0; o < node->nouts; o++) {
+        for (size_t c = 0; c < node->outs[o].n; c++) {
+            mark(node->outs[o].to[c], true, seen);
+        }
+    }
+}
+
+static uint64_t fnv(uint64_t h, const char *s)
+{
+    for (; *s != '\0'; s++) {
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    }
+    return h;
+}
+
+/* sink's plan for src into buf, or false when nothing between them sets a
+ * priority. seen: scratch, 2 per node. */
+static bool plan_of(const struct sl_node *nodes,
+                    size_t nnodes,
+                    const struct sl_node *sink,
+                    uint32_t src,
+                    unsigned char *seen,
+                    char *buf,
+                    size_t len)
+{
+    unsigned char *up = seen, *down = seen + nnodes;
+    uint64_t h = 0xcbf29ce484222325ull;
+    unsigned lanes = 0;
+    bool any = false;
+    char num[16];
+
+    memset(seen, 0, 2 * nnodes);
+    mark(sink, false, up);
+    mark(&nodes[src], true, down);
+    for (size_t i = 0; i < nnodes; i++) {
+        const struct sl_conf_node *cn = nodes[i].cn;
+        if (!up[i] || !down[i] || cn->priority_levels == 0) {
+            continue;
+        }
+        any = true;
+        snprintf(num, sizeof(num), "%d", cn->priority);
+        h = fnv(fnv(fnv(fnv(h, cn->name), "="),
+                    cn->priority_expr != NULL ? sl_expr_text(cn->priority_expr) : num),
+                ";");
+    }
+    for (int l = 0; l < SL_PRIORITY_LEVELS; l++) {
+        lanes |= sink->paths[src * SL_PRIORITY_LEVELS + l] > 0 ? 1u << l : 0;
+    }
+    snprintf(buf, len, "%x:%016llx", lanes, (unsigned long long)h);
+    return any;
+}
+
+int sl_priority_plans(struct sl_node *nodes, size_t nnodes)
+{
+    unsigned char *seen = sl_malloc(2 * nnodes);
+    char buf[SL_PRIORITY_PLAN_MAX];
+
+    if (seen == NULL) {
+        return SL_ENOMEM;
+    }
+    for (size_t s = 0; s < nnodes; s++) {
+        struct sl_node *sink = &nodes[s];
+        if (sink->cn->kind != SLUICE_KIND_SINK || sink->paths == NULL) {
+            continue;
+        }
+        for (uint32_t src = 0; src < nnodes; src++) {
+            if (nodes[src].cn->kind != SLUICE_KIND_SOURCE ||
+                !plan_of(nodes, nnodes, sink, src, seen, buf, sizeof(buf))) {
+                continue;
+            }
+            if (sink->plans == NULL &&
+                (sink->plans = sl_calloc(nnodes, sizeof(*sink->plans))) == NULL) {
+                sl_free(seen);
+                return SL_ENOMEM;
+            }
+            if ((sink->plans[src] = sl_malloc(strlen(buf) + 1)) == NULL) {
+                sl_free(seen);
+                return SL_ENOMEM;
+            }
+            memcpy(sink->plans[src], buf, strlen(buf) + 1);
+        }
+    }
+    sl_free(seen);
+    return 0;
+}
+
+const char *sl_priority_plan(const struct sl_node *sink, uint32_t src)
+{
+    return sink->plans != NULL && src < sink->pl->nnodes ? sink->plans[src] : NULL;
 }

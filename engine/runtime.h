@@ -99,6 +99,8 @@ struct sl_node {
     atomic_uint nshells; /* seq_cst: pairs with free_slots like a ring push (node_kick) */
     pthread_t thread;    /* sources only */
     bool thread_started;
+    char **plans;          /* sinks: per source index, the priority plan (priority.h), NULL
+                              when none; NULL when no source has one */
     const uint32_t *paths; /* sinks: per [source index * SL_PRIORITY_LEVELS + level], the
                               copies of each batch that come here (the config's,
                               conf_dag.c); NULL for the dead_letter sink */

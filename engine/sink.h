@@ -24,13 +24,16 @@ typedef int (*sl_sink_write_fn)(struct sl_sink *sink, struct sl_batch *const *ba
 
 struct sl_sink_stream;
 
-/* Reads the position this sink stored for a stream of a source (resume
- * point): 0 with *ret_pos and the fingerprint text, SL_EOF when none is
- * stored, or an error. */
+/* Reads the position this sink stored for a stream of a source at a
+ * priority level, under the sink's priority plan for that source
+ * (priority.h; NULL: none) (resume point): 0 with *ret_pos and the
+ * fingerprint text, SL_EOF when none is stored, or an error. */
 typedef int (*sl_sink_position_fn)(struct sl_sink *sink,
                                    const char *source,
                                    const char *stream,
                                    int32_t partition,
+                                   uint8_t level,
+                                   const char *plan,
                                    int64_t *ret_pos,
                                    char *fingerprint,
                                    size_t fingerprint_len,

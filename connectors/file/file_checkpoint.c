@@ -60,7 +60,7 @@ struct sl_file_ckpt *sl_file_ckpt_close(struct sl_file_ckpt *ck)
 /* The source is its own writer here: the positions stand in for its sinks. */
 static struct sl_pos_key key_of(const struct sl_file_ckpt *ck, const char *stream)
 {
-    return (struct sl_pos_key){ck->tbl, ck->name, ck->name, stream, 0};
+    return (struct sl_pos_key){ck->tbl, ck->name, ck->name, stream, 0, 0, NULL};
 }
 
 int sl_file_ckpt_get(struct sl_file_ckpt *ck,

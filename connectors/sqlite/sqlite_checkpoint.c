@@ -10,25 +10,42 @@
 #include "sqlite_priv.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-/* "partition" is quoted: it is a keyword (window functions). */
+/* "partition" is quoted: it is a keyword (window functions). `level` is
+ * the priority lane; `plan` names the priority settings the row was
+ * written under (NULL: none), so that a changed setting is noticed. */
 static const char ck_create[] =
     "CREATE TABLE IF NOT EXISTS _sluice_checkpoints(tbl TEXT NOT NULL, writer TEXT NOT NULL,"
     " source TEXT NOT NULL, stream TEXT NOT NULL, \"partition\" INTEGER NOT NULL,"
-    " position INTEGER NOT NULL, fingerprint TEXT,"
-    " PRIMARY KEY(tbl, writer, source, stream, \"partition\"))";
+    " position INTEGER NOT NULL, fingerprint TEXT, level INTEGER NOT NULL DEFAULT 0, plan TEXT,"
+    " PRIMARY KEY(tbl, writer, source, stream, \"partition\", level))";
+/* Every lane of a key, its own first. */
 static const char ck_get[] =
-    "SELECT position, fingerprint FROM _sluice_checkpoints WHERE tbl = ?1 AND writer = ?2"
-    " AND source = ?3 AND stream = ?4 AND \"partition\" = ?5";
+    "SELECT position, fingerprint, level, plan FROM _sluice_checkpoints WHERE tbl = ?1"
+    " AND writer = ?2 AND source = ?3 AND stream = ?4 AND \"partition\" = ?5"
+    " ORDER BY level != ?8, level";
 /* A NULL fingerprint (Kafka, or a source that has none) keeps the stored one. */
 static const char ck_put[] =
     "INSERT INTO _sluice_checkpoints(tbl, writer, source, stream, \"partition\", position,"
-    " fingerprint) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
-    " ON CONFLICT(tbl, writer, source, stream, \"partition\") DO UPDATE SET"
-    " position = excluded.position, fingerprint = coalesce(excluded.fingerprint, fingerprint)";
+    " fingerprint, level, plan) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+    " ON CONFLICT(tbl, writer, source, stream, \"partition\", level) DO UPDATE SET"
+    " position = excluded.position, fingerprint = coalesce(excluded.fingerprint, fingerprint),"
+    " plan = excluded.plan";
 static const char ck_writers[] =
     "SELECT DISTINCT writer FROM _sluice_checkpoints WHERE tbl = ?1 ORDER BY writer";
+/* The layout before priority lanes, rebuilt with lane 0. */
+static const char ck_rebuild[] =
+    "ALTER TABLE _sluice_checkpoints RENAME TO _sluice_checkpoints_v2;"
+    "CREATE TABLE _sluice_checkpoints(tbl TEXT NOT NULL, writer TEXT NOT NULL,"
+    " source TEXT NOT NULL, stream TEXT NOT NULL, \"partition\" INTEGER NOT NULL,"
+    " position INTEGER NOT NULL, fingerprint TEXT, level INTEGER NOT NULL DEFAULT 0, plan TEXT,"
+    " PRIMARY KEY(tbl, writer, source, stream, \"partition\", level));"
+    "INSERT INTO _sluice_checkpoints(tbl, writer, source, stream, \"partition\", position,"
+    " fingerprint) SELECT tbl, writer, source, stream, \"partition\", position, fingerprint"
+    " FROM _sluice_checkpoints_v2;"
+    "DROP TABLE _sluice_checkpoints_v2";
 /* The layout before positions named their writer, kept for adoption. */
 static const char ck_legacy_fp[] =
     "SELECT position, fingerprint FROM _sluice_checkpoints_v1 WHERE tbl = ?1 AND stream = ?4"
@@ -85,20 +102,27 @@ static int move_legacy(sqlite3 *db)
                            : rc;
 }
 
-/* Creates the table, moving an older layout aside first. Another process
- * may race us: BEGIN IMMEDIATE serialises, and the check is redone inside. */
+/* Creates the table, moving an older layout aside (no writer) or
+ * rebuilding it with lanes (no level) first. Another process may race us:
+ * BEGIN IMMEDIATE serialises, and the check is redone inside. */
 static int create_table(sqlite3 *db, struct sl_err *err)
 {
-    int state = 0;
-    int rc = column_state(db, "_sluice_checkpoints", "writer", &state);
+    int writer = 0, level = 0;
+    int rc = column_state(db, "_sluice_checkpoints", "writer", &writer);
 
-    if (rc == SQLITE_OK && state == 0) {
+    rc = rc == SQLITE_OK ? column_state(db, "_sluice_checkpoints", "level", &level) : rc;
+    if (rc == SQLITE_OK && (writer == 0 || level == 0)) {
         rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
         if (rc == SQLITE_OK) {
-            rc = column_state(db, "_sluice_checkpoints", "writer", &state);
+            rc = column_state(db, "_sluice_checkpoints", "writer", &writer);
         }
-        if (rc == SQLITE_OK && state == 0) {
+        if (rc == SQLITE_OK) {
+            rc = column_state(db, "_sluice_checkpoints", "level", &level);
+        }
+        if (rc == SQLITE_OK && writer == 0) {
             rc = move_legacy(db);
+        } else if (rc == SQLITE_OK && level == 0) {
+            rc = sqlite3_exec(db, ck_rebuild, NULL, NULL, NULL);
         }
         if (rc == SQLITE_OK) {
             rc = sqlite3_exec(db, ck_create, NULL, NULL, NULL);
@@ -179,6 +203,9 @@ static int bind_key(sqlite3_stmt *st, const struct sl_pos_key *key)
     if (rc == SQLITE_OK) {
         rc = sqlite3_bind_text(st, 4, key->stream, -1, SQLITE_STATIC);
     }
+    if (rc == SQLITE_OK && sqlite3_bind_parameter_index(st, "?8") > 0) {
+        rc = sqlite3_bind_int(st, 8, key->level);
+    }
     return rc == SQLITE_OK ? sqlite3_bind_int(st, 5, key->partition) : rc;
 }
 
@@ -200,6 +227,101 @@ read_row(sqlite3_stmt *st, const struct sl_pos_key *key, int64_t *pos, char *fp,
     return rc;
 }
 
+static bool same_plan(const char *a, const char *b)
+{
+    return (a == NULL || a[0] == '\0') ? (b == NULL || b[0] == '\0')
+                                       : (b != NULL && strcmp(a, b) == 0);
+}
+
+/* The lanes a plan had: "<mask hex>:<hash>", none (NULL) is lane 0 only. */
+static unsigned plan_lanes(const char *plan)
+{
+    return plan == NULL || plan[0] == '\0' ? 1u : (unsigned)strtoul(plan, NULL, 16);
+}
+
+/* One plan's rows of a key, while reading them. */
+struct plan_rows {
+    char plan[SL_POS_PLAN_MAX];
+    unsigned lanes; /* lanes with a row */
+    int64_t min;
+    char fp[128]; /* beside min */
+};
+
+/* Reads key's lanes into *ret_pos / fp (see sl_pos_store_get). SQLITE_ROW
+ * when a position applies, SQLITE_DONE when none does. */
+static int read_lanes(struct sl_pos_store *ps,
+                      const struct sl_pos_key *key,
+                      int64_t *ret_pos,
+                      char *fp,
+                      size_t fp_len)
+{
+    struct plan_rows old[4];
+    size_t nold = 0;
+    bool any = false, changed = false, overflow = false;
+    sqlite3_stmt *st = ps->get;
+    int rc = bind_key(st, key);
+
+    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t pos = sqlite3_column_int64(st, 0);
+        const char *f = (const char *)sqlite3_column_text(st, 1);
+        int level = sqlite3_column_int(st, 2);
+        const char *plan = (const char *)sqlite3_column_text(st, 3);
+        rc = SQLITE_OK;
+        if (!any && level == key->level && same_plan(plan, key->plan)) {
+            /* Its own lane, under the same settings (ordered first). */
+            *ret_pos = pos;
+            snprintf(fp, fp_len, "%s", f != NULL ? f : "");
+            (void)sqlite3_reset(st);
+            return SQLITE_ROW;
+        }
+        any = true;
+        if (same_plan(plan, key->plan)) {
+            continue; /* a lane written since the settings changed */
+        }
+        changed = true;
+        size_t i = 0;
+        while (i < nold && !same_plan(old[i].plan, plan)) {
+            i++;
+        }
+        if (i == nold && nold == sizeof(old) / sizeof(old[0])) {
+            overflow = true;
+            continue;
+        }
+        if (i == nold) {
+            nold++;
+            snprintf(old[i].plan, sizeof(old[i].plan), "%s", plan != NULL ? plan : "");
+            old[i].lanes = 0;
+            old[i].min = pos;
+            snprintf(old[i].fp, sizeof(old[i].fp), "%s", f != NULL ? f : "");
+        }
+        old[i].lanes |= level >= 0 && level < 32 ? 1u << level : 0;
+        if (pos < old[i].min) {
+            old[i].min = pos;
+            snprintf(old[i].fp, sizeof(old[i].fp), "%s", f != NULL ? f : "");
+        }
+    }
+    (void)sqlite3_reset(st);
+    if (rc != SQLITE_DONE || !changed) {
+        return rc; /* an error, or this lane never committed under these settings */
+    }
+    /* The priority settings changed since these rows were written: below
+     * the lowest position of a complete earlier setting, every record was
+     * written in some lane. One with a lane that never committed, or too
+     * many settings to follow, gives nothing (read again: at least once). */
+    *ret_pos = INT64_MAX;
+    for (size_t i = 0; i < nold; i++) {
+        int64_t pos =
+            overflow || (old[i].lanes & plan_lanes(old[i].plan)) != plan_lanes(old[i].plan)
+                ? 0
+                : old[i].min;
+        if (pos < *ret_pos) {
+            *ret_pos = pos;
+            snprintf(fp, fp_len, "%s", old[i].fp);
+        }
+    }
+    return SQLITE_ROW;
+}
+
 int sl_pos_store_get(struct sl_pos_store *ps,
                      const struct sl_pos_key *key,
                      int64_t *ret_pos,
@@ -207,7 +329,9 @@ int sl_pos_store_get(struct sl_pos_store *ps,
                      size_t fp_len,
                      struct sl_err *err)
 {
-    int rc = read_row(ps->get, key, ret_pos, fp, fp_len);
+    char unused[8];
+    int rc = read_lanes(ps, key, ret_pos, fp != NULL ? fp : unused,
+                        fp != NULL ? fp_len : sizeof(unused));
 
     if (rc == SQLITE_DONE && ps->legacy != NULL) {
         /* Written before positions named their writer: every writer of the
@@ -233,6 +357,10 @@ int sl_pos_store_put(struct sl_pos_store *ps,
     if (rc == SQLITE_OK) {
         rc =
             fp != NULL ? sqlite3_bind_text(st, 7, fp, -1, SQLITE_STATIC) : sqlite3_bind_null(st, 7);
+    }
+    if (rc == SQLITE_OK) {
+        rc = key->plan != NULL ? sqlite3_bind_text(st, 9, key->plan, -1, SQLITE_STATIC)
+                               : sqlite3_bind_null(st, 9);
     }
     rc = rc == SQLITE_OK ? sqlite3_step(st) : rc;
     (void)sqlite3_reset(st);
@@ -295,10 +423,14 @@ int sl_pos_store_streams(struct sl_pos_store *ps,
                          void *arg,
                          struct sl_err *err)
 {
-    int rc = each_stream(ps,
-                         "SELECT stream, fingerprint FROM _sluice_checkpoints WHERE tbl = ?1"
-                         " AND writer = ?2 AND source = ?3 AND \"partition\" = 0",
-                         key, fn, arg, err);
+    int rc =
+        each_stream(ps,
+                    "SELECT stream, fingerprint FROM _sluice_checkpoints WHERE tbl = ?1"
+                    " AND writer = ?2 AND source = ?3 AND \"partition\" = 0 AND level = ("
+                    "SELECT min(level) FROM _sluice_checkpoints AS o WHERE o.tbl = ?1 AND"
+                    " o.writer = ?2 AND o.source = ?3 AND o.stream = _sluice_checkpoints.stream"
+                    " AND o.\"partition\" = 0)",
+                    key, fn, arg, err);
 
     if (rc == 0 && ps->legacy != NULL) {
         /* The older layout: adopted by every writer (sl_pos_store_get). */
@@ -327,10 +459,17 @@ static const char *source_of(const struct sl_sqlite_writer *w, const struct sl_b
     return name != NULL ? name : "";
 }
 
+static const char *plan_of(const struct sl_sqlite_writer *w, const struct sl_batch *batch)
+{
+    return w->conf.plans != NULL && batch->source < w->conf.nsource_names
+               ? w->conf.plans[batch->source]
+               : NULL;
+}
+
 static struct sl_pos_key key_of(const struct sl_sqlite_writer *w, const struct sl__sqlite_pos *p)
 {
     return (struct sl_pos_key){w->conf.table, w->conf.writer_id, p->source_name, p->stream,
-                               p->partition};
+                               p->partition,  p->level,          p->plan};
 }
 
 /* A Kafka offset reset: the batch's epoch is not the stored one. (A file's
@@ -346,7 +485,7 @@ static struct sl__sqlite_pos *pos_find(struct sl_sqlite_writer *w, const struct 
     for (uint32_t i = 0; i < w->npos; i++) {
         struct sl__sqlite_pos *p = &w->pos[i];
         if (p->source == batch->source && p->partition == batch->partition &&
-            strcmp(p->stream, batch->stream_name) == 0) {
+            p->level == batch->level && strcmp(p->stream, batch->stream_name) == 0) {
             return p;
         }
     }
@@ -375,6 +514,8 @@ static int pos_read(struct sl_sqlite_writer *w,
                                  .source_name = source_of(w, batch),
                                  .stream = batch->stream_name,
                                  .partition = batch->partition,
+                                 .level = batch->level,
+                                 .plan = plan_of(w, batch),
                                  .pos = INT64_MIN,
                                  .next = INT64_MIN,
                                  .fingerprint = batch->fingerprint};
@@ -458,12 +599,15 @@ int sl_sqlite_writer_position(struct sl_sqlite_writer *w,
                               const char *source,
                               const char *stream,
                               int32_t partition,
+                              uint8_t level,
+                              const char *plan,
                               int64_t *ret_pos,
                               char *fingerprint,
                               size_t fingerprint_len,
                               struct sl_err *err)
 {
-    struct sl_pos_key key = {w->conf.table, w->conf.writer_id, source, stream, partition};
+    struct sl_pos_key key = {w->conf.table, w->conf.writer_id, source, stream, partition, level,
+                             plan};
 
     return sl_pos_store_get(&w->ps, &key, ret_pos, fingerprint, fingerprint_len, err);
 }
@@ -474,7 +618,7 @@ int sl_sqlite_writer_streams(struct sl_sqlite_writer *w,
                              void *arg,
                              struct sl_err *err)
 {
-    struct sl_pos_key key = {w->conf.table, w->conf.writer_id, source, NULL, 0};
+    struct sl_pos_key key = {w->conf.table, w->conf.writer_id, source, NULL, 0, 0, NULL};
 
     return sl_pos_store_streams(&w->ps, &key, fn, arg, err);
 }

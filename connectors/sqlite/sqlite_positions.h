@@ -24,7 +24,13 @@ struct sl_pos_key {
     const char *source; /* the source node's name */
     const char *stream; /* file identity (connectors/file/file_identity.h) or Kafka topic */
     int32_t partition;  /* Kafka partition, 0 for files */
+    uint8_t level;      /* priority lane: each level of a stream is ordered on its own */
+    const char *plan;   /* the priority settings the writer works under (NULL: none):
+                           "<lanes mask hex>:<hash>" (sl_sink's plans) */
 };
+
+/* Longest plan text kept. */
+#define SL_POS_PLAN_MAX 64
 
 struct sl_pos_store {
     sqlite3 *db;          /* borrowed connection */
@@ -46,7 +52,12 @@ void sl_pos_store_close(struct sl_pos_store *ps);
 /* Reads key's position: 0 with *ret_pos and the stored fingerprint copied
  * into fp (NUL-terminated, "" when none; fp may be NULL), SL_EOF when none is
  * stored, else SL_ERETRY / SL_EIO with err set. Inside or outside a
- * transaction. */
+ * transaction. The lane's own row counts when it was written under the
+ * same plan. Rows of another plan mean the priority settings changed:
+ * then the lowest position of those rows (0 when one of their lanes has
+ * none) stands for every lane not yet written under the new plan, so a
+ * record that moved to another lane is neither lost nor written twice
+ * below it. A lane without a row under an unchanged plan has none. */
 int sl_pos_store_get(struct sl_pos_store *ps,
                      const struct sl_pos_key *key,
                      int64_t *ret_pos,

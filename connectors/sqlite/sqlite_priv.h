@@ -122,6 +122,8 @@ struct sl__sqlite_pos {
     const char *source_name; /* its name (conf.source_names), "" when unknown */
     const char *stream;      /* batch's stream_name (pipeline lifetime) */
     int32_t partition;
+    uint8_t level;           /* batch's priority lane */
+    const char *plan;        /* the priority plan stored beside it (conf.plans), or NULL */
     int64_t pos;             /* records below it are in the table (as of the transaction's
                                 start: copies of one batch arriving by several DAG paths
                                 are all written, none trimmed by its sibling) */

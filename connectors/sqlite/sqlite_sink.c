@@ -487,6 +487,8 @@ static int sqlite_position(struct sl_sink *sink,
                            const char *source,
                            const char *stream,
                            int32_t partition,
+                           uint8_t level,
+                           const char *plan,
                            int64_t *ret_pos,
                            char *fp,
                            size_t fp_len,
@@ -495,7 +497,8 @@ static int sqlite_position(struct sl_sink *sink,
     struct sqlite_sink *ss = (struct sqlite_sink *)sink;
 
     pthread_mutex_lock(&ss->lock);
-    int rc = sl_sqlite_writer_position(ss->w, source, stream, partition, ret_pos, fp, fp_len, err);
+    int rc = sl_sqlite_writer_position(ss->w, source, stream, partition, level, plan, ret_pos, fp,
+                                       fp_len, err);
     pthread_mutex_unlock(&ss->lock);
     return rc;
 }
@@ -594,6 +597,7 @@ fill_writer_conf(struct sl_node *node, struct sqlite_sink *ss, struct sl_sqlite_
     wc->writer_id = writer_id_of(node);
     wc->source_names = ss->source_names;
     wc->nsource_names = (uint32_t)pl->nnodes;
+    wc->plans = node->plans;
     return 0;
 }
 

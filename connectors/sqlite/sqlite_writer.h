@@ -47,6 +47,8 @@ struct sl_sqlite_writer_conf {
     const char *const *source_names; /* optional: source node names by batch->source,
                                         `_source` of the records this writer rejects */
     uint32_t nsource_names;
+    char *const *plans; /* optional: per batch->source (< nsource_names), the priority
+                           plan stored beside its positions (priority.h), NULL: none */
 };
 
 struct sl_sqlite_writer;
@@ -114,8 +116,8 @@ int sl_sqlite_writer_write(struct sl_sqlite_writer *w,
  * Thread: the writer's. */
 uint64_t sl_sqlite_writer_dead_stored(const struct sl_sqlite_writer *w);
 
-/* Reads the stored position of (table, writer_id, source, stream, partition),
- * to resume from:
+/* Reads the stored position of (table, writer_id, source, stream, partition)
+ * at priority level under plan (sqlite_positions.h), to resume from:
  * returns 0 with *ret_pos and, when fingerprint is not NULL, the stored
  * fingerprint copied (NUL-terminated, cut to fingerprint_len - 1; "" when none).
  * Returns SL_EOF when no position is stored, SL_ERETRY when locked, SL_EIO
@@ -125,6 +127,8 @@ int sl_sqlite_writer_position(struct sl_sqlite_writer *w,
                               const char *source,
                               const char *stream,
                               int32_t partition,
+                              uint8_t level,
+                              const char *plan,
                               int64_t *ret_pos,
                               char *fingerprint,
                               size_t fingerprint_len,

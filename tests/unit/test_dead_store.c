@@ -292,10 +292,10 @@ static void test_sink_committed_follows_an_offset_reset(void **state)
     struct sl_sink *sink = sl_sink_of(node_named(fx->pl, "s"));
     uint32_t src = node_named(fx->pl, "gen")->index;
     assert_int_equal(sl_sink_process(sink, kafka_like(fx->pl, 0, 0, 300)), 0);
-    assert_int_equal(sl_acks_get(&sink->acks, src, 0, &pos), 0);
+    assert_int_equal(sl_acks_get(&sink->acks, src, 0, 0, &pos), 0);
     assert_int_equal(pos, 300);
     assert_int_equal(sl_sink_process(sink, kafka_like(fx->pl, 1, 0, 50)), 0);
-    assert_int_equal(sl_acks_get(&sink->acks, src, 0, &pos), 0);
+    assert_int_equal(sl_acks_get(&sink->acks, src, 0, 0, &pos), 0);
     assert_int_equal(pos, 50);
 }
 

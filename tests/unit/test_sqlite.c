@@ -235,7 +235,7 @@ static const char *q_text(const char *path, const char *sql, char *out, size_t l
 static int64_t position(struct sl_sqlite_writer *w, const char *stream)
 {
     int64_t pos = -1;
-    int rc = sl_sqlite_writer_position(w, "", stream, 0, &pos, NULL, 0, NULL);
+    int rc = sl_sqlite_writer_position(w, "", stream, 0, 0, NULL, &pos, NULL, 0, NULL);
 
     return rc == SL_EOF ? -2 : rc == 0 ? pos : -3;
 }
@@ -695,10 +695,11 @@ static void test_sqlite_positions_are_keyed_by_writer_and_source(void **state)
     write_ok(wa, &a, 1, NULL);
     write_ok(wb, &b, 1, NULL);  /* the same stream range, by another sink */
     write_ok(wa, &s2, 1, NULL); /* the same file, by another source */
-    assert_int_equal(sl_sqlite_writer_position(wa, "dear", "o.jsonl", 0, &pos, NULL, 0, NULL), 0);
+    assert_int_equal(
+        sl_sqlite_writer_position(wa, "dear", "o.jsonl", 0, 0, NULL, &pos, NULL, 0, NULL), 0);
     assert_int_equal(pos, 10);
-    assert_int_equal(sl_sqlite_writer_position(wb, "dear", "o.jsonl", 0, &pos, NULL, 0, NULL),
-                     SL_EOF);
+    assert_int_equal(
+        sl_sqlite_writer_position(wb, "dear", "o.jsonl", 0, 0, NULL, &pos, NULL, 0, NULL), SL_EOF);
     wa = sl_sqlite_writer_close(wa);
     wb = sl_sqlite_writer_close(wb);
     assert_int_equal(q_int(fx->path, "SELECT count(*) FROM t"), 30);
@@ -748,9 +749,10 @@ static void test_sqlite_partitions_and_streams_are_separate(void **state)
 
     b[1]->partition = 1;
     write_ok(w, b, 3, NULL);
-    assert_int_equal(sl_sqlite_writer_position(w, "", "topic", 1, &pos, NULL, 0, NULL), 0);
+    assert_int_equal(sl_sqlite_writer_position(w, "", "topic", 1, 0, NULL, &pos, NULL, 0, NULL), 0);
     assert_int_equal(pos, 10);
-    assert_int_equal(sl_sqlite_writer_position(w, "", "topic", 2, &pos, NULL, 0, NULL), SL_EOF);
+    assert_int_equal(sl_sqlite_writer_position(w, "", "topic", 2, 0, NULL, &pos, NULL, 0, NULL),
+                     SL_EOF);
     w = sl_sqlite_writer_close(w);
     assert_int_equal(q_int(fx->path, "SELECT count(*) FROM t"), 24);
     assert_int_equal(q_int(fx->path, "SELECT count(*) FROM _sluice_checkpoints"), 3);
@@ -791,7 +793,8 @@ static void test_sqlite_fingerprint_follows_the_file(void **state)
     old->fingerprint = "1:a.log";
     renamed->fingerprint = "1:a.log.1";
     write_ok(w, &old, 1, NULL);
-    assert_int_equal(sl_sqlite_writer_position(w, "", "4096:aa", 0, &pos, fp, sizeof(fp), NULL), 0);
+    assert_int_equal(
+        sl_sqlite_writer_position(w, "", "4096:aa", 0, 0, NULL, &pos, fp, sizeof(fp), NULL), 0);
     assert_int_equal(pos, 10);
     assert_string_equal(fp, "1:a.log"); /* cut to the buffer */
     write_ok(w, &renamed, 1, NULL);     /* the first 10 are trimmed, 4 new */
