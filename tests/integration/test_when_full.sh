@@ -93,7 +93,9 @@ counts_add_up tuned.json
 peak=$(json tuned.json 'd["nodes"]["slow"]["workers_peak"]')
 shed=$(json tuned.json 'd["nodes"]["slow"]["shed"]')
 [ "$peak" -ge 4 ] || fail "tuned: the shedding stage peaked at $peak workers"
-[ "$shed" -lt $((R * 3 / 2)) ] || fail "tuned: shed $shed of $((R * 3)) with workers it could add"
+# Before the fix it shed 97%; a loaded CI machine slows the ramp up (it
+# shed 57% once under ASan beside other tests), so the bound is loose.
+[ "$shed" -lt $((R * 3 * 4 / 5)) ] || fail "tuned: shed $shed of $((R * 3)) with workers it could add"
 
 # 2. block (the default) sheds nothing, and the summary has no shed column.
 sed 's/when_full: drop_newest/when_full: block/; s/drop_newest.db/block.db/' drop_newest.yaml > block.yaml
