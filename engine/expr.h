@@ -45,6 +45,10 @@ int sl_expr_eval(const struct sl_expr *e,
 int sl_expr_int_choices(
     const struct sl_expr *e, int64_t lo, int64_t hi, uint64_t *ret_mask, struct sl_err *err);
 
+/* Sets what @priority gives on this thread: the runtime sets the level of
+ * the batch a node is about to process (0 until set). Thread: the caller's. */
+void sl_expr_set_priority(uint8_t level);
+
 /* The text e was compiled from (NUL-terminated copy). */
 const char *sl_expr_text(const struct sl_expr *e);
 

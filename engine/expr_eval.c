@@ -330,6 +330,16 @@ eval_in(const struct sl__expr_ctx *cx, const struct sl__expr_node *n, struct sl_
 /* Metadata. A record is a file record when meta.line > 0, a Kafka record
  * when line == 0 and it has a stream (the topic); the other kind's names
  * read null, as does everything of a record without a source. */
+/* The level of the batch being worked on by this thread (@priority): a
+ * batch's, not a record's, and records are shared read-only between
+ * fan-out paths at different levels. */
+static _Thread_local uint8_t tl_priority;
+
+void sl_expr_set_priority(uint8_t level)
+{
+    tl_priority = level;
+}
+
 static struct sl_value meta_value(const struct sl_meta *m, uint8_t which)
 {
     bool file = m->line > 0;
@@ -350,6 +360,8 @@ static struct sl_value meta_value(const struct sl_meta *m, uint8_t which)
         return m->headers;
     case SL__META_FILE:
         return file ? sl_value_str(m->stream, (uint32_t)strlen(m->stream)) : sl_value_null();
+    case SL__META_PRIORITY:
+        return sl_value_int(tl_priority);
     default:
         return file ? sl_value_int(m->line) : sl_value_null();
     }

@@ -77,6 +77,7 @@ enum sl__expr_meta {
     SL__META_HEADERS,
     SL__META_FILE,
     SL__META_LINE,
+    SL__META_PRIORITY,
     SL__META_COUNT
 };
 

@@ -37,6 +37,7 @@ const char *const sl__expr_meta_names[SL__META_COUNT] = {
     [SL__META_TOPIC] = "topic",         [SL__META_KEY] = "key",
     [SL__META_TIMESTAMP] = "timestamp", [SL__META_HEADERS] = "headers",
     [SL__META_FILE] = "file",           [SL__META_LINE] = "line",
+    [SL__META_PRIORITY] = "priority",
 };
 
 struct parser {

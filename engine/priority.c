@@ -169,6 +169,8 @@ int sl_priority_split(const struct sl_conf_node *cn,
     if ((batch = own(batch)) == NULL) {
         return SL_ENOMEM;
     }
+    /* @priority in the expression: the level the batch has so far. */
+    sl_expr_set_priority(batch->level);
     if (batch->n > 0 && (lv = sl_malloc(batch->n)) == NULL) {
         sl_batch_unref(batch);
         return SL_ENOMEM;

@@ -4,6 +4,7 @@
  * builds and frees; workers run tasks; source threads push raw batches. */
 #include "runtime.h"
 
+#include "expr.h"
 #include "log.h"
 #include "mem.h"
 #include "priority.h"
@@ -395,6 +396,7 @@ static void process_one(struct sl_node *node, struct sl_batch *batch)
     }
     atomic_fetch_add_explicit(&node->c.batches, 1, memory_order_relaxed);
     tl_emitted = 0;
+    sl_expr_set_priority(batch->level);
     rc = node->type->process(node, batch);
     if (rc != 0) {
         struct sl_err err = {0};
