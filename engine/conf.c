@@ -551,13 +551,14 @@ static int load_workers(struct sl__loader *ld, const struct sl__ynode *map, stru
     return rc;
 }
 
-/* when_full: block | drop_newest | drop_oldest (shed needs priorities). */
+/* when_full: block | drop_newest | drop_oldest | shed. */
 static int load_when_full(struct sl__loader *ld,
                           const struct sl__ynode *map,
                           struct sl_conf_node *cn,
                           int dead_letter)
 {
-    static const char *const names[SL_WHEN_FULL_COUNT] = {"block", "drop_newest", "drop_oldest"};
+    static const char *const names[SL_WHEN_FULL_COUNT] = {"block", "drop_newest", "drop_oldest",
+                                                          "shed"};
     const struct sl__ynode *val = sl__ymap_find(map, "when_full");
     char buf[64];
 
@@ -576,13 +577,8 @@ static int load_when_full(struct sl__loader *ld,
                 return 0;
             }
         }
-        if (strcmp(val->text, "shed") == 0) {
-            return sl__yerr(ld, val,
-                            "'shed' is not supported yet (it sheds by priority): use drop_newest "
-                            "or drop_oldest");
-        }
     }
-    return sl__yerr(ld, val, "expected block, drop_newest or drop_oldest, got %s",
+    return sl__yerr(ld, val, "expected block, drop_newest, drop_oldest or shed, got %s",
                     sl__ydescribe(val, buf, sizeof(buf)));
 }
 

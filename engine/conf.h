@@ -25,6 +25,7 @@ enum sl_when_full {
     SL_WHEN_FULL_BLOCK,       /* wait for room (backpressure) */
     SL_WHEN_FULL_DROP_NEWEST, /* shed the batch that does not fit */
     SL_WHEN_FULL_DROP_OLDEST, /* shed the oldest queued batch to make room */
+    SL_WHEN_FULL_SHED,        /* shed the lowest priority: a queued lower one, else this one */
     SL_WHEN_FULL_COUNT
 };
 

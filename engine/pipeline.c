@@ -389,7 +389,9 @@ static int create_ring(struct sl_node *node)
         edges *= node->ups[i]->nparts;
         cap = edges > cap ? edges : cap;
     }
-    node->in = sl_ring_new(cap);
+    /* Several levels arrive: a queue per level, the higher taken first. */
+    uint16_t levels = sl_priority_levels_in(node);
+    node->in = sl_ring_new_lanes(cap, __builtin_popcount(levels) > 1 ? SL_PRIORITY_LEVELS : 1);
     if (node->in == NULL) {
         return SL_ENOMEM;
     }

@@ -45,9 +45,17 @@ struct sl_node;
  * the pipeline). Thread: any, after sl_priority_plans. */
 const char *sl_priority_plan(const struct sl_node *sink, uint32_t src);
 
+/* The levels that may reach node's input (a bit each): its queue has one
+ * lane per level when more than one may. Thread: main, once linked. */
+uint16_t sl_priority_levels_in(const struct sl_node *node);
+
 /* Works out every sink's plans once the nodes are linked. 0 or SL_ENOMEM.
  * Thread: main, building the pipeline. */
 int sl_priority_plans(struct sl_node *nodes, size_t nnodes);
+
+/* The levels that may reach node's input (a bit each): its queue has one
+ * lane per level when more than one may. Thread: main, once linked. */
+uint16_t sl_priority_levels_in(const struct sl_node *node);
 
 /* Works out every sink's plans (sl_priority_plan) once the nodes are
  * linked. 0 or SL_ENOMEM. Thread: main, building the pipeline. */

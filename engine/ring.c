@@ -13,6 +13,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <time.h>
 
 /* Separates fields written by different sides so they do not share a cache
  * line (padding instead of alignas: sl_malloc only guarantees malloc
@@ -30,19 +31,31 @@ struct ring_slot {
 
 _Static_assert(sizeof(struct ring_slot) == SL_RING_SLOT_BYTES, "SL_RING_SLOT_BYTES");
 
-struct sl_ring {
-    /* Read-only after sl_ring_new. */
-    struct ring_slot *slots; /* size entries */
-    uint64_t mask;           /* size - 1, size = capacity rounded up to a power of two */
-    uint32_t size;
-    uint32_t capacity; /* logical bound on items + reservations */
+/* One FIFO of a ring: a ring has one, or one per priority level. Each is
+ * as large as the whole ring, so a reserved push always finds a slot in
+ * any of them. */
+struct ring_lane {
+    struct ring_slot *slots; /* size entries; read-only after sl_ring_new */
     char pad0[RING_PAD];
 
     _Atomic uint64_t tail; /* next push position; seq_cst fetch_add (see sl_ring_count) */
     char pad1[RING_PAD];
 
     _Atomic uint64_t head; /* next pop position; relaxed CAS, slots carry the ordering */
+    /* Lanes of a levelled ring: when the lane was last served, or became
+     * non-empty (aging); relaxed, a hint for the choice of lane. */
+    _Atomic uint64_t since_ns;
     char pad2[RING_PAD];
+};
+
+struct sl_ring {
+    /* Read-only after sl_ring_new. */
+    struct ring_lane *lanes; /* nlanes entries */
+    uint32_t nlanes;
+    uint64_t mask; /* size - 1, size = capacity rounded up to a power of two */
+    uint32_t size;
+    uint32_t capacity; /* logical bound on items + reservations, all lanes together */
+    char pad0[RING_PAD];
 
     void (*on_room)(void *arg); /* room-freed hook (sl_ring_set_on_room), set before sharing */
     void *on_room_arg;
@@ -62,12 +75,13 @@ static inline void cpu_relax(void)
 #endif
 }
 
-struct sl_ring *sl_ring_new(uint32_t capacity)
+struct sl_ring *sl_ring_new_lanes(uint32_t capacity, uint32_t nlanes)
 {
     struct sl_ring *ring;
     uint32_t size = 1;
 
     SL_ASSERT(capacity >= 1 && capacity <= SL_RING_CAPACITY_MAX);
+    SL_ASSERT(nlanes >= 1 && nlanes <= SL_RING_LANES_MAX);
     while (size < capacity) {
         size <<= 1;
     }
@@ -75,29 +89,42 @@ struct sl_ring *sl_ring_new(uint32_t capacity)
     if (ring == NULL) {
         return NULL;
     }
-    ring->slots = sl_malloc((size_t)size * sizeof(*ring->slots));
-    if (ring->slots == NULL) {
-        sl_free(ring);
-        return NULL;
+    /* Default attributes cannot fail on Linux except for resources that a
+     * mutex and a condvar do not use. First: sl_ring_free destroys them. */
+    (void)pthread_mutex_init(&ring->mu, NULL);
+    (void)pthread_cond_init(&ring->cv, NULL);
+    ring->lanes = sl_calloc(nlanes, sizeof(*ring->lanes));
+    if (ring->lanes == NULL) {
+        return sl_ring_free(ring);
     }
-    for (uint32_t i = 0; i < size; i++) {
-        /* Relaxed: the ring is not shared yet; publishing the ring pointer to
-         * other threads is the caller's job and orders these stores. */
-        atomic_init(&ring->slots[i].seq, i);
-        ring->slots[i].item = NULL;
+    ring->nlanes = nlanes;
+    for (uint32_t l = 0; l < nlanes; l++) {
+        struct ring_lane *lane = &ring->lanes[l];
+        lane->slots = sl_malloc((size_t)size * sizeof(*lane->slots));
+        if (lane->slots == NULL) {
+            return sl_ring_free(ring);
+        }
+        for (uint32_t i = 0; i < size; i++) {
+            /* Relaxed: the ring is not shared yet; publishing the ring pointer
+             * to other threads is the caller's job and orders these stores. */
+            atomic_init(&lane->slots[i].seq, i);
+            lane->slots[i].item = NULL;
+        }
+        atomic_init(&lane->tail, 0);
+        atomic_init(&lane->head, 0);
+        atomic_init(&lane->since_ns, 0);
     }
     ring->size = size;
     ring->mask = size - 1;
     ring->capacity = capacity;
-    atomic_init(&ring->tail, 0);
-    atomic_init(&ring->head, 0);
     atomic_init(&ring->free_slots, (int)capacity);
     atomic_init(&ring->waiters, 0);
-    /* Default attributes cannot fail on Linux except for resources that a
-     * mutex and a condvar do not use. */
-    (void)pthread_mutex_init(&ring->mu, NULL);
-    (void)pthread_cond_init(&ring->cv, NULL);
     return ring;
+}
+
+struct sl_ring *sl_ring_new(uint32_t capacity)
+{
+    return sl_ring_new_lanes(capacity, 1);
 }
 
 struct sl_ring *sl_ring_free(struct sl_ring *ring)
@@ -107,7 +134,10 @@ struct sl_ring *sl_ring_free(struct sl_ring *ring)
     }
     (void)pthread_cond_destroy(&ring->cv);
     (void)pthread_mutex_destroy(&ring->mu);
-    sl_free(ring->slots);
+    for (uint32_t l = 0; ring->lanes != NULL && l < ring->nlanes; l++) {
+        sl_free(ring->lanes[l].slots);
+    }
+    sl_free(ring->lanes);
     sl_free(ring);
     return NULL;
 }
@@ -173,16 +203,40 @@ void sl_ring_cancel_reserve(struct sl_ring *ring)
     release_slot(ring);
 }
 
-void sl_ring_push_reserved(struct sl_ring *ring, void *item)
+static uint64_t now_ns(void)
 {
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Items in lane (see sl_ring_count for the orderings). */
+static uint64_t lane_count(const struct ring_lane *lane)
+{
+    uint64_t head = atomic_load_explicit(&lane->head, memory_order_seq_cst);
+    uint64_t tail = atomic_load_explicit(&lane->tail, memory_order_seq_cst);
+
+    return tail > head ? tail - head : 0;
+}
+
+void sl_ring_push_reserved_lane(struct sl_ring *ring, void *item, uint32_t lane_no)
+{
+    struct ring_lane *lane = &ring->lanes[lane_no < ring->nlanes ? lane_no : ring->nlanes - 1];
+
+    if (ring->nlanes > 1 && lane_count(lane) == 0) {
+        /* Relaxed: aging counts from when the lane began to wait. */
+        atomic_store_explicit(&lane->since_ns, now_ns(), memory_order_relaxed);
+    }
+
     /* seq_cst, although the slot seq below carries the data: it makes the
      * promise of sl_ring_count hold (a caller that pushes, then reads its own
      * seq_cst flag, pairs with one that writes the flag, then counts). It
      * costs nothing extra on x86, where every RMW is a full barrier. The
      * reservation guarantees that the pop of position pos - size has at least
      * been claimed, so the wait below only spans the end of that pop. */
-    uint64_t pos = atomic_fetch_add_explicit(&ring->tail, 1, memory_order_seq_cst);
-    struct ring_slot *slot = &ring->slots[pos & ring->mask];
+    uint64_t pos = atomic_fetch_add_explicit(&lane->tail, 1, memory_order_seq_cst);
+    struct ring_slot *slot = &lane->slots[pos & ring->mask];
     unsigned spins = 0;
 
     SL_ASSERT(item != NULL);
@@ -200,14 +254,24 @@ void sl_ring_push_reserved(struct sl_ring *ring, void *item)
     atomic_store_explicit(&slot->seq, pos + 1, memory_order_release);
 }
 
-int sl_ring_try_push(struct sl_ring *ring, void *item)
+void sl_ring_push_reserved(struct sl_ring *ring, void *item)
+{
+    sl_ring_push_reserved_lane(ring, item, 0);
+}
+
+int sl_ring_try_push_lane(struct sl_ring *ring, void *item, uint32_t lane)
 {
     int rc = sl_ring_try_reserve(ring);
 
     if (rc == 0) {
-        sl_ring_push_reserved(ring, item);
+        sl_ring_push_reserved_lane(ring, item, lane);
     }
     return rc;
+}
+
+int sl_ring_try_push(struct sl_ring *ring, void *item)
+{
+    return sl_ring_try_push_lane(ring, item, 0);
 }
 
 /* Slow path of sl_ring_push_wait: sleeps until a slot is reserved (0) or
@@ -262,15 +326,16 @@ int sl_ring_push_wait(struct sl_ring *ring, void *item, const atomic_bool *cance
     return rc;
 }
 
-int sl_ring_try_pop(struct sl_ring *ring, void **ret_item)
+/* Pops the oldest item of one lane (see sl_ring_try_pop). */
+static int lane_pop(struct sl_ring *ring, struct ring_lane *lane, void **ret_item)
 {
     /* Relaxed: a stale head only makes the CAS below fail and retry. */
-    uint64_t pos = atomic_load_explicit(&ring->head, memory_order_relaxed);
+    uint64_t pos = atomic_load_explicit(&lane->head, memory_order_relaxed);
     struct ring_slot *slot;
     void *item;
 
     for (;;) {
-        slot = &ring->slots[pos & ring->mask];
+        slot = &lane->slots[pos & ring->mask];
         /* Acquire: pairs with the pusher's release of seq = pos + 1, making
          * its write of item visible. */
         uint64_t seq = atomic_load_explicit(&slot->seq, memory_order_acquire);
@@ -280,7 +345,7 @@ int sl_ring_try_pop(struct sl_ring *ring, void **ret_item)
             /* Relaxed on success and failure: the CAS only arbitrates between
              * poppers; the item's visibility comes from the acquire above,
              * and no pusher can reuse the slot before our release below. */
-            if (atomic_compare_exchange_weak_explicit(&ring->head, &pos, pos + 1,
+            if (atomic_compare_exchange_weak_explicit(&lane->head, &pos, pos + 1,
                                                       memory_order_relaxed, memory_order_relaxed)) {
                 break;
             }
@@ -289,7 +354,7 @@ int sl_ring_try_pop(struct sl_ring *ring, void **ret_item)
             return SL_EAGAIN;
         } else {
             /* Another popper took this position; catch up. Relaxed as above. */
-            pos = atomic_load_explicit(&ring->head, memory_order_relaxed);
+            pos = atomic_load_explicit(&lane->head, memory_order_relaxed);
         }
     }
     item = slot->item;
@@ -301,22 +366,86 @@ int sl_ring_try_pop(struct sl_ring *ring, void **ret_item)
     return 0;
 }
 
+uint32_t sl_ring_pick_lane(uint32_t nlanes,
+                           const uint64_t *counts,
+                           const uint64_t *since_ns,
+                           uint64_t now_ns,
+                           uint64_t aging_ns)
+{
+    uint32_t best = UINT32_MAX;
+    uint64_t best_score = 0;
+
+    for (uint32_t l = nlanes; l-- > 0;) {
+        if (counts[l] == 0) {
+            continue;
+        }
+        uint64_t waited = now_ns > since_ns[l] ? now_ns - since_ns[l] : 0;
+        /* A level, plus one for each aging_ns waited: the higher first,
+         * and the lowest overtakes it after (levels apart) x aging_ns. */
+        uint64_t score = (uint64_t)l * aging_ns + waited;
+        if (best == UINT32_MAX || score > best_score) {
+            best = l;
+            best_score = score;
+        }
+    }
+    return best;
+}
+
+int sl_ring_try_pop(struct sl_ring *ring, void **ret_item)
+{
+    uint64_t counts[SL_RING_LANES_MAX], since[SL_RING_LANES_MAX];
+
+    if (ring->nlanes == 1) {
+        return lane_pop(ring, &ring->lanes[0], ret_item);
+    }
+    /* The choice is a hint (other poppers race us): take from the lane the
+     * choice names, else from any, highest first. */
+    for (uint32_t l = 0; l < ring->nlanes; l++) {
+        counts[l] = lane_count(&ring->lanes[l]);
+        since[l] = atomic_load_explicit(&ring->lanes[l].since_ns, memory_order_relaxed);
+    }
+    uint64_t now = now_ns();
+    uint32_t pick = sl_ring_pick_lane(ring->nlanes, counts, since, now, SL_RING_AGING_NS);
+    if (pick != UINT32_MAX && lane_pop(ring, &ring->lanes[pick], ret_item) == 0) {
+        atomic_store_explicit(&ring->lanes[pick].since_ns, now, memory_order_relaxed);
+        return 0;
+    }
+    for (uint32_t l = ring->nlanes; l-- > 0;) {
+        if (lane_pop(ring, &ring->lanes[l], ret_item) == 0) {
+            atomic_store_explicit(&ring->lanes[l].since_ns, now, memory_order_relaxed);
+            return 0;
+        }
+    }
+    return SL_EAGAIN;
+}
+
+int sl_ring_try_pop_lane(struct sl_ring *ring, uint32_t lane, void **ret_item)
+{
+    return lane < ring->nlanes ? lane_pop(ring, &ring->lanes[lane], ret_item) : SL_EAGAIN;
+}
+
+uint32_t sl_ring_lowest_lane(const struct sl_ring *ring)
+{
+    for (uint32_t l = 0; l < ring->nlanes; l++) {
+        if (lane_count(&ring->lanes[l]) > 0) {
+            return l;
+        }
+    }
+    return UINT32_MAX;
+}
+
 uint32_t sl_ring_count(const struct sl_ring *ring)
 {
     /* seq_cst loads (plain moves on x86): see sl_ring_count in ring.h, and
      * the tail increment in sl_ring_push_reserved. head is read first so that,
      * tail only growing, the difference is rarely negative; it is clamped
      * anyway. A stale head only overestimates. */
-    uint64_t head = atomic_load_explicit(&ring->head, memory_order_seq_cst);
-    uint64_t tail = atomic_load_explicit(&ring->tail, memory_order_seq_cst);
+    uint64_t n = 0;
 
-    if (tail <= head) {
-        return 0;
+    for (uint32_t l = 0; l < ring->nlanes; l++) {
+        n += lane_count(&ring->lanes[l]);
     }
-    if (tail - head > ring->capacity) {
-        return ring->capacity;
-    }
-    return (uint32_t)(tail - head);
+    return n > ring->capacity ? ring->capacity : (uint32_t)n;
 }
 
 uint32_t sl_ring_free_slots(const struct sl_ring *ring)

@@ -17,6 +17,12 @@
  * `queue` setting costs before any batch is queued (conf_dag.c). */
 #define SL_RING_SLOT_BYTES 16
 
+/* Lanes of a levelled ring, at most (priority levels). */
+#define SL_RING_LANES_MAX 16
+/* Aging of a levelled ring: a lane that waited this long counts one level
+ * higher. */
+#define SL_RING_AGING_NS (20 * 1000 * 1000ull)
+
 struct sl_ring;
 
 /* Returns a new empty ring that holds at most capacity items, counting slots
@@ -24,6 +30,24 @@ struct sl_ring;
  * (asserted). Returns NULL on OOM. The caller owns the ring.
  * Thread: any. */
 struct sl_ring *sl_ring_new(uint32_t capacity);
+
+/* The same with nlanes FIFOs (1..SL_RING_LANES_MAX) sharing the capacity:
+ * a priority queue. Pushes name their lane (the level); sl_ring_try_pop
+ * takes from the highest non-empty lane, with aging (sl_ring_pick_lane),
+ * so that a lower lane still progresses. Reservations are per ring, not
+ * per lane. Thread: any. */
+struct sl_ring *sl_ring_new_lanes(uint32_t capacity, uint32_t nlanes);
+
+/* Which lane a pop takes from: the non-empty one (counts[l] > 0) with the
+ * highest level l plus one for each aging_ns it waited since since_ns[l]
+ * (when it was last served or began to wait), the higher on ties;
+ * UINT32_MAX when all are empty. A pure function (unit-tested on a
+ * virtual clock). */
+uint32_t sl_ring_pick_lane(uint32_t nlanes,
+                           const uint64_t *counts,
+                           const uint64_t *since_ns,
+                           uint64_t now_ns,
+                           uint64_t aging_ns);
 
 /* Frees ring. Items still inside are not touched (they remain the caller's
  * problem: drain with sl_ring_try_pop first). No thread may use the ring any
@@ -47,11 +71,27 @@ void sl_ring_set_on_room(struct sl_ring *ring, void (*fn)(void *arg), void *arg)
  * long. Thread: any. */
 void sl_ring_cancel_reserve(struct sl_ring *ring);
 
-/* Pushes item (not NULL) into a slot reserved earlier by any thread; never
+/* Pushes item (not NULL) into a slot reserved earlier by any thread (lane
+ * 0 of a levelled ring); never
  * fails, and ownership of item passes to the ring. Does not block, except
  * for a short wait when a consumer that is popping the previous occupant of
  * the same physical slot has been preempted mid-pop. Thread: any. */
 void sl_ring_push_reserved(struct sl_ring *ring, void *item);
+
+/* As sl_ring_push_reserved, into lane (clamped to the last lane).
+ * Thread: any. */
+void sl_ring_push_reserved_lane(struct sl_ring *ring, void *item, uint32_t lane);
+
+/* As sl_ring_try_push, into lane (clamped to the last lane). Thread: any. */
+int sl_ring_try_push_lane(struct sl_ring *ring, void *item, uint32_t lane);
+
+/* Pops the oldest item of lane: 0 or SL_EAGAIN (see sl_ring_try_pop).
+ * Thread: any. */
+int sl_ring_try_pop_lane(struct sl_ring *ring, uint32_t lane, void **ret_item);
+
+/* The lowest non-empty lane, UINT32_MAX when none (approximate while
+ * others push and pop). Thread: any. */
+uint32_t sl_ring_lowest_lane(const struct sl_ring *ring);
 
 /* Reserves and pushes item (not NULL). Returns 0 (the ring owns item now) or
  * SL_EAGAIN when full (the caller still owns item). Never blocks.

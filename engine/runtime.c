@@ -226,6 +226,8 @@ static void shed(struct sl_node *node, struct sl_batch *batch)
 
     atomic_fetch_add_explicit(&node->c.in, batch->n, memory_order_relaxed);
     atomic_fetch_add_explicit(&node->c.shed, batch->n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&node->c.shed_level[batch->level % SL_PRIORITY_LEVELS], batch->n,
+                              memory_order_relaxed);
     shell = sl_batch_shell(batch);
     sl_batch_unref(batch);
     if (shell == NULL) {
@@ -270,14 +272,30 @@ static void push_or_shed(struct sl_node *consumer, struct sl_batch *batch)
         add_shell(consumer, batch);
         return;
     }
-    if (sl_ring_try_push(consumer->in, batch) == 0) {
+    if (sl_ring_try_push_lane(consumer->in, batch, batch->level) == 0) {
         node_kick(consumer);
         return;
     }
     if (consumer->when_full == SL_WHEN_FULL_DROP_OLDEST &&
         sl_ring_try_pop(consumer->in, &oldest) == 0) {
         shed(consumer, oldest);
-        if (sl_ring_try_push(consumer->in, batch) == 0) {
+        if (sl_ring_try_push_lane(consumer->in, batch, batch->level) == 0) {
+            node_kick(consumer);
+            return;
+        }
+    }
+    /* shed: a queued batch of a lower level goes first, the oldest of the
+     * lowest; never this one while a lower one is queued (unless another
+     * producer takes the room first, a few times in a row). */
+    for (int tries = 0; consumer->when_full == SL_WHEN_FULL_SHED && tries < 8; tries++) {
+        uint32_t low = sl_ring_lowest_lane(consumer->in);
+        if (low == UINT32_MAX || low >= batch->level) {
+            break;
+        }
+        if (sl_ring_try_pop_lane(consumer->in, low, &oldest) == 0) {
+            shed(consumer, oldest);
+        }
+        if (sl_ring_try_push_lane(consumer->in, batch, batch->level) == 0) {
             node_kick(consumer);
             return;
         }
@@ -318,7 +336,7 @@ static void send(struct sl_node *node, struct sl_out *o, struct sl_batch *batch)
             add_shell(o->to[c], copy);
             continue;
         }
-        sl_ring_push_reserved(o->to[c]->in, copy);
+        sl_ring_push_reserved_lane(o->to[c]->in, copy, copy->level);
         node_kick(o->to[c]);
     }
 }

@@ -45,11 +45,12 @@ struct sl_out {
 };
 
 struct sl_counters {
-    atomic_uint_fast64_t in;       /* records received */
-    atomic_uint_fast64_t out;      /* records emitted (or written, for sinks) */
-    atomic_uint_fast64_t dropped;  /* removed by a rule */
-    atomic_uint_fast64_t shed;     /* dropped by the input ring's when_full policy */
-    atomic_uint_fast64_t dead;     /* dead-lettered here */
+    atomic_uint_fast64_t in;      /* records received */
+    atomic_uint_fast64_t out;     /* records emitted (or written, for sinks) */
+    atomic_uint_fast64_t dropped; /* removed by a rule */
+    atomic_uint_fast64_t shed;    /* dropped by the input ring's when_full policy */
+    atomic_uint_fast64_t shed_level[SL_PRIORITY_LEVELS]; /* shed, per priority level */
+    atomic_uint_fast64_t dead;                           /* dead-lettered here */
     atomic_uint_fast64_t replayed; /* sinks: already stored by an earlier run or process
                                       (trimmed), counted in dropped too */
     atomic_uint_fast64_t batches;  /* batches processed */

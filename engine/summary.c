@@ -181,6 +181,13 @@ static int format_json(const struct sl_pipeline *pl, struct sl_buf *buf)
                            (unsigned long long)atomic_load(&node->c.batches),
                            node->tuner != NULL ? "true" : "false", atomic_load(&node->workers),
                            atomic_load(&node->workers_peak));
+        /* Per priority level, where a node can shed: {"0": n, ...}. */
+        for (int l = 0; rc == 0 && node->when_full != SL_WHEN_FULL_BLOCK && l < SL_PRIORITY_LEVELS;
+             l++) {
+            rc = sl_buf_appendf(buf, "%s\"%d\":%llu", l == 0 ? ",\"shed_by_priority\":{" : ",", l,
+                                (unsigned long long)atomic_load(&node->c.shed_level[l]));
+            rc = rc == 0 && l == SL_PRIORITY_LEVELS - 1 ? sl_buf_putc(buf, '}') : rc;
+        }
         const struct sl_latency *h = latency_of(pl, node, false);
         const struct sl_latency *c = latency_of(pl, node, true);
         if (rc == 0 && h != NULL && c != NULL) {

@@ -379,6 +379,56 @@ static void test_ring_new_oom_returns_null(void **state)
     assert_null(sl_ring_free(NULL));
 }
 
+/* Lanes share the capacity; a pop takes the highest level first. */
+static void test_ring_lanes_pop_highest_first_within_capacity(void **state)
+{
+    (void)state;
+    struct sl_ring *ring = sl_ring_new_lanes(3, 10);
+    int a = 1, b = 2, c = 3, d = 4;
+    void *item = NULL;
+
+    assert_non_null(ring);
+    assert_int_equal(sl_ring_try_push_lane(ring, &a, 0), 0);
+    assert_int_equal(sl_ring_try_push_lane(ring, &b, 9), 0);
+    assert_int_equal(sl_ring_try_push_lane(ring, &c, 0), 0);
+    assert_int_equal(sl_ring_try_push_lane(ring, &d, 5), SL_EAGAIN); /* shared capacity 3 */
+    assert_int_equal(sl_ring_count(ring), 3);
+    assert_int_equal(sl_ring_lowest_lane(ring), 0);
+    assert_int_equal(sl_ring_try_pop(ring, &item), 0);
+    assert_ptr_equal(item, &b);
+    assert_int_equal(sl_ring_try_pop_lane(ring, 0, &item), 0); /* oldest of lane 0 */
+    assert_ptr_equal(item, &a);
+    assert_int_equal(sl_ring_try_pop(ring, &item), 0);
+    assert_ptr_equal(item, &c);
+    assert_int_equal(sl_ring_try_pop(ring, &item), SL_EAGAIN);
+    assert_int_equal(sl_ring_lowest_lane(ring), UINT32_MAX);
+    sl_ring_free(ring);
+}
+
+/* The choice of lane on a virtual clock: the higher level first, a lower
+ * one once it waited a level's worth of aging per level apart. */
+static void test_ring_pick_lane_ages_lower_levels(void **state)
+{
+    (void)state;
+    const uint64_t age = 20;
+    uint64_t counts[10] = {0}, since[10] = {0};
+
+    assert_int_equal(sl_ring_pick_lane(10, counts, since, 100, age), UINT32_MAX);
+    counts[0] = counts[9] = 1;
+    since[0] = since[9] = 100;
+    assert_int_equal(sl_ring_pick_lane(10, counts, since, 100, age), 9);
+    /* Level 9 just served (since = now), level 0 waiting 9 x age: a tie
+     * goes to the higher; past it, level 0. */
+    since[9] = 280;
+    assert_int_equal(sl_ring_pick_lane(10, counts, since, 280, age), 9);
+    assert_int_equal(sl_ring_pick_lane(10, counts, since, 281, age), 9);
+    since[9] = 300;
+    assert_int_equal(sl_ring_pick_lane(10, counts, since, 300, age), 0);
+    /* An empty lane is never picked, however long it waited. */
+    counts[0] = 0;
+    assert_int_equal(sl_ring_pick_lane(10, counts, since, 10000, age), 9);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -396,6 +446,8 @@ int main(void)
         cmocka_unit_test(test_ring_push_wait_cancelled_full_returns_at_once),
         cmocka_unit_test(test_ring_room_hook_runs_on_pop_and_cancel),
         cmocka_unit_test(test_ring_new_oom_returns_null),
+        cmocka_unit_test(test_ring_lanes_pop_highest_first_within_capacity),
+        cmocka_unit_test(test_ring_pick_lane_ages_lower_levels),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
