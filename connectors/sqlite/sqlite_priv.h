@@ -170,15 +170,16 @@ struct sl_sqlite_writer {
 
 /* ==== sqlite_turns.c ==== */
 
-/* Turns on one database file's write lock for this process's writers, in
- * arrival order. get: by the file's identity (it must exist), NULL when it
- * cannot be known (no turns then: SQLite's lock alone). put releases.
- * take waits for the caller's turn (a thread holding it already gets it
- * again), give ends it. Thread: any. */
+/* Turns on one database file's write lock for this process's writers:
+ * the highest priority level first, with aging, else in arrival order.
+ * get: by the file's identity (it must exist), NULL when it cannot be
+ * known (no turns then: SQLite's lock alone). put releases. take waits
+ * for the caller's turn for a transaction whose highest level is level (a
+ * thread holding it already gets it again), give ends it. Thread: any. */
 struct sl__sqlite_turns;
 struct sl__sqlite_turns *sl__sqlite_turns_get(const char *path);
 struct sl__sqlite_turns *sl__sqlite_turns_put(struct sl__sqlite_turns *t);
-void sl__sqlite_turns_take(struct sl__sqlite_turns *t);
+void sl__sqlite_turns_take(struct sl__sqlite_turns *t, uint8_t level);
 void sl__sqlite_turns_give(struct sl__sqlite_turns *t);
 
 /* ==== sqlite_wal.c ==== */

@@ -5,15 +5,27 @@
  * the lock taken sleeps in its busy handler (1, 2, 5 ... 100 ms) and polls,
  * while the holder, a bulk load, takes it again at once after each COMMIT.
  * 200 alerts/s beside a bulk load into the same file waited 300-650 ms
- * (p99). Here a writer takes a ticket before BEGIN and is woken when its
- * turn comes, so it waits for at most the transactions queued before it.
- * Other processes still meet SQLite's own lock. Files are known by device
- * and inode, not by how their path is spelled. */
+ * (p99). Here a writer queues before BEGIN and is woken when its turn
+ * comes: the waiter with the highest priority level of what it writes,
+ * with aging (sl_ring_pick_lane's rule: one level more per 20 ms waited),
+ * arrival order among equals. Other processes still meet SQLite's own
+ * lock. Files are known by device and inode, not by how their path is
+ * spelled. */
 #include "connectors/sqlite/sqlite_priv.h"
 #include "mem.h"
+#include "ring.h"
 
 #include <pthread.h>
 #include <sys/stat.h>
+#include <time.h>
+
+/* A writer waiting for its turn, on its own stack. */
+struct waiter {
+    uint8_t level;
+    uint64_t since_ns;
+    bool granted;
+    struct waiter *next; /* arrival order */
+};
 
 struct sl__sqlite_turns {
     dev_t dev;
@@ -21,10 +33,18 @@ struct sl__sqlite_turns {
     int refs; /* under registry */
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    uint64_t next;    /* the next ticket to hand out */
-    uint64_t serving; /* the ticket whose turn it is */
+    bool held;              /* under mu: a writer has the turn */
+    struct waiter *waiting; /* under mu: oldest first */
     struct sl__sqlite_turns *link;
 };
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 static pthread_mutex_t registry = PTHREAD_MUTEX_INITIALIZER;
 static struct sl__sqlite_turns *files;
@@ -83,7 +103,7 @@ struct sl__sqlite_turns *sl__sqlite_turns_put(struct sl__sqlite_turns *t)
     return NULL;
 }
 
-void sl__sqlite_turns_take(struct sl__sqlite_turns *t)
+void sl__sqlite_turns_take(struct sl__sqlite_turns *t, uint8_t level)
 {
     if (t == NULL) {
         return;
@@ -92,15 +112,48 @@ void sl__sqlite_turns_take(struct sl__sqlite_turns *t)
         tl_depth++;
         return;
     }
+    struct waiter me = {.level = level, .since_ns = now_ns()};
     pthread_mutex_lock(&t->mu);
-    uint64_t mine = t->next++;
-    while (t->serving != mine) {
-        pthread_cond_wait(&t->cv, &t->mu);
+    if (!t->held && t->waiting == NULL) {
+        t->held = true;
+    } else {
+        struct waiter **p = &t->waiting;
+        while (*p != NULL) {
+            p = &(*p)->next;
+        }
+        *p = &me;
+        while (!me.granted) {
+            pthread_cond_wait(&t->cv, &t->mu);
+        }
     }
     pthread_mutex_unlock(&t->mu);
     if (tl_held == NULL) {
         tl_held = t;
         tl_depth = 1;
+    }
+}
+
+/* Under mu: hands the turn to the waiter with the best score (the level,
+ * plus one per SL_RING_AGING_NS waited), the oldest among equals. */
+static void grant_next(struct sl__sqlite_turns *t)
+{
+    uint64_t now = now_ns(), best_score = 0;
+    struct waiter **best = NULL;
+
+    for (struct waiter **p = &t->waiting; *p != NULL; p = &(*p)->next) {
+        uint64_t waited = now > (*p)->since_ns ? now - (*p)->since_ns : 0;
+        uint64_t score = (uint64_t)(*p)->level * SL_RING_AGING_NS + waited;
+        if (best == NULL || score > best_score) {
+            best = p;
+            best_score = score;
+        }
+    }
+    t->held = best != NULL;
+    if (best != NULL) {
+        struct waiter *w = *best;
+        *best = w->next;
+        w->granted = true;
+        pthread_cond_broadcast(&t->cv);
     }
 }
 
@@ -116,7 +169,6 @@ void sl__sqlite_turns_give(struct sl__sqlite_turns *t)
         tl_held = NULL;
     }
     pthread_mutex_lock(&t->mu);
-    t->serving++;
-    pthread_cond_broadcast(&t->cv);
+    grant_next(t);
     pthread_mutex_unlock(&t->mu);
 }

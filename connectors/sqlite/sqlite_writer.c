@@ -1000,7 +1000,11 @@ int sl_sqlite_writer_write(struct sl_sqlite_writer *w,
     w->dead_stored = 0;
     sl_buf_reset(&w->reasons);
     w->main.prev = NULL; /* the previous call's batches may be gone */
-    sl__sqlite_turns_take(w->turns);
+    uint8_t level = 0;
+    for (size_t i = 0; i < n; i++) {
+        level = batches[i]->level > level ? batches[i]->level : level;
+    }
+    sl__sqlite_turns_take(w->turns, level);
     rc = run(w->db, w->begin, err, "BEGIN IMMEDIATE");
     if (rc == 0) {
         rc = write_rows(w, n, err);

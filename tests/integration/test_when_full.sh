@@ -98,10 +98,11 @@ YAML
 counts_add_up tuned.json
 peak=$(json tuned.json 'd["nodes"]["slow"]["workers_peak"]')
 shed=$(json tuned.json 'd["nodes"]["slow"]["shed"]')
-[ "$peak" -ge 4 ] || fail "tuned: the shedding stage peaked at $peak workers"
-# Before the fix it shed 97%; a loaded CI machine slows the ramp up (it
-# shed 57% once under ASan beside other tests), so the bound is loose.
-[ "$shed" -lt $((R * 3 * 4 / 5)) ] || fail "tuned: shed $shed of $((R * 3)) with workers it could add"
+# Before the fix it stayed at one worker and shed 97%. How much it sheds
+# once it grows depends on the machine's load (13-89% of the input in
+# Release with other tests running beside it), so only the growth is
+# checked here; bench/overload.sh measures the rest.
+[ "$peak" -ge 4 ] || fail "tuned: the shedding stage peaked at $peak workers (shed $shed)"
 
 # 2. block (the default) sheds nothing, and the summary has no shed column.
 sed 's/when_full: drop_newest/when_full: block/; s/drop_newest.db/block.db/' drop_newest.yaml > block.yaml
@@ -146,4 +147,51 @@ wait $pid 2> /dev/null || true
 rows=$(q out/kill.db 'SELECT count(*) FROM orders')
 [ "$(q out/kill.db 'SELECT count(DISTINCT id) FROM orders')" -eq "$rows" ] || fail "kill -9: duplicates"
 [ "$rows" -le "$N" ] || fail "kill -9: $rows rows of $N"
-echo "ok: shed $shed at a locked sink; kill -9 kept $rows distinct rows"
+
+# 5. shed: a slow stage (200 us a record) fed three priority levels, four
+# times what it takes, of which level 9 needs a fifth of its time. A full
+# queue sheds a lower level than the incoming one while one is queued, so
+# level 9 loses only what arrives while the queue holds level 9 alone (a
+# queue of 4 at 20% load: rarely), far less than the others; the lowest
+# level still gets through (aging); the counts add up per node and level.
+P=$((60000 / SCALE))
+cat > prio.yaml <<YAML
+sources:
+  gen: { type: generator, count: $P, rate: $((P / 3)) }
+stages:
+  tag: { type: map, inputs: [gen], set: { c: '1' }, priority: 'if(amount > 900, 9, if(amount > 300, 5, 0))' }
+  slow: { type: delay, inputs: [tag], per_record: 200us, queue: 4, when_full: shed }
+  mark: { type: map, inputs: [slow], set: { lvl: '@priority' } }
+sinks:
+  db: { type: sqlite, inputs: [mark], path: out/prio.db, table: orders }
+YAML
+"$SLUICE" run prio.yaml --summary-json prio.json 2> prio.err || fail "prio: $(tail -n 5 prio.err)"
+counts_add_up prio.json
+written=$(q out/prio.db 'SELECT count(*) FROM orders')
+[ "$written" -eq "$(json prio.json 'd["nodes"]["db"]["out"]')" ] || fail "prio: rows != the sink's out"
+[ "$(q out/prio.db 'SELECT count(DISTINCT id) FROM orders')" -eq "$written" ] || fail "prio: duplicates"
+[ "$(q out/prio.db 'SELECT count(*) FROM orders WHERE (amount > 900) != (lvl = 9)')" -eq 0 ] ||
+    fail "prio: levels do not match the expression"
+q out/prio.db 'SELECT lvl, count(*) FROM orders GROUP BY lvl' > prio.rows
+python3 - prio.json prio.rows <<'PY' || fail "prio: $(cat prio.rows) $(cat prio.json)"
+import json, sys
+d = json.load(open(sys.argv[1]))
+by = {int(k): v for k, v in d["nodes"]["slow"]["shed_by_priority"].items()}
+assert sum(by.values()) == d["nodes"]["slow"]["shed"], "shed per level does not add up"
+rows = dict(map(int, l.split("|")) for l in open(sys.argv[2]) if l.strip())
+share = {l: by[l] / (by[l] + rows.get(l, 0)) for l in (0, 5, 9) if by[l] + rows.get(l, 0) > 0}
+print("shed share per level:", {l: round(v, 3) for l, v in share.items()})
+assert by[0] > 0 and by[5] > 0, "the low levels were not shed: no overload?"
+assert share[9] * 10 <= share[0], "level 9 shed %.3f, level 0 %.3f" % (share[9], share[0])
+assert rows.get(0, 0) > 0, "level 0 starved"
+PY
+sed 's/prio.db/prio_kill.db/' prio.yaml > prio_kill.yaml
+"$SLUICE" run prio_kill.yaml 2> pk.err &
+pid=$!
+sleep 1
+kill -9 $pid 2> /dev/null || true
+wait $pid 2> /dev/null || true
+"$SLUICE" run prio_kill.yaml 2> pk2.err || fail "prio after kill: $(tail -n 5 pk2.err)"
+rows=$(q out/prio_kill.db 'SELECT count(*) FROM orders')
+[ "$(q out/prio_kill.db 'SELECT count(DISTINCT id) FROM orders')" -eq "$rows" ] || fail "prio kill -9: duplicates"
+echo "ok: shed $shed at a locked sink; kill -9 kept $rows distinct rows; priorities: $(tr '\n' ' ' < prio.rows)"
