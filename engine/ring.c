@@ -42,8 +42,10 @@ struct ring_lane {
     char pad1[RING_PAD];
 
     _Atomic uint64_t head; /* next pop position; relaxed CAS, slots carry the ordering */
-    /* Lanes of a levelled ring: when the lane was last served, or became
-     * non-empty (aging); relaxed, a hint for the choice of lane. */
+    /* Lanes of a levelled ring: when the lane was last served (aging: 0
+     * until then); relaxed, a hint for the choice of lane. Not when it
+     * became non-empty: a lane whose batches a `shed` queue keeps evicting
+     * would never age. */
     _Atomic uint64_t since_ns;
     char pad2[RING_PAD];
 };
@@ -223,11 +225,6 @@ static uint64_t lane_count(const struct ring_lane *lane)
 void sl_ring_push_reserved_lane(struct sl_ring *ring, void *item, uint32_t lane_no)
 {
     struct ring_lane *lane = &ring->lanes[lane_no < ring->nlanes ? lane_no : ring->nlanes - 1];
-
-    if (ring->nlanes > 1 && lane_count(lane) == 0) {
-        /* Relaxed: aging counts from when the lane began to wait. */
-        atomic_store_explicit(&lane->since_ns, now_ns(), memory_order_relaxed);
-    }
 
     /* seq_cst, although the slot seq below carries the data: it makes the
      * promise of sl_ring_count hold (a caller that pushes, then reads its own

@@ -40,7 +40,7 @@ struct sl_ring *sl_ring_new_lanes(uint32_t capacity, uint32_t nlanes);
 
 /* Which lane a pop takes from: the non-empty one (counts[l] > 0) with the
  * highest level l plus one for each aging_ns it waited since since_ns[l]
- * (when it was last served or began to wait), the higher on ties;
+ * (when it was last served), the higher on ties;
  * UINT32_MAX when all are empty. A pure function (unit-tested on a
  * virtual clock). */
 uint32_t sl_ring_pick_lane(uint32_t nlanes,
