@@ -5,8 +5,9 @@
 # sinks have a connection each; their transactions take turns on the file
 # in arrival order (connectors/sqlite/sqlite_turns.c), where SQLite's busy
 # handler made the alerts poll and wait 300-650 ms (p99) behind the bulk
-# load. Prints the alerts' latency (source read to commit) and the bulk
-# load's rate. Usage: bench/alerts.sh [build dir]
+# load. Last, the alerts with priority 9: their transactions go before the
+# bulk load's queued ones. Prints the alerts' latency (source
+# read to commit) and the bulk load's rate. Usage: bench/alerts.sh [build dir]
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
@@ -29,7 +30,7 @@ run() {
     {
         echo "sources:"
         [ "$2" = no ] || echo "  bulk: { type: file, path: $DATA }"
-        [ "$3" = no ] || echo "  alerts: { type: generator, count: $ALERTS, rate: 200 }"
+        [ "$3" = no ] || echo "  alerts: { type: generator, count: $ALERTS, rate: 200${4:-} }"
         echo "sinks:"
         [ "$2" = no ] || echo "  db: { type: sqlite, inputs: [bulk], path: $OUT/o.db, table: orders }"
         [ "$3" = no ] || echo "  al: { type: sqlite, inputs: [alerts], path: $OUT/o.db, table: alerts }"
@@ -57,3 +58,4 @@ secs=$(python3 -c "import json; print(json.load(open('$OUT/s.json'))['elapsed_s'
 ALERTS=$(python3 -c "print(max(20, int(200 * $secs)))")
 run "alerts alone" no yes
 run "alerts beside bulk" yes yes
+run "priority 9 beside bulk" yes yes ", priority: 9"
