@@ -151,8 +151,10 @@ rows=$(q out/kill.db 'SELECT count(*) FROM orders')
 # 5. shed: a slow stage (200 us a record) fed three priority levels, four
 # times what it takes, of which level 9 needs a fifth of its time. A full
 # queue sheds a lower level than the incoming one while one is queued, so
-# level 9 loses only what arrives while the queue holds level 9 alone (a
-# queue of 4 at 20% load: rarely), far less than the others; the lowest
+# level 9 loses only what arrives while the queue holds level 9 alone (16
+# of its small parts at 20% load: rarely, unless the machine holds the
+# stage's thread off; 10% once with a queue of 4 and a loaded machine),
+# far less than the others; the lowest
 # level still gets through (aging); the counts add up per node and level.
 P=$((60000 / SCALE))
 cat > prio.yaml <<YAML
@@ -160,7 +162,7 @@ sources:
   gen: { type: generator, count: $P, rate: $((P / 3)) }
 stages:
   tag: { type: map, inputs: [gen], set: { c: '1' }, priority: 'if(amount > 900, 9, if(amount > 300, 5, 0))' }
-  slow: { type: delay, inputs: [tag], per_record: 200us, queue: 4, when_full: shed }
+  slow: { type: delay, inputs: [tag], per_record: 200us, queue: 16, when_full: shed }
   mark: { type: map, inputs: [slow], set: { lvl: '@priority' } }
 sinks:
   db: { type: sqlite, inputs: [mark], path: out/prio.db, table: orders }
