@@ -1,0 +1,55 @@
+#!/bin/sh
+# What priorities cost (issue 7): the orders benchmark (bench/file_to_sqlite.yaml:
+# file -> filter -> map -> SQLite, 1M orders) as it is, with an int priority on
+# the map (a label), with an expression of two levels (every batch split in
+# two parts), and with one of ten levels (`id % 10`: ten parts, each with a
+# tenth of the records, and a queue with ten lanes at the sink). Rounds
+# interleave the variants (the machine is shared); prints the best time of
+# each and its ratio to the plain pipeline, and the peak RSS.
+# Usage: bench/priority.sh [build dir] [N]; ROUNDS=5
+set -eu
+cd "$(dirname "$0")/.."
+BUILD=${1:-build}
+N=${2:-1000000}
+SLUICE="$BUILD/sluice"
+[ -x "$SLUICE" ] || { echo "build sluice first"; exit 1; }
+OUT=bench/out/priority
+mkdir -p "$OUT"
+DATA="bench/out/orders-$N.jsonl"
+if [ ! -f "$DATA" ]; then
+    printf 'sources:\n  gen: { type: generator, count: %s, seed: 1 }\nsinks:\n  f: { type: file, inputs: [gen], path: %s }\n' \
+        "$N" "$DATA" > "$OUT/gen.yaml"
+    "$SLUICE" run "$OUT/gen.yaml" --quiet
+fi
+cat "$DATA" > /dev/null
+ROUNDS=${ROUNDS:-5}
+for r in $(seq "$ROUNDS"); do
+    for v in plain int two ten; do
+        case $v in
+        plain) set_arg="" ;;
+        int) set_arg="stages.cents.priority=5" ;;
+        two) set_arg="stages.cents.priority=if(amount > 900, 9, 0)" ;;
+        ten) set_arg="stages.cents.priority=id % 10" ;;
+        esac
+        rm -f "$OUT"/o.db*
+        if [ -n "$set_arg" ]; then
+            BENCH_DATA=$DATA BENCH_DB=$OUT/o.db /usr/bin/time -f "%e %M" -o "$OUT/t" \
+                "$SLUICE" run bench/file_to_sqlite.yaml --quiet --set "$set_arg"
+        else
+            BENCH_DATA=$DATA BENCH_DB=$OUT/o.db /usr/bin/time -f "%e %M" -o "$OUT/t" \
+                "$SLUICE" run bench/file_to_sqlite.yaml --quiet
+        fi
+        echo "$v $(cat "$OUT/t")" >> "$OUT/times.$r"
+    done
+done
+cat "$OUT"/times.* | python3 -c '
+import sys
+best, rss = {}, {}
+for line in sys.stdin:
+    v, t, m = line.split()
+    best[v] = min(best.get(v, 1e9), float(t))
+    rss[v] = max(rss.get(v, 0), int(m))
+for v in ("plain", "int", "two", "ten"):
+    print("%-6s best %.2f s  %.3fx the plain time  peak RSS %d MB" % (v, best[v], best[v] / best["plain"], rss[v] >> 10))
+'
+rm -f "$OUT"/times.*
