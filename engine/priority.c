@@ -141,6 +141,14 @@ static int split_records(const struct sl_conf_node *cn,
             continue;
         }
         struct sl_record *copy = sl_batch_add(parts[lv[i]]);
+        if (copy != NULL && !batch->recs_borrowed) {
+            /* The batch is ours alone and so are its records' field
+             * arrays (a fork's are its parent's, read by other paths):
+             * each record moves to one part, which keeps the arrays alive
+             * through its parent. */
+            *copy = *rec;
+            continue;
+        }
         rc = copy == NULL ? SL_ENOMEM : sl_record_copy_fields(copy, rec, &parts[lv[i]]->arena);
     }
     for (int l = 0; l < SL_PRIORITY_LEVELS; l++) {

@@ -19,7 +19,8 @@ struct sl_batch *sl_priority_relabel(struct sl_batch *batch, uint8_t level);
 
 /* Splits batch by cn's priority expression into parts[level], one for each
  * level of cn->priority_levels (NULL for the others): records at their
- * level (their field arrays copied, bytes kept alive by batch as parent),
+ * level (bytes kept alive by batch as parent; a fork's field arrays are
+ * copied, for other paths read them),
  * empty levels as shells with batch's position. A record whose priority
  * is not an int 0..9 (or null: 0) becomes a dead letter of node, in the
  * lowest level's part, which also takes batch's own dead letters; *ret_dead
