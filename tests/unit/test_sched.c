@@ -403,6 +403,81 @@ static void test_sched_lifo_does_not_starve_older_tasks(void **state)
     sl_sched_free(h.s);
 }
 
+/* ==== Latency of a task submitted from outside the pool ==== */
+
+/* A task submitted from a thread outside the pool waits in the injection
+ * queue behind a worker whose own deque never empties: a node task that
+ * kicks itself again at the end of its burst (a decoding source, a map
+ * fed faster than it runs) lands LIFO on its worker's deque and runs again
+ * at once. The injected task (a CPU sink kicked by a `delay` stage on a
+ * blocking thread) ran only at the worker's next FAIR_TICK look: after 60
+ * runs of the hog. Each run of a node task is up to TASK_BURST batches:
+ * under TSan on a loaded machine 1.2 s passed between the kick of the
+ * `null` sink of tests/integration/test_when_full.sh case 1b and its run,
+ * while its 10-slot queue filled and `drop_oldest` shed (measured with
+ * timestamps on kicks and runs). Counted in runs, not time. */
+
+struct outside_hog {
+    struct sl_task task;
+    struct sl_sched *s;
+    atomic_int started;
+    atomic_int submitted;   /* main has submitted the injected task */
+    atomic_int waited_runs; /* hog runs after that, before the injected task ran */
+    atomic_int injected_ran;
+    atomic_int failures;
+    long runs;
+};
+
+static void outside_hog_fn(struct sl_task *task)
+{
+    struct outside_hog *h = CONTAINER_OF(task, struct outside_hog, task);
+
+    if (h->runs++ == 0) {
+        /* The first run waits for main's submission: the worker's tick is
+         * known (1) when the injected task arrives. */
+        atomic_store(&h->started, 1);
+        if (!wait_for_flag(&h->submitted)) {
+            atomic_fetch_add(&h->failures, 1);
+        }
+    } else if (atomic_load(&h->injected_ran) == 0) {
+        atomic_fetch_add(&h->waited_runs, 1);
+    }
+    if (atomic_load(&h->injected_ran) == 0 && h->runs < 10000) {
+        sl_sched_submit(h->s, &h->task);
+    }
+}
+
+struct outside_task {
+    struct sl_task task;
+    struct outside_hog *hog;
+};
+
+static void outside_task_fn(struct sl_task *task)
+{
+    struct outside_task *o = CONTAINER_OF(task, struct outside_task, task);
+
+    atomic_store(&o->hog->injected_ran, 1);
+}
+
+static void test_sched_outside_submit_waits_for_few_runs(void **state)
+{
+    struct outside_hog h = {.task.fn = outside_hog_fn, .s = new_sched(1)};
+    struct outside_task o = {.task.fn = outside_task_fn, .hog = &h};
+
+    (void)state;
+    sl_sched_submit(h.s, &h.task);
+    assert_true(wait_for_flag(&h.started));
+    sl_sched_submit(h.s, &o.task);
+    atomic_store(&h.submitted, 1);
+    sl_sched_stop(h.s);
+    assert_int_equal(atomic_load(&h.failures), 0);
+    assert_int_equal(atomic_load(&h.injected_ran), 1);
+    /* One run of the hog may be under way when the task arrives; then the
+     * injected task goes before the hog's next. */
+    assert_in_range(atomic_load(&h.waited_runs), 0, 1);
+    sl_sched_free(h.s);
+}
+
 /* ==== Idle pool, worker index, argument errors, OOM ==== */
 
 static void test_sched_idle_pool_sleeps(void **state)
@@ -998,6 +1073,7 @@ int main(void)
         cmocka_unit_test(test_sched_parked_workers_wake_for_each_submit),
         cmocka_unit_test(test_sched_deque_overflow_runs_everything),
         cmocka_unit_test(test_sched_lifo_does_not_starve_older_tasks),
+        cmocka_unit_test(test_sched_outside_submit_waits_for_few_runs),
         cmocka_unit_test(test_sched_idle_pool_sleeps),
         cmocka_unit_test(test_sched_worker_index),
         cmocka_unit_test(test_sched_new_rejects_bad_thread_count),
