@@ -144,6 +144,43 @@ static void test_pos_store_incomplete_old_plan_starts_over(void **state)
     assert_int_equal(get(fx, 9, "201:bb"), 0);
 }
 
+/* Settings changed after a run that ended cleanly (both lanes at 500), and
+ * the new run is killed after lane 9's first commit under the new plan,
+ * before lane 0's: lane 9's row now names the new plan, so the old plan
+ * looks as if its lane 9 never committed. Lane 0 must still resume from
+ * 500 (every record below it was written under the old plan): 0 makes it,
+ * and the source (the lowest over lanes), write [0, 500) of lane 0 again. */
+static void test_pos_store_changed_plan_survives_a_lane_committing_first(void **state)
+{
+    struct fixture *fx = *state;
+
+    open_store(fx);
+    put(fx, 0, "201:aa", 500);
+    put(fx, 9, "201:aa", 500);
+    assert_int_equal(get(fx, 0, "201:bb"), 500);
+    put(fx, 9, "201:bb", 800); /* lane 9 commits first under bb; kill -9 */
+    assert_int_equal(get(fx, 9, "201:bb"), 800);
+    assert_int_equal(get(fx, 0, "201:bb"), 500);
+}
+
+/* The same with a level added by the new settings: lanes 0 and 9 commit
+ * under the new plan, lane 5 does not before a kill. Lane 5 then has no
+ * row and no older plan to fall back on: it resumes from nothing (the
+ * source from 0) and writes again every record of level 5 below 500 that
+ * the old plan wrote in lane 0 or 9. */
+static void test_pos_store_added_level_survives_the_others_committing_first(void **state)
+{
+    struct fixture *fx = *state;
+
+    open_store(fx);
+    put(fx, 0, "201:aa", 500);
+    put(fx, 9, "201:aa", 500);
+    assert_int_equal(get(fx, 5, "221:bb"), 500);
+    put(fx, 0, "221:bb", 800);
+    put(fx, 9, "221:bb", 800); /* lane 5 has not committed under bb; kill -9 */
+    assert_int_equal(get(fx, 5, "221:bb"), 500);
+}
+
 /* A table from before lanes is rebuilt: its positions become lane 0
  * under no plan, and stay what they were. */
 static void test_pos_store_table_without_lanes_is_rebuilt(void **state)
@@ -181,6 +218,10 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_pos_store_incomplete_old_plan_starts_over, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            test_pos_store_changed_plan_survives_a_lane_committing_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_pos_store_added_level_survives_the_others_committing_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pos_store_table_without_lanes_is_rebuilt, setup,
                                         teardown),
     };
