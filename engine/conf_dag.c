@@ -437,6 +437,75 @@ static int check_shared_files(struct sl__loader *ld)
     return 0;
 }
 
+/* Whether the `set` of node v (a map) gives field name (len bytes) with
+ * an expression that calls now(): the node's YAML, whatever its type. */
+static const struct sl__ynode *sets_from_now(const struct sl_conf_node *cn, const struct sl_expr *e)
+{
+    const struct sl__ynode *set = cn->yaml != NULL ? sl__ymap_find(cn->yaml, "set") : NULL;
+
+    for (size_t k = 0; set != NULL && set->kind == SL__Y_MAP && k + 1 < set->nkids; k += 2) {
+        const struct sl__ynode *key = set->kids[k], *val = set->kids[k + 1];
+        if (val->kind == SL__Y_SCALAR && val->text != NULL && strstr(val->text, "now(") != NULL &&
+            sl_expr_reads_field(e, key->text, key->len)) {
+            return val;
+        }
+    }
+    return NULL;
+}
+
+/* Marks in seen the nodes upstream of v (v excluded). */
+static void
+mark_upstream(const struct sl__loader *ld, const struct dag *dag, size_t v, unsigned char *seen)
+{
+    for (size_t j = 0; j < ld->conf->nodes[v].ninputs; j++) {
+        size_t u = dag->up[v][j];
+        if (!seen[u]) {
+            seen[u] = 1;
+            mark_upstream(ld, dag, u, seen);
+        }
+    }
+}
+
+/* A record's level must follow from the record and the config: positions
+ * are kept per level, and after a crash a record that came back on another
+ * level would be trimmed by that level's position, unwritten. So neither
+ * a priority expression nor a field it reads may come from now(). */
+static int check_priority_inputs(struct sl__loader *ld, const struct dag *dag)
+{
+    unsigned char *seen = sl__conf_alloc(ld, dag->n + 1);
+
+    if (seen == NULL) {
+        return SL_ENOMEM;
+    }
+    for (size_t v = 0; v < dag->n; v++) {
+        const struct sl_conf_node *cn = &ld->conf->nodes[v];
+        const struct sl__ynode *at = cn->yaml != NULL ? sl__ymap_find(cn->yaml, "priority") : NULL;
+        if (cn->priority_expr == NULL || at == NULL) {
+            continue;
+        }
+        if (sl_expr_calls_now(cn->priority_expr)) {
+            return sl__yerr(ld, at,
+                            "a priority must follow from the record: with now() a record read "
+                            "again after a crash could take another level, whose position "
+                            "would skip it");
+        }
+        memset(seen, 0, dag->n);
+        mark_upstream(ld, dag, v, seen);
+        for (size_t u = 0; u < dag->n; u++) {
+            const struct sl__ynode *val =
+                seen[u] ? sets_from_now(&ld->conf->nodes[u], cn->priority_expr) : NULL;
+            if (val != NULL) {
+                return sl__yerr(ld, at,
+                                "a priority must follow from the record: it reads '%.*s', which "
+                                "node '%s' sets with now() (a record read again after a crash "
+                                "could take another level, whose position would skip it)",
+                                (int)val->key->len, val->key->text, ld->conf->nodes[u].name);
+            }
+        }
+    }
+    return 0;
+}
+
 int sl__conf_dag(struct sl__loader *ld, const struct sl__ynode *root)
 {
     struct dag dag = {0};
@@ -453,6 +522,9 @@ int sl__conf_dag(struct sl__loader *ld, const struct sl__ynode *root)
     }
     if (rc == 0) {
         rc = check_paths(ld, &dag);
+    }
+    if (rc == 0) {
+        rc = check_priority_inputs(ld, &dag);
     }
     if (rc == 0) {
         rc = check_queues(ld);

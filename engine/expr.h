@@ -49,6 +49,12 @@ int sl_expr_int_choices(
  * the batch a node is about to process (0 until set). Thread: the caller's. */
 void sl_expr_set_priority(uint8_t level);
 
+/* Whether e calls now() anywhere. Thread: any. */
+bool sl_expr_calls_now(const struct sl_expr *e);
+
+/* Whether e reads the top-level field name (len bytes). Thread: any. */
+bool sl_expr_reads_field(const struct sl_expr *e, const char *name, size_t len);
+
 /* The text e was compiled from (NUL-terminated copy). */
 const char *sl_expr_text(const struct sl_expr *e);
 

@@ -707,3 +707,24 @@ int sl_expr_int_choices(
     }
     return rc;
 }
+
+bool sl_expr_calls_now(const struct sl_expr *e)
+{
+    for (uint32_t i = 0; i < e->nnodes; i++) {
+        if (e->nodes[i].op == SL__OP_CALL && e->nodes[i].fn == SL__FN_NOW) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool sl_expr_reads_field(const struct sl_expr *e, const char *name, size_t len)
+{
+    for (uint32_t i = 0; i < e->nnodes; i++) {
+        const struct sl__expr_node *n = &e->nodes[i];
+        if (n->op == SL__OP_FIELD && n->lit.len == len && memcmp(n->lit.u.s, name, len) == 0) {
+            return true;
+        }
+    }
+    return false;
+}

@@ -293,7 +293,7 @@ static uint32_t blocking_reservations(const struct sl_node *node)
 
     for (size_t i = 0; i < node->nups; i++) {
         /* One entry per edge: a producer with two edges here holds two. */
-        n += node->ups[i]->blocking ? node->ups[i]->max_tasks : 0;
+        n += node->ups[i]->blocking ? node->ups[i]->max_tasks * node->ups[i]->nparts : 0;
     }
     return n;
 }
@@ -389,9 +389,18 @@ static int create_ring(struct sl_node *node)
         edges *= node->ups[i]->nparts;
         cap = edges > cap ? edges : cap;
     }
-    /* Several levels arrive: a queue per level, the higher taken first. */
+    /* Several levels arrive: a lane per level, the higher taken first. */
     uint16_t levels = sl_priority_levels_in(node);
-    node->in = sl_ring_new_lanes(cap, __builtin_popcount(levels) > 1 ? SL_PRIORITY_LEVELS : 1);
+    uint8_t lane_levels[SL_PRIORITY_LEVELS];
+    uint32_t nlanes = 0;
+    for (uint8_t l = 0; l < SL_PRIORITY_LEVELS; l++) {
+        node->lane_of[l] = (uint8_t)(nlanes > 0 ? nlanes - 1 : 0);
+        if ((levels >> l) & 1u) {
+            node->lane_of[l] = (uint8_t)nlanes;
+            lane_levels[nlanes++] = l;
+        }
+    }
+    node->in = nlanes > 1 ? sl_ring_new_lanes(cap, nlanes, lane_levels) : sl_ring_new(cap);
     if (node->in == NULL) {
         return SL_ENOMEM;
     }

@@ -120,7 +120,6 @@ static int split_records(const struct sl_conf_node *cn,
         if ((parts[l] = empty_part(batch, (uint8_t)l)) == NULL) {
             return SL_ENOMEM;
         }
-        parts[l]->parent = sl_batch_ref(batch);
     }
     /* The dead letters so far travel in the lowest level's part. */
     struct sl_batch *low = parts[lowest];
@@ -132,8 +131,11 @@ static int split_records(const struct sl_conf_node *cn,
     for (uint32_t i = 0; i < batch->n && rc == 0; i++) {
         const struct sl_record *rec = &batch->recs[i];
         if (lv[i] == DEAD_LEVEL) {
-            uint8_t unused;
-            rc = level_of(cn, rec, &batch->arena, &unused, why, sizeof(why));
+            uint8_t again;
+            /* The reason again (a second look that passes, as now() may,
+             * keeps the first verdict). */
+            snprintf(why, sizeof(why), "priority: not an int 0..%d", SL_PRIORITY_LEVELS - 1);
+            rc = level_of(cn, rec, &batch->arena, &again, why, sizeof(why));
             if (rc == 0) {
                 rc = sl_batch_add_dead(low, rec, node, source, "%s", why);
             }
@@ -154,6 +156,11 @@ static int split_records(const struct sl_conf_node *cn,
     for (int l = 0; l < SL_PRIORITY_LEVELS; l++) {
         if (parts[l] != NULL) {
             parts[l]->shell = parts[l]->n == 0;
+            /* Parts with records or dead letters read batch's bytes; an
+             * empty one must not hold them all the way to the sinks. */
+            if (parts[l]->n > 0 || parts[l]->ndead > 0) {
+                parts[l]->parent = sl_batch_ref(batch);
+            }
         }
     }
     return rc;

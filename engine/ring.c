@@ -54,7 +54,8 @@ struct sl_ring {
     /* Read-only after sl_ring_new. */
     struct ring_lane *lanes; /* nlanes entries */
     uint32_t nlanes;
-    uint64_t mask; /* size - 1, size = capacity rounded up to a power of two */
+    uint8_t levels[SL_RING_LANES_MAX]; /* the priority level of each lane, ascending */
+    uint64_t mask;                     /* size - 1, size = capacity rounded up to a power of two */
     uint32_t size;
     uint32_t capacity; /* logical bound on items + reservations, all lanes together */
     char pad0[RING_PAD];
@@ -77,7 +78,7 @@ static inline void cpu_relax(void)
 #endif
 }
 
-struct sl_ring *sl_ring_new_lanes(uint32_t capacity, uint32_t nlanes)
+struct sl_ring *sl_ring_new_lanes(uint32_t capacity, uint32_t nlanes, const uint8_t *levels)
 {
     struct sl_ring *ring;
     uint32_t size = 1;
@@ -101,6 +102,8 @@ struct sl_ring *sl_ring_new_lanes(uint32_t capacity, uint32_t nlanes)
     }
     ring->nlanes = nlanes;
     for (uint32_t l = 0; l < nlanes; l++) {
+        ring->levels[l] = levels != NULL ? levels[l] : (uint8_t)l;
+        SL_ASSERT(l == 0 || ring->levels[l] > ring->levels[l - 1]);
         struct ring_lane *lane = &ring->lanes[l];
         lane->slots = sl_malloc((size_t)size * sizeof(*lane->slots));
         if (lane->slots == NULL) {
@@ -126,7 +129,7 @@ struct sl_ring *sl_ring_new_lanes(uint32_t capacity, uint32_t nlanes)
 
 struct sl_ring *sl_ring_new(uint32_t capacity)
 {
-    return sl_ring_new_lanes(capacity, 1);
+    return sl_ring_new_lanes(capacity, 1, NULL);
 }
 
 struct sl_ring *sl_ring_free(struct sl_ring *ring)
@@ -364,6 +367,7 @@ static int lane_pop(struct sl_ring *ring, struct ring_lane *lane, void **ret_ite
 }
 
 uint32_t sl_ring_pick_lane(uint32_t nlanes,
+                           const uint8_t *levels,
                            const uint64_t *counts,
                            const uint64_t *since_ns,
                            uint64_t now_ns,
@@ -379,7 +383,7 @@ uint32_t sl_ring_pick_lane(uint32_t nlanes,
         uint64_t waited = now_ns > since_ns[l] ? now_ns - since_ns[l] : 0;
         /* A level, plus one for each aging_ns waited: the higher first,
          * and the lowest overtakes it after (levels apart) x aging_ns. */
-        uint64_t score = (uint64_t)l * aging_ns + waited;
+        uint64_t score = (uint64_t)levels[l] * aging_ns + waited;
         if (best == UINT32_MAX || score > best_score) {
             best = l;
             best_score = score;
@@ -402,7 +406,8 @@ int sl_ring_try_pop(struct sl_ring *ring, void **ret_item)
         since[l] = atomic_load_explicit(&ring->lanes[l].since_ns, memory_order_relaxed);
     }
     uint64_t now = now_ns();
-    uint32_t pick = sl_ring_pick_lane(ring->nlanes, counts, since, now, SL_RING_AGING_NS);
+    uint32_t pick =
+        sl_ring_pick_lane(ring->nlanes, ring->levels, counts, since, now, SL_RING_AGING_NS);
     if (pick != UINT32_MAX && lane_pop(ring, &ring->lanes[pick], ret_item) == 0) {
         atomic_store_explicit(&ring->lanes[pick].since_ns, now, memory_order_relaxed);
         return 0;
@@ -450,6 +455,11 @@ uint32_t sl_ring_free_slots(const struct sl_ring *ring)
     /* seq_cst: read after a task gave its slot back (runtime.c). */
     int n = atomic_load_explicit(&((struct sl_ring *)ring)->free_slots, memory_order_seq_cst);
     return n > 0 ? (uint32_t)n : 0;
+}
+
+uint32_t sl_ring_lanes(const struct sl_ring *ring)
+{
+    return ring->nlanes;
 }
 
 uint32_t sl_ring_capacity(const struct sl_ring *ring)

@@ -32,18 +32,19 @@ struct sl_ring;
 struct sl_ring *sl_ring_new(uint32_t capacity);
 
 /* The same with nlanes FIFOs (1..SL_RING_LANES_MAX) sharing the capacity:
- * a priority queue. Pushes name their lane (the level); sl_ring_try_pop
- * takes from the highest non-empty lane, with aging (sl_ring_pick_lane),
- * so that a lower lane still progresses. Reservations are per ring, not
- * per lane. Thread: any. */
-struct sl_ring *sl_ring_new_lanes(uint32_t capacity, uint32_t nlanes);
+ * a priority queue. levels[l] is lane l's priority level, ascending (NULL:
+ * l). Pushes name their lane; sl_ring_try_pop takes from the highest
+ * non-empty lane, with aging (sl_ring_pick_lane), so that a lower lane
+ * still progresses. Reservations are per ring, not per lane. Thread: any. */
+struct sl_ring *sl_ring_new_lanes(uint32_t capacity, uint32_t nlanes, const uint8_t *levels);
 
 /* Which lane a pop takes from: the non-empty one (counts[l] > 0) with the
- * highest level l plus one for each aging_ns it waited since since_ns[l]
- * (when it was last served), the higher on ties;
+ * highest level levels[l] plus one for each aging_ns it waited since
+ * since_ns[l] (when it was last served), the higher on ties;
  * UINT32_MAX when all are empty. A pure function (unit-tested on a
  * virtual clock). */
 uint32_t sl_ring_pick_lane(uint32_t nlanes,
+                           const uint8_t *levels,
                            const uint64_t *counts,
                            const uint64_t *since_ns,
                            uint64_t now_ns,
@@ -130,6 +131,9 @@ uint32_t sl_ring_count(const struct sl_ring *ring);
 /* Slots neither holding an item nor reserved: 0 means a reservation would
  * fail now. seq_cst load. Thread: any. */
 uint32_t sl_ring_free_slots(const struct sl_ring *ring);
+
+/* Its number of lanes (1 for sl_ring_new). Thread: any. */
+uint32_t sl_ring_lanes(const struct sl_ring *ring);
 
 /* The capacity given to sl_ring_new. Thread: any. */
 uint32_t sl_ring_capacity(const struct sl_ring *ring);

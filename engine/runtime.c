@@ -272,30 +272,36 @@ static void push_or_shed(struct sl_node *consumer, struct sl_batch *batch)
         add_shell(consumer, batch);
         return;
     }
-    if (sl_ring_try_push_lane(consumer->in, batch, batch->level) == 0) {
+    uint32_t lane = consumer->lane_of[batch->level];
+
+    if (sl_ring_try_push_lane(consumer->in, batch, lane) == 0) {
         node_kick(consumer);
         return;
     }
-    if (consumer->when_full == SL_WHEN_FULL_DROP_OLDEST &&
-        sl_ring_try_pop(consumer->in, &oldest) == 0) {
+    /* drop_oldest: the oldest of the lowest level queued (a pop would take
+     * the next to serve: the highest). */
+    uint32_t low = sl_ring_lowest_lane(consumer->in);
+    if (consumer->when_full == SL_WHEN_FULL_DROP_OLDEST && low != UINT32_MAX &&
+        sl_ring_try_pop_lane(consumer->in, low, &oldest) == 0) {
         shed(consumer, oldest);
-        if (sl_ring_try_push_lane(consumer->in, batch, batch->level) == 0) {
+        if (sl_ring_try_push_lane(consumer->in, batch, lane) == 0) {
             node_kick(consumer);
             return;
         }
     }
     /* shed: a queued batch of a lower level goes first, the oldest of the
      * lowest; never this one while a lower one is queued (unless another
-     * producer takes the room first, a few times in a row). */
+     * producer takes the room first, a few times in a row). Lanes are in
+     * level order, so a lower lane is a lower level. */
     for (int tries = 0; consumer->when_full == SL_WHEN_FULL_SHED && tries < 8; tries++) {
-        uint32_t low = sl_ring_lowest_lane(consumer->in);
-        if (low == UINT32_MAX || low >= batch->level) {
+        low = sl_ring_lowest_lane(consumer->in);
+        if (low == UINT32_MAX || low >= lane) {
             break;
         }
         if (sl_ring_try_pop_lane(consumer->in, low, &oldest) == 0) {
             shed(consumer, oldest);
         }
-        if (sl_ring_try_push_lane(consumer->in, batch, batch->level) == 0) {
+        if (sl_ring_try_push_lane(consumer->in, batch, lane) == 0) {
             node_kick(consumer);
             return;
         }
@@ -336,7 +342,7 @@ static void send(struct sl_node *node, struct sl_out *o, struct sl_batch *batch)
             add_shell(o->to[c], copy);
             continue;
         }
-        sl_ring_push_reserved_lane(o->to[c]->in, copy, copy->level);
+        sl_ring_push_reserved_lane(o->to[c]->in, copy, o->to[c]->lane_of[copy->level]);
         node_kick(o->to[c]);
     }
 }

@@ -61,11 +61,12 @@ struct sl_node {
     const struct sl_conf_node *cn;
     const struct sl_node_type *type;
     const char *name;
-    uint32_t index;      /* in pl->nodes */
-    void *state;         /* the type's instance data (open/close) */
-    struct sl_ring *in;  /* input ring; sources: raw blocks from their thread */
-    uint32_t ring_cap;   /* the capacity asked for (`queue`) */
-    struct sl_out *outs; /* outs[0] main output; route outputs after it */
+    uint32_t index;                      /* in pl->nodes */
+    void *state;                         /* the type's instance data (open/close) */
+    struct sl_ring *in;                  /* input ring; sources: raw blocks from their thread */
+    uint8_t lane_of[SL_PRIORITY_LEVELS]; /* the ring lane of each level that reaches it */
+    uint32_t ring_cap;                   /* the capacity asked for (`queue`) */
+    struct sl_out *outs;                 /* outs[0] main output; route outputs after it */
     size_t nouts;
     struct sl_node **ups; /* producers, for re-kicking after a pop */
     size_t nups;

@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 /* Entries per deque (power of two). Work beyond it goes to the injection
  * queue, so the size only trades memory for mutex traffic under bursts. */
@@ -36,6 +37,11 @@
  * oldest task of its own deque first, so LIFO order cannot starve them (the
  * constant of Go's scheduler). */
 #define FAIR_TICK 61
+/* ...and at least every FAIR_NS: a node task that kicks itself at the end
+ * of its burst runs again at once from its own deque, and 61 bursts can
+ * take seconds (a sink kicked from a blocking thread waited 1.2 s under
+ * TSan while its queue filled and shed). */
+#define FAIR_NS (1000 * 1000ull)
 
 /* Rounds of "look everywhere, then yield" before an idle worker parks. */
 #define IDLE_ROUNDS 2
@@ -61,6 +67,7 @@ struct worker {
     pthread_t thread;        /* written by sl_sched_new before any join */
     uint64_t rng;            /* owner only: victim choice */
     unsigned tick;           /* owner only: fairness counter */
+    uint64_t fair_ns;        /* owner only: when it last looked at the injection queue first */
     _Atomic uint64_t run;    /* owner stores, anyone loads; relaxed (statistics) */
     _Atomic uint64_t steals; /* same */
     char pad0[SCHED_PAD];
@@ -299,11 +306,21 @@ static struct sl_task *steal_any(struct worker *w)
     return NULL;
 }
 
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static struct sl_task *find_task(struct worker *w)
 {
     struct sl_task *task = NULL;
+    uint64_t now = mono_ns();
 
-    if (++w->tick % FAIR_TICK == 0) {
+    if (++w->tick % FAIR_TICK == 0 || now - w->fair_ns >= FAIR_NS) {
+        w->fair_ns = now;
         task = inject_pop(w->s);
         if (task == NULL && deque_steal(&w->dq, &task) != STEAL_OK) {
             task = NULL;

@@ -33,6 +33,15 @@ static const char ck_put[] =
     " ON CONFLICT(tbl, writer, source, stream, \"partition\", level) DO UPDATE SET"
     " position = excluded.position, fingerprint = coalesce(excluded.fingerprint, fingerprint),"
     " plan = excluded.plan";
+static const char ck_others[] =
+    "SELECT 1 FROM _sluice_checkpoints WHERE tbl = ?1 AND writer = ?2 AND source = ?3"
+    " AND stream = ?4 AND \"partition\" = ?5 AND plan IS NOT ?9 LIMIT 1";
+static const char ck_forget[] =
+    "DELETE FROM _sluice_checkpoints WHERE tbl = ?1 AND writer = ?2 AND source = ?3"
+    " AND stream = ?4 AND \"partition\" = ?5 AND plan IS NOT ?9";
+static const char ck_seed[] =
+    "INSERT OR IGNORE INTO _sluice_checkpoints(tbl, writer, source, stream, \"partition\","
+    " position, fingerprint, level, plan) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 static const char ck_writers[] =
     "SELECT DISTINCT writer FROM _sluice_checkpoints WHERE tbl = ?1 ORDER BY writer";
 /* The layout before priority lanes, rebuilt with lane 0. */
@@ -166,8 +175,8 @@ int sl_pos_store_open(struct sl_pos_store *ps, sqlite3 *db, struct sl_err *err)
     if ((rc = create_table(db, err)) != 0 || (rc = prepare_legacy(ps, err)) != 0) {
         return rc;
     }
-    const char *const sql[] = {ck_get, ck_put, ck_writers};
-    sqlite3_stmt **st[] = {&ps->get, &ps->put, &ps->writers};
+    const char *const sql[] = {ck_get, ck_put, ck_writers, ck_others, ck_forget, ck_seed};
+    sqlite3_stmt **st[] = {&ps->get, &ps->put, &ps->writers, &ps->others, &ps->forget, &ps->seed};
     for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
         rc = sqlite3_prepare_v3(db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, st[i], NULL);
         if (rc != SQLITE_OK) {
@@ -186,6 +195,9 @@ void sl_pos_store_close(struct sl_pos_store *ps)
     (void)sqlite3_finalize(ps->put);
     (void)sqlite3_finalize(ps->legacy);
     (void)sqlite3_finalize(ps->writers);
+    (void)sqlite3_finalize(ps->others);
+    (void)sqlite3_finalize(ps->forget);
+    (void)sqlite3_finalize(ps->seed);
     memset(ps, 0, sizeof(*ps));
 }
 
@@ -344,6 +356,48 @@ int sl_pos_store_get(struct sl_pos_store *ps,
     return rc == SQLITE_DONE ? SL_EOF : sl__sqlite_fail(ps->db, rc, err, "reading a position");
 }
 
+/* Binds key, the plan as ?9, and steps st once; resets it. */
+static int step_plan(sqlite3_stmt *st, const struct sl_pos_key *key)
+{
+    int rc = bind_key(st, key);
+
+    if (rc == SQLITE_OK) {
+        rc = key->plan != NULL ? sqlite3_bind_text(st, 9, key->plan, -1, SQLITE_STATIC)
+                               : sqlite3_bind_null(st, 9);
+    }
+    rc = rc == SQLITE_OK ? sqlite3_step(st) : rc;
+    (void)sqlite3_reset(st);
+    return rc;
+}
+
+/* The priority settings changed: every lane of key's plan gets a row at
+ * the position the old rows give, then the old rows go. */
+static int adopt_plan(struct sl_pos_store *ps, const struct sl_pos_key *key)
+{
+    struct sl_pos_key lane = *key;
+    int64_t from = 0;
+    char fp[128] = "";
+    int rc;
+
+    lane.level = 0xFF; /* no lane's own: the fallback over the old rows */
+    rc = read_lanes(ps, &lane, &from, fp, sizeof(fp));
+    if (rc != SQLITE_ROW) {
+        return rc == SQLITE_DONE ? SQLITE_OK : rc;
+    }
+    rc = step_plan(ps->forget, key);
+    for (unsigned l = 0; rc == SQLITE_DONE && l < 16; l++) {
+        if (((plan_lanes(key->plan) >> l) & 1u) == 0) {
+            continue;
+        }
+        lane.level = (uint8_t)l;
+        rc = bind_key(ps->seed, &lane);
+        rc = rc == SQLITE_OK ? sqlite3_bind_int64(ps->seed, 6, from) : rc;
+        rc = rc == SQLITE_OK ? sqlite3_bind_text(ps->seed, 7, fp, -1, SQLITE_TRANSIENT) : rc;
+        rc = rc == SQLITE_OK ? step_plan(ps->seed, &lane) : rc;
+    }
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
 int sl_pos_store_put(struct sl_pos_store *ps,
                      const struct sl_pos_key *key,
                      int64_t pos,
@@ -351,7 +405,17 @@ int sl_pos_store_put(struct sl_pos_store *ps,
                      struct sl_err *err)
 {
     sqlite3_stmt *st = ps->put;
-    int rc = bind_key(st, key);
+    int rc = step_plan(ps->others, key);
+
+    if (rc == SQLITE_ROW) {
+        rc = adopt_plan(ps, key);
+    } else if (rc == SQLITE_DONE) {
+        rc = SQLITE_OK;
+    }
+    if (rc != SQLITE_OK) {
+        return sl__sqlite_fail(ps->db, rc, err, "storing a position");
+    }
+    rc = bind_key(st, key);
 
     rc = rc == SQLITE_OK ? sqlite3_bind_int64(st, 6, pos) : rc;
     if (rc == SQLITE_OK) {

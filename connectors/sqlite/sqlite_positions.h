@@ -38,6 +38,9 @@ struct sl_pos_store {
     sqlite3_stmt *put;    /* upsert of a key */
     sqlite3_stmt *legacy; /* the same key in a pre-writer table (_sluice_checkpoints_v1), or NULL */
     sqlite3_stmt *writers; /* distinct writers holding positions of table ?1 */
+    sqlite3_stmt *others;  /* whether a stream has rows of another plan than ?9 */
+    sqlite3_stmt *forget;  /* deletes them */
+    sqlite3_stmt *seed;    /* a lane's row under ?9 at ?6, unless it has one */
     bool legacy_fp;        /* _sluice_checkpoints_v1 has a fingerprint column */
 };
 
@@ -64,7 +67,12 @@ int sl_pos_store_get(struct sl_pos_store *ps,
                      char *fp,
                      size_t fp_len,
                      struct sl_err *err);
-/* Stores key's position; a NULL fingerprint keeps the stored one. 0 or
+/* Stores key's position; a NULL fingerprint keeps the stored one. The
+ * first store under a plan where the stream has rows of another (changed
+ * priority settings) first gives every lane of the new plan a row at the
+ * position sl_pos_store_get falls back on, and forgets the old rows: a
+ * lane that commits first must not make the old plan look incomplete to
+ * the others. Inside the caller's transaction when it has one. 0 or
  * SL_ERETRY / SL_EIO with err set. */
 int sl_pos_store_put(struct sl_pos_store *ps,
                      const struct sl_pos_key *key,

@@ -383,7 +383,7 @@ static void test_ring_new_oom_returns_null(void **state)
 static void test_ring_lanes_pop_highest_first_within_capacity(void **state)
 {
     (void)state;
-    struct sl_ring *ring = sl_ring_new_lanes(3, 10);
+    struct sl_ring *ring = sl_ring_new_lanes(3, 10, NULL);
     int a = 1, b = 2, c = 3, d = 4;
     void *item = NULL;
 
@@ -411,22 +411,23 @@ static void test_ring_pick_lane_ages_lower_levels(void **state)
 {
     (void)state;
     const uint64_t age = 20;
+    const uint8_t levels[10] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
     uint64_t counts[10] = {0}, since[10] = {0};
 
-    assert_int_equal(sl_ring_pick_lane(10, counts, since, 100, age), UINT32_MAX);
+    assert_int_equal(sl_ring_pick_lane(10, levels, counts, since, 100, age), UINT32_MAX);
     counts[0] = counts[9] = 1;
     since[0] = since[9] = 100;
-    assert_int_equal(sl_ring_pick_lane(10, counts, since, 100, age), 9);
+    assert_int_equal(sl_ring_pick_lane(10, levels, counts, since, 100, age), 9);
     /* Level 9 just served (since = now), level 0 waiting 9 x age: a tie
      * goes to the higher; past it, level 0. */
     since[9] = 280;
-    assert_int_equal(sl_ring_pick_lane(10, counts, since, 280, age), 9);
-    assert_int_equal(sl_ring_pick_lane(10, counts, since, 281, age), 9);
+    assert_int_equal(sl_ring_pick_lane(10, levels, counts, since, 280, age), 9);
+    assert_int_equal(sl_ring_pick_lane(10, levels, counts, since, 281, age), 9);
     since[9] = 300;
-    assert_int_equal(sl_ring_pick_lane(10, counts, since, 300, age), 0);
+    assert_int_equal(sl_ring_pick_lane(10, levels, counts, since, 300, age), 0);
     /* An empty lane is never picked, however long it waited. */
     counts[0] = 0;
-    assert_int_equal(sl_ring_pick_lane(10, counts, since, 10000, age), 9);
+    assert_int_equal(sl_ring_pick_lane(10, levels, counts, since, 10000, age), 9);
 }
 
 int main(void)

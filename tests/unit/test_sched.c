@@ -415,7 +415,10 @@ static void test_sched_lifo_does_not_starve_older_tasks(void **state)
  * under TSan on a loaded machine 1.2 s passed between the kick of the
  * `null` sink of tests/integration/test_when_full.sh case 1b and its run,
  * while its 10-slot queue filled and `drop_oldest` shed (measured with
- * timestamps on kicks and runs). Counted in runs, not time. */
+ * timestamps on kicks and runs). A worker now also looks at the injection
+ * queue first once a millisecond passed since it last did: each run of
+ * the hog here takes 2 ms, so the injected task goes at most one run
+ * later. */
 
 struct outside_hog {
     struct sl_task task;
@@ -442,6 +445,12 @@ static void outside_hog_fn(struct sl_task *task)
     } else if (atomic_load(&h->injected_ran) == 0) {
         atomic_fetch_add(&h->waited_runs, 1);
     }
+    /* A burst of batches: longer than the worker's fairness interval. */
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+    } while ((t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec) < 2000000L);
     if (atomic_load(&h->injected_ran) == 0 && h->runs < 10000) {
         sl_sched_submit(h->s, &h->task);
     }
