@@ -5,8 +5,9 @@ For each seed: generate JSON-lines input (orders with a unique id, plus bad
 lines that must become dead letters) and a random pipeline (file sources,
 filter / map / route stages, SQLite sinks, an optional dead-letter sink) with
 fan-out, fan-in, diamonds, several sinks on one table and on different
-files; random engine.threads (1..16), queue (1..16), workers and
-memory_limit. Run `sluice run` and kill -9 it at random moments, then run it
+files; random engine.threads (1..16), queue (1..16), workers,
+memory_limit and priorities (an int on some nodes, an if() on the data's
+fields on others: they change the order of the writes, never the rows). Run `sluice run` and kill -9 it at random moments, then run it
 to completion, and compare every table with an independent model of what it
 must hold: exact rows, no loss, no duplicate. Then run once more: a replay
 must write nothing. Peak RSS (/usr/bin/time %M) must stay within
@@ -160,6 +161,33 @@ def map_sets(rng, name):
     return sets
 
 
+def priority(rng, node):
+    """A random priority for node: (YAML value, the levels it may give).
+    An int 0..9, or (not on a route, which sends a record to several
+    outputs) an expression on fields every record has, that never fails:
+    if() with literal levels, null (level 0) or a computed value (any
+    level). Two equal branches make one level: the loader takes it as an
+    int."""
+    if node.kind == "route" or rng.random() < 0.4:
+        v = rng.randrange(0, 10)
+        return str(v), {v}
+    a, b, c = rng.randrange(0, 10), rng.randrange(0, 10), rng.randrange(0, 10)
+    k = rng.choice(["amount", "country", "id_mod", "nested", "null", "computed"])
+    if k == "amount":
+        return "'if(amount > %d, %d, %d)'" % (rng.randrange(50, 950), a, b), {a, b}
+    if k == "country":
+        return "'if(country == \"%s\", %d, %d)'" % (rng.choice(COUNTRIES), a, b), {a, b}
+    if k == "id_mod":
+        m = rng.randrange(2, 6)
+        return "'if(id %% %d == %d, %d, %d)'" % (m, rng.randrange(m), a, b), {a, b}
+    if k == "nested":
+        return "'if(amount > %d, %d, if(country in [\"%s\", \"%s\"], %d, %d))'" % (
+            rng.randrange(50, 950), a, *rng.sample(COUNTRIES, 2), b, c), {a, b, c}
+    if k == "null":
+        return "'if(amount > %d, %d, null)'" % (rng.randrange(50, 950), a), {a, 0}
+    return rng.choice(["'id % 10'", "'id % 3 + 6'"]), set(range(10))
+
+
 COUNTRIES = ["DE", "FR", "US", "BR", "JP", "IN"]
 BASE_FIELDS = ["id", "path", "amount", "qty", "code", "flag", "country"]
 
@@ -240,6 +268,7 @@ class Node:
         self.glob = None  # source
         self.db = None  # sink
         self.table = None
+        self.levels = None  # priority: the levels it may give (None: inherits)
 
 
 MOTIFS = ["chain", "fanout", "route", "diamond", "fanin", "same_table", "twin_sources",
@@ -534,6 +563,36 @@ class Pipeline:
             return 1
         return sum(self.paths(c, sink) for o in range(len(node.outputs))
                    for c in self.out_consumers(node, o))
+
+    def copies(self, src, node, memo=None):
+        """Copies per level (a list of 10) of each batch of source src that
+        node emits, as conf_dag.c counts them: one per path, and a node with
+        a priority gives the sum over the levels it receives to each level
+        it may give."""
+        memo = {} if memo is None else memo
+        if node.name in memo:
+            return memo[node.name]
+        c = [0] * 10
+        if node is src:
+            c[0] = 1
+        elif node.kind != "source":
+            for t in node.inputs:
+                up = self.copies(src, self.tap_owner[t][0], memo)
+                c = [x + y for x, y in zip(c, up)]
+        if node.kind != "sink" and node.levels:
+            total = sum(c)
+            c = [total if lv in node.levels else 0 for lv in range(10)]
+        memo[node.name] = c
+        return c
+
+    def most_copies(self):
+        """The most copies at one level from one source to one sink."""
+        most = 0
+        for s in [n for n in self.nodes if n.kind == "source"]:
+            memo = {}
+            for k in [n for n in self.nodes if n.kind == "sink"]:
+                most = max(most, max(self.copies(s, k, memo)))
+        return most
 
     def upstream(self, node):
         """node and every node with a path to it."""
@@ -844,16 +903,19 @@ def shape_summary(pl):
     shared = sum(1 for c in tables.values() if c > 1)
     multi = [n.name for n in pl.nodes if n.kind == "sink" and any(
         pl.paths(s, n) > 1 for s in pl.nodes if s.kind == "source")]
+    prio = ["%s:%s" % (n.name, "".join(str(x) for x in sorted(n.levels)))
+            for n in pl.nodes if n.levels is not None]
     return ("%d sources, %d filters, %d maps, %d routes, %d sinks (%d tables, %d shared, "
-            "multi-path sinks: %s), dead letters: %s, threads %d, memory_limit %d MiB" % (
+            "multi-path sinks: %s), dead letters: %s, priorities: %s (most copies at one "
+            "level %d), threads %d, memory_limit %d MiB" % (
                 kinds["source"], kinds["filter"], kinds["map"], kinds["route"], kinds["sink"],
-                len(tables), shared, ",".join(multi) or "none", pl.dead, pl.threads,
-                pl.memory_limit // MIB))
+                len(tables), shared, ",".join(multi) or "none", pl.dead,
+                " ".join(prio) or "none", pl.most_copies(), pl.threads, pl.memory_limit // MIB))
 
 
 ALL_FEATURES = ["fan-out", "fan-in", "diamond", "route", "shared-table", "several-dbs",
                 "twin-sources", "dead-letter-same", "dead-letter-other_db", "dead-letter-file",
-                "kill -9"]
+                "priority-int", "priority-split", "kill -9"]
 
 
 def features(pl):
@@ -877,6 +939,13 @@ def features(pl):
         f.add("twin-sources")
     if pl.dead != "none":
         f.add("dead-letter-" + pl.dead)
+    if any(n.levels is not None and len(n.levels) == 1 for n in pl.nodes):
+        f.add("priority-int")
+    if any(n.levels is not None and len(n.levels) > 1 for n in pl.nodes):
+        f.add("priority-split")
+    if any(sum(1 for n in pl.upstream(k) if pl.by_name[n].levels and
+               len(pl.by_name[n].levels) > 1) >= 2 for k in sinks):
+        f.add("priority-split-twice")
     return f
 
 
@@ -919,6 +988,19 @@ def run_seed(seed, args):
     for n in pl.nodes:
         if n.kind != "source" and shed_rng.random() < args.shed:
             n.opts["when_full"] = shed_rng.choice(["drop_newest", "drop_oldest"])
+    # Priorities, from a generator of their own too.
+    prio_rng = random.Random("prio-%d" % seed)
+    for n in pl.nodes:
+        if n.kind != "sink" and prio_rng.random() < args.priority:
+            n.opts["priority"], n.levels = priority(prio_rng, n)
+    # The loader refuses more than 64 copies at one level (splits in a row
+    # after diamonds): take the last expressions off until it fits.
+    for n in reversed(pl.nodes):
+        if pl.most_copies() <= 64:
+            break
+        if n.levels is not None and len(n.levels) > 1:
+            del n.opts["priority"]
+            n.levels = None
     rng = random.Random("kill-%d" % seed)
     yaml = pl.yaml()
     if args.list:
@@ -1136,6 +1218,8 @@ def main():
     ap.add_argument("--no-rss", action="store_true", help="skip the peak RSS check")
     ap.add_argument("--shed", type=float, default=0.15,
                     help="share of stages and sinks given a shedding when_full")
+    ap.add_argument("--priority", type=float, default=0.25,
+                    help="share of sources and stages given a priority (int or expression)")
     ap.add_argument("--distinct-tables", action="store_true",
                     help="one table per sink: no two sinks share a table")
     ap.add_argument("--diff-rows", type=int, default=8)
@@ -1167,6 +1251,10 @@ def main():
         args.repro.append("--dead-letter " + args.dead_letter)
     if args.distinct_tables:
         args.repro.append("--distinct-tables")
+    if args.priority != 0.25:
+        args.repro.append("--priority %g" % args.priority)
+    if args.shed != 0.15:
+        args.repro.append("--shed %g" % args.shed)
     if args.no_rss:
         args.repro.append("--no-rss")
     if args.kill_scale != 1.0:
