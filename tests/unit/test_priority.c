@@ -278,6 +278,38 @@ static void test_priority_split_one_level_is_the_batch_itself(void **state)
     node_fini(&pn);
 }
 
+/* @priority in the expression reads the level the batch has so far. */
+static void test_priority_split_reads_the_batch_level(void **state)
+{
+    const struct val amounts[] = {VI(1), VI(2)};
+    struct sl_batch *parts[LEVELS];
+    struct prio_node pn;
+    uint32_t dead = 99;
+
+    (void)state;
+    node_init(&pn, "if(@priority > 4, 9, 1)");
+    assert_int_equal(pn.cn.priority_levels, BIT(1) | BIT(9));
+    for (int level = 0; level < LEVELS; level++) {
+        struct sl_batch *b = make_batch(NULL, "amount", amounts, 2);
+        b->level = (uint8_t)level;
+        assert_int_equal(sl_priority_split(&pn.cn, "tag", "orders", b, parts, &dead), 0);
+        check_parts(parts, BIT(1) | BIT(9));
+        assert_ptr_equal(parts[level > 4 ? 9 : 1], b);
+        assert_int_equal(b->n, 2);
+        release(parts);
+    }
+    node_fini(&pn);
+    node_init(&pn, "@priority"); /* computed: any level, here the batch's own */
+    assert_int_equal(pn.cn.priority_levels, 0x3FF);
+    struct sl_batch *b = make_batch(NULL, "amount", amounts, 2);
+    b->level = 7;
+    assert_int_equal(sl_priority_split(&pn.cn, "tag", "orders", b, parts, &dead), 0);
+    check_parts(parts, 0x3FF);
+    assert_ptr_equal(parts[7], b);
+    release(parts);
+    node_fini(&pn);
+}
+
 /* Mixed levels: each record in its level's part, in input order, its
  * fields intact (they read the input's bytes, kept alive as the parts'
  * parent); the input's dead letters travel in the lowest level's part. */
@@ -980,6 +1012,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_priority_split_one_level_is_the_batch_itself),
+        cmocka_unit_test(test_priority_split_reads_the_batch_level),
         cmocka_unit_test(test_priority_split_mixed_levels_keep_order_and_values),
         cmocka_unit_test(test_priority_split_one_level_keeps_dead_letters_once),
         cmocka_unit_test(test_priority_split_bad_values_are_dead_letters),
