@@ -166,13 +166,13 @@ def priority(rng, node):
     An int 0..9, or (not on a route, which sends a record to several
     outputs) an expression on fields every record has, that never fails:
     if() with literal levels, null (level 0) or a computed value (any
-    level). Two equal branches make one level: the loader takes it as an
-    int."""
+    level), on the data or on @priority (the level the batch has so far).
+    Two equal branches make one level: the loader takes it as an int."""
     if node.kind == "route" or rng.random() < 0.4:
         v = rng.randrange(0, 10)
         return str(v), {v}
     a, b, c = rng.randrange(0, 10), rng.randrange(0, 10), rng.randrange(0, 10)
-    k = rng.choice(["amount", "country", "id_mod", "nested", "null", "computed"])
+    k = rng.choice(["amount", "country", "id_mod", "nested", "null", "computed", "level"])
     if k == "amount":
         return "'if(amount > %d, %d, %d)'" % (rng.randrange(50, 950), a, b), {a, b}
     if k == "country":
@@ -183,6 +183,8 @@ def priority(rng, node):
     if k == "nested":
         return "'if(amount > %d, %d, if(country in [\"%s\", \"%s\"], %d, %d))'" % (
             rng.randrange(50, 950), a, *rng.sample(COUNTRIES, 2), b, c), {a, b, c}
+    if k == "level":  # the level the batch has so far
+        return "'if(@priority > %d, %d, %d)'" % (rng.randrange(0, 9), a, b), {a, b}
     if k == "null":
         return "'if(amount > %d, %d, null)'" % (rng.randrange(50, 950), a), {a, 0}
     return rng.choice(["'id % 10'", "'id % 3 + 6'"]), set(range(10))
