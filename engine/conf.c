@@ -68,6 +68,26 @@ node_option(const struct sl_conf_node *cn, const char *name, enum sluice_opt_typ
     return NULL;
 }
 
+static uint64_t digest(uint64_t h, const struct sl__ynode *y)
+{
+    h = (h ^ (uint64_t)(y->kind + 1)) * 0x100000001b3ull;
+    for (size_t i = 0; y->kind == SL__Y_SCALAR && i < y->len; i++) {
+        h = (h ^ (unsigned char)y->text[i]) * 0x100000001b3ull;
+    }
+    for (size_t i = 0; i < y->nkids; i++) {
+        h = digest(h, y->kids[i]);
+    }
+    return (h ^ 0xFF) * 0x100000001b3ull;
+}
+
+uint64_t sl_conf_node_digest(const struct sl_conf_node *cn, uint64_t h)
+{
+    for (const char *p = cn->name; *p != '\0'; p++) {
+        h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
+    }
+    return cn->yaml != NULL ? digest(h, cn->yaml) : h;
+}
+
 const char *sl_conf_node_str(const struct sl_conf_node *cn, const char *name)
 {
     const struct sluice_option *o = node_option(cn, name, SLUICE_OPT_STR);

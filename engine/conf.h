@@ -85,6 +85,10 @@ struct sl_conf {
 /* cn's string option name (a sink's `path`), or NULL when its type has no
  * such option or it is not set. For checks across node types. */
 const char *sl_conf_node_str(const struct sl_conf_node *cn, const char *name);
+/* Folds cn's name and everything written for it in the file (its YAML,
+ * after ${VAR} and --set) into the FNV-1a hash h: what a change of a
+ * node's settings changes. */
+uint64_t sl_conf_node_digest(const struct sl_conf_node *cn, uint64_t h);
 /* The text of cn's enum option name (a source's `format`: "csv"), or NULL
  * when its type has no such option. */
 const char *sl_conf_node_enum(const struct sl_conf_node *cn, const char *name);

@@ -240,14 +240,6 @@ static void mark(const struct sl_node *node, bool down, unsigned char *seen)
     }
 }
 
-static uint64_t fnv(uint64_t h, const char *s)
-{
-    for (; *s != '\0'; s++) {
-        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-    }
-    return h;
-}
-
 /* sink's plan for src into buf, or false when nothing between them sets a
  * priority. seen: scratch, 2 per node. */
 static bool plan_of(const struct sl_node *nodes,
@@ -262,21 +254,20 @@ static bool plan_of(const struct sl_node *nodes,
     uint64_t h = 0xcbf29ce484222325ull;
     unsigned lanes = 0;
     bool any = false;
-    char num[16];
 
     memset(seen, 0, 2 * nnodes);
     mark(sink, false, up);
     mark(&nodes[src], true, down);
+    /* Every node between them: a level may come from any of their
+     * settings (a map's formula that a priority reads), not only from the
+     * nodes that set one. */
     for (size_t i = 0; i < nnodes; i++) {
         const struct sl_conf_node *cn = nodes[i].cn;
-        if (!up[i] || !down[i] || cn->priority_levels == 0) {
+        if (!up[i] || !down[i] || &nodes[i] == sink) {
             continue;
         }
-        any = true;
-        snprintf(num, sizeof(num), "%d", cn->priority);
-        h = fnv(fnv(fnv(fnv(h, cn->name), "="),
-                    cn->priority_expr != NULL ? sl_expr_text(cn->priority_expr) : num),
-                ";");
+        any |= cn->priority_levels != 0;
+        h = sl_conf_node_digest(cn, h);
     }
     for (int l = 0; l < SL_PRIORITY_LEVELS; l++) {
         lanes |= sink->paths[src * SL_PRIORITY_LEVELS + l] > 0 ? 1u << l : 0;

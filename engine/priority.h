@@ -39,20 +39,12 @@ struct sl_node;
 #define SL_PRIORITY_PLAN_MAX 32
 
 /* The priority plan of what reaches sink from source src: the levels it
- * arrives at and the priority settings of the nodes between them, as text
+ * arrives at and the settings of the nodes between them, as text
  * ("<levels mask hex>:<hash hex>") for a SQLite sink to store beside its
  * positions, so that a later run notices changed settings. NULL when no
  * node between them sets a priority. The text is the sink's (freed with
  * the pipeline). Thread: any, after sl_priority_plans. */
 const char *sl_priority_plan(const struct sl_node *sink, uint32_t src);
-
-/* The levels that may reach node's input (a bit each): its queue has one
- * lane per level when more than one may. Thread: main, once linked. */
-uint16_t sl_priority_levels_in(const struct sl_node *node);
-
-/* Works out every sink's plans once the nodes are linked. 0 or SL_ENOMEM.
- * Thread: main, building the pipeline. */
-int sl_priority_plans(struct sl_node *nodes, size_t nnodes);
 
 /* The levels that may reach node's input (a bit each): its queue has one
  * lane per level when more than one may. Thread: main, once linked. */

@@ -256,11 +256,16 @@ struct plan_rows {
     char plan[SL_POS_PLAN_MAX];
     unsigned lanes; /* lanes with a row */
     int64_t min;
+    int64_t max;
     char fp[128]; /* beside min */
 };
 
+/* read_lanes: the settings changed while lanes stood apart. */
+#define LANES_APART (-2)
+
 /* Reads key's lanes into *ret_pos / fp (see sl_pos_store_get). SQLITE_ROW
- * when a position applies, SQLITE_DONE when none does. */
+ * when a position applies, SQLITE_DONE when none does, LANES_APART with
+ * the lowest and highest positions in *ret_pos and fp (as text). */
 static int read_lanes(struct sl_pos_store *ps,
                       const struct sl_pos_key *key,
                       int64_t *ret_pos,
@@ -304,6 +309,7 @@ static int read_lanes(struct sl_pos_store *ps,
             snprintf(old[i].plan, sizeof(old[i].plan), "%s", plan != NULL ? plan : "");
             old[i].lanes = 0;
             old[i].min = pos;
+            old[i].max = pos;
             snprintf(old[i].fp, sizeof(old[i].fp), "%s", f != NULL ? f : "");
         }
         old[i].lanes |= level >= 0 && level < 32 ? 1u << level : 0;
@@ -311,6 +317,7 @@ static int read_lanes(struct sl_pos_store *ps,
             old[i].min = pos;
             snprintf(old[i].fp, sizeof(old[i].fp), "%s", f != NULL ? f : "");
         }
+        old[i].max = pos > old[i].max ? pos : old[i].max;
     }
     (void)sqlite3_reset(st);
     if (rc != SQLITE_DONE || !changed) {
@@ -319,7 +326,17 @@ static int read_lanes(struct sl_pos_store *ps,
     /* The priority settings changed since these rows were written: below
      * the lowest position of a complete earlier setting, every record was
      * written in some lane. One with a lane that never committed, or too
-     * many settings to follow, gives nothing (read again: at least once). */
+     * many settings to follow, gives nothing (read again: at least once).
+     * Lanes apart (a run that stopped with a level ahead): the records
+     * between were written by their old level, which the new settings
+     * cannot tell; neither trimming nor writing them is right. */
+    for (size_t i = 0; i < nold; i++) {
+        if (!overflow && old[i].min != old[i].max) {
+            *ret_pos = old[i].min;
+            snprintf(fp, fp_len, "%lld", (long long)old[i].max);
+            return LANES_APART;
+        }
+    }
     *ret_pos = INT64_MAX;
     for (size_t i = 0; i < nold; i++) {
         int64_t pos =
@@ -334,6 +351,19 @@ static int read_lanes(struct sl_pos_store *ps,
     return SQLITE_ROW;
 }
 
+static int
+apart_err(const struct sl_pos_key *key, int64_t low, const char *high, struct sl_err *err)
+{
+    return sl_err_set(err, SL_EFATAL,
+                      "%s: the settings of the nodes before this sink changed since a run that "
+                      "stopped with its priority levels apart (%s of source %s: from %lld to %s): "
+                      "the records between were written by their old level, which the new "
+                      "settings cannot tell. Run with the old settings until it stops cleanly "
+                      "(the end of the input, or SIGINT, brings every level to the same point), "
+                      "then change them",
+                      key->writer, key->stream, key->source, (long long)low, high);
+}
+
 int sl_pos_store_get(struct sl_pos_store *ps,
                      const struct sl_pos_key *key,
                      int64_t *ret_pos,
@@ -341,9 +371,13 @@ int sl_pos_store_get(struct sl_pos_store *ps,
                      size_t fp_len,
                      struct sl_err *err)
 {
-    char unused[8];
-    int rc = read_lanes(ps, key, ret_pos, fp != NULL ? fp : unused,
-                        fp != NULL ? fp_len : sizeof(unused));
+    char own[32];
+    char *buf = fp != NULL && fp_len >= sizeof(own) ? fp : own;
+    int rc = read_lanes(ps, key, ret_pos, buf, buf == fp ? fp_len : sizeof(own));
+
+    if (buf != fp && fp != NULL && fp_len > 0) {
+        snprintf(fp, fp_len, "%s", own);
+    }
 
     if (rc == SQLITE_DONE && ps->legacy != NULL) {
         /* Written before positions named their writer: every writer of the
@@ -352,6 +386,9 @@ int sl_pos_store_get(struct sl_pos_store *ps,
     }
     if (rc == SQLITE_ROW) {
         return 0;
+    }
+    if (rc == LANES_APART) {
+        return apart_err(key, *ret_pos, buf, err);
     }
     return rc == SQLITE_DONE ? SL_EOF : sl__sqlite_fail(ps->db, rc, err, "reading a position");
 }
@@ -372,7 +409,7 @@ static int step_plan(sqlite3_stmt *st, const struct sl_pos_key *key)
 
 /* The priority settings changed: every lane of key's plan gets a row at
  * the position the old rows give, then the old rows go. */
-static int adopt_plan(struct sl_pos_store *ps, const struct sl_pos_key *key)
+static int adopt_plan(struct sl_pos_store *ps, const struct sl_pos_key *key, struct sl_err *err)
 {
     struct sl_pos_key lane = *key;
     int64_t from = 0;
@@ -381,8 +418,11 @@ static int adopt_plan(struct sl_pos_store *ps, const struct sl_pos_key *key)
 
     lane.level = 0xFF; /* no lane's own: the fallback over the old rows */
     rc = read_lanes(ps, &lane, &from, fp, sizeof(fp));
+    if (rc == LANES_APART) {
+        return apart_err(key, from, fp, err);
+    }
     if (rc != SQLITE_ROW) {
-        return rc == SQLITE_DONE ? SQLITE_OK : rc;
+        return rc == SQLITE_DONE ? 0 : sl__sqlite_fail(ps->db, rc, err, "storing a position");
     }
     rc = step_plan(ps->forget, key);
     for (unsigned l = 0; rc == SQLITE_DONE && l < 16; l++) {
@@ -395,7 +435,7 @@ static int adopt_plan(struct sl_pos_store *ps, const struct sl_pos_key *key)
         rc = rc == SQLITE_OK ? sqlite3_bind_text(ps->seed, 7, fp, -1, SQLITE_TRANSIENT) : rc;
         rc = rc == SQLITE_OK ? step_plan(ps->seed, &lane) : rc;
     }
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+    return rc == SQLITE_DONE ? 0 : sl__sqlite_fail(ps->db, rc, err, "storing a position");
 }
 
 int sl_pos_store_put(struct sl_pos_store *ps,
@@ -407,12 +447,10 @@ int sl_pos_store_put(struct sl_pos_store *ps,
     sqlite3_stmt *st = ps->put;
     int rc = step_plan(ps->others, key);
 
-    if (rc == SQLITE_ROW) {
-        rc = adopt_plan(ps, key);
-    } else if (rc == SQLITE_DONE) {
-        rc = SQLITE_OK;
+    if (rc == SQLITE_ROW && (rc = adopt_plan(ps, key, err)) != 0) {
+        return rc;
     }
-    if (rc != SQLITE_OK) {
+    if (rc != SQLITE_DONE && rc != 0) {
         return sl__sqlite_fail(ps->db, rc, err, "storing a position");
     }
     rc = bind_key(st, key);

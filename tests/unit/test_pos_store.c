@@ -117,19 +117,27 @@ static void test_pos_store_priorities_added_adopt_the_old_position(void **state)
     assert_int_equal(get(fx, 0, "201:aa"), 500);
 }
 
-/* Settings changed after a kill left lanes apart: below the lowest of
- * them every record was written in some lane; a record above it may have
- * moved to another lane, so no lane trims past it. */
-static void test_pos_store_changed_plan_takes_the_lowest_old_lane(void **state)
+/* Settings changed after a kill left lanes apart: a record between them
+ * was written by its old level, which the new settings cannot tell, so
+ * neither trimming it nor writing it is right: refused, with a message. */
+static void test_pos_store_changed_plan_with_lanes_apart_is_refused(void **state)
 {
     struct fixture *fx = *state;
+    struct sl_pos_key k = key(0, "201:bb");
+    struct sl_err err = {0};
+    int64_t pos = 0;
 
     open_store(fx);
     put(fx, 0, "201:aa", 100);
     put(fx, 9, "201:aa", 300);
-    assert_int_equal(get(fx, 0, "201:bb"), 100);
-    assert_int_equal(get(fx, 9, "201:bb"), 100);
-    assert_int_equal(get(fx, 0, NULL), 100); /* priorities removed */
+    assert_int_equal(sl_pos_store_get(&fx->ps, &k, &pos, NULL, 0, &err), SL_EFATAL);
+    assert_non_null(strstr(err.msg, "from 100 to 300"));
+    k = key(0, NULL); /* priorities removed */
+    assert_int_equal(sl_pos_store_get(&fx->ps, &k, &pos, NULL, 0, &err), SL_EFATAL);
+    assert_int_equal(sl_pos_store_put(&fx->ps, &k, 400, NULL, &err), SL_EFATAL);
+    /* The same settings go on. */
+    assert_int_equal(get(fx, 0, "201:aa"), 100);
+    assert_int_equal(get(fx, 9, "201:aa"), 300);
 }
 
 /* An earlier plan whose lane never committed tells nothing below which
@@ -214,7 +222,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pos_store_priorities_added_adopt_the_old_position,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(test_pos_store_changed_plan_takes_the_lowest_old_lane,
+        cmocka_unit_test_setup_teardown(test_pos_store_changed_plan_with_lanes_apart_is_refused,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_pos_store_incomplete_old_plan_starts_over, setup,
                                         teardown),
