@@ -492,6 +492,17 @@ static int check_priority_inputs(struct sl__loader *ld, const struct dag *dag)
         memset(seen, 0, dag->n);
         mark_upstream(ld, dag, v, seen);
         for (size_t u = 0; u < dag->n; u++) {
+            /* Each part of the first split split again: up to 100 batches
+             * for one, nearly all empty, and empty parts take no queue
+             * room, so nothing held them back (28 MiB in flight for a
+             * 16 MiB limit, 300x slower). */
+            if (seen[u] && ld->conf->nodes[u].priority_expr != NULL) {
+                return sl__yerr(ld, at,
+                                "node '%s' before it already splits batches by a priority "
+                                "expression, and splitting each part again is not supported: "
+                                "give one of them an expression that decides both (nested if())",
+                                ld->conf->nodes[u].name);
+            }
             const struct sl__ynode *val =
                 seen[u] ? sets_from_now(&ld->conf->nodes[u], cn->priority_expr) : NULL;
             if (val != NULL) {

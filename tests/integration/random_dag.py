@@ -995,8 +995,16 @@ def run_seed(seed, args):
     for n in pl.nodes:
         if n.kind != "sink" and prio_rng.random() < args.priority:
             n.opts["priority"], n.levels = priority(prio_rng, n)
-    # The loader refuses more than 64 copies at one level (splits in a row
-    # after diamonds): take the last expressions off until it fits.
+    # The loader refuses an expression after another one (a split of the
+    # parts of a split): keep the first of each chain.
+    for n in pl.nodes:
+        if n.levels is not None and len(n.levels) > 1 and any(
+                u != n.name and pl.by_name[u].levels is not None and len(pl.by_name[u].levels) > 1
+                for u in pl.upstream(n)):
+            del n.opts["priority"]
+            n.levels = None
+    # The loader refuses more than 64 copies at one level (a split, an int
+    # and diamonds): take the last expressions off until it fits.
     for n in reversed(pl.nodes):
         if pl.most_copies() <= 64:
             break

@@ -899,19 +899,24 @@ static void test_priority_conf_copies_per_level(void **state)
     check_copies(conf, "gen", "k", (uint32_t[LEVELS]){[9] = 2});
     conf = sl_conf_free(conf);
 
-    /* Two expression nodes in a row: the second splits each of the first's
-     * two parts into its three levels. */
-    conf = load_ok(GEN "stages:\n"
-                       "  m1: { type: map, inputs: [gen], set: { a: '1' },"
-                       " priority: 'if(amount > 900, 9, 0)' }\n"
-                       "  m2: { type: filter, inputs: [m1], where: 'true',"
-                       " priority: 'if(country == \"DE\", 5, if(country == \"FR\", 3, 0))' }\n"
-                       "sinks:\n"
-                       "  k: { type: null, inputs: [m2] }\n"
-                       "  j: { type: null, inputs: [m1] }\n");
-    check_copies(conf, "gen", "k", (uint32_t[LEVELS]){[0] = 2, [3] = 2, [5] = 2});
-    check_copies(conf, "gen", "j", (uint32_t[LEVELS]){[0] = 1, [9] = 1});
-    conf = sl_conf_free(conf);
+    /* Two expression nodes in a row are refused: each part of the first
+     * split would be split again (conf_dag.c check_priority_inputs). */
+    {
+        struct sl_err err = {0};
+        struct sl_conf *twice = NULL;
+        assert_int_equal(
+            load_yaml(GEN "stages:\n"
+                          "  m1: { type: map, inputs: [gen], set: { a: '1' },"
+                          " priority: 'if(amount > 900, 9, 0)' }\n"
+                          "  m2: { type: filter, inputs: [m1], where: 'true',"
+                          " priority: 'if(country == \"DE\", 5, if(country == \"FR\", 3, 0))' }\n"
+                          "sinks:\n"
+                          "  k: { type: null, inputs: [m2] }\n",
+                      &twice, &err),
+            SL_ECONFIG);
+        assert_null(twice);
+        assert_non_null(strstr(err.msg, "node 'm1' before it already splits batches"));
+    }
 
     /* An int after an expression: both parts come to that level. */
     conf =
@@ -946,9 +951,9 @@ static void test_priority_conf_copies_per_level(void **state)
 /* More than 64 copies at one level is refused, as more than 64 paths are.
  * A split does not multiply the copies of a level (each part holds some of
  * the records): it sums the copies of every level it receives into each
- * level it gives. So two computed priorities in a row make 10 per level, a
- * third 100; a split, a 7-path diamond and a split make 70; 7 paths into one
- * split only 7. */
+ * level it gives, and an int after it brings every part to one level. So a
+ * ten-level split, an int and a 7-path diamond make 70 at that level; 7
+ * paths after a split, without the int, only 7 per level. */
 static void test_priority_conf_more_than_64_copies_is_refused(void **state)
 {
     const uint32_t *k;
@@ -956,56 +961,40 @@ static void test_priority_conf_more_than_64_copies_is_refused(void **state)
     struct sl_err err = {0};
 
     (void)state;
-    conf = load_ok(GEN "stages:\n"
-                       "  m1: { type: map, inputs: [gen], set: { a: '1' }, priority: 'id % 10' }\n"
-                       "  m2: { type: map, inputs: [m1], set: { b: '1' }, priority: 'id % 10' }\n"
-                       "sinks:\n  k: { type: null, inputs: [m2] }\n");
-    check_copies(conf, "gen", "k", (uint32_t[LEVELS]){10, 10, 10, 10, 10, 10, 10, 10, 10, 10});
-    conf = sl_conf_free(conf);
-
-    assert_int_equal(
-        load_yaml(GEN "stages:\n"
-                      "  m1: { type: map, inputs: [gen], set: { a: '1' }, priority: 'id % 10' }\n"
-                      "  m2: { type: map, inputs: [m1], set: { b: '1' }, priority: 'id % 10' }\n"
-                      "  m3: { type: map, inputs: [m2], set: { c: '1' }, priority: 'id % 10' }\n"
-                      "sinks:\n  k: { type: null, inputs: [m3] }\n",
-                  &conf, &err),
-        SL_ECONFIG);
-    assert_null(conf);
-    assert_non_null(strstr(err.msg, "sink 'k' is reached from source 'gen' by more than 64 paths"));
-
 #define ROUTE7                                                                                     \
-    "  r: { type: route, inputs: [m1], routes: { a: 'true', b: 'true', c: 'true', d: 'true',"      \
+    "  r: { type: route, inputs: [m2], routes: { a: 'true', b: 'true', c: 'true', d: 'true',"      \
     " e: 'true', f: 'true' } }\n"
 #define M1 "  m1: { type: map, inputs: [gen], set: { a: '1' }, priority: 'id % 10' }\n"
-    assert_int_equal(load_yaml(GEN "stages:\n" M1 ROUTE7
-                                   "  m2: { type: map, inputs: [r.a, r.b, r.c, r.d, r.e, r.f,"
-                                   " r._unmatched], set: { b: '1' }, priority: 'id % 10' }\n"
-                                   "sinks:\n  k: { type: null, inputs: [m2] }\n",
+#define M2 "  m2: { type: map, inputs: [m1], set: { b: '1' }, priority: 4 }\n"
+    assert_int_equal(load_yaml(GEN "stages:\n" M1 M2 ROUTE7
+                                   "sinks:\n  k: { type: null, inputs: [r.a, r.b, r.c, r.d, r.e,"
+                                   " r.f, r._unmatched] }\n",
                                &conf, &err),
                      SL_ECONFIG);
     assert_null(conf);
     assert_non_null(strstr(err.msg, "by more than 64 paths"));
 
-    /* Without the second split: 7 per level. */
-    conf = load_ok(GEN "stages:\n" M1 ROUTE7
-                       "sinks:\n  k: { type: null, inputs: [r.a, r.b, r.c, r.d, r.e, r.f,"
-                       " r._unmatched] }\n");
-    check_copies(conf, "gen", "k", (uint32_t[LEVELS]){7, 7, 7, 7, 7, 7, 7, 7, 7, 7});
-    conf = sl_conf_free(conf);
-
-    /* 6 paths then the second split: 60 per level, allowed. */
-    conf = load_ok(GEN "stages:\n" M1 ROUTE7
-                       "  m2: { type: map, inputs: [r.a, r.b, r.c, r.d, r.e, r._unmatched],"
-                       " set: { b: '1' }, priority: 'id % 10' }\n"
-                       "sinks:\n  k: { type: null, inputs: [m2] }\n");
+    /* 6 paths: 60 at level 4, allowed. */
+    conf = load_ok(GEN "stages:\n" M1 M2 ROUTE7
+                       "sinks:\n  k: { type: null, inputs: [r.a, r.b, r.c, r.d, r.e, r.f] }\n");
     k = sl_conf_find(conf, "k")->paths;
     for (int l = 0; l < LEVELS; l++) {
-        assert_int_equal(k[l], 60); /* gen is node 0 */
+        assert_int_equal(k[l], l == 4 ? 60 : 0); /* gen is node 0 */
     }
+    conf = sl_conf_free(conf);
+
+    /* Without the int: 7 per level. */
+    conf =
+        load_ok(GEN "stages:\n" M1
+                    "  r: { type: route, inputs: [m1], routes: { a: 'true', b: 'true', c: 'true',"
+                    " d: 'true', e: 'true', f: 'true' } }\n"
+                    "sinks:\n  k: { type: null, inputs: [r.a, r.b, r.c, r.d, r.e, r.f,"
+                    " r._unmatched] }\n");
+    check_copies(conf, "gen", "k", (uint32_t[LEVELS]){7, 7, 7, 7, 7, 7, 7, 7, 7, 7});
     conf = sl_conf_free(conf);
 #undef ROUTE7
 #undef M1
+#undef M2
 }
 
 int main(void)
