@@ -354,14 +354,13 @@ static int read_lanes(struct sl_pos_store *ps,
 static int
 apart_err(const struct sl_pos_key *key, int64_t low, const char *high, struct sl_err *err)
 {
+    /* A source error names the file already: this must fit SL_ERR_MSG_MAX. */
+
     return sl_err_set(err, SL_EFATAL,
-                      "%s: the settings of the nodes before this sink changed since a run that "
-                      "stopped with its priority levels apart (%s of source %s: from %lld to %s): "
-                      "the records between were written by their old level, which the new "
-                      "settings cannot tell. Run with the old settings until it stops cleanly "
-                      "(the end of the input, or SIGINT, brings every level to the same point), "
-                      "then change them",
-                      key->writer, key->stream, key->source, (long long)low, high);
+                      "sink %s: settings changed since a run stopped with priority levels apart "
+                      "(positions %lld to %s): records between may have changed level; run the "
+                      "old settings to a clean stop first (end of input or SIGINT)",
+                      key->writer, (long long)low, high);
 }
 
 int sl_pos_store_get(struct sl_pos_store *ps,

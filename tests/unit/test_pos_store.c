@@ -131,7 +131,7 @@ static void test_pos_store_changed_plan_with_lanes_apart_is_refused(void **state
     put(fx, 0, "201:aa", 100);
     put(fx, 9, "201:aa", 300);
     assert_int_equal(sl_pos_store_get(&fx->ps, &k, &pos, NULL, 0, &err), SL_EFATAL);
-    assert_non_null(strstr(err.msg, "from 100 to 300"));
+    assert_non_null(strstr(err.msg, "positions 100 to 300"));
     k = key(0, NULL); /* priorities removed */
     assert_int_equal(sl_pos_store_get(&fx->ps, &k, &pos, NULL, 0, &err), SL_EFATAL);
     assert_int_equal(sl_pos_store_put(&fx->ps, &k, 400, NULL, &err), SL_EFATAL);
