@@ -676,6 +676,42 @@ static int int_choices(const struct sl_expr *e,
         int rc = int_choices(e, e->args[n->first + 1], lo, hi, mask, err);
         return rc != 0 ? rc : int_choices(e, e->args[n->first + 2], lo, hi, mask, err);
     }
+    /* What can never be an int: said when loading, not as a dead letter
+     * for every record. */
+    const char *kind = NULL;
+    switch (n->op) {
+    case SL__OP_NOT:
+    case SL__OP_LT:
+    case SL__OP_LE:
+    case SL__OP_GT:
+    case SL__OP_GE:
+    case SL__OP_EQ:
+    case SL__OP_NE:
+    case SL__OP_IN:
+    case SL__OP_AND:
+    case SL__OP_OR:
+        kind = "a bool";
+        break;
+    case SL__OP_DIV:
+        kind = "a float (/ always does)";
+        break;
+    case SL__OP_CALL:
+        kind =
+            n->fn == SL__FN_LOWER || n->fn == SL__FN_UPPER || n->fn == SL__FN_CONCAT ||
+                    n->fn == SL__FN_SUBSTR || n->fn == SL__FN_TO_STRING
+                ? "a string"
+            : n->fn == SL__FN_CONTAINS || n->fn == SL__FN_STARTS_WITH || n->fn == SL__FN_ENDS_WITH
+                ? "a bool"
+            : n->fn == SL__FN_TO_FLOAT ? "a float"
+                                       : NULL;
+        break;
+    default:
+        break;
+    }
+    if (kind != NULL) {
+        return sl_err_set(err, SL_ECONFIG, "it gives %s, not an int %lld..%lld", kind,
+                          (long long)lo, (long long)hi);
+    }
     if (n->op != SL__OP_LIT) {
         /* Computed: any value of the range. */
         for (int64_t v = lo; v <= hi; v++) {
@@ -687,9 +723,13 @@ static int int_choices(const struct sl_expr *e,
         *mask |= (uint64_t)1 << lo;
         return 0;
     }
-    if (n->lit.type != SL_TYPE_INT || n->lit.u.i < lo || n->lit.u.i > hi) {
-        return sl_err_set(err, SL_ECONFIG, "every value it gives must be an int %lld..%lld",
-                          (long long)lo, (long long)hi);
+    if (n->lit.type == SL_TYPE_INT && (n->lit.u.i < lo || n->lit.u.i > hi)) {
+        return sl_err_set(err, SL_ECONFIG, "it gives %lld, not an int %lld..%lld",
+                          (long long)n->lit.u.i, (long long)lo, (long long)hi);
+    }
+    if (n->lit.type != SL_TYPE_INT) {
+        return sl_err_set(err, SL_ECONFIG, "it gives a %s, not an int %lld..%lld",
+                          sl_type_name((enum sl_type)n->lit.type), (long long)lo, (long long)hi);
     }
     *mask |= (uint64_t)1 << n->lit.u.i;
     return 0;

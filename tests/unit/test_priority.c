@@ -768,10 +768,26 @@ static void test_priority_expr_int_choices(void **state)
         if (choices(bad[i], 0, 9, &got, msg, sizeof(msg)) != -1) {
             fail_msg("%s: accepted", bad[i]);
         }
-        assert_string_equal(msg, "every value it gives must be an int 0..9");
+        assert_non_null(strstr(msg, ", not an int 0..9"));
     }
     assert_int_equal(choices("2", 3, 9, &got, msg, sizeof(msg)), -1);
-    assert_string_equal(msg, "every value it gives must be an int 3..9");
+    assert_string_equal(msg, "it gives 2, not an int 3..9");
+    /* What can never be an int, computed or not. */
+    static const struct {
+        const char *text, *msg;
+    } never[] = {
+        {"status == \"alert\"", "it gives a bool, not an int 0..9"},
+        {"amount / 10", "it gives a float (/ always does), not an int 0..9"},
+        {"to_string(id)", "it gives a string, not an int 0..9"},
+        {"lower(status)", "it gives a string, not an int 0..9"},
+        {"to_float(id)", "it gives a float, not an int 0..9"},
+        {"if(x, 9, contains(s, \"a\"))", "it gives a bool, not an int 0..9"},
+        {"if(x, 2.5, 1)", "it gives a float, not an int 0..9"},
+    };
+    for (size_t i = 0; i < sizeof(never) / sizeof(never[0]); i++) {
+        assert_int_equal(choices(never[i].text, 0, 9, &got, msg, sizeof(msg)), -1);
+        assert_string_equal(msg, never[i].msg);
+    }
 }
 
 /* ==== Copies per level (the loader, conf_dag.c) ==== */
