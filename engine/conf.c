@@ -623,7 +623,12 @@ static int load_priority(struct sl__loader *ld,
     if (val == NULL) {
         return 0;
     }
-    if (cn->kind == SLUICE_KIND_SINK || dead_letter) {
+    if (dead_letter) {
+        return sl__yerr(ld, val,
+                        "priority is the level of what a node emits: the dead_letter sink "
+                        "emits nothing, and writes what sinks send it when they write");
+    }
+    if (cn->kind == SLUICE_KIND_SINK) {
         return sl__yerr(ld, val,
                         "priority is the level of what a node emits, and a sink emits nothing: "
                         "set it on a source or stage before the sink");
