@@ -4,7 +4,6 @@
 # targets are bench/latency.sh's job; this checks they are there and sane.
 . "$(dirname "$0")/lib.sh"
 
-json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
 
 cat > lat.yaml <<'YAML'
 sources:

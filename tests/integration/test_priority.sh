@@ -13,18 +13,6 @@
 #      letters exactly once (they share the sinks' file).
 . "$(dirname "$0")/lib.sh"
 
-json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
-# counts_add_up FILE: in = out + dropped + shed + dead for every node.
-counts_add_up() {
-    python3 - "$1" <<'PY' || fail "counts do not add up: $(cat "$1")"
-import json, sys
-d = json.load(open(sys.argv[1]))
-for name, n in d["nodes"].items():
-    if n["in"] != n["out"] + n["dropped"] + n["shed"] + n["dead"]:
-        sys.exit("%s: in %d != out %d + dropped %d + shed %d + dead %d" % (
-            name, n["in"], n["out"], n["dropped"], n["shed"], n["dead"]))
-PY
-}
 
 # make_input FILE N SEED: N generated orders, each with a `level` field: an
 # int 0..9 mostly, missing for some (null: level 0), "high" for every 97th,

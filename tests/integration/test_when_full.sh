@@ -7,18 +7,6 @@
 . "$(dirname "$0")/lib.sh"
 
 N=$((200000 / SCALE))
-json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
-# counts FILE: "in out dropped shed dead" of every node add up, or fail.
-counts_add_up() {
-    python3 - "$1" <<'PY' || fail "counts do not add up: $(cat "$1")"
-import json, sys
-d = json.load(open(sys.argv[1]))
-for name, n in d["nodes"].items():
-    if n["in"] != n["out"] + n["dropped"] + n["shed"] + n["dead"]:
-        sys.exit("%s: in %d != out %d + dropped %d + shed %d + dead %d" % (
-            name, n["in"], n["out"], n["dropped"], n["shed"], n["dead"]))
-PY
-}
 
 gen_orders data/o.jsonl "$N" 3
 # Bad lines spread through the file: dead letters in batches that get shed.

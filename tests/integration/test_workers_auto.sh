@@ -6,7 +6,6 @@
 . "$(dirname "$0")/lib.sh"
 
 N=$((400000 / SCALE))
-json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
 
 # 1. Bounds: workers_min = workers_max pins it; counts add up.
 cat > pinned.yaml <<YAML
