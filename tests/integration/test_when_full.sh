@@ -62,10 +62,11 @@ YAML
 counts_add_up behind.json
 [ "$(json behind.json 'd["nodes"]["slow"]["shed"]')" -gt 0 ] || fail "behind: the stage shed nothing"
 # Before the fix it shed 40-66% of what the stage let through. Under TSan
-# on a loaded machine (ctest -j2) the sink sometimes does not pop for a
-# second or two and sheds up to a quarter (seen with the build before
-# priorities too; not understood yet, see the issue notes): this bound
-# still catches shells taking queue room.
+# on a loaded machine the sink (a CPU task kicked from the stage's
+# blocking thread) also waited 1.2 s in the scheduler's injection queue,
+# which workers then read only every 61 tasks, and shed up to a quarter;
+# they now read it at least every 1 ms (test_sched). The bound stays
+# loose for a loaded machine and still catches shells taking queue room.
 f_shed=$(json behind.json 'd["nodes"]["f"]["shed"]')
 f_in=$(json behind.json 'd["nodes"]["f"]["in"]')
 [ $((f_shed * 3)) -le "$f_in" ] || fail "behind: the idle sink shed $f_shed of $f_in records"
