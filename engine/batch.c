@@ -2,6 +2,7 @@
 /* Batch lifetime, sharing and dead letters (see batch.h). */
 #include "batch.h"
 
+#include "clock.h"
 #include "err.h"
 #include "mem.h"
 
@@ -37,9 +38,7 @@ struct sl_batch *sl_batch_new(struct sl_flow *flow)
     batch->flow = flow;
     batch->arena.flow = flow;
     charge(batch, sizeof(*batch));
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts); /* sl_now_ns's clock */
-    batch->read_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    batch->read_ns = sl_now_ns();
     return batch;
 }
 

@@ -2,6 +2,7 @@
 /* The memory_limit byte budget (see flow.h). */
 #include "flow.h"
 
+#include "clock.h"
 #include "err.h"
 
 #include <time.h>
@@ -39,14 +40,6 @@ void sl_flow_release_all(struct sl_flow *flow)
 {
     pthread_mutex_destroy(&flow->lock);
     pthread_cond_destroy(&flow->cond);
-}
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 /* Waits on flow->cond (lock held) until woken or the monotonic deadline. */
@@ -136,7 +129,7 @@ charge_wait(struct sl_flow *flow, uint64_t bytes, const void *holder, const atom
             pthread_mutex_unlock(&flow->lock);
             return SL_ECANCELED;
         }
-        wait_until(flow, mono_ns() + WAIT_SLICE_NS);
+        wait_until(flow, sl_now_ns() + WAIT_SLICE_NS);
     }
     atomic_fetch_sub_explicit(&flow->waiters, 1, memory_order_seq_cst);
     pthread_mutex_unlock(&flow->lock);
@@ -267,7 +260,7 @@ int sl_flow_sleep_until(struct sl_flow *flow, uint64_t deadline_ns, const atomic
             rc = SL_ECANCELED;
             break;
         }
-        if (mono_ns() >= deadline_ns) {
+        if (sl_now_ns() >= deadline_ns) {
             break;
         }
         /* Other wake-ups (budget releases) only make us re-check. */

@@ -8,12 +8,12 @@
  * mutex/condvar pair that poppers only touch when somebody waits. */
 #include "ring.h"
 
+#include "clock.h"
 #include "err.h"
 #include "mem.h"
 
 #include <pthread.h>
 #include <sched.h>
-#include <time.h>
 
 /* Separates fields written by different sides so they do not share a cache
  * line (padding instead of alignas: sl_malloc only guarantees malloc
@@ -208,14 +208,6 @@ void sl_ring_cancel_reserve(struct sl_ring *ring)
     release_slot(ring);
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* Items in lane (see sl_ring_count for the orderings). */
 static uint64_t lane_count(const struct ring_lane *lane)
 {
@@ -405,7 +397,7 @@ int sl_ring_try_pop(struct sl_ring *ring, void **ret_item)
         counts[l] = lane_count(&ring->lanes[l]);
         since[l] = atomic_load_explicit(&ring->lanes[l].since_ns, memory_order_relaxed);
     }
-    uint64_t now = now_ns();
+    uint64_t now = sl_now_ns();
     uint32_t pick =
         sl_ring_pick_lane(ring->nlanes, ring->levels, counts, since, now, SL_RING_AGING_NS);
     if (pick != UINT32_MAX && lane_pop(ring, &ring->lanes[pick], ret_item) == 0) {

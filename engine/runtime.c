@@ -19,14 +19,6 @@
 /* Batches a task handles before it yields its thread (fairness). */
 #define TASK_BURST 8
 
-uint64_t sl_now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 const char *sl_node_source_name(const struct sl_node *node, const struct sl_batch *batch)
 {
     return batch->source < node->pl->nnodes ? node->pl->nodes[batch->source].name : "?";

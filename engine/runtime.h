@@ -9,6 +9,7 @@
 #define SL_RUNTIME_H
 
 #include "batch.h"
+#include "clock.h"
 #include "conf.h"
 #include "flow.h"
 #include "node.h"
@@ -198,8 +199,6 @@ void sl__node_room_freed(void *node);
 void sl__pipeline_budget_freed(void *pl);
 /* A node's task body (runtime.c); pipeline.c hands it to the pool. */
 void sl__node_task_run(struct sl_task *task);
-/* Monotonic clock in ns. */
-uint64_t sl_now_ns(void);
 /* Name of the source node a batch came from. */
 const char *sl_node_source_name(const struct sl_node *node, const struct sl_batch *batch);
 

@@ -15,6 +15,7 @@
  * and a handful of them per second does not need lock-free queues. */
 #include "sched.h"
 
+#include "clock.h"
 #include "err.h"
 #include "mem.h"
 #include "sched_blocking.h"
@@ -27,7 +28,6 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 /* Entries per deque (power of two). Work beyond it goes to the injection
  * queue, so the size only trades memory for mutex traffic under bursts. */
@@ -306,18 +306,10 @@ static struct sl_task *steal_any(struct worker *w)
     return NULL;
 }
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static struct sl_task *find_task(struct worker *w)
 {
     struct sl_task *task = NULL;
-    uint64_t now = mono_ns();
+    uint64_t now = sl_now_ns();
 
     if (++w->tick % FAIR_TICK == 0 || now - w->fair_ns >= FAIR_NS) {
         w->fair_ns = now;

@@ -5,6 +5,7 @@
  * build; the log callback runs on librdkafka's threads. */
 #include "connectors/kafka/kafka_conf.h"
 
+#include "clock.h"
 #include "log.h"
 
 #include <inttypes.h>
@@ -620,11 +621,8 @@ static bool log_allowed(void)
 {
     static atomic_uint_fast64_t count;
     static atomic_uint_fast64_t last_ns;
-    struct timespec ts;
-    uint64_t now, last;
+    uint64_t now = sl_now_ns(), last;
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
     /* Relaxed: a rate limit, no data is published through these. */
     if (atomic_fetch_add_explicit(&count, 1, memory_order_relaxed) < LOG_FIRST) {
         atomic_store_explicit(&last_ns, now, memory_order_relaxed);

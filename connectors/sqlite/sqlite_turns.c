@@ -11,13 +11,13 @@
  * arrival order among equals. Other processes still meet SQLite's own
  * lock. Files are known by device and inode, not by how their path is
  * spelled. */
+#include "clock.h"
 #include "connectors/sqlite/sqlite_priv.h"
 #include "mem.h"
 #include "ring.h"
 
 #include <pthread.h>
 #include <sys/stat.h>
-#include <time.h>
 
 /* A writer waiting for its turn, on its own stack. */
 struct waiter {
@@ -37,14 +37,6 @@ struct sl__sqlite_turns {
     struct waiter *waiting; /* under mu: oldest first */
     struct sl__sqlite_turns *link;
 };
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static pthread_mutex_t registry = PTHREAD_MUTEX_INITIALIZER;
 static struct sl__sqlite_turns *files;
@@ -112,7 +104,7 @@ void sl__sqlite_turns_take(struct sl__sqlite_turns *t, uint8_t level)
         tl_depth++;
         return;
     }
-    struct waiter me = {.level = level, .since_ns = now_ns()};
+    struct waiter me = {.level = level, .since_ns = sl_now_ns()};
     pthread_mutex_lock(&t->mu);
     if (!t->held && t->waiting == NULL) {
         t->held = true;
@@ -137,7 +129,7 @@ void sl__sqlite_turns_take(struct sl__sqlite_turns *t, uint8_t level)
  * plus one per SL_RING_AGING_NS waited), the oldest among equals. */
 static void grant_next(struct sl__sqlite_turns *t)
 {
-    uint64_t now = now_ns(), best_score = 0;
+    uint64_t now = sl_now_ns(), best_score = 0;
     struct waiter **best = NULL;
 
     for (struct waiter **p = &t->waiting; *p != NULL; p = &(*p)->next) {
