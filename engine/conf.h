@@ -46,6 +46,8 @@ struct sl_conf_node {
                                        else the level of everything it emits */
     struct sl_expr *priority_expr;  /* per record, or NULL (then `priority` says) */
     uint16_t priority_levels;       /* levels it may emit, a bit each; 0 when it inherits */
+    uint16_t levels_in;             /* levels that may reach its input, a bit each (conf_dag.c):
+                                       its queue gets a lane per level when more than one */
     void *conf;                     /* type's conf struct, filled from its options */
     const char *file;               /* config file name (for errors later) */
     int line, col;                  /* where the node's key is */

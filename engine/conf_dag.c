@@ -292,7 +292,8 @@ static int check_reach(struct sl__loader *ld, const struct dag *dag)
  * memo[v] (done[v] set once known), saturating just past PATHS_MAX: one per
  * path, and a node that sets the priority splits everything it receives
  * into one part per level it may give (empty parts included, so that each
- * level's sequence has no gaps). */
+ * level's sequence has no gaps). Adds the levels v receives to its
+ * levels_in. */
 static const uint32_t *copies_from(const struct sl__loader *ld,
                                    const struct dag *dag,
                                    size_t src,
@@ -300,7 +301,7 @@ static const uint32_t *copies_from(const struct sl__loader *ld,
                                    uint32_t (*memo)[LEVELS],
                                    unsigned char *done)
 {
-    const struct sl_conf_node *cn = &ld->conf->nodes[v];
+    struct sl_conf_node *cn = &ld->conf->nodes[v];
     uint32_t *c = memo[v];
     uint32_t total = 0;
 
@@ -316,6 +317,9 @@ static const uint32_t *copies_from(const struct sl__loader *ld,
         for (int l = 0; l < LEVELS; l++) {
             c[l] = c[l] + up[l] > PATHS_MAX ? PATHS_MAX + 1 : c[l] + up[l];
         }
+    }
+    for (int l = 0; v != src && l < LEVELS; l++) {
+        cn->levels_in |= c[l] > 0 ? (uint16_t)(1u << l) : 0;
     }
     if (cn->kind != SLUICE_KIND_SINK && cn->priority_levels != 0) {
         for (int l = 0; l < LEVELS; l++) {

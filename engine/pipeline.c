@@ -390,7 +390,7 @@ static int create_ring(struct sl_node *node)
         cap = edges > cap ? edges : cap;
     }
     /* Several levels arrive: a lane per level, the higher taken first. */
-    uint16_t levels = sl_priority_levels_in(node);
+    uint16_t levels = node->cn->levels_in;
     uint8_t lane_levels[SL_PRIORITY_LEVELS];
     uint32_t nlanes = 0;
     for (uint8_t l = 0; l < SL_PRIORITY_LEVELS; l++) {

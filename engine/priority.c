@@ -314,35 +314,3 @@ const char *sl_priority_plan(const struct sl_node *sink, uint32_t src)
 {
     return sink->plans != NULL && src < sink->pl->nnodes ? sink->plans[src] : NULL;
 }
-
-/* The levels node emits (memo: per node, bit 15 set once known). */
-static uint16_t levels_out(const struct sl_node *node, uint16_t *memo)
-{
-    if (memo[node->index] & 0x8000u) {
-        return memo[node->index] & 0x7FFFu;
-    }
-    uint16_t levels = node->cn->priority_levels;
-    if (levels == 0) {
-        levels = node->nups == 0 ? 1u : 0u; /* a source's own batches: level 0 */
-        for (size_t i = 0; i < node->nups; i++) {
-            levels |= levels_out(node->ups[i], memo);
-        }
-    }
-    memo[node->index] = (uint16_t)(levels | 0x8000u);
-    return levels;
-}
-
-uint16_t sl_priority_levels_in(const struct sl_node *node)
-{
-    uint16_t *memo = sl_calloc(node->pl->nnodes, sizeof(*memo));
-    uint16_t levels = 0;
-
-    if (memo == NULL) {
-        return 0x3FFu; /* not knowing: every level */
-    }
-    for (size_t i = 0; i < node->nups; i++) {
-        levels |= levels_out(node->ups[i], memo);
-    }
-    sl_free(memo);
-    return levels;
-}

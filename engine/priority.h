@@ -25,7 +25,7 @@ struct sl_batch *sl_priority_relabel(struct sl_batch *batch, uint8_t level);
  * is not an int 0..9 (or null: 0) becomes a dead letter of node, in the
  * lowest level's part, which also takes batch's own dead letters; *ret_dead
  * counts the new ones. When every record has one level, that part is batch
- * itself. Takes the caller's reference; returns 0, or SL_ENOMEM with batch
+ * itself, with its dead letters. Takes the caller's reference; returns 0, or SL_ENOMEM with batch
  * released and no parts. Thread: any. */
 int sl_priority_split(const struct sl_conf_node *cn,
                       const char *node,
@@ -45,10 +45,6 @@ struct sl_node;
  * node between them sets a priority. The text is the sink's (freed with
  * the pipeline). Thread: any, after sl_priority_plans. */
 const char *sl_priority_plan(const struct sl_node *sink, uint32_t src);
-
-/* The levels that may reach node's input (a bit each): its queue has one
- * lane per level when more than one may. Thread: main, once linked. */
-uint16_t sl_priority_levels_in(const struct sl_node *node);
 
 /* Works out every sink's plans (sl_priority_plan) once the nodes are
  * linked. 0 or SL_ENOMEM. Thread: main, building the pipeline. */
