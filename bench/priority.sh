@@ -32,13 +32,8 @@ for r in $(seq "$ROUNDS"); do
         ten) set_arg="stages.cents.priority=id % 10" ;;
         esac
         rm -f "$OUT"/o.db*
-        if [ -n "$set_arg" ]; then
-            BENCH_DATA=$DATA BENCH_DB=$OUT/o.db /usr/bin/time -f "%e %M" -o "$OUT/t" \
-                "$SLUICE" run bench/file_to_sqlite.yaml --quiet --set "$set_arg"
-        else
-            BENCH_DATA=$DATA BENCH_DB=$OUT/o.db /usr/bin/time -f "%e %M" -o "$OUT/t" \
-                "$SLUICE" run bench/file_to_sqlite.yaml --quiet
-        fi
+        BENCH_DATA=$DATA BENCH_DB=$OUT/o.db /usr/bin/time -f "%e %M" -o "$OUT/t" \
+            "$SLUICE" run bench/file_to_sqlite.yaml --quiet ${set_arg:+--set "$set_arg"}
         echo "$v $(cat "$OUT/t")" >> "$OUT/times.$r"
     done
 done
