@@ -186,7 +186,10 @@ int sl_priority_split(const struct sl_conf_node *cn,
     }
     /* @priority in the expression: the level the batch has so far. */
     sl_expr_set_priority(batch->level);
-    if (batch->n > 0 && (lv = sl_malloc(batch->n)) == NULL) {
+    /* Batches hold about 1k records: the levels fit on the stack. */
+    uint8_t on_stack[2048];
+    lv = batch->n <= sizeof(on_stack) ? on_stack : sl_malloc(batch->n);
+    if (lv == NULL) {
         sl_batch_unref(batch);
         return SL_ENOMEM;
     }
@@ -209,7 +212,9 @@ int sl_priority_split(const struct sl_conf_node *cn,
     } else if (rc == 0) {
         rc = split_records(cn, node, source, batch, lv, parts, ret_dead);
     }
-    sl_free(lv);
+    if (lv != on_stack) {
+        sl_free(lv);
+    }
     sl_batch_unref(batch);
     if (rc != 0) {
         release_parts(parts);
