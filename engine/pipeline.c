@@ -389,7 +389,9 @@ static int create_ring(struct sl_node *node)
         edges *= node->ups[i]->nparts;
         cap = edges > cap ? edges : cap;
     }
-    /* Several levels arrive: a lane per level, the higher taken first. */
+    /* Several levels arrive: a lane per level, the higher taken first. One
+     * level: one lane, labelled with it for the priority of the node's
+     * tasks (sl_ring_next_level). */
     uint16_t levels = node->cn->levels_in;
     uint8_t lane_levels[SL_PRIORITY_LEVELS];
     uint32_t nlanes = 0;
@@ -400,7 +402,7 @@ static int create_ring(struct sl_node *node)
             lane_levels[nlanes++] = l;
         }
     }
-    node->in = nlanes > 1 ? sl_ring_new_lanes(cap, nlanes, lane_levels) : sl_ring_new(cap);
+    node->in = nlanes > 0 ? sl_ring_new_lanes(cap, nlanes, lane_levels) : sl_ring_new(cap);
     if (node->in == NULL) {
         return SL_ENOMEM;
     }

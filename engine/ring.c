@@ -8,6 +8,7 @@
  * mutex/condvar pair that poppers only touch when somebody waits. */
 #include "ring.h"
 
+#include "aging.h"
 #include "clock.h"
 #include "err.h"
 #include "mem.h"
@@ -372,10 +373,7 @@ uint32_t sl_ring_pick_lane(uint32_t nlanes,
         if (counts[l] == 0) {
             continue;
         }
-        uint64_t waited = now_ns > since_ns[l] ? now_ns - since_ns[l] : 0;
-        /* A level, plus one for each aging_ns waited: the higher first,
-         * and the lowest overtakes it after (levels apart) x aging_ns. */
-        uint64_t score = (uint64_t)levels[l] * aging_ns + waited;
+        uint64_t score = sl_aging_score(levels[l], since_ns[l], now_ns, aging_ns);
         if (best == UINT32_MAX || score > best_score) {
             best = l;
             best_score = score;
@@ -384,24 +382,39 @@ uint32_t sl_ring_pick_lane(uint32_t nlanes,
     return best;
 }
 
-int sl_ring_try_pop(struct sl_ring *ring, void **ret_item)
+/* Reads what sl_ring_pick_lane decides on (counts and since_ns of every
+ * lane) and returns its choice, UINT32_MAX when all are empty. */
+static uint32_t pick(const struct sl_ring *ring, uint64_t now_ns)
 {
     uint64_t counts[SL_RING_LANES_MAX], since[SL_RING_LANES_MAX];
 
+    for (uint32_t l = 0; l < ring->nlanes; l++) {
+        counts[l] = lane_count(&ring->lanes[l]);
+        since[l] = atomic_load_explicit(&ring->lanes[l].since_ns, memory_order_relaxed);
+    }
+    return sl_ring_pick_lane(ring->nlanes, ring->levels, counts, since, now_ns, SL_AGING_NS);
+}
+
+uint8_t sl_ring_next_level(const struct sl_ring *ring)
+{
+    if (ring->nlanes == 1) {
+        return ring->levels[0];
+    }
+    uint32_t l = pick(ring, sl_now_ns());
+    return ring->levels[l != UINT32_MAX ? l : ring->nlanes - 1];
+}
+
+int sl_ring_try_pop(struct sl_ring *ring, void **ret_item)
+{
     if (ring->nlanes == 1) {
         return lane_pop(ring, &ring->lanes[0], ret_item);
     }
     /* The choice is a hint (other poppers race us): take from the lane the
      * choice names, else from any, highest first. */
-    for (uint32_t l = 0; l < ring->nlanes; l++) {
-        counts[l] = lane_count(&ring->lanes[l]);
-        since[l] = atomic_load_explicit(&ring->lanes[l].since_ns, memory_order_relaxed);
-    }
     uint64_t now = sl_now_ns();
-    uint32_t pick =
-        sl_ring_pick_lane(ring->nlanes, ring->levels, counts, since, now, SL_RING_AGING_NS);
-    if (pick != UINT32_MAX && lane_pop(ring, &ring->lanes[pick], ret_item) == 0) {
-        atomic_store_explicit(&ring->lanes[pick].since_ns, now, memory_order_relaxed);
+    uint32_t l = pick(ring, now);
+    if (l != UINT32_MAX && lane_pop(ring, &ring->lanes[l], ret_item) == 0) {
+        atomic_store_explicit(&ring->lanes[l].since_ns, now, memory_order_relaxed);
         return 0;
     }
     for (uint32_t l = ring->nlanes; l-- > 0;) {

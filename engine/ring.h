@@ -19,10 +19,6 @@
 
 /* Lanes of a levelled ring, at most (priority levels). */
 #define SL_RING_LANES_MAX 16
-/* Aging of a levelled ring: a lane that waited this long counts one level
- * higher. */
-#define SL_RING_AGING_NS (20 * 1000 * 1000ull)
-
 struct sl_ring;
 
 /* Returns a new empty ring that holds at most capacity items, counting slots
@@ -54,6 +50,11 @@ uint32_t sl_ring_pick_lane(uint32_t nlanes,
  * problem: drain with sl_ring_try_pop first). No thread may use the ring any
  * more. Accepts NULL; returns NULL. Thread: any. */
 struct sl_ring *sl_ring_free(struct sl_ring *ring);
+
+/* The level of the lane a pop would take from now (sl_ring_pick_lane), or
+ * of the highest lane when all are empty: a hint, for the priority of the
+ * task that will pop. Thread: any. */
+uint8_t sl_ring_next_level(const struct sl_ring *ring);
 
 /* Reserves one slot for a later sl_ring_push_reserved, so the push cannot
  * fail. Reservations count against the capacity exactly like items. Returns 0

@@ -8,13 +8,17 @@
  * Idle workers steal from random victims (unless work stealing is off: then
  * a worker runs only its own deque and the injection queue), then park on a
  * condvar; submitters only touch that condvar when the sleeper count says
- * somebody is parked. Workers may be pinned to CPUs (sl_sched_set_affinity).
+ * somebody is parked. Tasks of a priority level above 0 skip the deques:
+ * they wait in a FIFO per level that every worker looks at first, so a
+ * level-9 task never waits behind level-0 ones queued on a busy worker.
+ * Workers may be pinned to CPUs (sl_sched_set_affinity).
  * Blocking tasks have their own threads, started on demand between a
  * minimum and a maximum, and one FIFO under a mutex (sched_blocking.c):
  * they may sleep or wait on I/O for long, so they never take a CPU worker,
  * and a handful of them per second does not need lock-free queues. */
 #include "sched.h"
 
+#include "aging.h"
 #include "clock.h"
 #include "err.h"
 #include "mem.h"
@@ -86,6 +90,11 @@ struct sl_sched {
     struct sl_task *inject_head; /* under inject_mu */
     struct sl_task *inject_tail; /* under inject_mu */
     atomic_long inject_len;      /* changed under inject_mu; seq_cst increment (parking) */
+    /* Tasks of levels 1..9, a FIFO per level (index 0 unused), under
+     * inject_mu; urgent_len as inject_len. */
+    struct sl_task *urgent_head[SL_SCHED_LEVELS];
+    struct sl_task *urgent_tail[SL_SCHED_LEVELS];
+    atomic_long urgent_len;
     char pad1[SCHED_PAD];
 
     atomic_long pending; /* submitted and not finished; release decrement, acquire in stop */
@@ -257,6 +266,53 @@ static struct sl_task *inject_pop(struct sl_sched *s)
     return task;
 }
 
+/* ==== Queues per priority level ==== */
+
+static void urgent_push(struct sl_sched *s, struct sl_task *task)
+{
+    uint8_t level = task->level < SL_SCHED_LEVELS ? task->level : SL_SCHED_LEVELS - 1;
+
+    task->sl__since_ns = sl_now_ns();
+    pthread_mutex_lock(&s->inject_mu);
+    list_push(&s->urgent_head[level], &s->urgent_tail[level], task);
+    /* seq_cst: as in inject_push. */
+    atomic_fetch_add_explicit(&s->urgent_len, 1, memory_order_seq_cst);
+    pthread_mutex_unlock(&s->inject_mu);
+}
+
+/* Takes the oldest task of the level whose oldest task scores best
+ * (aging.h), or NULL. */
+static struct sl_task *urgent_pop(struct sl_sched *s)
+{
+    struct sl_task *task = NULL;
+    uint64_t now, best_score = 0;
+    int best = 0;
+
+    /* Relaxed: a hint, as in inject_pop. */
+    if (atomic_load_explicit(&s->urgent_len, memory_order_relaxed) == 0) {
+        return NULL;
+    }
+    now = sl_now_ns();
+    pthread_mutex_lock(&s->inject_mu);
+    for (int l = SL_SCHED_LEVELS - 1; l > 0; l--) {
+        struct sl_task *head = s->urgent_head[l];
+        if (head != NULL) {
+            uint64_t score = sl_aging_score((uint8_t)l, head->sl__since_ns, now, SL_AGING_NS);
+            if (best == 0 || score > best_score) {
+                best = l;
+                best_score = score;
+            }
+        }
+    }
+    if (best > 0) {
+        task = list_pop(&s->urgent_head[best], &s->urgent_tail[best]);
+        /* Relaxed: as in inject_pop. */
+        atomic_fetch_sub_explicit(&s->urgent_len, 1, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&s->inject_mu);
+    return task;
+}
+
 /* ==== Finding work, parking ==== */
 
 static uint64_t next_random(struct worker *w)
@@ -321,7 +377,10 @@ static struct sl_task *find_task(struct worker *w)
             return task;
         }
     }
-    task = deque_take(&w->dq);
+    task = urgent_pop(w->s);
+    if (task == NULL) {
+        task = deque_take(&w->dq);
+    }
     if (task == NULL) {
         task = inject_pop(w->s);
     }
@@ -339,7 +398,8 @@ static bool has_work(struct worker *w)
 {
     struct sl_sched *s = w->s;
 
-    if (atomic_load_explicit(&s->inject_len, memory_order_seq_cst) > 0) {
+    if (atomic_load_explicit(&s->inject_len, memory_order_seq_cst) > 0 ||
+        atomic_load_explicit(&s->urgent_len, memory_order_seq_cst) > 0) {
         return true;
     }
     if (!atomic_load_explicit(&s->stealing, memory_order_relaxed)) {
@@ -459,7 +519,9 @@ static void submit_counted(struct sl_sched *s, struct sl_task *task)
 {
     struct worker *w = tls_worker;
 
-    if (w == NULL || w->s != s || !deque_push(&w->dq, task)) {
+    if (task->level > 0) {
+        urgent_push(s, task);
+    } else if (w == NULL || w->s != s || !deque_push(&w->dq, task)) {
         inject_push(s, task);
     } else if (!atomic_load_explicit(&s->stealing, memory_order_relaxed)) {
         return; /* only this worker, awake, will take it */

@@ -25,8 +25,13 @@ struct sl_sched;
  * and stays alive until fn has been called. */
 struct sl_task {
     void (*fn)(struct sl_task *task); /* set by the caller */
+    uint8_t level;                    /* set by the caller before each submit: 0..9, see below */
     struct sl_task *sl__next;         /* private: injection queue link */
+    uint64_t sl__since_ns;            /* private: when it was queued at its level */
 };
+
+/* Priority levels of tasks: 0 (the default) .. SL_SCHED_LEVELS - 1. */
+#define SL_SCHED_LEVELS 10
 
 /* Starts a pool of nthreads (1..SL_SCHED_THREADS_MAX) CPU workers and
  * blocking_min blocking threads; more blocking threads start on demand, up
@@ -46,7 +51,11 @@ struct sl_sched *sl_sched_new(int nthreads, int blocking_min, int blocking_max, 
  * batch a task just emitted is still in cache), idle workers steal the oldest,
  * and every 61st pick takes the injection queue and the oldest local task
  * first, so nothing starves. From any other
- * thread: on the injection queue (a short mutex). Wakes one parked worker if
+ * thread: on the injection queue (a short mutex). A task of a level above 0
+ * goes to a queue per level that every worker looks at before its own
+ * deque: the highest level first, with aging (aging.h) among those queues,
+ * while the look at the injection queue and the oldest local task every
+ * 61st pick or 1 ms still bounds how long level 0 waits. Wakes one parked worker if
  * any is parked; an atomic load when none is. Never blocks for long. Must not
  * be called after sl_sched_stop has returned or while it runs from a thread
  * that is not a worker of s. Thread: any. */

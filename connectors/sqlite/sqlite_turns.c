@@ -7,14 +7,14 @@
  * 200 alerts/s beside a bulk load into the same file waited 300-650 ms
  * (p99). Here a writer queues before BEGIN and is woken when its turn
  * comes: the waiter with the highest priority level of what it writes,
- * with aging (sl_ring_pick_lane's rule: one level more per 20 ms waited),
+ * with aging (aging.h: one level more per 20 ms waited),
  * arrival order among equals. Other processes still meet SQLite's own
  * lock. Files are known by device and inode, not by how their path is
  * spelled. */
+#include "aging.h"
 #include "clock.h"
 #include "connectors/sqlite/sqlite_priv.h"
 #include "mem.h"
-#include "ring.h"
 
 #include <pthread.h>
 #include <sys/stat.h>
@@ -126,15 +126,14 @@ void sl__sqlite_turns_take(struct sl__sqlite_turns *t, uint8_t level)
 }
 
 /* Under mu: hands the turn to the waiter with the best score (the level,
- * plus one per SL_RING_AGING_NS waited), the oldest among equals. */
+ * plus one per SL_AGING_NS waited: aging.h), the oldest among equals. */
 static void grant_next(struct sl__sqlite_turns *t)
 {
     uint64_t now = sl_now_ns(), best_score = 0;
     struct waiter **best = NULL;
 
     for (struct waiter **p = &t->waiting; *p != NULL; p = &(*p)->next) {
-        uint64_t waited = now > (*p)->since_ns ? now - (*p)->since_ns : 0;
-        uint64_t score = (uint64_t)(*p)->level * SL_RING_AGING_NS + waited;
+        uint64_t score = sl_aging_score((*p)->level, (*p)->since_ns, now, SL_AGING_NS);
         if (best == NULL || score > best_score) {
             best = p;
             best_score = score;

@@ -404,6 +404,90 @@ static void test_sched_lifo_does_not_starve_older_tasks(void **state)
     sl_sched_free(h.s);
 }
 
+/* The same with the hog at level 9: the queues per level come first, but
+ * the look at the injection queue and the deque's oldest task still does. */
+static void test_sched_level_zero_progresses_beside_level_nine(void **state)
+{
+    struct hog h = {
+        .task.fn = hog_fn, .task.level = 9, .local.task.fn = counted_fn, .s = new_sched(1)};
+    struct injected in = {.task.fn = injected_mark_fn, .hog = &h};
+
+    (void)state;
+    sl_sched_submit(h.s, &h.task);
+    assert_true(wait_for_flag(&h.started));
+    sl_sched_submit(h.s, &in.task);
+    sl_sched_stop(h.s);
+    assert_int_equal(atomic_load(&h.local.runs), 1);
+    assert_int_equal(atomic_load(&h.injected_ran), 1);
+    assert_true(h.spins < 50000000);
+    sl_sched_free(h.s);
+}
+
+/* ==== Priority levels: higher first ==== */
+
+#define LEVELED_ZEROS 16
+
+struct leveled {
+    struct sl_task task;
+    atomic_int *next; /* shared run counter */
+    int ran_as;       /* its place in the run order */
+};
+
+static void leveled_fn(struct sl_task *task)
+{
+    struct leveled *l = CONTAINER_OF(task, struct leveled, task);
+
+    l->ran_as = atomic_fetch_add(l->next, 1);
+}
+
+struct spawner {
+    struct sl_task task;
+    struct sl_sched *s;
+    struct leveled zeros[LEVELED_ZEROS];
+    struct leveled l3, l7, l9;
+};
+
+/* On the pool's only worker: levels 3, 9 and 7, then level-0 tasks, which
+ * a LIFO deque alone would run first (the newest). */
+static void spawner_fn(struct sl_task *task)
+{
+    struct spawner *sp = CONTAINER_OF(task, struct spawner, task);
+
+    sl_sched_submit(sp->s, &sp->l3.task);
+    sl_sched_submit(sp->s, &sp->l9.task);
+    sl_sched_submit(sp->s, &sp->l7.task);
+    for (int i = 0; i < LEVELED_ZEROS; i++) {
+        sl_sched_submit(sp->s, &sp->zeros[i].task);
+    }
+}
+
+static void test_sched_higher_level_runs_first(void **state)
+{
+    atomic_int next = 0;
+    struct spawner sp = {.task.fn = spawner_fn, .s = new_sched(1)};
+    int zeros_after = 0;
+
+    (void)state;
+    for (int i = 0; i < LEVELED_ZEROS; i++) {
+        sp.zeros[i] = (struct leveled){.task.fn = leveled_fn, .next = &next};
+    }
+    sp.l3 = (struct leveled){.task.fn = leveled_fn, .task.level = 3, .next = &next};
+    sp.l7 = (struct leveled){.task.fn = leveled_fn, .task.level = 7, .next = &next};
+    sp.l9 = (struct leveled){.task.fn = leveled_fn, .task.level = 9, .next = &next};
+    sl_sched_submit(sp.s, &sp.task);
+    sl_sched_stop(sp.s);
+    assert_int_equal(atomic_load(&next), LEVELED_ZEROS + 3);
+    assert_true(sp.l9.ran_as < sp.l7.ran_as);
+    assert_true(sp.l7.ran_as < sp.l3.ran_as);
+    for (int i = 0; i < LEVELED_ZEROS; i++) {
+        zeros_after += sp.zeros[i].ran_as > sp.l3.ran_as;
+    }
+    /* The fairness look takes one level-0 task per 1 ms at most: on a
+     * loaded machine a few may pass, not most. */
+    assert_true(zeros_after >= LEVELED_ZEROS / 2);
+    sl_sched_free(sp.s);
+}
+
 /* ==== Latency of a task submitted from outside the pool ==== */
 
 /* A task submitted from a thread outside the pool waits in the injection
@@ -1112,6 +1196,8 @@ int main(void)
         cmocka_unit_test(test_sched_submit_from_outside_threads),
         cmocka_unit_test(test_sched_parked_workers_wake_for_each_submit),
         cmocka_unit_test(test_sched_deque_overflow_runs_everything),
+        cmocka_unit_test(test_sched_level_zero_progresses_beside_level_nine),
+        cmocka_unit_test(test_sched_higher_level_runs_first),
         cmocka_unit_test(test_sched_lifo_does_not_starve_older_tasks),
         cmocka_unit_test(test_sched_outside_submit_waits_for_few_runs),
         cmocka_unit_test(test_sched_idle_pool_sleeps),
