@@ -6,6 +6,11 @@
 # tenth of the records, and a queue with ten lanes at the sink). Rounds
 # interleave the variants (the machine is shared); prints the best time of
 # each and its ratio to the plain pipeline, and the peak RSS.
+# Then the worker pool's priority: on one worker thread, two sources each
+# into its own chain of three CPU-heavy maps (no queue shared: lanes play no
+# part), `hi` at 30k records/s and `lo` at 300k/s, together more than the
+# worker takes (about 270k/s here), with `hi` at priority 9 and at 0, in
+# turn: each sink's latency (source read to sink) p50 and p99 per round.
 # Usage: bench/priority.sh [build dir] [N]; ROUNDS=5
 set -eu
 cd "$(dirname "$0")/.."
@@ -48,3 +53,31 @@ for v in ("plain", "int", "two", "ten"):
     print("%-6s best %.2f s  %.3fx the plain time  peak RSS %d MB" % (v, best[v], best[v] / best["plain"], rss[v] >> 10))
 '
 rm -f "$OUT"/times.*
+
+# The worker pool's priority.
+copies="len(concat(upper(x), lower(x), upper(x), lower(x)))"
+{
+    printf 'engine: { threads: 1 }\nsources:\n'
+    printf '  hi: { type: generator, count: 150000, rate: 30000, priority: 9 }\n'
+    printf '  lo: { type: generator, count: 1500000, rate: 300000 }\nstages:\n'
+    for c in hi lo; do
+        printf "  %s0: { type: map, inputs: [%s], set: { x: 'concat(to_string(amount), \"%s\")' } }\n" \
+            $c $c abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ
+        printf "  %s1: { type: map, inputs: [%s0], set: { v: '%s + %s' } }\n" $c $c "$copies" "$copies"
+        printf "  %s2: { type: map, inputs: [%s1], set: { w: '%s + %s' } }\n" $c $c "$copies" "$copies"
+    done
+    printf 'sinks:\n  shi: { type: "null", inputs: [hi2] }\n  slo: { type: "null", inputs: [lo2] }\n'
+} > "$OUT/pool.yaml"
+echo "worker pool, 1 thread: latency ms (p50 / p99) of each chain"
+for r in $(seq "$ROUNDS"); do
+    for level in 9 0; do
+        "$SLUICE" run "$OUT/pool.yaml" --quiet --set "sources.hi.priority=$level" \
+            --summary-json "$OUT/pool.json"
+        python3 - "$OUT/pool.json" "$level" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+hi, lo = d["nodes"]["shi"]["latency_ms"], d["nodes"]["slo"]["latency_ms"]
+print("  hi at %s: hi %6.1f / %6.1f   lo %6.1f / %6.1f" % (sys.argv[2], hi["p50"], hi["p99"], lo["p50"], lo["p99"]))
+PY
+    done
+done
