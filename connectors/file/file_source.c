@@ -30,6 +30,7 @@ struct file_conf {
     uint64_t max_line;
     int64_t max_depth;
     const char *checkpoints;
+    bool follow; /* recognised only: refused until follow mode is built */
 };
 
 /* clang-format off */
@@ -49,6 +50,8 @@ static const struct sluice_option file_options[] = {
     SLUICE_OPT_ROW(struct file_conf, checkpoints, SLUICE_OPT_STR, NULL, 0, 0, NULL,
                    0, "SQLite file keeping this source's positions for the sinks that keep "
                    "none (file, kafka, null): a restart resumes instead of reading all again."),
+    SLUICE_OPT_ROW(struct file_conf, follow, SLUICE_OPT_BOOL, "false", 0, 0, NULL, SLUICE_OPT_LATER,
+                   "Keep reading as files grow (not supported yet)."),
     {0},
 };
 /* clang-format on */

@@ -110,8 +110,8 @@ int sl_sqlite_writer_write(struct sl_sqlite_writer *w,
                            uint64_t *ret_replayed,
                            struct sl_err *err);
 
-/* How many dead letters (the batches' own, deduplicated across the copies
- * of one sequence, and the rejected records) the last committed write
+/* How many dead letters (the batches' own: each reaches one sink only,
+ * see NOTES.md "Dead letters"; and the rejected records) the last committed write
  * stored in the dead-letter table; replays trimmed are not among them.
  * Thread: the writer's. */
 uint64_t sl_sqlite_writer_dead_stored(const struct sl_sqlite_writer *w);
