@@ -176,6 +176,7 @@ void sl_batch_copy_position(struct sl_batch *dst, const struct sl_batch *src)
     dst->partition = src->partition;
     dst->seq = src->seq;
     dst->level = src->level;
+    dst->path = src->path;
     dst->pos_start = src->pos_start;
     dst->pos_end = src->pos_end;
     dst->last = src->last;
@@ -231,9 +232,6 @@ struct sl_batch *sl_batch_make_writable(struct sl_batch *batch)
 
 struct sl_batch *sl_batch_fork(struct sl_batch *batch)
 {
-    if (batch->ndead == 0) {
-        return sl_batch_ref(batch);
-    }
     struct sl_batch *fork = sl_batch_new(batch->flow);
     if (fork == NULL) {
         return NULL;

@@ -53,6 +53,8 @@ struct sl_batch {
     uint64_t seq;              /* per (source, stream, level) sequence, from 0, no gaps */
     uint8_t level;             /* priority 0..9: a node that sets it splits its output into
                                   one part per level it may give, each with the same seq */
+    uint32_t path;             /* the path it came by from its source: the sum of the
+                                  increments of the edges it took (conf_dag.c number_paths) */
     int64_t pos_start;         /* first position covered (file offset / Kafka offset) */
     int64_t pos_end;           /* position to resume from once this batch is committed */
     int64_t line;              /* raw file blocks: line number of the first line */
@@ -106,11 +108,10 @@ int sl_batch_add_dead(struct sl_batch *batch,
 /* The copy of batch for a further path of a fan-out: its records without
  * its dead letters, which travel on the first path only, so that each dead
  * letter reaches exactly one sink once whatever the shape of the DAG
- * (diamonds included). Without dead letters that is batch itself, shared
- * (one more reference). Otherwise a batch of its own that reads batch's
- * records in place (batch becomes its parent, with one more reference):
- * it costs one batch struct, not a copy of the records, and like a shared
- * batch it is edited only through sl_batch_make_writable, which copies it.
+ * (diamonds included). A batch of its own (its own path tag and level),
+ * that reads batch's records in place (batch becomes its parent, with one
+ * more reference): it costs one batch struct, not a copy of the records,
+ * and it is edited only through sl_batch_make_writable, which copies them.
  * NULL on OOM. batch keeps the caller's reference. */
 struct sl_batch *sl_batch_fork(struct sl_batch *batch);
 /* Dead letters keep at most this much of their input text (`_raw`). */

@@ -59,6 +59,14 @@ struct sl_conf_node {
                         the copies of each batch of that source node that reach here at
                         that level, one per path and per part of a priority split (0 for
                         other nodes; at most 64, conf_dag.c) */
+    /* Path tags (conf_dag.c number_paths): a copy of a batch carries the sum
+     * of the increments of the edges it took (batch->path), unique among the
+     * paths from its source. */
+    uint32_t *path_inc;    /* per input: the increment of that edge */
+    uint32_t path_stride;  /* paths on from here: a priority split's r-th part adds r x it */
+    uint32_t *path_ids;    /* sinks: the tags that arrive, for each [source * levels + level]
+                              in turn, paths[] of them each, ascending */
+    uint32_t *path_ids_at; /* sinks: where each [source * levels + level]'s tags start */
 };
 
 /* engine.cpu_affinity. */

@@ -11,6 +11,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define NONE        ((size_t)-1)
@@ -378,6 +379,164 @@ static int check_paths(struct sl__loader *ld, const struct dag *dag)
     return 0;
 }
 
+/* ==== Path tags ==== */
+
+/* Paths from any node are numbered as Ball and Larus number them ("Efficient
+ * path profiling", 1996): each edge u -> v gets as increment the number of
+ * paths to a sink from the targets of u's edges before it, so the increments
+ * along the paths from a node add up to 0, 1, ... (each once). A copy of a
+ * batch adds up the increments of the edges it takes (runtime.c send), so
+ * at a sink its tag names the path it came by: a sink knows which copies of
+ * a sequence it has, not only how many. A node that sets the priority
+ * splits what it emits into parts, one per level it may give (an int: one
+ * part), which then take the same edges: the part of the r-th of those
+ * levels adds r x path_stride (the paths on from the node), as if each
+ * level were an edge of its own. So two parts of one batch that an int
+ * priority further on puts on one level still arrive with tags apart. */
+
+struct edge {
+    size_t to, input; /* the consumer and which of its inputs */
+};
+
+struct path_walk {
+    struct sl__loader *ld;
+    struct edge **out; /* per node: its edges to consumers */
+    size_t *nout;
+    uint64_t *npaths; /* per node: paths to a sink (0: not counted yet) */
+    size_t keys;      /* (nodes + 1) x LEVELS: [source * LEVELS + level] */
+    uint32_t *fill;   /* per sink, per key: tags written so far */
+};
+
+#define PATHS_TAG_MAX UINT32_MAX
+
+/* Paths from v to a sink (the parts of a split counted apart). */
+static uint64_t count_paths(struct path_walk *w, size_t v)
+{
+    struct sl_conf_node *cn = &w->ld->conf->nodes[v];
+
+    if (w->npaths[v] != 0) {
+        return w->npaths[v];
+    }
+    uint64_t n = cn->kind == SLUICE_KIND_SINK ? 1 : 0;
+    for (size_t e = 0; e < w->nout[v]; e++) {
+        n += count_paths(w, w->out[v][e].to);
+        n = n > PATHS_TAG_MAX ? (uint64_t)PATHS_TAG_MAX + 1 : n;
+    }
+    cn->path_stride = (uint32_t)(n > PATHS_TAG_MAX ? PATHS_TAG_MAX : n);
+    if (cn->kind != SLUICE_KIND_SINK && cn->priority_levels != 0) {
+        n *= (uint64_t)__builtin_popcount(cn->priority_levels);
+        n = n > PATHS_TAG_MAX ? (uint64_t)PATHS_TAG_MAX + 1 : n;
+    }
+    w->npaths[v] = n > 0 ? n : 1; /* 1 for a node without a way on (none by now) */
+    return w->npaths[v];
+}
+
+/* Walks every path from source src on, v reached with tag at level, and
+ * writes the tags that reach each sink per level. */
+static void walk_paths(struct path_walk *w, size_t src, size_t v, uint32_t tag, int level)
+{
+    struct sl_conf_node *cn = &w->ld->conf->nodes[v];
+
+    if (cn->kind == SLUICE_KIND_SINK) {
+        size_t k = src * LEVELS + (size_t)level;
+        uint32_t *fill = &w->fill[v * w->keys + k];
+        SL_ASSERT(*fill < cn->paths[k]);
+        cn->path_ids[cn->path_ids_at[k] + (*fill)++] = tag;
+        return;
+    }
+    for (int l = 0, rank = 0; l < LEVELS; l++) {
+        uint32_t part = tag;
+        if (cn->priority_levels != 0) {
+            if (((cn->priority_levels >> l) & 1u) == 0) {
+                continue;
+            }
+            part += (uint32_t)rank++ * cn->path_stride;
+        } else if (l != level) {
+            continue;
+        }
+        for (size_t e = 0; e < w->nout[v]; e++) {
+            const struct edge *ed = &w->out[v][e];
+            walk_paths(w, src, ed->to, part + w->ld->conf->nodes[ed->to].path_inc[ed->input], l);
+        }
+    }
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Gives every edge its increment and every sink the tags it receives
+ * (after check_paths: at most PATHS_MAX per source, level and sink). */
+static int number_paths(struct sl__loader *ld, const struct dag *dag)
+{
+    struct sl_conf_node *nodes = ld->conf->nodes;
+    size_t n = dag->n, keys = (n + 1) * LEVELS;
+    struct path_walk w = {.ld = ld, .keys = keys};
+
+    w.out = sl__conf_alloc(ld, (n + 1) * sizeof(*w.out));
+    w.nout = sl__conf_alloc(ld, (n + 1) * sizeof(*w.nout));
+    w.npaths = sl__conf_alloc(ld, (n + 1) * sizeof(*w.npaths));
+    w.fill = sl__conf_alloc(ld, (n + 1) * keys * sizeof(*w.fill));
+    if (w.out == NULL || w.nout == NULL || w.npaths == NULL || w.fill == NULL) {
+        return SL_ENOMEM;
+    }
+    for (size_t v = 0; v < n; v++) {
+        w.out[v] = sl__conf_alloc(ld, (dag->nconsumers[v] + 1) * sizeof(**w.out));
+        nodes[v].path_inc = sl__conf_alloc(ld, (nodes[v].ninputs + 1) * sizeof(uint32_t));
+        if (w.out[v] == NULL || nodes[v].path_inc == NULL) {
+            return SL_ENOMEM;
+        }
+    }
+    for (size_t v = 0; v < n; v++) {
+        for (size_t j = 0; j < nodes[v].ninputs; j++) {
+            size_t u = dag->up[v][j];
+            w.out[u][w.nout[u]++] = (struct edge){v, j};
+        }
+    }
+    for (size_t u = 0; u < n; u++) {
+        uint64_t before = 0;
+        if (count_paths(&w, u) > PATHS_TAG_MAX) {
+            return node_err(ld, u, "node '%s' starts more than %u paths to sinks", nodes[u].name,
+                            PATHS_TAG_MAX);
+        }
+        for (size_t e = 0; e < w.nout[u]; e++) {
+            nodes[w.out[u][e].to].path_inc[w.out[u][e].input] = (uint32_t)before;
+            before += count_paths(&w, w.out[u][e].to);
+        }
+    }
+    for (size_t v = 0; v < n; v++) {
+        uint32_t at = 0;
+        if (nodes[v].kind != SLUICE_KIND_SINK || nodes[v].paths == NULL) {
+            continue;
+        }
+        nodes[v].path_ids_at = sl__conf_alloc(ld, keys * sizeof(uint32_t));
+        for (size_t k = 0; nodes[v].path_ids_at != NULL && k < keys; k++) {
+            nodes[v].path_ids_at[k] = at;
+            at += nodes[v].paths[k];
+        }
+        nodes[v].path_ids = sl__conf_alloc(ld, (at + 1) * sizeof(uint32_t));
+        if (nodes[v].path_ids_at == NULL || nodes[v].path_ids == NULL) {
+            return SL_ENOMEM;
+        }
+    }
+    for (size_t src = 0; src < n; src++) {
+        if (nodes[src].kind == SLUICE_KIND_SOURCE) {
+            walk_paths(&w, src, src, 0, 0);
+        }
+    }
+    for (size_t v = 0; v < n; v++) {
+        for (size_t k = 0; nodes[v].path_ids != NULL && k < keys; k++) {
+            /* The walk and check_paths' count agree, copy for copy. */
+            SL_ASSERT(w.fill[v * keys + k] == nodes[v].paths[k]);
+            qsort(nodes[v].path_ids + nodes[v].path_ids_at[k], nodes[v].paths[k], sizeof(uint32_t),
+                  cmp_u32);
+        }
+    }
+    return 0;
+}
+
 /* Queues set by hand cost their slots before any batch is queued, outside
  * the budget: refuse settings whose slots alone would take more than an
  * eighth of memory_limit (the plan also shrinks blocks to fit their
@@ -540,6 +699,9 @@ int sl__conf_dag(struct sl__loader *ld, const struct sl__ynode *root)
     }
     if (rc == 0) {
         rc = check_priority_inputs(ld, &dag);
+    }
+    if (rc == 0) {
+        rc = number_paths(ld, &dag);
     }
     if (rc == 0) {
         rc = check_queues(ld);

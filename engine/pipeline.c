@@ -24,15 +24,19 @@ static struct sl_node *find_node(struct sl_pipeline *pl, const char *name)
     return NULL;
 }
 
-static int add_consumer(struct sl_out *out, struct sl_node *consumer)
+static int add_consumer(struct sl_out *out, struct sl_node *consumer, uint32_t inc)
 {
     struct sl_node **to = sl_realloc(out->to, (out->n + 1) * sizeof(*to));
-
-    if (to == NULL) {
+    if (to != NULL) {
+        out->to = to;
+    }
+    uint32_t *incs = to != NULL ? sl_realloc(out->inc, (out->n + 1) * sizeof(*incs)) : NULL;
+    if (incs == NULL) {
         return SL_ENOMEM;
     }
-    to[out->n++] = consumer;
-    out->to = to;
+    out->inc = incs;
+    to[out->n] = consumer;
+    incs[out->n++] = inc;
     return 0;
 }
 
@@ -419,7 +423,8 @@ static int link_inputs(struct sl_pipeline *pl, struct sl_node *node, struct sl_e
         if (o == SIZE_MAX) {
             return sl_err_set(err, SL_ECONFIG, "%s: unknown input %s", node->name, in->node);
         }
-        if (add_consumer(&up->outs[o], node) != 0 || add_producer(node, up) != 0) {
+        uint32_t inc = node->cn->path_inc != NULL ? node->cn->path_inc[j] : 0;
+        if (add_consumer(&up->outs[o], node, inc) != 0 || add_producer(node, up) != 0) {
             return sl_err_set(err, SL_ENOMEM, "out of memory");
         }
     }
@@ -646,6 +651,7 @@ struct sl_pipeline *sl_pipeline_free(struct sl_pipeline *pl)
         sl_ring_free(node->in);
         for (size_t o = 0; o < node->nouts; o++) {
             sl_free(node->outs[o].to);
+            sl_free(node->outs[o].inc);
         }
         sl_free(node->outs);
         sl_free(node->ups);

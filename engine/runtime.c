@@ -317,14 +317,22 @@ static void push_or_shed(struct sl_node *consumer, struct sl_batch *batch)
 static _Thread_local uint64_t tl_emitted;
 
 /* Hands batch to every consumer of output o: the first gets the batch
- * itself (with its dead letters), the others forks. Each edge holds one
- * reservation for it (consumers that block). */
+ * itself (with its dead letters), the others forks. Each copy adds its
+ * edge's increment to its path tag. Each edge holds one reservation for it
+ * (consumers that block). */
 static void send(struct sl_node *node, struct sl_out *o, struct sl_batch *batch)
 {
+    uint32_t path = batch->path;
+
     /* Backwards, so that the first consumer gets the batch itself, with
-     * its dead letters, after the others took their forks of it. */
+     * its dead letters, after the others took their forks of it. The
+     * struct is this node's alone (forks never share one), so its tag is
+     * ours to change. */
     for (size_t c = o->n; c-- > 0;) {
         struct sl_batch *copy = c == 0 ? batch : sl_batch_fork(batch);
+        if (copy != NULL) {
+            copy->path = path + o->inc[c];
+        }
         if (copy == NULL) {
             /* This path's copy never comes: its sink commits nothing from
              * this batch on, and the failed run is read again next time. */
@@ -375,6 +383,11 @@ static void send_parts(struct sl_node *node, size_t out, struct sl_batch *batch,
     atomic_fetch_add_explicit(&node->c.dead, dead, memory_order_relaxed);
     for (int l = SL_PRIORITY_LEVELS; l-- > 0;) {
         if (parts[l] != NULL) {
+            /* The r-th level the node gives: as if an edge of its own
+             * (conf_dag.c number_paths). */
+            uint32_t rank =
+                (uint32_t)__builtin_popcount(node->cn->priority_levels & ((1u << l) - 1));
+            parts[l]->path += rank * node->cn->path_stride;
             send(node, &node->outs[out], parts[l]);
         }
     }

@@ -42,6 +42,7 @@ struct sl_node_task {
 struct sl_out {
     const char *name;    /* NULL for the main output, route name otherwise */
     struct sl_node **to; /* consumers (fan-out) */
+    uint32_t *inc;       /* per consumer: the edge's path increment (batch->path) */
     size_t n;
 };
 

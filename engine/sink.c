@@ -22,6 +22,7 @@
 struct pending {
     uint64_t seq;
     uint32_t got;
+    uint64_t have;              /* bit i: the copy of the i-th path (st->tags[i]) came */
     struct sl_batch *copies[4]; /* first copies; more paths than 4 use extra */
     struct sl_batch **extra;
 };
@@ -31,6 +32,7 @@ struct sl_sink_stream {
     uint32_t stream;
     uint8_t level; /* each priority level of a stream is its own sequence */
     uint32_t paths;
+    const uint32_t *tags; /* the paths' tags, ascending (paths of them); NULL: any */
     uint64_t next_seq;
     struct pending *pending;
     size_t npending;
@@ -113,10 +115,32 @@ static struct sl_sink_stream *find_stream(struct sl_sink *sink, const struct sl_
     st->paths = sink->node->paths != NULL
                     ? sink->node->paths[batch->source * SL_PRIORITY_LEVELS + batch->level]
                     : 1;
+    const struct sl_conf_node *cn = sink->node->cn;
+    if (cn->path_ids != NULL) {
+        st->tags =
+            cn->path_ids + cn->path_ids_at[batch->source * SL_PRIORITY_LEVELS + batch->level];
+    }
     if (st->paths == 0) {
         st->paths = 1;
+        st->tags = NULL; /* a source the loader does not know (unit tests) */
     }
     return st;
+}
+
+/* Which of st's paths tag names, or -1 when none does. */
+static int path_index(const struct sl_sink_stream *st, uint32_t tag)
+{
+    uint32_t lo = 0, hi = st->paths;
+
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (st->tags[mid] < tag) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo < st->paths && st->tags[lo] == tag ? (int)lo : -1;
 }
 
 static int push_ready(struct sl_sink *sink, struct sl_batch *batch)
@@ -211,6 +235,19 @@ static int order_batch(struct sl_sink *sink, struct sl_batch *batch)
         sl_batch_unref(batch);
         return SL_ENOMEM;
     }
+    /* The copy's path tag says which path it came by: a second copy of
+     * one path, or one of a path that cannot reach here, would be written
+     * twice or never completed; stop before writing anything of it. */
+    int i = st->tags != NULL ? path_index(st, batch->path) : (int)p->got;
+    if (i < 0 || i >= (int)st->paths || ((p->have >> i) & 1u)) {
+        sl_log_error("%s: batch %llu of %s (level %u) came twice by path %u, or by a path "
+                     "that does not lead here: a bug in sluice; nothing of it is written",
+                     sink->node->name, (unsigned long long)batch->seq,
+                     sl_node_source_name(sink->node, batch), batch->level, batch->path);
+        sl_batch_unref(batch);
+        return SL_EFATAL;
+    }
+    p->have |= (uint64_t)1 << i;
     *pending_slot(p, p->got++) = batch;
     return drain_in_order(sink, st);
 }

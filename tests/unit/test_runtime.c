@@ -8,6 +8,7 @@
 #include "mem.h"
 #include "ring.h"
 #include "runtime.h"
+#include "sink.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -203,7 +204,10 @@ static void test_runtime_fork_leaves_dead_letters_on_the_first_path(void **state
     }
     assert_int_equal(sl_batch_add_dead(b, &b->recs[1], "f", "gen", "bad"), 0);
 
-    assert_ptr_equal(sl_batch_fork(plain), plain); /* nothing to leave out: shared */
+    /* Its own struct even with nothing to leave out: the path tag is its own. */
+    struct sl_batch *pf = sl_batch_fork(plain);
+    assert_non_null(pf);
+    assert_ptr_not_equal(pf, plain);
     assert_int_equal(atomic_load(&plain->refs), 2);
     struct sl_batch *f = sl_batch_fork(b);
     assert_non_null(f);
@@ -218,7 +222,7 @@ static void test_runtime_fork_leaves_dead_letters_on_the_first_path(void **state
     sl_batch_unref(b); /* the fork keeps its records alive */
     assert_int_equal(f->recs[0].fields[0].val.u.i, 0);
     sl_batch_unref(f);
-    sl_batch_unref(plain);
+    sl_batch_unref(pf);
     sl_batch_unref(plain);
     assert_int_equal(atomic_load(&flow.used), 0);
 }
@@ -318,6 +322,58 @@ static void test_runtime_failed_fork_gives_the_reservation_back(void **state)
     unbuild(&fx);
 }
 
+/* A batch of source gen at seq, level 0, that came by the path tagged tag. */
+static struct sl_batch *tagged(struct sl_pipeline *pl, uint64_t seq, uint32_t tag)
+{
+    struct sl_batch *batch = sl_batch_new(&pl->flow);
+
+    assert_non_null(batch);
+    batch->source = node_named(pl, "gen")->index;
+    batch->seq = seq;
+    batch->path = tag;
+    return batch;
+}
+
+/* Each copy carries the path it came by (conf_dag.c number_paths): the
+ * paths from a source have distinct tags, and a sink takes one copy per
+ * path of each sequence; a second copy of one path, or one of a path that
+ * does not lead there, fails the run instead of being written. */
+static void test_runtime_sink_knows_each_copy_by_its_path(void **state)
+{
+    (void)state;
+    const char *yaml = "sources:\n  gen: { type: generator, count: 10 }\n"
+                       "stages:\n  a: { type: map, inputs: [gen], set: { x: '1' } }\n"
+                       "  b: { type: map, inputs: [gen], set: { x: '2' } }\n"
+                       "  c: { type: map, inputs: [a, b], set: { y: '3' } }\n"
+                       "  t: { type: map, inputs: [c], set: { z: '4' }, priority: 'if(x == 1, 9, 0)' }\n"
+                       "  u: { type: map, inputs: [t], set: { w: '5' }, priority: 5 }\n"
+                       "sinks:\n  s: { type: null, inputs: [c, gen, u] }\n";
+    struct fixture fx = {0};
+    build(&fx, yaml);
+    struct sl_pipeline *pl = fx.pl;
+    struct sl_node *s = node_named(pl, "s");
+    size_t key = node_named(pl, "gen")->index * SL_PRIORITY_LEVELS;
+
+    /* Level 0: c's two paths and gen's own. Level 5: the two paths of c
+     * through t, each split in two parts (levels 9 and 0) that u puts back
+     * on one level: four copies, tags apart. */
+    assert_int_equal(s->paths[key + 0], 3);
+    assert_int_equal(s->paths[key + 5], 4);
+    for (size_t l = 0; l < SL_PRIORITY_LEVELS; l++) {
+        const uint32_t *tags = s->cn->path_ids + s->cn->path_ids_at[key + l];
+        for (uint32_t i = 1; i < s->paths[key + l]; i++) {
+            assert_true(tags[i - 1] < tags[i]);
+        }
+    }
+    const uint32_t *tags = s->cn->path_ids + s->cn->path_ids_at[key];
+    assert_int_equal(sl_sink_node_process(s, tagged(pl, 0, tags[0])), 0);
+    assert_int_equal(sl_sink_node_process(s, tagged(pl, 0, tags[0])), SL_EFATAL);
+    assert_int_equal(sl_sink_node_process(s, tagged(pl, 0, 1000)), SL_EFATAL);
+    assert_int_equal(sl_sink_node_process(s, tagged(pl, 0, tags[1])), 0);
+    assert_int_equal(sl_sink_node_process(s, tagged(pl, 0, tags[2])), 0);
+    unbuild(&fx);
+}
+
 /* With queues set by hand, while one path's rings hold a source's batches,
  * the copies of the same batches on the other paths wait at the sink for
  * them: the plan sizes blocks for copies x the longest path, not for the
@@ -357,6 +413,7 @@ int main(void)
         cmocka_unit_test(test_runtime_plan_counts_copies_waiting_at_sinks),
         cmocka_unit_test(test_runtime_fork_reads_the_records_in_place),
         cmocka_unit_test(test_runtime_failed_fork_gives_the_reservation_back),
+        cmocka_unit_test(test_runtime_sink_knows_each_copy_by_its_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -50,6 +50,7 @@ struct fixture {
     struct sl_out outs[MAX_OUTS]; /* the stage's outputs, all without consumers */
     struct sl_node consumer;      /* delay tests: outs[0]'s consumer, whose ring we read */
     struct sl_node *consumers[1];
+    uint32_t incs[1]; /* its edge's path increment: 0 */
 };
 
 static int setup(void **state)
@@ -295,6 +296,7 @@ static struct sl_node *delay_node(struct fixture *fx, const char *name)
     }
     fx->consumers[0] = &fx->consumer;
     fx->outs[0].to = fx->consumers;
+    fx->outs[0].inc = fx->incs;
     fx->outs[0].n = 1;
     assert_int_equal(node->type->open(node, &err), 0);
     assert_non_null(node->state);
