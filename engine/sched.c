@@ -72,6 +72,7 @@ struct worker {
     uint64_t rng;            /* owner only: victim choice */
     unsigned tick;           /* owner only: fairness counter */
     uint64_t fair_ns;        /* owner only: when it last looked at the injection queue first */
+    bool fair_deque_first;   /* owner only: which of the two the next fairness look takes first */
     _Atomic uint64_t run;    /* owner stores, anyone loads; relaxed (statistics) */
     _Atomic uint64_t steals; /* same */
     char pad0[SCHED_PAD];
@@ -369,8 +370,17 @@ static struct sl_task *find_task(struct worker *w)
 
     if (++w->tick % FAIR_TICK == 0 || now - w->fair_ns >= FAIR_NS) {
         w->fair_ns = now;
-        task = inject_pop(w->s);
-        if (task == NULL && deque_steal(&w->dq, &task) != STEAL_OK) {
+        /* In turn, the injection queue or the deque's oldest first: with
+         * urgent work always queued, the fairness look is level 0's only
+         * way in, and a busy injection queue must not shut out the deque. */
+        w->fair_deque_first = !w->fair_deque_first;
+        if (w->fair_deque_first && deque_steal(&w->dq, &task) != STEAL_OK) {
+            task = NULL;
+        }
+        if (task == NULL) {
+            task = inject_pop(w->s);
+        }
+        if (task == NULL && !w->fair_deque_first && deque_steal(&w->dq, &task) != STEAL_OK) {
             task = NULL;
         }
         if (task != NULL) {

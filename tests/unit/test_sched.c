@@ -1186,6 +1186,112 @@ static void test_sched_no_stealing_when_off(void **state)
     }
 }
 
+/* ==== Priority levels: wake-ups and level 0's way in ==== */
+
+/* Stealing off, 2 workers: a worker submits a level-5 task and waits for
+ * it; only the parked worker can run it, so it must be woken. */
+struct waiter_task {
+    struct sl_task task;
+    struct sl_sched *s;
+    struct counted urgent;
+    atomic_int ok;
+};
+
+static void waiter_fn(struct sl_task *task)
+{
+    struct waiter_task *w = CONTAINER_OF(task, struct waiter_task, task);
+
+    sl_sched_submit(w->s, &w->urgent.task);
+    atomic_store(&w->ok, wait_for_flag(&w->urgent.runs));
+}
+
+static void test_sched_level_task_wakes_a_worker_without_stealing(void **state)
+{
+    (void)state;
+    for (int r = 0; r < 50; r++) {
+        struct waiter_task w = {.task.fn = waiter_fn, .s = new_sched(2)};
+        w.urgent.task.fn = counted_fn;
+        w.urgent.task.level = 5;
+        sl_sched_set_stealing(w.s, false);
+        sl_sched_submit(w.s, &w.task);
+        sl_sched_stop(w.s);
+        assert_int_equal(atomic_load(&w.ok), 1);
+        sl_sched_free(w.s);
+    }
+}
+
+/* One worker, a level-9 hog resubmitting itself, FEED level-0 tasks in the
+ * injection queue, then a level-0 task pushed on the hog's deque: the
+ * fairness look, level 0's only way in while urgent work is queued, must
+ * reach the deque within a few looks, not once the injection queue is dry
+ * (which takes FEED looks, or never while outside threads keep feeding it).
+ * Counts looks by the feeders run, so no timing is involved. */
+#define FEED 256
+
+struct feeder {
+    struct sl_task task;
+    atomic_long *ran;
+};
+
+static void feeder_fn(struct sl_task *task)
+{
+    struct feeder *f = CONTAINER_OF(task, struct feeder, task);
+
+    atomic_fetch_add(f->ran, 1);
+}
+
+struct hog9 {
+    struct sl_task task;
+    struct sl_sched *s;
+    struct sl_task local;
+    atomic_long *ran;
+    atomic_int push_local;
+    atomic_long ran_at_push, ran_at_local;
+    bool pushed;
+};
+
+static void hog9_local_fn(struct sl_task *task)
+{
+    struct hog9 *h = CONTAINER_OF(task, struct hog9, local);
+
+    atomic_store(&h->ran_at_local, atomic_load(h->ran));
+}
+
+static void hog9_fn(struct sl_task *task)
+{
+    struct hog9 *h = CONTAINER_OF(task, struct hog9, task);
+
+    if (!h->pushed && atomic_load(&h->push_local)) {
+        h->pushed = true;
+        atomic_store(&h->ran_at_push, atomic_load(h->ran));
+        sl_sched_submit(h->s, &h->local);
+    }
+    if (atomic_load(&h->ran_at_local) < 0) {
+        sl_sched_submit(h->s, &h->task);
+    }
+}
+
+static void test_sched_busy_injection_queue_does_not_shut_out_the_deque(void **state)
+{
+    static struct feeder f[FEED];
+    atomic_long ran = 0;
+    struct hog9 h = {.task.fn = hog9_fn, .task.level = 9, .s = new_sched(1), .ran = &ran};
+
+    (void)state;
+    h.local.fn = hog9_local_fn;
+    atomic_store(&h.ran_at_local, -1);
+    sl_sched_submit(h.s, &h.task);
+    for (int i = 0; i < FEED; i++) {
+        f[i] = (struct feeder){.task.fn = feeder_fn, .ran = &ran};
+        sl_sched_submit(h.s, &f[i].task);
+    }
+    atomic_store(&h.push_local, 1);
+    sl_sched_stop(h.s);
+    assert_int_equal(atomic_load(&ran), FEED);
+    assert_true(atomic_load(&h.ran_at_local) - atomic_load(&h.ran_at_push) <= 2);
+    sl_sched_free(h.s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1217,6 +1323,8 @@ int main(void)
         cmocka_unit_test(test_sched_blocking_failed_start_waits),
         cmocka_unit_test(test_sched_blocking_failed_start_without_threads),
         cmocka_unit_test(test_sched_no_stealing_when_off),
+        cmocka_unit_test(test_sched_level_task_wakes_a_worker_without_stealing),
+        cmocka_unit_test(test_sched_busy_injection_queue_does_not_shut_out_the_deque),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
