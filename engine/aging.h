@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Priority with aging: the one rule for every place that orders waiting work
- * by level (ring lanes, SQLite write turns, the worker pool). A waiting
+ * by level (ring lanes, SQLite write turns, the worker pool's levels 1..9,
+ * whose level 0 has its fairness look instead: sched.h). A waiting
  * item's score is its level plus one for each aging_ns it has waited; the
  * highest score goes first. So a higher level is served first, and the
  * lowest still progresses: it overtakes a fresh level 9 after 9 x aging_ns. */

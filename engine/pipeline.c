@@ -377,6 +377,35 @@ static void cap_reserve(struct sl_pipeline *pl)
     pl->flow.reserve = pl->flow.reserve < most ? pl->flow.reserve : most;
 }
 
+/* The highest level in a bit set of levels (0 for none). */
+static uint8_t top_level(uint16_t levels)
+{
+    return levels != 0 ? (uint8_t)(31 - __builtin_clz((unsigned)levels)) : 0;
+}
+
+/* Each node's tasks run in the worker pool at the highest level that can
+ * reach its queue, or that it gives what it emits (a source's decoding: its
+ * output waits for it). Fixed per node, not taken from what is queued when
+ * a task starts: a task queued at level 0 would keep a level-9 batch that
+ * arrives after it waiting at level 0's pace; the node's queue orders its
+ * own work. When one level is all there is, every task is level 0: there
+ * is nothing to overtake, and level-0 tasks keep the workers' own deques. */
+static void plan_task_levels(struct sl_pipeline *pl)
+{
+    uint16_t seen = 0;
+
+    for (size_t i = 0; i < pl->nnodes; i++) {
+        struct sl_node *node = &pl->nodes[i];
+        uint8_t in = top_level(node->cn->levels_in);
+        uint8_t own = top_level(node->cn->priority_levels);
+        node->task_level = own > in ? own : in;
+        seen |= node->blocking ? 0 : (uint16_t)(1u << node->task_level);
+    }
+    for (size_t i = 0; __builtin_popcount(seen) <= 1 && i < pl->nnodes; i++) {
+        pl->nodes[i].task_level = 0;
+    }
+}
+
 /* Creates node's input ring once its producers are known: a producer
  * reserves one slot per edge into it (a route whose outputs all feed one
  * sink, `inputs: [x, x]`) and per part of its priority split, so the ring
@@ -393,9 +422,7 @@ static int create_ring(struct sl_node *node)
         edges *= node->ups[i]->nparts;
         cap = edges > cap ? edges : cap;
     }
-    /* Several levels arrive: a lane per level, the higher taken first. One
-     * level: one lane, labelled with it for the priority of the node's
-     * tasks (sl_ring_next_level). */
+    /* Several levels arrive: a lane per level, the higher taken first. */
     uint16_t levels = node->cn->levels_in;
     uint8_t lane_levels[SL_PRIORITY_LEVELS];
     uint32_t nlanes = 0;
@@ -406,7 +433,7 @@ static int create_ring(struct sl_node *node)
             lane_levels[nlanes++] = l;
         }
     }
-    node->in = nlanes > 0 ? sl_ring_new_lanes(cap, nlanes, lane_levels) : sl_ring_new(cap);
+    node->in = nlanes > 1 ? sl_ring_new_lanes(cap, nlanes, lane_levels) : sl_ring_new(cap);
     if (node->in == NULL) {
         return SL_ENOMEM;
     }
@@ -569,6 +596,7 @@ static int build(struct sl_pipeline *pl, struct sl_err *err)
         return sl_err_set(err, SL_ENOMEM, "out of memory");
     }
     plan_memory(pl, threads);
+    plan_task_levels(pl);
     for (size_t i = 0; i < pl->nnodes; i++) {
         if (create_ring(&pl->nodes[i]) != 0) {
             return sl_err_set(err, SL_ENOMEM, "out of memory");

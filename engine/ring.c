@@ -395,15 +395,6 @@ static uint32_t pick(const struct sl_ring *ring, uint64_t now_ns)
     return sl_ring_pick_lane(ring->nlanes, ring->levels, counts, since, now_ns, SL_AGING_NS);
 }
 
-uint8_t sl_ring_next_level(const struct sl_ring *ring)
-{
-    if (ring->nlanes == 1) {
-        return ring->levels[0];
-    }
-    uint32_t l = pick(ring, sl_now_ns());
-    return ring->levels[l != UINT32_MAX ? l : ring->nlanes - 1];
-}
-
 int sl_ring_try_pop(struct sl_ring *ring, void **ret_item)
 {
     if (ring->nlanes == 1) {

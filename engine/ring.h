@@ -51,11 +51,6 @@ uint32_t sl_ring_pick_lane(uint32_t nlanes,
  * more. Accepts NULL; returns NULL. Thread: any. */
 struct sl_ring *sl_ring_free(struct sl_ring *ring);
 
-/* The level of the lane a pop would take from now (sl_ring_pick_lane), or
- * of the highest lane when all are empty: a hint, for the priority of the
- * task that will pop. Thread: any. */
-uint8_t sl_ring_next_level(const struct sl_ring *ring);
-
 /* Reserves one slot for a later sl_ring_push_reserved, so the push cannot
  * fail. Reservations count against the capacity exactly like items. Returns 0
  * on success, SL_EAGAIN when items + reservations already reach the capacity.

@@ -28,17 +28,6 @@ static void node_finish(struct sl_node *node);
 
 /* ==== Scheduling ==== */
 
-/* The priority of a task of node: the level it will pop first, or the
- * level it gives everything it emits when that is higher (a source's decode
- * tasks, a stage with an int priority: their output waits for them). */
-static uint8_t task_level(const struct sl_node *node)
-{
-    uint8_t level = node->in != NULL ? sl_ring_next_level(node->in) : 0;
-    int own = node->cn->priority;
-
-    return own > level ? (uint8_t)own : level;
-}
-
 /* Starts a task for node if it has an idle task slot: on a blocking thread
  * for blocking nodes (sinks), which may sleep in retries or wait on I/O. */
 static void node_start_task(struct sl_node *node)
@@ -62,7 +51,7 @@ static void node_start_task(struct sl_node *node)
             if (node->tuner != NULL) {
                 atomic_store_explicit(&t->busy_since_ns, sl_now_ns(), memory_order_relaxed);
             }
-            t->task.level = task_level(node);
+            t->task.level = node->task_level;
             if (node->blocking) {
                 sl_sched_submit_blocking(node->pl->sched, &t->task);
             } else {

@@ -67,8 +67,9 @@ struct sl_node {
     void *state;                         /* the type's instance data (open/close) */
     struct sl_ring *in;                  /* input ring; sources: raw blocks from their thread */
     uint8_t lane_of[SL_PRIORITY_LEVELS]; /* the ring lane of each level that reaches it */
-    uint32_t ring_cap;                   /* the capacity asked for (`queue`) */
-    struct sl_out *outs;                 /* outs[0] main output; route outputs after it */
+    uint8_t task_level;  /* its tasks' priority in the worker pool (pipeline.c plan_task_levels) */
+    uint32_t ring_cap;   /* the capacity asked for (`queue`) */
+    struct sl_out *outs; /* outs[0] main output; route outputs after it */
     size_t nouts;
     struct sl_node **ups; /* producers, for re-kicking after a pop */
     size_t nups;

@@ -96,6 +96,7 @@ struct sl_sched {
     struct sl_task *urgent_head[SL_SCHED_LEVELS];
     struct sl_task *urgent_tail[SL_SCHED_LEVELS];
     atomic_long urgent_len;
+    uint64_t aging_ns; /* aging.h's step; a test may change it before the first submit */
     char pad1[SCHED_PAD];
 
     atomic_long pending; /* submitted and not finished; release decrement, acquire in stop */
@@ -298,7 +299,7 @@ static struct sl_task *urgent_pop(struct sl_sched *s)
     for (int l = SL_SCHED_LEVELS - 1; l > 0; l--) {
         struct sl_task *head = s->urgent_head[l];
         if (head != NULL) {
-            uint64_t score = sl_aging_score((uint8_t)l, head->sl__since_ns, now, SL_AGING_NS);
+            uint64_t score = sl_aging_score((uint8_t)l, head->sl__since_ns, now, s->aging_ns);
             if (best == 0 || score > best_score) {
                 best = l;
                 best_score = score;
@@ -617,6 +618,7 @@ static struct sl_sched *sched_alloc(int nthreads, int blocking_min, int blocking
     }
     s->nthreads = nthreads;
     atomic_init(&s->stealing, true);
+    s->aging_ns = SL_AGING_NS;
     s->workers = sl_calloc((size_t)nthreads, sizeof(*s->workers));
     if (s->workers == NULL ||
         sl__blocking_init(&s->blk, blocking_min, blocking_max, blocking_done, s) != 0) {
@@ -788,6 +790,11 @@ int sl_sched_set_affinity(struct sl_sched *s, const int *cpus, size_t ncpus, str
         }
     }
     return 0;
+}
+
+void sl_sched_test_aging(struct sl_sched *s, uint64_t aging_ns)
+{
+    s->aging_ns = aging_ns;
 }
 
 void sl_sched_test_blocking_idle(struct sl_sched *s, uint64_t idle_ns)

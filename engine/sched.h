@@ -53,9 +53,10 @@ struct sl_sched *sl_sched_new(int nthreads, int blocking_min, int blocking_max, 
  * first, so nothing starves. From any other
  * thread: on the injection queue (a short mutex). A task of a level above 0
  * goes to a queue per level that every worker looks at before its own
- * deque: the highest level first, with aging (aging.h) among those queues,
- * while the look at the injection queue and the oldest local task every
- * 61st pick or 1 ms still bounds how long level 0 waits. Wakes one parked worker if
+ * deque: the highest level first, with aging (aging.h) among levels 1..9.
+ * Level 0 does not age against them: the look at the oldest local task and
+ * the injection queue (in turn) every 61st pick or 1 ms is what bounds how
+ * long it waits. Blocking tasks (sl_sched_submit_blocking) ignore level. Wakes one parked worker if
  * any is parked; an atomic load when none is. Never blocks for long. Must not
  * be called after sl_sched_stop has returned or while it runs from a thread
  * that is not a worker of s. Thread: any. */
@@ -116,6 +117,9 @@ int sl_sched_set_affinity(struct sl_sched *s, const int *cpus, size_t ncpus, str
 
 /* ==== Test hooks ==== */
 
+/* The aging step of the queues per level (aging.h, 20 ms); call before the
+ * first submit. */
+void sl_sched_test_aging(struct sl_sched *s, uint64_t aging_ns);
 /* The idle time after which a blocking thread above min exits (2 s). */
 void sl_sched_test_blocking_idle(struct sl_sched *s, uint64_t idle_ns);
 /* Makes the nth blocking-thread start from now fail (1 = the next; 0 = none). */

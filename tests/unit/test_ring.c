@@ -405,32 +405,6 @@ static void test_ring_lanes_pop_highest_first_within_capacity(void **state)
     sl_ring_free(ring);
 }
 
-/* The level of what a pop would take: the task that pops runs at it. */
-static void test_ring_next_level_names_the_lane_a_pop_takes(void **state)
-{
-    (void)state;
-    static const uint8_t levels[] = {0, 5, 9};
-    static const uint8_t five[] = {5};
-    struct sl_ring *ring = sl_ring_new_lanes(4, 3, levels);
-    struct sl_ring *one = sl_ring_new_lanes(4, 1, five);
-    int a = 1, b = 2;
-    void *item = NULL;
-
-    assert_non_null(ring);
-    assert_non_null(one);
-    assert_int_equal(sl_ring_next_level(ring), 9); /* empty: the highest */
-    assert_int_equal(sl_ring_try_push_lane(ring, &a, 0), 0);
-    assert_int_equal(sl_ring_next_level(ring), 0);
-    assert_int_equal(sl_ring_try_push_lane(ring, &b, 1), 0);
-    assert_int_equal(sl_ring_next_level(ring), 5);
-    assert_int_equal(sl_ring_try_pop(ring, &item), 0);
-    assert_ptr_equal(item, &b);
-    assert_int_equal(sl_ring_next_level(one), 5);
-    assert_int_equal(sl_ring_try_pop(ring, &item), 0);
-    sl_ring_free(ring);
-    sl_ring_free(one);
-}
-
 /* The choice of lane on a virtual clock: the higher level first, a lower
  * one once it waited a level's worth of aging per level apart. */
 static void test_ring_pick_lane_ages_lower_levels(void **state)
@@ -474,7 +448,6 @@ int main(void)
         cmocka_unit_test(test_ring_room_hook_runs_on_pop_and_cancel),
         cmocka_unit_test(test_ring_new_oom_returns_null),
         cmocka_unit_test(test_ring_lanes_pop_highest_first_within_capacity),
-        cmocka_unit_test(test_ring_next_level_names_the_lane_a_pop_takes),
         cmocka_unit_test(test_ring_pick_lane_ages_lower_levels),
     };
 

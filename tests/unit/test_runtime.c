@@ -341,13 +341,14 @@ static struct sl_batch *tagged(struct sl_pipeline *pl, uint64_t seq, uint32_t ta
 static void test_runtime_sink_knows_each_copy_by_its_path(void **state)
 {
     (void)state;
-    const char *yaml = "sources:\n  gen: { type: generator, count: 10 }\n"
-                       "stages:\n  a: { type: map, inputs: [gen], set: { x: '1' } }\n"
-                       "  b: { type: map, inputs: [gen], set: { x: '2' } }\n"
-                       "  c: { type: map, inputs: [a, b], set: { y: '3' } }\n"
-                       "  t: { type: map, inputs: [c], set: { z: '4' }, priority: 'if(x == 1, 9, 0)' }\n"
-                       "  u: { type: map, inputs: [t], set: { w: '5' }, priority: 5 }\n"
-                       "sinks:\n  s: { type: null, inputs: [c, gen, u] }\n";
+    const char *yaml =
+        "sources:\n  gen: { type: generator, count: 10 }\n"
+        "stages:\n  a: { type: map, inputs: [gen], set: { x: '1' } }\n"
+        "  b: { type: map, inputs: [gen], set: { x: '2' } }\n"
+        "  c: { type: map, inputs: [a, b], set: { y: '3' } }\n"
+        "  t: { type: map, inputs: [c], set: { z: '4' }, priority: 'if(x == 1, 9, 0)' }\n"
+        "  u: { type: map, inputs: [t], set: { w: '5' }, priority: 5 }\n"
+        "sinks:\n  s: { type: null, inputs: [c, gen, u] }\n";
     struct fixture fx = {0};
     build(&fx, yaml);
     struct sl_pipeline *pl = fx.pl;
@@ -371,6 +372,32 @@ static void test_runtime_sink_knows_each_copy_by_its_path(void **state)
     assert_int_equal(sl_sink_node_process(s, tagged(pl, 0, 1000)), SL_EFATAL);
     assert_int_equal(sl_sink_node_process(s, tagged(pl, 0, tags[1])), 0);
     assert_int_equal(sl_sink_node_process(s, tagged(pl, 0, tags[2])), 0);
+    unbuild(&fx);
+}
+
+/* A node's tasks run in the pool at the highest level that reaches it or
+ * that it gives; with one level in the whole pipeline, at 0. */
+static void test_runtime_task_levels(void **state)
+{
+    (void)state;
+    struct fixture fx = {0};
+    build(&fx, "sources:\n  hi: { type: generator, count: 1, priority: 9 }\n"
+               "  lo: { type: generator, count: 1 }\n"
+               "stages:\n  m: { type: map, inputs: [hi, lo], set: { a: '1' } }\n"
+               "  n: { type: map, inputs: [lo], set: { b: '1' } }\n"
+               "  t: { type: map, inputs: [n], set: { c: '1' }, priority: 'if(b == 1, 7, 0)' }\n"
+               "sinks:\n  s: { type: null, inputs: [m, t] }\n");
+    assert_int_equal(node_named(fx.pl, "hi")->task_level, 9);
+    assert_int_equal(node_named(fx.pl, "lo")->task_level, 0);
+    assert_int_equal(node_named(fx.pl, "m")->task_level, 9);
+    assert_int_equal(node_named(fx.pl, "n")->task_level, 0);
+    assert_int_equal(node_named(fx.pl, "t")->task_level, 7);
+    unbuild(&fx);
+    build(&fx, "sources:\n  g: { type: generator, count: 1, priority: 5 }\n"
+               "stages:\n  m: { type: map, inputs: [g], set: { a: '1' } }\n"
+               "sinks:\n  s: { type: null, inputs: [m] }\n");
+    assert_int_equal(node_named(fx.pl, "g")->task_level, 0);
+    assert_int_equal(node_named(fx.pl, "m")->task_level, 0);
     unbuild(&fx);
 }
 
@@ -414,6 +441,7 @@ int main(void)
         cmocka_unit_test(test_runtime_fork_reads_the_records_in_place),
         cmocka_unit_test(test_runtime_failed_fork_gives_the_reservation_back),
         cmocka_unit_test(test_runtime_sink_knows_each_copy_by_its_path),
+        cmocka_unit_test(test_runtime_task_levels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -468,6 +468,9 @@ static void test_sched_higher_level_runs_first(void **state)
     int zeros_after = 0;
 
     (void)state;
+    /* No aging within the test: a preempted spawner must not let l3 age
+     * past l7. */
+    sl_sched_test_aging(sp.s, UINT64_C(1) << 50);
     for (int i = 0; i < LEVELED_ZEROS; i++) {
         sp.zeros[i] = (struct leveled){.task.fn = leveled_fn, .next = &next};
     }
