@@ -141,7 +141,23 @@ int sl_batch_add_dead(struct sl_batch *batch,
     d->error = error;
     d->node = node;
     d->source = source;
+    d->stream = batch->stream_name;
+    d->path = batch->path;
     return 0;
+}
+
+/* The last dead letter of batch came from d (a copy): it keeps d's id. */
+static void keep_origin(struct sl_batch *batch, const struct sl_dead *d)
+{
+    batch->dead[batch->ndead - 1].stream = d->stream;
+    batch->dead[batch->ndead - 1].path = d->path;
+}
+
+int sl_dead_id(const struct sl_dead *d, char *buf, size_t len)
+{
+    return snprintf(buf, len, "%s|%s|%d|%lld|%s|%u", d->source != NULL ? d->source : "",
+                    d->stream != NULL ? d->stream : "", (int)d->rec.meta.partition,
+                    (long long)d->rec.meta.offset, d->node != NULL ? d->node : "", d->path);
 }
 
 struct sl_batch *sl_batch_shell(const struct sl_batch *batch)
@@ -162,6 +178,7 @@ struct sl_batch *sl_batch_shell(const struct sl_batch *batch)
             sl_batch_add_dead(shell, &copy, d->node, d->source, "%s", d->error) != 0) {
             return sl_batch_unref(shell);
         }
+        keep_origin(shell, d);
     }
     return shell;
 }
@@ -213,6 +230,7 @@ static struct sl_batch *copy_records(struct sl_batch *batch)
             sl_batch_unref(copy);
             return NULL;
         }
+        keep_origin(copy, d);
     }
     /* A fan-out of 20 editing stages then costs 20 field arrays, not 20
      * copies of every string. */

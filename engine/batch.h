@@ -21,6 +21,10 @@ struct sl_dead {
     const char *error;    /* NUL-terminated reason, arena */
     const char *node;     /* name of the node that rejected it (pipeline lifetime) */
     const char *source;   /* name of the source node (pipeline lifetime) */
+    /* Where it was rejected, for its id (sl_dead_id): the stream's key
+     * (batch->stream_name) and the path tag of the batch at that node. */
+    const char *stream;
+    uint32_t path;
 };
 
 struct sl_batch {
@@ -114,6 +118,15 @@ int sl_batch_add_dead(struct sl_batch *batch,
  * and it is edited only through sl_batch_make_writable, which copies them.
  * NULL on OOM. batch keeps the caller's reference. */
 struct sl_batch *sl_batch_fork(struct sl_batch *batch);
+/* A dead letter's id, the same whenever a replay makes it again: its
+ * source, stream, partition and offset (the record's place in its input),
+ * the node that rejected it and the path it came by to that node (a record
+ * that reaches a node by two paths is two dead letters there). Writes it
+ * NUL-terminated into buf (cut to len); returns the length it needs. */
+int sl_dead_id(const struct sl_dead *d, char *buf, size_t len);
+/* Room for most ids (longer stream keys are cut, which keeps them distinct
+ * only while the cut part is). */
+#define SL_DEAD_ID_MAX 512
 /* Dead letters keep at most this much of their input text (`_raw`). */
 #define SL_DEAD_RAW_MAX (64 * 1024)
 /* What is left of batch when its records are shed: a new batch (in batch's

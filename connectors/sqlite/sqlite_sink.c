@@ -584,6 +584,15 @@ fill_writer_conf(struct sl_node *node, struct sqlite_sink *ss, struct sl_sqlite_
     wc->mode = conf->mode == 1 ? SL_SQLITE_UPSERT : SL_SQLITE_INSERT;
     wc->key_columns = conf->key_columns.items;
     wc->nkey_columns = conf->key_columns.n;
+    /* The dead-letter store writes a dead letter that a replay makes again
+     * over itself (its _id is the same): exactly once in a file of its own
+     * too, unless the user chose an upsert key. */
+    static const char *const dead_key[] = {"_id"};
+    if (node == pl->dead_letter && conf->mode == 0) {
+        wc->mode = SL_SQLITE_UPSERT;
+        wc->key_columns = dead_key;
+        wc->nkey_columns = 1;
+    }
     wc->columns = ss->columns;
     wc->ncolumns = conf->columns.n;
     /* Appends touch few pages: a small page cache, taken out of the memory

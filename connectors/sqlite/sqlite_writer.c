@@ -23,7 +23,7 @@
 /* The dead-letter table's columns (DESIGN "Dead letters"), all untyped. */
 static const struct sl_sqlite_column dead_cols[] = {
     {"_error", NULL}, {"_node", NULL},      {"_source", NULL}, {"_file", NULL}, {"_line", NULL},
-    {"_topic", NULL}, {"_partition", NULL}, {"_offset", NULL}, {"_raw", NULL},
+    {"_topic", NULL}, {"_partition", NULL}, {"_offset", NULL}, {"_raw", NULL},  {"_id", NULL},
 };
 
 int sl__sqlite_fail(sqlite3 *db, int rc, struct sl_err *err, const char *what)
@@ -742,18 +742,16 @@ static struct sl_field raw_field(const struct sl_record *rec)
     return f;
 }
 
-/* Fills f (room for 8) with a dead letter's columns; returns how many. */
-static uint32_t dead_fields(struct sl_field *f,
-                            const struct sl_record *rec,
-                            const char *error,
-                            const char *node,
-                            const char *source)
+/* Fills f (room for 9) with a dead letter's columns, its id written in
+ * id; returns how many. */
+static uint32_t dead_fields(struct sl_field *f, const struct sl_dead *d, char id[SL_DEAD_ID_MAX])
 {
+    const struct sl_record *rec = &d->rec;
     uint32_t n = 0;
 
-    f[n++] = text_field("_error", error);
-    f[n++] = text_field("_node", node);
-    f[n++] = text_field("_source", source);
+    f[n++] = text_field("_error", d->error);
+    f[n++] = text_field("_node", d->node);
+    f[n++] = text_field("_source", d->source);
     if (rec->meta.line > 0) {
         f[n++] = text_field("_file", rec->meta.stream);
         f[n++] = int_field("_line", rec->meta.line);
@@ -763,22 +761,19 @@ static uint32_t dead_fields(struct sl_field *f,
         f[n++] = int_field("_offset", rec->meta.offset);
     }
     f[n++] = raw_field(rec);
+    (void)sl_dead_id(d, id, SL_DEAD_ID_MAX);
+    f[n++] = text_field("_id", id);
     return n;
 }
 
 /* Writes one dead letter to the dead-letter table at once (its fields live
  * on this stack frame). 0 or SL_E*. */
-static int write_dead(struct sl_sqlite_writer *w,
-                      const struct sl_record *rec,
-                      const char *error,
-                      const char *node,
-                      const char *source,
-                      struct sl_err *err)
+static int write_dead(struct sl_sqlite_writer *w, const struct sl_dead *d, struct sl_err *err)
 {
     struct sl__sqlite_target *t = &w->dead;
-    struct sl_field f[8];
-    char why[SL__SQLITE_WHY];
-    uint32_t n = dead_fields(f, rec, error, node, source);
+    struct sl_field f[9];
+    char why[SL__SQLITE_WHY], id[SL_DEAD_ID_MAX];
+    uint32_t n = dead_fields(f, d, id);
     uint32_t ncols = 0;
     int rc = sl__sqlite_target_prepare(w->db, t, &w->sql, err);
 
@@ -824,7 +819,13 @@ static int reject_record(
         return 0;
     }
     w->dead_stored++;
-    return write_dead(w, &batch->recs[ri], why, w->conf.sink_name, source_name(w, batch), err);
+    struct sl_dead d = {.rec = batch->recs[ri],
+                        .error = why,
+                        .node = w->conf.sink_name,
+                        .source = source_name(w, batch),
+                        .stream = batch->stream_name,
+                        .path = batch->path};
+    return write_dead(w, &d, err);
 }
 
 /* ==== Transactions ==== */
@@ -892,7 +893,7 @@ static int write_batch(struct sl_sqlite_writer *w, uint32_t bi, struct sl_err *e
         const struct sl_dead *d = &batch->dead[i];
         if (d->rec.meta.offset >= from) {
             w->dead_stored++;
-            rc = write_dead(w, &d->rec, d->error, d->node, d->source, err);
+            rc = write_dead(w, d, err);
         }
     }
     if (rc == 0) {
