@@ -25,6 +25,11 @@
 #include <time.h>
 #include <unistd.h>
 
+/* A partition's batch is sealed at this many messages, or at the memory
+ * plan's block size of message bytes (pipeline.c: the read size a file
+ * source gets, from memory_limit and the copies it makes; 1 MiB at most):
+ * decoded, a batch grows by the plan's factor, so a fixed 1 MiB put 6.3 MiB
+ * in flight at a 4 MiB limit. */
 #define BATCH_MAX_RECORDS 1024
 #define BATCH_MAX_BYTES   (1024 * 1024)
 #define COMMIT_EVERY_NS   (500 * 1000 * 1000ull)
@@ -541,7 +546,9 @@ static int take_message(struct kafka_source *ks, rd_kafka_message_t *m)
     if (p->hwm >= 0 && m->offset + 1 >= p->hwm) {
         p->eof = true; /* reached the end seen at assignment */
     }
-    if (batch->n >= BATCH_MAX_RECORDS || batch->arena.bytes >= BATCH_MAX_BYTES) {
+    uint64_t most = ks->node->pl->block_plan;
+    most = most < BATCH_MAX_BYTES ? most : BATCH_MAX_BYTES;
+    if (batch->n >= BATCH_MAX_RECORDS || batch->arena.bytes >= most) {
         return seal(ks, p);
     }
     return 0;
