@@ -18,8 +18,14 @@
 #   with it, both workers share a's chain (at best 2x).
 # - skewed, one chain: a and b into one chain (fan-in): the chain's stage
 #   tasks move between workers only by stealing.
-# - balanced: a and b with the same records, each into its own chain: each
-#   worker has its own chain whether it steals or not.
+# - balanced: a and b with the same records, each into its own chain. Without
+#   stealing, where a chain's later stages run depends on which worker took
+#   its first stage's task from the injection queue: the two chains can
+#   share one worker for a while, which stealing undoes.
+# - balanced, one stage: a and b with the same records, each into one heavy
+#   map and a null sink: every map task comes from a source thread through
+#   the injection queue, which both workers take from, so the load is even
+#   with or without stealing; what is left is what stealing costs.
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=$(cd "${1:-build}" && pwd)
@@ -29,7 +35,8 @@ mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 
 # chains NA NB SHARED: a YAML file with sources a (NA records) and b (NB),
-# each into its own chain of heavy maps, or both into one chain (SHARED=1).
+# each into its own chain of heavy maps, both into one chain (SHARED=1), or
+# each into one map doing the work of the whole chain (SHARED=2).
 # m0 makes a 60-byte string x; m1..m4 each build and measure 24 case-changed
 # copies of it.
 chains() {
@@ -39,9 +46,20 @@ chains() {
     printf 'engine: { threads: 2 }\nsources:\n'
     printf '  a: { type: generator, count: %s, seed: 1 }\n  b: { type: generator, count: %s, seed: 2 }\n' "$1" "$2"
     printf 'stages:\n'
+    stages=4
+    [ "$3" = 2 ] && stages=0
     if [ "$3" = 1 ]; then
         set -- ab
         printf "  ab0: { type: map, inputs: [a, b], set: { x: '%s' } }\n" "$x"
+    elif [ "$3" = 2 ]; then
+        # One heavy stage per source (x written out in it: more work per
+        # record than the four stages, fewer records).
+        set -- a b
+        one=$(echo "$work" | sed "s/x/$x/g")
+        for c in a b; do
+            printf "  %s0: { type: map, inputs: [%s], set: { v: '%s + %s + %s + %s' } }\n" \
+                $c $c "$one" "$one" "$one" "$one"
+        done
     else
         set -- a b
         printf "  a0: { type: map, inputs: [a], set: { x: '%s' } }\n" "$x"
@@ -49,16 +67,17 @@ chains() {
     fi
     ends=""
     for c in "$@"; do
-        for i in 1 2 3 4; do
+        for i in $(seq "$stages"); do
             printf "  %s%d: { type: map, inputs: [%s%d], set: { v%d: '%s' } }\n" "$c" $i "$c" $((i - 1)) $i "$work"
         done
-        ends="$ends${ends:+, }${c}4"
+        ends="$ends${ends:+, }${c}${stages}"
     done
     printf 'sinks:\n  n: { type: "null", inputs: [%s] }\n' "$ends"
 }
 chains 60000 6000 0 > "$OUT/skewed.yaml"
 chains 60000 6000 1 > "$OUT/skewed_one_chain.yaml"
 chains 33000 33000 0 > "$OUT/balanced.yaml"
+chains 20000 20000 2 > "$OUT/balanced_one_stage.yaml"
 
 # run_once LOAD STEALING: the wall time of one run (seconds). Each load
 # alternates the two settings so that both see the same machine.
@@ -70,7 +89,7 @@ run_once() {
 echo "work stealing on 2 worker threads, best of $R runs (wall s); ratio = off / on"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) CPUs; other processes skew the figures)"
 printf '%-28s %8s %8s %7s\n' load on off ratio
-for load in skewed skewed_one_chain balanced; do
+for load in skewed skewed_one_chain balanced balanced_one_stage; do
     on=999
     off=999
     i=0
