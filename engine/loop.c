@@ -26,6 +26,21 @@
 
 #define PROGRESS_NS (500 * 1000 * 1000ull)
 #define NO_DEADLINE UINT64_MAX
+/* What the shutdown may take past the drain deadline: joins and closes of
+ * nodes that all finished, so milliseconds unless something is stuck. */
+#define SHUTDOWN_GRACE_NS (2 * 1000 * 1000 * 1000ull)
+
+/* The shutdown watchdog (sl_loop_guard_shutdown): a thread of its own,
+ * since the loop thread is joined before the pipeline is freed. */
+struct shutdown_guard {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* CLOCK_MONOTONIC */
+    uint64_t deadline_ns;
+    bool done;          /* under lock: the shutdown finished */
+    char what[320];     /* under lock: what the current step waits for */
+    uint64_t timeout_s; /* engine.drain_timeout, for the message */
+};
 
 struct sl_loop {
     _Atomic(struct sl_pipeline *) pl; /* NULL until sl_loop_attach; release store, acquire
@@ -47,6 +62,7 @@ struct sl_loop {
     uint64_t drain_start_ns;
     bool tuning;         /* the pipeline may have `workers: auto` nodes (loop thread only) */
     uint64_t tune_at_ns; /* the next tuning tick (loop thread only) */
+    struct shutdown_guard *guard; /* main only: the watchdog, once the shutdown starts */
 };
 
 /* Signals caught by the handler before they were blocked (main thread). */
@@ -244,7 +260,17 @@ static void tick(struct sl_loop *loop, bool show, uint64_t *last_ns, uint64_t *l
         loop->drain_start_ns = sl_now_ns();
     }
     if (loop->drain_start_ns != 0 && sl_now_ns() - loop->drain_start_ns >= loop->drain_timeout_ns) {
-        sl_log_error("drain did not finish within engine.drain_timeout: exiting");
+        char running[256] = "";
+        if (pl != NULL) {
+            sl_pipeline_describe_running(pl, running, sizeof(running));
+        }
+        if (running[0] != '\0') {
+            sl_log_error("drain did not finish within engine.drain_timeout (still running: %s): "
+                         "exiting",
+                         running);
+        } else {
+            sl_log_error("drain did not finish within engine.drain_timeout: exiting");
+        }
         if (pl != NULL && loop->summary) {
             /* The counts so far (atomics, read while nodes still run): what
              * is not written is read again by the next run. */
@@ -372,11 +398,105 @@ void sl_loop_stop(struct sl_loop *loop)
     loop->started = false;
 }
 
+/* ==== The shutdown watchdog ==== */
+
+static void *guard_main(void *arg)
+{
+    struct shutdown_guard *g = arg;
+    struct timespec ts = {.tv_sec = (time_t)(g->deadline_ns / 1000000000ull),
+                          .tv_nsec = (long)(g->deadline_ns % 1000000000ull)};
+
+    pthread_mutex_lock(&g->lock);
+    while (!g->done && sl_now_ns() < g->deadline_ns) {
+        (void)pthread_cond_timedwait(&g->cond, &g->lock, &ts);
+    }
+    if (!g->done) {
+        /* Leaves with the stuck thread running and nothing freed: main
+         * frees a node's memory only after its threads were joined. */
+        sl_log_error("shutdown did not finish within engine.drain_timeout (%llus): %s did not "
+                     "stop: exiting",
+                     (unsigned long long)g->timeout_s, g->what[0] ? g->what : "the pipeline");
+        exit_now(1);
+    }
+    pthread_mutex_unlock(&g->lock);
+    return NULL;
+}
+
+static void guard_note(void *arg, const char *what)
+{
+    struct shutdown_guard *g = arg;
+
+    pthread_mutex_lock(&g->lock);
+    snprintf(g->what, sizeof(g->what), "%s", what);
+    pthread_mutex_unlock(&g->lock);
+}
+
+void sl_loop_guard_shutdown(struct sl_loop *loop, struct sl_pipeline *pl)
+{
+    struct shutdown_guard *g;
+    pthread_condattr_t attr;
+    sigset_t all, old;
+    uint64_t now = sl_now_ns();
+
+    if (loop == NULL || loop->guard != NULL || (g = sl_calloc(1, sizeof(*g))) == NULL) {
+        return;
+    }
+    /* After a drain, its own deadline plus a grace; after a run that
+     * ended by itself, a drain_timeout of its own. drain_start_ns is
+     * read after the loop thread was joined (sl_loop_stop). */
+    if (loop->drain_start_ns != 0) {
+        uint64_t end = loop->drain_start_ns + loop->drain_timeout_ns;
+        g->deadline_ns = (end > now ? end : now) + SHUTDOWN_GRACE_NS;
+    } else {
+        g->deadline_ns = now + loop->drain_timeout_ns;
+    }
+    g->timeout_s = (loop->drain_timeout_ns + 999999999ull) / 1000000000ull;
+    pthread_mutex_init(&g->lock, NULL);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* sl_now_ns's clock */
+    pthread_cond_init(&g->cond, &attr);
+    pthread_condattr_destroy(&attr);
+    (void)sigfillset(&all);
+    (void)pthread_sigmask(SIG_BLOCK, &all, &old);
+    int e = pthread_create(&g->thread, NULL, guard_main, g);
+    (void)pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (e != 0) {
+        sl_log_warn("cannot start the shutdown watchdog: the shutdown is not bounded");
+        pthread_cond_destroy(&g->cond);
+        pthread_mutex_destroy(&g->lock);
+        sl_free(g);
+        return;
+    }
+    loop->guard = g;
+    if (pl != NULL) {
+        pl->on_teardown = guard_note;
+        pl->on_teardown_arg = g;
+    }
+}
+
+void sl_loop_guard_note(struct sl_loop *loop, const char *what)
+{
+    if (loop != NULL && loop->guard != NULL) {
+        guard_note(loop->guard, what);
+    }
+}
+
 struct sl_loop *sl_loop_free(struct sl_loop *loop)
 {
     if (loop == NULL) {
         return NULL;
     }
     sl_loop_stop(loop);
+    struct shutdown_guard *g = loop->guard;
+    if (g != NULL) {
+        pthread_mutex_lock(&g->lock);
+        g->done = true;
+        pthread_cond_signal(&g->cond);
+        pthread_mutex_unlock(&g->lock);
+        pthread_join(g->thread, NULL);
+        pthread_cond_destroy(&g->cond);
+        pthread_mutex_destroy(&g->lock);
+        sl_free(g);
+    }
     return loop_free(loop);
 }

@@ -45,8 +45,21 @@ void sl_loop_attach(struct sl_loop *loop, struct sl_pipeline *pl);
 bool sl_loop_drain_timed_out(const struct sl_loop *loop);
 /* Wakes and joins the loop thread at once; NULL ok. Thread: main. */
 void sl_loop_stop(struct sl_loop *loop);
-/* Stops the loop if needed and frees it; call after sl_pipeline_free of its
- * pipeline. NULL ok; returns NULL. Thread: main. */
+/* Bounds the shutdown once the run ended (after sl_loop_stop): starts a
+ * watchdog that exits the process with 1, naming what did not stop, when
+ * the shutdown has not finished (sl_loop_free) by the drain deadline plus
+ * 2 s, or, when no drain ran, engine.drain_timeout from now. pl (may be
+ * NULL) gets the watchdog as its teardown listener (pl->on_teardown).
+ * The process exits with every thread still running and nothing freed:
+ * memory a stuck thread uses is never freed under it. Thread: main. */
+void sl_loop_guard_shutdown(struct sl_loop *loop, struct sl_pipeline *pl);
+/* Tells the watchdog what the next step of the shutdown waits for (main's
+ * own steps, such as writing the summary). No-op without a watchdog.
+ * Thread: main. */
+void sl_loop_guard_note(struct sl_loop *loop, const char *what);
+/* Stops the loop and the shutdown watchdog if needed and frees it; call
+ * after sl_pipeline_free of its pipeline. NULL ok; returns NULL.
+ * Thread: main. */
 struct sl_loop *sl_loop_free(struct sl_loop *loop);
 
 #endif

@@ -247,6 +247,7 @@ static int run(struct sl_conf *conf, const struct args *a)
     if (loop == NULL || pl == NULL || rc != 0) {
         fprintf(stderr, "sluice: %s\n", sl_err_format(&err, msg, sizeof(msg)));
         sl_loop_stop(loop);
+        sl_loop_guard_shutdown(loop, pl); /* sources may have started */
         sl_pipeline_free(pl);
         sl_loop_free(loop);
         return err.code == SL_ECONFIG ? EXIT_USAGE : EXIT_FAILED;
@@ -256,12 +257,20 @@ static int run(struct sl_conf *conf, const struct args *a)
         code = EXIT_FAILED;
     }
     sl_loop_stop(loop);
+    /* From here on nothing else bounds the process: a thread or close that
+     * never ends would hang it after the run (issue 6, finding 6). */
+    sl_loop_guard_shutdown(loop, pl);
     if (pl->failed) {
         fprintf(stderr, "sluice: %s\n", sl_err_format(&pl->fail_err, msg, sizeof(msg)));
         code = EXIT_FAILED;
     }
     if (!a->quiet) {
+        sl_loop_guard_note(loop, "printing the summary");
         sl_summary_print(pl, stderr);
+    }
+    if (a->summary_json != NULL) {
+        snprintf(msg, sizeof(msg), "writing --summary-json %s", a->summary_json);
+        sl_loop_guard_note(loop, msg);
     }
     if (a->summary_json != NULL && sl_summary_write_json(pl, a->summary_json, &err) != 0) {
         fprintf(stderr, "sluice: %s\n", sl_err_format(&err, msg, sizeof(msg)));

@@ -641,6 +641,17 @@ int sl_pipeline_new(struct sl_conf *conf, struct sl_pipeline **ret_pl, struct sl
     return 0;
 }
 
+/* Tells the shutdown watchdog what the next step waits for. */
+static void teardown_step(struct sl_pipeline *pl, const char *fmt, const char *name)
+{
+    char what[320];
+
+    if (pl->on_teardown != NULL) {
+        snprintf(what, sizeof(what), fmt, name);
+        pl->on_teardown(pl->on_teardown_arg, what);
+    }
+}
+
 struct sl_pipeline *sl_pipeline_free(struct sl_pipeline *pl)
 {
     if (pl == NULL) {
@@ -649,8 +660,15 @@ struct sl_pipeline *sl_pipeline_free(struct sl_pipeline *pl)
     sl_pipeline_stop(pl);
     for (size_t i = 0; i < pl->nnodes; i++) {
         if (pl->nodes[i].thread_started) {
+            teardown_step(pl, "source '%s' (its thread)", pl->nodes[i].name);
             pthread_join(pl->nodes[i].thread, NULL);
         }
+    }
+    if (pl->sched != NULL) {
+        /* Joining the pool waits for every task that still runs. */
+        char running[256];
+        sl_pipeline_describe_running(pl, running, sizeof(running));
+        teardown_step(pl, "%s", running[0] != '\0' ? running : "the worker pool");
     }
     pl->sched = sl_sched_free(pl->sched);
     /* No more kicks: the pool is gone, and the drain below pops and frees. */
@@ -663,6 +681,7 @@ struct sl_pipeline *sl_pipeline_free(struct sl_pipeline *pl)
     for (size_t i = 0; i < pl->nnodes && pl->nodes != NULL; i++) {
         struct sl_node *node = &pl->nodes[i];
         if (node->type != NULL && node->type->close != NULL) {
+            teardown_step(pl, "closing '%s'", node->name);
             node->type->close(node);
         }
         void *item;

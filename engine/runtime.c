@@ -866,6 +866,7 @@ static void *source_thread(void *arg)
         sl_pipeline_fail(node->pl, &err);
     }
     producer_done(node);
+    atomic_store(&node->thread_running, false);
     return NULL;
 }
 
@@ -912,7 +913,9 @@ int sl_pipeline_start(struct sl_pipeline *pl, struct sl_err *err)
         if (node->cn->kind != SLUICE_KIND_SOURCE) {
             continue;
         }
+        atomic_store(&node->thread_running, true);
         if (pthread_create(&node->thread, NULL, source_thread, node) != 0) {
+            atomic_store(&node->thread_running, false);
             /* Failed, not just stopped: sinks' retries and waits end now. */
             sl_err_set(err, SL_EFATAL, "%s: cannot start thread", node->name);
             sl_pipeline_fail(pl, err);
@@ -921,6 +924,53 @@ int sl_pipeline_start(struct sl_pipeline *pl, struct sl_err *err)
         node->thread_started = true;
     }
     return 0;
+}
+
+static const char *kind_name(const struct sl_node *node)
+{
+    switch (node->cn->kind) {
+    case SLUICE_KIND_SOURCE:
+        return "source";
+    case SLUICE_KIND_SINK:
+        return "sink";
+    default:
+        return "stage";
+    }
+}
+
+/* Appends one "kind 'name' (what)" to buf, after a comma when not first. */
+static void
+append_running(char *buf, size_t len, size_t *used, const struct sl_node *node, const char *what)
+{
+    if (*used + 1 >= len) {
+        return;
+    }
+    int n = snprintf(buf + *used, len - *used, "%s%s '%s' (%s)", *used > 0 ? ", " : "",
+                     kind_name(node), node->name, what);
+    *used = n < 0 ? *used : (size_t)n >= len - *used ? len - 1 : *used + (size_t)n;
+}
+
+void sl_pipeline_describe_running(struct sl_pipeline *pl, char *buf, size_t len)
+{
+    size_t used = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < pl->nnodes; i++) {
+        struct sl_node *node = &pl->nodes[i];
+        /* seq_cst loads: a snapshot taken while the nodes run. */
+        uint_fast64_t free = atomic_load(&node->free_slots);
+        uint32_t tasks = node->max_tasks - (uint32_t)__builtin_popcountll(
+                                               (unsigned long long)(free & all_slots(node)));
+        char what[48];
+
+        if (atomic_load(&node->thread_running)) {
+            append_running(buf, len, &used, node, "its thread");
+        }
+        if (tasks > 0) {
+            snprintf(what, sizeof(what), "%u task%s", tasks, tasks > 1 ? "s" : "");
+            append_running(buf, len, &used, node, what);
+        }
+    }
 }
 
 int sl_pipeline_wait(struct sl_pipeline *pl, uint64_t timeout_ns)

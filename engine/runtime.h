@@ -101,14 +101,17 @@ struct sl_node {
     pthread_mutex_t shells_lock;
     struct sl_batch *shells; /* oldest first, under shells_lock */
     struct sl_batch **shells_tail;
-    atomic_uint nshells; /* seq_cst: pairs with free_slots like a ring push (node_kick) */
-    pthread_t thread;    /* sources only */
-    bool thread_started;
-    char **plans;          /* sinks: per source index, the priority plan (priority.h), NULL
-                              when none; NULL when no source has one */
-    const uint32_t *paths; /* sinks: per [source index * SL_PRIORITY_LEVELS + level], the
-                              copies of each batch that come here (the config's,
-                              conf_dag.c); NULL for the dead_letter sink */
+    atomic_uint nshells;        /* seq_cst: pairs with free_slots like a ring push (node_kick) */
+    pthread_t thread;           /* sources only */
+    bool thread_started;        /* main only */
+    atomic_bool thread_running; /* sources: set before the thread starts, cleared as it
+                                   returns; read by the loop and the shutdown watchdog to
+                                   name what did not stop (seq_cst) */
+    char **plans;               /* sinks: per source index, the priority plan (priority.h), NULL
+                                   when none; NULL when no source has one */
+    const uint32_t *paths;      /* sinks: per [source index * SL_PRIORITY_LEVELS + level], the
+                                   copies of each batch that come here (the config's,
+                                   conf_dag.c); NULL for the dead_letter sink */
 };
 
 struct sl_pipeline {
@@ -133,6 +136,11 @@ struct sl_pipeline {
     struct sl_err fail_err;
     uint64_t start_ns; /* set before the loop thread sees the pipeline */
     uint64_t end_ns;
+    /* Told, before each step of sl_pipeline_free that may wait (a join, a
+     * close), what it waits for: the shutdown watchdog names it if the
+     * step never ends (loop.c). NULL: nobody listens. Main only. */
+    void (*on_teardown)(void *arg, const char *what);
+    void *on_teardown_arg;
 };
 
 /* Builds the pipeline from conf (borrowed for its life): nodes, rings, pool.
@@ -147,7 +155,15 @@ int sl_pipeline_wait(struct sl_pipeline *pl, uint64_t timeout_ns);
 /* Asks sources to stop reading; everything in flight drains. Async-signal
  * unsafe: call from the loop thread. */
 void sl_pipeline_stop(struct sl_pipeline *pl);
-/* Joins threads, closes nodes, frees everything. NULL ok; returns NULL. */
+/* Writes into buf (NUL-terminated, cut at len) what is still running: the
+ * sources whose thread has not returned and the nodes with tasks running,
+ * as "source 'f' (its thread), sink 'db' (1 task)"; empty when nothing
+ * runs. Reads atomics only: safe while the pipeline runs. Thread: any. */
+void sl_pipeline_describe_running(struct sl_pipeline *pl, char *buf, size_t len);
+/* Joins threads, closes nodes, frees everything, telling pl->on_teardown
+ * what each step that may wait waits for. Nothing is freed while a thread
+ * that may use it runs: a step that never ends hangs here (the shutdown
+ * watchdog then exits the process). NULL ok; returns NULL. */
 struct sl_pipeline *sl_pipeline_free(struct sl_pipeline *pl);
 /* Feeds each `workers: auto` node's tuner its counters and applies what it
  * decides (more workers start at once). True when the pipeline has such

@@ -1,0 +1,86 @@
+# Issue 6, finding 6: the whole shutdown is bounded. Once the drain deadline
+# or the end of the run has come, sluice exits 1 within the deadline plus a
+# grace, naming what did not stop: a source thread blocked in a read, a sink
+# stuck on a locked database, a step of the teardown itself (here writing
+# --summary-json into a FIFO nobody reads: it hung for good after the loop
+# thread had stopped, and the drain message named nothing).
+. "$(dirname "$0")/lib.sh"
+
+# gone_within PID SECONDS: waits until PID exited, at most SECONDS (a bound
+# on a hang, not a timing: the run itself takes 1-3 s); kills it and fails
+# otherwise. Sets rc to its exit code.
+gone_within() {
+    local pid=$1 most=$2
+    if ! WAIT_TIMEOUT=$most wait_until sh -c "! kill -0 $pid 2> /dev/null"; then
+        kill -9 "$pid" 2> /dev/null || true
+        fail "still running after ${most}s: $(cat run.log)"
+    fi
+    set +e
+    wait "$pid"
+    rc=$?
+    set -e
+}
+
+# 1. A source blocked in read on a FIFO that no one writes: SIGINT cannot
+# stop it; the drain deadline ends the run and names it.
+mkfifo in.fifo
+cat > fifo.yaml <<'YAML'
+engine: { drain_timeout: 1s }
+sources:
+  f: { type: file, path: in.fifo, format: lines }
+sinks:
+  out: { type: file, inputs: [f], path: out/f.jsonl }
+YAML
+"$SLUICE" run fifo.yaml 2> run.log &
+pid=$!
+sleep 0.5 # not a synchronisation: the source blocks whenever it gets there
+kill -INT $pid
+gone_within $pid 20
+[ "$rc" = 1 ] || fail "fifo: exit $rc, want 1: $(cat run.log)"
+grep -q "drain did not finish within engine.drain_timeout (still running: source 'f' (its thread))" run.log ||
+    fail "fifo: the message does not name the source: $(cat run.log)"
+echo "fifo source: exit $rc, named"
+
+# 2. A sink stuck on a database another process keeps locked: named too.
+mkdir -p out
+cat > db.yaml <<'YAML'
+engine: { drain_timeout: 1s }
+sources:
+  gen: { type: generator, count: 100000, rate: 200 }
+sinks:
+  db: { type: sqlite, inputs: [gen], path: out/o.db, table: orders }
+YAML
+"$SLUICE" run db.yaml 2> run.log &
+pid=$!
+has_rows() { [ "$(q out/o.db 'SELECT count(*) FROM orders' 2> /dev/null || echo 0)" -ge 1 ]; }
+WAIT_TIMEOUT=60 wait_until has_rows || fail "nothing written: $(cat run.log)"
+hold_lock out/o.db 60
+locker=$LOCKER
+sleep 0.5 # not a synchronisation: the sink is stuck whenever its next write comes
+kill -INT $pid
+gone_within $pid 20
+touch release
+wait $locker
+[ "$rc" = 1 ] || fail "locked db: exit $rc, want 1: $(cat run.log)"
+grep -q "still running: sink 'db' (1 task)" run.log ||
+    fail "locked db: the message does not name the sink: $(cat run.log)"
+echo "locked database: exit $rc, named"
+
+# 3. A run that ends by itself, then a step of the teardown never ends
+# (opening a FIFO for --summary-json blocks until a reader comes).
+mkfifo s.fifo
+cat > gen.yaml <<'YAML'
+engine: { drain_timeout: 1s }
+sources:
+  g: { type: generator, count: 10 }
+sinks:
+  n: { type: null, inputs: [g] }
+YAML
+"$SLUICE" run gen.yaml --summary-json s.fifo 2> run.log &
+pid=$!
+gone_within $pid 20
+[ "$rc" = 1 ] || fail "summary fifo: exit $rc, want 1: $(cat run.log)"
+grep -q "shutdown did not finish within engine.drain_timeout (1s): writing --summary-json s.fifo did not stop" run.log ||
+    fail "summary fifo: no message naming the step: $(cat run.log)"
+echo "teardown step: exit $rc, named"
+echo ok
