@@ -63,6 +63,8 @@ struct sl_ring {
 
     void (*on_room)(void *arg); /* room-freed hook (sl_ring_set_on_room), set before sharing */
     void *on_room_arg;
+    void (*on_claim)(void *arg); /* tests: runs between a push's claim and its publish */
+    void *on_claim_arg;
     atomic_int free_slots; /* capacity - items - reservations; seq_cst (pairs with waiters) */
     atomic_int waiters;    /* threads in push_wait's slow path; seq_cst (pairs with free_slots) */
     pthread_mutex_t mu;    /* protects the sleep of push_wait against lost wake-ups */
@@ -233,6 +235,9 @@ void sl_ring_push_reserved_lane(struct sl_ring *ring, void *item, uint32_t lane_
     unsigned spins = 0;
 
     SL_ASSERT(item != NULL);
+    if (ring->on_claim != NULL) {
+        ring->on_claim(ring->on_claim_arg);
+    }
     /* Acquire: pairs with the popper's release store of seq = pos, so its read
      * of the previous item happens before our write below. */
     while (atomic_load_explicit(&slot->seq, memory_order_acquire) != pos) {
@@ -243,8 +248,19 @@ void sl_ring_push_reserved_lane(struct sl_ring *ring, void *item, uint32_t lane_
         }
     }
     slot->item = item;
-    /* Release: publishes item to the popper that acquires seq == pos + 1. */
-    atomic_store_explicit(&slot->seq, pos + 1, memory_order_release);
+    /* Release would publish item to the popper that acquires seq == pos + 1;
+     * seq_cst also makes the promise of sl_ring_ready hold: the pusher's
+     * next seq_cst read (node_kick's of free_slots) cannot be ordered
+     * before this store, so a consumer that gives its task slot back and
+     * then asks sl_ring_ready sees the item, or the pusher sees the slot
+     * free (store-load on both sides). One xchg per push on x86. */
+    atomic_store_explicit(&slot->seq, pos + 1, memory_order_seq_cst);
+}
+
+void sl_ring_test_on_claim(struct sl_ring *ring, void (*fn)(void *arg), void *arg)
+{
+    ring->on_claim = fn;
+    ring->on_claim_arg = arg;
 }
 
 void sl_ring_push_reserved(struct sl_ring *ring, void *item)
@@ -444,6 +460,36 @@ uint32_t sl_ring_count(const struct sl_ring *ring)
         n += lane_count(&ring->lanes[l]);
     }
     return n > ring->capacity ? ring->capacity : (uint32_t)n;
+}
+
+/* Whether the oldest position of lane holds a published item. */
+static bool lane_ready(const struct sl_ring *ring, const struct ring_lane *lane)
+{
+    for (;;) {
+        /* seq_cst loads: the consumer half of the pairing described at the
+         * publish in sl_ring_push_reserved_lane. */
+        uint64_t pos = atomic_load_explicit(&lane->head, memory_order_seq_cst);
+        uint64_t seq =
+            atomic_load_explicit(&lane->slots[pos & ring->mask].seq, memory_order_seq_cst);
+        int64_t dif = (int64_t)(seq - (pos + 1));
+
+        if (dif <= 0) {
+            /* 0: published; < 0: empty, or claimed by a push that has not
+             * published yet (it kicks the consumer once it has). */
+            return dif == 0;
+        }
+        /* Popped since we read head: read it again. */
+    }
+}
+
+bool sl_ring_ready(const struct sl_ring *ring)
+{
+    for (uint32_t l = 0; l < ring->nlanes; l++) {
+        if (lane_ready(ring, &ring->lanes[l])) {
+            return true;
+        }
+    }
+    return false;
 }
 
 uint32_t sl_ring_free_slots(const struct sl_ring *ring)

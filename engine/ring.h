@@ -124,6 +124,20 @@ int sl_ring_try_pop(struct sl_ring *ring, void **ret_item);
  * flag or B counts the item. For metrics and idle checks. Thread: any. */
 uint32_t sl_ring_count(const struct sl_ring *ring);
 
+/* Whether a pop could take an item now: the oldest position of some lane
+ * holds a published item. Unlike sl_ring_count, a slot claimed by a push
+ * that has not published yet does not count: a consumer that finds only
+ * such a slot has nothing to do until that push ends, and the pusher kicks
+ * it then. Ordering promise: the publish is a seq_cst store, and these
+ * are seq_cst loads, so if a pusher publishes and then reads a seq_cst
+ * flag while a consumer sets that flag (seq_cst) and then asks, the pusher
+ * sees the flag or the consumer sees the item. Thread: any. */
+bool sl_ring_ready(const struct sl_ring *ring);
+/* Tests only: fn(arg) runs in every push between the claim of its position
+ * (counted by sl_ring_count from then on) and the publish of its item, on
+ * the pushing thread; a test blocks there to hold a push mid-way. NULL
+ * removes it. Call before the ring is shared. Thread: any. */
+void sl_ring_test_on_claim(struct sl_ring *ring, void (*fn)(void *arg), void *arg);
 /* Slots neither holding an item nor reserved: 0 means a reservation would
  * fail now. seq_cst load. Thread: any. */
 uint32_t sl_ring_free_slots(const struct sl_ring *ring);

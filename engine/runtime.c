@@ -62,10 +62,20 @@ static void node_start_task(struct sl_node *node)
     }
 }
 
-/* Starts a task for node if it has input and an idle task slot. */
+/* Starts a task for node if it has input a pop can take and an idle task
+ * slot. Input a pop can take: a published item (sl_ring_ready), not merely
+ * a counted one. A push claims its position, then publishes; a task that
+ * finds only a claimed position gets SL_EAGAIN, and if this kick started
+ * tasks on it, they re-kicked themselves (and each cancelled reservation
+ * kicked them again) in a busy loop until the pusher, perhaps preempted,
+ * ran again (issue 6, finding 15). No wake-up is lost: every push kicks
+ * its consumer after it published, and a task re-kicks after it gave its
+ * slot back; the publish and sl_ring_ready, and the slot release and
+ * node_start_task's read of free_slots, are seq_cst store-load pairs, so
+ * either the pusher's kick finds the slot free or the task sees the item. */
 static void node_kick(struct sl_node *node)
 {
-    if (node->in == NULL || (sl_ring_count(node->in) == 0 &&
+    if (node->in == NULL || (!sl_ring_ready(node->in) &&
                              atomic_load_explicit(&node->nshells, memory_order_seq_cst) == 0)) {
         return;
     }

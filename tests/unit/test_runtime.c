@@ -10,6 +10,7 @@
 #include "runtime.h"
 #include "sink.h"
 
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -179,6 +180,108 @@ static void test_runtime_blocked_fanout_does_not_spin(void **state)
     }
     assert_int_equal(atomic_load(&h->c.batches), 1);
     assert_true(after - before < 100);
+    unbuild(&fx);
+}
+
+/* A push held between the claim of its position and the publish of its
+ * item (a pusher preempted mid-push). */
+struct held_push {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool claimed; /* the push claimed its position */
+    bool release; /* the test lets it publish */
+    struct sl_node *from;
+    struct sl_node *to;
+    struct sl_batch *batch;
+};
+
+static void hold_claim(void *arg)
+{
+    struct held_push *h = arg;
+
+    pthread_mutex_lock(&h->lock);
+    h->claimed = true;
+    pthread_cond_broadcast(&h->cond);
+    while (!h->release) {
+        pthread_cond_wait(&h->cond, &h->lock);
+    }
+    pthread_mutex_unlock(&h->lock);
+}
+
+/* The pusher: emits into `to` as a producer's task does (reserve, push,
+ * kick), so the kick after the publish is the real one. */
+static void *held_pusher(void *arg)
+{
+    struct held_push *h = arg;
+
+    assert_int_equal(sl_ring_try_reserve(h->to->in), 0);
+    sl_node_emit(h->from, 0, h->batch);
+    return NULL;
+}
+
+/* Issue 6, finding 15: while a push into p's ring is claimed but not
+ * published, the ring counts an item that no pop can take. A task of p
+ * that meets it must stop and not be started again (its cancelled
+ * reservation in k's ring and its own end used to kick it again: a busy
+ * loop on the pool until the pusher ran). The pusher's kick after it
+ * publishes then hands p the batch. */
+static void test_runtime_unpublished_push_does_not_spin_consumer(void **state)
+{
+    (void)state;
+    const char *yaml = "engine: { threads: 2 }\n"
+                       "sources:\n  gen: { type: generator, count: 10 }\n"
+                       "stages:\n"
+                       "  p: { type: map, inputs: [gen], set: { a: '1' }, workers: 2 }\n"
+                       "sinks:\n  k: { type: null, inputs: [p], queue: 4 }\n";
+    struct fixture fx = {0};
+    struct held_push h = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    pthread_t pusher;
+    build(&fx, yaml);
+    struct sl_pipeline *pl = fx.pl;
+    struct sl_node *p = node_named(pl, "p");
+    struct sl_node *k = node_named(pl, "k");
+    h.from = node_named(pl, "gen");
+    h.to = p;
+    h.batch = sl_batch_new(NULL);
+    assert_non_null(h.batch);
+    h.batch->source = h.from->index;
+    sl_ring_test_on_claim(p->in, hold_claim, &h);
+    assert_int_equal(pthread_create(&pusher, NULL, held_pusher, &h), 0);
+    pthread_mutex_lock(&h.lock);
+    while (!h.claimed) {
+        pthread_cond_wait(&h.cond, &h.lock);
+    }
+    pthread_mutex_unlock(&h.lock);
+    assert_int_equal(sl_ring_count(p->in), 1);
+    assert_false(sl_ring_ready(p->in));
+
+    uint64_t before = 0, after = 0;
+    sl_sched_stats(pl->sched, &before, NULL);
+    /* A task of p (as a kick during the push would start) meets the
+     * claimed slot, and room appears in k's ring. */
+    atomic_fetch_and(&p->free_slots, ~(uint_fast64_t)1);
+    sl__node_task_run(&p->tasks[0].task);
+    sl__node_room_freed(k);
+    usleep(200 * 1000); /* an observation window, not a synchronisation */
+    sl_sched_stats(pl->sched, &after, NULL);
+    fprintf(stderr, "tasks run while the push was held: %llu\n",
+            (unsigned long long)(after - before));
+    assert_int_equal(atomic_load(&p->c.batches), 0);
+
+    pthread_mutex_lock(&h.lock);
+    h.release = true;
+    pthread_cond_broadcast(&h.cond);
+    pthread_mutex_unlock(&h.lock);
+    assert_int_equal(pthread_join(pusher, NULL), 0);
+    uint64_t deadline = sl_now_ns() + WAIT_NS;
+    while (atomic_load(&k->c.batches) == 0 && sl_now_ns() < deadline) {
+        usleep(1000);
+    }
+    assert_int_equal(atomic_load(&p->c.batches), 1);
+    assert_int_equal(atomic_load(&k->c.batches), 1);
+    /* None: the only kicks that came found nothing published. */
+    assert_true(after - before <= 2);
+    sl_ring_test_on_claim(p->in, NULL, NULL);
     unbuild(&fx);
 }
 
@@ -436,6 +539,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_runtime_cancelled_reservation_wakes_blocked_producer,
                                         setup, teardown),
         cmocka_unit_test(test_runtime_blocked_fanout_does_not_spin),
+        cmocka_unit_test(test_runtime_unpublished_push_does_not_spin_consumer),
         cmocka_unit_test(test_runtime_fork_leaves_dead_letters_on_the_first_path),
         cmocka_unit_test(test_runtime_plan_counts_copies_waiting_at_sinks),
         cmocka_unit_test(test_runtime_fork_reads_the_records_in_place),
