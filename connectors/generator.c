@@ -106,12 +106,19 @@ due_ns(const struct generator_conf *conf, uint64_t start_ns, int64_t first, int6
     return d >= 1.8e19 - (double)start_ns ? UINT64_MAX : start_ns + (uint64_t)d;
 }
 
-/* Builds records [from, to) into one batch and hands it to the node's ring
- * (blocking on backpressure). Returns 0, SL_ECANCELED or SL_ENOMEM. */
-static int emit_range(
-    struct sl_node *node, const struct generator_conf *conf, uint64_t seq, int64_t from, int64_t to)
+/* Builds records [from, *to) into one batch and hands it to the node's ring
+ * (blocking on backpressure). The batch stops early at the size of the
+ * memory plan's decoded block (smaller than GEN_BATCH orders only when
+ * fan-out copies made the plan shrink blocks, pipeline.c): *to is then
+ * where it stopped. Returns 0, SL_ECANCELED or SL_ENOMEM. */
+static int emit_range(struct sl_node *node,
+                      const struct generator_conf *conf,
+                      uint64_t seq,
+                      int64_t from,
+                      int64_t *to)
 {
     struct sl_batch *batch = sl_batch_new(NULL); /* admitted at push */
+    uint64_t most_bytes = (uint64_t)node->pl->block_plan * node->pl->block_factor;
     int rc = 0;
 
     if (batch == NULL) {
@@ -120,11 +127,16 @@ static int emit_range(
     batch->stream_name = node->name;
     batch->seq = seq;
     batch->pos_start = from;
-    for (int64_t i = from; i < to && rc == 0; i++) {
+    for (int64_t i = from; i < *to && rc == 0; i++) {
+        if (i > from && sl_batch_bytes(batch) >= most_bytes) {
+            *to = i;
+            break;
+        }
         rc = make_order(batch, node->name, (uint64_t)conf->seed, i);
     }
-    batch->pos_end = to;
-    batch->last = to == conf->count;
+    int64_t end = *to;
+    batch->pos_end = end;
+    batch->last = end == conf->count;
     if (rc == 0) {
         rc = sl_node_source_push(node, batch);
     }
@@ -182,7 +194,7 @@ static int generator_run(struct sl_node *node)
             end = due;
             last_ns = now;
         }
-        rc = emit_range(node, conf, seq++, i, end);
+        rc = emit_range(node, conf, seq++, i, &end);
         if (rc != 0) {
             return rc;
         }

@@ -83,7 +83,12 @@ struct sl_batch *sl_batch_unref(struct sl_batch *batch)
     sl_free(batch->dead);
     sl_free(batch->block);
     sl_batch_unref(batch->parent);
+    struct sl_flow_window *window = batch->window;
     sl_free(batch);
+    if (window != NULL) {
+        /* After its bytes went back: a source woken by this sees them. */
+        sl_flow_window_leave(window);
+    }
     return NULL;
 }
 

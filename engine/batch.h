@@ -72,6 +72,8 @@ struct sl_batch {
      * back when the batch is freed, so no node can forget to count. */
     struct sl_flow *flow; /* memory_limit budget, NULL: not counted */
     size_t block_charged; /* bytes charged for block (sl_batch_adopt; given back at free) */
+    struct sl_flow_window *window; /* a source's batch: left when it is freed, which is after
+                                      everything derived from it (runtime.c), or NULL */
 };
 
 /* Returns a new empty batch with refs = 1 whose memory is charged to flow

@@ -269,3 +269,55 @@ int sl_flow_sleep_until(struct sl_flow *flow, uint64_t deadline_ns, const atomic
     pthread_mutex_unlock(&flow->lock);
     return rc;
 }
+
+bool sl_flow_window_try_enter(struct sl_flow_window *win)
+{
+    /* seq_cst: the load half of the waiter's store-load pair (the store is
+     * `waiters` in sl_flow_window_enter; the leaver's pair is the other way
+     * round, see sl_flow_window_leave). */
+    unsigned live = atomic_load_explicit(&win->live, memory_order_seq_cst);
+
+    do {
+        if (win->max != 0 && live >= win->max) {
+            return false;
+        }
+    } while (!atomic_compare_exchange_weak_explicit(&win->live, &live, live + 1,
+                                                    memory_order_seq_cst, memory_order_seq_cst));
+    return true;
+}
+
+int sl_flow_window_enter(struct sl_flow_window *win, const atomic_bool *cancel)
+{
+    struct sl_flow *flow = win->flow;
+
+    if (sl_flow_window_try_enter(win)) {
+        return 0;
+    }
+    pthread_mutex_lock(&flow->lock);
+    atomic_fetch_add_explicit(&flow->waiters, 1, memory_order_seq_cst);
+    while (!sl_flow_window_try_enter(win)) {
+        if (cancel != NULL && atomic_load_explicit(cancel, memory_order_acquire)) {
+            atomic_fetch_sub_explicit(&flow->waiters, 1, memory_order_seq_cst);
+            pthread_mutex_unlock(&flow->lock);
+            return SL_ECANCELED;
+        }
+        wait_until(flow, sl_now_ns() + WAIT_SLICE_NS);
+    }
+    atomic_fetch_sub_explicit(&flow->waiters, 1, memory_order_seq_cst);
+    pthread_mutex_unlock(&flow->lock);
+    return 0;
+}
+
+void sl_flow_window_leave(struct sl_flow_window *win)
+{
+    struct sl_flow *flow = win->flow;
+
+    /* The same store-load pair as sl_flow_release: lower `live`, then read
+     * `waiters`; the waiter raises `waiters`, then reads `live`. */
+    atomic_fetch_sub_explicit(&win->live, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&flow->waiters, memory_order_seq_cst) > 0) {
+        pthread_mutex_lock(&flow->lock);
+        pthread_cond_broadcast(&flow->cond);
+        pthread_mutex_unlock(&flow->lock);
+    }
+}

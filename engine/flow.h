@@ -91,4 +91,28 @@ bool sl_flow_spent(struct sl_flow *flow);
  * Thread: source threads (blocks). */
 int sl_flow_sleep_until(struct sl_flow *flow, uint64_t deadline_ns, const atomic_bool *cancel);
 
+/* A window: at most `max` batches of one source alive at once, each with
+ * everything derived from it (copies, forks, route outputs and priority
+ * parts keep their parent alive, so the source's batch is freed last).
+ * Admission charges a block's bytes only; what it grows into afterwards
+ * (decoding, a copy per fan-out edge into a stage that edits) is charged
+ * without waiting, and with chained diamonds that is a hundred times the
+ * block: the window bounds how many blocks grow at once. max 0: no window.
+ * Waits and wakes through flow's lock and cond, like acquire. */
+struct sl_flow_window {
+    struct sl_flow *flow;
+    uint32_t max;     /* set before sharing */
+    atomic_uint live; /* batches entered and not yet left; seq_cst */
+};
+/* Waits while max batches are alive, then counts one more. Returns 0, or
+ * SL_ECANCELED if *cancel became true while waiting. Thread: the source's
+ * (blocks). */
+int sl_flow_window_enter(struct sl_flow_window *win, const atomic_bool *cancel);
+/* Counts one more if fewer than max are alive; false otherwise. Thread:
+ * the source's; never blocks. */
+bool sl_flow_window_try_enter(struct sl_flow_window *win);
+/* One batch (and all derived from it) is gone: wakes a waiting source.
+ * Thread: any. */
+void sl_flow_window_leave(struct sl_flow_window *win);
+
 #endif

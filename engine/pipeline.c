@@ -97,6 +97,8 @@ static int init_node(struct sl_pipeline *pl,
     node->name = cn->name;
     node->index = index;
     node->paths = cn->paths;
+    node->window.flow = &pl->flow;
+    atomic_init(&node->window.live, 0);
     /* One part per level a priority expression may give (conf_dag.c). */
     node->nparts =
         cn->priority_expr != NULL ? (uint32_t)__builtin_popcount(cn->priority_levels) : 1;
@@ -176,6 +178,11 @@ static int init_node(struct sl_pipeline *pl,
 #define DECODED_FACTOR     4
 #define DECODED_FACTOR_CSV 8
 #define QUEUE_MAX_AUTO     16
+/* Fan-out copies (plan_windows): a source's batches alive at once. */
+#define WINDOW_MIN        2
+#define WINDOW_MAX        64
+#define WINDOW_COPIES_MAX (1u << 20)
+#define COPY_FACTOR       2
 
 static uint32_t clamp_u32(uint64_t v, uint32_t lo, uint32_t hi)
 {
@@ -269,6 +276,111 @@ static uint64_t batches_held(const struct sl_pipeline *pl, int threads, uint64_t
     return held > ring_slots ? held : ring_slots;
 }
 
+/* Copies of one batch of source src that arrive at node: one per path from
+ * src to node (ups has an entry per edge). memo: per node, 0 = not known
+ * yet, else the count + 1. */
+static uint64_t arrivals(const struct sl_node *node, size_t src, uint64_t *memo)
+{
+    if (memo[node->index] != 0) {
+        return memo[node->index] - 1;
+    }
+    uint64_t n = node->index == src ? 1 : 0;
+    for (size_t i = 0; i < node->nups; i++) {
+        n += arrivals(node->ups[i], src, memo);
+    }
+    n = n > WINDOW_COPIES_MAX ? WINDOW_COPIES_MAX : n;
+    memo[node->index] = n + 1;
+    return n;
+}
+
+/* Batches one batch of source src becomes while it is in flight: itself,
+ * and a copy (sl_batch_make_writable) for every stage that receives it
+ * shared, that is from an output read by more than one edge, once per
+ * path that reaches that output. A chain of k full-copy diamonds makes
+ * 2 + 4 + ... + 2^k: 126 copies for 6 in a row, and the sink holds every
+ * path's copy of a sequence until the last one arrives. Route outputs
+ * hold only their route's records and are not counted. */
+static uint64_t copies_made(const struct sl_pipeline *pl, size_t src, uint64_t *memo)
+{
+    uint64_t copies = 1;
+
+    memset(memo, 0, pl->nnodes * sizeof(*memo));
+    for (size_t u = 0; u < pl->nnodes; u++) {
+        const struct sl_node *node = &pl->nodes[u];
+        for (size_t o = 0; o < node->nouts; o++) {
+            for (size_t c = 0; node->outs[o].n > 1 && c < node->outs[o].n; c++) {
+                bool edits = node->outs[o].to[c]->cn->kind != SLUICE_KIND_SINK;
+                copies += edits ? arrivals(node, src, memo) : 0;
+            }
+        }
+    }
+    return copies < WINDOW_COPIES_MAX ? copies : WINDOW_COPIES_MAX;
+}
+
+/* Whether some sink is reached from src by more than one path: it holds
+ * each path's copy of a batch until the last one arrives, so the copies
+ * of many batches pile up there. Paths into separate sinks drain on their
+ * own (10 maps into 10 sinks stay far below the limit: no window, as
+ * before). */
+static bool meets_again(const struct sl_pipeline *pl, size_t src)
+{
+    for (size_t s = 0; s < pl->nnodes; s++) {
+        if (sink_copies(&pl->nodes[s], src) > 1) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Bounds what fan-out copies grow into (see struct sl_flow_window): when a
+ * batch of a source becomes several, the source's window lets WINDOW_MIN
+ * to WINDOW_MAX of them be alive at once, so many that all their copies
+ * fit in half the budget, and blocks shrink until WINDOW_MIN do. Admission
+ * alone cannot bound it: it charges the block, and a copy is charged when
+ * it is made, never waiting (a stage cannot wait for memory that only the
+ * sink downstream of it gives back). Only sources whose paths meet again
+ * at a sink get a window; a chain edits its one batch in place. *block_bytes:
+ * the plan's block, made smaller if need be. */
+static void plan_windows(struct sl_pipeline *pl, uint64_t factor, uint32_t *block_bytes)
+{
+    uint64_t limit = pl->conf->memory_limit;
+    uint64_t *memo = sl_calloc(pl->nnodes, sizeof(*memo));
+    uint64_t most = 1;
+
+    if (memo == NULL) {
+        return; /* no window: the plan is an estimate, the budget still holds */
+    }
+    for (size_t i = 0; i < pl->nnodes; i++) {
+        if (pl->nodes[i].cn->kind == SLUICE_KIND_SOURCE && meets_again(pl, i)) {
+            uint64_t c = copies_made(pl, i, memo);
+            pl->nodes[i].window.max = (uint32_t)c; /* the copies, for now */
+            most = c > most ? c : most;
+        }
+    }
+    sl_free(memo);
+    /* A copy shares its parent's strings but has its own field arrays,
+     * and maps that add fields make each path's copies bigger than the
+     * decoded batch: 6 diamonds of maps adding a field each, orders from a
+     * generator, at 16 MiB, peaked at 30 MiB in flight counting a copy as
+     * one decoded batch, 15 MiB counting it as COPY_FACTOR. */
+    uint64_t copy_est = (uint64_t)*block_bytes * factor * COPY_FACTOR;
+    if (most > 1 && WINDOW_MIN * most * copy_est > limit / 2) {
+        uint64_t smaller = limit / 2 / WINDOW_MIN / most / factor / COPY_FACTOR;
+        *block_bytes = smaller < BLOCK_FLOOR ? BLOCK_FLOOR : (uint32_t)smaller;
+        copy_est = (uint64_t)*block_bytes * factor * COPY_FACTOR;
+    }
+    for (size_t i = 0; i < pl->nnodes; i++) {
+        struct sl_node *node = &pl->nodes[i];
+        uint64_t copies = node->window.max;
+        if (node->cn->kind == SLUICE_KIND_SOURCE) {
+            node->window.max =
+                copies > 1 && meets_again(pl, i)
+                    ? clamp_u32(limit / 2 / (copies * copy_est), WINDOW_MIN, WINDOW_MAX)
+                    : 0;
+        }
+    }
+}
+
 /* The decoded size of a block, as a multiple of it, for the pipeline's
  * sources: the largest of their formats' (the `format` option every
  * decoding source has). */
@@ -348,6 +460,8 @@ static void plan_memory(struct sl_pipeline *pl, int threads)
         block_bytes = smaller < BLOCK_FLOOR ? BLOCK_FLOOR : (uint32_t)smaller;
         batch_est = (uint64_t)block_bytes * factor;
     }
+    plan_windows(pl, factor, &block_bytes);
+    batch_est = (uint64_t)block_bytes * factor;
     /* Sources keep room free for what admitted blocks grow into: decoding
      * on every thread, and with several paths into one sink, the copies
      * that wait there for their siblings (a batch whose decoding was

@@ -831,6 +831,15 @@ int sl_node_source_push(struct sl_node *node, struct sl_batch *batch)
         }
         sl_batch_adopt(batch, &pl->flow);
     }
+    /* Entered once, like the admission above: a retried push does not
+     * count the batch twice. */
+    if (batch->window == NULL && node->window.max != 0) {
+        rc = sl_flow_window_enter(&node->window, &pl->stop);
+        if (rc != 0) {
+            return rc;
+        }
+        batch->window = &node->window;
+    }
     batch->source = node->index;
     /* Counted before the push: the pop that subtracts may come at once. */
     uint64_t raw = sl_batch_adopt_bytes(batch);
@@ -851,12 +860,26 @@ int sl_node_source_try_push(struct sl_node *node, struct sl_batch *batch)
     if (sl_ring_try_reserve(node->in) != 0) {
         return SL_EAGAIN;
     }
-    if (batch->flow == NULL) {
-        if (!sl_flow_try_acquire(&pl->flow, sl_batch_adopt_bytes(batch))) {
+    bool entered = false;
+    if (batch->window == NULL && node->window.max != 0) {
+        if (!sl_flow_window_try_enter(&node->window)) {
             sl_ring_cancel_reserve(node->in);
             return SL_EAGAIN;
         }
+        entered = true;
+    }
+    if (batch->flow == NULL) {
+        if (!sl_flow_try_acquire(&pl->flow, sl_batch_adopt_bytes(batch))) {
+            sl_ring_cancel_reserve(node->in);
+            if (entered) {
+                sl_flow_window_leave(&node->window);
+            }
+            return SL_EAGAIN;
+        }
         sl_batch_adopt(batch, &pl->flow);
+    }
+    if (entered) {
+        batch->window = &node->window;
     }
     batch->source = node->index;
     atomic_fetch_add_explicit(&pl->raw_bytes, sl_batch_adopt_bytes(batch), memory_order_seq_cst);

@@ -91,6 +91,8 @@ struct sl_node {
     bool blocking; /* tasks run on the blocking threads (sinks: they write and retry) */
     atomic_bool finished;
     atomic_bool gated; /* source nodes: decoding waits for the budget; seq_cst (flow.c) */
+    struct sl_flow_window window; /* source nodes: its batches alive at once (memory plan,
+                                     pipeline.c); max 0: no window */
     struct sl_counters c;
     /* when_full other than block: what its producers shed instead of
      * waiting for room, kept as empty shells (position, sequence number and

@@ -1,6 +1,6 @@
 # memory_limit bounds peak RSS (issue 6, finding 2): a route with 20
-# outputs each into a map, a 10-way fan-out into 10 sinks, and the default
-# chain, with a 16 MiB limit, stay within the limit + 16 MiB whatever the
+# outputs each into a map, a 10-way fan-out into 10 sinks, the default
+# chain and chained diamonds, with a 16 MiB limit, stay within the limit + 16 MiB whatever the
 # input size. Sanitizer builds add their own shadow memory: there the shapes
 # only run, unmeasured.
 . "$(dirname "$0")/lib.sh"
@@ -20,6 +20,37 @@ for shape in route20 fan10 chain; do
     fi
 done
 [ "$(q out/r.db 'SELECT count(*) FROM t')" = "$N" ] || fail "route20 rows"
+
+# Chained full-copy diamonds (issue 6, finding 2): each diamond doubles the
+# paths into the sink and every map copies the batch it shares, so one
+# admitted block became hundreds of copies (3 in a row at 16 MiB: 40-68 MB
+# peak RSS, 6 in a row: 300 MB to 1.2 GB). Each record must still arrive
+# once per path.
+D=$((100000 / SCALE))
+for k in 3 6; do
+    python3 - "$k" "$D" > dia$k.yaml <<'PY'
+import sys
+k, n = int(sys.argv[1]), int(sys.argv[2])
+print(f"engine: {{ memory_limit: 16MiB }}\nsources:\n  src: {{ type: generator, count: {n} }}\nstages:")
+prev = "src"
+for i in range(k):
+    print(f"  a{i}: {{ type: map, inputs: [{prev}], set: {{ a{i}: '1' }} }}")
+    print(f"  b{i}: {{ type: map, inputs: [{prev}], set: {{ b{i}: '2' }} }}")
+    print(f"  j{i}: {{ type: map, inputs: [a{i}, b{i}], set: {{ j{i}: '3' }} }}")
+    prev = f"j{i}"
+print(f"sinks:\n  s: {{ type: null, inputs: [{prev}] }}")
+PY
+    /usr/bin/time -f %M -o rss.txt "$SLUICE" run dia$k.yaml --summary-json dia$k.json 2> dia$k.log ||
+        fail "diamonds x$k: $(cat dia$k.log)"
+    check_rss rss.txt 32 "diamonds x$k"
+    paths=$((1 << k))
+    [ "$(json dia$k.json 'd["nodes"]["s"]["in"]')" = "$((paths * D))" ] ||
+        fail "diamonds x$k: sink got $(json dia$k.json 'd["nodes"]["s"]["in"]'), want $paths x $D"
+    counts_add_up dia$k.json
+    peak=$(sed -n 's/.*peak in flight \([0-9.]*\) MiB.*/\1/p' dia$k.log)
+    python3 -c "import sys; sys.exit(float(sys.argv[1]) > 24)" "$peak" ||
+        fail "diamonds x$k: peak in flight $peak MiB with memory_limit 16MiB"
+done
 
 # CSV rows decode to more bytes per input byte than JSON lines (short rows,
 # as many fields): two maps into one sink at 16 MiB peaked at 37-39 MB.
