@@ -273,8 +273,8 @@ class Node:
         self.levels = None  # priority: the levels it may give (None: inherits)
 
 
-MOTIFS = ["chain", "fanout", "route", "diamond", "fanin", "same_table", "twin_sources",
-          "direct"]
+MOTIFS = ["chain", "fanout", "route", "diamond", "full_diamonds", "fanin", "same_table",
+          "twin_sources", "direct"]
 
 
 class Pipeline:
@@ -449,6 +449,25 @@ class Pipeline:
             self.add_map(merged)  # fan-in stage, continues as a tap
         else:
             self.add_sink(merged)
+
+    def arrivals(self, tap):
+        """Paths from the sources to tap."""
+        node = self.tap_owner[tap][0]
+        return 1 if node.kind == "source" else sum(self.arrivals(t) for t in node.inputs)
+
+    def motif_full_diamonds(self):
+        """Full-copy diamonds one after the other: a tap read by two maps
+        merged again by a third, 1 to 3 times. Each doubles the paths and
+        every map copies the batch it shares (the memory plan's worst case,
+        issue 6); at most 16 paths here, so that other motifs still fit
+        under the loader's 64."""
+        tap = self.pick_tap()
+        k = self.rng.randrange(1, 4)
+        while k > 1 and self.arrivals(tap) << k > 16:
+            k -= 1
+        for _ in range(k):
+            a, b = self.add_map([tap]), self.add_map([tap])
+            tap = self.add_map([a.name, b.name]).name
 
     def motif_fanin(self):
         a = self.pick_tap()
@@ -915,7 +934,7 @@ def shape_summary(pl):
                 " ".join(prio) or "none", pl.most_copies(), pl.threads, pl.memory_limit // MIB))
 
 
-ALL_FEATURES = ["fan-out", "fan-in", "diamond", "route", "shared-table", "several-dbs",
+ALL_FEATURES = ["fan-out", "fan-in", "diamond", "chained-diamonds", "route", "shared-table", "several-dbs",
                 "twin-sources", "dead-letter-same", "dead-letter-other_db", "dead-letter-file",
                 "priority-int", "priority-split", "kill -9"]
 
@@ -931,6 +950,8 @@ def features(pl):
         f.add("fan-in")
     if any(pl.paths(s, k) > 1 for s in sources for k in sinks):
         f.add("diamond")
+    if any(pl.paths(s, k) >= 4 for s in sources for k in sinks):
+        f.add("chained-diamonds")
     if any(n.kind == "route" for n in pl.nodes):
         f.add("route")
     if len({(k.db, k.table) for k in sinks}) < len(sinks):
