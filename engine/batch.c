@@ -4,6 +4,7 @@
 
 #include "clock.h"
 #include "err.h"
+#include "hash.h"
 #include "mem.h"
 
 #include <stdarg.h>
@@ -146,23 +147,52 @@ int sl_batch_add_dead(struct sl_batch *batch,
     d->error = error;
     d->node = node;
     d->source = source;
-    d->stream = batch->stream_name;
-    d->path = batch->path;
+    sl_dead_set_origin(d, batch);
     return 0;
 }
 
 /* The last dead letter of batch came from d (a copy): it keeps d's id. */
 static void keep_origin(struct sl_batch *batch, const struct sl_dead *d)
 {
-    batch->dead[batch->ndead - 1].stream = d->stream;
+    batch->dead[batch->ndead - 1].origin[0] = d->origin[0];
+    batch->dead[batch->ndead - 1].origin[1] = d->origin[1];
     batch->dead[batch->ndead - 1].path = d->path;
 }
 
-int sl_dead_id(const struct sl_dead *d, char *buf, size_t len)
+void sl_dead_set_origin(struct sl_dead *d, const struct sl_batch *from)
 {
-    return snprintf(buf, len, "%s|%s|%d|%lld|%s|%u", d->source != NULL ? d->source : "",
-                    d->stream != NULL ? d->stream : "", (int)d->rec.meta.partition,
-                    (long long)d->rec.meta.offset, d->node != NULL ? d->node : "", d->path);
+    /* Names of any length: hashed in slices, each slice's hash keying the
+     * next, so a long name is not cut. */
+    const char *parts[4] = {d->source, from->stream_name,
+                            from->fingerprint_is_epoch ? from->fingerprint : "", d->node};
+    uint64_t h0 = 0x736c75696365ull, h1 = 0x646561646c6574ull; /* fixed keys: same every run */
+    unsigned char buf[256];
+
+    for (int i = 0; i < 4; i++) {
+        const char *s = parts[i] != NULL ? parts[i] : "";
+        size_t n = strlen(s);
+        do {
+            size_t take = n > sizeof(buf) - 1 ? sizeof(buf) - 1 : n;
+            memcpy(buf, s, take);
+            buf[take] = (unsigned char)i; /* which part: "ab"+"c" is not "a"+"bc" */
+            uint64_t a = sl_siphash13(buf, take + 1, h0, h1);
+            uint64_t b = sl_siphash13(buf, take + 1, h1 ^ 0x5a5a5a5a5a5a5a5aull, h0);
+            h0 = a;
+            h1 = b;
+            s += take;
+            n -= take;
+        } while (n > 0);
+    }
+    d->origin[0] = h0;
+    d->origin[1] = h1;
+    d->path = from->path;
+}
+
+void sl_dead_id(const struct sl_dead *d, char buf[SL_DEAD_ID_MAX])
+{
+    (void)snprintf(buf, SL_DEAD_ID_MAX, "%d:%lld:%u:%016llx%016llx", (int)d->rec.meta.partition,
+                   (long long)d->rec.meta.offset, d->path, (unsigned long long)d->origin[0],
+                   (unsigned long long)d->origin[1]);
 }
 
 struct sl_batch *sl_batch_shell(const struct sl_batch *batch)

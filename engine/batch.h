@@ -21,9 +21,10 @@ struct sl_dead {
     const char *error;    /* NUL-terminated reason, arena */
     const char *node;     /* name of the node that rejected it (pipeline lifetime) */
     const char *source;   /* name of the source node (pipeline lifetime) */
-    /* Where it was rejected, for its id (sl_dead_id): the stream's key
-     * (batch->stream_name) and the path tag of the batch at that node. */
-    const char *stream;
+    /* Where it was rejected, for its id (sl_dead_id): a 128-bit hash of
+     * (source, stream key, Kafka offset epoch, node) and the path tag of the
+     * batch at that node (sl_dead_set_origin). */
+    uint64_t origin[2];
     uint32_t path;
 };
 
@@ -120,15 +121,17 @@ int sl_batch_add_dead(struct sl_batch *batch,
  * and it is edited only through sl_batch_make_writable, which copies them.
  * NULL on OOM. batch keeps the caller's reference. */
 struct sl_batch *sl_batch_fork(struct sl_batch *batch);
-/* A dead letter's id, the same whenever a replay makes it again: its
- * source, stream, partition and offset (the record's place in its input),
- * the node that rejected it and the path it came by to that node (a record
- * that reaches a node by two paths is two dead letters there). Writes it
- * NUL-terminated into buf (cut to len); returns the length it needs. */
-int sl_dead_id(const struct sl_dead *d, char *buf, size_t len);
-/* Room for most ids (longer stream keys are cut, which keeps them distinct
- * only while the cut part is). */
-#define SL_DEAD_ID_MAX 512
+/* Sets where d was made, for its id: d->source and d->node, and from's
+ * stream key, offset epoch (Kafka) and path tag. */
+void sl_dead_set_origin(struct sl_dead *d, const struct sl_batch *from);
+/* A dead letter's id, the same whenever a replay makes it again:
+ * "partition:offset:path:hash" with the record's place in its input, the
+ * path it came by to the node that rejected it (a record that reaches a
+ * node by two paths is two dead letters there) and 32 hex digits hashing
+ * its source, stream, offset epoch and node. Fixed width at most: writes it
+ * NUL-terminated into buf (SL_DEAD_ID_MAX bytes). */
+#define SL_DEAD_ID_MAX 96
+void sl_dead_id(const struct sl_dead *d, char buf[SL_DEAD_ID_MAX]);
 /* Dead letters keep at most this much of their input text (`_raw`). */
 #define SL_DEAD_RAW_MAX (64 * 1024)
 /* What is left of batch when its records are shed: a new batch (in batch's

@@ -5,6 +5,7 @@
 #include "bucket.h"
 
 #include "err.h"
+#include "hash.h"
 #include "mem.h"
 
 #include <math.h>
@@ -191,58 +192,6 @@ struct sl_bucket_map {
     uint64_t k0, k1;   /* SipHash key */
 };
 
-#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND                                                                                   \
-    do {                                                                                           \
-        v0 += v1;                                                                                  \
-        v1 = ROTL(v1, 13);                                                                         \
-        v1 ^= v0;                                                                                  \
-        v0 = ROTL(v0, 32);                                                                         \
-        v2 += v3;                                                                                  \
-        v3 = ROTL(v3, 16);                                                                         \
-        v3 ^= v2;                                                                                  \
-        v0 += v3;                                                                                  \
-        v3 = ROTL(v3, 21);                                                                         \
-        v3 ^= v0;                                                                                  \
-        v2 += v1;                                                                                  \
-        v1 = ROTL(v1, 17);                                                                         \
-        v1 ^= v2;                                                                                  \
-        v2 = ROTL(v2, 32);                                                                         \
-    } while (0)
-
-/* SipHash-1-3 (as Redis hashes its dict keys): keyed, so keys chosen by
- * whoever writes the input cannot be made to collide. */
-static uint64_t siphash13(const unsigned char *in, size_t len, uint64_t k0, uint64_t k1)
-{
-    uint64_t v0 = 0x736f6d6570736575ull ^ k0;
-    uint64_t v1 = 0x646f72616e646f6dull ^ k1;
-    uint64_t v2 = 0x6c7967656e657261ull ^ k0;
-    uint64_t v3 = 0x7465646279746573ull ^ k1;
-    uint64_t last = (uint64_t)len << 56;
-    size_t whole = len - len % 8;
-
-    for (size_t i = 0; i < whole; i += 8) {
-        uint64_t m = 0;
-        for (int j = 7; j >= 0; j--) {
-            m = m << 8 | in[i + (size_t)j];
-        }
-        v3 ^= m;
-        SIPROUND;
-        v0 ^= m;
-    }
-    for (size_t j = 0; j < len % 8; j++) {
-        last |= (uint64_t)in[whole + j] << (8 * j);
-    }
-    v3 ^= last;
-    SIPROUND;
-    v0 ^= last;
-    v2 ^= 0xff;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    return v0 ^ v1 ^ v2 ^ v3;
-}
-
 struct sl_bucket_map *sl_bucket_map_new(size_t max_keys)
 {
     struct sl_bucket_map *map = sl_calloc(1, sizeof(*map));
@@ -362,7 +311,7 @@ static void maybe_grow(struct sl_bucket_map *map)
 
 struct sl_bucket *sl_bucket_map_get(struct sl_bucket_map *map, const void *key, size_t len)
 {
-    uint64_t hash = siphash13(key, len, map->k0, map->k1);
+    uint64_t hash = sl_siphash13(key, len, map->k0, map->k1);
     struct entry *e = lookup(map, hash, key, len);
 
     if (e != NULL) {
@@ -401,7 +350,7 @@ struct sl_bucket *sl_bucket_map_get(struct sl_bucket_map *map, const void *key, 
 
 struct sl_bucket *sl_bucket_map_find(const struct sl_bucket_map *map, const void *key, size_t len)
 {
-    struct entry *e = lookup(map, siphash13(key, len, map->k0, map->k1), key, len);
+    struct entry *e = lookup(map, sl_siphash13(key, len, map->k0, map->k1), key, len);
 
     return e != NULL ? &e->bucket : NULL;
 }

@@ -319,8 +319,8 @@ static int dead_to_record(struct sl_batch *out, const struct sl_dead *d)
     }
     rc |= dead_field(rec, a, "_raw", sl_value_str(raw, raw_len));
     char id[SL_DEAD_ID_MAX];
-    int n = sl_dead_id(d, id, sizeof(id));
-    const char *idc = n > 0 ? sl_arena_strndup(a, id, strlen(id)) : NULL;
+    sl_dead_id(d, id);
+    const char *idc = sl_arena_strndup(a, id, strlen(id));
     rc |= idc == NULL ? SL_ENOMEM
                       : dead_field(rec, a, "_id", sl_value_str(idc, (uint32_t)strlen(idc)));
     return rc != 0 ? SL_ENOMEM : 0;
@@ -359,9 +359,7 @@ int sl_sink_reject(struct sl_sink *sink,
     int rc = sl_batch_add_dead(sink->rejects, rec, node->name, sl_node_source_name(node, batch),
                                "%s", reason);
     if (rc == 0) {
-        struct sl_dead *d = &sink->rejects->dead[sink->rejects->ndead - 1];
-        d->stream = batch->stream_name;
-        d->path = batch->path;
+        sl_dead_set_origin(&sink->rejects->dead[sink->rejects->ndead - 1], batch);
         atomic_fetch_add_explicit(&node->c.dead, 1, memory_order_relaxed);
     }
     return rc;

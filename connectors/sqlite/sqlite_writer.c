@@ -761,7 +761,7 @@ static uint32_t dead_fields(struct sl_field *f, const struct sl_dead *d, char id
         f[n++] = int_field("_offset", rec->meta.offset);
     }
     f[n++] = raw_field(rec);
-    (void)sl_dead_id(d, id, SL_DEAD_ID_MAX);
+    sl_dead_id(d, id);
     f[n++] = text_field("_id", id);
     return n;
 }
@@ -822,9 +822,8 @@ static int reject_record(
     struct sl_dead d = {.rec = batch->recs[ri],
                         .error = why,
                         .node = w->conf.sink_name,
-                        .source = source_name(w, batch),
-                        .stream = batch->stream_name,
-                        .path = batch->path};
+                        .source = source_name(w, batch)};
+    sl_dead_set_origin(&d, batch);
     return write_dead(w, &d, err);
 }
 

@@ -425,6 +425,63 @@ static void test_runtime_failed_fork_gives_the_reservation_back(void **state)
     unbuild(&fx);
 }
 
+/* A dead letter's id is the same when a replay makes it again, and differs
+ * for any other: names of any length (they were cut at 511 characters, so
+ * 200 dead letters of a long-named source shared one id and the store's
+ * upsert kept one), another Kafka offset epoch (a recreated topic reuses
+ * offsets), another path, node or offset. */
+static void test_runtime_dead_letter_ids(void **state)
+{
+    (void)state;
+    char longa[600], longb[600], id[9][SL_DEAD_ID_MAX];
+    memset(longa, 's', sizeof(longa) - 1);
+    longa[sizeof(longa) - 1] = '\0';
+    memcpy(longb, longa, sizeof(longa));
+    longb[sizeof(longb) - 2] = 't';
+    struct sl_batch b = {.stream_name = "orders", .path = 3};
+    struct sl_dead d = {.source = longa, .node = "f"};
+
+    d.rec.meta.offset = 7;
+    sl_dead_set_origin(&d, &b);
+    sl_dead_id(&d, id[0]);
+    sl_dead_set_origin(&d, &b); /* a replay */
+    sl_dead_id(&d, id[1]);
+    assert_string_equal(id[0], id[1]);
+    d.source = longb;
+    sl_dead_set_origin(&d, &b);
+    sl_dead_id(&d, id[2]);
+    d.source = longa;
+    b.fingerprint = "epoch-2";
+    b.fingerprint_is_epoch = true;
+    sl_dead_set_origin(&d, &b);
+    sl_dead_id(&d, id[3]);
+    b.fingerprint_is_epoch = false;
+    b.path = 4;
+    sl_dead_set_origin(&d, &b);
+    sl_dead_id(&d, id[4]);
+    b.path = 3;
+    d.node = "g";
+    sl_dead_set_origin(&d, &b);
+    sl_dead_id(&d, id[5]);
+    d.node = "f";
+    d.rec.meta.offset = 8;
+    sl_dead_set_origin(&d, &b);
+    sl_dead_id(&d, id[6]);
+    d.rec.meta.offset = 7;
+    d.source = "ss"; /* parts do not run into each other: "ss"+"orders" */
+    sl_dead_set_origin(&d, &b);
+    sl_dead_id(&d, id[7]);
+    b.stream_name = "sorders"; /* and "s"+"sorders" */
+    d.source = "s";
+    sl_dead_set_origin(&d, &b);
+    sl_dead_id(&d, id[8]);
+    for (int i = 2; i < 9; i++) {
+        for (int j = 0; j < i; j++) {
+            assert_string_not_equal(id[i], id[j]);
+        }
+    }
+}
+
 /* A batch of source gen at seq, level 0, that came by the path tagged tag. */
 static struct sl_batch *tagged(struct sl_pipeline *pl, uint64_t seq, uint32_t tag)
 {
@@ -545,6 +602,7 @@ int main(void)
         cmocka_unit_test(test_runtime_fork_reads_the_records_in_place),
         cmocka_unit_test(test_runtime_failed_fork_gives_the_reservation_back),
         cmocka_unit_test(test_runtime_sink_knows_each_copy_by_its_path),
+        cmocka_unit_test(test_runtime_dead_letter_ids),
         cmocka_unit_test(test_runtime_task_levels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
