@@ -540,6 +540,16 @@ static const char *same_file_dead_table(const struct sl_node *node, const struct
     return sl_same_path(dconf->path, conf->path) ? dconf->table : NULL;
 }
 
+/* The dead-letter store's upsert key: the user's key_columns with mode
+ * upsert, else _id. */
+static void dead_key(const struct sqlite_conf *store, const char *const **ret_keys, size_t *ret_n)
+{
+    static const char *const id[] = {"_id"};
+
+    *ret_keys = store->mode == 1 ? (const char *const *)store->key_columns.items : id;
+    *ret_n = store->mode == 1 ? store->key_columns.n : 1;
+}
+
 static const char *writer_id_of(const struct sl_node *node)
 {
     const struct sqlite_conf *conf = node->cn->conf;
@@ -587,11 +597,9 @@ fill_writer_conf(struct sl_node *node, struct sqlite_sink *ss, struct sl_sqlite_
     /* The dead-letter store writes a dead letter that a replay makes again
      * over itself (its _id is the same): exactly once in a file of its own
      * too, unless the user chose an upsert key. */
-    static const char *const dead_key[] = {"_id"};
-    if (node == pl->dead_letter && conf->mode == 0) {
+    if (node == pl->dead_letter) {
+        dead_key(conf, &wc->key_columns, &wc->nkey_columns);
         wc->mode = SL_SQLITE_UPSERT;
-        wc->key_columns = dead_key;
-        wc->nkey_columns = 1;
     }
     wc->columns = ss->columns;
     wc->ncolumns = conf->columns.n;
@@ -602,6 +610,9 @@ fill_writer_conf(struct sl_node *node, struct sqlite_sink *ss, struct sl_sqlite_
     wc->cache_bytes = cache < 32u << 10 ? 32u << 10 : cache > 4u << 20 ? 4u << 20 : cache;
     sl_flow_set_aside(&pl->flow, wc->cache_bytes);
     wc->dead_table = same_file_dead_table(node, conf);
+    if (wc->dead_table != NULL) {
+        dead_key(node->pl->dead_letter->cn->conf, &wc->dead_keys, &wc->ndead_keys);
+    }
     wc->sink_name = node->name;
     wc->writer_id = writer_id_of(node);
     wc->source_names = ss->source_names;

@@ -156,8 +156,11 @@ static int init_targets(struct sl_sqlite_writer *w, struct sl_err *err)
                                     upsert ? conf->nkey_columns : 0, err);
 
     if (rc == 0 && conf->dead_table != NULL) {
+        /* The store's upsert key, so that rows it writes itself (for sinks
+         * in other files) and rows written here meet one unique index. */
         rc = sl__sqlite_target_init(&w->dead, conf->dead_table, dead_cols,
-                                    sizeof(dead_cols) / sizeof(dead_cols[0]), NULL, 0, err);
+                                    sizeof(dead_cols) / sizeof(dead_cols[0]), conf->dead_keys,
+                                    conf->ndead_keys, err);
         /* Dead rows are built on the stack: never compare with a previous one. */
         w->dead.shape_cache = false;
     }

@@ -38,9 +38,11 @@ struct sl_sqlite_writer_conf {
     const struct sl_sqlite_column *columns; /* optional: created up front with these types;
                                                other fields still add untyped columns */
     size_t ncolumns;
-    uint64_t cache_bytes;            /* SQLite cache_size budget; 0 = SQLite's default */
-    uint32_t busy_timeout_ms;        /* wait for other writers' locks; 0 = 5000 */
-    const char *dead_table;          /* dead-letter table in the same file, or NULL */
+    uint64_t cache_bytes;         /* SQLite cache_size budget; 0 = SQLite's default */
+    uint32_t busy_timeout_ms;     /* wait for other writers' locks; 0 = 5000 */
+    const char *dead_table;       /* dead-letter table in the same file, or NULL */
+    const char *const *dead_keys; /* its upsert key: the store's (sqlite_sink.c) */
+    size_t ndead_keys;
     const char *sink_name;           /* `_node` of the records this writer rejects */
     const char *writer_id;           /* identity of the positions this writer keeps (the
                                         sink's writer_id, by default its node name) */
