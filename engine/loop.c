@@ -28,7 +28,11 @@
 #define NO_DEADLINE UINT64_MAX
 /* What the shutdown may take past the drain deadline: joins and closes of
  * nodes that all finished, so milliseconds unless something is stuck. */
-#define SHUTDOWN_GRACE_NS (2 * 1000 * 1000 * 1000ull)
+/* Teardown's own time, past the drain deadline (or the end of the run):
+ * closing a SQLite connection checkpoints its write-ahead log, which after
+ * a bulk load can take seconds (a 224 MB log); the watchdog is for what
+ * never ends, not for that. */
+#define SHUTDOWN_GRACE_NS (10 * 1000 * 1000 * 1000ull)
 
 /* The shutdown watchdog (sl_loop_guard_shutdown): a thread of its own,
  * since the loop thread is joined before the pipeline is freed. */
@@ -37,9 +41,9 @@ struct shutdown_guard {
     pthread_mutex_t lock;
     pthread_cond_t cond; /* CLOCK_MONOTONIC */
     uint64_t deadline_ns;
-    bool done;          /* under lock: the shutdown finished */
-    char what[320];     /* under lock: what the current step waits for */
-    uint64_t timeout_s; /* engine.drain_timeout, for the message */
+    bool done;           /* under lock: the shutdown finished */
+    char what[320];      /* under lock: what the current step waits for */
+    uint64_t timeout_ms; /* engine.drain_timeout, for the message */
 };
 
 struct sl_loop {
@@ -413,9 +417,11 @@ static void *guard_main(void *arg)
     if (!g->done) {
         /* Leaves with the stuck thread running and nothing freed: main
          * frees a node's memory only after its threads were joined. */
-        sl_log_error("shutdown did not finish within engine.drain_timeout (%llus): %s did not "
-                     "stop: exiting",
-                     (unsigned long long)g->timeout_s, g->what[0] ? g->what : "the pipeline");
+        sl_log_error("shutdown did not finish within engine.drain_timeout (%llums) and %llu s "
+                     "more: %s did not stop: exiting",
+                     (unsigned long long)g->timeout_ms,
+                     (unsigned long long)(SHUTDOWN_GRACE_NS / 1000000000ull),
+                     g->what[0] ? g->what : "the pipeline");
         exit_now(1);
     }
     pthread_mutex_unlock(&g->lock);
@@ -442,15 +448,13 @@ void sl_loop_guard_shutdown(struct sl_loop *loop, struct sl_pipeline *pl)
         return;
     }
     /* After a drain, its own deadline plus a grace; after a run that
-     * ended by itself, a drain_timeout of its own. drain_start_ns is
-     * read after the loop thread was joined (sl_loop_stop). */
-    if (loop->drain_start_ns != 0) {
-        uint64_t end = loop->drain_start_ns + loop->drain_timeout_ns;
-        g->deadline_ns = (end > now ? end : now) + SHUTDOWN_GRACE_NS;
-    } else {
-        g->deadline_ns = now + loop->drain_timeout_ns;
-    }
-    g->timeout_s = (loop->drain_timeout_ns + 999999999ull) / 1000000000ull;
+     * ended by itself, a drain_timeout of its own plus the grace (a short
+     * drain_timeout must not cut a normal close). drain_start_ns is read
+     * after the loop thread was joined (sl_loop_stop). */
+    uint64_t end = loop->drain_start_ns != 0 ? loop->drain_start_ns + loop->drain_timeout_ns
+                                             : now + loop->drain_timeout_ns;
+    g->deadline_ns = (end > now ? end : now) + SHUTDOWN_GRACE_NS;
+    g->timeout_ms = loop->drain_timeout_ns / 1000000ull;
     pthread_mutex_init(&g->lock, NULL);
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* sl_now_ns's clock */
