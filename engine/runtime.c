@@ -195,18 +195,9 @@ static void fail_oom(struct sl_node *node)
 /* Appends shell to node's shell list and starts a task for it. */
 static void add_shell(struct sl_node *node, struct sl_batch *shell)
 {
-    /* The list links through the batch: a shell a fan-out shares (forks of
-     * a batch without dead letters are the batch itself) would be linked
-     * into two lists at once, corrupting both. Such a one gets a copy. */
-    if (atomic_load_explicit(&shell->refs, memory_order_acquire) > 1) {
-        struct sl_batch *own = sl_batch_shell(shell);
-        sl_batch_unref(shell);
-        if (own == NULL) {
-            fail_oom(node);
-            return;
-        }
-        shell = own;
-    }
+    /* The list links through the batch: a struct is its holder's alone
+     * (a fork is never the batch itself), so it is on one list at most;
+     * forks holding it as their parent never read shell_next. */
     shell->shell_next = NULL;
     pthread_mutex_lock(&node->shells_lock);
     *node->shells_tail = shell;
