@@ -404,6 +404,7 @@ struct path_walk {
     size_t *nout;
     uint64_t *npaths; /* per node: paths to a sink (0: not counted yet) */
     size_t keys;      /* (nodes + 1) x LEVELS: [source * LEVELS + level] */
+    size_t *sink_at;  /* per node: its row in fill (sinks) */
     uint32_t *fill;   /* per sink, per key: tags written so far */
 };
 
@@ -439,7 +440,7 @@ static void walk_paths(struct path_walk *w, size_t src, size_t v, uint32_t tag, 
 
     if (cn->kind == SLUICE_KIND_SINK) {
         size_t k = src * LEVELS + (size_t)level;
-        uint32_t *fill = &w->fill[v * w->keys + k];
+        uint32_t *fill = &w->fill[w->sink_at[v] * w->keys + k];
         SL_ASSERT(*fill < cn->paths[k]);
         cn->path_ids[cn->path_ids_at[k] + (*fill)++] = tag;
         return;
@@ -478,8 +479,19 @@ static int number_paths(struct sl__loader *ld, const struct dag *dag)
     w.out = sl__conf_alloc(ld, (n + 1) * sizeof(*w.out));
     w.nout = sl__conf_alloc(ld, (n + 1) * sizeof(*w.nout));
     w.npaths = sl__conf_alloc(ld, (n + 1) * sizeof(*w.npaths));
-    w.fill = sl__conf_alloc(ld, (n + 1) * keys * sizeof(*w.fill));
-    if (w.out == NULL || w.nout == NULL || w.npaths == NULL || w.fill == NULL) {
+    w.sink_at = sl__conf_alloc(ld, (n + 1) * sizeof(*w.sink_at));
+    if (w.out == NULL || w.nout == NULL || w.npaths == NULL || w.sink_at == NULL) {
+        return SL_ENOMEM;
+    }
+    size_t nsinks = 0;
+    for (size_t v = 0; v < n; v++) {
+        w.sink_at[v] = nsinks;
+        nsinks += nodes[v].kind == SLUICE_KIND_SINK;
+    }
+    /* A row per sink, not per node: (nodes + 1)^2 rows were 160 MB at
+     * 2,000 nodes. */
+    w.fill = sl__conf_alloc(ld, (nsinks + 1) * keys * sizeof(*w.fill));
+    if (w.fill == NULL) {
         return SL_ENOMEM;
     }
     for (size_t v = 0; v < n; v++) {
@@ -529,7 +541,7 @@ static int number_paths(struct sl__loader *ld, const struct dag *dag)
     for (size_t v = 0; v < n; v++) {
         for (size_t k = 0; nodes[v].path_ids != NULL && k < keys; k++) {
             /* The walk and check_paths' count agree, copy for copy. */
-            SL_ASSERT(w.fill[v * keys + k] == nodes[v].paths[k]);
+            SL_ASSERT(w.fill[w.sink_at[v] * keys + k] == nodes[v].paths[k]);
             qsort(nodes[v].path_ids + nodes[v].path_ids_at[k], nodes[v].paths[k], sizeof(uint32_t),
                   cmp_u32);
         }

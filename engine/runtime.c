@@ -813,6 +813,17 @@ int sl_node_source_push(struct sl_node *node, struct sl_batch *batch)
     struct sl_pipeline *pl = node->pl;
     int rc;
 
+    /* The window first: a batch waiting for it is not charged yet, so
+     * others' admissions and the decode gate do not count it. Entered once:
+     * a retried push does not count the batch twice (it leaves when the
+     * caller drops it). */
+    if (batch->window == NULL && node->window.max != 0) {
+        rc = sl_flow_window_enter(&node->window, &pl->stop);
+        if (rc != 0) {
+            return rc;
+        }
+        batch->window = &node->window;
+    }
     /* Admitted once: a batch whose push failed is still charged (it gives
      * its bytes back when the caller drops it) and may be pushed again. */
     if (batch->flow == NULL) {
@@ -821,15 +832,6 @@ int sl_node_source_push(struct sl_node *node, struct sl_batch *batch)
             return rc;
         }
         sl_batch_adopt(batch, &pl->flow);
-    }
-    /* Entered once, like the admission above: a retried push does not
-     * count the batch twice. */
-    if (batch->window == NULL && node->window.max != 0) {
-        rc = sl_flow_window_enter(&node->window, &pl->stop);
-        if (rc != 0) {
-            return rc;
-        }
-        batch->window = &node->window;
     }
     batch->source = node->index;
     /* Counted before the push: the pop that subtracts may come at once. */
