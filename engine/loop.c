@@ -265,10 +265,17 @@ static void tick(struct sl_loop *loop, bool show, uint64_t *last_ns, uint64_t *l
     }
     if (loop->drain_start_ns != 0 && sl_now_ns() - loop->drain_start_ns >= loop->drain_timeout_ns) {
         char running[256] = "";
+        const char *opening = pl == NULL ? sl_pipeline_opening() : NULL;
         if (pl != NULL) {
             sl_pipeline_describe_running(pl, running, sizeof(running));
         }
-        if (running[0] != '\0') {
+        if (pl == NULL) {
+            /* Stopped before it started: no counts to show or write. */
+            sl_log_error("drain did not finish within engine.drain_timeout (still starting: "
+                         "opening %s%s%s): exiting",
+                         opening != NULL ? "'" : "the nodes", opening != NULL ? opening : "",
+                         opening != NULL ? "'" : "");
+        } else if (running[0] != '\0') {
             sl_log_error("drain did not finish within engine.drain_timeout (still running: %s): "
                          "exiting",
                          running);

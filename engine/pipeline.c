@@ -579,6 +579,17 @@ static int link_inputs(struct sl_pipeline *pl, struct sl_node *node, struct sl_e
     return 0;
 }
 
+/* The node whose open() runs now, for the event loop's drain-deadline
+ * message (the pipeline is not attached to the loop while it is built): a
+ * sink waiting for a locked database at start-up was "drain did not finish"
+ * with nothing named. One pipeline is built at a time. */
+static _Atomic(const char *) opening;
+
+const char *sl_pipeline_opening(void)
+{
+    return atomic_load_explicit(&opening, memory_order_acquire);
+}
+
 static int open_nodes(struct sl_pipeline *pl, struct sl_err *err)
 {
     /* Sinks first (sources ask them for positions), then stages, then sources. */
@@ -590,7 +601,9 @@ static int open_nodes(struct sl_pipeline *pl, struct sl_err *err)
             if (node->cn->kind != order[k] || node->type->open == NULL) {
                 continue;
             }
+            atomic_store_explicit(&opening, node->name, memory_order_release);
             int rc = node->type->open(node, err);
+            atomic_store_explicit(&opening, NULL, memory_order_release);
             if (rc != 0) {
                 return rc;
             }

@@ -162,6 +162,9 @@ void sl_pipeline_stop(struct sl_pipeline *pl);
  * as "source 'f' (its thread), sink 'db' (1 task)"; empty when nothing
  * runs. Reads atomics only: safe while the pipeline runs. Thread: any. */
 void sl_pipeline_describe_running(struct sl_pipeline *pl, char *buf, size_t len);
+/* The name of the node being opened while a pipeline is built, or NULL.
+ * Thread: any. */
+const char *sl_pipeline_opening(void);
 /* Joins threads, closes nodes, frees everything, telling pl->on_teardown
  * what each step that may wait waits for. Nothing is freed while a thread
  * that may use it runs: a step that never ends hangs here (the shutdown

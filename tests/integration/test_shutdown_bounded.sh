@@ -66,6 +66,24 @@ grep -q "still running: sink 'db' (1 task)" run.log ||
     fail "locked db: the message does not name the sink: $(cat run.log)"
 echo "locked database: exit $rc, named"
 
+# 2b. The same lock taken before the run: the sink waits in its open, before
+# the pipeline started; the message named nothing (probe).
+rm -f release locked
+hold_lock out/early.db 60
+locker=$LOCKER
+sed 's|out/o.db|out/early.db|' db.yaml > early.yaml
+"$SLUICE" run early.yaml 2> run.log &
+pid=$!
+sleep 0.5 # not a synchronisation: the open cannot end while the lock is held
+kill -INT $pid
+gone_within $pid 20
+touch release
+wait $locker
+[ "$rc" = 1 ] || fail "locked at start: exit $rc, want 1: $(cat run.log)"
+grep -q "still starting: opening 'db'" run.log ||
+    fail "locked at start: the message does not name the sink: $(cat run.log)"
+echo "locked at start: exit $rc, named"
+
 # 3. A run that ends by itself, then a step of the teardown never ends
 # (opening a FIFO for --summary-json blocks until a reader comes).
 mkfifo s.fifo
