@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #define DEAD_RAW_MAX (64 * 1024)
@@ -198,6 +199,21 @@ static int expand_glob(struct file_source *fs, const char *pattern, struct sl_er
         if (len > 0 && g.gl_pathv[i][len - 1] == '/') {
             dirs++;
             continue;
+        }
+        /* A FIFO or a device has no position to resume from and cannot be
+         * fingerprinted (a read would consume it): opening one blocked until
+         * a writer came, then failed with "Illegal seek" (probe). */
+        struct stat sb;
+        if (stat(g.gl_pathv[i], &sb) == 0 && !S_ISREG(sb.st_mode)) {
+            rc = sl_err_set(err, SL_EIO,
+                            "'%s' is not a regular file (%s): a file source reads files, "
+                            "whose positions it can keep",
+                            g.gl_pathv[i],
+                            S_ISFIFO(sb.st_mode)   ? "a FIFO"
+                            : S_ISSOCK(sb.st_mode) ? "a socket"
+                                                   : "a device");
+            globfree(&g);
+            return rc;
         }
         struct file_stream *st = &fs->streams[fs->nstreams];
         st->ck_pos = -1;
