@@ -708,6 +708,10 @@ static int sqlite_open(struct sl_node *node, struct sl_err *err)
          attempt++) {
     }
     if (ss->w == NULL) {
+        /* Named once: the retries' give-up message already is. */
+        if (err->code == SL_ETIMEDOUT) {
+            return err->code;
+        }
         char msg[SL_ERR_MSG_MAX];
         memcpy(msg, err->msg, sizeof(msg));
         return sl_err_set(err, err->code ? err->code : SL_EIO, "%s: %s", node->name, msg);
