@@ -111,19 +111,30 @@ bool sl_flow_try_acquire(struct sl_flow *flow, uint64_t bytes)
     return try_charge(flow, bytes, NULL);
 }
 
-/* Charges bytes for holder (NULL: a batch), waiting as sl_flow_acquire
- * says. */
-static int
-charge_wait(struct sl_flow *flow, uint64_t bytes, const void *holder, const atomic_bool *cancel)
+/* What a waiter on the budget waits for: try(wish) is true once it got it
+ * (a charge of bytes for holder, or a place in win). */
+struct flow_wish {
+    bool (*try)(const struct flow_wish *wish);
+    struct sl_flow *flow;
+    uint64_t bytes;
+    const void *holder;
+    struct sl_flow_window *win;
+};
+
+/* Waits until wish->try succeeds or *cancel is set (SL_ECANCELED): the one
+ * wait of the budget's waiters (a charge, a window's place), woken by
+ * whatever gives back (sl_flow_release, sl_flow_window_leave). */
+static int wait_for(struct sl_flow *flow, const struct flow_wish *wish, const atomic_bool *cancel)
 {
-    if (try_charge(flow, bytes, holder)) {
+    if (wish->try(wish)) {
         return 0;
     }
     pthread_mutex_lock(&flow->lock);
     /* seq_cst: the store half of the waiter's store-load pair; the load
-     * half is the seq_cst load of `used` in the try_charge below. */
+     * half is the seq_cst load in the try below (of `used`, or a window's
+     * `live`). */
     atomic_fetch_add_explicit(&flow->waiters, 1, memory_order_seq_cst);
-    while (!try_charge(flow, bytes, holder)) {
+    while (!wish->try(wish)) {
         if (cancel != NULL && atomic_load_explicit(cancel, memory_order_acquire)) {
             atomic_fetch_sub_explicit(&flow->waiters, 1, memory_order_seq_cst);
             pthread_mutex_unlock(&flow->lock);
@@ -134,6 +145,22 @@ charge_wait(struct sl_flow *flow, uint64_t bytes, const void *holder, const atom
     atomic_fetch_sub_explicit(&flow->waiters, 1, memory_order_seq_cst);
     pthread_mutex_unlock(&flow->lock);
     return 0;
+}
+
+static bool try_charge_wish(const struct flow_wish *wish)
+{
+    return try_charge(wish->flow, wish->bytes, wish->holder);
+}
+
+/* Charges bytes for holder (NULL: a batch), waiting as sl_flow_acquire
+ * says. */
+static int
+charge_wait(struct sl_flow *flow, uint64_t bytes, const void *holder, const atomic_bool *cancel)
+{
+    struct flow_wish wish = {
+        .try = try_charge_wish, .flow = flow, .bytes = bytes, .holder = holder};
+
+    return wait_for(flow, &wish, cancel);
 }
 
 int sl_flow_acquire(struct sl_flow *flow, uint64_t bytes, const atomic_bool *cancel)
@@ -286,26 +313,16 @@ bool sl_flow_window_try_enter(struct sl_flow_window *win)
     return true;
 }
 
+static bool try_enter_wish(const struct flow_wish *wish)
+{
+    return sl_flow_window_try_enter(wish->win);
+}
+
 int sl_flow_window_enter(struct sl_flow_window *win, const atomic_bool *cancel)
 {
-    struct sl_flow *flow = win->flow;
+    struct flow_wish wish = {.try = try_enter_wish, .win = win};
 
-    if (sl_flow_window_try_enter(win)) {
-        return 0;
-    }
-    pthread_mutex_lock(&flow->lock);
-    atomic_fetch_add_explicit(&flow->waiters, 1, memory_order_seq_cst);
-    while (!sl_flow_window_try_enter(win)) {
-        if (cancel != NULL && atomic_load_explicit(cancel, memory_order_acquire)) {
-            atomic_fetch_sub_explicit(&flow->waiters, 1, memory_order_seq_cst);
-            pthread_mutex_unlock(&flow->lock);
-            return SL_ECANCELED;
-        }
-        wait_until(flow, sl_now_ns() + WAIT_SLICE_NS);
-    }
-    atomic_fetch_sub_explicit(&flow->waiters, 1, memory_order_seq_cst);
-    pthread_mutex_unlock(&flow->lock);
-    return 0;
+    return wait_for(win->flow, &wish, cancel);
 }
 
 void sl_flow_window_leave(struct sl_flow_window *win)
