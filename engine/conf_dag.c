@@ -55,7 +55,9 @@ static int check_counts(struct sl__loader *ld, const struct sl__ynode *root)
         if (val != NULL) {
             return sl__yerr(ld, val->key, "the pipeline needs at least one %s", what[k]);
         }
-        return sl_err_set_at(ld->err, ld->file, 0, 0, section[k],
+        /* No section to point at: the top of the file (1:1). */
+        return sl_err_set_at(ld->err, ld->file, root != NULL && root->line > 0 ? root->line : 1,
+                             root != NULL && root->col > 0 ? root->col : 1, section[k],
                              "the pipeline needs at least one %s", what[k]);
     }
     return 0;
