@@ -9,10 +9,13 @@
 #include "fsutil.h"
 #include "ring.h"
 
+#include <fnmatch.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define NONE        ((size_t)-1)
 #define OUTPUTS_MAX 64
@@ -614,6 +617,64 @@ static int check_shared_files(struct sl__loader *ld)
     return 0;
 }
 
+/* p as an absolute path, "./" and "//" collapsed (lexically: a glob may
+ * name files that do not exist yet). False when it does not fit. */
+static bool lexical_abs(const char *p, char *out, size_t len)
+{
+    char buf[PATH_MAX];
+    size_t o = 0;
+
+    if (p[0] != '/') {
+        if (getcwd(buf, sizeof(buf)) == NULL ||
+            (size_t)snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "/%s", p) >=
+                sizeof(buf) - strlen(buf)) {
+            return false;
+        }
+    } else if ((size_t)snprintf(buf, sizeof(buf), "%s", p) >= sizeof(buf)) {
+        return false;
+    }
+    for (const char *s = buf; *s != '\0' && o + 1 < len; s++) {
+        if (*s == '/' && (s[1] == '/' || (s[1] == '.' && (s[2] == '/' || s[2] == '\0')))) {
+            s += s[1] == '.' ? 1 : 0;
+            continue;
+        }
+        out[o++] = *s;
+    }
+    out[o] = '\0';
+    return o + 1 < len;
+}
+
+/* A sink writing a file that a file source's glob matches would read its
+ * own output on the next run (and a SQLite sink on a source's input file
+ * fails at run: "file is not a database"): refused by validate. */
+static int check_sink_reads_itself(struct sl__loader *ld)
+{
+    const struct sl_conf *conf = ld->conf;
+    char glob_abs[PATH_MAX], sink_abs[PATH_MAX];
+
+    for (size_t i = 0; i < conf->nnodes; i++) {
+        const struct sl_conf_node *src = &conf->nodes[i];
+        if (src->kind != SLUICE_KIND_SOURCE || strcmp(src->type->def.name, "file") != 0) {
+            continue;
+        }
+        const char *glob = sl_conf_node_str(src, "path");
+        for (size_t j = 0; glob != NULL && j <= conf->nnodes; j++) {
+            const struct sl_conf_node *sink =
+                j < conf->nnodes ? &conf->nodes[j] : conf->dead_letter;
+            const char *path = sink_path(sink);
+            if (path != NULL && lexical_abs(glob, glob_abs, sizeof(glob_abs)) &&
+                lexical_abs(path, sink_abs, sizeof(sink_abs)) &&
+                fnmatch(glob_abs, sink_abs, FNM_PATHNAME) == 0) {
+                return sl_conf_node_err(sink, "path", ld->err,
+                                        "'%s' is a file that source '%s' reads (path '%s'): a "
+                                        "sink must not write its own input",
+                                        path, src->name, glob);
+            }
+        }
+    }
+    return 0;
+}
+
 /* Whether the `set` of node v (a map) gives field name (len bytes) with
  * an expression that calls now(): the node's YAML, whatever its type. */
 static const struct sl__ynode *sets_from_now(const struct sl_conf_node *cn, const struct sl_expr *e)
@@ -722,6 +783,9 @@ int sl__conf_dag(struct sl__loader *ld, const struct sl__ynode *root)
     }
     if (rc == 0) {
         rc = check_shared_files(ld);
+    }
+    if (rc == 0) {
+        rc = check_sink_reads_itself(ld);
     }
     return rc;
 }
