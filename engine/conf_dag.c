@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define NONE        ((size_t)-1)
 #define OUTPUTS_MAX 64
@@ -617,33 +616,6 @@ static int check_shared_files(struct sl__loader *ld)
     return 0;
 }
 
-/* p as an absolute path, "./" and "//" collapsed (lexically: a glob may
- * name files that do not exist yet). False when it does not fit. */
-static bool lexical_abs(const char *p, char *out, size_t len)
-{
-    char buf[PATH_MAX];
-    size_t o = 0;
-
-    if (p[0] != '/') {
-        if (getcwd(buf, sizeof(buf)) == NULL ||
-            (size_t)snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "/%s", p) >=
-                sizeof(buf) - strlen(buf)) {
-            return false;
-        }
-    } else if ((size_t)snprintf(buf, sizeof(buf), "%s", p) >= sizeof(buf)) {
-        return false;
-    }
-    for (const char *s = buf; *s != '\0' && o + 1 < len; s++) {
-        if (*s == '/' && (s[1] == '/' || (s[1] == '.' && (s[2] == '/' || s[2] == '\0')))) {
-            s += s[1] == '.' ? 1 : 0;
-            continue;
-        }
-        out[o++] = *s;
-    }
-    out[o] = '\0';
-    return o + 1 < len;
-}
-
 /* A sink writing a file that a file source's glob matches would read its
  * own output on the next run (and a SQLite sink on a source's input file
  * fails at run: "file is not a database"): refused by validate. */
@@ -662,8 +634,8 @@ static int check_sink_reads_itself(struct sl__loader *ld)
             const struct sl_conf_node *sink =
                 j < conf->nnodes ? &conf->nodes[j] : conf->dead_letter;
             const char *path = sink_path(sink);
-            if (path != NULL && lexical_abs(glob, glob_abs, sizeof(glob_abs)) &&
-                lexical_abs(path, sink_abs, sizeof(sink_abs)) &&
+            if (path != NULL && sl_path_lexical_abs(glob, glob_abs, sizeof(glob_abs)) &&
+                sl_path_lexical_abs(path, sink_abs, sizeof(sink_abs)) &&
                 fnmatch(glob_abs, sink_abs, FNM_PATHNAME) == 0) {
                 return sl_conf_node_err(sink, "path", ld->err,
                                         "'%s' is a file that source '%s' reads (path '%s'): a "

@@ -143,3 +143,30 @@ bool sl_same_path(const char *a, const char *b)
     return path_resolved(a, fa, sizeof(fa)) && path_resolved(b, fb, sizeof(fb)) &&
            strcmp(fa, fb) == 0;
 }
+
+bool sl_path_lexical_abs(const char *path, char *out, size_t len)
+{
+    char buf[PATH_MAX];
+    size_t o = 0;
+
+    if (path[0] != '/') {
+        if (getcwd(buf, sizeof(buf)) == NULL) {
+            return false;
+        }
+        size_t n = strlen(buf);
+        if ((size_t)snprintf(buf + n, sizeof(buf) - n, "/%s", path) >= sizeof(buf) - n) {
+            return false;
+        }
+    } else if ((size_t)snprintf(buf, sizeof(buf), "%s", path) >= sizeof(buf)) {
+        return false;
+    }
+    for (const char *s = buf; *s != '\0' && o + 1 < len; s++) {
+        if (*s == '/' && (s[1] == '/' || (s[1] == '.' && (s[2] == '/' || s[2] == '\0')))) {
+            s += s[1] == '.' ? 1 : 0;
+            continue;
+        }
+        out[o++] = *s;
+    }
+    out[o] = '\0';
+    return o + 1 < len;
+}

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* Small file-system helpers shared by sinks. Thread: any. */
+/* Small file-system helpers shared by sinks and the loader. Thread: any. */
 #ifndef SL_FSUTIL_H
 #define SL_FSUTIL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /* Creates the missing parent directories of path (mkdir -p of its dirname).
  * Returns 0 or SL_EIO with errno set. */
@@ -14,5 +15,10 @@ int sl_mkdir_parents(const char *path);
  * symlink and its target (also one to a file still to create) and two hard
  * links. Reads the file system (stat, realpath, readlink). */
 bool sl_same_path(const char *a, const char *b);
+
+/* Writes path as an absolute path into out (len bytes), "./" and "//"
+ * collapsed, without reading the file system beyond getcwd (a glob may
+ * name files that do not exist yet). False when it does not fit. */
+bool sl_path_lexical_abs(const char *path, char *out, size_t len);
 
 #endif
