@@ -12,6 +12,19 @@ fail() {
     exit 1
 }
 
+# err_of FILE: what explains a failed run: with a sanitizer's report in
+# FILE, the last lines before it and the report's start (the stack's last
+# lines alone do not say what went wrong); else the last five lines.
+err_of() {
+    local pat='^==[0-9]+==(ERROR|WARNING)|WARNING: ThreadSanitizer|runtime error:'
+    if grep -qE "$pat" "$1" 2> /dev/null; then
+        sed -nE "/$pat/q;p" "$1" | tail -n 5
+        grep -m1 -A40 -E "$pat" "$1"
+    else
+        tail -n 5 "$1"
+    fi
+}
+
 # Sanitizer builds are slower: tests scale their data with this.
 SCALE=1
 if [ -n "${SLUICE_SANITIZE:-}" ]; then

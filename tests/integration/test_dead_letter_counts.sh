@@ -21,8 +21,8 @@ mkdir -p out
 a=$!
 "$SLUICE" run p.yaml --summary-json b.json 2> b.err &
 b=$!
-wait $a || fail "run a: $(tail -n 5 a.err)"
-wait $b || fail "run b: $(tail -n 5 b.err)"
+wait $a || fail "run a: $(err_of a.err)"
+wait $b || fail "run b: $(err_of b.err)"
 [ "$(q out/o.db 'SELECT count(*) FROM rejects')" -eq "$BAD" ] || fail "rejects: $(q out/o.db 'SELECT count(*) FROM rejects') of $BAD"
 [ "$(q out/o.db 'SELECT count(*) FROM orders')" -eq "$N" ] || fail "orders: $(q out/o.db 'SELECT count(*) FROM orders') of $N"
 python3 - "$BAD" <<'PY' || fail "dead_letter counts: $(cat a.json) $(cat b.json)"

@@ -35,7 +35,7 @@ for n in missing refused nohost; do
     rc=$?
     set -e
     shift
-    [ "$rc" = 1 ] || fail "$n: exit $rc, want 1 within 90 s: $(tail -n 5 "$n.err")"
+    [ "$rc" = 1 ] || fail "$n: exit $rc, want 1 within 90 s: $(err_of "$n.err")"
     grep -q "exit_on_eof: no partition of .* was assigned within 30 s: are the brokers" "$n.err" ||
         fail "$n: $(cat "$n.err")"
 done

@@ -57,8 +57,8 @@ wait "$lock" || fail "lock holder"
 done_() { [ "$(rows)" -ge "$N" ]; }
 WAIT_TIMEOUT=60 wait_until done_ || die "rows: $(rows) of $N"
 kill -TERM $a $b
-wait $a || fail "first member: $(tail -n 5 a.err)"
-wait $b || fail "second member: $(tail -n 5 b.err)"
+wait $a || fail "first member: $(err_of a.err)"
+wait $b || fail "second member: $(err_of b.err)"
 [ "$(q out/k.db 'SELECT count(*), count(DISTINCT id), count(DISTINCT kp || ":" || ko) FROM t')" = "$N|$N|$N" ] ||
     fail "not exactly once: $(q out/k.db 'SELECT count(*), count(DISTINCT id) FROM t'), want $N"
 echo "ok"

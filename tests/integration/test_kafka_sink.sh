@@ -91,7 +91,7 @@ wait_until grep -q 'Connection refused' run2.err || fail "sluice never met the d
 sleep 2
 kill -0 "$pid" 2> /dev/null || fail "the run ended while the leader of partition 0 was down"
 mock_cmd "up $leader"
-wait "$pid" || fail "run with broker $leader down and up: $(tail -n 5 run2.err)"
+wait "$pid" || fail "run with broker $leader down and up: $(err_of run2.err)"
 [ ! -s out/dead.jsonl ] || fail "dead letters after down/up: $(head -n 2 out/dead.jsonl)"
 consume again all | sort > again.txt
 # At least once: every record is there (a retry may repeat one).
@@ -115,7 +115,7 @@ sinks:
     librdkafka: { queue.buffering.max.messages: 50 }
 dead_letter: { type: file, path: out/expr-dead.jsonl }
 YAML
-"$SLUICE" run expr.yaml 2> run4.err || fail "topic_expr run: $(tail -n 5 run4.err)"
+"$SLUICE" run expr.yaml 2> run4.err || fail "topic_expr run: $(err_of run4.err)"
 python3 - "$N" <<'PY' > expr.want
 import json, sys
 counts = {"x": 0, "y": 0, "z": 0, "dead": 0}
@@ -147,7 +147,7 @@ sinks:
 dead_letter: { type: file, path: out/gone.jsonl }
 YAML
 mock_cmd "down -1"
-"$SLUICE" run gone.yaml 2> run3.err || fail "run with the cluster down: $(tail -n 5 run3.err)"
+"$SLUICE" run gone.yaml 2> run3.err || fail "run with the cluster down: $(err_of run3.err)"
 [ "$(summary_of run3.err k)" = "0 $M" ] || fail "summary of k: $(summary_of run3.err k), want 0 $M"
 [ "$(grep -c '"_error":"kafka: delivery to orders.*Message timed out"' out/gone.jsonl)" -eq "$M" ] ||
     fail "dead letters: $(head -n 2 out/gone.jsonl)"

@@ -24,7 +24,7 @@ sinks:
 dead_letter: { type: file, path: out/slow-dead.jsonl }
 YAML
 mock_cmd "broker-errors 1 Produce 5 NO_ERROR 3000"
-timeout 120 "$SLUICE" run slow.yaml 2> slow.err > /dev/null || fail "slow run: $(tail -n 5 slow.err)"
+timeout 120 "$SLUICE" run slow.yaml 2> slow.err > /dev/null || fail "slow run: $(err_of slow.err)"
 [ "$(consume slow | wc -l)" -eq "$M" ] || fail "the broker should hold all $M messages"
 dead=$(wc -l < out/slow-dead.jsonl)
 [ "$dead" -gt 0 ] || fail "no delivery timed out: the fault was not injected"
@@ -62,8 +62,8 @@ stored() { q out/ck.db 'SELECT max(position) FROM _sluice_checkpoints' 2> /dev/n
 size=$(stat -c %s in.jsonl)
 quarter_stored() { [ "$(stored)" -ge $((size / 4)) ] 2> /dev/null; }
 wait_until quarter_stored ||
-    fail "the checkpoint never covered a quarter of the file (stored: '$(stored)'): $(tail -n 5 ck1.err)"
-kill -0 "$pid" 2> /dev/null || fail "the slow run ended too soon: $(tail -n 5 ck1.err)"
+    fail "the checkpoint never covered a quarter of the file (stored: '$(stored)'): $(err_of ck1.err)"
+kill -0 "$pid" 2> /dev/null || fail "the slow run ended too soon: $(err_of ck1.err)"
 kill -9 "$pid"
 wait "$pid" 2> /dev/null || true
 mock_cmd "rtt 1 0"
@@ -73,7 +73,7 @@ pos=$(stored)
 covered=$((pos * N / size))
 [ $((acked - covered)) -le $((N / 4)) ] ||
     fail "the checkpoint ($covered records) lags the messages in the topic ($acked) by more than $((N / 4))"
-timeout 120 "$SLUICE" run ck.yaml 2> ck2.err > /dev/null || fail "restart: $(tail -n 5 ck2.err)"
+timeout 120 "$SLUICE" run ck.yaml 2> ck2.err > /dev/null || fail "restart: $(err_of ck2.err)"
 consume ids > all.txt
 total=$(wc -l < all.txt)
 distinct=$(sort -u all.txt | wc -l)

@@ -51,7 +51,7 @@ YAML
         # threads) must not finish the topic before it paused more than once.
         sleep 0.05
     done
-    wait $pid || fail "run: $(tail -n 5 run.err)"
+    wait $pid || fail "run: $(err_of run.err)"
     [ "$(q out/$1.db 'SELECT count(*), count(DISTINCT id), count(DISTINCT kp || ":" || ko) FROM t')" = "$N|$N|$N" ] ||
         fail "after $stalls stalls: $(q out/$1.db 'SELECT count(*), count(DISTINCT id) FROM t'), want $N once each ($(grep paused run.err))"
     grep -q "paused [2-9][0-9]* times\|paused [1-9][0-9][0-9]* times" run.err

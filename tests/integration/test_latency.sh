@@ -14,7 +14,7 @@ sinks:
   db: { type: sqlite, inputs: [m], path: out/l.db, table: t }
   f: { type: file, inputs: [m], path: out/l.jsonl }
 YAML
-"$SLUICE" run lat.yaml --summary-json lat.json 2> lat.err || fail "run: $(tail -n 5 lat.err)"
+"$SLUICE" run lat.yaml --summary-json lat.json 2> lat.err || fail "run: $(err_of lat.err)"
 for s in db f; do
     ok=$(json lat.json "(lambda l, e: 0 <= l['p50'] <= l['p99'] <= l['max'] <= e * 1000 and l['max'] > 0)(d['nodes']['$s']['latency_ms'], d['elapsed_s'])")
     [ "$ok" = True ] || fail "$s: latency not ordered within the run: $(cat lat.json)"

@@ -194,7 +194,7 @@ grep -q '"level": "high"' data/o.jsonl || fail "no string priority in the input"
 # 0. File sinks: rows, counts, dead letters and order within a level.
 pipeline f.yaml data/o.jsonl "$G" file
 "$SLUICE" validate f.yaml || fail "validate"
-"$SLUICE" run f.yaml --summary-json s0.json 2> run0.err || fail "run: $(tail -n 5 run0.err)"
+"$SLUICE" run f.yaml --summary-json s0.json 2> run0.err || fail "run: $(err_of run0.err)"
 counts_add_up s0.json
 check_outputs file data/o.jsonl "$G" s0.json || fail "file sinks: outputs or counts wrong (above)"
 rm -rf out
@@ -205,11 +205,11 @@ G=$((10000 / SCALE))
 make_input data/o.jsonl "$N" 11
 grep -q '"level": "high"' data/o.jsonl || fail "no string priority in the input"
 pipeline p.yaml data/o.jsonl "$G" sqlite
-"$SLUICE" run p.yaml --summary-json s1.json 2> run1.err || fail "run: $(tail -n 5 run1.err)"
+"$SLUICE" run p.yaml --summary-json s1.json 2> run1.err || fail "run: $(err_of run1.err)"
 counts_add_up s1.json
 check_outputs sqlite data/o.jsonl "$G" s1.json || fail "first run: tables or counts wrong (above)"
 before=$(q out/p.db 'SELECT (SELECT count(*) FROM orders), (SELECT count(*) FROM levels), (SELECT count(*) FROM gen), (SELECT count(*) FROM rejects)')
-"$SLUICE" run p.yaml --summary-json s2.json 2> run2.err || fail "re-run: $(tail -n 5 run2.err)"
+"$SLUICE" run p.yaml --summary-json s2.json 2> run2.err || fail "re-run: $(err_of run2.err)"
 counts_add_up s2.json
 after=$(q out/p.db 'SELECT (SELECT count(*) FROM orders), (SELECT count(*) FROM levels), (SELECT count(*) FROM gen), (SELECT count(*) FROM rejects)')
 [ "$before" = "$after" ] || fail "the re-run wrote more: $before -> $after"
@@ -232,11 +232,11 @@ for attempt in $(seq 1 30); do
         kills=$((kills + 1))
         wait "$pid" 2> /dev/null || true
     else
-        wait "$pid" || fail "run $attempt failed: $(tail -n 5 kill.err)"
+        wait "$pid" || fail "run $attempt failed: $(err_of kill.err)"
         break
     fi
 done
-"$SLUICE" run k.yaml --summary-json last.json 2> last.err || fail "final run: $(tail -n 5 last.err)"
+"$SLUICE" run k.yaml --summary-json last.json 2> last.err || fail "final run: $(err_of last.err)"
 counts_add_up last.json
 echo "killed $kills times"
 [ "$kills" -gt 0 ] || fail "no run was killed"

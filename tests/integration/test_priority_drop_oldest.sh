@@ -17,7 +17,7 @@ stages:
 sinks:
   db: { type: sqlite, inputs: [mark], path: out/dold.db, table: orders }
 YAML
-"$SLUICE" run dold.yaml --summary-json dold.json 2> dold.err || fail "$(tail -n 5 dold.err)"
+"$SLUICE" run dold.yaml --summary-json dold.json 2> dold.err || fail "$(err_of dold.err)"
 q out/dold.db 'SELECT lvl, count(*) FROM orders GROUP BY lvl' > dold.rows
 python3 - dold.json dold.rows <<'PY' || fail "drop_oldest sheds the highest level first: $(cat dold.rows)"
 import json, sys

@@ -37,10 +37,10 @@ kill_lane0() {
 
 # Control: the same settings again write exactly what lane 0 lacked.
 conf amount same
-"$SLUICE" run p.yaml 2> same1.err || fail "same: $(tail -n 5 same1.err)"
+"$SLUICE" run p.yaml 2> same1.err || fail "same: $(err_of same1.err)"
 [ "$(q out/same.db 'SELECT count(*) FROM orders')" -eq "$N" ] || fail "same: first run"
 kill_lane0 out/same.db > /dev/null
-"$SLUICE" run p.yaml 2> same2.err || fail "same again: $(tail -n 5 same2.err)"
+"$SLUICE" run p.yaml 2> same2.err || fail "same again: $(err_of same2.err)"
 [ "$(q out/same.db 'SELECT count(*) FROM orders')" -eq "$N" ] ||
     fail "same: $(q out/same.db 'SELECT count(*) FROM orders') rows of $N"
 [ "$(q out/same.db 'SELECT count(DISTINCT id) FROM orders')" -eq "$N" ] || fail "same: duplicates"
@@ -52,7 +52,7 @@ kill_lane0 out/same.db > /dev/null
 # settings then finish, and the new ones start from where every level is.
 for case in changed moved; do
     conf amount $case
-    "$SLUICE" run p.yaml 2> $case.1.err || fail "$case: $(tail -n 5 $case.1.err)"
+    "$SLUICE" run p.yaml 2> $case.1.err || fail "$case: $(err_of $case.1.err)"
     kill_lane0 out/$case.db > /dev/null
     before=$(q out/$case.db 'SELECT count(*) FROM orders')
     if [ $case = changed ]; then
@@ -69,10 +69,10 @@ for case in changed moved; do
     grep -q 'priority levels apart' $case.2.err || fail "$case: message: $(cat $case.2.err)"
     [ "$(q out/$case.db 'SELECT count(*) FROM orders')" -eq "$before" ] || fail "$case: the refused run wrote"
     conf amount $case
-    "$SLUICE" run p.yaml 2> $case.3.err || fail "$case, old settings: $(tail -n 5 $case.3.err)"
+    "$SLUICE" run p.yaml 2> $case.3.err || fail "$case, old settings: $(err_of $case.3.err)"
     [ "$(q out/$case.db 'SELECT count(DISTINCT id) FROM orders')" -eq "$N" ] || fail "$case: not finished"
     cp new.yaml p.yaml
-    "$SLUICE" run p.yaml 2> $case.4.err || fail "$case, new settings: $(tail -n 5 $case.4.err)"
+    "$SLUICE" run p.yaml 2> $case.4.err || fail "$case, new settings: $(err_of $case.4.err)"
     [ "$(q out/$case.db 'SELECT count(*) FROM orders')" -eq "$N" ] ||
         fail "$case: $(q out/$case.db 'SELECT count(*) FROM orders') rows of $N after the new settings"
 done

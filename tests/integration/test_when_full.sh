@@ -28,7 +28,7 @@ sinks:
   db: { type: sqlite, inputs: [r.all], path: out/$policy.db, table: orders }
 dead_letter: { type: sqlite, path: out/$policy.db, table: rejects }
 YAML
-    "$SLUICE" run $policy.yaml --summary-json $policy.json 2> $policy.err || fail "$policy: $(tail -n 5 $policy.err)"
+    "$SLUICE" run $policy.yaml --summary-json $policy.json 2> $policy.err || fail "$policy: $(err_of $policy.err)"
     counts_add_up $policy.json
     shed=$(json $policy.json 'd["nodes"]["slow"]["shed"]')
     out=$(json $policy.json 'd["nodes"]["slow"]["out"]')
@@ -41,7 +41,7 @@ YAML
         fail "$policy: $(q out/$policy.db 'SELECT count(*) FROM rejects') dead letters stored, $BAD bad lines"
     grep -q "^slow .* $shed " $policy.err || fail "$policy: the summary has no shed column: $(cat $policy.err)"
     # The positions went past the shed batches: nothing is read again.
-    "$SLUICE" run $policy.yaml --summary-json again.json 2> again.err || fail "$policy again: $(tail -n 5 again.err)"
+    "$SLUICE" run $policy.yaml --summary-json again.json 2> again.err || fail "$policy again: $(err_of again.err)"
     [ "$(q out/$policy.db 'SELECT count(*) FROM orders')" -eq "$rows" ] || fail "$policy: the re-run wrote more"
     [ "$(json again.json 'd["nodes"]["slow"]["in"]')" -eq 0 ] || fail "$policy: the re-run read records again"
 done
@@ -58,7 +58,7 @@ stages:
 sinks:
   f: { type: null, inputs: [slow], when_full: drop_oldest }
 YAML
-"$SLUICE" run behind.yaml --summary-json behind.json 2> behind.err || fail "behind: $(tail -n 5 behind.err)"
+"$SLUICE" run behind.yaml --summary-json behind.json 2> behind.err || fail "behind: $(err_of behind.err)"
 counts_add_up behind.json
 [ "$(json behind.json 'd["nodes"]["slow"]["shed"]')" -gt 0 ] || fail "behind: the stage shed nothing"
 # Before the fix it shed 40-66% of what the stage let through. Under TSan
@@ -83,7 +83,7 @@ stages:
 sinks:
   n: { type: null, inputs: [slow] }
 YAML
-"$SLUICE" run tuned.yaml --summary-json tuned.json 2> tuned.err || fail "tuned: $(tail -n 5 tuned.err)"
+"$SLUICE" run tuned.yaml --summary-json tuned.json 2> tuned.err || fail "tuned: $(err_of tuned.err)"
 counts_add_up tuned.json
 peak=$(json tuned.json 'd["nodes"]["slow"]["workers_peak"]')
 shed=$(json tuned.json 'd["nodes"]["slow"]["shed"]')
@@ -95,7 +95,7 @@ shed=$(json tuned.json 'd["nodes"]["slow"]["shed"]')
 
 # 2. block (the default) sheds nothing, and the summary has no shed column.
 sed 's/when_full: drop_newest/when_full: block/; s/drop_newest.db/block.db/' drop_newest.yaml > block.yaml
-"$SLUICE" run block.yaml --summary-json block.json 2> block.err || fail "block: $(tail -n 5 block.err)"
+"$SLUICE" run block.yaml --summary-json block.json 2> block.err || fail "block: $(err_of block.err)"
 [ "$(json block.json 'd["nodes"]["slow"]["shed"]')" -eq 0 ] || fail "block shed records"
 [ "$(q out/block.db 'SELECT count(*) FROM orders')" -eq "$N" ] || fail "block lost records"
 ! grep -q ' shed ' block.err || fail "a shed column without when_full: $(head -n 2 block.err)"
@@ -116,7 +116,7 @@ has_rows() { [ "$(q out/sink.db 'SELECT count(*) FROM orders' 2> /dev/null || ec
 wait_until has_rows || fail "the sink wrote nothing"
 hold_lock out/sink.db 1 1
 wait $LOCKER
-wait $pid || fail "sink: $(tail -n 5 sink.err)"
+wait $pid || fail "sink: $(err_of sink.err)"
 counts_add_up sink.json
 shed=$(json sink.json 'd["nodes"]["db"]["shed"]')
 rows=$(q out/sink.db 'SELECT count(*) FROM orders')
@@ -132,7 +132,7 @@ pid=$!
 sleep 0.5
 kill -9 $pid 2> /dev/null || true
 wait $pid 2> /dev/null || true
-"$SLUICE" run kill.yaml 2> kill2.err || fail "after kill: $(tail -n 5 kill2.err)"
+"$SLUICE" run kill.yaml 2> kill2.err || fail "after kill: $(err_of kill2.err)"
 rows=$(q out/kill.db 'SELECT count(*) FROM orders')
 [ "$(q out/kill.db 'SELECT count(DISTINCT id) FROM orders')" -eq "$rows" ] || fail "kill -9: duplicates"
 [ "$rows" -le "$N" ] || fail "kill -9: $rows rows of $N"
@@ -157,7 +157,7 @@ stages:
 sinks:
   db: { type: sqlite, inputs: [mark], path: out/prio.db, table: orders }
 YAML
-"$SLUICE" run prio.yaml --summary-json prio.json 2> prio.err || fail "prio: $(tail -n 5 prio.err)"
+"$SLUICE" run prio.yaml --summary-json prio.json 2> prio.err || fail "prio: $(err_of prio.err)"
 counts_add_up prio.json
 written=$(q out/prio.db 'SELECT count(*) FROM orders')
 [ "$written" -eq "$(json prio.json 'd["nodes"]["db"]["out"]')" ] || fail "prio: rows != the sink's out"
@@ -183,7 +183,7 @@ pid=$!
 sleep 1
 kill -9 $pid 2> /dev/null || true
 wait $pid 2> /dev/null || true
-"$SLUICE" run prio_kill.yaml 2> pk2.err || fail "prio after kill: $(tail -n 5 pk2.err)"
+"$SLUICE" run prio_kill.yaml 2> pk2.err || fail "prio after kill: $(err_of pk2.err)"
 rows=$(q out/prio_kill.db 'SELECT count(*) FROM orders')
 [ "$(q out/prio_kill.db 'SELECT count(DISTINCT id) FROM orders')" -eq "$rows" ] || fail "prio kill -9: duplicates"
 echo "ok: shed $shed at a locked sink; kill -9 kept $rows distinct rows; priorities: $(tr '\n' ' ' < prio.rows)"

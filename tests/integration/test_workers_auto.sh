@@ -17,7 +17,7 @@ stages:
 sinks:
   db: { type: sqlite, inputs: [f], path: out/o.db, table: t }
 YAML
-"$SLUICE" run pinned.yaml --summary-json pinned.json 2> pinned.err || fail "pinned: $(tail -n 5 pinned.err)"
+"$SLUICE" run pinned.yaml --summary-json pinned.json 2> pinned.err || fail "pinned: $(err_of pinned.err)"
 [ "$(json pinned.json 'd["nodes"]["m"]["workers_final"], d["nodes"]["m"]["workers_peak"], d["nodes"]["m"]["workers_auto"]')" = "(3, 3, True)" ] ||
     fail "workers_min = workers_max = 3 not held: $(cat pinned.json)"
 grep -q '^m: workers auto (3\.\.3): final 3, peak 3$' pinned.err || fail "no workers line for m: $(cat pinned.err)"
@@ -78,7 +78,7 @@ YAML
 # With the trace on: it reads the run's start time from the loop thread
 # (TSan found that written after the loop had started).
 SLUICE_TUNE_TRACE=1 "$SLUICE" run knee.yaml --summary-json knee.json 2> knee.err ||
-    fail "knee: $(tail -n 5 knee.err)"
+    fail "knee: $(err_of knee.err)"
 grep -q '^sluice: tune d: .*workers 1 -> 2' knee.err || fail "no trace of the tuner: $(cat knee.err)"
 peak=$(json knee.json 'd["nodes"]["d"]["workers_peak"]')
 final=$(json knee.json 'd["nodes"]["d"]["workers_final"]')
