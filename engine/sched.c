@@ -5,12 +5,17 @@
  * model fences): the owner pushes and pops at the bottom, thieves take from
  * the top with a CAS. A full deque overflows into the injection queue, an
  * intrusive list under a mutex that also takes tasks from non-worker threads.
- * Idle workers steal from random victims (unless work stealing is off: then
- * a worker runs only its own deque and the injection queue), then park on a
- * condvar; submitters only touch that condvar when the sleeper count says
- * somebody is parked. Tasks of a priority level above 0 skip the deques:
- * they wait in a FIFO per level that every worker looks at first, so a
- * level-9 task never waits behind level-0 ones queued on a busy worker.
+ * Idle workers steal from random victims, then park on a condvar;
+ * submitters only touch that condvar when the sleeper count says somebody
+ * is parked. With work stealing off, the pool partitions work statically
+ * instead: a task with a home (a node's: pipeline.c gives each source's
+ * subgraph one) runs on its home worker only, through that worker's inbox
+ * (a FIFO under a mutex, as the injection queue) when another thread
+ * submits it, so two equal loads get a worker each, as a fixed
+ * thread-per-input design would; tasks without one take the injection
+ * queue. Tasks of a priority level above 0 skip the deques: they wait in a
+ * FIFO per level that every worker looks at first, so a level-9 task never
+ * waits behind level-0 ones queued on a busy worker.
  * Workers may be pinned to CPUs (sl_sched_set_affinity).
  * Blocking tasks have their own threads, started on demand between a
  * minimum and a maximum, and one FIFO under a mutex (sched_blocking.c):
@@ -65,6 +70,15 @@ struct deque {
                                                   is rewriting; it then loses the top CAS */
 };
 
+/* A FIFO of tasks under a mutex: the injection queue, and each worker's
+ * inbox. */
+struct task_fifo {
+    pthread_mutex_t mu;
+    struct sl_task *head; /* under mu */
+    struct sl_task *tail; /* under mu */
+    atomic_long len;      /* changed under mu; seq_cst increment (parking) */
+};
+
 struct worker {
     struct sl_sched *s;      /* read-only */
     int index;               /* read-only, 0..nthreads-1 */
@@ -76,6 +90,8 @@ struct worker {
     _Atomic uint64_t run;    /* owner stores, anyone loads; relaxed (statistics) */
     _Atomic uint64_t steals; /* same */
     char pad0[SCHED_PAD];
+    struct task_fifo inbox; /* stealing off: its home tasks that others submitted */
+    char pad1[SCHED_PAD];
     struct deque dq;
 };
 
@@ -87,12 +103,10 @@ struct sl_sched {
     struct worker **workers; /* nthreads entries, each its own allocation */
     char pad0[SCHED_PAD];
 
-    pthread_mutex_t inject_mu;
-    struct sl_task *inject_head; /* under inject_mu */
-    struct sl_task *inject_tail; /* under inject_mu */
-    atomic_long inject_len;      /* changed under inject_mu; seq_cst increment (parking) */
+    struct task_fifo inject;
     /* Tasks of levels 1..9, a FIFO per level (index 0 unused), under
-     * inject_mu; urgent_len as inject_len. */
+     * urgent_mu; urgent_len as a task_fifo's len. */
+    pthread_mutex_t urgent_mu;
     struct sl_task *urgent_head[SL_SCHED_LEVELS];
     struct sl_task *urgent_tail[SL_SCHED_LEVELS];
     atomic_long urgent_len;
@@ -210,7 +224,7 @@ static bool deque_busy(struct deque *dq)
     return b > t;
 }
 
-/* ==== Injection queue ==== */
+/* ==== Injection queue and inboxes ==== */
 
 /* Appends task to the intrusive FIFO head/tail (under its mutex). */
 static void list_push(struct sl_task **head, struct sl_task **tail, struct sl_task *task)
@@ -238,34 +252,46 @@ static struct sl_task *list_pop(struct sl_task **head, struct sl_task **tail)
     return task;
 }
 
-static void inject_push(struct sl_sched *s, struct sl_task *task)
+static void fifo_push(struct task_fifo *q, struct sl_task *task)
 {
-    pthread_mutex_lock(&s->inject_mu);
-    list_push(&s->inject_head, &s->inject_tail, task);
+    pthread_mutex_lock(&q->mu);
+    list_push(&q->head, &q->tail, task);
     /* seq_cst: orders the publication before the submitter's load of
      * sleepers (see park); the list itself is ordered by the mutex. */
-    atomic_fetch_add_explicit(&s->inject_len, 1, memory_order_seq_cst);
-    pthread_mutex_unlock(&s->inject_mu);
+    atomic_fetch_add_explicit(&q->len, 1, memory_order_seq_cst);
+    pthread_mutex_unlock(&q->mu);
 }
 
-static struct sl_task *inject_pop(struct sl_sched *s)
+static struct sl_task *fifo_pop(struct task_fifo *q)
 {
     struct sl_task *task;
 
     /* Relaxed: a hint that avoids the mutex when empty. A stale 0 is safe:
      * the worker re-checks with seq_cst in park before sleeping. */
-    if (atomic_load_explicit(&s->inject_len, memory_order_relaxed) == 0) {
+    if (atomic_load_explicit(&q->len, memory_order_relaxed) == 0) {
         return NULL;
     }
-    pthread_mutex_lock(&s->inject_mu);
-    task = list_pop(&s->inject_head, &s->inject_tail);
+    pthread_mutex_lock(&q->mu);
+    task = list_pop(&q->head, &q->tail);
     if (task != NULL) {
         /* Relaxed: under the mutex; only the increment takes part in the
          * parking protocol. */
-        atomic_fetch_sub_explicit(&s->inject_len, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&q->len, 1, memory_order_relaxed);
     }
-    pthread_mutex_unlock(&s->inject_mu);
+    pthread_mutex_unlock(&q->mu);
     return task;
+}
+
+/* seq_cst: part of the parking protocol (see park). */
+static bool fifo_busy(struct task_fifo *q)
+{
+    return atomic_load_explicit(&q->len, memory_order_seq_cst) > 0;
+}
+
+static void fifo_init(struct task_fifo *q)
+{
+    (void)pthread_mutex_init(&q->mu, NULL);
+    atomic_init(&q->len, 0);
 }
 
 /* ==== Queues per priority level ==== */
@@ -275,11 +301,11 @@ static void urgent_push(struct sl_sched *s, struct sl_task *task)
     uint8_t level = task->level < SL_SCHED_LEVELS ? task->level : SL_SCHED_LEVELS - 1;
 
     task->sl__since_ns = sl_now_ns();
-    pthread_mutex_lock(&s->inject_mu);
+    pthread_mutex_lock(&s->urgent_mu);
     list_push(&s->urgent_head[level], &s->urgent_tail[level], task);
-    /* seq_cst: as in inject_push. */
+    /* seq_cst: as in fifo_push. */
     atomic_fetch_add_explicit(&s->urgent_len, 1, memory_order_seq_cst);
-    pthread_mutex_unlock(&s->inject_mu);
+    pthread_mutex_unlock(&s->urgent_mu);
 }
 
 /* Takes the oldest task of the level whose oldest task scores best
@@ -290,12 +316,12 @@ static struct sl_task *urgent_pop(struct sl_sched *s)
     uint64_t now, best_score = 0;
     int best = 0;
 
-    /* Relaxed: a hint, as in inject_pop. */
+    /* Relaxed: a hint, as in fifo_pop. */
     if (atomic_load_explicit(&s->urgent_len, memory_order_relaxed) == 0) {
         return NULL;
     }
     now = sl_now_ns();
-    pthread_mutex_lock(&s->inject_mu);
+    pthread_mutex_lock(&s->urgent_mu);
     for (int l = SL_SCHED_LEVELS - 1; l > 0; l--) {
         struct sl_task *head = s->urgent_head[l];
         if (head != NULL) {
@@ -308,10 +334,10 @@ static struct sl_task *urgent_pop(struct sl_sched *s)
     }
     if (best > 0) {
         task = list_pop(&s->urgent_head[best], &s->urgent_tail[best]);
-        /* Relaxed: as in inject_pop. */
+        /* Relaxed: as in fifo_pop. */
         atomic_fetch_sub_explicit(&s->urgent_len, 1, memory_order_relaxed);
     }
-    pthread_mutex_unlock(&s->inject_mu);
+    pthread_mutex_unlock(&s->urgent_mu);
     return task;
 }
 
@@ -379,7 +405,10 @@ static struct sl_task *find_task(struct worker *w)
             task = NULL;
         }
         if (task == NULL) {
-            task = inject_pop(w->s);
+            task = fifo_pop(&w->s->inject);
+        }
+        if (task == NULL) {
+            task = fifo_pop(&w->inbox);
         }
         if (task == NULL && !w->fair_deque_first && deque_steal(&w->dq, &task) != STEAL_OK) {
             task = NULL;
@@ -393,7 +422,10 @@ static struct sl_task *find_task(struct worker *w)
         task = deque_take(&w->dq);
     }
     if (task == NULL) {
-        task = inject_pop(w->s);
+        task = fifo_pop(&w->inbox);
+    }
+    if (task == NULL) {
+        task = fifo_pop(&w->s->inject);
     }
     /* Relaxed: a setting. */
     if (task == NULL && atomic_load_explicit(&w->s->stealing, memory_order_relaxed)) {
@@ -409,7 +441,7 @@ static bool has_work(struct worker *w)
 {
     struct sl_sched *s = w->s;
 
-    if (atomic_load_explicit(&s->inject_len, memory_order_seq_cst) > 0 ||
+    if (fifo_busy(&s->inject) || fifo_busy(&w->inbox) ||
         atomic_load_explicit(&s->urgent_len, memory_order_seq_cst) > 0) {
         return true;
     }
@@ -461,8 +493,9 @@ static bool park(struct worker *w)
     return !stop;
 }
 
-/* Wakes one parked worker, if any (see park). */
-static void wake_one(struct sl_sched *s)
+/* Wakes one parked worker, if any (see park), or all of them: a task in
+ * one worker's inbox needs that one, and they share one condvar. */
+static void wake(struct sl_sched *s, bool all)
 {
     /* seq_cst: the submitter half of the protocol described at park; it
      * follows the seq_cst publication of the task. */
@@ -472,7 +505,11 @@ static void wake_one(struct sl_sched *s)
     pthread_mutex_lock(&s->park_mu);
     /* seq_cst: a parker's epoch load precedes its queue re-check, see park. */
     atomic_fetch_add_explicit(&s->epoch, 1, memory_order_seq_cst);
-    pthread_cond_signal(&s->park_cv);
+    if (all) {
+        pthread_cond_broadcast(&s->park_cv);
+    } else {
+        pthread_cond_signal(&s->park_cv);
+    }
     pthread_mutex_unlock(&s->park_mu);
 }
 
@@ -529,15 +566,28 @@ static void blocking_done(void *arg)
 static void submit_counted(struct sl_sched *s, struct sl_task *task)
 {
     struct worker *w = tls_worker;
+    /* Relaxed: a setting. */
+    bool stealing = atomic_load_explicit(&s->stealing, memory_order_relaxed);
 
+    if (w != NULL && w->s != s) {
+        w = NULL;
+    }
     if (task->level > 0) {
         urgent_push(s, task);
-    } else if (w == NULL || w->s != s || !deque_push(&w->dq, task)) {
-        inject_push(s, task);
-    } else if (!atomic_load_explicit(&s->stealing, memory_order_relaxed)) {
+    } else if (!stealing && task->home > 0) {
+        struct worker *home = s->workers[(task->home - 1) % s->nthreads];
+        if (home == w && deque_push(&w->dq, task)) {
+            return; /* only this worker, awake, will take it */
+        }
+        fifo_push(&home->inbox, task);
+        wake(s, true);
+        return;
+    } else if (w == NULL || !deque_push(&w->dq, task)) {
+        fifo_push(&s->inject, task);
+    } else if (!stealing) {
         return; /* only this worker, awake, will take it */
     }
-    wake_one(s);
+    wake(s, false);
 }
 
 void sl_sched_submit_blocking(struct sl_sched *s, struct sl_task *task)
@@ -642,9 +692,11 @@ static struct sl_sched *sched_alloc(int nthreads, int blocking_min, int blocking
         w->s = s;
         w->index = i;
         w->rng = 0x9e3779b97f4a7c15u * (uint64_t)(i + 1);
+        fifo_init(&w->inbox);
         s->workers[i] = w;
     }
-    (void)pthread_mutex_init(&s->inject_mu, NULL);
+    fifo_init(&s->inject);
+    (void)pthread_mutex_init(&s->urgent_mu, NULL);
     (void)pthread_mutex_init(&s->park_mu, NULL);
     (void)pthread_cond_init(&s->park_cv, NULL);
     (void)pthread_cond_init(&s->idle_cv, NULL);
@@ -718,9 +770,11 @@ struct sl_sched *sl_sched_free(struct sl_sched *s)
     (void)pthread_cond_destroy(&s->idle_cv);
     (void)pthread_cond_destroy(&s->park_cv);
     (void)pthread_mutex_destroy(&s->park_mu);
-    (void)pthread_mutex_destroy(&s->inject_mu);
+    (void)pthread_mutex_destroy(&s->inject.mu);
+    (void)pthread_mutex_destroy(&s->urgent_mu);
     sl__blocking_destroy(&s->blk);
     for (int i = 0; i < s->nthreads; i++) {
+        (void)pthread_mutex_destroy(&s->workers[i]->inbox.mu);
         sl_free(s->workers[i]);
     }
     sl_free(s->workers);
@@ -795,6 +849,11 @@ int sl_sched_set_affinity(struct sl_sched *s, const int *cpus, size_t ncpus, str
 void sl_sched_test_aging(struct sl_sched *s, uint64_t aging_ns)
 {
     s->aging_ns = aging_ns;
+}
+
+int sl_sched_test_blocking_idle_count(struct sl_sched *s)
+{
+    return sl__blocking_idle_count(&s->blk);
 }
 
 void sl_sched_test_blocking_idle(struct sl_sched *s, uint64_t idle_ns)

@@ -26,8 +26,9 @@ struct sl_sched;
 struct sl_task {
     void (*fn)(struct sl_task *task); /* set by the caller */
     uint8_t level;                    /* set by the caller before each submit: 0..9, see below */
-    struct sl_task *sl__next;         /* private: injection queue link */
-    uint64_t sl__since_ns;            /* private: when it was queued at its level */
+    uint16_t home;            /* set by the caller: 0 none, else see sl_sched_set_stealing */
+    struct sl_task *sl__next; /* private: injection queue link */
+    uint64_t sl__since_ns;    /* private: when it was queued at its level */
 };
 
 /* Priority levels of tasks: 0 (the default) .. SL_SCHED_LEVELS - 1. */
@@ -104,9 +105,14 @@ void sl_sched_blocking_threads(struct sl_sched *s,
                                int *ret_peak,
                                uint64_t *ret_started);
 
-/* on = false: an idle worker never takes from another worker's deque (only
- * from its own and the injection queue), to measure what stealing brings.
- * Default true. Best set before the first submit. Thread: any. */
+/* on = false: an idle worker never takes from another worker's deque, to
+ * measure what stealing brings against a static partition of the work: a
+ * level-0 task with a home h > 0 runs on worker (h - 1) mod threads only
+ * (its own deque when that worker submits it, else its inbox), tasks
+ * without one on the worker that submitted them or, from other threads,
+ * on any (the injection queue). Levels above 0 run on any worker. With
+ * stealing on, home is ignored. Default true. Best set before the first
+ * submit. Thread: any. */
 void sl_sched_set_stealing(struct sl_sched *s, bool on);
 
 /* Pins CPU worker i to CPU cpus[i % ncpus] (ncpus >= 1); blocking threads
@@ -120,6 +126,9 @@ int sl_sched_set_affinity(struct sl_sched *s, const int *cpus, size_t ncpus, str
 /* The aging step of the queues per level (aging.h, 20 ms); call before the
  * first submit. */
 void sl_sched_test_aging(struct sl_sched *s, uint64_t aging_ns);
+/* Blocking threads waiting for a task now (a live thread may still be
+ * between its last task and its idle wait). */
+int sl_sched_test_blocking_idle_count(struct sl_sched *s);
 /* The idle time after which a blocking thread above min exits (2 s). */
 void sl_sched_test_blocking_idle(struct sl_sched *s, uint64_t idle_ns);
 /* Makes the nth blocking-thread start from now fail (1 = the next; 0 = none). */

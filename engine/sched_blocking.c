@@ -432,6 +432,18 @@ void sl__blocking_stats(struct sl_blocking *b, int *ret_now, int *ret_peak, uint
     pthread_mutex_unlock(&b->mu);
 }
 
+int sl__blocking_idle_count(struct sl_blocking *b)
+{
+    int n = 0;
+
+    pthread_mutex_lock(&b->mu);
+    for (const struct blk_slot *slot = b->idle; slot != NULL; slot = slot->next) {
+        n++;
+    }
+    pthread_mutex_unlock(&b->mu);
+    return n;
+}
+
 void sl__blocking_set_idle(struct sl_blocking *b, uint64_t idle_ns)
 {
     pthread_mutex_lock(&b->mu);

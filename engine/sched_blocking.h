@@ -78,7 +78,9 @@ bool sl__blocking_on_thread(const struct sl_blocking *b);
 /* See sl_sched_blocking_threads. */
 void sl__blocking_stats(struct sl_blocking *b, int *ret_now, int *ret_peak, uint64_t *ret_started);
 
-/* Tests: idle timeout, the nth start from now failing (0: none), hooks. */
+/* Tests: threads idle on the list now, idle timeout, the nth start from
+ * now failing (0: none), hooks. */
+int sl__blocking_idle_count(struct sl_blocking *b);
 void sl__blocking_set_idle(struct sl_blocking *b, uint64_t idle_ns);
 void sl__blocking_fail_start(struct sl_blocking *b, int nth);
 void sl__blocking_set_hooks(struct sl_blocking *b, const struct sl_blocking_hooks *hooks);

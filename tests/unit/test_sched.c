@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <sys/prctl.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -803,6 +804,9 @@ static bool wait_for_value(atomic_int *v, int want)
 }
 
 /* Yields until the pool has want blocking threads; false on timeout. */
+/* Until want threads live, all of them idle: a thread counted live may
+ * still be on its way from its last task to the idle list, and a submit
+ * then would start another. */
 static bool wait_for_blocking_now(struct sl_sched *s, int want)
 {
     uint64_t deadline = clock_ns(CLOCK_MONOTONIC) + WAIT_NS;
@@ -810,7 +814,7 @@ static bool wait_for_blocking_now(struct sl_sched *s, int want)
 
     for (;;) {
         sl_sched_blocking_threads(s, &now, NULL, NULL);
-        if (now == want) {
+        if (now == want && sl_sched_test_blocking_idle_count(s) == want) {
             return true;
         }
         if (clock_ns(CLOCK_MONOTONIC) > deadline) {
@@ -1185,6 +1189,60 @@ static void test_sched_no_stealing_when_off(void **state)
     }
 }
 
+/* Stealing off: a task with a home runs on its home worker only, whoever
+ * submits it (a thread outside the pool, the other worker, or its home
+ * worker itself), even while the other worker idles; home 3 of 2 workers
+ * is worker 0. The home worker may be parked: the submit must wake it. */
+struct homed {
+    struct sl_task task;
+    struct sl_sched *s;
+    struct homed *child; /* submitted by this task, or NULL */
+    atomic_int worker;   /* where it ran */
+};
+
+static void homed_fn(struct sl_task *task)
+{
+    struct homed *h = CONTAINER_OF(task, struct homed, task);
+
+    atomic_store(&h->worker, sl_sched_worker_index());
+    if (h->child != NULL) {
+        sl_sched_submit(h->s, &h->child->task);
+    }
+}
+
+static void test_sched_home_worker_when_stealing_off(void **state)
+{
+    enum { N = 64 };
+
+    (void)state;
+    for (int round = 0; round < 10; round++) {
+        struct sl_sched *s = new_sched(2);
+        static struct homed h[N][2];
+
+        sl_sched_set_stealing(s, false);
+        for (int i = 0; i < N; i++) {
+            uint16_t home = (uint16_t)(1 + i % 3);
+            h[i][1] =
+                (struct homed){.task = {.fn = homed_fn, .home = (uint16_t)(3 - i % 2)}, .s = s};
+            h[i][0] =
+                (struct homed){.task = {.fn = homed_fn, .home = home}, .s = s, .child = &h[i][1]};
+            atomic_init(&h[i][0].worker, -1);
+            atomic_init(&h[i][1].worker, -1);
+            sl_sched_submit(s, &h[i][0].task);
+            if (i % 8 == 0) {
+                usleep(200); /* let the workers park now and then */
+            }
+        }
+        sl_sched_stop(s);
+        for (int i = 0; i < N; i++) {
+            for (int k = 0; k < 2; k++) {
+                assert_int_equal(atomic_load(&h[i][k].worker), (h[i][k].task.home - 1) % 2);
+            }
+        }
+        sl_sched_free(s);
+    }
+}
+
 /* ==== Priority levels: wake-ups and level 0's way in ==== */
 
 /* Stealing off, 2 workers: a worker submits a level-5 task and waits for
@@ -1322,6 +1380,7 @@ int main(void)
         cmocka_unit_test(test_sched_blocking_failed_start_waits),
         cmocka_unit_test(test_sched_blocking_failed_start_without_threads),
         cmocka_unit_test(test_sched_no_stealing_when_off),
+        cmocka_unit_test(test_sched_home_worker_when_stealing_off),
         cmocka_unit_test(test_sched_level_task_wakes_a_worker_without_stealing),
         cmocka_unit_test(test_sched_busy_injection_queue_does_not_shut_out_the_deque),
     };
