@@ -15,6 +15,7 @@ struct sl_delay_stats {
     uint64_t slowed;     /* calls that started past saturate_at */
     uint64_t planned_ns; /* sum of the calls' durations (jitter and saturation applied) */
     uint64_t cut;        /* calls whose sleep the pipeline's stop cut short */
+    uint64_t credit_ns;  /* the timer's lateness taken off later calls (delay.c) */
 };
 
 /* Fills *ret with the counters of node, a `delay` node that was opened
