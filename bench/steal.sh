@@ -4,28 +4,25 @@
 # machine is shared), and the ratio off/on of the wall times. Usage:
 #   bench/steal.sh [build dir] [R]
 #
-# How work reaches the workers: a task submitted from a thread that is not a
-# worker (a source thread handing over a block or a batch) goes to the
-# injection queue, which every worker takes from; a task a worker submits (a
-# stage kicking its consumer after an emit, or itself again for the next
-# batch in its ring) goes on that worker's own deque, which only stealing
-# lets another worker take. So:
+# Without stealing the pool partitions the work statically, as a
+# thread-per-input design does: each source's subgraph (its decoding and the
+# stages only it reaches) runs on one worker, the sources taking the workers
+# in turn (a node several sources reach goes with the first). With it, a
+# task goes on the deque of the worker that submitted it (or, from a source
+# thread, the injection queue) and idle workers take from the others. So:
 # - skewed: source a (10x the records of b), each source into its own chain
-#   of CPU-heavy maps. The generator builds records on its own thread, so
-#   the pool's work is the chains, whose tasks workers push: without
-#   stealing a chain stays on the worker that started it, and once b's chain
-#   is done its worker idles (at best 11/10 of one worker's throughput);
-#   with it, both workers share a's chain (at best 2x).
-# - skewed, one chain: a and b into one chain (fan-in): the chain's stage
-#   tasks move between workers only by stealing.
-# - balanced: a and b with the same records, each into its own chain. Without
-#   stealing, where a chain's later stages run depends on which worker took
-#   its first stage's task from the injection queue: the two chains can
-#   share one worker for a while, which stealing undoes.
-# - balanced, one stage: a and b with the same records, each into one heavy
-#   map and a null sink: every map task comes from a source thread through
-#   the injection queue, which both workers take from, so the load is even
-#   with or without stealing; what is left is what stealing costs.
+#   of CPU-heavy maps. Without stealing, once b's chain is done its worker
+#   idles (at best 11/10 of one worker's throughput); with it, both workers
+#   share a's chain (at best 2x).
+# - skewed, one chain: a and b into one chain (fan-in), which goes with a:
+#   without stealing one worker runs it all.
+# - balanced: a and b with the same records, each into its own chain:
+#   without stealing a worker each, the best static split; the difference
+#   is what stealing costs, less what it makes up for when the OS gives one
+#   worker less CPU (the generators build records on threads of their own)
+#   or one chain ends first.
+# - balanced, one stage: the same with one heavy map per source instead of
+#   a chain.
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=$(cd "${1:-build}" && pwd)

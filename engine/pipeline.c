@@ -527,6 +527,39 @@ static void plan_task_levels(struct sl_pipeline *pl)
     }
 }
 
+/* With work stealing off, the pool partitions work statically (sched.h,
+ * sl_sched_set_stealing): each source's subgraph on one worker, sources
+ * taking the workers in turn, as a thread-per-input design would. A node
+ * reached from several sources goes with the first of them. */
+static void plan_homes(struct sl_pipeline *pl)
+{
+    uint16_t rank = 0;
+    bool changed = true;
+
+    for (size_t i = 0; i < pl->nnodes; i++) {
+        bool source = pl->nodes[i].cn->kind == SLUICE_KIND_SOURCE;
+        pl->nodes[i].home = source && rank < UINT16_MAX ? ++rank : 0;
+    }
+    while (changed) {
+        changed = false;
+        for (size_t i = 0; i < pl->nnodes; i++) {
+            struct sl_node *node = &pl->nodes[i];
+            for (size_t u = 0; node->cn->kind != SLUICE_KIND_SOURCE && u < node->nups; u++) {
+                uint16_t h = node->ups[u]->home;
+                if (h != 0 && (node->home == 0 || h < node->home)) {
+                    node->home = h;
+                    changed = true;
+                }
+            }
+        }
+    }
+    for (size_t i = 0; i < pl->nnodes; i++) {
+        for (uint32_t t = 0; t < pl->nodes[i].max_tasks; t++) {
+            pl->nodes[i].tasks[t].task.home = pl->nodes[i].home;
+        }
+    }
+}
+
 /* Creates node's input ring once its producers are known: a producer
  * reserves one slot per edge into it (a route whose outputs all feed one
  * sink, `inputs: [x, x]`) and per part of its priority split, so the ring
@@ -731,6 +764,7 @@ static int build(struct sl_pipeline *pl, struct sl_err *err)
     }
     plan_memory(pl, threads);
     plan_task_levels(pl);
+    plan_homes(pl);
     for (size_t i = 0; i < pl->nnodes; i++) {
         if (create_ring(&pl->nodes[i]) != 0) {
             return sl_err_set(err, SL_ENOMEM, "out of memory");

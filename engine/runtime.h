@@ -68,6 +68,7 @@ struct sl_node {
     struct sl_ring *in;                  /* input ring; sources: raw blocks from their thread */
     uint8_t lane_of[SL_PRIORITY_LEVELS]; /* the ring lane of each level that reaches it */
     uint8_t task_level;  /* its tasks' priority in the worker pool (pipeline.c plan_task_levels) */
+    uint16_t home;       /* its tasks' home worker + 1 with stealing off (pipeline.c plan_homes) */
     uint32_t ring_cap;   /* the capacity asked for (`queue`) */
     struct sl_out *outs; /* outs[0] main output; route outputs after it */
     size_t nouts;
