@@ -818,6 +818,11 @@ void sl_sched_blocking_threads(struct sl_sched *s,
     sl__blocking_stats(&s->blk, ret_now, ret_peak, ret_started);
 }
 
+long sl_sched_blocking_waiting(const struct sl_sched *s)
+{
+    return sl__blocking_waiting(&s->blk);
+}
+
 void sl_sched_set_stealing(struct sl_sched *s, bool on)
 {
     /* Relaxed: workers read it as a setting. */

@@ -105,6 +105,10 @@ void sl_sched_blocking_threads(struct sl_sched *s,
                                int *ret_peak,
                                uint64_t *ret_started);
 
+/* Blocking tasks waiting for a blocking thread now: a hint (0 while every
+ * submit finds or starts a thread). Thread: any. */
+long sl_sched_blocking_waiting(const struct sl_sched *s);
+
 /* on = false: an idle worker never takes from another worker's deque, to
  * measure what stealing brings against a static partition of the work: a
  * level-0 task with a home h > 0 runs on worker (h - 1) mod threads only

@@ -65,7 +65,7 @@ static void queue_push(struct sl_blocking *b, struct sl_task *task)
         b->head = task;
     }
     b->tail = task;
-    b->queued++;
+    atomic_fetch_add_explicit(&b->queued, 1, memory_order_relaxed);
 }
 
 static struct sl_task *queue_pop(struct sl_blocking *b)
@@ -75,7 +75,7 @@ static struct sl_task *queue_pop(struct sl_blocking *b)
     if (task != NULL) {
         b->head = task->sl__next;
         b->tail = b->head != NULL ? b->tail : NULL;
-        b->queued--;
+        atomic_fetch_sub_explicit(&b->queued, 1, memory_order_relaxed);
     }
     return task;
 }
@@ -282,7 +282,7 @@ static struct sl_task *start_failed(struct sl_blocking *b, int e)
     if (live == 0) {
         orphans = b->head;
         b->head = b->tail = NULL;
-        b->queued = 0;
+        atomic_store_explicit(&b->queued, 0, memory_order_relaxed);
     }
     pthread_mutex_unlock(&b->mu);
     if (warn) {
@@ -305,6 +305,7 @@ int sl__blocking_init(struct sl_blocking *b, int min, int max, void (*done)(void
     b->done = done;
     b->done_arg = arg;
     b->idle_ns = IDLE_NS_DEFAULT;
+    atomic_init(&b->queued, 0);
     /* A thread inherits its creator's CPUs, and most are started by CPU
      * workers, which cpu_affinity pins: reset them to the process's. */
     b->has_cpus = sched_getaffinity(0, sizeof(b->cpus), &b->cpus) == 0;
@@ -359,7 +360,8 @@ struct sl_task *sl__blocking_submit(struct sl_blocking *b, struct sl_task *task)
         queue_push(b, task);
         /* Each queued task beyond the threads already starting gets one:
          * busy threads may take long. */
-        if (b->queued > b->starting && b->live < b->max) {
+        if (atomic_load_explicit(&b->queued, memory_order_relaxed) > b->starting &&
+            b->live < b->max) {
             b->live++;
             b->starting++;
             start = true;
@@ -410,6 +412,12 @@ void sl__blocking_destroy(struct sl_blocking *b)
     (void)pthread_mutex_destroy(&b->start_mu);
     sl_free(b->slots);
     b->slots = NULL;
+}
+
+long sl__blocking_waiting(const struct sl_blocking *b)
+{
+    /* Relaxed: a hint for a task deciding whether to give its thread up. */
+    return atomic_load_explicit(&b->queued, memory_order_relaxed);
 }
 
 bool sl__blocking_on_thread(const struct sl_blocking *b)

@@ -11,6 +11,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -37,7 +38,7 @@ struct sl_blocking {
     pthread_mutex_t mu;       /* everything below */
     struct sl_task *head;     /* tasks no thread has taken yet (FIFO) */
     struct sl_task *tail;
-    long queued;           /* entries in head..tail */
+    atomic_long queued;    /* entries in head..tail; changed under mu, read anywhere (relaxed) */
     struct blk_slot *idle; /* idle threads, most recently idle first */
     int live;              /* threads counted: running, idle or starting */
     int starting;          /* reserved by a submit, not yet in their loop */
@@ -71,6 +72,9 @@ void sl__blocking_stop(struct sl_blocking *b);
 
 /* Frees what init allocated (after stop). */
 void sl__blocking_destroy(struct sl_blocking *b);
+
+/* Tasks waiting for a thread now (a hint: relaxed, read without mu). */
+long sl__blocking_waiting(const struct sl_blocking *b);
 
 /* Whether the calling thread is one of b's. */
 bool sl__blocking_on_thread(const struct sl_blocking *b);

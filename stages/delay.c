@@ -10,9 +10,10 @@
  * clock_nanosleep with 1 us timer slack returns 28-52 us after its
  * deadline. Calls of 100 us then took 150 (the overload bench's 10-record
  * calls ran at two thirds of the asked rate), which measured the VM's timer,
- * not the runtime. So each call takes the lateness of the one before it on
- * the same thread off its own sleep (up to LATE_MAX_NS, which covers a
- * timer, not a preemption): back-to-back calls add up to what was asked. */
+ * not the runtime. So each call takes the lateness its node's calls left
+ * before it (up to LATE_MAX_NS, which covers a timer, not a preemption) off
+ * its own sleep: back-to-back calls add up to what was asked. Per node, not
+ * per thread: a node's calls move between blocking threads. */
 #include "stages/delay.h"
 
 #include "buf.h"
@@ -61,7 +62,6 @@ static const struct sluice_option delay_options[] = {
  * call's start, the summary's figures), ordering nothing else. */
 struct delay {
     double jitter;                   /* fraction, 0..1; set at open */
-    uint64_t id;                     /* this open's number, for tl_late_of */
     atomic_uint_fast64_t calls;      /* calls started: call i draws random number i */
     atomic_uint_fast64_t active;     /* calls in progress */
     atomic_uint_fast64_t peak;       /* most in progress at once */
@@ -69,14 +69,8 @@ struct delay {
     atomic_uint_fast64_t planned_ns; /* sum of the calls' durations */
     atomic_uint_fast64_t cut;        /* calls the stop cut short */
     atomic_uint_fast64_t credit_ns;  /* lateness taken off later calls */
+    atomic_uint_fast64_t late_ns;    /* lateness not taken off yet */
 };
-
-/* The lateness this thread's last call left, for the next call of the
- * same open node (blocking threads serve every blocking node; a number,
- * not the address, which a later node may reuse). */
-static atomic_uint_fast64_t opened;
-static _Thread_local uint64_t tl_late_of;
-static _Thread_local uint64_t tl_late_ns;
 
 /* "10%", "2.5%", "10" (a percentage, the sign of "-5" kept for the range
  * check). Returns 0 with *ret in percent, or SL_EINVAL for other text. */
@@ -145,7 +139,6 @@ static int delay_open(struct sl_node *node, struct sl_err *err)
         (void)parse_percent(conf->jitter, &pct); /* delay_check accepted it */
     }
     d->jitter = pct / 100;
-    d->id = atomic_fetch_add_explicit(&opened, 1, memory_order_relaxed) + 1;
     atomic_init(&d->calls, 0);
     atomic_init(&d->active, 0);
     atomic_init(&d->peak, 0);
@@ -153,6 +146,7 @@ static int delay_open(struct sl_node *node, struct sl_err *err)
     atomic_init(&d->planned_ns, 0);
     atomic_init(&d->cut, 0);
     atomic_init(&d->credit_ns, 0);
+    atomic_init(&d->late_ns, 0);
     node->state = d;
     return 0;
 }
@@ -207,7 +201,8 @@ static int delay_process(struct sl_node *node, struct sl_batch *batch)
     uint64_t call = atomic_fetch_add_explicit(&d->calls, 1, memory_order_relaxed);
     uint64_t ns = call_ns(conf, d, batch->n, call, active);
     atomic_fetch_add_explicit(&d->planned_ns, ns, memory_order_relaxed);
-    uint64_t late = tl_late_of == d->id ? tl_late_ns : 0;
+    uint64_t late = atomic_exchange_explicit(&d->late_ns, 0, memory_order_relaxed);
+    late = late < LATE_MAX_NS ? late : LATE_MAX_NS;
     uint64_t credit = late < ns ? late : ns;
     uint64_t end = start + ns - credit;
     atomic_fetch_add_explicit(&d->credit_ns, credit, memory_order_relaxed);
@@ -216,8 +211,8 @@ static int delay_process(struct sl_node *node, struct sl_batch *batch)
     }
     uint64_t now = sl_now_ns();
     late = late - credit + (now > end ? now - end : 0);
-    tl_late_of = d->id;
-    tl_late_ns = late < LATE_MAX_NS ? late : LATE_MAX_NS;
+    atomic_fetch_add_explicit(&d->late_ns, late < LATE_MAX_NS ? late : LATE_MAX_NS,
+                              memory_order_relaxed);
     atomic_fetch_sub_explicit(&d->active, 1, memory_order_relaxed);
     /* Unchanged, empty batches too (the emit-once rule): records pass
      * through even when the stop cut the call short. */

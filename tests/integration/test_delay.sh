@@ -206,8 +206,8 @@ assert d["calls"] == n["batches"] and 1 <= d["peak_at_once"] <= 2, n
 assert d["simulated_s"] >= 0.001 * d["calls"] * 0.999, n
 PY
 
-# Calls back to back on one thread: each takes the timer's lateness of the
-# one before off its sleep, so they add up to what was asked, not to that
+# Calls back to back: each takes the timer's lateness of the calls
+# before off its sleep, so they add up to what was asked, not to that
 # plus 30-50 us each.
 sed 's/workers: 2/workers: 1, queue: 64/; s/per_batch: 1ms/per_batch: 300us/; s/count: 5000/count: 200000/' sj.yaml > late.yaml
 "$SLUICE" run late.yaml --quiet --summary-json late.json || fail "late run"

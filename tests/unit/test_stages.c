@@ -389,12 +389,14 @@ static void test_delay_passes_batches_through_and_counts(void **state)
     expect_emitted(fx, batch);
     assert_int_equal(atomic_load(&fx->pl.flow.used), 0);
 
-    /* An empty batch is a call too, and is emitted (sinks need it). On
-     * another thread: no lateness carried over (test_delay.sh has calls
-     * back to back). */
+    /* An empty batch is a call too, and is emitted (sinks need it). It
+     * sleeps the first call's lateness (a timer wakes late) less, so that
+     * back-to-back calls add up to what they asked; the planned time
+     * stays as asked. */
     assert_int_equal(delay_call(fx, node), 2 * MS);
     assert_int_equal(delay_stats(node).calls, 2);
-    assert_int_equal(delay_stats(node).credit_ns, 0);
+    assert_true(delay_stats(node).credit_ns > 0);
+    assert_true(delay_stats(node).credit_ns <= 200000);
     assert_int_equal(atomic_load(&node->c.out), 11);
     node->type->close(node);
     assert_null(node->state);
