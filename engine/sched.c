@@ -42,9 +42,9 @@
  * queue, so the size only trades memory for mutex traffic under bursts. */
 #define DEQUE_SIZE 1024
 
-/* Every FAIR_TICK tasks a worker looks at the injection queue and at the
- * oldest task of its own deque first, so LIFO order cannot starve them (the
- * constant of Go's scheduler). */
+/* Every FAIR_TICK tasks a worker looks at the injection queue, its inbox
+ * and the oldest task of its own deque first, so LIFO order cannot starve
+ * them (the constant of Go's scheduler). */
 #define FAIR_TICK 61
 /* ...and at least every FAIR_NS: a node task that kicks itself at the end
  * of its burst runs again at once from its own deque, and 61 bursts can
@@ -86,7 +86,7 @@ struct worker {
     uint64_t rng;            /* owner only: victim choice */
     unsigned tick;           /* owner only: fairness counter */
     uint64_t fair_ns;        /* owner only: when it last looked at the injection queue first */
-    bool fair_deque_first;   /* owner only: which of the two the next fairness look takes first */
+    unsigned fair_turn;      /* owner only: which queue the next fairness look takes first */
     _Atomic uint64_t run;    /* owner stores, anyone loads; relaxed (statistics) */
     _Atomic uint64_t steals; /* same */
     char pad0[SCHED_PAD];
@@ -397,20 +397,26 @@ static struct sl_task *find_task(struct worker *w)
 
     if (++w->tick % FAIR_TICK == 0 || now - w->fair_ns >= FAIR_NS) {
         w->fair_ns = now;
-        /* In turn, the injection queue or the deque's oldest first: with
-         * urgent work always queued, the fairness look is level 0's only
-         * way in, and a busy injection queue must not shut out the deque. */
-        w->fair_deque_first = !w->fair_deque_first;
-        if (w->fair_deque_first && deque_steal(&w->dq, &task) != STEAL_OK) {
+        /* In turn, the deque's oldest or the two FIFOs first, and of
+         * those, every other time the injection queue or the inbox first:
+         * with urgent work always queued, the fairness look is level 0's
+         * only way in, and a busy queue must not shut out the others (an
+         * inbox looked at only after the injection queue waited until that
+         * was dry): a queue with work waits at most three looks. */
+        w->fair_turn = (w->fair_turn + 1) % 4;
+        bool deque_first = (w->fair_turn & 1) == 0;
+        struct task_fifo *first = (w->fair_turn & 2) == 0 ? &w->s->inject : &w->inbox;
+        struct task_fifo *second = first == &w->inbox ? &w->s->inject : &w->inbox;
+        if (deque_first && deque_steal(&w->dq, &task) != STEAL_OK) {
             task = NULL;
         }
         if (task == NULL) {
-            task = fifo_pop(&w->s->inject);
+            task = fifo_pop(first);
         }
         if (task == NULL) {
-            task = fifo_pop(&w->inbox);
+            task = fifo_pop(second);
         }
-        if (task == NULL && !w->fair_deque_first && deque_steal(&w->dq, &task) != STEAL_OK) {
+        if (task == NULL && !deque_first && deque_steal(&w->dq, &task) != STEAL_OK) {
             task = NULL;
         }
         if (task != NULL) {

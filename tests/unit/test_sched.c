@@ -1349,6 +1349,55 @@ static void test_sched_busy_injection_queue_does_not_shut_out_the_deque(void **s
     sl_sched_free(h.s);
 }
 
+/* The same with stealing off and the level-0 task in the worker's inbox
+ * (a home task another thread submitted): the fairness look must reach the
+ * inbox within a few looks too, not once the injection queue is dry. A gate
+ * task holds the one worker while the hog, the feeders and the homed task
+ * are queued, so what each look finds does not depend on timing. */
+struct gate {
+    struct sl_task task;
+    atomic_int entered;
+    atomic_int open;
+    atomic_int ok; /* the gate opened before the wait's deadline */
+};
+
+static void gate_fn(struct sl_task *task)
+{
+    struct gate *g = CONTAINER_OF(task, struct gate, task);
+
+    atomic_store(&g->entered, 1);
+    atomic_store(&g->ok, wait_for_flag(&g->open));
+}
+
+static void test_sched_busy_injection_queue_does_not_shut_out_the_inbox(void **state)
+{
+    static struct feeder f[FEED];
+    atomic_long ran = 0;
+    struct hog9 h = {.task.fn = hog9_fn, .task.level = 9, .s = new_sched(1), .ran = &ran};
+    struct gate g = {.task.fn = gate_fn};
+
+    (void)state;
+    sl_sched_set_stealing(h.s, false);
+    h.local.fn = hog9_local_fn;
+    h.local.home = 1;
+    h.pushed = true; /* the homed task comes from this thread, not the hog */
+    atomic_store(&h.ran_at_local, -1);
+    sl_sched_submit(h.s, &g.task);
+    assert_true(wait_for_flag(&g.entered));
+    sl_sched_submit(h.s, &h.task);
+    for (int i = 0; i < FEED; i++) {
+        f[i] = (struct feeder){.task.fn = feeder_fn, .ran = &ran};
+        sl_sched_submit(h.s, &f[i].task); /* no home: the injection queue */
+    }
+    sl_sched_submit(h.s, &h.local); /* home 1 from outside: worker 0's inbox */
+    atomic_store(&g.open, 1);
+    sl_sched_stop(h.s);
+    assert_int_equal(atomic_load(&g.ok), 1);
+    assert_int_equal(atomic_load(&ran), FEED);
+    assert_true(atomic_load(&h.ran_at_local) <= 2);
+    sl_sched_free(h.s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1383,6 +1432,7 @@ int main(void)
         cmocka_unit_test(test_sched_home_worker_when_stealing_off),
         cmocka_unit_test(test_sched_level_task_wakes_a_worker_without_stealing),
         cmocka_unit_test(test_sched_busy_injection_queue_does_not_shut_out_the_deque),
+        cmocka_unit_test(test_sched_busy_injection_queue_does_not_shut_out_the_inbox),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
