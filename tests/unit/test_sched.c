@@ -1243,6 +1243,43 @@ static void test_sched_home_worker_when_stealing_off(void **state)
     }
 }
 
+/* Stealing switched off and on while homed tasks are queued: a task put in
+ * an inbox while stealing was off is run by that worker after stealing is
+ * on again (only it looks there), and one on a deque while stealing was on
+ * by that deque's owner once it is off. Nothing is stranded: stop returns
+ * and every task ran. Parked workers and workers between looks meet
+ * both settings (no timing is asserted). */
+static void test_sched_stealing_toggled_strands_nothing(void **state)
+{
+    enum { N = 512 };
+    static struct homed h[N][2];
+
+    (void)state;
+    for (int round = 0; round < 4; round++) {
+        struct sl_sched *s = new_sched(3);
+
+        for (int i = 0; i < N; i++) {
+            h[i][1] = (struct homed){.task = {.fn = homed_fn, .home = (uint16_t)(1 + (i + 1) % 3)},
+                                     .s = s};
+            h[i][0] = (struct homed){
+                .task = {.fn = homed_fn, .home = (uint16_t)(1 + i % 3)}, .s = s, .child = &h[i][1]};
+            atomic_init(&h[i][0].worker, -1);
+            atomic_init(&h[i][1].worker, -1);
+            sl_sched_set_stealing(s, (i / 16 + round) % 2 == 0);
+            sl_sched_submit(s, &h[i][0].task);
+            if (i % 32 == 0) {
+                usleep(200); /* let the workers park now and then */
+            }
+        }
+        sl_sched_stop(s);
+        for (int i = 0; i < N; i++) {
+            assert_true(atomic_load(&h[i][0].worker) >= 0);
+            assert_true(atomic_load(&h[i][1].worker) >= 0);
+        }
+        sl_sched_free(s);
+    }
+}
+
 /* ==== Priority levels: wake-ups and level 0's way in ==== */
 
 /* Stealing off, 2 workers: a worker submits a level-5 task and waits for
@@ -1430,6 +1467,7 @@ int main(void)
         cmocka_unit_test(test_sched_blocking_failed_start_without_threads),
         cmocka_unit_test(test_sched_no_stealing_when_off),
         cmocka_unit_test(test_sched_home_worker_when_stealing_off),
+        cmocka_unit_test(test_sched_stealing_toggled_strands_nothing),
         cmocka_unit_test(test_sched_level_task_wakes_a_worker_without_stealing),
         cmocka_unit_test(test_sched_busy_injection_queue_does_not_shut_out_the_deque),
         cmocka_unit_test(test_sched_busy_injection_queue_does_not_shut_out_the_inbox),
