@@ -578,9 +578,9 @@ static uint64_t node_busy_ns(struct sl_node *node, uint64_t now_ns)
  * time between them). */
 static bool more_blocking(struct sl_node *node, int i)
 {
-    /* Not on a CPU worker: a pool whose blocking threads could not start
-     * runs blocking tasks there. */
-    return node->blocking && i < BLOCKING_BURST && sl_sched_worker_index() < 0 &&
+    /* Only on one of its blocking threads: a pool whose blocking threads
+     * could not start runs blocking tasks on the CPU workers. */
+    return node->blocking && i < BLOCKING_BURST && sl_sched_on_blocking_thread(node->pl->sched) &&
            sl_sched_blocking_waiting(node->pl->sched) == 0;
 }
 

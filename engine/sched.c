@@ -824,6 +824,11 @@ void sl_sched_blocking_threads(struct sl_sched *s,
     sl__blocking_stats(&s->blk, ret_now, ret_peak, ret_started);
 }
 
+bool sl_sched_on_blocking_thread(const struct sl_sched *s)
+{
+    return sl__blocking_on_thread(&s->blk);
+}
+
 long sl_sched_blocking_waiting(const struct sl_sched *s)
 {
     return sl__blocking_waiting(&s->blk);

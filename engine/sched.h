@@ -105,6 +105,9 @@ void sl_sched_blocking_threads(struct sl_sched *s,
                                int *ret_peak,
                                uint64_t *ret_started);
 
+/* Whether the calling thread is one of s's blocking threads. Thread: any. */
+bool sl_sched_on_blocking_thread(const struct sl_sched *s);
+
 /* Blocking tasks waiting for a blocking thread now: a hint (0 while every
  * submit finds or starts a thread). Thread: any. */
 long sl_sched_blocking_waiting(const struct sl_sched *s);
