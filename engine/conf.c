@@ -587,8 +587,10 @@ static int load_when_full(struct sl__loader *ld,
         return 0;
     }
     if (cn->kind == SLUICE_KIND_SOURCE || dead_letter) {
-        return sl__yerr(ld, val, "when_full is the policy of a node's input queue: %s has none",
-                        dead_letter ? "the dead_letter sink" : "a source");
+        return sl__yerr(ld, val, "when_full is the policy of a node's input queue toward its "
+                        "producers: %s",
+                        dead_letter ? "the dead_letter sink has no queue"
+                                    : "a source fills its own, and waits for room");
     }
     if (val->kind == SL__Y_SCALAR && val->tag == SL__T_STR) {
         for (int i = 0; i < SL_WHEN_FULL_COUNT; i++) {

@@ -63,7 +63,7 @@ struct sl_sink_batching {
     {"batch.max_records", SLUICE_OPT_INT, "10000", offsetof(type, member.max_records), 1, 1e9,  \
      NULL, 0, "Records per write (transaction), at most."},                                      \
     {"batch.max_bytes", SLUICE_OPT_SIZE, max_bytes_default, offsetof(type, member.max_bytes),   \
-     1024, 1e12, NULL, 0, "Bytes per write, at most."},                                          \
+     1024, 1099511627776.0, NULL, 0, "Bytes per write, at most (1 TiB)."},                     \
     {"batch.max_wait", SLUICE_OPT_DURATION, "100ms", offsetof(type, member.max_wait_ns), 0, 0,  \
      NULL, 0, "Longest a record waits for its write; idle input is written at once."},           \
     {"batch.target_latency", SLUICE_OPT_DURATION, "0", offsetof(type, member.target_latency_ns),\
