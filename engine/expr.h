@@ -55,6 +55,19 @@ bool sl_expr_calls_now(const struct sl_expr *e);
 /* Whether e reads the top-level field name (len bytes). Thread: any. */
 bool sl_expr_reads_field(const struct sl_expr *e, const char *name, size_t len);
 
+/* Whether e reads the metadata @name (name without the '@': "file").
+ * Thread: any. */
+bool sl_expr_reads_meta(const struct sl_expr *e, const char *name);
+
+/* Walks the top-level fields e reads (`meta` for `meta.ip`, `a.b` for
+ * `` `a.b` ``): *pos starts at 0. Returns true with the next one's name
+ * (len bytes, borrowed from e, not NUL-terminated) and *pos advanced past
+ * it, false after the last. A field read twice comes twice. Thread: any. */
+bool sl_expr_next_field(const struct sl_expr *e,
+                        size_t *pos,
+                        const char **ret_name,
+                        size_t *ret_len);
+
 /* The text e was compiled from (NUL-terminated copy). */
 const char *sl_expr_text(const struct sl_expr *e);
 

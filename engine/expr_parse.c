@@ -768,3 +768,32 @@ bool sl_expr_reads_field(const struct sl_expr *e, const char *name, size_t len)
     }
     return false;
 }
+
+bool sl_expr_reads_meta(const struct sl_expr *e, const char *name)
+{
+    for (uint32_t i = 0; i < e->nnodes; i++) {
+        if (e->nodes[i].op == SL__OP_META &&
+            strcmp(sl__expr_meta_names[e->nodes[i].fn], name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool sl_expr_next_field(const struct sl_expr *e,
+                        size_t *pos,
+                        const char **ret_name,
+                        size_t *ret_len)
+{
+    for (size_t i = *pos; i < e->nnodes; i++) {
+        const struct sl__expr_node *n = &e->nodes[i];
+        if (n->op == SL__OP_FIELD) {
+            *ret_name = n->lit.u.s;
+            *ret_len = n->lit.len;
+            *pos = i + 1;
+            return true;
+        }
+    }
+    *pos = e->nnodes;
+    return false;
+}

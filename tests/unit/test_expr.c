@@ -835,6 +835,44 @@ static void test_expr_now(void **state)
     is_bool("now() > 1600000000000", true);
 }
 
+/* What the loader reads to refuse a priority that may not follow from the
+ * record (conf_dag.c): now(), @file, and the top-level fields read. */
+static void test_expr_reads_now_meta_and_fields(void **state)
+{
+    (void)state;
+    struct sl_err err = {0};
+    const char *text = "if(ends_with(@file, \"now()\") && meta.ip == `a.b` || now() > x[0], "
+                       "@line, meta[\"k\"])";
+    struct sl_expr *e = sl_expr_compile(text, strlen(text), &err);
+    const char *want[] = {"meta", "a.b", "x", "meta"};
+    const char *name;
+    size_t len, pos = 0, n = 0;
+
+    assert_non_null(e);
+    assert_true(sl_expr_calls_now(e));
+    assert_true(sl_expr_reads_meta(e, "file"));
+    assert_true(sl_expr_reads_meta(e, "line"));
+    assert_false(sl_expr_reads_meta(e, "offset"));
+    while (sl_expr_next_field(e, &pos, &name, &len)) {
+        assert_true(n < 4);
+        assert_int_equal(len, strlen(want[n]));
+        assert_memory_equal(name, want[n], len);
+        n++;
+    }
+    assert_int_equal(n, 4);
+    assert_false(sl_expr_next_field(e, &pos, &name, &len));
+    sl_expr_free(e);
+
+    /* A string that spells now() is not a call; metadata is not a field. */
+    e = sl_expr_compile("\"now()\" == @priority", 20, &err);
+    assert_non_null(e);
+    assert_false(sl_expr_calls_now(e));
+    assert_false(sl_expr_reads_meta(e, "file"));
+    pos = 0;
+    assert_false(sl_expr_next_field(e, &pos, &name, &len));
+    sl_expr_free(e);
+}
+
 /* ==== Compile errors ==== */
 
 static void test_expr_compile_errors(void **state)
@@ -1055,6 +1093,7 @@ int main(void)
         cmocka_unit_test(test_expr_to_float),
         cmocka_unit_test(test_expr_to_string),
         cmocka_unit_test(test_expr_now),
+        cmocka_unit_test(test_expr_reads_now_meta_and_fields),
         cmocka_unit_test(test_expr_compile_errors),
         cmocka_unit_test(test_expr_nesting_limits),
         cmocka_unit_test(test_expr_compile_oom_loop),
