@@ -3,7 +3,8 @@
  * existing nodes and outputs, no sink feeds another node, no cycles, every
  * source and stage reaches a sink, at least one source and one sink, queue
  * settings within the budget, at most 64 paths from a source to a sink, no
- * two sinks of different types on one file.
+ * two sinks of different types on one file, no priority expression whose
+ * level may not follow from the record.
  * Thread: main, at start-up. */
 #include "conf_int.h"
 #include "fsutil.h"
@@ -12,6 +13,7 @@
 #include <fnmatch.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -647,20 +649,270 @@ static int check_sink_reads_itself(struct sl__loader *ld)
     return 0;
 }
 
-/* Whether the `set` of node v (a map) gives field name (len bytes) with
- * an expression that calls now(): the node's YAML, whatever its type. */
-static const struct sl__ynode *sets_from_now(const struct sl_conf_node *cn, const struct sl_expr *e)
-{
-    const struct sl__ynode *set = cn->yaml != NULL ? sl__ymap_find(cn->yaml, "set") : NULL;
+/* ==== Priority inputs ==== */
 
-    for (size_t k = 0; set != NULL && set->kind == SL__Y_MAP && k + 1 < set->nkids; k += 2) {
-        const struct sl__ynode *key = set->kids[k], *val = set->kids[k + 1];
-        if (val->kind == SL__Y_SCALAR && val->text != NULL && strstr(val->text, "now(") != NULL &&
-            sl_expr_reads_field(e, key->text, key->len)) {
-            return val;
+/* A record's level must follow from the record and the config: positions
+ * are kept per level, and after a crash a record that came back on another
+ * level would be trimmed by that level's position, unwritten (or written
+ * twice by the other). So a priority expression may read neither now(),
+ * nor @file (the name the file had when read: a rotation renames it, and
+ * the file resumes under the new name), nor a field whose value may come
+ * from them: an unstable field. Which fields are unstable is worked out
+ * node by node along the inputs: a map's `set` makes a field unstable when
+ * its expression calls now(), reads @file or reads an unstable field (one
+ * from before, or from an earlier entry of the same `set`), and stable
+ * again when it does none of these; `rename` moves the mark, `drop` and
+ * `keep` remove fields; a fan-in takes the union. The other metadata is the
+ * record's own (@line, @offset, the Kafka ones), and @priority is the
+ * level the record has so far, which ints decide before any expression. */
+
+enum cause { CAUSE_NOW, CAUSE_FILE };
+
+/* A field whose value may differ when its record is read again. */
+struct unstable {
+    const char *name;         /* the field, top level (the conf's string) */
+    size_t node;              /* the node that gave it this name or this value */
+    const char *from;         /* the field it was set or renamed from there; NULL: the cause */
+    bool renamed;             /* from: by rename, not by set */
+    size_t origin;            /* the node whose set calls now() or reads @file */
+    const char *origin_field; /* the field that set gives */
+    enum cause cause;
+};
+
+/* Per node: the unstable fields of what it emits (its own map applied). */
+struct taint {
+    struct unstable **f; /* per node: its fields (shared with its input when the same) */
+    size_t *n;
+    size_t *any;         /* per node: NONE, or a stage up to it that may set any field */
+    unsigned char *done; /* per node: f, n and any worked out */
+};
+
+/* Stage types that pass every field on as it came (map is worked out; any
+ * other stage type may set fields the loader cannot see). */
+static bool passes_fields(const char *type)
+{
+    static const char *const types[] = {"filter", "route", "throttle", "delay", NULL};
+
+    for (size_t i = 0; types[i] != NULL; i++) {
+        if (strcmp(type, types[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The value of cn's option name, of type type, in its conf struct, or NULL. */
+static const void *
+opt_value(const struct sl_conf_node *cn, const char *name, enum sluice_opt_type type)
+{
+    for (const struct sluice_option *o = cn->conf != NULL ? cn->type->def.options : NULL;
+         o != NULL && o->name != NULL; o++) {
+        if (o->type == type && strcmp(o->name, name) == 0) {
+            return (const char *)cn->conf + o->offset;
         }
     }
     return NULL;
+}
+
+static struct unstable *find_unstable(struct unstable *f, size_t n, const char *name, size_t len)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strlen(f[i].name) == len && memcmp(f[i].name, name, len) == 0) {
+            return &f[i];
+        }
+    }
+    return NULL;
+}
+
+/* The first unstable field among f[0 .. n) that e reads, or NULL. */
+static const struct unstable *reads_unstable(const struct sl_expr *e, struct unstable *f, size_t n)
+{
+    const char *name;
+    size_t len, pos = 0;
+
+    while (sl_expr_next_field(e, &pos, &name, &len)) {
+        const struct unstable *u = find_unstable(f, n, name, len);
+        if (u != NULL) {
+            return u;
+        }
+    }
+    return NULL;
+}
+
+static void forget_unstable(struct unstable *f, size_t *n, const char *name)
+{
+    struct unstable *u = find_unstable(f, *n, name, strlen(name));
+
+    if (u != NULL) {
+        *u = f[--*n];
+    }
+}
+
+/* Adds u (a copy: u may point into f), or replaces the entry of its name. */
+static void put_unstable(struct unstable *f, size_t *n, struct unstable u)
+{
+    struct unstable *old = find_unstable(f, *n, u.name, strlen(u.name));
+
+    if (old != NULL) {
+        *old = u;
+    } else {
+        f[(*n)++] = u;
+    }
+}
+
+/* Applies map node v's set, rename, drop and keep to the unstable fields
+ * f[0 .. *n), in map.c's order (set entries in file order, each seeing the
+ * ones before). f has room for one more per set and rename entry. */
+static void map_taint(const struct sl_conf *conf, size_t v, struct unstable *f, size_t *n)
+{
+    const struct sl_conf_node *cn = &conf->nodes[v];
+    const struct sluice_map *set = opt_value(cn, "set", SLUICE_OPT_EXPR_MAP);
+    const struct sluice_map *rename = opt_value(cn, "rename", SLUICE_OPT_MAP);
+    const struct sluice_list *drop = opt_value(cn, "drop", SLUICE_OPT_LIST);
+    const struct sluice_list *keep = opt_value(cn, "keep", SLUICE_OPT_LIST);
+
+    for (size_t i = 0; set != NULL && i < set->n; i++) {
+        const struct sl_expr *e = (const struct sl_expr *)set->exprs[i];
+        struct unstable u = {.name = set->keys[i],
+                             .node = v,
+                             .origin = v,
+                             .origin_field = set->keys[i],
+                             .cause = CAUSE_NOW};
+        bool now = sl_expr_calls_now(e);
+
+        if (!now && sl_expr_reads_meta(e, "file")) {
+            u.cause = CAUSE_FILE;
+        } else if (!now) {
+            const struct unstable *up = reads_unstable(e, f, *n);
+            if (up == NULL) {
+                /* Whatever it held, the field is set from the record now. */
+                forget_unstable(f, n, set->keys[i]);
+                continue;
+            }
+            u.from = up->name;
+            u.origin = up->origin;
+            u.origin_field = up->origin_field;
+            u.cause = up->cause;
+        }
+        put_unstable(f, n, u);
+    }
+    for (size_t i = 0; rename != NULL && i < rename->n; i++) {
+        const char *old = rename->keys[i], *to = rename->values[i];
+        struct unstable *up = find_unstable(f, *n, old, strlen(old));
+
+        /* A stable old name leaves `to` as it was when the record lacks it. */
+        if (up == NULL || strcmp(old, to) == 0) {
+            continue;
+        }
+        struct unstable u = *up;
+        u.name = to;
+        u.node = v;
+        u.from = up->name;
+        u.renamed = true;
+        forget_unstable(f, n, old);
+        put_unstable(f, n, u);
+    }
+    for (size_t i = 0; drop != NULL && i < drop->n; i++) {
+        forget_unstable(f, n, drop->items[i]);
+    }
+    for (size_t i = *n; keep != NULL && keep->n > 0 && i-- > 0;) {
+        bool kept = false;
+        for (size_t k = 0; k < keep->n && !kept; k++) {
+            kept = strcmp(keep->items[k], f[i].name) == 0;
+        }
+        if (!kept) {
+            f[i] = f[--*n];
+        }
+    }
+}
+
+/* Works out t's entries for node v (and the nodes before it) once. Returns
+ * 0 or SL_ENOMEM. */
+static int taint_of(struct sl__loader *ld, const struct dag *dag, struct taint *t, size_t v)
+{
+    const struct sl_conf_node *cn = &ld->conf->nodes[v];
+    bool map = cn->kind == SLUICE_KIND_TRANSFORM && strcmp(cn->type->def.name, "map") == 0;
+    size_t cap = 0, n = 0;
+
+    if (t->done[v]) {
+        return 0;
+    }
+    t->any[v] = NONE;
+    for (size_t j = 0; j < cn->ninputs; j++) {
+        size_t u = dag->up[v][j];
+        int rc = taint_of(ld, dag, t, u);
+
+        if (rc != 0) {
+            return rc;
+        }
+        cap += t->n[u];
+        t->any[v] = t->any[v] != NONE ? t->any[v] : t->any[u];
+    }
+    if (cn->kind == SLUICE_KIND_TRANSFORM && !map && !passes_fields(cn->type->def.name) &&
+        t->any[v] == NONE) {
+        t->any[v] = v;
+    }
+    t->done[v] = 1;
+    if (!map && cn->ninputs == 1) {
+        t->f[v] = t->f[dag->up[v][0]];
+        t->n[v] = t->n[dag->up[v][0]];
+        return 0;
+    }
+    if (map) {
+        const struct sluice_map *set = opt_value(cn, "set", SLUICE_OPT_EXPR_MAP);
+        const struct sluice_map *rename = opt_value(cn, "rename", SLUICE_OPT_MAP);
+        cap += (set != NULL ? set->n : 0) + (rename != NULL ? rename->n : 0);
+    }
+    struct unstable *f = sl__conf_alloc(ld, (cap + 1) * sizeof(*f));
+    if (f == NULL) {
+        return SL_ENOMEM;
+    }
+    /* A fan-in takes the union (each input's fields are distinct). */
+    for (size_t j = 0; j < cn->ninputs; j++) {
+        size_t u = dag->up[v][j];
+        for (size_t k = 0; k < t->n[u]; k++) {
+            const char *name = t->f[u][k].name;
+            if (j == 0 || find_unstable(f, n, name, strlen(name)) == NULL) {
+                f[n++] = t->f[u][k];
+            }
+        }
+    }
+    if (map) {
+        map_taint(ld->conf, v, f, &n);
+    }
+    t->f[v] = f;
+    t->n[v] = n;
+    return 0;
+}
+
+/* Refuses the priority at (of a node whose output has u unstable) for
+ * reading u. Returns SL_ECONFIG. */
+static int unstable_err(struct sl__loader *ld, const struct sl__ynode *at, const struct unstable *u)
+{
+    const struct sl_conf_node *nodes = ld->conf->nodes;
+    const char *cause = u->cause == CAUSE_NOW ? "with now()" : "from @file";
+    char via[160] = "";
+
+    if (u->from != NULL) {
+        int w =
+            snprintf(via, sizeof(via), "%s from '%.40s'", u->renamed ? "renames" : "sets", u->from);
+        if (w > 0 && (size_t)w < sizeof(via) && strcmp(u->from, u->origin_field) != 0) {
+            snprintf(via + w, sizeof(via) - (size_t)w, ", which comes from '%.40s'",
+                     u->origin_field);
+        }
+        return sl__yerr(ld, at,
+                        "a priority must follow from the record: it reads '%.40s', which node "
+                        "'%.40s' %s, which node '%.40s' sets %s (%sa record read again after a "
+                        "crash could take another level, whose position would skip it)",
+                        u->name, nodes[u->node].name, via, nodes[u->origin].name, cause,
+                        u->cause == CAUSE_FILE ? "a rotation changes @file: " : "");
+    }
+    return sl__yerr(ld, at,
+                    "a priority must follow from the record: it reads '%.40s', which node "
+                    "'%.40s' sets %s (%sa record read again after a crash could take another "
+                    "level, whose position would skip it)",
+                    u->name, nodes[u->node].name, cause,
+                    u->cause == CAUSE_FILE ? "a rotation changes @file: " : "");
 }
 
 /* Marks in seen the nodes upstream of v (v excluded). */
@@ -676,52 +928,85 @@ mark_upstream(const struct sl__loader *ld, const struct dag *dag, size_t v, unsi
     }
 }
 
-/* A record's level must follow from the record and the config: positions
- * are kept per level, and after a crash a record that came back on another
- * level would be trimmed by that level's position, unwritten. So neither
- * a priority expression nor a field it reads may come from now(). */
+/* Refuses a priority expression of node v that may give a record read
+ * again another level (see the section's comment), or that splits parts a
+ * node before it split. Returns 0, SL_ECONFIG or SL_ENOMEM. */
+static int check_priority_of(
+    struct sl__loader *ld, const struct dag *dag, struct taint *t, unsigned char *seen, size_t v)
+{
+    const struct sl_conf_node *cn = &ld->conf->nodes[v];
+    const struct sl__ynode *at = cn->yaml != NULL ? sl__ymap_find(cn->yaml, "priority") : NULL;
+    const char *name;
+    size_t len, pos = 0;
+
+    if (cn->priority_expr == NULL || at == NULL) {
+        return 0;
+    }
+    if (sl_expr_calls_now(cn->priority_expr)) {
+        return sl__yerr(ld, at,
+                        "a priority must follow from the record: with now() a record read "
+                        "again after a crash could take another level, whose position "
+                        "would skip it");
+    }
+    if (sl_expr_reads_meta(cn->priority_expr, "file")) {
+        return sl__yerr(ld, at,
+                        "a priority must follow from the record: @file changes when the file is "
+                        "rotated, and a record read again after a crash could take another "
+                        "level, whose position would skip it");
+    }
+    memset(seen, 0, dag->n);
+    mark_upstream(ld, dag, v, seen);
+    for (size_t u = 0; u < dag->n; u++) {
+        /* Each part of the first split split again: up to 100 batches
+         * for one, nearly all empty, and empty parts take no queue
+         * room, so nothing held them back (28 MiB in flight for a
+         * 16 MiB limit, 300x slower). */
+        if (seen[u] && ld->conf->nodes[u].priority_expr != NULL) {
+            return sl__yerr(ld, at,
+                            "node '%s' before it already splits batches by a priority "
+                            "expression, and splitting each part again is not supported: "
+                            "give one of them an expression that decides both (nested if())",
+                            ld->conf->nodes[u].name);
+        }
+    }
+    int rc = taint_of(ld, dag, t, v);
+    if (rc != 0) {
+        return rc;
+    }
+    const struct unstable *u = reads_unstable(cn->priority_expr, t->f[v], t->n[v]);
+    if (u != NULL) {
+        return unstable_err(ld, at, u);
+    }
+    if (t->any[v] != NONE && sl_expr_next_field(cn->priority_expr, &pos, &name, &len)) {
+        const struct sl_conf_node *by = &ld->conf->nodes[t->any[v]];
+        return sl__yerr(ld, at,
+                        "a priority must follow from the record: it reads '%.*s', and node '%s'%s, "
+                        "of type %s, may set any field from anything: the loader "
+                        "cannot tell that what it sets follows from the record",
+                        (int)(len > 40 ? 40 : len), name, by->name,
+                        t->any[v] != v ? " before it" : "", by->type->def.name);
+    }
+    return 0;
+}
+
 static int check_priority_inputs(struct sl__loader *ld, const struct dag *dag)
 {
     unsigned char *seen = sl__conf_alloc(ld, dag->n + 1);
+    struct taint t = {
+        .f = sl__conf_alloc(ld, (dag->n + 1) * sizeof(*t.f)),
+        .n = sl__conf_alloc(ld, (dag->n + 1) * sizeof(*t.n)),
+        .any = sl__conf_alloc(ld, (dag->n + 1) * sizeof(*t.any)),
+        .done = sl__conf_alloc(ld, dag->n + 1),
+    };
 
-    if (seen == NULL) {
+    if (seen == NULL || t.f == NULL || t.n == NULL || t.any == NULL || t.done == NULL) {
         return SL_ENOMEM;
     }
     for (size_t v = 0; v < dag->n; v++) {
-        const struct sl_conf_node *cn = &ld->conf->nodes[v];
-        const struct sl__ynode *at = cn->yaml != NULL ? sl__ymap_find(cn->yaml, "priority") : NULL;
-        if (cn->priority_expr == NULL || at == NULL) {
-            continue;
-        }
-        if (sl_expr_calls_now(cn->priority_expr)) {
-            return sl__yerr(ld, at,
-                            "a priority must follow from the record: with now() a record read "
-                            "again after a crash could take another level, whose position "
-                            "would skip it");
-        }
-        memset(seen, 0, dag->n);
-        mark_upstream(ld, dag, v, seen);
-        for (size_t u = 0; u < dag->n; u++) {
-            /* Each part of the first split split again: up to 100 batches
-             * for one, nearly all empty, and empty parts take no queue
-             * room, so nothing held them back (28 MiB in flight for a
-             * 16 MiB limit, 300x slower). */
-            if (seen[u] && ld->conf->nodes[u].priority_expr != NULL) {
-                return sl__yerr(ld, at,
-                                "node '%s' before it already splits batches by a priority "
-                                "expression, and splitting each part again is not supported: "
-                                "give one of them an expression that decides both (nested if())",
-                                ld->conf->nodes[u].name);
-            }
-            const struct sl__ynode *val =
-                seen[u] ? sets_from_now(&ld->conf->nodes[u], cn->priority_expr) : NULL;
-            if (val != NULL) {
-                return sl__yerr(ld, at,
-                                "a priority must follow from the record: it reads '%.*s', which "
-                                "node '%s' sets with now() (a record read again after a crash "
-                                "could take another level, whose position would skip it)",
-                                (int)val->key->len, val->key->text, ld->conf->nodes[u].name);
-            }
+        int rc = check_priority_of(ld, dag, &t, seen, v);
+
+        if (rc != 0) {
+            return rc;
         }
     }
     return 0;

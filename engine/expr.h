@@ -52,9 +52,6 @@ void sl_expr_set_priority(uint8_t level);
 /* Whether e calls now() anywhere. Thread: any. */
 bool sl_expr_calls_now(const struct sl_expr *e);
 
-/* Whether e reads the top-level field name (len bytes). Thread: any. */
-bool sl_expr_reads_field(const struct sl_expr *e, const char *name, size_t len);
-
 /* Whether e reads the metadata @name (name without the '@': "file").
  * Thread: any. */
 bool sl_expr_reads_meta(const struct sl_expr *e, const char *name);

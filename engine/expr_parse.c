@@ -758,17 +758,6 @@ bool sl_expr_calls_now(const struct sl_expr *e)
     return false;
 }
 
-bool sl_expr_reads_field(const struct sl_expr *e, const char *name, size_t len)
-{
-    for (uint32_t i = 0; i < e->nnodes; i++) {
-        const struct sl__expr_node *n = &e->nodes[i];
-        if (n->op == SL__OP_FIELD && n->lit.len == len && memcmp(n->lit.u.s, name, len) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
 bool sl_expr_reads_meta(const struct sl_expr *e, const char *name)
 {
     for (uint32_t i = 0; i < e->nnodes; i++) {

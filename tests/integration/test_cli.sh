@@ -148,4 +148,60 @@ for f in "$SLUICE_ROOT"/tests/data/conf/builtin/bad_*.yaml; do
     n=$((n + 1))
 done
 [ "$n" -ge 15 ] || fail "only $n files in the built-in corpus"
+
+# Probe findings 2 and 3: a priority read a now() value through a rename or
+# a later `set` entry, or read @file (which a rotation changes while the file
+# resumes where it was), and kill -9 then lost and duplicated rows. The
+# corpus above has the refusals; run refuses them as validate does, before
+# it writes anything. What follows from the record is still accepted.
+mkdir -p in
+echo '{"id": 1}' > in/app.log
+cat > taint.yaml <<'YAML'
+sources:
+  o: { type: generator, count: 100 }
+stages:
+  m0: { type: map, inputs: [o], set: { a: 'now()' }, rename: { a: c } }
+  m: { type: map, inputs: [m0], set: { lvl: '@priority' }, priority: 'if(c % 2 == 0, 9, 0)' }
+sinks:
+  db: { type: sqlite, inputs: [m], path: out/taint.db, table: t }
+YAML
+expect 2 "taint.yaml:5:70: stages.m.priority: a priority must follow from the record: it reads 'c', which node 'm0' renames from 'a', which node 'm0' sets with now()" "$SLUICE" run taint.yaml
+[ ! -e out/taint.db ] || fail "a refused run wrote out/taint.db"
+cat > rotate.yaml <<'YAML'
+sources:
+  o: { type: file, path: 'in/app.log*' }
+stages:
+  m: { type: map, inputs: [o], set: { lvl: '@priority' }, priority: 'if(ends_with(@file, ".1") == (id % 2 == 0), 9, 0)' }
+sinks:
+  db: { type: sqlite, inputs: [m], path: out/rotate.db, table: t }
+YAML
+expect 2 "rotate.yaml:4:69: stages.m.priority: a priority must follow from the record: @file changes when the file is rotated" "$SLUICE" run rotate.yaml
+[ ! -e out/rotate.db ] || fail "a refused run wrote out/rotate.db"
+# stable STAGES PRIORITY: validate accepts STAGES (ending in a node m)
+# before a filter p with that priority expression (the data: generated
+# orders, or in/app.log).
+stable() {
+    cat > stable.yaml <<YAML
+sources:
+  gen: {type: generator, count: 3}
+  logs: {type: file, path: in/app.log}
+stages:
+  $1
+  p: {type: filter, inputs: [m], where: 'true', priority: '$2'}
+sinks:
+  out: {type: null, inputs: [p]}
+  rest: {type: null, inputs: [gen, logs]}
+YAML
+    expect 0 "" "$SLUICE" validate stable.yaml
+}
+# A now() field the priority does not read, beside one from the record.
+stable "m: {type: map, inputs: [gen], set: {t: 'now()', c: 'id % 2'}}" 'if(c == 0, 9, 0)'
+# Set again from the record, renamed away, dropped, or not kept.
+stable "a: {type: map, inputs: [gen], set: {t: 'now()', u: 't + 1'}}
+  m: {type: map, inputs: [a], set: {t: 'id'}}" 'if(t % 2 == 0, 9, 0)'
+stable "m: {type: map, inputs: [gen], set: {t: 'now()'}, rename: {t: u}}" 'if(t == null, 9, 0)'
+stable "m: {type: map, inputs: [gen], set: {t: 'now()', c: 't'}, rename: {c: d}, drop: [d]}" 'if(d == null, 9, 0)'
+stable "m: {type: map, inputs: [gen], set: {t: 'now()'}, keep: [id, amount]}" 'if(t == null, 9, 0)'
+# Metadata of the record's own: @line, @offset, and the level so far.
+stable "m: {type: map, inputs: [logs], set: {f: '@file', l: '@line'}, drop: [f]}" 'if(l % 2 == 0 || @offset > 9 || @priority > 4, 9, 0)'
 echo "ok"
