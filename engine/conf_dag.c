@@ -679,8 +679,16 @@ struct unstable {
     enum cause cause;
 };
 
+/* Names (len bytes each, not NUL-terminated). */
+struct names {
+    const char **s;
+    size_t *len;
+    size_t n;
+};
+
 /* Per node: the unstable fields of what it emits (its own map applied). */
 struct taint {
+    struct names rel;    /* the only names followed: those a priority may read */
     struct unstable **f; /* per node: its fields (shared with its input when the same) */
     size_t *n;
     size_t *any;         /* per node: NONE, or a stage up to it that may set any field */
@@ -712,6 +720,99 @@ opt_value(const struct sl_conf_node *cn, const char *name, enum sluice_opt_type 
         }
     }
     return NULL;
+}
+
+static bool names_has(const struct names *r, const char *s, size_t len)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        if (r->len[i] == len && memcmp(r->s[i], s, len) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Adds the fields e reads to r (room for them is the caller's), once each. */
+static void names_add_reads(struct names *r, const struct sl_expr *e)
+{
+    const char *name;
+    size_t len, pos = 0;
+
+    while (sl_expr_next_field(e, &pos, &name, &len)) {
+        if (!names_has(r, name, len)) {
+            r->s[r->n] = name;
+            r->len[r->n++] = len;
+        }
+    }
+}
+
+static size_t count_reads(const struct sl_expr *e)
+{
+    const char *name;
+    size_t len, pos = 0, n = 0;
+
+    while (sl_expr_next_field(e, &pos, &name, &len)) {
+        n++;
+    }
+    return n;
+}
+
+/* The names whose value may reach a priority expression, into r: what
+ * the priority expressions read and, until none is added, what a `set`
+ * entry of such a name reads and the old name of a rename to one, in any
+ * map (a superset). Only these are followed, so that an unstable field no
+ * priority reads costs nothing: a map per node setting a now() field of
+ * its own would otherwise copy a growing list at each one (230 MB for
+ * 2,000 nodes). Returns 0 or SL_ENOMEM. */
+static int relevant_names(struct sl__loader *ld, struct names *r)
+{
+    const struct sl_conf *conf = ld->conf;
+    size_t cap = 1;
+
+    /* Room for every field a priority or set expression reads, and every
+     * old name of a rename. */
+    for (size_t v = 0; v < conf->nnodes; v++) {
+        const struct sl_conf_node *cn = &conf->nodes[v];
+        const struct sluice_map *set = opt_value(cn, "set", SLUICE_OPT_EXPR_MAP);
+        const struct sluice_map *ren = opt_value(cn, "rename", SLUICE_OPT_MAP);
+
+        cap += cn->priority_expr != NULL ? count_reads(cn->priority_expr) : 0;
+        for (size_t i = 0; set != NULL && i < set->n; i++) {
+            cap += count_reads((const struct sl_expr *)set->exprs[i]);
+        }
+        cap += ren != NULL ? ren->n : 0;
+    }
+    r->s = sl__conf_alloc(ld, cap * sizeof(*r->s));
+    r->len = sl__conf_alloc(ld, cap * sizeof(*r->len));
+    if (r->s == NULL || r->len == NULL) {
+        return SL_ENOMEM;
+    }
+    for (size_t v = 0; v < conf->nnodes; v++) {
+        if (conf->nodes[v].priority_expr != NULL) {
+            names_add_reads(r, conf->nodes[v].priority_expr);
+        }
+    }
+    for (size_t k = 0; k < r->n; k++) { /* r->n grows as names are found */
+        for (size_t v = 0; v < conf->nnodes; v++) {
+            const struct sluice_map *set = opt_value(&conf->nodes[v], "set", SLUICE_OPT_EXPR_MAP);
+            const struct sluice_map *ren = opt_value(&conf->nodes[v], "rename", SLUICE_OPT_MAP);
+            for (size_t i = 0; set != NULL && i < set->n; i++) {
+                if (strlen(set->keys[i]) == r->len[k] &&
+                    memcmp(set->keys[i], r->s[k], r->len[k]) == 0) {
+                    names_add_reads(r, (const struct sl_expr *)set->exprs[i]);
+                }
+            }
+            for (size_t i = 0; ren != NULL && i < ren->n; i++) {
+                const char *old = ren->keys[i], *to = ren->values[i];
+                if (strlen(to) == r->len[k] && memcmp(to, r->s[k], r->len[k]) == 0 &&
+                    !names_has(r, old, strlen(old))) {
+                    r->s[r->n] = old;
+                    r->len[r->n++] = strlen(old);
+                }
+            }
+        }
+    }
+    return 0;
 }
 
 static struct unstable *find_unstable(struct unstable *f, size_t n, const char *name, size_t len)
@@ -763,7 +864,8 @@ static void put_unstable(struct unstable *f, size_t *n, struct unstable u)
 /* Applies map node v's set, rename, drop and keep to the unstable fields
  * f[0 .. *n), in map.c's order (set entries in file order, each seeing the
  * ones before). f has room for one more per set and rename entry. */
-static void map_taint(const struct sl_conf *conf, size_t v, struct unstable *f, size_t *n)
+static void map_taint(
+    const struct sl_conf *conf, const struct names *rel, size_t v, struct unstable *f, size_t *n)
 {
     const struct sl_conf_node *cn = &conf->nodes[v];
     const struct sluice_map *set = opt_value(cn, "set", SLUICE_OPT_EXPR_MAP);
@@ -780,6 +882,9 @@ static void map_taint(const struct sl_conf *conf, size_t v, struct unstable *f, 
                              .cause = CAUSE_NOW};
         bool now = sl_expr_calls_now(e);
 
+        if (!names_has(rel, u.name, strlen(u.name))) {
+            continue; /* no priority reads it, nor anything set from it */
+        }
         if (!now && sl_expr_reads_meta(e, "file")) {
             u.cause = CAUSE_FILE;
         } else if (!now) {
@@ -810,7 +915,9 @@ static void map_taint(const struct sl_conf *conf, size_t v, struct unstable *f, 
         u.from = up->name;
         u.renamed = true;
         forget_unstable(f, n, old);
-        put_unstable(f, n, u);
+        if (names_has(rel, to, strlen(to))) {
+            put_unstable(f, n, u);
+        }
     }
     for (size_t i = 0; drop != NULL && i < drop->n; i++) {
         forget_unstable(f, n, drop->items[i]);
@@ -878,7 +985,7 @@ static int taint_of(struct sl__loader *ld, const struct dag *dag, struct taint *
         }
     }
     if (map) {
-        map_taint(ld->conf, v, f, &n);
+        map_taint(ld->conf, &t->rel, v, f, &n);
     }
     t->f[v] = f;
     t->n[v] = n;
@@ -999,7 +1106,8 @@ static int check_priority_inputs(struct sl__loader *ld, const struct dag *dag)
         .done = sl__conf_alloc(ld, dag->n + 1),
     };
 
-    if (seen == NULL || t.f == NULL || t.n == NULL || t.any == NULL || t.done == NULL) {
+    if (seen == NULL || t.f == NULL || t.n == NULL || t.any == NULL || t.done == NULL ||
+        relevant_names(ld, &t.rel) != 0) {
         return SL_ENOMEM;
     }
     for (size_t v = 0; v < dag->n; v++) {
