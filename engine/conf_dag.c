@@ -3,8 +3,8 @@
  * existing nodes and outputs, no sink feeds another node, no cycles, every
  * source and stage reaches a sink, at least one source and one sink, queue
  * settings within the budget, at most 64 paths from a source to a sink, no
- * two sinks of different types on one file, no priority expression whose
- * level may not follow from the record.
+ * two sinks of different types on one file, no priority expression or
+ * route condition that may not follow from the record.
  * Thread: main, at start-up. */
 #include "conf_int.h"
 #include "fsutil.h"
@@ -649,7 +649,7 @@ static int check_sink_reads_itself(struct sl__loader *ld)
     return 0;
 }
 
-/* ==== Priority inputs ==== */
+/* ==== Decisions that follow from the record ==== */
 
 /* A record's level must follow from the record and the config: positions
  * are kept per level, and after a crash a record that came back on another
@@ -664,7 +664,34 @@ static int check_sink_reads_itself(struct sl__loader *ld)
  * again when it does none of these; `rename` moves the mark, `drop` and
  * `keep` remove fields; a fan-in takes the union. The other metadata is the
  * record's own (@line, @offset, the Kafka ones), and @priority is the
- * level the record has so far, which ints decide before any expression. */
+ * level the record has so far, which ints decide before any expression.
+ *
+ * A route's conditions decide the same way which position a record meets:
+ * its outputs lead to other sinks, or to other levels of one sink, each
+ * with its own position over the stream. A record that took route a and
+ * was committed there, read again and sent down b, whose position is
+ * behind, is written twice (once by each); one sent down b and not
+ * committed, read again and sent down a, whose position is past it, is
+ * lost. So the conditions are held to the same rule, by the same analysis,
+ * unless every record the route sends by them can only meet one position:
+ * one sink, and no priority set on the way (route_meets_positions). Then
+ * a replay changes the record's path, not its position: a sink writes the
+ * copies of a sequence from all its paths in one transaction, trimmed by
+ * the one position.
+ *
+ * A filter's `where` is not held to it. A filter decides whether a record
+ * goes on, not where: at each position after it, a record read again is
+ * either behind the position (trimmed: its first decision stands) or not
+ * (decided there for the first time), so each sink holds every record
+ * once or not at all, and only records the rule drops are missing: what
+ * some run of the rule gives, as with any rule by the clock. What a replay
+ * can change is which records in the replayed range the rule drops, and,
+ * where the filter's output fans out to several positions, one that had
+ * not committed a record may then decide it otherwise than one that had:
+ * the two disagree about a record at the rule's edge, without losing or
+ * doubling one the rule keeps. A route's outputs are one decision's
+ * alternatives (`_unmatched` is "no other"), so the same disagreement
+ * there puts a record in two or in none. */
 
 enum cause { CAUSE_NOW, CAUSE_FILE };
 
@@ -688,7 +715,7 @@ struct names {
 
 /* Per node: the unstable fields of what it emits (its own map applied). */
 struct taint {
-    struct names rel;    /* the only names followed: those a priority may read */
+    struct names rel;    /* the only names followed: those a decision may read */
     struct unstable **f; /* per node: its fields (shared with its input when the same) */
     size_t *n;
     size_t *any;         /* per node: NONE, or a stage up to it that may set any field */
@@ -720,6 +747,15 @@ opt_value(const struct sl_conf_node *cn, const char *name, enum sluice_opt_type 
         }
     }
     return NULL;
+}
+
+/* The conditions of cn when it is a route (its option `routes`), or NULL. */
+static const struct sluice_map *route_conditions(const struct sl_conf_node *cn)
+{
+    if (cn->kind != SLUICE_KIND_TRANSFORM || strcmp(cn->type->def.name, "route") != 0) {
+        return NULL;
+    }
+    return opt_value(cn, "routes", SLUICE_OPT_EXPR_MAP);
 }
 
 static bool names_has(const struct names *r, const char *s, size_t len)
@@ -757,11 +793,11 @@ static size_t count_reads(const struct sl_expr *e)
     return n;
 }
 
-/* The names whose value may reach a priority expression, into r: what
- * the priority expressions read and, until none is added, what a `set`
- * entry of such a name reads and the old name of a rename to one, in any
- * map (a superset). Only these are followed, so that an unstable field no
- * priority reads costs nothing: a map per node setting a now() field of
+/* The names whose value may reach a priority expression or a route
+ * condition, into r: what those read and, until none is added, what a
+ * `set` entry of such a name reads and the old name of a rename to one, in
+ * any map (a superset). Only these are followed, so that an unstable field
+ * no decision reads costs nothing: a map per node setting a now() field of
  * its own would otherwise copy a growing list at each one (230 MB for
  * 2,000 nodes). Returns 0 or SL_ENOMEM. */
 static int relevant_names(struct sl__loader *ld, struct names *r)
@@ -769,16 +805,20 @@ static int relevant_names(struct sl__loader *ld, struct names *r)
     const struct sl_conf *conf = ld->conf;
     size_t cap = 1;
 
-    /* Room for every field a priority or set expression reads, and every
-     * old name of a rename. */
+    /* Room for every field a priority, route or set expression reads, and
+     * every old name of a rename. */
     for (size_t v = 0; v < conf->nnodes; v++) {
         const struct sl_conf_node *cn = &conf->nodes[v];
         const struct sluice_map *set = opt_value(cn, "set", SLUICE_OPT_EXPR_MAP);
         const struct sluice_map *ren = opt_value(cn, "rename", SLUICE_OPT_MAP);
+        const struct sluice_map *routes = route_conditions(cn);
 
         cap += cn->priority_expr != NULL ? count_reads(cn->priority_expr) : 0;
         for (size_t i = 0; set != NULL && i < set->n; i++) {
             cap += count_reads((const struct sl_expr *)set->exprs[i]);
+        }
+        for (size_t i = 0; routes != NULL && i < routes->n; i++) {
+            cap += count_reads((const struct sl_expr *)routes->exprs[i]);
         }
         cap += ren != NULL ? ren->n : 0;
     }
@@ -788,8 +828,13 @@ static int relevant_names(struct sl__loader *ld, struct names *r)
         return SL_ENOMEM;
     }
     for (size_t v = 0; v < conf->nnodes; v++) {
+        const struct sluice_map *routes = route_conditions(&conf->nodes[v]);
+
         if (conf->nodes[v].priority_expr != NULL) {
             names_add_reads(r, conf->nodes[v].priority_expr);
+        }
+        for (size_t i = 0; routes != NULL && i < routes->n; i++) {
+            names_add_reads(r, (const struct sl_expr *)routes->exprs[i]);
         }
     }
     for (size_t k = 0; k < r->n; k++) { /* r->n grows as names are found */
@@ -883,7 +928,7 @@ static void map_taint(
         bool now = sl_expr_calls_now(e);
 
         if (!names_has(rel, u.name, strlen(u.name))) {
-            continue; /* no priority reads it, nor anything set from it */
+            continue; /* no decision reads it, nor anything set from it */
         }
         if (!now && sl_expr_reads_meta(e, "file")) {
             u.cause = CAUSE_FILE;
@@ -992,12 +1037,33 @@ static int taint_of(struct sl__loader *ld, const struct dag *dag, struct taint *
     return 0;
 }
 
-/* Refuses the priority at (of a node whose output has u unstable) for
- * reading u. Returns SL_ECONFIG. */
-static int unstable_err(struct sl__loader *ld, const struct sl__ynode *at, const struct unstable *u)
+/* What a decision is, and what a record read again after a crash could do
+ * when the decision does not follow from the record: the analysis has two
+ * users. */
+struct decision {
+    const char *what;  /* the subject of its messages */
+    const char *could; /* "a record read again after a crash could ..." */
+};
+
+static const struct decision priority_decision = {
+    "a priority",
+    "take another level, whose position would skip it",
+};
+static const struct decision route_decision = {
+    "a route",
+    "take another route, whose position may skip it or write it twice",
+};
+
+/* Refuses decision d at `at` (on records that have u unstable) for reading
+ * u. Returns SL_ECONFIG. */
+static int unstable_err(struct sl__loader *ld,
+                        const struct decision *d,
+                        const struct sl__ynode *at,
+                        const struct unstable *u)
 {
     const struct sl_conf_node *nodes = ld->conf->nodes;
     const char *cause = u->cause == CAUSE_NOW ? "with now()" : "from @file";
+    const char *rotation = u->cause == CAUSE_FILE ? "a rotation changes @file: " : "";
     char via[160] = "";
 
     if (u->from != NULL) {
@@ -1008,18 +1074,73 @@ static int unstable_err(struct sl__loader *ld, const struct sl__ynode *at, const
                      u->origin_field);
         }
         return sl__yerr(ld, at,
-                        "a priority must follow from the record: it reads '%.40s', which node "
-                        "'%.40s' %s, which node '%.40s' sets %s (%sa record read again after a "
-                        "crash could take another level, whose position would skip it)",
-                        u->name, nodes[u->node].name, via, nodes[u->origin].name, cause,
-                        u->cause == CAUSE_FILE ? "a rotation changes @file: " : "");
+                        "%s must follow from the record: it reads '%.40s', which node '%.40s' "
+                        "%s, which node '%.40s' sets %s (%sa record read again after a crash "
+                        "could %s)",
+                        d->what, u->name, nodes[u->node].name, via, nodes[u->origin].name, cause,
+                        rotation, d->could);
     }
     return sl__yerr(ld, at,
-                    "a priority must follow from the record: it reads '%.40s', which node "
-                    "'%.40s' sets %s (%sa record read again after a crash could take another "
-                    "level, whose position would skip it)",
-                    u->name, nodes[u->node].name, cause,
-                    u->cause == CAUSE_FILE ? "a rotation changes @file: " : "");
+                    "%s must follow from the record: it reads '%.40s', which node '%.40s' sets "
+                    "%s (%sa record read again after a crash could %s)",
+                    d->what, u->name, nodes[u->node].name, cause, rotation, d->could);
+}
+
+/* Refuses expression e of decision d, at `at`, when it calls now() or
+ * reads @file itself. Returns 0 or SL_ECONFIG. */
+static int check_clock_and_file(struct sl__loader *ld,
+                                const struct decision *d,
+                                const struct sl__ynode *at,
+                                const struct sl_expr *e)
+{
+    if (sl_expr_calls_now(e)) {
+        return sl__yerr(ld, at,
+                        "%s must follow from the record: with now() a record read again after a "
+                        "crash could %s",
+                        d->what, d->could);
+    }
+    if (sl_expr_reads_meta(e, "file")) {
+        return sl__yerr(ld, at,
+                        "%s must follow from the record: @file changes when the file is rotated, "
+                        "and a record read again after a crash could %s",
+                        d->what, d->could);
+    }
+    return 0;
+}
+
+/* Refuses expression e of decision d, at `at`, evaluated on what node v
+ * emits (a route emits what it receives), when it reads an unstable field,
+ * or any field after a stage that may set any. Returns 0, SL_ECONFIG or
+ * SL_ENOMEM. */
+static int check_fields(struct sl__loader *ld,
+                        const struct dag *dag,
+                        struct taint *t,
+                        const struct decision *d,
+                        const struct sl__ynode *at,
+                        const struct sl_expr *e,
+                        size_t v)
+{
+    const char *name;
+    size_t len, pos = 0;
+    int rc = taint_of(ld, dag, t, v);
+
+    if (rc != 0) {
+        return rc;
+    }
+    const struct unstable *u = reads_unstable(e, t->f[v], t->n[v]);
+    if (u != NULL) {
+        return unstable_err(ld, d, at, u);
+    }
+    if (t->any[v] != NONE && sl_expr_next_field(e, &pos, &name, &len)) {
+        const struct sl_conf_node *by = &ld->conf->nodes[t->any[v]];
+        return sl__yerr(ld, at,
+                        "%s must follow from the record: it reads '%.*s', and node '%s'%s, of "
+                        "type %s, may set any field from anything: the loader cannot tell that "
+                        "what it sets follows from the record",
+                        d->what, (int)(len > 40 ? 40 : len), name, by->name,
+                        t->any[v] != v ? " before it" : "", by->type->def.name);
+    }
+    return 0;
 }
 
 /* Marks in seen the nodes upstream of v (v excluded). */
@@ -1043,23 +1164,14 @@ static int check_priority_of(
 {
     const struct sl_conf_node *cn = &ld->conf->nodes[v];
     const struct sl__ynode *at = cn->yaml != NULL ? sl__ymap_find(cn->yaml, "priority") : NULL;
-    const char *name;
-    size_t len, pos = 0;
+    int rc;
 
     if (cn->priority_expr == NULL || at == NULL) {
         return 0;
     }
-    if (sl_expr_calls_now(cn->priority_expr)) {
-        return sl__yerr(ld, at,
-                        "a priority must follow from the record: with now() a record read "
-                        "again after a crash could take another level, whose position "
-                        "would skip it");
-    }
-    if (sl_expr_reads_meta(cn->priority_expr, "file")) {
-        return sl__yerr(ld, at,
-                        "a priority must follow from the record: @file changes when the file is "
-                        "rotated, and a record read again after a crash could take another "
-                        "level, whose position would skip it");
+    rc = check_clock_and_file(ld, &priority_decision, at, cn->priority_expr);
+    if (rc != 0) {
+        return rc;
     }
     memset(seen, 0, dag->n);
     mark_upstream(ld, dag, v, seen);
@@ -1076,27 +1188,95 @@ static int check_priority_of(
                             ld->conf->nodes[u].name);
         }
     }
-    int rc = taint_of(ld, dag, t, v);
-    if (rc != 0) {
-        return rc;
+    return check_fields(ld, dag, t, &priority_decision, at, cn->priority_expr, v);
+}
+
+/* Whether node x receives records that route v sends by a condition
+ * (through `v.<route>` or `v._unmatched`: reading v itself gives every
+ * record, whatever the conditions say), memoised in below[x]: 0 not known
+ * yet, 1 no, 2 yes. */
+static bool below_conditions(
+    const struct sl__loader *ld, const struct dag *dag, size_t v, size_t x, unsigned char *below)
+{
+    const struct sl_conf_node *cn = &ld->conf->nodes[x];
+
+    if (below[x] == 0) {
+        below[x] = 1;
+        for (size_t j = 0; j < cn->ninputs && below[x] == 1; j++) {
+            size_t u = dag->up[x][j];
+            bool yes =
+                u == v ? cn->inputs[j].output != NULL : below_conditions(ld, dag, v, u, below);
+            below[x] = yes ? 2 : 1;
+        }
     }
-    const struct unstable *u = reads_unstable(cn->priority_expr, t->f[v], t->n[v]);
-    if (u != NULL) {
-        return unstable_err(ld, at, u);
+    return below[x] == 2;
+}
+
+/* Whether the records route v sends by its conditions may meet more than
+ * one position: they reach two sinks, or a node that sets a priority
+ * (another level is another position; refused even when it would give the
+ * level they had). below has a byte per node. */
+static bool route_meets_positions(const struct sl__loader *ld,
+                                  const struct dag *dag,
+                                  size_t v,
+                                  unsigned char *below)
+{
+    size_t sink = NONE;
+
+    memset(below, 0, dag->n);
+    for (size_t x = 0; x < dag->n; x++) {
+        const struct sl_conf_node *cn = &ld->conf->nodes[x];
+
+        if (!below_conditions(ld, dag, v, x, below)) {
+            continue;
+        }
+        if (cn->kind != SLUICE_KIND_SINK && cn->priority_levels != 0) {
+            return true;
+        }
+        if (cn->kind == SLUICE_KIND_SINK && sink != NONE) {
+            return true;
+        }
+        sink = cn->kind == SLUICE_KIND_SINK ? x : sink;
     }
-    if (t->any[v] != NONE && sl_expr_next_field(cn->priority_expr, &pos, &name, &len)) {
-        const struct sl_conf_node *by = &ld->conf->nodes[t->any[v]];
-        return sl__yerr(ld, at,
-                        "a priority must follow from the record: it reads '%.*s', and node '%s'%s, "
-                        "of type %s, may set any field from anything: the loader "
-                        "cannot tell that what it sets follows from the record",
-                        (int)(len > 40 ? 40 : len), name, by->name,
-                        t->any[v] != v ? " before it" : "", by->type->def.name);
+    return false;
+}
+
+/* Refuses a condition of route v that may send a record read again down
+ * another route, to another position (see the section's comment). Returns
+ * 0, SL_ECONFIG or SL_ENOMEM. */
+static int check_route_of(
+    struct sl__loader *ld, const struct dag *dag, struct taint *t, unsigned char *below, size_t v)
+{
+    const struct sl_conf_node *cn = &ld->conf->nodes[v];
+    const struct sluice_map *routes = route_conditions(cn);
+    const struct sl__ynode *ys = cn->yaml != NULL ? sl__ymap_find(cn->yaml, "routes") : NULL;
+
+    if (routes == NULL || !route_meets_positions(ld, dag, v, below)) {
+        return 0;
+    }
+    for (size_t i = 0; i < routes->n; i++) {
+        const struct sl_expr *e = (const struct sl_expr *)routes->exprs[i];
+        const struct sl__ynode *at = sl__ymap_find(ys, routes->keys[i]);
+        int rc;
+
+        /* Where the file has it; else the node (the loader built it from
+         * there, so this is a fallback that should not be needed). */
+        at = at != NULL ? at : ys != NULL ? ys : ld->keys[v];
+        rc = check_clock_and_file(ld, &route_decision, at, e);
+        if (rc == 0) {
+            rc = check_fields(ld, dag, t, &route_decision, at, e, v);
+        }
+        if (rc != 0) {
+            return rc;
+        }
     }
     return 0;
 }
 
-static int check_priority_inputs(struct sl__loader *ld, const struct dag *dag)
+/* Refuses the priority expressions and route conditions that may not
+ * follow from the record, over one analysis of the unstable fields.
+ * Returns 0, SL_ECONFIG or SL_ENOMEM. */
+static int check_decisions(struct sl__loader *ld, const struct dag *dag)
 {
     unsigned char *seen = sl__conf_alloc(ld, dag->n + 1);
     struct taint t = {
@@ -1113,6 +1293,9 @@ static int check_priority_inputs(struct sl__loader *ld, const struct dag *dag)
     for (size_t v = 0; v < dag->n; v++) {
         int rc = check_priority_of(ld, dag, &t, seen, v);
 
+        if (rc == 0) {
+            rc = check_route_of(ld, dag, &t, seen, v);
+        }
         if (rc != 0) {
             return rc;
         }
@@ -1138,7 +1321,7 @@ int sl__conf_dag(struct sl__loader *ld, const struct sl__ynode *root)
         rc = check_paths(ld, &dag);
     }
     if (rc == 0) {
-        rc = check_priority_inputs(ld, &dag);
+        rc = check_decisions(ld, &dag);
     }
     if (rc == 0) {
         rc = number_paths(ld, &dag);

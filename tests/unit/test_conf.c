@@ -134,13 +134,18 @@ static const struct sl_node_type filt_type = {
 static const struct sl_node_type rt_type = {
     .def = DEF("rt", SLUICE_KIND_TRANSFORM, SLUICE_STAGE_STATELESS, struct rt_conf, rt_options),
     .outputs = rt_outputs};
+/* The built-in route's name: the loader holds its conditions to following
+ * from the record (conf_dag.c). */
+static const struct sl_node_type route_type = {
+    .def = DEF("route", SLUICE_KIND_TRANSFORM, SLUICE_STAGE_STATELESS, struct rt_conf, rt_options),
+    .outputs = rt_outputs};
 static const struct sl_node_type agg_type = {
     .def = DEF("agg", SLUICE_KIND_TRANSFORM, 0, struct agg_conf, agg_options)};
 static const struct sl_node_type store_type = {
     .def = DEF("store", SLUICE_KIND_SINK, 0, struct store_conf, store_options),
     .check = store_check};
-static const struct sl_node_type *const fake_types[] = {&gen_type, &filt_type,  &rt_type,
-                                                        &agg_type, &store_type, NULL};
+static const struct sl_node_type *const fake_types[] = {
+    &gen_type, &filt_type, &rt_type, &route_type, &agg_type, &store_type, NULL};
 
 /* ==== Helpers ==== */
 
