@@ -2,10 +2,10 @@
 # A fast path beside a bulk one (issue 7): 200 alerts/s into one table of a
 # SQLite file while the 1M orders load into another table of the same file
 # at full speed, against the same alerts alone and the bulk load alone. The
-# sinks have a connection each; their transactions take turns on the file
-# in arrival order (connectors/sqlite/sqlite_turns.c), where SQLite's busy
-# handler made the alerts poll and wait 300-650 ms (p99) behind the bulk
-# load. Last, the alerts with priority 9: their transactions go before the
+# sinks share the file's connection, and their transactions take turns on
+# it in arrival order (connectors/sqlite/sqlite_file.c); with a connection
+# each, SQLite's busy handler made the alerts poll and wait 300-650 ms
+# (p99) behind the bulk load. Last, the alerts with priority 9: their transactions go before the
 # bulk load's queued ones. Prints the alerts' latency (source
 # read to commit) and the bulk load's rate. Usage: bench/alerts.sh [build dir]
 set -eu

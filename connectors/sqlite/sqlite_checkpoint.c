@@ -546,11 +546,6 @@ int sl_pos_store_streams(struct sl_pos_store *ps,
 
 /* ==== The writer's positions during a write call ==== */
 
-int sl__sqlite_ck_open(struct sl_sqlite_writer *w, struct sl_err *err)
-{
-    return sl_pos_store_open(&w->ps, w->db, err);
-}
-
 static const char *source_of(const struct sl_sqlite_writer *w, const struct sl_batch *batch)
 {
     const char *name = batch->source < w->conf.nsource_names && w->conf.source_names != NULL
@@ -622,7 +617,7 @@ static int pos_read(struct sl_sqlite_writer *w,
                                  .fingerprint = batch->fingerprint};
     struct sl_pos_key key = key_of(w, p);
     int64_t pos = 0;
-    int rc = sl_pos_store_get(&w->ps, &key, &pos, fp, sizeof(fp), err);
+    int rc = sl_pos_store_get(&w->file->ps, &key, &pos, fp, sizeof(fp), err);
     if (rc == 0) {
         p->pos = pos;
         if (epoch_differs(batch, fp)) {
@@ -687,8 +682,8 @@ int sl__sqlite_ck_store(struct sl_sqlite_writer *w, struct sl_err *err)
             continue;
         }
         struct sl_pos_key key = key_of(w, p);
-        int rc =
-            sl_pos_store_put(&w->ps, &key, p->next == INT64_MIN ? 0 : p->next, p->fingerprint, err);
+        int rc = sl_pos_store_put(&w->file->ps, &key, p->next == INT64_MIN ? 0 : p->next,
+                                  p->fingerprint, err);
         if (rc != 0) {
             return rc;
         }
@@ -710,7 +705,10 @@ int sl_sqlite_writer_position(struct sl_sqlite_writer *w,
     struct sl_pos_key key = {w->conf.table, w->conf.writer_id, source, stream, partition, level,
                              plan};
 
-    return sl_pos_store_get(&w->ps, &key, ret_pos, fingerprint, fingerprint_len, err);
+    sl__sqlite_file_take(w->file, SL__SQLITE_SHORT);
+    int rc = sl_pos_store_get(&w->file->ps, &key, ret_pos, fingerprint, fingerprint_len, err);
+    sl__sqlite_file_give(w->file);
+    return rc;
 }
 
 int sl_sqlite_writer_streams(struct sl_sqlite_writer *w,
@@ -721,7 +719,10 @@ int sl_sqlite_writer_streams(struct sl_sqlite_writer *w,
 {
     struct sl_pos_key key = {w->conf.table, w->conf.writer_id, source, NULL, 0, 0, NULL};
 
-    return sl_pos_store_streams(&w->ps, &key, fn, arg, err);
+    sl__sqlite_file_take(w->file, SL__SQLITE_SHORT);
+    int rc = sl_pos_store_streams(&w->file->ps, &key, fn, arg, err);
+    sl__sqlite_file_give(w->file);
+    return rc;
 }
 
 int sl_sqlite_writer_writers(struct sl_sqlite_writer *w,
@@ -729,5 +730,8 @@ int sl_sqlite_writer_writers(struct sl_sqlite_writer *w,
                              void *arg,
                              struct sl_err *err)
 {
-    return sl_pos_store_writers(&w->ps, w->conf.table, fn, arg, err);
+    sl__sqlite_file_take(w->file, SL__SQLITE_SHORT);
+    int rc = sl_pos_store_writers(&w->file->ps, w->conf.table, fn, arg, err);
+    sl__sqlite_file_give(w->file);
+    return rc;
 }

@@ -1,17 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /* Internals shared by the SQLite writer's files: sqlite_writer.c (transactions,
- * grouping rows, binding), sqlite_schema.c (tables, columns, statements) and
- * sqlite_checkpoint.c (positions). Not for other modules. Everything here
- * belongs to the writer's thread. */
+ * grouping rows, binding), sqlite_schema.c (tables, columns, statements),
+ * sqlite_checkpoint.c (positions), sqlite_file.c (the connection a file's
+ * writers share, turns on it) and sqlite_wal.c (checkpoints). Not for other
+ * modules. A writer belongs to one thread at a time; its file's connection
+ * to whoever holds the file's turn. */
 #ifndef SL_SQLITE_PRIV_H
 #define SL_SQLITE_PRIV_H
 
 #include "buf.h"
+#include "conf.h"
 #include "connectors/sqlite/sqlite_positions.h"
 #include "sqlite_writer.h"
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdbool.h>
+#include <sys/types.h>
 
 /* Rows per multi-row INSERT: DESIGN measured 32 rows at 1.8x one-row inserts;
  * fewer when the columns times the rows would pass SQLITE_LIMIT_VARIABLE_NUMBER. */
@@ -21,6 +26,9 @@
 #define SL__SQLITE_RESERVED     "_sluice_" /* prefix of our tables and indexes */
 #define SL__SQLITE_RESERVED_LEN 8
 #define SL__SQLITE_RAW_MAX      65536 /* dead letters keep this much of the input */
+/* The turn level of short work outside transactions (reads, closes): the
+ * highest, so that it does not wait behind queued bulk writes. */
+#define SL__SQLITE_SHORT (SL_PRIORITY_LEVELS - 1)
 
 enum sl__sqlite_found {
     SL__SQLITE_MISSING,  /* no such column */
@@ -139,17 +147,45 @@ struct sl__sqlite_reject {
     uint32_t reason; /* offset of its NUL-terminated reason in reasons */
 };
 
-struct sl_sqlite_writer {
-    sqlite3 *db;
-    struct sl_sqlite_writer_conf conf; /* copy; its pointers are borrowed */
-    uint32_t max_vars;                 /* SQLITE_LIMIT_VARIABLE_NUMBER */
-    struct sl__sqlite_target main;     /* conf.table */
-    struct sl__sqlite_target dead;     /* conf.dead_table (name NULL when none) */
+/* One database file as this process's writers share it (sqlite_file.c).
+ * The connection, its statements and the fields marked "turn" belong to
+ * whoever holds the file's turn (sl__sqlite_file_take). */
+struct sl__sqlite_file {
+    sqlite3 *db;            /* the file's one connection */
+    struct sl_pos_store ps; /* _sluice_checkpoints on db */
     sqlite3_stmt *begin;
     sqlite3_stmt *commit;
     sqlite3_stmt *rollback;
-    struct sl_pos_store ps; /* _sluice_checkpoints on db */
-    struct sl_buf sql;      /* scratch for building SQL text */
+    uint32_t max_vars;    /* SQLITE_LIMIT_VARIABLE_NUMBER */
+    uint64_t cache_bytes; /* turn: the page cache, its writers' shares together */
+    int wal_pages;        /* turn: WAL frames after the last commit (the WAL hook) */
+    int ck_from;          /* turn: wal_pages when the last checkpoint was asked for */
+    char *path;           /* as SQLite resolved it: for the checkpointer */
+
+    /* sqlite_file.c: the registry (its lock) and the turns (mu). */
+    dev_t dev;
+    ino_t ino;
+    bool listed; /* in the registry: shared by every writer of the file */
+    int refs;    /* under the registry's lock */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool held;                         /* under mu: someone has the turn */
+    struct sl__sqlite_waiter *waiting; /* under mu: oldest first */
+    struct sl__sqlite_file *link;      /* under the registry's lock */
+
+    /* sqlite_wal.c's (under its lock, but ck_attached: the owner's). */
+    bool ck_attached; /* the checkpointer has the WAL hook */
+    bool ck_due;      /* queued for a checkpoint */
+    struct sl__sqlite_file *ck_next;
+};
+
+struct sl_sqlite_writer {
+    struct sl__sqlite_file *file;      /* shared with the file's other writers */
+    sqlite3 *db;                       /* file->db: used while holding file's turn */
+    struct sl_sqlite_writer_conf conf; /* copy; its pointers are borrowed */
+    struct sl__sqlite_target main;     /* conf.table */
+    struct sl__sqlite_target dead;     /* conf.dead_table (name NULL when none) */
+    struct sl_buf sql;                 /* scratch for building SQL text */
 
     /* State of the current write call, reset at its start. */
     struct sl_batch *const *batches;
@@ -159,37 +195,50 @@ struct sl_sqlite_writer {
     struct sl__sqlite_reject *rejects;
     uint32_t nrejects;
     uint32_t rejects_cap;
-    struct sl_buf reasons;          /* NUL-separated reasons of rejects */
-    uint64_t replayed;              /* records trimmed: already stored (below the position) */
-    uint64_t dead_stored;           /* dead letters written to the dead-letter table by this call */
-    uint64_t dead_stored_last;      /* ... by the last call that committed */
-    bool big;                       /* this call writes a batch of long records (see give_back) */
-    struct sl__sqlite_wal *wal;     /* the checkpointer (sqlite_wal.c), NULL: SQLite's own */
-    struct sl__sqlite_turns *turns; /* this file's turns (sqlite_turns.c), NULL: none */
+    struct sl_buf reasons;     /* NUL-separated reasons of rejects */
+    uint64_t replayed;         /* records trimmed: already stored (below the position) */
+    uint64_t dead_stored;      /* dead letters written to the dead-letter table by this call */
+    uint64_t dead_stored_last; /* ... by the last call that committed */
+    bool big;                  /* this call writes a batch of long records (see give_back) */
 };
 
-/* ==== sqlite_turns.c ==== */
+/* ==== sqlite_file.c ==== */
 
-/* Turns on one database file's write lock for this process's writers:
- * the highest priority level first, with aging, else in arrival order.
- * get: by the file's identity (it must exist), NULL when it cannot be
- * known (no turns then: SQLite's lock alone). put releases. take waits
- * for the caller's turn for a transaction whose highest level is level (a
- * thread holding it already gets it again), give ends it. Thread: any. */
-struct sl__sqlite_turns;
-struct sl__sqlite_turns *sl__sqlite_turns_get(const char *path);
-struct sl__sqlite_turns *sl__sqlite_turns_put(struct sl__sqlite_turns *t);
-void sl__sqlite_turns_take(struct sl__sqlite_turns *t, uint8_t level);
-void sl__sqlite_turns_give(struct sl__sqlite_turns *t);
+/* The shared connection of the database file at path, creating the file
+ * (and setting it up: WAL, synchronous=NORMAL, busy_ms, the position
+ * store) for its first writer; cache_bytes is added to its page cache.
+ * NULL with err set: SL_ERETRY (locked beyond busy_ms), SL_ENOMEM, SL_EIO.
+ * The file's parent directory must exist. Blocks. Thread: any. */
+struct sl__sqlite_file *
+sl__sqlite_file_open(const char *path, uint32_t busy_ms, uint64_t cache_bytes, struct sl_err *err);
+/* Drops a reference; the last closes the connection. NULL ok; returns
+ * NULL. Thread: any, not holding the turn. */
+struct sl__sqlite_file *sl__sqlite_file_close(struct sl__sqlite_file *f);
+/* Waits for the caller's turn on the file (the highest priority level
+ * first, with aging, else in arrival order) for work whose highest level
+ * is level; a thread holding it already gets it again. give ends it.
+ * Thread: any. */
+void sl__sqlite_file_take(struct sl__sqlite_file *f, uint8_t level);
+void sl__sqlite_file_give(struct sl__sqlite_file *f);
 
 /* ==== sqlite_wal.c ==== */
 
-/* Moves w's WAL checkpoints to a thread of their own (PASSIVE, off the
- * COMMIT path). 0, or an error opening its connection; when the thread
- * cannot start, SQLite keeps checkpointing in COMMIT (0). */
-int sl__sqlite_wal_start(struct sl_sqlite_writer *w, struct sl_err *err);
-/* Stops and joins the checkpointer, before w's connection closes. */
-void sl__sqlite_wal_stop(struct sl_sqlite_writer *w);
+/* Moves f's WAL checkpoints to the process's checkpointer thread
+ * (PASSIVE, off the COMMIT path), starting it for the first file; when it
+ * cannot start, SQLite keeps checkpointing in COMMIT. Thread: f's opener. */
+void sl__sqlite_wal_attach(struct sl__sqlite_file *f);
+/* Takes f off the checkpointer, waiting for a checkpoint of it in
+ * progress, before f's connection closes; the last file stops the thread.
+ * Thread: f's last user. */
+void sl__sqlite_wal_detach(struct sl__sqlite_file *f);
+/* After a commit, in f's turn: whether the log is long enough for the
+ * writer to finish the checkpoint (sl__sqlite_wal_finish, in a turn of
+ * its own: see sqlite_wal.c). */
+bool sl__sqlite_wal_due(const struct sl__sqlite_file *f);
+/* In f's turn: when the log is still long, waits for a checkpoint in
+ * progress and copies what it left, so that the log starts again at the
+ * next transaction. Blocks (I/O). */
+void sl__sqlite_wal_finish(struct sl__sqlite_file *f);
 
 /* ==== sqlite_schema.c ==== */
 
@@ -252,8 +301,6 @@ uint32_t sl__sqlite_rows_for(uint32_t ncols, uint32_t max_vars);
 
 /* ==== sqlite_checkpoint.c ==== */
 
-/* Opens the position store on the writer's connection. 0 or SL_E* (err set). */
-int sl__sqlite_ck_open(struct sl_sqlite_writer *w, struct sl_err *err);
 /* Inside the write transaction: the position below which this batch's
  * records are already stored (INT64_MIN without a stream_name). Reads the
  * table at the stream's first batch of the call. 0 or SL_E* (err set). */

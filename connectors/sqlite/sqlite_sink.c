@@ -54,7 +54,7 @@ static const struct sluice_option sqlite_options[] = {
 struct sqlite_sink {
     struct sl_sink sink; /* first: sl_sink_of() */
     struct sl_sqlite_writer *w;
-    pthread_mutex_t lock; /* the connection: writes (worker) vs resume reads (source threads) */
+    pthread_mutex_t lock; /* the writer: writes (worker) vs resume reads (source threads) */
     struct sl_sqlite_column *columns;
     const char **source_names;
 };

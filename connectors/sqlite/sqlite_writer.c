@@ -60,13 +60,6 @@ static int check_conf(const struct sl_sqlite_writer_conf *conf, struct sl_err *e
     return 0;
 }
 
-static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **ret_st, struct sl_err *err)
-{
-    int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, ret_st, NULL);
-
-    return rc == SQLITE_OK ? 0 : sl__sqlite_fail(db, rc, err, sql);
-}
-
 /* Runs a statement that returns no rows (or ignores them) and resets it. */
 static int run(sqlite3 *db, sqlite3_stmt *st, struct sl_err *err, const char *what)
 {
@@ -74,77 +67,6 @@ static int run(sqlite3 *db, sqlite3_stmt *st, struct sl_err *err, const char *wh
 
     (void)sqlite3_reset(st);
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sl__sqlite_fail(db, rc, err, what);
-}
-
-/* Switching to WAL takes an exclusive lock, and SQLite does not call the
- * busy handler for it: two processes opening a new file at once would fail.
- * Retry for as long as busy_timeout would have waited. */
-static int set_wal(sqlite3 *db, uint32_t busy_ms, struct sl_err *err)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = prepare(db, "PRAGMA journal_mode=WAL", &st, err);
-    int src = SQLITE_BUSY;
-
-    for (uint32_t waited = 0; rc == 0 && (src & 0xff) == SQLITE_BUSY; waited += 20) {
-        src = sqlite3_step(st);
-        if ((src & 0xff) == SQLITE_BUSY && waited < busy_ms) {
-            (void)sqlite3_reset(st);
-            (void)sqlite3_sleep(20);
-        } else {
-            break;
-        }
-    }
-    if (rc != 0) {
-        return rc;
-    }
-    if (src != SQLITE_ROW) {
-        rc = sl__sqlite_fail(db, src, err, "setting WAL mode");
-    } else if (sqlite3_stricmp((const char *)sqlite3_column_text(st, 0), "wal") != 0) {
-        rc = sl_err_set(err, SL_EIO, "cannot use WAL mode (journal mode stays %s)",
-                        (const char *)sqlite3_column_text(st, 0));
-    }
-    (void)sqlite3_finalize(st);
-    return rc;
-}
-
-static int exec(sqlite3 *db, const char *sql, struct sl_err *err)
-{
-    int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
-
-    return rc == SQLITE_OK ? 0 : sl__sqlite_fail(db, rc, err, sql);
-}
-
-static int open_db(struct sl_sqlite_writer *w, struct sl_err *err)
-{
-    const struct sl_sqlite_writer_conf *conf = &w->conf;
-    char pragma[64];
-    int rc = sqlite3_open_v2(
-        conf->path, &w->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-
-    if (rc != SQLITE_OK) {
-        return sl__sqlite_fail(w->db, rc, err, conf->path);
-    }
-    (void)sqlite3_extended_result_codes(w->db, 1);
-    uint32_t busy_ms = conf->busy_timeout_ms ? conf->busy_timeout_ms : SL__SQLITE_BUSY_MS;
-    (void)sqlite3_busy_timeout(w->db, (int)busy_ms);
-    rc = set_wal(w->db, busy_ms, err);
-    if (rc == 0) {
-        rc = exec(w->db, "PRAGMA synchronous=NORMAL", err);
-    }
-    if (rc == 0 && conf->cache_bytes > 0) {
-        /* A negative cache_size is KiB. */
-        snprintf(pragma, sizeof(pragma), "PRAGMA cache_size=-%llu",
-                 (unsigned long long)(conf->cache_bytes + 1023) / 1024);
-        rc = exec(w->db, pragma, err);
-    }
-    w->max_vars = (uint32_t)sqlite3_limit(w->db, SQLITE_LIMIT_VARIABLE_NUMBER, -1);
-    if (rc == 0) {
-        rc = prepare(w->db, "BEGIN IMMEDIATE", &w->begin, err);
-    }
-    if (rc == 0) {
-        rc = prepare(w->db, "COMMIT", &w->commit, err);
-    }
-    return rc == 0 ? prepare(w->db, "ROLLBACK", &w->rollback, err) : rc;
 }
 
 static int init_targets(struct sl_sqlite_writer *w, struct sl_err *err)
@@ -192,18 +114,14 @@ struct sl_sqlite_writer *sl_sqlite_writer_open(const struct sl_sqlite_writer_con
                               strerror(errno));
     }
     if (rc == 0) {
-        rc = open_db(w, err);
-    }
-    if (rc == 0) {
-        rc = sl__sqlite_ck_open(w, err);
-    }
-    if (rc == 0) {
-        rc = sl__sqlite_wal_start(w, err);
+        uint32_t busy_ms = conf->busy_timeout_ms ? conf->busy_timeout_ms : SL__SQLITE_BUSY_MS;
+        w->file = sl__sqlite_file_open(conf->path, busy_ms, conf->cache_bytes, err);
+        rc = w->file != NULL ? 0 : SL_EIO;
     }
     if (rc != 0) {
         return sl_sqlite_writer_close(w);
     }
-    w->turns = sl__sqlite_turns_get(conf->path); /* the file exists now */
+    w->db = w->file->db;
     return w;
 }
 
@@ -212,15 +130,16 @@ struct sl_sqlite_writer *sl_sqlite_writer_close(struct sl_sqlite_writer *w)
     if (w == NULL) {
         return NULL;
     }
+    /* The statements are on the file's connection: finalized in our turn. */
+    if (w->file != NULL) {
+        sl__sqlite_file_take(w->file, SL__SQLITE_SHORT);
+    }
     sl__sqlite_target_release(&w->main);
     sl__sqlite_target_release(&w->dead);
-    (void)sqlite3_finalize(w->begin);
-    (void)sqlite3_finalize(w->commit);
-    (void)sqlite3_finalize(w->rollback);
-    sl_pos_store_close(&w->ps);
-    sl__sqlite_wal_stop(w);
-    (void)sqlite3_close(w->db);
-    w->turns = sl__sqlite_turns_put(w->turns);
+    if (w->file != NULL) {
+        sl__sqlite_file_give(w->file);
+    }
+    w->file = sl__sqlite_file_close(w->file);
     sl_buf_release(&w->sql);
     sl_buf_release(&w->reasons);
     sl_free(w->pos);
@@ -608,7 +527,7 @@ static int flush(struct sl_sqlite_writer *w, struct sl__sqlite_target *t, struct
         key[j] = c;
     }
     struct sl__sqlite_stmt *e = NULL;
-    rc = sl__sqlite_stmt_get(w->db, t, &w->sql, w->max_vars, key, n, &e, err);
+    rc = sl__sqlite_stmt_get(w->db, t, &w->sql, w->file->max_vars, key, n, &e, err);
     if (rc == 0) {
         for (uint32_t s = 0; s < n; s++) {
             t->slot[key[s]] = s;
@@ -632,7 +551,7 @@ static bool row_fits(const struct sl_sqlite_writer *w,
     }
     /* The group is never full here (flushed when it fills), so only new
      * columns can make the row not fit. */
-    return fresh == 0 || t->nrows + 1 <= sl__sqlite_rows_for(t->nucols + fresh, w->max_vars);
+    return fresh == 0 || t->nrows + 1 <= sl__sqlite_rows_for(t->nucols + fresh, w->file->max_vars);
 }
 
 /* Adds the record just resolved (mapping in t->prev_map) to the group,
@@ -674,7 +593,7 @@ static int add_row(struct sl_sqlite_writer *w,
         }
     }
     if (fresh > 0) {
-        t->rows_cap = sl__sqlite_rows_for(t->nucols, w->max_vars);
+        t->rows_cap = sl__sqlite_rows_for(t->nucols, w->file->max_vars);
     }
     return t->nrows >= t->rows_cap ? flush(w, t, err) : 0;
 }
@@ -922,8 +841,8 @@ static int write_all(struct sl_sqlite_writer *w, size_t n, struct sl_err *err)
 static void abort_txn(struct sl_sqlite_writer *w)
 {
     if (!sqlite3_get_autocommit(w->db)) {
-        (void)sqlite3_step(w->rollback);
-        (void)sqlite3_reset(w->rollback);
+        (void)sqlite3_step(w->file->rollback);
+        (void)sqlite3_reset(w->file->rollback);
     }
     group_clear(&w->main);
     group_clear(&w->dead);
@@ -1007,8 +926,8 @@ int sl_sqlite_writer_write(struct sl_sqlite_writer *w,
     for (size_t i = 0; i < n; i++) {
         level = batches[i]->level > level ? batches[i]->level : level;
     }
-    sl__sqlite_turns_take(w->turns, level);
-    rc = run(w->db, w->begin, err, "BEGIN IMMEDIATE");
+    sl__sqlite_file_take(w->file, level);
+    rc = run(w->db, w->file->begin, err, "BEGIN IMMEDIATE");
     if (rc == 0) {
         rc = write_rows(w, n, err);
     }
@@ -1016,13 +935,21 @@ int sl_sqlite_writer_write(struct sl_sqlite_writer *w,
         rc = report_rejects(w, reject, before_commit, arg, err);
     }
     if (rc == 0) {
-        rc = run(w->db, w->commit, err, "COMMIT");
+        rc = run(w->db, w->file->commit, err, "COMMIT");
     }
     if (rc != 0) {
         abort_txn(w);
     }
-    sl__sqlite_turns_give(w->turns);
+    bool finish = rc == 0 && sl__sqlite_wal_due(w->file);
     give_back(w);
+    sl__sqlite_file_give(w->file);
+    if (finish) {
+        /* In a turn of its own: a writer that queued meanwhile (an alert
+         * beside a bulk load) goes first. */
+        sl__sqlite_file_take(w->file, level);
+        sl__sqlite_wal_finish(w->file);
+        sl__sqlite_file_give(w->file);
+    }
     if (rc != 0) {
         return rc;
     }

@@ -2,9 +2,10 @@
 /* SQLite writing library behind the `sqlite` sink: writes ordered batches into
  * one table of one database file, exactly once, with the source positions
  * (_sluice_checkpoints) and the sink's dead letters in the same transaction.
- * The sink node wraps it (batching, ordering, timers). A writer owns one
- * connection and is used by one thread at a time; several writers (sinks) may
- * share a file, SQLite's locking serialises their transactions. */
+ * The sink node wraps it (batching, ordering, timers). A writer is used by
+ * one thread at a time. The writers of one file in a process share one
+ * connection and take turns on it (sqlite_file.c); other processes' writers
+ * meet SQLite's locking. */
 #ifndef SL_SQLITE_WRITER_H
 #define SL_SQLITE_WRITER_H
 
@@ -76,17 +77,21 @@ typedef int (*sl_sqlite_commit_fn)(void *arg, struct sl_err *err);
 
 /* Opens (creating when missing) the database file and its parent directories,
  * sets WAL mode, synchronous=NORMAL, busy_timeout and cache_size, and creates
- * _sluice_checkpoints. The target table is created at the first write (with
- * conf->columns and the keys up front, else from the first record). conf is
- * copied (its pointers are borrowed). Returns the writer, or NULL with err set:
- * SL_ECONFIG (bad conf), SL_ERETRY (database locked beyond busy_timeout),
- * SL_ENOMEM, SL_EIO. Blocks (file I/O, lock waits). Thread: any, then the
- * writer belongs to the calling thread until handed over. */
+ * _sluice_checkpoints. A file that another writer of this process has open
+ * is shared: its connection (with the first writer's busy_timeout) gets
+ * conf->cache_bytes more page cache. The target table is created at the
+ * first write (with conf->columns and the keys up front, else from the
+ * first record). conf is copied (its pointers are borrowed). Returns the
+ * writer, or NULL with err set: SL_ECONFIG (bad conf), SL_ERETRY (database
+ * locked beyond busy_timeout), SL_ENOMEM, SL_EIO. Blocks (file I/O, lock
+ * waits). Thread: any, then the writer belongs to the calling thread until
+ * handed over. */
 struct sl_sqlite_writer *sl_sqlite_writer_open(const struct sl_sqlite_writer_conf *conf,
                                                struct sl_err *err);
 
-/* Finalizes the statements and closes the connection. Nothing is pending
- * between write calls, so nothing is lost. Accepts NULL; returns NULL. */
+/* Finalizes the statements and closes the connection (the file's last
+ * writer). Nothing is pending between write calls, so nothing is lost.
+ * Accepts NULL; returns NULL. */
 struct sl_sqlite_writer *sl_sqlite_writer_close(struct sl_sqlite_writer *w);
 
 /* Writes n batches, already in order per stream, in one BEGIN IMMEDIATE ...
@@ -123,7 +128,8 @@ uint64_t sl_sqlite_writer_dead_stored(const struct sl_sqlite_writer *w);
  * returns 0 with *ret_pos and, when fingerprint is not NULL, the stored
  * fingerprint copied (NUL-terminated, cut to fingerprint_len - 1; "" when none).
  * Returns SL_EOF when no position is stored, SL_ERETRY when locked, SL_EIO
- * otherwise. Uses the writer's connection outside any transaction. Blocks.
+ * otherwise. Uses the file's connection outside any transaction, in a turn
+ * of its own. Blocks.
  * Thread: the writer's. */
 int sl_sqlite_writer_position(struct sl_sqlite_writer *w,
                               const char *source,
