@@ -342,6 +342,7 @@ static int load_engine(struct sl__loader *ld, struct sl__ynode *root)
         return rc;
     }
     at = map->key != NULL ? map->key : root;
+    ld->engine = map;
     threads = sl__ymap_find(map, "threads");
     ld->conf->threads = 0;
     if (threads != NULL && !(threads->kind == SL__Y_SCALAR && strcmp(threads->text, "auto") == 0)) {

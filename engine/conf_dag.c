@@ -8,6 +8,7 @@
  * Thread: main, at start-up. */
 #include "conf_int.h"
 #include "fsutil.h"
+#include "node.h"
 #include "ring.h"
 
 #include <fnmatch.h>
@@ -583,6 +584,73 @@ static int check_queues(struct sl__loader *ld)
                     "an eighth of memory_limit (%.1f MiB): lower queue, or raise memory_limit",
                     (unsigned long long)slots, (double)bytes / 1048576.0,
                     (double)conf->memory_limit / 1048576.0);
+}
+
+/* Where memory_limit is set, or where it would be: engine.memory_limit
+ * at the engine key (the top of the file when there is none). */
+static const struct sl__ynode *memory_limit_at(struct sl__loader *ld)
+{
+    struct sl__ynode *val = sl__ymap_find(ld->engine, "memory_limit");
+
+    if (val != NULL) {
+        return val;
+    }
+    const struct sl__ynode *engine = ld->engine->key != NULL ? ld->engine->key : ld->engine;
+    struct sl__ynode *key = sl__ynew(ld, SL__Y_SCALAR, engine->file, engine->line, engine->col);
+    val = sl__ynew(ld, SL__Y_SCALAR, engine->file, engine->line, engine->col);
+    if (key == NULL || val == NULL) {
+        return NULL;
+    }
+    key->text = "memory_limit";
+    key->parent = ld->engine;
+    key->key = key;
+    val->parent = ld->engine;
+    val->key = key;
+    return val;
+}
+
+/* Nodes that hold memory of their own beside the records in flight (SQLite
+ * sinks: connections, page caches, statements, their threads; node.h
+ * fixed_bytes) take it out of memory_limit, but the records keep half of
+ * it: past that half, SL_FIXED_FREE_BYTES more may come out of the 16 MiB
+ * above the limit, and more than that is refused, saying how much they
+ * need (80 SQLite sinks at 4 MiB peaked at 33-37 MB before they were
+ * counted, against a bound of 20). */
+static int check_fixed_memory(struct sl__loader *ld)
+{
+    const struct sl_conf *conf = ld->conf;
+    uint64_t bytes = 0;
+    size_t n = 0, first = 0;
+    bool one_type = true;
+
+    for (size_t i = 0; i < conf->nnodes; i++) {
+        const struct sl_conf_node *cn = &conf->nodes[i];
+        uint64_t b = cn->type->fixed_bytes != NULL ? cn->type->fixed_bytes(cn) : 0;
+        if (b == 0) {
+            continue;
+        }
+        first = n == 0 ? i : first;
+        one_type &= cn->type == conf->nodes[first].type;
+        bytes += b;
+        n++;
+    }
+    if (bytes <= SL_FIXED_FREE_BYTES + conf->memory_limit / 2) {
+        return 0;
+    }
+    const struct sl__ynode *at = memory_limit_at(ld);
+    if (at == NULL) {
+        return SL_ENOMEM;
+    }
+    const struct sl_conf_node *cn = &conf->nodes[first];
+    uint64_t need_mib = (2 * (bytes - SL_FIXED_FREE_BYTES) + (1u << 20) - 1) >> 20;
+    return sl__yerr(ld, at,
+                    "%zu %s%s hold about %.1f MiB beside the records (connections, caches, "
+                    "statements, threads: %.0f KiB each), over 2 MiB and half of memory_limit "
+                    "(%.1f MiB): set it to at least %lluMiB, or use fewer (a SQLite file's "
+                    "sinks share one connection)",
+                    n, one_type ? cn->type->def.name : "", one_type ? " sinks" : "nodes",
+                    (double)bytes / 1048576.0, (double)bytes / 1024.0 / (double)n,
+                    (double)conf->memory_limit / 1048576.0, (unsigned long long)need_mib);
 }
 
 /* The file a sink writes: its `path` option, whatever its type, or NULL. */
@@ -1334,6 +1402,9 @@ int sl__conf_dag(struct sl__loader *ld, const struct sl__ynode *root)
     }
     if (rc == 0) {
         rc = check_sink_reads_itself(ld);
+    }
+    if (rc == 0) {
+        rc = check_fixed_memory(ld);
     }
     return rc;
 }

@@ -60,6 +60,7 @@ struct sl__loader {
     const char *file;              /* the caller's path: outlives the conf, so errors point at it */
     const struct sl__ynode **keys; /* per conf->nodes[i]: its key in the tree */
     const struct sl__ynode **inputs; /* per conf->nodes[i]: its inputs list or NULL */
+    struct sl__ynode *engine;        /* the engine mapping (made up when the file has none) */
 };
 
 /* Nearest-name hints (edit distance). */

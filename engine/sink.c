@@ -57,7 +57,7 @@ void sl_sink_init(struct sl_sink *sink,
     /* What a sink holds before it writes is in flight too: a share of the
      * memory budget at most (memory plan, pipeline.c). */
     uint64_t sinks = (uint64_t)atomic_load(&node->pl->sinks_open);
-    uint64_t share = node->pl->conf->memory_limit / 8 / (sinks > 0 ? sinks : 1);
+    uint64_t share = node->pl->flow.limit / 8 / (sinks > 0 ? sinks : 1);
     sink->max_bytes = max_bytes == 0 || max_bytes > share ? share : max_bytes;
     sink->max_wait_ns = b->max_wait_ns;
     sink->is_dead_letter = node->pl->dead_letter == node;

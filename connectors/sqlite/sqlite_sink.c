@@ -560,14 +560,60 @@ static const char *writer_id_of(const struct sl_node *node)
 extern const struct sl_node_type sl_stage_sqlite;
 
 /* The SQLite sinks of the pipeline, the dead-letter store included. */
-static uint64_t sqlite_sinks(const struct sl_pipeline *pl)
+static uint64_t sqlite_sinks(const struct sl_conf *pipeline)
 {
     uint64_t n = 0;
 
-    for (size_t i = 0; i < pl->nnodes; i++) {
-        n += pl->nodes[i].type == &sl_stage_sqlite;
+    for (size_t i = 0; i < pipeline->nnodes; i++) {
+        n += pipeline->nodes[i].type == &sl_stage_sqlite;
     }
     return n > 0 ? n : 1;
+}
+
+/* Appends touch few pages: a small page cache per sink, shared out of
+ * memory_limit / 32 (a file's sinks share one connection, whose cache is
+ * their shares together). */
+static uint64_t cache_share(const struct sl_conf *pipeline)
+{
+    uint64_t cache = pipeline->memory_limit / 32 / sqlite_sinks(pipeline);
+
+    return cache < 32u << 10 ? 32u << 10 : cache > 4u << 20 ? 4u << 20 : cache;
+}
+
+/* What a SQLite sink holds beside the records in flight and its page
+ * cache, measured as peak RSS against the number of sinks (1 to 80 sinks
+ * of 5,000 generated orders each at 4 MiB, one table each): a sink's
+ * statements and state and the blocking thread that runs its writes
+ * (SINK_BYTES, the slope with every table in one file), and a database
+ * file's connection, wal-index and position statements (FILE_BYTES, the
+ * slope with a file each, less SINK_BYTES). */
+#define SINK_BYTES (96u << 10)
+#define FILE_BYTES (80u << 10)
+
+/* Whether a SQLite sink before cn writes cn's database file. */
+static bool file_seen(const struct sl_conf_node *cn)
+{
+    const struct sl_conf *pipeline = cn->pipeline;
+    const char *path = ((const struct sqlite_conf *)cn->conf)->path;
+
+    for (size_t i = 0; i < pipeline->nnodes && &pipeline->nodes[i] != cn; i++) {
+        const struct sl_conf_node *other = &pipeline->nodes[i];
+        if (other->type == &sl_stage_sqlite &&
+            sl_same_path(((const struct sqlite_conf *)other->conf)->path, path)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* node.h fixed_bytes: the page cache, the sink's own share, and the file's
+ * connection for the first sink of each file. */
+static uint64_t sqlite_fixed_bytes(const struct sl_conf_node *cn)
+{
+    if (cn->pipeline == NULL) {
+        return 0;
+    }
+    return cache_share(cn->pipeline) + SINK_BYTES + (file_seen(cn) ? 0 : FILE_BYTES);
 }
 
 static int
@@ -603,12 +649,9 @@ fill_writer_conf(struct sl_node *node, struct sqlite_sink *ss, struct sl_sqlite_
     }
     wc->columns = ss->columns;
     wc->ncolumns = conf->columns.n;
-    /* Appends touch few pages: a small page cache, taken out of the memory
-     * budget so that it fits in memory_limit too, and shared out between
-     * the SQLite sinks (each has its own connection). */
-    uint64_t cache = pl->conf->memory_limit / 32 / sqlite_sinks(pl);
-    wc->cache_bytes = cache < 32u << 10 ? 32u << 10 : cache > 4u << 20 ? 4u << 20 : cache;
-    sl_flow_set_aside(&pl->flow, wc->cache_bytes);
+    /* Out of the budget with the rest of what the sink holds (pipeline.c
+     * plan_fixed, sqlite_fixed_bytes). */
+    wc->cache_bytes = cache_share(pl->conf);
     wc->dead_table = same_file_dead_table(node, conf);
     if (wc->dead_table != NULL) {
         dead_key(node->pl->dead_letter->cn->conf, &wc->dead_keys, &wc->ndead_keys);
@@ -755,4 +798,5 @@ const struct sl_node_type sl_stage_sqlite = {
     .process = sl_sink_node_process,
     .flush = sl_sink_node_flush,
     .close = sqlite_close,
+    .fixed_bytes = sqlite_fixed_bytes,
 };
