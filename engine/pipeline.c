@@ -616,6 +616,10 @@ static int create_ring(struct sl_node *node)
 static int link_inputs(struct sl_pipeline *pl, struct sl_node *node, struct sl_err *err)
 {
     for (size_t j = 0; j < node->cn->ninputs; j++) {
+        uint32_t edges = 0;
+        for (size_t k = 0; k < node->cn->ninputs; k++) {
+            edges += strcmp(node->cn->inputs[k].node, node->cn->inputs[j].node) == 0;
+        }
         const struct sl_conf_input *in = &node->cn->inputs[j];
         struct sl_node *up = find_node(pl, in->node);
         size_t o = up != NULL ? find_output(up, in->output) : SIZE_MAX;
@@ -626,6 +630,7 @@ static int link_inputs(struct sl_pipeline *pl, struct sl_node *node, struct sl_e
         if (add_consumer(&up->outs[o], node, inc) != 0 || add_producer(node, up) != 0) {
             return sl_err_set(err, SL_ENOMEM, "out of memory");
         }
+        up->edges_into_max = edges > up->edges_into_max ? edges : up->edges_into_max;
     }
     return 0;
 }

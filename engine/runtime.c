@@ -103,12 +103,19 @@ static bool outputs_have_room(struct sl_node *node)
             if (!reserves(node->outs[o].to[c])) {
                 continue;
             }
+            uint32_t room = sl_ring_free_slots(r);
+            /* Room for the most edges into any one consumer is room for
+             * ours: only then count them (a 60-way fan-out counted 60 x
+             * 60 edges per check, on every pop of any of its consumers). */
+            if (room >= node->edges_into_max * node->nparts) {
+                continue;
+            }
             for (size_t o2 = 0; o2 < node->nouts; o2++) {
                 for (size_t c2 = 0; c2 < node->outs[o2].n; c2++) {
                     need += node->outs[o2].to[c2]->in == r;
                 }
             }
-            if (sl_ring_free_slots(r) < need * node->nparts) {
+            if (room < need * node->nparts) {
                 return false;
             }
         }

@@ -82,6 +82,8 @@ struct sl_node {
     uint32_t nparts;               /* batches per output batch: a priority expression's levels
                                       (one part each, empty ones too), else 1; a task
                                       reserves this many slots per edge */
+    uint32_t edges_into_max;       /* the most of its edges into one consumer (a route's
+                                      outputs all into one sink); set at build */
     _Atomic uint32_t workers;      /* task slots that may be taken at once; tuned nodes: set
                                       by the loop thread (seq_cst: pairs with the slot CAS) */
     _Atomic uint32_t workers_peak; /* highest `workers` so far; relaxed (statistics) */
