@@ -21,6 +21,7 @@ void sl_flow_init(struct sl_flow *flow, uint64_t limit)
     atomic_init(&flow->used, 0);
     atomic_init(&flow->peak, 0);
     atomic_init(&flow->waiters, 0);
+    atomic_init(&flow->wake_at, 0);
     atomic_init(&flow->gated, 0);
     atomic_init(&flow->held, 0);
     atomic_init(&flow->alone, NULL);
@@ -119,6 +120,7 @@ struct flow_wish {
     uint64_t bytes;
     const void *holder;
     struct sl_flow_window *win;
+    uint64_t wake_at; /* the highest `used` it may succeed at (see sl_flow.wake_at) */
 };
 
 /* Waits until wish->try succeeds or *cancel is set (SL_ECANCELED): the one
@@ -134,17 +136,31 @@ static int wait_for(struct sl_flow *flow, const struct flow_wish *wish, const at
      * half is the seq_cst load in the try below (of `used`, or a window's
      * `live`). */
     atomic_fetch_add_explicit(&flow->waiters, 1, memory_order_seq_cst);
+    /* Releases that cannot let any waiter on leave them asleep: a source
+     * waiting for room for a family of copies was woken by each copy
+     * freed, 60 times per batch of a 60-way diamond. seq_cst, between the
+     * two halves above: a releaser that read the old value had lowered
+     * `used` before, and the try below sees it. */
+    uint_fast64_t at = atomic_load_explicit(&flow->wake_at, memory_order_seq_cst);
+    while (at < wish->wake_at &&
+           !atomic_compare_exchange_weak_explicit(&flow->wake_at, &at, wish->wake_at,
+                                                  memory_order_seq_cst, memory_order_seq_cst)) {
+    }
+    int rc = 0;
     while (!wish->try(wish)) {
         if (cancel != NULL && atomic_load_explicit(cancel, memory_order_acquire)) {
-            atomic_fetch_sub_explicit(&flow->waiters, 1, memory_order_seq_cst);
-            pthread_mutex_unlock(&flow->lock);
-            return SL_ECANCELED;
+            rc = SL_ECANCELED;
+            break;
         }
         wait_until(flow, sl_now_ns() + WAIT_SLICE_NS);
     }
-    atomic_fetch_sub_explicit(&flow->waiters, 1, memory_order_seq_cst);
+    /* The last waiter out: no threshold is wanted any more (waiters join
+     * and leave under the lock, so none is between the two). */
+    if (atomic_fetch_sub_explicit(&flow->waiters, 1, memory_order_seq_cst) == 1) {
+        atomic_store_explicit(&flow->wake_at, 0, memory_order_seq_cst);
+    }
     pthread_mutex_unlock(&flow->lock);
-    return 0;
+    return rc;
 }
 
 static bool try_charge_wish(const struct flow_wish *wish)
@@ -160,6 +176,14 @@ charge_wait(struct sl_flow *flow, uint64_t bytes, const void *holder, const atom
     struct flow_wish wish = {
         .try = try_charge_wish, .flow = flow, .bytes = bytes, .holder = holder};
 
+    /* A batch goes on once it fits, or once nothing is in flight; a hold
+     * may go alone when only holds are (which releases do not tell): any
+     * release wakes it. */
+    if (holder != NULL) {
+        wish.wake_at = UINT64_MAX;
+    } else if (bytes + flow->reserve <= flow->limit) {
+        wish.wake_at = flow->limit - flow->reserve - bytes;
+    }
     return wait_for(flow, &wish, cancel);
 }
 
@@ -226,14 +250,16 @@ void sl_flow_release(struct sl_flow *flow, uint64_t bytes)
      * visible after the load of `waiters` on non-TSO CPUs (ARM, POWER). On
      * x86 the RMW is a locked instruction either way, so this costs nothing
      * there. */
-    atomic_fetch_sub_explicit(&flow->used, bytes, memory_order_seq_cst);
+    uint_fast64_t used =
+        atomic_fetch_sub_explicit(&flow->used, bytes, memory_order_seq_cst) - bytes;
     /* The same store-load pair with a gated decoder, which raises `gated`
      * and then reads `used` (runtime.c): one of us sees the other. */
     if (atomic_load_explicit(&flow->gated, memory_order_seq_cst) > 0 && !sl_flow_spent(flow) &&
         flow->on_release != NULL) {
         flow->on_release(flow->on_release_arg);
     }
-    if (atomic_load_explicit(&flow->waiters, memory_order_seq_cst) > 0) {
+    if (atomic_load_explicit(&flow->waiters, memory_order_seq_cst) > 0 &&
+        used <= atomic_load_explicit(&flow->wake_at, memory_order_seq_cst)) {
         /* The waiter checks under the lock before it waits: taking the lock
          * here means it either already waits or will see our release. */
         pthread_mutex_lock(&flow->lock);

@@ -26,7 +26,11 @@ struct sl_flow {
                                       grows into (decoding, copies); set before sharing */
     atomic_uint_fast64_t used;     /* bytes charged now */
     atomic_uint_fast64_t peak;     /* highest `used` seen (metrics) */
-    atomic_int waiters;            /* threads blocked in acquire */
+    atomic_int waiters;            /* threads blocked in acquire; seq_cst */
+    atomic_uint_fast64_t wake_at;  /* a release that leaves `used` at most this wakes them:
+                                      the highest `used` one of them may go on at
+                                      (UINT64_MAX: any; 0 with none); seq_cst, written
+                                      under lock */
     atomic_int gated;              /* decoders waiting for the budget (sl_flow_gate); seq_cst */
     atomic_uint_fast64_t held;     /* the part of `used` sources hold outside batches */
     _Atomic(const void *) alone;   /* the holder let past the limit (sl_flow_hold), or NULL */

@@ -339,6 +339,42 @@ static void test_flow_hold_waits_for_batches_h2(void **state)
     sl_flow_release_all(&flow);
 }
 
+/* Releases wake a waiting acquire only once it may go on (a source that
+ * waits for room for a family of 60 copies was woken by each copy freed);
+ * one that may must still wake it, however small. */
+static void test_flow_release_wakes_when_the_waiter_fits(void **state)
+{
+    struct sl_flow flow;
+    atomic_bool cancel = false;
+    struct acquirer a = {.flow = &flow, .cancel = &cancel, .bytes = 60};
+    (void)state;
+
+    sl_flow_init(&flow, 100);
+    for (int i = 0; i < 10; i++) {
+        assert_true(sl_flow_try_acquire(&flow, 9));
+    }
+    assert_int_equal(pthread_create(&a.thread, NULL, acquirer_main, &a), 0);
+    /* It asks to be woken at 100 - 60 = 40 in flight. */
+    uint64_t deadline = now_ns() + WAIT_NS;
+    while (atomic_load(&flow.wake_at) == 0) {
+        assert_true(now_ns() < deadline);
+        sched_yield();
+    }
+    assert_int_equal(atomic_load(&flow.wake_at), 40);
+    for (int i = 0; i < 5; i++) {
+        sl_flow_release(&flow, 9); /* 90 down to 45: not yet */
+    }
+    assert_false(atomic_load(&a.done));
+    sl_flow_release(&flow, 9);
+    wait_for(&a.done);
+    assert_int_equal(pthread_join(a.thread, NULL), 0);
+    assert_int_equal(a.rc, 0);
+    assert_int_equal(atomic_load(&flow.used), 36 + 60);
+    assert_int_equal(atomic_load(&flow.wake_at), 0);
+    sl_flow_release(&flow, 36 + 60);
+    sl_flow_release_all(&flow);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -350,6 +386,7 @@ int main(void)
         cmocka_unit_test(test_flow_acquire_cancelled),
         cmocka_unit_test(test_flow_hold_one_past_the_limit_at_a_time_h2),
         cmocka_unit_test(test_flow_hold_waits_for_batches_h2),
+        cmocka_unit_test(test_flow_release_wakes_when_the_waiter_fits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
