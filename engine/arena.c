@@ -25,6 +25,7 @@ void sl_arena_release(struct sl_arena *arena)
 {
     struct sl_arena_chunk *c = arena->head;
     struct sl_flow *flow = arena->flow;
+    struct sl_flow_credit *credit = arena->credit;
 
     while (c != NULL) {
         struct sl_arena_chunk *next = c->next;
@@ -36,6 +37,7 @@ void sl_arena_release(struct sl_arena *arena)
     }
     memset(arena, 0, sizeof(*arena));
     arena->flow = flow;
+    arena->credit = credit;
 }
 
 void *sl_arena_alloc(struct sl_arena *arena, size_t size)
@@ -53,8 +55,9 @@ void *sl_arena_alloc(struct sl_arena *arena, size_t size)
             return NULL;
         }
         if (arena->flow != NULL) {
-            /* Workers never wait: the sources wait for the budget instead. */
-            sl_flow_force(arena->flow, want);
+            /* Workers never wait: the sources wait for the budget instead,
+             * and a window's batch brought a credit for this. */
+            sl_flow_charge(arena->flow, arena->credit, want);
         }
         c->size = want;
         c->next = arena->head;

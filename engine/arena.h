@@ -9,14 +9,17 @@
 
 struct sl_arena_chunk;
 struct sl_flow;
+struct sl_flow_credit;
 
 struct sl_arena {
-    struct sl_arena_chunk *head; /* newest chunk first */
-    char *cur;                   /* next free byte in head */
-    char *end;                   /* end of head's space */
-    size_t bytes;                /* total bytes of all chunks (for accounting) */
-    struct sl_flow *flow;        /* chunks are charged to this memory budget (a batch's);
-                                    NULL: not counted */
+    struct sl_arena_chunk *head;   /* newest chunk first */
+    char *cur;                     /* next free byte in head */
+    char *end;                     /* end of head's space */
+    size_t bytes;                  /* total bytes of all chunks (for accounting) */
+    struct sl_flow *flow;          /* chunks are charged to this memory budget (a batch's);
+                                      NULL: not counted */
+    struct sl_flow_credit *credit; /* drawn on first (sl_flow_charge): its batch's family's,
+                                      or NULL */
 };
 
 /* Initialises an empty arena; allocates nothing yet. */

@@ -23,11 +23,12 @@ static size_t arrays_bytes(const struct sl_batch *batch)
 static void charge(struct sl_batch *batch, size_t bytes)
 {
     if (batch->flow != NULL) {
-        sl_flow_force(batch->flow, bytes);
+        sl_flow_charge(batch->flow, batch->credit, bytes);
     }
 }
 
-struct sl_batch *sl_batch_new(struct sl_flow *flow)
+/* A new batch charged to flow, drawing on credit (NULL: none). */
+static struct sl_batch *new_batch(struct sl_flow *flow, struct sl_flow_credit *credit)
 {
     struct sl_batch *batch = sl_calloc(1, sizeof(*batch));
 
@@ -38,9 +39,16 @@ struct sl_batch *sl_batch_new(struct sl_flow *flow)
     sl_arena_init(&batch->arena);
     batch->flow = flow;
     batch->arena.flow = flow;
+    batch->credit = credit;
+    batch->arena.credit = credit;
     charge(batch, sizeof(*batch));
     batch->read_ns = sl_now_ns();
     return batch;
+}
+
+struct sl_batch *sl_batch_new(struct sl_flow *flow)
+{
+    return new_batch(flow, NULL);
 }
 
 uint64_t sl_batch_adopt_bytes(const struct sl_batch *batch)
@@ -56,6 +64,16 @@ void sl_batch_adopt(struct sl_batch *batch, struct sl_flow *flow)
     /* What sl_batch_adopt_bytes counted beyond the arena and the arrays,
      * which unref gives back on their own. */
     batch->block_charged = batch->block_len + SL_BATCH_BLOCK_SLACK;
+}
+
+void sl_batch_grant(struct sl_batch *batch, uint64_t credit)
+{
+    SL_ASSERT(batch->flow != NULL && batch->window != NULL && batch->credit == NULL);
+    batch->family.granted = credit;
+    batch->family.base = sl_batch_adopt_bytes(batch);
+    atomic_init(&batch->family.drawn, 0);
+    batch->credit = &batch->family;
+    batch->arena.credit = &batch->family;
 }
 
 struct sl_batch *sl_batch_ref(struct sl_batch *batch)
@@ -85,10 +103,16 @@ struct sl_batch *sl_batch_unref(struct sl_batch *batch)
     sl_free(batch->block);
     sl_batch_unref(batch->parent);
     struct sl_flow_window *window = batch->window;
+    bool granted = batch->credit == &batch->family;
+    struct sl_flow_credit family = {.granted = batch->family.granted, .base = batch->family.base};
+    /* Relaxed: the family's charges happened before their batches' last
+     * unrefs, which our own acq_rel unref follows. */
+    atomic_init(&family.drawn,
+                granted ? atomic_load_explicit(&batch->family.drawn, memory_order_relaxed) : 0);
     sl_free(batch);
     if (window != NULL) {
         /* After its bytes went back: a source woken by this sees them. */
-        sl_flow_window_leave(window);
+        sl_flow_window_leave(window, granted ? &family : NULL);
     }
     return NULL;
 }
@@ -203,6 +227,7 @@ struct sl_batch *sl_batch_shell(const struct sl_batch *batch)
         return NULL;
     }
     sl_batch_copy_position(shell, batch);
+    sl_batch_drop_credit(shell); /* it outlives batch */
     shell->shell = true;
     for (uint32_t i = 0; i < batch->ndead; i++) {
         const struct sl_dead *d = &batch->dead[i];
@@ -233,6 +258,14 @@ void sl_batch_copy_position(struct sl_batch *dst, const struct sl_batch *src)
     dst->pos_end = src->pos_end;
     dst->last = src->last;
     dst->read_ns = src->read_ns;
+    dst->credit = src->credit;
+    dst->arena.credit = src->credit;
+}
+
+void sl_batch_drop_credit(struct sl_batch *batch)
+{
+    batch->credit = NULL;
+    batch->arena.credit = NULL;
 }
 
 size_t sl_batch_bytes(const struct sl_batch *batch)
@@ -245,7 +278,7 @@ size_t sl_batch_bytes(const struct sl_batch *batch)
  * becomes its parent: the caller's reference moves there). */
 static struct sl_batch *copy_records(struct sl_batch *batch)
 {
-    struct sl_batch *copy = sl_batch_new(batch->flow);
+    struct sl_batch *copy = new_batch(batch->flow, batch->credit);
     if (copy == NULL) {
         return NULL;
     }
@@ -285,7 +318,7 @@ struct sl_batch *sl_batch_make_writable(struct sl_batch *batch)
 
 struct sl_batch *sl_batch_fork(struct sl_batch *batch)
 {
-    struct sl_batch *fork = sl_batch_new(batch->flow);
+    struct sl_batch *fork = new_batch(batch->flow, batch->credit);
     if (fork == NULL) {
         return NULL;
     }

@@ -75,6 +75,9 @@ struct sl_batch {
     size_t block_charged; /* bytes charged for block (sl_batch_adopt; given back at free) */
     struct sl_flow_window *window; /* a source's batch: left when it is freed, which is after
                                       everything derived from it (runtime.c), or NULL */
+    struct sl_flow_credit *credit; /* what its allocations draw on first: its window batch's
+                                      `family` (sl_batch_grant), or NULL */
+    struct sl_flow_credit family;  /* a window's batch: the credit it was admitted with */
 };
 
 /* Returns a new empty batch with refs = 1 whose memory is charged to flow
@@ -90,6 +93,12 @@ struct sl_batch *sl_batch_new(struct sl_flow *flow);
 #define SL_BATCH_BLOCK_SLACK 4096
 uint64_t sl_batch_adopt_bytes(const struct sl_batch *batch);
 void sl_batch_adopt(struct sl_batch *batch, struct sl_flow *flow);
+/* A window's batch, adopted, was charged `credit` bytes more for what it
+ * and everything derived from it (which keep it alive) grow into: their
+ * allocations draw on it first, and what is left goes back, with the
+ * measured growth, when the batch is freed (sl_flow_window_leave). Thread:
+ * the batch's owner, before it is shared. */
+void sl_batch_grant(struct sl_batch *batch, uint64_t credit);
 /* Adds a reference (fan-out). Returns batch. */
 struct sl_batch *sl_batch_ref(struct sl_batch *batch);
 /* Drops a reference; at zero frees arena, block and arrays and gives their
@@ -140,8 +149,13 @@ void sl_dead_id(const struct sl_dead *d, char buf[SL_DEAD_ID_MAX]);
  * that the sink's own cut still applies), so that batch's memory can go.
  * NULL on OOM. batch is not touched. */
 struct sl_batch *sl_batch_shell(const struct sl_batch *batch);
-/* Copies the position/sequence fields of src into dst (no records). */
+/* Copies the position/sequence fields of src into dst (no records), and
+ * the credit its allocations draw on: dst must keep src alive (as its
+ * parent) or drop it (sl_batch_drop_credit). */
 void sl_batch_copy_position(struct sl_batch *dst, const struct sl_batch *src);
+/* batch will not keep the batch it was made from alive (a shell, an empty
+ * priority part): it draws on no credit from now on. */
+void sl_batch_drop_credit(struct sl_batch *batch);
 /* Bytes this batch holds (arena + block + arrays), for memory accounting. */
 size_t sl_batch_bytes(const struct sl_batch *batch);
 

@@ -239,6 +239,20 @@ void sl_flow_force(struct sl_flow *flow, uint64_t bytes)
     }
 }
 
+void sl_flow_charge(struct sl_flow *flow, struct sl_flow_credit *credit, uint64_t bytes)
+{
+    if (credit != NULL) {
+        /* Relaxed: the credit is a counter of the family's own; the bytes
+         * it stands for are in `used` already. */
+        uint_fast64_t was = atomic_fetch_add_explicit(&credit->drawn, bytes, memory_order_relaxed);
+        uint64_t left = was < credit->granted ? credit->granted - was : 0;
+        bytes -= left < bytes ? left : bytes;
+    }
+    if (bytes > 0) {
+        sl_flow_force(flow, bytes);
+    }
+}
+
 void sl_flow_release(struct sl_flow *flow, uint64_t bytes)
 {
     /* A store-load (Dekker) pair on each side: here "lower `used`, then read
@@ -351,9 +365,51 @@ int sl_flow_window_enter(struct sl_flow_window *win, const atomic_bool *cancel)
     return wait_for(win->flow, &wish, cancel);
 }
 
-void sl_flow_window_leave(struct sl_flow_window *win)
+/* A family's growth, x16, is kept below this (no overflow in
+ * sl_flow_window_credit for any admitted size a process can hold). */
+#define GROWTH_X16_MAX (1u << 24)
+
+uint64_t sl_flow_window_credit(const struct sl_flow_window *win, uint64_t admitted)
+{
+    uint64_t growth = atomic_load_explicit(&win->growth_x16, memory_order_relaxed);
+    uint64_t credit = admitted < (UINT64_MAX >> 24) ? admitted * growth / 16 : win->credit_max;
+
+    return credit < win->credit_max ? credit : win->credit_max;
+}
+
+/* Learns a family's growth from credit: a larger one at once (the next
+ * batches must be admitted with room for it), a smaller one a quarter of
+ * the way per family (one that a filter emptied must not make the next
+ * ones look small). Racing leavers may lose one's update: it is an
+ * estimate, and the next family measures again. */
+static void learn_growth(struct sl_flow_window *win, const struct sl_flow_credit *credit)
+{
+    uint64_t drawn = atomic_load_explicit(&credit->drawn, memory_order_relaxed);
+
+    if (credit->base == 0) {
+        return;
+    }
+    uint64_t seen =
+        drawn / credit->base < GROWTH_X16_MAX / 16 ? drawn * 16 / credit->base : GROWTH_X16_MAX;
+    unsigned was = atomic_load_explicit(&win->growth_x16, memory_order_relaxed);
+    unsigned now = seen > was ? (unsigned)seen : was - (unsigned)((was - seen) / 4);
+    if (now != was) {
+        atomic_store_explicit(&win->growth_x16, now, memory_order_relaxed);
+    }
+}
+
+void sl_flow_window_leave(struct sl_flow_window *win, const struct sl_flow_credit *credit)
 {
     struct sl_flow *flow = win->flow;
+
+    if (credit != NULL) {
+        uint64_t drawn = atomic_load_explicit(&credit->drawn, memory_order_relaxed);
+        learn_growth(win, credit);
+        /* Before `live` drops: a source woken below sees the bytes too. */
+        if (drawn < credit->granted) {
+            sl_flow_release(flow, credit->granted - drawn);
+        }
+    }
 
     /* The same store-load pair as sl_flow_release: lower `live`, then read
      * `waiters`; the waiter raises `waiters`, then reads `live`. */

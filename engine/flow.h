@@ -95,18 +95,39 @@ bool sl_flow_spent(struct sl_flow *flow);
  * Thread: source threads (blocks). */
 int sl_flow_sleep_until(struct sl_flow *flow, uint64_t deadline_ns, const atomic_bool *cancel);
 
+/* A credit: bytes charged ahead, at a batch's admission, for what it and
+ * everything derived from it (its family) will grow into. Their
+ * allocations draw on it first (sl_flow_charge), and only what goes past
+ * it is charged anew; what is left goes back when the family is gone
+ * (sl_flow_window_leave). */
+struct sl_flow_credit {
+    uint64_t granted;           /* charged at admission; set before sharing */
+    uint64_t base;              /* the admitted bytes it was granted for (learning) */
+    atomic_uint_fast64_t drawn; /* bytes the family allocated; relaxed (a counter, read
+                                   after the last unref's acq_rel) */
+};
+/* Charges bytes a batch allocated, from credit first (NULL: none), the
+ * rest without waiting (as sl_flow_force). Thread: any. */
+void sl_flow_charge(struct sl_flow *flow, struct sl_flow_credit *credit, uint64_t bytes);
+
 /* A window: at most `max` batches of one source alive at once, each with
  * everything derived from it (copies, forks, route outputs and priority
  * parts keep their parent alive, so the source's batch is freed last).
- * Admission charges a block's bytes only; what it grows into afterwards
- * (decoding, a copy per fan-out edge into a stage that edits) is charged
- * without waiting, and with chained diamonds that is a hundred times the
- * block: the window bounds how many blocks grow at once. max 0: no window.
- * Waits and wakes through flow's lock and cond, like acquire. */
+ * What a batch grows into after admission (decoding, a copy per fan-out
+ * edge into a stage that edits: a hundred times the block with chained
+ * diamonds, 60 with a 60-way one) is allocated by tasks that must not
+ * wait (a stage cannot wait for memory that only the sink downstream of it
+ * gives back). So each batch is admitted with a credit for that growth
+ * (sl_flow_window_credit), learnt from the families before it, and the
+ * window bounds how many grow at once. max 0: no window. Waits and wakes
+ * through flow's lock and cond, like acquire. */
 struct sl_flow_window {
     struct sl_flow *flow;
-    uint32_t max;     /* set before sharing */
-    atomic_uint live; /* batches entered and not yet left; seq_cst */
+    uint32_t max;           /* set before sharing */
+    uint64_t credit_max;    /* the most credit one batch gets; set before sharing */
+    atomic_uint growth_x16; /* a family's growth per admitted byte, x16: the plan's
+                               estimate, then what freed families measured; relaxed */
+    atomic_uint live;       /* batches entered and not yet left; seq_cst */
 };
 /* Waits while max batches are alive, then counts one more. Returns 0, or
  * SL_ECANCELED if *cancel became true while waiting. Thread: the source's
@@ -115,8 +136,12 @@ int sl_flow_window_enter(struct sl_flow_window *win, const atomic_bool *cancel);
 /* Counts one more if fewer than max are alive; false otherwise. Thread:
  * the source's; never blocks. */
 bool sl_flow_window_try_enter(struct sl_flow_window *win);
-/* One batch (and all derived from it) is gone: wakes a waiting source.
- * Thread: any. */
-void sl_flow_window_leave(struct sl_flow_window *win);
+/* The credit to charge with a batch of `admitted` bytes entering win: its
+ * family's expected growth, at most win->credit_max. Thread: any. */
+uint64_t sl_flow_window_credit(const struct sl_flow_window *win, uint64_t admitted);
+/* One batch and all derived from it are gone: gives back what is left of
+ * its credit (NULL: it had none), learns the family's growth from it, and
+ * wakes a waiting source. Thread: any. */
+void sl_flow_window_leave(struct sl_flow_window *win, const struct sl_flow_credit *credit);
 
 #endif

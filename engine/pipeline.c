@@ -99,6 +99,7 @@ static int init_node(struct sl_pipeline *pl,
     node->paths = cn->paths;
     node->window.flow = &pl->flow;
     atomic_init(&node->window.live, 0);
+    atomic_init(&node->window.growth_x16, 0);
     /* One part per level a priority expression may give (conf_dag.c). */
     node->nparts =
         cn->priority_expr != NULL ? (uint32_t)__builtin_popcount(cn->priority_levels) : 1;
@@ -168,9 +169,12 @@ static int init_node(struct sl_pipeline *pl,
  * for the decoding in progress. Libraries' buffers (SQLite's page cache) are
  * set aside from the budget by their nodes at open. */
 
+/* Blocks go below BLOCK_MIN, down to BLOCK_FLOOR, only when hand-set
+ * queues, or one family of a wide fan-out's copies, would hold more than
+ * the budget. */
 #define BLOCK_MAX   (256 * 1024)
 #define BLOCK_MIN   (16 * 1024)
-#define BLOCK_FLOOR (2 * 1024) /* only when hand-set queues would hold more than the budget */
+#define BLOCK_FLOOR (2 * 1024)
 /* A decoded batch is about 4x its block (records, fields: JSON orders of
  * 170 bytes and 8 fields); CSV rows are shorter for as many fields, about
  * 8x (1M orders, 2 paths into one sink at 16 MiB: 37 MB RSS with 4x, 29 MB
@@ -204,14 +208,17 @@ static uint32_t sink_copies(const struct sl_node *s, size_t src)
 }
 
 /* The most paths from one source to one sink: a sink waits for every
- * path's copy of a batch, so that many copies are in flight together. */
-static uint32_t max_paths(const struct sl_pipeline *pl)
+ * path's copy of a batch, so that many copies are in flight together.
+ * unwindowed: only from sources without a window (whose batches bring a
+ * credit for their copies instead, see plan_windows). */
+static uint32_t max_paths(const struct sl_pipeline *pl, bool unwindowed)
 {
     uint32_t most = 1;
 
     for (size_t s = 0; s < pl->nnodes; s++) {
         for (size_t i = 0; i < pl->nnodes; i++) {
-            uint32_t c = sink_copies(&pl->nodes[s], i);
+            uint32_t c =
+                unwindowed && pl->nodes[i].window.max != 0 ? 1 : sink_copies(&pl->nodes[s], i);
             most = c > most ? c : most;
         }
     }
@@ -332,20 +339,40 @@ static bool meets_again(const struct sl_pipeline *pl, size_t src)
     return false;
 }
 
-/* Bounds what fan-out copies grow into (see struct sl_flow_window): when a
- * batch of a source becomes several, the source's window lets WINDOW_MIN
- * to WINDOW_MAX of them be alive at once, so many that all their copies
- * fit in half the budget, and blocks shrink until WINDOW_MIN do. Admission
- * alone cannot bound it: it charges the block, and a copy is charged when
- * it is made, never waiting (a stage cannot wait for memory that only the
- * sink downstream of it gives back). Only sources whose paths meet again
- * at a sink get a window; a chain edits its one batch in place. *block_bytes:
- * the plan's block, made smaller if need be. */
+/* A family's bytes (see struct sl_flow_window): a batch decoded from a
+ * block of block_bytes, and its copies (copies_made counts the batch
+ * itself too) at COPY_FACTOR decoded batches each. A copy shares its
+ * parent's strings but has its own field arrays, and a map that adds a
+ * field grows them again: 6 diamonds of maps adding a field each peaked
+ * at 30 MiB in flight at 16 MiB counting a copy as one decoded batch, 15
+ * MiB counting it as COPY_FACTOR; a 60-way fan-out's copies measured 2.2
+ * decoded batches each. */
+static uint64_t family_bytes(uint64_t copies, uint64_t factor, uint64_t block_bytes)
+{
+    return block_bytes * factor * (1 + (copies - 1) * COPY_FACTOR);
+}
+
+/* Bounds what fan-out copies grow into (see struct sl_flow_window): a
+ * source whose paths meet again at a sink gets a window, and each of its
+ * batches is admitted with a credit for its family (the batch, decoded,
+ * and every copy made of it), so that admission waits for room for all
+ * of it: a copy is charged when it is made and never waits. The plan
+ * splits half the budget among the windowed sources, and makes blocks
+ * smaller until WINDOW_MIN families fit in each share (down to
+ * BLOCK_FLOOR), whatever the fan-out: the width of one fan-out counts as
+ * much as copies of copies (a 60-way diamond at 16 MiB with 16 KiB blocks
+ * and a window of 4: 61 copies of 145 KiB each per batch, 34 MiB in
+ * flight). The window is as many families as fit in the share (at least
+ * one); the credits, learnt from the families freed, hold the bytes to
+ * the budget when the estimate is off. A chain edits its one batch in
+ * place, and paths into separate sinks drain on their own: no window.
+ * *block_bytes: the plan's block, made smaller if need be. */
 static void plan_windows(struct sl_pipeline *pl, uint64_t factor, uint32_t *block_bytes)
 {
     uint64_t limit = pl->flow.limit;
     uint64_t *memo = sl_calloc(pl->nnodes, sizeof(*memo));
-    uint64_t most = 1; /* the most copies of copies one batch becomes */
+    uint64_t most = 1; /* the most copies one batch of a windowed source becomes */
+    uint64_t windowed = 0;
 
     if (memo == NULL) {
         return; /* no window: the plan is an estimate, the budget still holds */
@@ -353,38 +380,44 @@ static void plan_windows(struct sl_pipeline *pl, uint64_t factor, uint32_t *bloc
     for (size_t i = 0; i < pl->nnodes; i++) {
         if (pl->nodes[i].cn->kind == SLUICE_KIND_SOURCE && meets_again(pl, i)) {
             uint64_t c = copies_made(pl, i, memo);
-            pl->nodes[i].window.max = (uint32_t)c; /* the copies, for now */
-            most = c > most && c > source_copies(pl, i) + 1 ? c : most;
+            pl->nodes[i].window.max = c > 1 ? (uint32_t)c : 0; /* the copies, for now */
+            windowed += c > 1;
+            most = c > most ? c : most;
         }
     }
     sl_free(memo);
-    /* A copy shares its parent's strings but has its own field arrays,
-     * and maps that add fields make each path's copies bigger than the
-     * decoded batch: 6 diamonds of maps adding a field each, orders from a
-     * generator, at 16 MiB, peaked at 30 MiB in flight counting a copy as
-     * one decoded batch, 15 MiB counting it as COPY_FACTOR. */
-    uint64_t copy_est = (uint64_t)*block_bytes * factor * COPY_FACTOR;
-    if (most > 1 && WINDOW_MIN * most * copy_est > limit / 2) {
-        uint64_t smaller = limit / 2 / WINDOW_MIN / most / factor / COPY_FACTOR;
-        *block_bytes = smaller < BLOCK_FLOOR ? BLOCK_FLOOR : (uint32_t)smaller;
-        copy_est = (uint64_t)*block_bytes * factor * COPY_FACTOR;
+    if (windowed == 0) {
+        return;
     }
-    for (size_t i = 0; i < pl->nnodes; i++) {
-        struct sl_node *node = &pl->nodes[i];
-        uint64_t copies = node->window.max;
-        if (node->cn->kind == SLUICE_KIND_SOURCE) {
-            /* Copies of copies (fan-outs in a row: more copies than paths)
-             * grow along the way (COPY_FACTOR) and keep the half share that
-             * 6 diamonds in a row were measured with. One fan-out's copies
-             * are one edit from the batch: the whole budget, at a decoded
-             * batch each, keeps a 5-way diamond about as fast as before the
-             * windows (a window of 2 made it 1.3-1.5x slower) at 17-20 MB. */
-            bool nested = copies > source_copies(pl, i) + 1;
-            uint64_t room = nested ? limit / 2 / copy_est : limit * COPY_FACTOR / copy_est;
-            node->window.max = copies > 1 && meets_again(pl, i)
-                                   ? clamp_u32(room / copies, WINDOW_MIN, WINDOW_MAX)
-                                   : 0;
+    uint64_t share = limit / 2 / windowed;
+    uint64_t per_byte = family_bytes(most, factor, 1);
+    if (WINDOW_MIN * per_byte * *block_bytes > share) {
+        /* WINDOW_MIN families of blocks no smaller than BLOCK_MIN, or else
+         * one family of larger blocks: a wide fan-out keeps the workers
+         * busy within one family, and small batches cost more than
+         * windows gain (a 60-way diamond at 4 MiB: 1.5 s of CPU with two
+         * families of 2 KiB blocks, 0.55 s with one of 4 KiB). */
+        uint64_t smaller = share / WINDOW_MIN / per_byte;
+        if (smaller < BLOCK_MIN) {
+            smaller = share / per_byte;
+            smaller = smaller < BLOCK_FLOOR ? BLOCK_FLOOR : smaller;
+            smaller = smaller < *block_bytes ? smaller : *block_bytes;
         }
+        *block_bytes = (uint32_t)smaller;
+    }
+    uint64_t block = *block_bytes;
+    for (size_t i = 0; i < pl->nnodes; i++) {
+        struct sl_flow_window *win = &pl->nodes[i].window;
+        if (pl->nodes[i].cn->kind != SLUICE_KIND_SOURCE || win->max == 0) {
+            continue;
+        }
+        uint64_t family = family_bytes(win->max, factor, block);
+        win->max = clamp_u32(share / family, 1, WINDOW_MAX);
+        /* Per admitted byte (the block and its slack): what the family
+         * adds to it. */
+        uint64_t growth = (family - block) * 16 / (block + SL_BATCH_BLOCK_SLACK);
+        atomic_init(&win->growth_x16, growth < UINT32_MAX ? (unsigned)growth : UINT32_MAX);
+        win->credit_max = limit; /* until cap_reserve knows the reserve */
     }
 }
 
@@ -452,7 +485,7 @@ static void plan_memory(struct sl_pipeline *pl, int threads)
     }
     /* Blocks small enough that a couple of batches' copies on every path
      * fit in a quarter of the budget. */
-    uint64_t block = limit / (8 * factor * (uint64_t)max_paths(pl));
+    uint64_t block = limit / (8 * factor * (uint64_t)max_paths(pl, false));
     uint32_t block_bytes = block < BLOCK_MIN   ? BLOCK_MIN
                            : block > BLOCK_MAX ? BLOCK_MAX
                                                : (uint32_t)block;
@@ -490,8 +523,9 @@ static void plan_memory(struct sl_pipeline *pl, int threads)
     /* Sources keep room free for what admitted blocks grow into: decoding
      * on every thread, and with several paths into one sink, the copies
      * that wait there for their siblings (a batch whose decoding was
-     * preempted holds up every later one on the other paths). */
-    uint32_t paths = max_paths(pl);
+     * preempted holds up every later one on the other paths), unless a
+     * window's credits pay for those. */
+    uint32_t paths = max_paths(pl, true);
     uint64_t reserve = (uint64_t)threads * batch_est;
     uint64_t copies = limit / 2 * (paths - 1) / paths;
     reserve = reserve > copies ? reserve : copies;
@@ -514,6 +548,11 @@ static void cap_reserve(struct sl_pipeline *pl)
 
     most = most < most34 ? most : most34;
     pl->flow.reserve = pl->flow.reserve < most ? pl->flow.reserve : most;
+    /* One family's credit leaves room for another's block beside it: a
+     * source is never kept waiting for room nothing else will make. */
+    for (size_t i = 0; i < pl->nnodes; i++) {
+        pl->nodes[i].window.credit_max = (pl->flow.limit - pl->flow.reserve) / 2;
+    }
 }
 
 /* The highest level in a bit set of levels (0 for none). */

@@ -160,6 +160,8 @@ static int split_records(const struct sl_conf_node *cn,
              * empty one must not hold them all the way to the sinks. */
             if (parts[l]->n > 0 || parts[l]->ndead > 0) {
                 parts[l]->parent = sl_batch_ref(batch);
+            } else {
+                sl_batch_drop_credit(parts[l]); /* it may outlive batch */
             }
         }
     }
@@ -205,6 +207,8 @@ int sl_priority_split(const struct sl_conf_node *cn,
             if (l != first && ((cn->priority_levels >> l) & 1u) != 0 &&
                 (parts[l] = empty_part(batch, (uint8_t)l)) == NULL) {
                 rc = SL_ENOMEM;
+            } else if (parts[l] != NULL) {
+                sl_batch_drop_credit(parts[l]); /* a shell: it outlives batch */
             }
         }
         parts[first] = batch;

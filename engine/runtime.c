@@ -623,7 +623,7 @@ void sl__node_task_run(struct sl_task *task)
             break;
         }
         if (node->cn->kind == SLUICE_KIND_SOURCE) {
-            atomic_fetch_sub_explicit(&node->pl->raw_bytes, sl_batch_adopt_bytes(batch),
+            atomic_fetch_sub_explicit(&node->pl->raw_bytes, sl__batch_raw_bytes(batch),
                                       memory_order_seq_cst);
         }
         if (batch->shell && node->cn->kind == SLUICE_KIND_TRANSFORM) {
@@ -830,37 +830,65 @@ static void node_finish(struct sl_node *node)
 
 /* ==== Sources ==== */
 
-/* A source's batch is built outside the budget and admitted here as a
- * whole (block, records); what decoding and stages make of it afterwards is
- * charged by the batch allocator as it happens (batch.c). */
-int sl_node_source_push(struct sl_node *node, struct sl_batch *batch)
+int sl__node_window_enter(struct sl_node *node, struct sl_batch *batch, uint64_t *ret_credit)
 {
-    struct sl_pipeline *pl = node->pl;
-    int rc;
+    uint64_t credit = 0;
 
-    /* The window first: a batch waiting for it is not charged yet, so
-     * others' admissions and the decode gate do not count it. Entered once:
-     * a retried push does not count the batch twice (it leaves when the
-     * caller drops it). */
+    /* Entered once: a retried push does not count the batch twice (it
+     * leaves when the caller drops it). */
     if (batch->window == NULL && node->window.max != 0) {
-        rc = sl_flow_window_enter(&node->window, &pl->stop);
+        int rc = sl_flow_window_enter(&node->window, &node->pl->stop);
         if (rc != 0) {
             return rc;
         }
         batch->window = &node->window;
     }
+    if (batch->window != NULL && batch->flow == NULL) {
+        credit = sl_flow_window_credit(batch->window, sl_batch_adopt_bytes(batch));
+    }
+    *ret_credit = credit;
+    return 0;
+}
+
+uint64_t sl__batch_raw_bytes(const struct sl_batch *batch)
+{
+    return sl_batch_adopt_bytes(batch) +
+           (batch->credit == &batch->family ? batch->family.granted : 0);
+}
+
+/* A source's batch is built outside the budget and admitted here as a
+ * whole (block, records); what decoding and stages make of it afterwards is
+ * charged by the batch allocator as it happens (batch.c), from the credit
+ * it was admitted with if its source has a window. */
+int sl_node_source_push(struct sl_node *node, struct sl_batch *batch)
+{
+    struct sl_pipeline *pl = node->pl;
+    uint64_t credit;
+    int rc;
+
+    /* The window first: a batch waiting for it is not charged yet, so
+     * others' admissions and the decode gate do not count it. */
+    rc = sl__node_window_enter(node, batch, &credit);
+    if (rc != 0) {
+        return rc;
+    }
     /* Admitted once: a batch whose push failed is still charged (it gives
-     * its bytes back when the caller drops it) and may be pushed again. */
+     * its bytes back when the caller drops it) and may be pushed again. A
+     * window's batch is charged its family's growth with it (its credit),
+     * so that admission waits for room for that too. */
     if (batch->flow == NULL) {
-        rc = sl_flow_acquire(&pl->flow, sl_batch_adopt_bytes(batch), &pl->stop);
+        rc = sl_flow_acquire(&pl->flow, sl_batch_adopt_bytes(batch) + credit, &pl->stop);
         if (rc != 0) {
             return rc;
         }
         sl_batch_adopt(batch, &pl->flow);
+        if (batch->window != NULL) {
+            sl_batch_grant(batch, credit);
+        }
     }
     batch->source = node->index;
     /* Counted before the push: the pop that subtracts may come at once. */
-    uint64_t raw = sl_batch_adopt_bytes(batch);
+    uint64_t raw = sl__batch_raw_bytes(batch);
     atomic_fetch_add_explicit(&pl->raw_bytes, raw, memory_order_seq_cst);
     rc = sl_ring_push_wait(node->in, batch, &pl->stop);
     if (rc != 0) {
@@ -886,21 +914,25 @@ int sl_node_source_try_push(struct sl_node *node, struct sl_batch *batch)
         }
         entered = true;
     }
+    struct sl_flow_window *window = entered ? &node->window : batch->window;
     if (batch->flow == NULL) {
-        if (!sl_flow_try_acquire(&pl->flow, sl_batch_adopt_bytes(batch))) {
+        uint64_t credit =
+            window != NULL ? sl_flow_window_credit(window, sl_batch_adopt_bytes(batch)) : 0;
+        if (!sl_flow_try_acquire(&pl->flow, sl_batch_adopt_bytes(batch) + credit)) {
             sl_ring_cancel_reserve(node->in);
             if (entered) {
-                sl_flow_window_leave(&node->window);
+                sl_flow_window_leave(&node->window, NULL);
             }
             return SL_EAGAIN;
         }
         sl_batch_adopt(batch, &pl->flow);
-    }
-    if (entered) {
-        batch->window = &node->window;
+        batch->window = window;
+        if (window != NULL) {
+            sl_batch_grant(batch, credit);
+        }
     }
     batch->source = node->index;
-    atomic_fetch_add_explicit(&pl->raw_bytes, sl_batch_adopt_bytes(batch), memory_order_seq_cst);
+    atomic_fetch_add_explicit(&pl->raw_bytes, sl__batch_raw_bytes(batch), memory_order_seq_cst);
     sl_ring_push_reserved(node->in, batch);
     node_kick(node);
     return 0;

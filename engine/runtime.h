@@ -207,6 +207,15 @@ void sl_node_emit(struct sl_node *node, size_t out, struct sl_batch *batch);
  * owns batch and drops it). The batch is charged to memory_limit as a whole
  * first (sl_batch_adopt). Thread: source. */
 int sl_node_source_push(struct sl_node *node, struct sl_batch *batch);
+/* The window's place for a source's batch (node's window, if it has one):
+ * waits while the window is full, unless batch holds a place already.
+ * *ret_credit: the credit to charge with it at admission (0 without a
+ * window, or when the batch was admitted). Returns 0 or SL_ECANCELED.
+ * Thread: source (blocks). */
+int sl__node_window_enter(struct sl_node *node, struct sl_batch *batch, uint64_t *ret_credit);
+/* What a source's admitted batch counts in pl->raw_bytes while it waits in
+ * the source's ring: its charge and its credit. */
+uint64_t sl__batch_raw_bytes(const struct sl_batch *batch);
 /* Like sl_node_source_push, without waiting: SL_EAGAIN when the memory
  * budget or the ring is full (the caller still owns batch; Kafka pauses its
  * partitions and keeps polling). Thread: source. */

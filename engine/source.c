@@ -23,12 +23,19 @@ int sl_source_hold(struct sl_node *src, uint64_t *held, uint64_t bytes)
 int sl_source_admit(struct sl_node *src, struct sl_batch *batch, uint64_t *held, uint64_t give)
 {
     struct sl_pipeline *pl = src->pl;
-    uint64_t need = sl_batch_adopt_bytes(batch);
+    uint64_t credit;
 
     SL_ASSERT(batch->flow == NULL && give <= *held);
+    /* A window's place first, as sl_node_source_push takes it, and the
+     * credit for the family's growth (0 without a window). */
+    int rc = sl__node_window_enter(src, batch, &credit);
+    if (rc != 0) {
+        return rc;
+    }
+    uint64_t need = sl_batch_adopt_bytes(batch) + credit;
     /* First the hold covers the batch (waiting as a hold does, so never on
      * the source's own bytes), then that part of it becomes the batch's. */
-    int rc = sl_source_hold(src, held, *held - give + need);
+    rc = sl_source_hold(src, held, *held - give + need);
     if (rc != 0) {
         return rc;
     }
@@ -37,5 +44,8 @@ int sl_source_admit(struct sl_node *src, struct sl_batch *batch, uint64_t *held,
      * pops it. */
     atomic_fetch_sub_explicit(&pl->raw_bytes, need, memory_order_seq_cst);
     sl_batch_adopt(batch, &pl->flow);
+    if (batch->window != NULL) {
+        sl_batch_grant(batch, credit);
+    }
     return 0;
 }

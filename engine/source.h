@@ -20,9 +20,12 @@ int sl_source_hold(struct sl_node *src, uint64_t *held, uint64_t bytes);
 /* Admits batch (built with sl_batch_new(NULL)) to the budget with `give`
  * bytes of the source's hold (*held, give <= *held) moved into its charge:
  * only what the batch needs beyond them is charged (waiting as a hold
- * does), a surplus is given back. sl_node_source_push then only queues
- * it. Returns 0 (*held lowered by give) or SL_ECANCELED (nothing changed).
- * Thread: source (blocks). */
+ * does), a surplus is given back. A source with a window takes the
+ * batch's place in it first (waiting while it is full), and charges the
+ * credit for its family's growth with it (sl_batch_grant).
+ * sl_node_source_push then only queues it. Returns 0 (*held lowered by
+ * give) or SL_ECANCELED (the hold unchanged; a window's place taken is
+ * left when the caller drops the batch). Thread: source (blocks). */
 int sl_source_admit(struct sl_node *src, struct sl_batch *batch, uint64_t *held, uint64_t give);
 
 #endif

@@ -52,6 +52,37 @@ PY
         fail "diamonds x$k: peak in flight $peak MiB with memory_limit 16MiB"
 done
 
+# One wide diamond (hostile probe): a map, then 60 (or 20) maps each
+# adding a field, all into one sink. Each admitted block became 61 copies
+# of about 2.2 decoded batches each, and the plan counted a single
+# fan-out's copies as one decoded batch in the whole budget: 60 paths at
+# 16 MiB peaked at 34 MiB in flight and 38-41 MB RSS. Each batch is now
+# admitted with a credit for its copies, and blocks shrink until its
+# family fits (sl_flow_window).
+W=$((60000 / SCALE))
+head -n "$W" data/o.jsonl > data/w.jsonl
+for paths in 60 20; do
+    python3 - "$paths" > wide$paths.yaml <<'PY'
+import sys
+n = int(sys.argv[1])
+print("engine: { memory_limit: 16MiB, threads: 2 }")
+print("sources:\n  o: { type: file, path: data/w.jsonl }\nstages:")
+print("  s0: { type: map, inputs: [o], set: { z: '1' } }")
+for i in range(n):
+    print(f"  a{i}: {{ type: map, inputs: [s0], set: {{ y{i}: 'amount * {i}' }} }}")
+print("sinks:\n  k: { type: null, inputs: [%s] }" % ", ".join(f"a{i}" for i in range(n)))
+PY
+    /usr/bin/time -f %M -o rss.txt "$SLUICE" run wide$paths.yaml --summary-json wide$paths.json \
+        2> wide$paths.log || fail "wide x$paths: $(err_of wide$paths.log)"
+    check_rss rss.txt 32 "wide diamond x$paths"
+    [ "$(json wide$paths.json 'd["nodes"]["k"]["in"]')" = "$((paths * W))" ] ||
+        fail "wide x$paths: sink got $(json wide$paths.json 'd["nodes"]["k"]["in"]'), want $paths x $W"
+    counts_add_up wide$paths.json
+    peak=$(json wide$paths.json 'd["peak_in_flight_bytes"]')
+    [ "$peak" -le $((16 << 20)) ] ||
+        fail "wide x$paths: peak in flight $((peak >> 20)) MiB with memory_limit 16MiB"
+done
+
 # CSV rows decode to more bytes per input byte than JSON lines (short rows,
 # as many fields): two maps into one sink at 16 MiB peaked at 37-39 MB.
 python3 - <<'PY'

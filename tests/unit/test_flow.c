@@ -339,6 +339,73 @@ static void test_flow_hold_waits_for_batches_h2(void **state)
     sl_flow_release_all(&flow);
 }
 
+/* A window's batch brings a credit for what its family grows into: their
+ * allocations draw on it first and are charged anew only past it (the
+ * budget's `used` counted the credit at admission). */
+static void test_flow_charge_draws_on_credit_first(void **state)
+{
+    struct sl_flow flow;
+    struct sl_flow_credit credit = {.granted = 300, .base = 100};
+    (void)state;
+
+    sl_flow_init(&flow, 1000);
+    atomic_init(&credit.drawn, 0);
+    assert_true(sl_flow_try_acquire(&flow, 100 + 300));
+    sl_flow_charge(&flow, &credit, 200);
+    assert_int_equal(atomic_load(&flow.used), 400);
+    sl_flow_charge(&flow, &credit, 150);
+    assert_int_equal(atomic_load(&flow.used), 450);
+    sl_flow_charge(&flow, NULL, 10);
+    assert_int_equal(atomic_load(&flow.used), 460);
+    assert_int_equal(atomic_load(&credit.drawn), 350);
+    sl_flow_release(&flow, 460);
+    sl_flow_release_all(&flow);
+}
+
+/* The credit is the family's expected growth, capped; a family gone gives
+ * back what it did not draw, and teaches the window its growth: a larger
+ * one at once, a smaller one a quarter of the way. */
+static void test_flow_window_credit_learns_the_family(void **state)
+{
+    struct sl_flow flow;
+    struct sl_flow_window win = {.flow = &flow, .max = 1, .credit_max = 500};
+    struct sl_flow_credit credit = {.base = 100};
+    (void)state;
+
+    sl_flow_init(&flow, 1000);
+    atomic_init(&win.live, 0);
+    atomic_init(&win.growth_x16, 2 * 16);
+    assert_int_equal(sl_flow_window_credit(&win, 100), 200);
+    assert_int_equal(sl_flow_window_credit(&win, 1000), 500);
+    /* A family that drew 50 of its 200. */
+    assert_true(sl_flow_window_try_enter(&win));
+    assert_false(sl_flow_window_try_enter(&win));
+    credit.granted = sl_flow_window_credit(&win, 100);
+    atomic_init(&credit.drawn, 0);
+    assert_true(sl_flow_try_acquire(&flow, 100 + credit.granted));
+    sl_flow_charge(&flow, &credit, 50);
+    sl_flow_release(&flow, 100 + 50); /* the batch and its copy freed */
+    assert_int_equal(atomic_load(&flow.used), 150);
+    sl_flow_window_leave(&win, &credit);
+    assert_int_equal(atomic_load(&flow.used), 0);
+    assert_int_equal(atomic_load(&win.live), 0);
+    assert_int_equal(atomic_load(&win.growth_x16), 32 - (32 - 8) / 4);
+    /* A family that drew 400: past its credit, charged anew, learnt at
+     * once. */
+    assert_true(sl_flow_window_try_enter(&win));
+    credit.granted = sl_flow_window_credit(&win, 100);
+    assert_int_equal(credit.granted, 100 * 26 / 16);
+    atomic_init(&credit.drawn, 0);
+    assert_true(sl_flow_try_acquire(&flow, 100 + credit.granted));
+    sl_flow_charge(&flow, &credit, 400);
+    assert_int_equal(atomic_load(&flow.used), 100 + 400);
+    sl_flow_release(&flow, 100 + 400);
+    sl_flow_window_leave(&win, &credit);
+    assert_int_equal(atomic_load(&flow.used), 0);
+    assert_int_equal(atomic_load(&win.growth_x16), 64);
+    sl_flow_release_all(&flow);
+}
+
 /* Releases wake a waiting acquire only once it may go on (a source that
  * waits for room for a family of 60 copies was woken by each copy freed);
  * one that may must still wake it, however small. */
@@ -386,6 +453,8 @@ int main(void)
         cmocka_unit_test(test_flow_acquire_cancelled),
         cmocka_unit_test(test_flow_hold_one_past_the_limit_at_a_time_h2),
         cmocka_unit_test(test_flow_hold_waits_for_batches_h2),
+        cmocka_unit_test(test_flow_charge_draws_on_credit_first),
+        cmocka_unit_test(test_flow_window_credit_learns_the_family),
         cmocka_unit_test(test_flow_release_wakes_when_the_waiter_fits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -590,6 +590,97 @@ static void test_runtime_plan_counts_copies_waiting_at_sinks(void **state)
     unbuild(&fx);
 }
 
+/* The wide diamond of the hostile probe (60 maps, and 20, behind one
+ * fan-out into one sink, 16 MiB): the plan counted one fan-out's copies
+ * as a decoded batch each in the whole budget (a window of 4 families of
+ * 61 copies of 16 KiB blocks: 34 MiB in flight). Now its families (the
+ * batch and a copy per path, COPY_FACTOR decoded batches each) fit half
+ * the budget, blocks shrinking for it, and each batch is admitted with a
+ * credit for its family. */
+static void test_runtime_plan_fits_wide_diamonds(void **state)
+{
+    (void)state;
+    for (int paths = 20; paths <= 60; paths += 40) {
+        char yaml[8192];
+        int len = snprintf(yaml, sizeof(yaml),
+                           "engine: { threads: 2, memory_limit: 16MiB }\n"
+                           "sources:\n  gen: { type: generator, count: 10 }\n"
+                           "stages:\n  s0: { type: map, inputs: [gen], set: { z: '1' } }\n");
+        for (int i = 0; i < paths; i++) {
+            len += snprintf(yaml + len, sizeof(yaml) - (size_t)len,
+                            "  a%d: { type: map, inputs: [s0], set: { y%d: '1' } }\n", i, i);
+        }
+        len += snprintf(yaml + len, sizeof(yaml) - (size_t)len,
+                        "sinks:\n  k: { type: null, inputs: [");
+        for (int i = 0; i < paths; i++) {
+            len += snprintf(yaml + len, sizeof(yaml) - (size_t)len, "%sa%d", i > 0 ? ", " : "", i);
+        }
+        snprintf(yaml + len, sizeof(yaml) - (size_t)len, "] }\n");
+        struct fixture fx = {0};
+        build(&fx, yaml);
+        struct sl_pipeline *pl = fx.pl;
+        const struct sl_flow_window *win = &node_named(pl, "gen")->window;
+        uint64_t family = (uint64_t)pl->block_plan * 4 * (1 + (uint64_t)paths * 2);
+        assert_true(win->max >= 1);
+        assert_true(win->max * family <= fx.conf->memory_limit / 2);
+        assert_true(atomic_load(&win->growth_x16) > 0);
+        assert_true(win->credit_max <= pl->flow.limit / 2);
+        unbuild(&fx);
+    }
+}
+
+/* Copies and forks of a window's batch draw on the credit it was admitted
+ * with; a shell (which outlives it) does not; once all are freed, the rest
+ * of the credit goes back and the window learnt the family's growth. */
+static void test_runtime_copies_draw_on_the_window_credit(void **state)
+{
+    struct sl_flow flow;
+    struct sl_flow_window win = {.flow = &flow, .max = 1, .credit_max = 1 << 20};
+    (void)state;
+
+    sl_flow_init(&flow, 4 << 20);
+    atomic_init(&win.live, 0);
+    atomic_init(&win.growth_x16, 8 * 16);
+    struct sl_batch *batch = sl_batch_new(NULL);
+    assert_non_null(batch);
+    for (int i = 0; i < 100; i++) {
+        struct sl_record *rec = sl_batch_add(batch);
+        assert_non_null(rec);
+        assert_int_equal(sl_record_append(rec, &batch->arena, "id", 2, sl_value_int(i)), 0);
+    }
+    assert_true(sl_flow_window_try_enter(&win));
+    batch->window = &win;
+    uint64_t credit = sl_flow_window_credit(&win, sl_batch_adopt_bytes(batch));
+    assert_true(credit > 0);
+    assert_true(sl_flow_try_acquire(&flow, sl_batch_adopt_bytes(batch) + credit));
+    sl_batch_adopt(batch, &flow);
+    sl_batch_grant(batch, credit);
+    uint64_t used = atomic_load(&flow.used);
+    struct sl_batch *copy = sl_batch_make_writable(sl_batch_ref(batch));
+    assert_ptr_not_equal(copy, batch);
+    struct sl_batch *fork = sl_batch_fork(batch);
+    struct sl_batch *shell = sl_batch_shell(batch);
+    assert_non_null(fork);
+    assert_non_null(shell);
+    assert_ptr_equal(copy->credit, &batch->family);
+    assert_ptr_equal(fork->credit, &batch->family);
+    assert_null(shell->credit);
+    /* The copy's arrays came out of the credit; the shell's struct is its
+     * own charge. */
+    uint64_t drawn = atomic_load(&batch->family.drawn);
+    assert_true(drawn > 0 && drawn < credit);
+    assert_int_equal(atomic_load(&flow.used), used + sl_batch_bytes(shell));
+    sl_batch_unref(shell);
+    sl_batch_unref(fork);
+    sl_batch_unref(copy);
+    assert_int_equal(atomic_load(&win.live), 1);
+    sl_batch_unref(batch);
+    assert_int_equal(atomic_load(&win.live), 0);
+    assert_int_equal(atomic_load(&flow.used), 0);
+    assert_true(atomic_load(&win.growth_x16) < 8 * 16);
+    sl_flow_release_all(&flow);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -604,6 +695,8 @@ int main(void)
         cmocka_unit_test(test_runtime_sink_knows_each_copy_by_its_path),
         cmocka_unit_test(test_runtime_dead_letter_ids),
         cmocka_unit_test(test_runtime_task_levels),
+        cmocka_unit_test(test_runtime_plan_fits_wide_diamonds),
+        cmocka_unit_test(test_runtime_copies_draw_on_the_window_credit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
