@@ -336,11 +336,17 @@ int main(int argc, char **argv)
      * memory_limit + 16 MiB with long lines. Blocks and arena chunks of
      * ordinary lines stay below 2 MiB and are reused from the heap as
      * before; 1 MiB of free heap top is kept (the speed of the 1M orders
-     * shapes is unchanged, and a 1 MiB memory_limit keeps its bound). */
+     * shapes is unchanged, and a 1 MiB memory_limit keeps its bound).
+     * Once the config is read, up to half of memory_limit (at most 8 MiB)
+     * is kept: a diamond's copies are freed a family at a time, and with
+     * 1 MiB each family's memory went back to the kernel and was faulted
+     * in again (a 20-way diamond at 16 MiB: 1.3 s of CPU against 0.65 s
+     * with 8 MiB kept, at the same peak RSS). */
     if (getenv("MALLOC_MMAP_THRESHOLD_") == NULL) {
         mallopt(M_MMAP_THRESHOLD, 2 * 1024 * 1024);
     }
-    if (getenv("MALLOC_TRIM_THRESHOLD_") == NULL) {
+    bool trim_set = getenv("MALLOC_TRIM_THRESHOLD_") != NULL;
+    if (!trim_set) {
         mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
     }
     if (sl_conf_load(a.file, a.sets, a.nsets, &conf, &err) != 0) {
@@ -348,6 +354,10 @@ int main(int argc, char **argv)
         sl_free(a.sets);
         return err.code == SL_ECONFIG ? EXIT_USAGE
                                       : (err.code == SL_EIO ? EXIT_USAGE : EXIT_FAILED);
+    }
+    if (!trim_set && conf->memory_limit / 2 > 1024 * 1024) {
+        uint64_t keep = conf->memory_limit / 2;
+        mallopt(M_TRIM_THRESHOLD, keep < 8 * 1024 * 1024 ? (int)keep : 8 * 1024 * 1024);
     }
     if (strcmp(a.cmd->name, "validate") == 0) {
         code = EXIT_DONE;
