@@ -101,6 +101,29 @@ int sl_json_write_string(struct sl_buf *buf, const char *s, size_t len);
 /* Writes {"name":value,...} with rec's fields in order. */
 int sl_json_write_record(struct sl_buf *buf, const struct sl_record *rec);
 
+/* Where sl_json_out_record writes: text gathers in buf, and whenever buf
+ * holds chunk_bytes or more (after a field of a long record, or inside a
+ * long name or value), flush is given its text to write out, and buf is
+ * emptied after it succeeded. A short record (names and values of up to
+ * chunk_bytes / 16 bytes) is appended whole, for the caller to flush: so a
+ * record of any length needs no copy of its whole text, and buf stays below
+ * 2 x chunk_bytes when the caller flushes from chunk_bytes on after each
+ * record (chunk_bytes >= 1 KiB). Strings are cut only between characters
+ * and base64 between groups: the text is sl_json_write_record's, byte for
+ * byte, whatever the pieces. */
+struct sl_json_out {
+    struct sl_buf *buf;                                    /* text not yet flushed; the caller's */
+    size_t chunk_bytes;                                    /* flush from this many bytes on */
+    int (*flush)(void *arg, const char *text, size_t len); /* 0, or an error returned as is */
+    void *arg;
+};
+
+/* Writes rec as sl_json_write_record does, appended to out->buf and handed
+ * to out->flush in pieces (the end stays in out->buf: the caller flushes
+ * it). Returns 0, SL_ENOMEM or flush's error; on an error part of the
+ * record may have been flushed already. Thread: the owner of out. */
+int sl_json_out_record(struct sl_json_out *out, const struct sl_record *rec);
+
 /* Writes d into out (at least 32 bytes) NUL-terminated, as the writers do:
  * the shortest text that reads back as the same double, always with a '.'
  * or an exponent so it stays a double ("100.0", "0.1", "-0.0", "1e+300",

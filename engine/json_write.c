@@ -186,16 +186,18 @@ static int put_escape(struct sl_buf *buf, unsigned char c)
     return sl_buf_append(buf, e, sizeof(e));
 }
 
-int sl_json_write_string(struct sl_buf *buf, const char *s, size_t len)
+/* Appends the escaped text of the characters that start in [p, stop) of a
+ * string ending at end: a UTF-8 sequence that starts before stop is read
+ * whole, against end, so cutting a string anywhere gives the same text.
+ * Returns where it stopped (stop, or the end of that sequence), or NULL on
+ * SL_ENOMEM. Inlined: it is the writers' inner loop, and a call per string
+ * cost 1% of a generator-to-file run. */
+static inline __attribute__((always_inline)) const unsigned char *escape_span(
+    struct sl_buf *buf, const unsigned char *p, const unsigned char *stop, const unsigned char *end)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    const unsigned char *end = p + len;
     const unsigned char *run = p; /* bytes that pass through as they are */
 
-    if (sl_buf_putc(buf, '"') != 0) {
-        return SL_ENOMEM;
-    }
-    while (p < end) {
+    while (p < stop) {
         unsigned char c = *p;
         if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
             p++;
@@ -207,26 +209,33 @@ int sl_json_write_string(struct sl_buf *buf, const char *s, size_t len)
             continue;
         }
         if (sl_buf_append(buf, run, (size_t)(p - run)) != 0 || put_escape(buf, c) != 0) {
-            return SL_ENOMEM;
+            return NULL;
         }
         run = ++p;
     }
-    if (sl_buf_append(buf, run, (size_t)(p - run)) != 0 || sl_buf_putc(buf, '"') != 0) {
-        return SL_ENOMEM;
-    }
-    return 0;
+    return sl_buf_append(buf, run, (size_t)(p - run)) == 0 ? p : NULL;
 }
 
-static int write_base64(struct sl_buf *buf, const unsigned char *p, size_t len)
+int sl_json_write_string(struct sl_buf *buf, const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+
+    if (sl_buf_putc(buf, '"') != 0 || escape_span(buf, p, p + len, p + len) == NULL) {
+        return SL_ENOMEM;
+    }
+    return sl_buf_putc(buf, '"');
+}
+
+/* Appends len bytes as base64, padded when len is not a multiple of 3. */
+static int append_base64(struct sl_buf *buf, const unsigned char *p, size_t len)
 {
     static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t out_len = (len + 2) / 3 * 4 + 2;
+    size_t out_len = (len + 2) / 3 * 4;
 
     if (sl_buf_reserve(buf, out_len) != 0) {
         return SL_ENOMEM;
     }
     char *o = buf->data + buf->len;
-    *o++ = '"';
     for (; len >= 3; p += 3, len -= 3) {
         uint32_t v = (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2];
         *o++ = b64[v >> 18];
@@ -241,10 +250,17 @@ static int write_base64(struct sl_buf *buf, const unsigned char *p, size_t len)
         *o++ = len == 2 ? b64[v >> 6 & 63] : '=';
         *o++ = '=';
     }
-    *o++ = '"';
     buf->len += out_len;
     buf->data[buf->len] = '\0';
     return 0;
+}
+
+static int write_base64(struct sl_buf *buf, const unsigned char *p, size_t len)
+{
+    if (sl_buf_putc(buf, '"') != 0 || append_base64(buf, p, len) != 0) {
+        return SL_ENOMEM;
+    }
+    return sl_buf_putc(buf, '"');
 }
 
 /* ==== Values and records ==== */
@@ -290,4 +306,137 @@ int sl_json_write_record(struct sl_buf *buf, const struct sl_record *rec)
         }
     }
     return sl_buf_putc(buf, '}');
+}
+
+/* ==== Writing in pieces (sl_json_out) ==== */
+
+/* A record of more than a piece of input bytes is written a field at a
+ * time, and its names and values longer than a piece a piece at a time;
+ * shorter ones by the writers above. A piece makes at most 6 times its
+ * size of text (escapes); between two looks at the buffer's size the
+ * writers add at most the end of one piece, a field's punctuation and the
+ * start of the next (or a short value), or a whole short record: out's buf
+ * stays below chunk_bytes + 12 pieces + 64 bytes, under twice chunk_bytes. */
+static size_t piece_of(const struct sl_json_out *out)
+{
+    return out->chunk_bytes / 16 > 16 ? out->chunk_bytes / 16 : 16;
+}
+
+/* Hands out's text to its flush once it holds chunk_bytes or more. */
+static int flush_full(struct sl_json_out *out)
+{
+    if (out->buf->len < out->chunk_bytes) {
+        return 0;
+    }
+    int rc = out->flush(out->arg, out->buf->data, out->buf->len);
+    if (rc == 0) {
+        sl_buf_reset(out->buf);
+    }
+    return rc;
+}
+
+static int out_string(struct sl_json_out *out, const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    const unsigned char *end = p + len;
+    size_t piece = piece_of(out);
+    int rc = 0;
+
+    if (len <= piece) {
+        return sl_json_write_string(out->buf, s, len);
+    }
+    if (sl_buf_putc(out->buf, '"') != 0) {
+        return SL_ENOMEM;
+    }
+    while (rc == 0 && p < end) {
+        p = escape_span(out->buf, p, (size_t)(end - p) > piece ? p + piece : end, end);
+        rc = p == NULL ? SL_ENOMEM : flush_full(out);
+    }
+    return rc != 0 ? rc : sl_buf_putc(out->buf, '"');
+}
+
+/* Base64 in pieces of a multiple of 3 bytes: only the last may be padded. */
+static int out_base64(struct sl_json_out *out, const unsigned char *p, size_t len)
+{
+    size_t piece = piece_of(out) / 3 * 3;
+    int rc = sl_buf_putc(out->buf, '"');
+
+    while (rc == 0 && len > 0) {
+        size_t n = len > piece ? piece : len;
+        rc = append_base64(out->buf, p, n);
+        rc = rc != 0 ? rc : flush_full(out);
+        p += n;
+        len -= n;
+    }
+    return rc != 0 ? rc : sl_buf_putc(out->buf, '"');
+}
+
+/* JSON text (an array or object value), copied as it is. */
+static int out_raw(struct sl_json_out *out, const char *s, size_t len)
+{
+    size_t piece = piece_of(out);
+    int rc = 0;
+
+    while (rc == 0 && len > 0) {
+        size_t n = len > piece ? piece : len;
+        rc = sl_buf_append(out->buf, s, n);
+        rc = rc != 0 ? rc : flush_full(out);
+        s += n;
+        len -= n;
+    }
+    return rc;
+}
+
+static int out_value(struct sl_json_out *out, const struct sl_value *v)
+{
+    bool long_text = v->len > piece_of(out);
+
+    switch (v->type) {
+    case SL_TYPE_STR:
+        return long_text ? out_string(out, v->u.s, v->len) : sl_json_write_value(out->buf, v);
+    case SL_TYPE_BYTES:
+        return long_text ? out_base64(out, (const unsigned char *)v->u.s, v->len)
+                         : sl_json_write_value(out->buf, v);
+    case SL_TYPE_ARRAY:
+    case SL_TYPE_OBJECT:
+        return long_text ? out_raw(out, v->u.s, v->len) : sl_json_write_value(out->buf, v);
+    default:
+        return sl_json_write_value(out->buf, v); /* no text of its own */
+    }
+}
+
+/* An upper bound of the input bytes rec's text is made of (names, text
+ * values, and 32 for each field's punctuation and number), counted up to
+ * just past limit. */
+static size_t record_bytes(const struct sl_record *rec, size_t limit)
+{
+    size_t bytes = 0;
+
+    for (uint32_t i = 0; i < rec->nfields && bytes <= limit; i++) {
+        const struct sl_field *f = &rec->fields[i];
+        /* STR, BYTES, ARRAY and OBJECT, the types with text, come last. */
+        bytes += f->name_len + 32u + (f->val.type >= SL_TYPE_STR ? f->val.len : 0);
+    }
+    return bytes;
+}
+
+int sl_json_out_record(struct sl_json_out *out, const struct sl_record *rec)
+{
+    struct sl_buf *buf = out->buf;
+
+    /* Most records are short: written whole, they make at most 6 pieces of
+     * text, and the caller looks at the size after each record. */
+    if (record_bytes(rec, piece_of(out)) <= piece_of(out)) {
+        return sl_json_write_record(buf, rec);
+    }
+    int rc = sl_buf_putc(buf, '{');
+    for (uint32_t i = 0; i < rec->nfields && rc == 0; i++) {
+        const struct sl_field *f = &rec->fields[i];
+        rc = i > 0 ? sl_buf_putc(buf, ',') : 0;
+        rc = rc != 0 ? rc : out_string(out, f->name, f->name_len);
+        rc = rc != 0 ? rc : sl_buf_putc(buf, ':');
+        rc = rc != 0 ? rc : out_value(out, &f->val);
+        rc = rc != 0 ? rc : flush_full(out);
+    }
+    return rc != 0 ? rc : sl_buf_putc(buf, '}');
 }

@@ -1232,6 +1232,127 @@ static void test_json_write_record_round_trip(void **state)
     sl_buf_release(&buf);
 }
 
+/* ==== Writing in pieces (sl_json_out) ==== */
+
+struct pieces {
+    struct sl_buf all; /* everything flushed, in order */
+    size_t most;       /* the longest text flushed at once */
+    int calls;
+    int fail_at; /* flush call number that fails with SL_EIO; 0: none */
+};
+
+static int take_piece(void *arg, const char *text, size_t len)
+{
+    struct pieces *pc = arg;
+
+    if (++pc->calls == pc->fail_at) {
+        return SL_EIO;
+    }
+    pc->most = len > pc->most ? len : pc->most;
+    return sl_buf_append(&pc->all, text, len);
+}
+
+/* A record of long values of every kind that cut awkwardly: multibyte
+ * characters, escapes and invalid bytes all through a long string, bytes
+ * of a length that is not a multiple of 3, long JSON text, a long name, and
+ * many short fields between them. Its strings are malloc'ed into *ret_mem. */
+static struct sl_record long_record(char **ret_mem)
+{
+    static const char unit[] = "ab\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80\"\\\n\x01\xC0\xE2\x82z";
+    size_t unit_len = sizeof(unit) - 1;
+    size_t n = 9001;
+    char *mem = malloc(n * unit_len + 3 * 70001 + 64);
+    assert_non_null(mem);
+    char *str = mem, *bytes = str + n * unit_len, *raw = bytes + 70001, *name = raw + 70001;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(str + i * unit_len, unit, unit_len);
+    }
+    for (size_t i = 0; i < 70001; i++) {
+        bytes[i] = (char)(i * 7);
+        name[i] = (char)('a' + i % 26);
+    }
+    raw[0] = '[';
+    for (size_t i = 1; i < 70000; i++) {
+        raw[i] = i % 2 ? '1' : ',';
+    }
+    raw[70000] = ']';
+    static struct sl_field f[300];
+    f[0] = (struct sl_field){"s", 1, sl_value_str(str, n * unit_len)};
+    f[1] = (struct sl_field){"b", 1, {.type = SL_TYPE_BYTES, .len = 70001, .u.s = bytes}};
+    f[2] = (struct sl_field){"r", 1, {.type = SL_TYPE_ARRAY, .len = 70001, .u.s = raw}};
+    f[3] = (struct sl_field){name, 70001, sl_value_int(-42)};
+    for (uint32_t i = 4; i < 300; i++) {
+        f[i] = (struct sl_field){"k\xC3\xA9", 3,
+                                 i % 3 ? sl_value_double(i / 4.0) : sl_value_bool(i % 2)};
+    }
+    *ret_mem = mem;
+    return (struct sl_record){.fields = f, .nfields = 300};
+}
+
+static void test_json_out_record_in_pieces_is_the_same_text(void **state)
+{
+    (void)state;
+    char *mem;
+    struct sl_record rec = long_record(&mem);
+    struct sl_buf whole = {0};
+    static const size_t chunks[] = {1024, 1500, 4096, 65536, 1 << 20};
+
+    assert_int_equal(sl_json_write_record(&whole, &rec), 0);
+    for (size_t c = 0; c < sizeof(chunks) / sizeof(chunks[0]); c++) {
+        struct pieces pc = {0};
+        struct sl_buf buf = {0};
+        struct sl_json_out out = {&buf, chunks[c], take_piece, &pc};
+        assert_int_equal(sl_json_out_record(&out, &rec), 0);
+        assert_true(buf.len < 2 * chunks[c]);
+        assert_true(pc.most < 2 * chunks[c]);
+        assert_true(buf.cap <= 2 * chunks[c] || chunks[c] >= whole.len);
+        assert_int_equal(sl_buf_append(&pc.all, buf.data, buf.len), 0);
+        assert_int_equal(pc.all.len, whole.len);
+        assert_memory_equal(pc.all.data, whole.data, whole.len);
+        assert_true(chunks[c] >= whole.len || pc.calls > 1);
+        sl_buf_release(&pc.all);
+        sl_buf_release(&buf);
+    }
+    sl_buf_release(&whole);
+    free(mem);
+    /* Many short fields: written a field at a time. */
+    static struct sl_field many[5000];
+    for (uint32_t i = 0; i < 5000; i++) {
+        many[i] = (struct sl_field){"k", 1, sl_value_str("\xC3\xA9\n", 3)};
+    }
+    struct sl_record wide = {.fields = many, .nfields = 5000};
+    struct pieces pc = {0};
+    struct sl_buf buf = {0};
+    struct sl_json_out out = {&buf, 1024, take_piece, &pc};
+    assert_int_equal(sl_json_write_record(&whole, &wide), 0);
+    assert_int_equal(sl_json_out_record(&out, &wide), 0);
+    assert_true(pc.most < 2048 && buf.cap <= 2048);
+    assert_int_equal(sl_buf_append(&pc.all, buf.data, buf.len), 0);
+    assert_int_equal(pc.all.len, whole.len);
+    assert_memory_equal(pc.all.data, whole.data, whole.len);
+    sl_buf_release(&pc.all);
+    sl_buf_release(&buf);
+    sl_buf_release(&whole);
+}
+
+static void test_json_out_record_flush_error_is_returned(void **state)
+{
+    (void)state;
+    char *mem;
+    struct sl_record rec = long_record(&mem);
+
+    for (int at = 1; at <= 3; at++) {
+        struct pieces pc = {.fail_at = at};
+        struct sl_buf buf = {0};
+        struct sl_json_out out = {&buf, 4096, take_piece, &pc};
+        assert_int_equal(sl_json_out_record(&out, &rec), SL_EIO);
+        assert_int_equal(pc.calls, at);
+        sl_buf_release(&pc.all);
+        sl_buf_release(&buf);
+    }
+    free(mem);
+}
+
 /* ==== Allocation failures ==== */
 
 static void test_json_oom_is_clean(void **state)
@@ -1275,6 +1396,25 @@ static void test_json_oom_is_clean(void **state)
         }
         assert_int_equal(rc, SL_ENOMEM);
     }
+    /* The piece writer: a failed allocation mid-record is SL_ENOMEM. */
+    char *mem;
+    struct sl_record rec = long_record(&mem);
+    for (long nth = 1;; nth++) {
+        struct pieces pc = {0};
+        struct sl_buf buf = {0};
+        struct sl_json_out out = {&buf, 4096, take_piece, &pc};
+        sl_mem_fail_nth(nth);
+        rc = sl_json_out_record(&out, &rec);
+        sl_mem_fail_nth(0);
+        sl_buf_release(&pc.all);
+        sl_buf_release(&buf);
+        if (rc == 0) {
+            break;
+        }
+        assert_int_equal(rc, SL_ENOMEM);
+        assert_true(nth < 1000);
+    }
+    free(mem);
     (void)fx;
     sl_buf_release(&line);
 }
@@ -1324,6 +1464,8 @@ int main(void)
         T(test_json_write_string_escaping),
         T(test_json_write_bytes_base64),
         T(test_json_write_record_round_trip),
+        T(test_json_out_record_in_pieces_is_the_same_text),
+        T(test_json_out_record_flush_error_is_returned),
         T(test_json_oom_is_clean),
     };
 #undef T
