@@ -92,15 +92,21 @@ struct sl_batch *sl_batch_unref(struct sl_batch *batch)
     if (atomic_fetch_sub_explicit(&batch->refs, 1, memory_order_acq_rel) != 1) {
         return NULL;
     }
-    if (batch->flow != NULL) {
-        sl_flow_release(batch->flow, arrays_bytes(batch) + batch->block_charged);
-    }
+    /* The bytes go back after the memory (as the arena does): given back
+     * first, they woke the source waiting for them, which read much of its
+     * next long line before this thread (one of 8 file sinks' threads on 2
+     * cores) had unmapped the old block: 12 MB lines, 30 MB peak RSS
+     * instead of 19. */
+    uint64_t given = arrays_bytes(batch) + batch->block_charged;
     sl_arena_release(&batch->arena);
     if (!batch->recs_borrowed) {
         sl_free(batch->recs);
     }
     sl_free(batch->dead);
     sl_free(batch->block);
+    if (batch->flow != NULL) {
+        sl_flow_release(batch->flow, given);
+    }
     sl_batch_unref(batch->parent);
     struct sl_flow_window *window = batch->window;
     bool granted = batch->credit == &batch->family;
