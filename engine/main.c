@@ -337,11 +337,13 @@ int main(int argc, char **argv)
      * ordinary lines stay below 2 MiB and are reused from the heap as
      * before; 1 MiB of free heap top is kept (the speed of the 1M orders
      * shapes is unchanged, and a 1 MiB memory_limit keeps its bound).
-     * Once the config is read, up to half of memory_limit (at most 8 MiB)
-     * is kept: a diamond's copies are freed a family at a time, and with
+     * Once the config is read, an eighth of memory_limit (1 to 4 MiB) is
+     * kept: a diamond's copies are freed a family at a time, and with
      * 1 MiB each family's memory went back to the kernel and was faulted
      * in again (a 20-way diamond at 16 MiB: 1.3 s of CPU against 0.65 s
-     * with 8 MiB kept, at the same peak RSS). */
+     * with 8 MiB kept). Not more: what is kept is RSS outside the budget,
+     * and two sources of 9 MB lines at 16 MiB peaked at 25-26 MB with
+     * 1 MiB kept, 27-29 with 4 and 27-31 with 8, against a bound of 32. */
     if (getenv("MALLOC_MMAP_THRESHOLD_") == NULL) {
         mallopt(M_MMAP_THRESHOLD, 2 * 1024 * 1024);
     }
@@ -355,9 +357,9 @@ int main(int argc, char **argv)
         return err.code == SL_ECONFIG ? EXIT_USAGE
                                       : (err.code == SL_EIO ? EXIT_USAGE : EXIT_FAILED);
     }
-    if (!trim_set && conf->memory_limit / 2 > 1024 * 1024) {
-        uint64_t keep = conf->memory_limit / 2;
-        mallopt(M_TRIM_THRESHOLD, keep < 8 * 1024 * 1024 ? (int)keep : 8 * 1024 * 1024);
+    if (!trim_set && conf->memory_limit / 8 > 1024 * 1024) {
+        uint64_t keep = conf->memory_limit / 8;
+        mallopt(M_TRIM_THRESHOLD, keep < 4 * 1024 * 1024 ? (int)keep : 4 * 1024 * 1024);
     }
     if (strcmp(a.cmd->name, "validate") == 0) {
         code = EXIT_DONE;
