@@ -588,7 +588,8 @@ static int load_when_full(struct sl__loader *ld,
         return 0;
     }
     if (cn->kind == SLUICE_KIND_SOURCE || dead_letter) {
-        return sl__yerr(ld, val, "when_full is the policy of a node's input queue toward its "
+        return sl__yerr(ld, val,
+                        "when_full is the policy of a node's input queue toward its "
                         "producers: %s",
                         dead_letter ? "the dead_letter sink has no queue"
                                     : "a source fills its own, and waits for room");
