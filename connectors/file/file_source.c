@@ -424,7 +424,15 @@ emit_dead(struct reading *rd, const char *raw, size_t raw_len, int64_t span, con
         return SL_ENOMEM;
     }
     batch->pos_end = rd->pos + span;
-    int rc = sl_node_source_push(rd->node, batch);
+    /* Admitted as emit_block's are, waiting as a hold does: a row longer
+     * than max_line is dead-lettered while the buffer grown for it is still
+     * held (its line break was in it), and a batch waits while anything is
+     * in flight past the limit, this hold included: the source waited for
+     * itself (tests/integration/test_file_long_row_hold.sh). */
+    int rc = sl_source_admit(rd->node, batch, &rd->held, 0);
+    if (rc == 0) {
+        rc = sl_node_source_push(rd->node, batch);
+    }
     if (rc != 0) {
         sl_batch_unref(batch);
     }
