@@ -76,27 +76,35 @@ chains 60000 6000 1 > "$OUT/skewed_one_chain.yaml"
 chains 33000 33000 0 > "$OUT/balanced.yaml"
 chains 20000 20000 2 > "$OUT/balanced_one_stage.yaml"
 
-# run_once LOAD STEALING: the wall time of one run (seconds). Each load
-# alternates the two settings so that both see the same machine.
+# run_once LOAD STEALING: the wall time and the CPU time (user + system) of
+# one run, in seconds. Each load alternates the two settings so that both
+# see the same machine. The CPU time is what stealing costs where there is
+# nothing to steal: idle workers looking at the others' deques, tasks
+# moving between caches. The wall time also holds what it makes up for when
+# the OS gives one worker less of the CPUs.
 run_once() {
-    /usr/bin/time -f '%e' -o "$OUT/time.txt" "$BUILD/sluice" run "$OUT/$1.yaml" --quiet \
+    /usr/bin/time -f '%e %U %S' -o "$OUT/time.txt" "$BUILD/sluice" run "$OUT/$1.yaml" --quiet \
         --set "engine.work_stealing=$2"
-    cat "$OUT/time.txt"
+    awk '{ printf "%s %.2f\n", $1, $2 + $3 }' "$OUT/time.txt"
 }
-echo "work stealing on 2 worker threads, best of $R runs (wall s); ratio = off / on"
+min() { echo "$1 $2" | awk '{ print ($1 < $2) ? $1 : $2 }'; }
+echo "work stealing on 2 worker threads, best of $R runs (s); ratio = off / on"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) CPUs; other processes skew the figures)"
-printf '%-28s %8s %8s %7s\n' load on off ratio
+printf '%-22s %7s %7s %6s   %7s %7s %6s\n' load "wall on" off ratio "cpu on" off ratio
 for load in skewed skewed_one_chain balanced balanced_one_stage; do
-    on=999
-    off=999
+    on=999 off=999 con=999 coff=999
     i=0
     while [ $i -lt "$R" ]; do
-        t=$(run_once $load true)
-        on=$(echo "$t $on" | awk '{ print ($1 < $2) ? $1 : $2 }')
-        t=$(run_once $load false)
-        off=$(echo "$t $off" | awk '{ print ($1 < $2) ? $1 : $2 }')
+        set -- $(run_once $load true)
+        on=$(min "$1" "$on")
+        con=$(min "$2" "$con")
+        set -- $(run_once $load false)
+        off=$(min "$1" "$off")
+        coff=$(min "$2" "$coff")
         i=$((i + 1))
     done
-    printf '%-28s %8.2f %8.2f %6.2fx\n' "$load" "$on" "$off" "$(echo "$on $off" | awk '{ print $2 / $1 }')"
+    printf '%-22s %7.2f %7.2f %5.2fx   %7.2f %7.2f %5.2fx\n' "$load" "$on" "$off" \
+        "$(echo "$on $off" | awk '{ print $2 / $1 }')" "$con" "$coff" \
+        "$(echo "$con $coff" | awk '{ print $2 / $1 }')"
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
