@@ -165,12 +165,24 @@ static void file_free(struct sl__sqlite_file *f)
     sl_free(f);
 }
 
-/* Makes the file (an empty file is a new database to SQLite) so that its
- * identity is known before any connection exists. */
-static void create_file(const char *path)
+void sl__sqlite_create_file(const char *path)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    struct stat st;
 
+    /* Never an open and close of a file that exists: closing any
+     * descriptor of a file drops every POSIX lock this process holds on
+     * it, the SQLite connection's included. Another process's connection
+     * then believed itself the last one, checkpointed and deleted the WAL
+     * and shm files this process was still writing: rows lost, database
+     * corrupted (hostile probe, session 11). A file that does not exist
+     * (a dangling symlink's target included) has no connection. */
+    if (stat(path, &st) == 0) {
+        return;
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == EEXIST && stat(path, &st) != 0) {
+        fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644); /* a dangling symlink */
+    }
     if (fd >= 0) {
         (void)close(fd);
     }
@@ -206,7 +218,7 @@ sl__sqlite_file_open(const char *path, uint32_t busy_ms, uint64_t cache_bytes, s
     struct sl__sqlite_file *f;
     struct stat st;
 
-    create_file(path);
+    sl__sqlite_create_file(path);
     bool known = stat(path, &st) == 0;
     pthread_mutex_lock(&registry);
     f = known ? find(&st) : NULL;

@@ -204,6 +204,12 @@ struct sl_sqlite_writer {
 
 /* ==== sqlite_file.c ==== */
 
+/* Makes the database file when it does not exist (an empty file is a new
+ * database to SQLite), so that its identity is known before any
+ * connection exists; never opens one that exists (see sqlite_file.c).
+ * Thread: main. */
+void sl__sqlite_create_file(const char *path);
+
 /* The shared connection of the database file at path, creating the file
  * (and setting it up: WAL, synchronous=NORMAL, busy_ms, the position
  * store) for its first writer; cache_bytes is added to its page cache.

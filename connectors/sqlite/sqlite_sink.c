@@ -3,6 +3,7 @@
  * one transaction per write, with the source positions (exactly once). The
  * dead-letter store, when it is a table of the same database file, is
  * written in that same transaction. */
+#include "connectors/sqlite/sqlite_priv.h"
 #include "connectors/sqlite/sqlite_writer.h"
 #include "fsutil.h"
 #include "log.h"
@@ -532,10 +533,7 @@ static const char *same_file_dead_table(const struct sl_node *node, const struct
      * file it names: told apart, the store's own connection waited for our
      * transaction's lock until the run failed (hostile probe). */
     if (sl_mkdir_parents(conf->path) == 0) {
-        int fd = open(conf->path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-        if (fd >= 0) {
-            (void)close(fd);
-        }
+        sl__sqlite_create_file(conf->path);
     }
     return sl_same_path(dconf->path, conf->path) ? dconf->table : NULL;
 }
