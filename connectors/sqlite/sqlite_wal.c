@@ -195,7 +195,13 @@ void sl__sqlite_wal_finish(struct sl__sqlite_file *f)
         pthread_cond_wait(&ck.done, &ck.mu);
     }
     pthread_mutex_unlock(&ck.mu);
-    if (sqlite3_wal_checkpoint_v2(f->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) ==
+    /* RESTART: waits (busy_timeout at most) for the other processes
+     * writing this file to end their transaction, so that the next write
+     * starts the log again from its beginning. PASSIVE never waited, and
+     * with another process always in a transaction the log never started
+     * again: 26-377 MB of WAL for two processes of 2M rows each (hostile
+     * probe). Alone in the file, it does what PASSIVE did. */
+    if (sqlite3_wal_checkpoint_v2(f->db, NULL, SQLITE_CHECKPOINT_RESTART, NULL, NULL) ==
         SQLITE_OK) {
         f->wal_pages = 0;
     }
