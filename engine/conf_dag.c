@@ -645,12 +645,13 @@ static int check_fixed_memory(struct sl__loader *ld)
     uint64_t need_mib = (2 * (bytes - SL_FIXED_FREE_BYTES) + (1u << 20) - 1) >> 20;
     return sl__yerr(ld, at,
                     "%zu %s%s hold about %.1f MiB beside the records (connections, caches, "
-                    "statements, threads: %.0f KiB each), over 2 MiB and half of memory_limit "
+                    "statements, threads: %.0f KiB each), more than 2 MiB + memory_limit / 2 "
                     "(%.1f MiB): set it to at least %lluMiB, or use fewer (a SQLite file's "
                     "sinks share one connection)",
                     n, one_type ? cn->type->def.name : "", one_type ? " sinks" : "nodes",
                     (double)bytes / 1048576.0, (double)bytes / 1024.0 / (double)n,
-                    (double)conf->memory_limit / 1048576.0, (unsigned long long)need_mib);
+                    (double)(SL_FIXED_FREE_BYTES + conf->memory_limit / 2) / 1048576.0,
+                    (unsigned long long)need_mib);
 }
 
 /* The file a sink writes: its `path` option, whatever its type, or NULL. */
