@@ -32,5 +32,10 @@ for x in a b; do
 done
 db=$(stat -c %s out/two.db)
 echo "two processes: largest WAL $((wal / 1048576)) MB, database $((db / 1048576)) MB"
-[ "$wal" -le $((24 << 20)) ] || fail "the WAL grew to $((wal / 1048576)) MB (database $((db / 1048576)) MB)"
+# A bound on timing (when the other process's transaction ends), checked
+# where the timing is the product's: sanitizer builds run 5-20x slower
+# and one saw 37 MB for 103 MB (TSan), as check_rss skips its bound there.
+if [ -z "${SLUICE_SANITIZE:-}" ] && [ "$wal" -gt $((24 << 20)) ]; then
+    fail "the WAL grew to $((wal / 1048576)) MB (database $((db / 1048576)) MB)"
+fi
 echo "ok"
