@@ -10,6 +10,7 @@
 #include "conf_int.h"
 #include "expr.h"
 #include "mem.h"
+#include "plugin.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -33,7 +34,8 @@ static const enum sluice_stage_kind section_kinds[] = {SLUICE_KIND_SOURCE, SLUIC
 static const char *const node_own_keys[] = {"type",        "inputs",      "workers",
                                             "workers_min", "workers_max", "queue",
                                             "when_full",   "priority",    NULL};
-static const char *const engine_own_keys[] = {"threads", "blocking_threads", "cpu_affinity", NULL};
+static const char *const engine_own_keys[] = {"threads", "blocking_threads", "cpu_affinity",
+                                              "plugin_path", NULL};
 
 struct engine_conf {
     uint64_t memory_limit;
@@ -317,6 +319,44 @@ static int load_affinity(struct sl__loader *ld, const struct sl__ynode *val)
     return 0;
 }
 
+/* engine.plugin_path: a folder or a list of folders whose *.so files are
+ * loaded as plugins, before any node's type is looked up. A plugin's error
+ * points at the folder that holds it. */
+static int load_plugins(struct sl__loader *ld, const struct sl__ynode *val)
+{
+    char buf[64];
+
+    if (val == NULL) {
+        return 0;
+    }
+    if (val->kind == SL__Y_SCALAR && val->tag != SL__T_NULL) {
+        const struct sl__ynode *one[] = {val};
+        struct sl__ynode seq = {.kind = SL__Y_SEQ, .kids = (struct sl__ynode **)one, .nkids = 1};
+        return load_plugins(ld, &seq);
+    }
+    if (val->kind != SL__Y_SEQ) {
+        return sl__yerr(ld, val, "expected a list of folders, got %s",
+                        sl__ydescribe(val, buf, sizeof(buf)));
+    }
+    for (size_t i = 0; i < val->nkids; i++) {
+        const struct sl__ynode *item = val->kids[i];
+        struct sl_err perr = {0};
+
+        if (item->kind != SL__Y_SCALAR || item->len == 0) {
+            return sl__yerr(ld, item, "expected a folder, got %s",
+                            sl__ydescribe(item, buf, sizeof(buf)));
+        }
+        int rc = sl_plugin_load_dir(item->text, &perr);
+        if (rc == SL_ENOMEM) {
+            return sl__conf_oom(ld);
+        }
+        if (rc != 0) {
+            return sl__yerr(ld, item, "%s", perr.msg);
+        }
+    }
+    return 0;
+}
+
 static int load_engine(struct sl__loader *ld, struct sl__ynode *root)
 {
     struct engine_conf ec = {0};
@@ -356,6 +396,9 @@ static int load_engine(struct sl__loader *ld, struct sl__ynode *root)
     }
     if (rc == 0) {
         rc = load_affinity(ld, sl__ymap_find(map, "cpu_affinity"));
+    }
+    if (rc == 0) {
+        rc = load_plugins(ld, sl__ymap_find(map, "plugin_path"));
     }
     if (rc == 0) {
         rc = sl__conf_fill(ld, map, at, engine_options, &ec, sizeof(ec), engine_own_keys);

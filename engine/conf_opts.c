@@ -46,7 +46,7 @@ struct fill {
 };
 
 static const char *const later_keys[] = {
-    "timeout", "retry", "circuit_breaker", "metrics", "plugin_path", "standby", "control", NULL,
+    "timeout", "retry", "circuit_breaker", "metrics", "standby", "control", NULL,
 };
 
 int sl__conf_is_later(const char *key)
@@ -650,6 +650,8 @@ static int fill_row(struct fill *f, const struct sluice_option *row, const struc
     case SLUICE_OPT_MAP:
     case SLUICE_OPT_EXPR_MAP:
         return opt_map(f, row, val);
+    case SLUICE_OPT_TYPE_COUNT:
+        break;
     }
     return sl__yerr(f->ld, val, "option '%s' has an unknown type (a bug in the type)", row->name);
 }

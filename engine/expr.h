@@ -36,6 +36,11 @@ int sl_expr_eval(const struct sl_expr *e,
                  struct sl_value *ret,
                  struct sl_err *err);
 
+/* Reads rec's metadata called name as `@name` does ("file", "offset"...)
+ * into *ret (null when rec has none of that kind). 0, or SL_EINVAL for an
+ * unknown name. Thread: any. */
+int sl_expr_meta(const struct sl_record *rec, const char *name, struct sl_value *ret);
+
 /* The values e can give, for keys that must be a small int (priority):
  * bit v of *ret_mask for each int v in lo..hi (0 <= lo <= hi < 64) it may
  * give. A literal gives itself, null gives lo, if(c, a, b) what a or b

@@ -367,6 +367,17 @@ static struct sl_value meta_value(const struct sl_meta *m, uint8_t which)
     }
 }
 
+int sl_expr_meta(const struct sl_record *rec, const char *name, struct sl_value *ret)
+{
+    for (uint8_t i = 0; i < SL__META_COUNT; i++) {
+        if (strcmp(sl__expr_meta_names[i], name) == 0) {
+            *ret = meta_value(&rec->meta, i);
+            return 0;
+        }
+    }
+    return SL_EINVAL;
+}
+
 /* Follows node n's path segments from *v, decoding members of arrays and
  * objects from their JSON text. Whatever is missing, out of range or not a
  * container gives null. */

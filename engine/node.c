@@ -6,7 +6,7 @@
 
 #include <string.h>
 
-#define MAX_EXTRA_TABLES 16
+#define MAX_EXTRA_TABLES 80
 
 static const struct sl_node_type *const *extra_tables[MAX_EXTRA_TABLES];
 static size_t nextra;

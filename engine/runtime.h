@@ -53,6 +53,8 @@ struct sl_counters {
     atomic_uint_fast64_t shed;    /* dropped by the input ring's when_full policy */
     atomic_uint_fast64_t shed_level[SL_PRIORITY_LEVELS]; /* shed, per priority level */
     atomic_uint_fast64_t dead;                           /* dead-lettered here */
+    atomic_uint_fast64_t added;    /* records the node made beside its input (plugins' emit):
+                                      in + added = out + dropped + shed + dead */
     atomic_uint_fast64_t replayed; /* sinks: already stored by an earlier run or process
                                       (trimmed), counted in dropped too */
     atomic_uint_fast64_t batches;  /* batches processed */

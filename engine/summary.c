@@ -127,7 +127,7 @@ void sl_summary_print_counts(const struct sl_pipeline *pl, FILE *out, uint64_t e
         const struct sl_node *node = &pl->nodes[i];
         uint64_t done = atomic_load(&node->c.out) + atomic_load(&node->c.dropped) +
                         atomic_load(&node->c.shed) + atomic_load(&node->c.dead);
-        uint64_t in = atomic_load(&node->c.in);
+        uint64_t in = atomic_load(&node->c.in) + atomic_load(&node->c.added);
         if (in > done) {
             fprintf(out,
                     "%s: %llu record(s) not finished when the run ended (not committed: the "
@@ -170,13 +170,14 @@ static int format_json(const struct sl_pipeline *pl, struct sl_buf *buf)
                      : sl_buf_appendf(
                            buf,
                            ",\"in\":%llu,\"out\":%llu,\"dropped\":%llu,\"shed\":%llu,\"dead\":%llu,"
-                           "\"replayed\":%llu,\"batches\":%llu,\"workers_auto\":%s,"
+                           "\"added\":%llu,\"replayed\":%llu,\"batches\":%llu,\"workers_auto\":%s,"
                            "\"workers_final\":%u,\"workers_peak\":%u",
                            (unsigned long long)atomic_load(&node->c.in),
                            (unsigned long long)atomic_load(&node->c.out),
                            (unsigned long long)atomic_load(&node->c.dropped),
                            (unsigned long long)atomic_load(&node->c.shed),
                            (unsigned long long)atomic_load(&node->c.dead),
+                           (unsigned long long)atomic_load(&node->c.added),
                            (unsigned long long)atomic_load(&node->c.replayed),
                            (unsigned long long)atomic_load(&node->c.batches),
                            node->tuner != NULL ? "true" : "false", atomic_load(&node->workers),

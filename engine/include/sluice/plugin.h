@@ -1,26 +1,50 @@
 /* SPDX-License-Identifier: MIT */
-/* The stage definition ABI: how a stage, source or sink type describes itself
- * (name, kind, options table, callbacks). Built-in types and (later) plugins
- * use the same struct. Records and batches are opaque here. */
+/* The whole public API of sluice for stage plugins: how a stage, source or
+ * sink type describes itself (name, kind, flags, option table, callbacks),
+ * the entry point a plugin shared object exports, and the host function
+ * table it reads and writes records with. Built-in types are defined with
+ * the same struct. A plugin includes only this header and never links
+ * against engine symbols: everything it calls comes through the table.
+ * C and C++. */
 #ifndef SLUICE_PLUGIN_H
 #define SLUICE_PLUGIN_H
 
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ABI version: a plugin built for another major is refused at load; a
+ * higher minor adds members at the end of the structs (struct_size says
+ * which a side knows). */
 #define SLUICE_ABI_MAJOR   1
-#define SLUICE_ABI_MINOR   0
+#define SLUICE_ABI_MINOR   1
 #define SLUICE_ABI_VERSION ((SLUICE_ABI_MAJOR << 16) | SLUICE_ABI_MINOR)
 
 #if defined(__GNUC__)
-#define SLUICE_EXPORT __attribute__((visibility("default")))
+#define SLUICE_EXPORT       __attribute__((visibility("default")))
+#define SLUICE_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
 #define SLUICE_EXPORT
+#define SLUICE_PRINTF(f, a)
 #endif
 
-struct sluice_stage; /* a node instance (opaque) */
-struct sluice_batch; /* a batch of records (opaque) */
-struct sluice_expr;  /* a compiled expression (opaque) */
+struct sluice_stage;  /* a node instance of the pipeline (opaque) */
+struct sluice_batch;  /* a batch of records (opaque) */
+struct sluice_record; /* one record of a batch (opaque) */
+struct sluice_expr;   /* a compiled expression (opaque) */
+
+/* Return codes of host calls and callbacks: 0 is success. */
+#define SLUICE_ENOENT (-1) /**< no such field or metadata */
+#define SLUICE_ENOMEM (-2) /**< out of memory */
+#define SLUICE_EINVAL (-3) /**< bad argument (a value of no known type, bad UTF-8...) */
+#define SLUICE_EFAIL  (-4) /**< the stage failed: the pipeline stops (exit 1) */
+
+/* ---- options ---- */
 
 /** @brief Option value types and the C type each fills in the conf struct. */
 enum sluice_opt_type {
@@ -31,10 +55,11 @@ enum sluice_opt_type {
     SLUICE_OPT_SIZE,     /**< uint64_t bytes; "64MiB", "512KiB", "100" */
     SLUICE_OPT_DURATION, /**< uint64_t nanoseconds; "100ms", "30s", "5m" */
     SLUICE_OPT_ENUM,     /**< int: index into choices */
-    SLUICE_OPT_EXPR,     /**< struct sluice_expr * compiled by the engine */
+    SLUICE_OPT_EXPR,     /**< struct sluice_expr * compiled by the engine (host->eval) */
     SLUICE_OPT_LIST,     /**< struct sluice_list (sequence of strings) */
     SLUICE_OPT_MAP,      /**< struct sluice_map (mapping of string -> string) */
     SLUICE_OPT_EXPR_MAP, /**< struct sluice_map whose values are also compiled (exprs[]) */
+    SLUICE_OPT_TYPE_COUNT
 };
 
 #define SLUICE_OPT_REQUIRED 0x1u /**< must be given */
@@ -56,7 +81,9 @@ struct sluice_map {
 };
 
 /** @brief One option row. Dotted names ("batch.max_records") are nested
- * mappings in YAML (`batch: {max_records: 10}`). */
+ * mappings in YAML (`batch: {max_records: 10}`). The engine validates the
+ * config with these rows, fills the conf struct, and `sluice describe`
+ * prints them. */
 struct sluice_option {
     const char *name;
     enum sluice_opt_type type;
@@ -73,31 +100,187 @@ struct sluice_option {
 #field, type, def, offsetof(st, field), mn, mx, ch, fl, d                                  \
     }
 
+/* ---- stage definitions ---- */
+
 enum sluice_stage_kind { SLUICE_KIND_SOURCE, SLUICE_KIND_TRANSFORM, SLUICE_KIND_SINK };
 
-#define SLUICE_STAGE_STATELESS 0x1u /**< workers > 1 is safe */
-#define SLUICE_STAGE_BLOCKING  0x2u /**< waits on I/O or sleeps: runs on the blocking threads */
+#define SLUICE_STAGE_STATELESS                                                                     \
+    0x1u                           /**< process may run on several batches at once: workers > 1    \
+                                    */
+#define SLUICE_STAGE_BLOCKING 0x2u /**< waits on I/O or sleeps: runs on the blocking threads */
 
-/** @brief A stage, source or sink type. */
+/** @brief A stage, source or sink type. Plugins define transforms
+ * (SLUICE_KIND_TRANSFORM). Threads: init and fini run on the main thread;
+ * process runs on a worker (a blocking thread when SLUICE_STAGE_BLOCKING),
+ * one batch at a time per node unless SLUICE_STAGE_STATELESS, in which case
+ * several calls on one ctx may run at once. */
 struct sluice_stage_def {
     uint32_t abi_version; /**< SLUICE_ABI_VERSION */
     uint32_t struct_size; /**< sizeof(struct sluice_stage_def) */
-    const char *name;     /**< the YAML `type:` */
+    const char *name;     /**< the YAML `type:`: [a-z0-9_]+ */
     const char *description;
     enum sluice_stage_kind kind;
     unsigned flags;
     size_t conf_size;                    /**< size of the conf struct the engine fills */
     const struct sluice_option *options; /**< terminated by a row with name NULL */
     /** Creates the instance state from the filled conf (borrowed for the
-     * pipeline's life). Returns 0 or a negative error with errbuf filled. */
+     * pipeline's life) when `run` starts (never at `validate`). Returns 0,
+     * or a negative code with errbuf filled: the run is refused. */
     int (*init)(
         struct sluice_stage *st, const void *conf, void **ret_ctx, char *errbuf, size_t errbuf_len);
-    /** Transforms/consumes one batch (borrowed). Returns 0 or negative error. */
+    /** Transforms one batch, borrowed for the call: edits its records in
+     * place, drops, dead-letters or adds records through the host table.
+     * What is left is emitted when it returns 0. Any other return fails the
+     * pipeline (a record it cannot handle is a dead letter instead). */
     int (*process)(struct sluice_stage *st, void *ctx, struct sluice_batch *batch);
-    /** Optional: called on timers and at drain. */
+    /** Optional: called once at drain, after the last process. */
     int (*flush)(struct sluice_stage *st, void *ctx);
-    /** Frees ctx. */
+    /** Frees ctx (NULL ok). */
     void (*fini)(void *ctx);
+    /** Optional: names of the node's own counters, NULL-terminated, at most
+     * SLUICE_MAX_COUNTERS: host->count adds to them by index; the summary
+     * shows them. */
+    const char *const *counters;
 };
+
+#define SLUICE_MAX_COUNTERS 8
+
+/* ---- records ---- */
+
+/** @brief Value types of fields and metadata. */
+enum sluice_type {
+    SLUICE_TYPE_NULL,
+    SLUICE_TYPE_BOOL,
+    SLUICE_TYPE_INT,
+    SLUICE_TYPE_DOUBLE,
+    SLUICE_TYPE_STR,    /**< UTF-8 text, u.s/len, not NUL-terminated */
+    SLUICE_TYPE_BYTES,  /**< arbitrary bytes, u.s/len */
+    SLUICE_TYPE_ARRAY,  /**< u.s/len: the array as JSON text */
+    SLUICE_TYPE_OBJECT, /**< u.s/len: the object as JSON text */
+    SLUICE_TYPE_COUNT
+};
+
+/** @brief A value. Strings are (pointer, length); a value the host returns
+ * points into the batch and is valid until the batch's process call
+ * returns or the field is set again. */
+struct sluice_value {
+    uint8_t type; /**< enum sluice_type */
+    uint32_t len; /**< bytes of u.s for STR, BYTES, ARRAY, OBJECT */
+    union {
+        bool b;
+        int64_t i;
+        double d;
+        const char *s;
+    } u;
+};
+
+enum sluice_log_level { SLUICE_LOG_ERROR, SLUICE_LOG_WARN, SLUICE_LOG_INFO, SLUICE_LOG_DEBUG };
+
+/** @brief What the host offers a plugin. Passed to the entry point; valid
+ * for the life of the process. Every call is thread-safe on distinct
+ * batches; a batch and its records belong to the process call they were
+ * given to. Names are (pointer, length), not NUL-terminated. No call takes
+ * ownership of the plugin's memory: strings are copied. */
+struct sluice_host_api {
+    uint32_t abi_version; /**< the host's SLUICE_ABI_VERSION */
+    uint32_t struct_size; /**< sizeof(struct sluice_host_api) of the host */
+
+    /** Records in the batch, dropped and dead-lettered ones included. */
+    size_t (*batch_size)(const struct sluice_batch *batch);
+    /** The i-th record (i < batch_size), or NULL past the end. */
+    struct sluice_record *(*batch_record)(struct sluice_batch *batch, size_t i);
+
+    /** Reads field name into *ret_value. 0, or SLUICE_ENOENT when the
+     * record has no such top-level field (*ret_value is then null). */
+    int (*get)(const struct sluice_record *rec,
+               const char *name,
+               size_t name_len,
+               struct sluice_value *ret_value);
+    /** Fields in the record, and the i-th of them (file order). 0, or
+     * SLUICE_ENOENT past the last. */
+    size_t (*field_count)(const struct sluice_record *rec);
+    int (*field_at)(const struct sluice_record *rec,
+                    size_t i,
+                    const char **ret_name,
+                    size_t *ret_name_len,
+                    struct sluice_value *ret_value);
+    /** Sets field name to *value (copied into the batch), replacing a field
+     * of that name or adding one at the end. STR must be valid UTF-8 and
+     * ARRAY/OBJECT valid JSON text of that kind. 0, SLUICE_EINVAL or
+     * SLUICE_ENOMEM (the record is unchanged). */
+    int (*set)(struct sluice_batch *batch,
+               struct sluice_record *rec,
+               const char *name,
+               size_t name_len,
+               const struct sluice_value *value);
+    /** Removes field name. 0, or SLUICE_ENOENT when there was none. */
+    int (*remove)(struct sluice_batch *batch,
+                  struct sluice_record *rec,
+                  const char *name,
+                  size_t name_len);
+    /** Reads metadata as expressions do with @name: "file", "line"
+     * (files), "topic", "partition", "offset", "key", "timestamp",
+     * "headers" (Kafka), "priority". 0, or SLUICE_ENOENT when the record
+     * has none of that name. */
+    int (*meta)(const struct sluice_record *rec, const char *name, struct sluice_value *ret_value);
+    /** Evaluates an SLUICE_OPT_EXPR option on rec. 0, SLUICE_ENOMEM, or
+     * SLUICE_EINVAL with the reason in errbuf (a type error: dead-letter
+     * the record with it). */
+    int (*eval)(const struct sluice_expr *expr,
+                struct sluice_batch *batch,
+                const struct sluice_record *rec,
+                struct sluice_value *ret_value,
+                char *errbuf,
+                size_t errbuf_len);
+
+    /** Removes rec from what the stage emits, counted as dropped. */
+    void (*drop)(struct sluice_batch *batch, struct sluice_record *rec);
+    /** Removes rec from what the stage emits and sends it to the dead
+     * letters with reason (NUL-terminated, copied). 0 or SLUICE_ENOMEM. */
+    int (*dead)(struct sluice_stage *st,
+                struct sluice_batch *batch,
+                struct sluice_record *rec,
+                const char *reason);
+    /** Adds a new record to the batch, emitted after the others, with
+     * from's metadata and source position (so it keeps exactly once) and a
+     * copy of its fields when copy_fields, else none. The new record is not
+     * in this call's batch_size loop if the caller read the size first.
+     * Returns it, or NULL when out of memory. */
+    struct sluice_record *(*emit)(struct sluice_batch *batch,
+                                  const struct sluice_record *from,
+                                  bool copy_fields);
+
+    /** Logs a line as "node 'name': text" at level. */
+    void (*log)(struct sluice_stage *st, enum sluice_log_level level, const char *fmt, ...)
+        SLUICE_PRINTF(3, 4);
+    /** Adds n to the node's counter index (of def->counters). */
+    void (*count)(struct sluice_stage *st, unsigned index, uint64_t n);
+    /** The node's name in the pipeline file. */
+    const char *(*stage_name)(const struct sluice_stage *st);
+};
+
+/* ---- the entry point ---- */
+
+/** @brief What a plugin shared object offers. */
+struct sluice_plugin {
+    uint32_t abi_version; /**< SLUICE_ABI_VERSION the plugin was built with */
+    uint32_t struct_size; /**< sizeof(struct sluice_plugin) */
+    const char *name;
+    const char *version;
+    const struct sluice_stage_def *const *stages; /**< NULL-terminated */
+};
+
+/** The one symbol a plugin exports. The host calls it once, at load, on
+ * the main thread, with its function table (keep the pointer: it stays
+ * valid). Returns the plugin's definitions, or NULL with errbuf filled to
+ * refuse the load. */
+typedef const struct sluice_plugin *(*sluice_plugin_entry_fn)(const struct sluice_host_api *host,
+                                                              char *errbuf,
+                                                              size_t errbuf_len);
+#define SLUICE_PLUGIN_ENTRY "sluice_plugin_entry"
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
