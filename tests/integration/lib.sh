@@ -87,14 +87,14 @@ check_rss() {
 # json FILE EXPR: EXPR evaluated in python with d = the JSON in FILE.
 json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
 
-# counts_add_up FILE (--summary-json): in = out + dropped + shed + dead for
+# counts_add_up FILE (--summary-json): in + added = out + dropped + shed + dead for
 # every node, or fail.
 counts_add_up() {
     python3 - "$1" <<'PY' || fail "counts do not add up: $(cat "$1")"
 import json, sys
 d = json.load(open(sys.argv[1]))
 for name, n in d["nodes"].items():
-    if n["in"] != n["out"] + n["dropped"] + n["shed"] + n["dead"]:
+    if n["in"] + n.get("added", 0) != n["out"] + n["dropped"] + n["shed"] + n["dead"]:
         sys.exit("%s: in %d != out %d + dropped %d + shed %d + dead %d" % (
             name, n["in"], n["out"], n["dropped"], n["shed"], n["dead"]))
 PY

@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests of the host function table plugins get (engine/plugin_host.c):
+ * what set accepts and refuses (bad UTF-8, JSON text that is not of its
+ * kind), get and field_at, remove, meta, eval, drop and dead (each record
+ * once), emit (added records keep their source's place, may be dropped but
+ * not dead-lettered), and what the call leaves in the batch and counters. */
+#include "batch.h"
+#include "expr.h"
+#include "plugin_int.h"
+#include "runtime.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+static const struct sluice_host_api *h = &sl__plugin_host;
+
+struct fixture {
+    struct sl_pipeline pl;
+    struct sl_node node;
+    struct sl_batch *batch;
+    struct sl__plugin_call call;
+};
+
+static struct sluice_value str(const char *s)
+{
+    struct sluice_value v = {.type = SLUICE_TYPE_STR, .len = (uint32_t)strlen(s)};
+    v.u.s = s;
+    return v;
+}
+
+static int setup(void **state)
+{
+    struct fixture *fx = test_calloc(1, sizeof(*fx));
+
+    fx->pl.nodes = &fx->node;
+    fx->pl.nnodes = 1;
+    fx->node.pl = &fx->pl;
+    fx->node.name = "p";
+    fx->batch = sl_batch_new(NULL);
+    assert_non_null(fx->batch);
+    for (int i = 0; i < 3; i++) {
+        struct sl_record *rec = sl_batch_add(fx->batch);
+        assert_non_null(rec);
+        rec->meta.stream = "in.jsonl";
+        rec->meta.line = i + 1;
+        rec->meta.offset = i * 10;
+        assert_int_equal(sl_record_append(rec, &fx->batch->arena, "id", 2, sl_value_int(i)), 0);
+    }
+    assert_int_equal(sl__plugin_call_begin(&fx->call, &fx->node, fx->batch), 0);
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *fx = *state;
+
+    sl_batch_unref(fx->batch);
+    test_free(fx);
+    return 0;
+}
+
+static void test_get_set_remove(void **state)
+{
+    struct fixture *fx = *state;
+    struct sluice_batch *b = (struct sluice_batch *)fx->batch;
+    struct sluice_record *rec = h->batch_record(b, 1);
+    struct sluice_value v;
+    char buf[8] = "hello";
+
+    assert_int_equal(h->batch_size(b), 3);
+    assert_null(h->batch_record(b, 3));
+    assert_int_equal(h->get(rec, "id", 2, &v), 0);
+    assert_int_equal(v.type, SLUICE_TYPE_INT);
+    assert_int_equal(v.u.i, 1);
+    assert_int_equal(h->get(rec, "nope", 4, &v), SLUICE_ENOENT);
+    assert_int_equal(v.type, SLUICE_TYPE_NULL);
+
+    /* set copies: the plugin's buffer may change afterwards. */
+    v = str(buf);
+    assert_int_equal(h->set(b, rec, "greeting", 8, &v), 0);
+    buf[0] = 'j';
+    assert_int_equal(h->get(rec, "greeting", 8, &v), 0);
+    assert_int_equal(v.len, 5);
+    assert_memory_equal(v.u.s, "hello", 5);
+    assert_int_equal(h->field_count(rec), 2);
+    const char *name;
+    size_t len;
+    assert_int_equal(h->field_at(rec, 1, &name, &len, &v), 0);
+    assert_int_equal(len, 8);
+    assert_memory_equal(name, "greeting", 8);
+    assert_int_equal(h->field_at(rec, 2, &name, &len, &v), SLUICE_ENOENT);
+
+    /* Refused, and the record unchanged. */
+    v = str("\xc3\x28");
+    assert_int_equal(h->set(b, rec, "bad", 3, &v), SLUICE_EINVAL);
+    v = str("[1, 2");
+    v.type = SLUICE_TYPE_ARRAY;
+    assert_int_equal(h->set(b, rec, "arr", 3, &v), SLUICE_EINVAL);
+    v = str("{\"a\": 1}");
+    v.type = SLUICE_TYPE_ARRAY; /* an object is not an array */
+    assert_int_equal(h->set(b, rec, "arr", 3, &v), SLUICE_EINVAL);
+    v.type = 42;
+    assert_int_equal(h->set(b, rec, "x", 1, &v), SLUICE_EINVAL);
+    assert_int_equal(h->field_count(rec), 2);
+    v = str("[1, {\"b\": [true]}]");
+    v.type = SLUICE_TYPE_ARRAY;
+    assert_int_equal(h->set(b, rec, "arr", 3, &v), 0);
+    v = str("\xff\x00");
+    v.type = SLUICE_TYPE_BYTES;
+    v.len = 2;
+    assert_int_equal(h->set(b, rec, "raw", 3, &v), 0);
+    assert_int_equal(h->field_count(rec), 4);
+
+    assert_int_equal(h->remove(b, rec, "greeting", 8), 0);
+    assert_int_equal(h->remove(b, rec, "greeting", 8), SLUICE_ENOENT);
+    assert_int_equal(h->field_count(rec), 3);
+
+    /* A batch this call was not given is refused. */
+    struct sl_batch *other = sl_batch_new(NULL);
+    v = str("x");
+    assert_int_equal(h->set((struct sluice_batch *)other, rec, "x", 1, &v), SLUICE_EINVAL);
+    assert_int_equal(h->batch_size((struct sluice_batch *)other), 0);
+    sl_batch_unref(other);
+    assert_int_equal(sl__plugin_call_end(&fx->call), 0);
+    assert_int_equal(fx->batch->n, 3);
+}
+
+static void test_meta_eval(void **state)
+{
+    struct fixture *fx = *state;
+    struct sluice_batch *b = (struct sluice_batch *)fx->batch;
+    struct sluice_record *rec = h->batch_record(b, 2);
+    struct sluice_value v;
+    struct sl_err err;
+    char errbuf[128];
+
+    assert_int_equal(h->meta(rec, "line", &v), 0);
+    assert_int_equal(v.u.i, 3);
+    assert_int_equal(h->meta(rec, "file", &v), 0);
+    assert_memory_equal(v.u.s, "in.jsonl", 8);
+    assert_int_equal(h->meta(rec, "topic", &v), SLUICE_ENOENT); /* a file record */
+    assert_int_equal(h->meta(rec, "nonsense", &v), SLUICE_ENOENT);
+
+    struct sl_expr *e = sl_expr_compile("id * 10 + 1", 11, &err);
+    assert_non_null(e);
+    assert_int_equal(h->eval((struct sluice_expr *)e, b, rec, &v, errbuf, sizeof(errbuf)), 0);
+    assert_int_equal(v.u.i, 21);
+    sl_expr_free(e);
+    e = sl_expr_compile("\"a\" * 2", 7, &err);
+    assert_non_null(e);
+    assert_int_equal(h->eval((struct sluice_expr *)e, b, rec, &v, errbuf, sizeof(errbuf)),
+                     SLUICE_EINVAL);
+    assert_true(strlen(errbuf) > 0);
+    sl_expr_free(e);
+    assert_int_equal(sl__plugin_call_end(&fx->call), 0);
+}
+
+static void test_drop_dead_emit(void **state)
+{
+    struct fixture *fx = *state;
+    struct sluice_batch *b = (struct sluice_batch *)fx->batch;
+    struct sluice_stage *st = (struct sluice_stage *)&fx->node;
+    struct sluice_record *r0 = h->batch_record(b, 0);
+    struct sluice_record *r1 = h->batch_record(b, 1);
+    struct sluice_record *r2 = h->batch_record(b, 2);
+    struct sluice_value v = str("copy");
+
+    /* Two copies of r2: one kept, one dropped again. */
+    struct sluice_record *c1 = h->emit(b, r2, true);
+    struct sluice_record *c2 = h->emit(b, r2, false);
+    assert_non_null(c1);
+    assert_non_null(c2);
+    assert_int_equal(h->set(b, c1, "tag", 3, &v), 0);
+    assert_int_equal(h->field_count(c2), 0);
+    assert_int_equal(h->meta(c2, "line", &v), 0);
+    assert_int_equal(v.u.i, 3);
+    assert_int_equal(h->dead(st, b, c1, "no"), SLUICE_EINVAL); /* added: only dropped */
+    h->drop(b, c2);
+    h->drop(b, c2);
+
+    h->drop(b, r0);
+    h->drop(b, r0); /* counted once */
+    assert_int_equal(h->dead(st, b, r0, "late"), SLUICE_EINVAL);
+    assert_int_equal(h->dead(st, b, r1, "bad id"), 0);
+    assert_int_equal(h->dead(st, b, r1, "again"), SLUICE_EINVAL);
+    assert_int_equal(h->batch_size(b), 3); /* gone ones still there during the call */
+
+    assert_int_equal(sl__plugin_call_end(&fx->call), 0);
+    assert_int_equal(fx->batch->n, 2);
+    assert_int_equal(fx->batch->recs[0].fields[0].val.u.i, 2);
+    assert_int_equal(fx->batch->recs[1].nfields, 2);
+    assert_int_equal(fx->batch->recs[1].meta.line, 3);
+    assert_int_equal(fx->batch->ndead, 1);
+    assert_string_equal(fx->batch->dead[0].error, "bad id");
+    assert_int_equal(atomic_load(&fx->node.c.dropped), 1);
+    assert_int_equal(atomic_load(&fx->node.c.dead), 1);
+    assert_int_equal(atomic_load(&fx->node.c.added), 1);
+    /* After the call, the host refuses the batch. */
+    assert_int_equal(h->batch_size(b), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_get_set_remove, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_meta_eval, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drop_dead_emit, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
