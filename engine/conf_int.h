@@ -126,6 +126,10 @@ int sl__yerr(struct sl__loader *ld, const struct sl__ynode *node, const char *fm
 
 /* ==== conf_opts.c ==== */
 
+/* v as the config would write it: "64MiB", "100ms", "0.5", "12". Returns
+ * buf. */
+const char *sl__conf_format_num(enum sluice_opt_type type, double v, char *buf, size_t len);
+
 /* Fills conf (conf_size bytes, zeroed) from the keys of map (a MAP, or NULL
  * for none) following the option table opts; keys listed in own are the
  * caller's and skipped. at locates "missing required key" errors. */

@@ -356,7 +356,7 @@ static int parse_duration_val(struct fill *f,
 
 /* ==== Ranges ==== */
 
-static const char *format_num(enum sluice_opt_type type, double v, char *buf, size_t len)
+const char *sl__conf_format_num(enum sluice_opt_type type, double v, char *buf, size_t len)
 {
     static const struct {
         const char *unit;
@@ -401,9 +401,9 @@ check_range(struct fill *f, const struct sluice_option *row, const struct sl__yn
     if (v >= row->min && (!has_max || v <= row->max)) {
         return 0;
     }
-    format_num(row->type, row->min, lo, sizeof(lo));
-    format_num(row->type, row->max, hi, sizeof(hi));
-    format_num(row->type, v, have, sizeof(have));
+    sl__conf_format_num(row->type, row->min, lo, sizeof(lo));
+    sl__conf_format_num(row->type, row->max, hi, sizeof(hi));
+    sl__conf_format_num(row->type, v, have, sizeof(have));
     if (!has_max) {
         return sl__yerr(f->ld, val, "must be at least %s, got %s", lo, have);
     }

@@ -4,9 +4,11 @@
  * signals and the progress line. Exit codes: 0 done, 1 runtime failure,
  * 2 usage or config error, 130 on a second signal. */
 #include "conf.h"
+#include "describe.h"
 #include "log.h"
 #include "loop.h"
 #include "mem.h"
+#include "plugin.h"
 #include "runtime.h"
 #include "summary.h"
 
@@ -25,13 +27,67 @@ static const char usage[] =
     "usage: sluice run FILE [--set key.path=value]... [--progress|--quiet] [--summary-json OUT]\n"
     "       sluice validate FILE [--set key.path=value]...\n"
     "       sluice graph FILE [--set key.path=value]...\n"
+    "       sluice describe [TYPE]... [--plugin-path DIR]... [--json]\n"
     "       sluice COMMAND --help\n"
     "       sluice --help | --version\n"
     "\n"
     "Runs a declarative pipeline (sources -> stages -> sinks) described in a YAML file.\n"
     "  run       run the pipeline until its sources are exhausted (or SIGINT/SIGTERM)\n"
     "  validate  check the file without running anything (exit 0, or 2 with the error)\n"
-    "  graph     print the pipeline as a Graphviz DOT graph\n";
+    "  graph     print the pipeline as a Graphviz DOT graph\n"
+    "  describe  print the options of node types (all of them, or those named)\n";
+
+static const char describe_usage[] =
+    "usage: sluice describe [TYPE]... [--plugin-path DIR]... [--json]\n"
+    "\n"
+    "Prints the options of each node type named (every type when none is): key,\n"
+    "value type, default (or required), range or choices, and meaning, from the\n"
+    "same rows the loader checks pipeline files with.\n"
+    "  --plugin-path DIR  load the plugins of DIR first, as engine.plugin_path does\n"
+    "  --json             one JSON array of the types instead of tables\n";
+
+/* sluice describe: its own arguments (no pipeline file). */
+static int describe_main(int argc, char **argv)
+{
+    const char **names = sl_calloc((size_t)argc, sizeof(*names));
+    size_t nnames = 0;
+    bool json = false;
+    struct sl_err err = {0};
+    int code = EXIT_DONE;
+
+    if (names == NULL) {
+        fprintf(stderr, "sluice: out of memory\n");
+        return EXIT_FAILED;
+    }
+    for (int i = 2; i < argc && code == EXIT_DONE; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("%s", describe_usage);
+            sl_free(names);
+            return EXIT_DONE;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            json = true;
+        } else if (strcmp(argv[i], "--plugin-path") == 0) {
+            if (i + 1 == argc) {
+                fprintf(stderr, "sluice: --plugin-path needs a folder\n%s", describe_usage);
+                code = EXIT_USAGE;
+            } else if (sl_plugin_load_dir(argv[++i], &err) != 0) {
+                fprintf(stderr, "sluice: --plugin-path: %s\n", err.msg);
+                code = EXIT_USAGE;
+            }
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "sluice: unknown option '%s'\n%s", argv[i], describe_usage);
+            code = EXIT_USAGE;
+        } else {
+            names[nnames++] = argv[i];
+        }
+    }
+    if (code == EXIT_DONE && sl_describe(stdout, names, nnames, json, &err) != 0) {
+        fprintf(stderr, "sluice: %s\n", err.msg);
+        code = err.code == SL_ENOMEM ? EXIT_FAILED : EXIT_USAGE;
+    }
+    sl_free(names);
+    return code;
+}
 
 static const char set_help[] =
     "  --set key.path=value  override one key of FILE (repeatable, applied in order);\n"
@@ -300,6 +356,10 @@ int main(int argc, char **argv)
     if (argc == 2 && strcmp(argv[1], "--version") == 0) {
         printf("sluice %s\n", SLUICE_VERSION);
         return EXIT_DONE;
+    }
+    if (argc >= 2 && strcmp(argv[1], "describe") == 0) {
+        sl_loop_release_signals();
+        return describe_main(argc, argv);
     }
     if (parse_args(argc, argv, &a) != 0) {
         sl_free(a.sets);

@@ -355,11 +355,6 @@ static int check_options(const struct sluice_stage_def *def, char *msg, size_t l
         if (o->type == SLUICE_OPT_ENUM && (o->choices == NULL || o->choices[0] == NULL)) {
             return snprintf(msg, len, "option '%s': an enum needs choices", o->name), -1;
         }
-        if (o->min > o->max && o->max != 0) {
-            return snprintf(msg, len, "option '%s': min %g is above max %g", o->name, o->min,
-                            o->max),
-                   -1;
-        }
     }
     return 0;
 }
