@@ -34,8 +34,8 @@ static const enum sluice_stage_kind section_kinds[] = {SLUICE_KIND_SOURCE, SLUIC
 static const char *const node_own_keys[] = {"type",        "inputs",      "workers",
                                             "workers_min", "workers_max", "queue",
                                             "when_full",   "priority",    NULL};
-static const char *const engine_own_keys[] = {"threads", "blocking_threads", "cpu_affinity",
-                                              "plugin_path", NULL};
+static const char *const engine_own_keys[] = {"threads",     "blocking_threads", "cpu_affinity",
+                                              "plugin_path", "metrics",          NULL};
 
 struct engine_conf {
     uint64_t memory_limit;
@@ -357,6 +357,44 @@ static int load_plugins(struct sl__loader *ld, const struct sl__ynode *val)
     return 0;
 }
 
+/* engine.metrics: "host:port", "[v6 address]:port", or a port alone (or
+ * ":port"), which listens on the loopback address: metrics are not served
+ * beyond this machine unless asked. */
+static int load_metrics(struct sl__loader *ld, const struct sl__ynode *val)
+{
+    const char *text, *colon;
+    char buf[64];
+    int64_t port = 0;
+
+    if (val == NULL || (val->kind == SL__Y_SCALAR && val->tag == SL__T_NULL)) {
+        return 0;
+    }
+    if (val->kind != SL__Y_SCALAR || val->len == 0) {
+        return sl__yerr(ld, val, "expected host:port (127.0.0.1:9600) or a port, got %s",
+                        sl__ydescribe(val, buf, sizeof(buf)));
+    }
+    text = val->text;
+    colon = strrchr(text, ':');
+    const char *digits = colon != NULL ? colon + 1 : text;
+    size_t hlen = colon != NULL ? (size_t)(colon - text) : 0;
+    if (digits[0] == '\0' || strspn(digits, "0123456789") != strlen(digits) || strlen(digits) > 5 ||
+        (port = strtoll(digits, NULL, 10)) < 1 || port > 65535) {
+        return sl__yerr(ld, val, "expected host:port with a port from 1 to 65535, got '%s'", text);
+    }
+    if (hlen >= 2 && text[0] == '[' && text[hlen - 1] == ']') {
+        text++;
+        hlen -= 2;
+    } else if (memchr(text, ':', hlen) != NULL || memchr(text, '[', hlen) != NULL) {
+        return sl__yerr(ld, val, "write an IPv6 address in brackets: [::1]:9600, got '%s'", text);
+    }
+    ld->conf->metrics_host = hlen == 0 ? "127.0.0.1" : sl_arena_strndup(ld->arena, text, hlen);
+    if (ld->conf->metrics_host == NULL) {
+        return sl__conf_oom(ld);
+    }
+    ld->conf->metrics_port = (int)port;
+    return 0;
+}
+
 static int load_engine(struct sl__loader *ld, struct sl__ynode *root)
 {
     struct engine_conf ec = {0};
@@ -399,6 +437,9 @@ static int load_engine(struct sl__loader *ld, struct sl__ynode *root)
     }
     if (rc == 0) {
         rc = load_plugins(ld, sl__ymap_find(map, "plugin_path"));
+    }
+    if (rc == 0) {
+        rc = load_metrics(ld, sl__ymap_find(map, "metrics"));
     }
     if (rc == 0) {
         rc = sl__conf_fill(ld, map, at, engine_options, &ec, sizeof(ec), engine_own_keys);

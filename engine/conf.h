@@ -86,6 +86,8 @@ struct sl_conf {
     size_t ncpus;
     uint64_t memory_limit;      /* engine.memory_limit bytes, default 64MiB */
     uint64_t drain_timeout_ns;  /* engine.drain_timeout, default 30s */
+    const char *metrics_host;   /* engine.metrics: address to serve /metrics on, or NULL */
+    int metrics_port;           /* its port, 1..65535 (0 when metrics_host is NULL) */
     struct sl_conf_node *nodes; /* sources first, then stages, then sinks, each in file order */
     size_t nnodes;
     struct sl_conf_node *dead_letter; /* NULL if none; a sink without inputs, name "dead_letter" */

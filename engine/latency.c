@@ -37,6 +37,7 @@ void sl_latency_add(struct sl_latency *h, uint64_t ns, uint64_t weight)
     }
     atomic_fetch_add_explicit(&h->counts[bucket_of(us)], weight, memory_order_relaxed);
     atomic_fetch_add_explicit(&h->total, weight, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->sum_us, us * weight, memory_order_relaxed);
     uint64_t max = atomic_load_explicit(&h->max_us, memory_order_relaxed);
     while (us > max && !atomic_compare_exchange_weak_explicit(
                            &h->max_us, &max, us, memory_order_relaxed, memory_order_relaxed)) {
@@ -64,4 +65,14 @@ uint64_t sl_latency_quantile(const struct sl_latency *h, double q)
         }
     }
     return max;
+}
+
+uint64_t sl_latency_count_le(const struct sl_latency *h, uint64_t us)
+{
+    uint64_t n = 0;
+
+    for (unsigned b = 0; b + 1 < SL_LATENCY_BUCKETS && bucket_top(b) <= us; b++) {
+        n += atomic_load_explicit(&h->counts[b], memory_order_relaxed);
+    }
+    return n;
 }

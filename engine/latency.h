@@ -16,6 +16,7 @@ struct sl_latency {
     atomic_uint_fast64_t counts[SL_LATENCY_BUCKETS]; /* relaxed: statistics */
     atomic_uint_fast64_t total;                      /* values recorded */
     atomic_uint_fast64_t max_us;                     /* largest value */
+    atomic_uint_fast64_t sum_us;                     /* of every value (metrics' _sum) */
 };
 
 /* Records a latency of ns, weight times (records of one batch). Thread: any. */
@@ -24,5 +25,8 @@ void sl_latency_add(struct sl_latency *h, uint64_t ns, uint64_t weight);
  * it falls in, at most the largest value; 0 when nothing was recorded.
  * Thread: any (approximate while another thread records). */
 uint64_t sl_latency_quantile(const struct sl_latency *h, double q);
+/* How many values were at most us microseconds, counting whole buckets
+ * whose every value is (so within 1/16 of us). Thread: any. */
+uint64_t sl_latency_count_le(const struct sl_latency *h, uint64_t us);
 
 #endif

@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "mem.h"
+#include "metrics.h"
 #include "summary.h"
 
 #include <errno.h>
@@ -25,6 +26,7 @@
 #include <unistd.h>
 
 #define PROGRESS_NS (500 * 1000 * 1000ull)
+#define METRICS_NS  (1000 * 1000 * 1000ull)
 #define NO_DEADLINE UINT64_MAX
 /* What the shutdown may take past the drain deadline: joins and closes of
  * nodes that all finished, so milliseconds unless something is stuck. */
@@ -67,6 +69,7 @@ struct sl_loop {
     bool tuning;         /* the pipeline may have `workers: auto` nodes (loop thread only) */
     uint64_t tune_at_ns; /* the next tuning tick (loop thread only) */
     struct shutdown_guard *guard; /* main only: the watchdog, once the shutdown starts */
+    struct sl_metrics *metrics;   /* engine.metrics, served by the loop thread, or NULL */
 };
 
 /* Signals caught by the handler before they were blocked (main thread). */
@@ -223,12 +226,19 @@ static uint64_t next_deadline(const struct sl_loop *loop, bool show, uint64_t la
 /* Sleeps until a signal, a wake-up or deadline_ns (NO_DEADLINE: none). */
 static void wait_event(struct sl_loop *loop, uint64_t deadline_ns)
 {
-    struct pollfd fds[2] = {{.fd = loop->sig_fd, .events = POLLIN},
-                            {.fd = loop->wake_fd, .events = POLLIN}};
+    struct pollfd fds[3] = {
+        {.fd = loop->sig_fd, .events = POLLIN},
+        {.fd = loop->wake_fd, .events = POLLIN},
+        {.fd = loop->metrics != NULL ? sl_metrics_fd(loop->metrics) : -1, .events = POLLIN}};
     struct timespec ts, *timeout = NULL;
     uint64_t now = sl_now_ns();
     uint64_t count;
 
+    /* The HTTP server's own timeouts (idle connections) need a turn now
+     * and then even when nothing arrives. */
+    if (loop->metrics != NULL && (deadline_ns == NO_DEADLINE || deadline_ns > now + METRICS_NS)) {
+        deadline_ns = now + METRICS_NS;
+    }
     if (deadline_ns != NO_DEADLINE) {
         uint64_t left = deadline_ns > now ? deadline_ns - now : 0;
 
@@ -236,7 +246,11 @@ static void wait_event(struct sl_loop *loop, uint64_t deadline_ns)
         ts.tv_nsec = (long)(left % 1000000000ull);
         timeout = &ts;
     }
-    if (ppoll(fds, 2, timeout, NULL) <= 0) {
+    int n = ppoll(fds, 3, timeout, NULL);
+    if (loop->metrics != NULL) {
+        sl_metrics_run(loop->metrics);
+    }
+    if (n <= 0) {
         return; /* the deadline, or EINTR */
     }
     if (fds[1].revents & POLLIN) {
@@ -337,6 +351,7 @@ static void *loop_main(void *arg)
 
 static struct sl_loop *loop_free(struct sl_loop *loop)
 {
+    loop->metrics = sl_metrics_stop(loop->metrics);
     if (loop->sig_fd >= 0) {
         close(loop->sig_fd);
     }
@@ -375,6 +390,10 @@ struct sl_loop *sl_loop_start(const struct sl_conf *conf,
     }
     /* Blocked by now (sl_loop_block_signals): the handler no longer runs. */
     loop->early_signo = caught_count > 0 ? (int)caught_signo : 0;
+    if (conf->metrics_host != NULL &&
+        (loop->metrics = sl_metrics_start(conf->metrics_host, conf->metrics_port, err)) == NULL) {
+        return loop_free(loop);
+    }
     loop->waker.fn = wake;
     loop->waker.arg = loop;
     if (pthread_create(&loop->thread, NULL, loop_main, loop) != 0) {
@@ -390,6 +409,9 @@ void sl_loop_attach(struct sl_loop *loop, struct sl_pipeline *pl)
     sl_flow_set_waker(&pl->flow, &loop->waker);
     /* Release: the loop thread sees the pipeline built. */
     atomic_store_explicit(&loop->pl, pl, memory_order_release);
+    if (loop->metrics != NULL) {
+        sl_metrics_attach(loop->metrics, pl);
+    }
     wake(loop);
 }
 

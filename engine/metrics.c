@@ -1,0 +1,360 @@
+/* SPDX-License-Identifier: MIT */
+/* engine.metrics: Prometheus text at /metrics and a health check at
+ * /health, served by libmicrohttpd on the loop thread. The daemon runs
+ * without a thread of its own (MHD_USE_EPOLL, no internal polling): the
+ * loop polls its epoll descriptor beside the signals and calls
+ * sl_metrics_run, so a scrape reads the pipeline's atomics on the thread
+ * that also owns timers and signals, and never holds a worker. Everything
+ * read is an atomic counter, gauge or histogram bucket: a scrape at full
+ * speed costs the pipeline nothing but cache lines. */
+#include "metrics.h"
+
+#include "buf.h"
+#include "clock.h"
+#include "log.h"
+#include "mem.h"
+#include "runtime.h"
+#include "sink.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+
+struct sl_metrics {
+    struct MHD_Daemon *daemon;
+    int fd;                           /* its epoll descriptor */
+    _Atomic(struct sl_pipeline *) pl; /* NULL until attached; release/acquire */
+    uint64_t start_ns;
+    char where[96]; /* host:port, for messages */
+};
+
+/* ---- the text ---- */
+
+/* A label value, escaped as the text format asks: \\, \" and \n. */
+static int label(struct sl_buf *buf, const char *s)
+{
+    int rc = 0;
+
+    for (; rc == 0 && *s != '\0'; s++) {
+        if (*s == '\\' || *s == '"') {
+            rc = sl_buf_putc(buf, '\\');
+            rc = rc != 0 ? rc : sl_buf_putc(buf, *s);
+        } else if (*s == '\n') {
+            rc = sl_buf_append(buf, "\\n", 2);
+        } else {
+            rc = sl_buf_putc(buf, *s);
+        }
+    }
+    return rc;
+}
+
+static int head(struct sl_buf *buf, const char *name, const char *type, const char *help)
+{
+    return sl_buf_appendf(buf, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* name{node="..."[,extra]} value */
+static int node_line(struct sl_buf *buf,
+                     const char *name,
+                     const struct sl_node *node,
+                     const char *extra,
+                     uint64_t value)
+{
+    int rc = sl_buf_appendf(buf, "%s{node=\"", name);
+
+    rc = rc != 0 ? rc : label(buf, node->name);
+    return rc != 0 ? rc
+                   : sl_buf_appendf(buf, "\"%s%s} %llu\n", extra != NULL ? "," : "",
+                                    extra != NULL ? extra : "", (unsigned long long)value);
+}
+
+static const char *kind_name(const struct sl_pipeline *pl, const struct sl_node *node)
+{
+    if (node == pl->dead_letter) {
+        return "dead_letter";
+    }
+    return node->cn->kind == SLUICE_KIND_SOURCE ? "source"
+           : node->cn->kind == SLUICE_KIND_SINK ? "sink"
+                                                : "stage";
+}
+
+/* Upper bounds (seconds) of the latency histogram's buckets: the
+ * histogram keeps 16 buckets per power of two in microseconds; these are
+ * Prometheus's usual ones, from 1 ms to 60 s. */
+static const double latency_le[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                    0.25,  0.5,    1,     2.5,  5,     10,   60};
+#define NLE (sizeof(latency_le) / sizeof(latency_le[0]))
+
+static int latency(struct sl_buf *buf, const struct sl_pipeline *pl)
+{
+    int rc = head(buf, "sluice_sink_latency_seconds", "histogram",
+                  "Time from the source reading a record to the sink committing it.");
+
+    for (size_t i = 0; rc == 0 && i < pl->nnodes; i++) {
+        const struct sl_node *node = &pl->nodes[i];
+        if (node->cn->kind != SLUICE_KIND_SINK || node == pl->dead_letter || node->state == NULL) {
+            continue;
+        }
+        const struct sl_latency *h = &sl_sink_of((struct sl_node *)node)->latency;
+        char le[48];
+        for (size_t b = 0; rc == 0 && b < NLE; b++) {
+            snprintf(le, sizeof(le), "le=\"%g\"", latency_le[b]);
+            rc = node_line(buf, "sluice_sink_latency_seconds_bucket", node, le,
+                           sl_latency_count_le(h, (uint64_t)(latency_le[b] * 1e6)));
+        }
+        uint64_t total = atomic_load_explicit(&h->total, memory_order_relaxed);
+        rc = rc != 0
+                 ? rc
+                 : node_line(buf, "sluice_sink_latency_seconds_bucket", node, "le=\"+Inf\"", total);
+        rc = rc != 0 ? rc : sl_buf_appendf(buf, "sluice_sink_latency_seconds_sum{node=\"");
+        rc = rc != 0 ? rc : label(buf, node->name);
+        rc = rc != 0 ? rc
+                     : sl_buf_appendf(
+                           buf, "\"} %.6f\n",
+                           (double)atomic_load_explicit(&h->sum_us, memory_order_relaxed) / 1e6);
+        rc = rc != 0 ? rc : node_line(buf, "sluice_sink_latency_seconds_count", node, NULL, total);
+    }
+    return rc;
+}
+
+int sl_metrics_format(const struct sl_pipeline *pl, uint64_t uptime_ns, struct sl_buf *buf)
+{
+    static const char *const outcomes[] = {"in", "out", "dropped", "shed", "dead", "added"};
+    int rc = head(buf, "sluice_build_info", "gauge", "The running sluice's version.");
+
+    rc =
+        rc != 0 ? rc : sl_buf_appendf(buf, "sluice_build_info{version=\"%s\"} 1\n", SLUICE_VERSION);
+    rc =
+        rc != 0 ? rc : head(buf, "sluice_uptime_seconds", "gauge", "Seconds since sluice started.");
+    rc =
+        rc != 0 ? rc : sl_buf_appendf(buf, "sluice_uptime_seconds %.3f\n", (double)uptime_ns / 1e9);
+    if (pl == NULL) {
+        return rc;
+    }
+    rc = rc != 0 ? rc : head(buf, "sluice_memory_limit_bytes", "gauge", "engine.memory_limit.");
+    rc = rc != 0 ? rc
+                 : sl_buf_appendf(buf, "sluice_memory_limit_bytes %llu\n",
+                                  (unsigned long long)pl->conf->memory_limit);
+    rc = rc != 0 ? rc
+                 : head(buf, "sluice_memory_in_flight_bytes", "gauge",
+                        "Bytes of records in flight, charged to memory_limit.");
+    rc = rc != 0 ? rc
+                 : sl_buf_appendf(buf, "sluice_memory_in_flight_bytes %llu\n",
+                                  (unsigned long long)atomic_load(&pl->flow.used));
+    rc = rc != 0 ? rc
+                 : head(buf, "sluice_memory_in_flight_peak_bytes", "gauge",
+                        "The most bytes in flight so far.");
+    rc = rc != 0 ? rc
+                 : sl_buf_appendf(buf, "sluice_memory_in_flight_peak_bytes %llu\n",
+                                  (unsigned long long)atomic_load(&pl->flow.peak));
+    int blk_now = 0, blk_peak = 0;
+    uint64_t blk_started = 0;
+    sl_sched_blocking_threads(pl->sched, &blk_now, &blk_peak, &blk_started);
+    rc = rc != 0 ? rc
+                 : head(buf, "sluice_blocking_threads", "gauge",
+                        "Threads running blocking nodes (sinks, delay) now.");
+    rc = rc != 0 ? rc : sl_buf_appendf(buf, "sluice_blocking_threads %d\n", blk_now);
+
+    rc = rc != 0 ? rc
+                 : head(buf, "sluice_node_info", "gauge", "Each node's type and kind (always 1).");
+    for (size_t i = 0; rc == 0 && i < pl->nnodes; i++) {
+        const struct sl_node *node = &pl->nodes[i];
+        rc = sl_buf_appendf(buf, "sluice_node_info{node=\"");
+        rc = rc != 0 ? rc : label(buf, node->name);
+        rc = rc != 0 ? rc : sl_buf_appendf(buf, "\",type=\"");
+        rc = rc != 0 ? rc : label(buf, node->type->def.name);
+        rc = rc != 0 ? rc : sl_buf_appendf(buf, "\",kind=\"%s\"} 1\n", kind_name(pl, node));
+    }
+    rc = rc != 0 ? rc
+                 : head(buf, "sluice_node_records_total", "counter",
+                        "Records per node by outcome: in + added = out + dropped + shed + dead.");
+    for (size_t i = 0; rc == 0 && i < pl->nnodes; i++) {
+        const struct sl_node *node = &pl->nodes[i];
+        const atomic_uint_fast64_t *c[] = {&node->c.in,   &node->c.out,  &node->c.dropped,
+                                           &node->c.shed, &node->c.dead, &node->c.added};
+        for (size_t k = 0; rc == 0 && k < sizeof(outcomes) / sizeof(outcomes[0]); k++) {
+            char extra[32];
+            snprintf(extra, sizeof(extra), "kind=\"%s\"", outcomes[k]);
+            rc = node_line(buf, "sluice_node_records_total", node, extra,
+                           atomic_load_explicit(c[k], memory_order_relaxed));
+        }
+    }
+    rc = rc != 0
+             ? rc
+             : head(buf, "sluice_node_batches_total", "counter", "Batches each node processed.");
+    for (size_t i = 0; rc == 0 && i < pl->nnodes; i++) {
+        rc = node_line(buf, "sluice_node_batches_total", &pl->nodes[i], NULL,
+                       atomic_load_explicit(&pl->nodes[i].c.batches, memory_order_relaxed));
+    }
+    rc = rc != 0 ? rc
+                 : head(buf, "sluice_node_queue_depth", "gauge",
+                        "Batches waiting in each node's input queue.");
+    for (size_t i = 0; rc == 0 && i < pl->nnodes; i++) {
+        const struct sl_node *node = &pl->nodes[i];
+        if (node->in != NULL) {
+            rc = node_line(buf, "sluice_node_queue_depth", node, NULL, sl_ring_count(node->in));
+        }
+    }
+    rc = rc != 0 ? rc
+                 : head(buf, "sluice_node_queue_capacity", "gauge",
+                        "Capacity of each node's input queue, in batches.");
+    for (size_t i = 0; rc == 0 && i < pl->nnodes; i++) {
+        const struct sl_node *node = &pl->nodes[i];
+        if (node->in != NULL) {
+            rc = node_line(buf, "sluice_node_queue_capacity", node, NULL,
+                           sl_ring_capacity(node->in));
+        }
+    }
+    rc = rc != 0 ? rc
+                 : head(buf, "sluice_node_workers", "gauge",
+                        "Tasks of each node that may run at once (tuned with workers: auto).");
+    for (size_t i = 0; rc == 0 && i < pl->nnodes; i++) {
+        const struct sl_node *node = &pl->nodes[i];
+        if (node->cn->kind != SLUICE_KIND_SOURCE || node->max_tasks > 0) {
+            rc = node_line(buf, "sluice_node_workers", node, NULL, atomic_load(&node->workers));
+        }
+    }
+    for (size_t i = 0; rc == 0 && i < pl->nnodes; i++) {
+        const struct sl_node *node = &pl->nodes[i];
+        if (node->type->metrics != NULL) {
+            rc = node->type->metrics((struct sl_node *)node, buf);
+        }
+    }
+    return rc != 0 ? rc : latency(buf, pl);
+}
+
+/* ---- the server ---- */
+
+static enum MHD_Result
+reply(struct MHD_Connection *conn, unsigned status, const char *type, const char *body, size_t len)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+
+    if (r == NULL) {
+        return MHD_NO;
+    }
+    (void)MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    enum MHD_Result ret = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result on_request(void *cls,
+                                  struct MHD_Connection *conn,
+                                  const char *url,
+                                  const char *method,
+                                  const char *version,
+                                  const char *upload_data,
+                                  size_t *upload_data_size,
+                                  void **con_cls)
+{
+    struct sl_metrics *m = cls;
+    static const char text[] = "text/plain; charset=utf-8";
+
+    (void)version;
+    (void)upload_data;
+    (void)con_cls;
+    if (*upload_data_size != 0) {
+        *upload_data_size = 0; /* a body is read and ignored */
+        return MHD_YES;
+    }
+    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
+        static const char msg[] = "only GET and HEAD\n";
+        return reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, text, msg, sizeof(msg) - 1);
+    }
+    /* Acquire pairs with the release in sl_metrics_attach: pl is built. */
+    struct sl_pipeline *pl = atomic_load_explicit(&m->pl, memory_order_acquire);
+    if (strcmp(url, "/health") == 0) {
+        const char *state = pl == NULL                 ? "starting\n"
+                            : atomic_load(&pl->failed) ? "failed\n"
+                            : atomic_load(&pl->stop)   ? "stopping\n"
+                                                       : "ok\n";
+        return reply(conn, state[0] == 'o' ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, text,
+                     state, strlen(state));
+    }
+    if (strcmp(url, "/metrics") != 0) {
+        static const char msg[] = "not found: try /metrics or /health\n";
+        return reply(conn, MHD_HTTP_NOT_FOUND, text, msg, sizeof(msg) - 1);
+    }
+    struct sl_buf buf = {0};
+    enum MHD_Result ret = MHD_NO;
+    if (sl_metrics_format(pl, sl_now_ns() - m->start_ns, &buf) == 0) {
+        ret =
+            reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", buf.data, buf.len);
+    }
+    sl_buf_release(&buf);
+    return ret;
+}
+
+struct sl_metrics *sl_metrics_start(const char *host, int port, struct sl_err *err)
+{
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    char service[8];
+    struct sl_metrics *m = sl_calloc(1, sizeof(*m));
+
+    if (m == NULL) {
+        sl_err_set(err, SL_ENOMEM, "out of memory");
+        return NULL;
+    }
+    snprintf(m->where, sizeof(m->where), "%s:%d", host, port);
+    snprintf(service, sizeof(service), "%d", port);
+    int gai = getaddrinfo(host, service, &hints, &ai);
+    if (gai != 0) {
+        sl_err_set(err, SL_EIO, "engine.metrics: cannot resolve %s: %s", host, gai_strerror(gai));
+        sl_free(m);
+        return NULL;
+    }
+    m->start_ns = sl_now_ns();
+    m->daemon = MHD_start_daemon(MHD_USE_EPOLL | (ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+                                 (uint16_t)port, NULL, NULL, on_request, m, MHD_OPTION_SOCK_ADDR,
+                                 ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT, (unsigned)32,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (m->daemon == NULL) {
+        sl_err_set(err, SL_EIO,
+                   "engine.metrics: cannot listen on %s (is the port in use, or the address not "
+                   "this machine's?)",
+                   m->where);
+        sl_free(m);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(m->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    m->fd = info != NULL ? info->epoll_fd : -1;
+    if (m->fd < 0) {
+        sl_err_set(err, SL_EIO, "engine.metrics: no epoll descriptor from libmicrohttpd");
+        return sl_metrics_stop(m);
+    }
+    sl_log_info("metrics on http://%s/metrics", m->where);
+    return m;
+}
+
+int sl_metrics_fd(const struct sl_metrics *m)
+{
+    return m->fd;
+}
+
+void sl_metrics_run(struct sl_metrics *m)
+{
+    (void)MHD_run(m->daemon);
+}
+
+void sl_metrics_attach(struct sl_metrics *m, struct sl_pipeline *pl)
+{
+    atomic_store_explicit(&m->pl, pl, memory_order_release);
+}
+
+struct sl_metrics *sl_metrics_stop(struct sl_metrics *m)
+{
+    if (m != NULL) {
+        if (m->daemon != NULL) {
+            MHD_stop_daemon(m->daemon);
+        }
+        sl_free(m);
+    }
+    return NULL;
+}
