@@ -33,7 +33,7 @@ struct sl_metrics {
 /* ---- the text ---- */
 
 /* A label value, escaped as the text format asks: \\, \" and \n. */
-static int label(struct sl_buf *buf, const char *s)
+int sl_metrics_label(struct sl_buf *buf, const char *s)
 {
     int rc = 0;
 
@@ -64,7 +64,7 @@ static int node_line(struct sl_buf *buf,
 {
     int rc = sl_buf_appendf(buf, "%s{node=\"", name);
 
-    rc = rc != 0 ? rc : label(buf, node->name);
+    rc = rc != 0 ? rc : sl_metrics_label(buf, node->name);
     return rc != 0 ? rc
                    : sl_buf_appendf(buf, "\"%s%s} %llu\n", extra != NULL ? "," : "",
                                     extra != NULL ? extra : "", (unsigned long long)value);
@@ -109,7 +109,7 @@ static int latency(struct sl_buf *buf, const struct sl_pipeline *pl)
                  ? rc
                  : node_line(buf, "sluice_sink_latency_seconds_bucket", node, "le=\"+Inf\"", total);
         rc = rc != 0 ? rc : sl_buf_appendf(buf, "sluice_sink_latency_seconds_sum{node=\"");
-        rc = rc != 0 ? rc : label(buf, node->name);
+        rc = rc != 0 ? rc : sl_metrics_label(buf, node->name);
         rc = rc != 0 ? rc
                      : sl_buf_appendf(
                            buf, "\"} %.6f\n",
@@ -162,9 +162,9 @@ int sl_metrics_format(const struct sl_pipeline *pl, uint64_t uptime_ns, struct s
     for (size_t i = 0; rc == 0 && i < pl->nnodes; i++) {
         const struct sl_node *node = &pl->nodes[i];
         rc = sl_buf_appendf(buf, "sluice_node_info{node=\"");
-        rc = rc != 0 ? rc : label(buf, node->name);
+        rc = rc != 0 ? rc : sl_metrics_label(buf, node->name);
         rc = rc != 0 ? rc : sl_buf_appendf(buf, "\",type=\"");
-        rc = rc != 0 ? rc : label(buf, node->type->def.name);
+        rc = rc != 0 ? rc : sl_metrics_label(buf, node->type->def.name);
         rc = rc != 0 ? rc : sl_buf_appendf(buf, "\",kind=\"%s\"} 1\n", kind_name(pl, node));
     }
     rc = rc != 0 ? rc
@@ -216,10 +216,15 @@ int sl_metrics_format(const struct sl_pipeline *pl, uint64_t uptime_ns, struct s
             rc = node_line(buf, "sluice_node_workers", node, NULL, atomic_load(&node->workers));
         }
     }
+    /* A type's own families: their HELP and TYPE once, with its first node. */
     for (size_t i = 0; rc == 0 && i < pl->nnodes; i++) {
         const struct sl_node *node = &pl->nodes[i];
+        bool first = true;
+        for (size_t j = 0; j < i && first; j++) {
+            first = pl->nodes[j].type != node->type;
+        }
         if (node->type->metrics != NULL) {
-            rc = node->type->metrics((struct sl_node *)node, buf);
+            rc = node->type->metrics((struct sl_node *)node, buf, first);
         }
     }
     return rc != 0 ? rc : latency(buf, pl);

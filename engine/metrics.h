@@ -27,6 +27,9 @@ void sl_metrics_attach(struct sl_metrics *m, struct sl_pipeline *pl);
 /* Closes the server; NULL ok; returns NULL. */
 struct sl_metrics *sl_metrics_stop(struct sl_metrics *m);
 
+/* Appends s as a label value, escaped (\\, \", \n). 0 or SL_ENOMEM. */
+int sl_metrics_label(struct sl_buf *buf, const char *s);
+
 /* Appends the Prometheus text of pl (NULL: only the process's lines) to
  * buf. Reads atomics only: safe while the pipeline runs. 0 or SL_ENOMEM. */
 int sl_metrics_format(const struct sl_pipeline *pl, uint64_t uptime_ns, struct sl_buf *buf);

@@ -40,10 +40,11 @@ struct sl_node_type {
     /* Optional: the same figures for --summary-json, as members appended
      * to the node's object (",\"name\":{...}"). 0 or SL_ENOMEM. */
     int (*summary_json)(struct sl_node *node, struct sl_buf *buf);
-    /* Optional: Prometheus text lines of its own for /metrics (# HELP and
-     * # TYPE included), appended to buf. Runs on the loop thread while the
-     * node runs: it reads only what is safe there. 0 or SL_ENOMEM. */
-    int (*metrics)(struct sl_node *node, struct sl_buf *buf);
+    /* Optional: Prometheus samples of its own for /metrics, appended to
+     * buf, with the families' # HELP and # TYPE lines first when head (the
+     * first node of its type). Runs on the loop thread while the node
+     * runs: it reads only what is safe there. 0 or SL_ENOMEM. */
+    int (*metrics)(struct sl_node *node, struct sl_buf *buf, bool head);
     /* Optional: whether a node with this filled conf blocks, when its
      * options decide (throttle's when_limited: wait sleeps, drop does not);
      * true here or SLUICE_STAGE_BLOCKING in def.flags makes it run on the

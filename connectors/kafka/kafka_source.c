@@ -15,9 +15,11 @@
 #include "decode.h"
 #include "log.h"
 #include "mem.h"
+#include "metrics.h"
 #include "source.h"
 
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +35,7 @@
 #define BATCH_MAX_RECORDS 1024
 #define BATCH_MAX_BYTES   (1024 * 1024)
 #define COMMIT_EVERY_NS   (500 * 1000 * 1000ull)
+#define LIVE_LAG_NS       (1000 * 1000 * 1000ull) /* how often /metrics' lag is rebuilt */
 #define POLL_MS           100
 #define BUSY_POLL_MS      10
 #define POLL_BATCH        1024
@@ -161,6 +164,20 @@ struct kafka_source {
     char **epochs;           /* every epoch text made: batches point at them until close */
     size_t nepochs;
     uint64_t epoch_count; /* makes each new epoch of this run unique */
+    /* The lag /metrics shows: the source thread rebuilds it every
+     * LIVE_LAG_NS from cached watermarks (no broker call), the loop thread
+     * reads it, both under lag_lock. Topics point into parts' strings,
+     * which live until close. */
+    pthread_mutex_t lag_lock;
+    struct live_lag *lags;
+    size_t nlags, lags_cap;
+    uint64_t lag_at_ns; /* source thread: the last rebuild */
+};
+
+struct live_lag {
+    const char *topic;
+    int32_t partition;
+    int64_t lag;
 };
 
 static void set_fatal(struct kafka_source *ks, const char *fmt, ...)
@@ -1223,6 +1240,70 @@ static void record_lag(struct kafka_source *ks)
     }
 }
 
+/* Rebuilds the lag /metrics shows, for the partitions assigned now: the
+ * end offset of the last fetch (cached by librdkafka: no broker call)
+ * minus what every sink committed, or where consumption started. */
+static void publish_lag(struct kafka_source *ks)
+{
+    ks->lag_at_ns = sl_now_ns();
+    pthread_mutex_lock(&ks->lag_lock);
+    if (ks->lags_cap < ks->nparts) {
+        struct live_lag *grown = sl_realloc(ks->lags, ks->nparts * sizeof(*grown));
+        if (grown == NULL) {
+            pthread_mutex_unlock(&ks->lag_lock);
+            return; /* the last one stays */
+        }
+        ks->lags = grown;
+        ks->lags_cap = ks->nparts;
+    }
+    ks->nlags = 0;
+    for (size_t i = 0; i < ks->nparts; i++) {
+        struct kpart *p = &ks->parts[i];
+        int64_t lo = 0, hi = -1, pos = -1;
+        if (!p->assigned ||
+            rd_kafka_get_watermark_offsets(ks->rk, p->topic, p->partition, &lo, &hi) !=
+                RD_KAFKA_RESP_ERR_NO_ERROR ||
+            hi < 0) {
+            continue;
+        }
+        if (sl_source_committed(ks->node, p->stream, &pos) != 0 || pos < p->start) {
+            pos = p->start;
+        }
+        if (pos >= 0) {
+            ks->lags[ks->nlags++] =
+                (struct live_lag){p->topic, p->partition, hi > pos ? hi - pos : 0};
+        }
+    }
+    pthread_mutex_unlock(&ks->lag_lock);
+}
+
+static int kafka_metrics(struct sl_node *node, struct sl_buf *buf, bool head)
+{
+    struct kafka_source *ks = node->state;
+    int rc = 0;
+
+    if (head) {
+        rc = sl_buf_appendf(buf, "# HELP sluice_kafka_consumer_lag Messages of a partition not "
+                                 "committed by every sink yet (as of the last fetch).\n"
+                                 "# TYPE sluice_kafka_consumer_lag gauge\n");
+    }
+    if (ks == NULL) {
+        return rc;
+    }
+    pthread_mutex_lock(&ks->lag_lock);
+    for (size_t i = 0; rc == 0 && i < ks->nlags; i++) {
+        rc = sl_buf_appendf(buf, "sluice_kafka_consumer_lag{node=\"");
+        rc = rc != 0 ? rc : sl_metrics_label(buf, node->name);
+        rc = rc != 0 ? rc : sl_buf_appendf(buf, "\",topic=\"");
+        rc = rc != 0 ? rc : sl_metrics_label(buf, ks->lags[i].topic);
+        rc = rc != 0 ? rc
+                     : sl_buf_appendf(buf, "\",partition=\"%d\"} %lld\n",
+                                      (int)ks->lags[i].partition, (long long)ks->lags[i].lag);
+    }
+    pthread_mutex_unlock(&ks->lag_lock);
+    return rc;
+}
+
 /* exit_on_eof without an assignment after ASSIGN_WAIT_NS: the brokers are
  * unreachable, or the topics do not exist (then librdkafka says so as a
  * consumer error). Fails the run with what librdkafka last reported. */
@@ -1255,6 +1336,9 @@ static int kafka_run(struct sl_node *node)
         rc = poll_once(ks);
         if (sl_now_ns() - ks->last_commit_ns >= COMMIT_EVERY_NS) {
             commit_group(ks, NULL, false);
+        }
+        if (sl_now_ns() - ks->lag_at_ns >= LIVE_LAG_NS) {
+            publish_lag(ks);
         }
         if (ks->conf->exit_on_eof && !ks->had_assignment &&
             sl_now_ns() - start_ns >= ASSIGN_WAIT_NS) {
@@ -1395,6 +1479,8 @@ static void kafka_close(struct sl_node *node)
     sl_decoders_release(&ks->decoders);
     sl_csv_header_free(ks->header);
     sl_buf_release(&ks->headers_buf);
+    sl_free(ks->lags);
+    pthread_mutex_destroy(&ks->lag_lock);
     sl_free(ks);
     node->state = NULL;
 }
@@ -1406,6 +1492,7 @@ static int kafka_open(struct sl_node *node, struct sl_err *err)
     if (ks == NULL) {
         return sl_err_set(err, SL_ENOMEM, "out of memory");
     }
+    pthread_mutex_init(&ks->lag_lock, NULL);
     node->state = ks;
     ks->node = node;
     ks->conf = node->cn->conf;
@@ -1485,4 +1572,5 @@ const struct sl_node_type sl_stage_kafka = {
     .close = kafka_close,
     .run = kafka_run,
     .summary = kafka_summary,
+    .metrics = kafka_metrics,
 };

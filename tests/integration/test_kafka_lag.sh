@@ -67,4 +67,47 @@ shown=$( (lag a.err; lag b.err) | tr ' ' '\n' | sed -n 's/=.*//p' | sort)
 [ "$(echo "$shown" | uniq -d)" = "" ] ||
     fail "a partition shown twice (stale lag): $(lag a.err) / $(lag b.err)"
 echo "$shown" | grep -qvx 'four\[[0-3]\]' && fail "unknown partition shown: $shown"
+
+# The live lag on /metrics: a slow sink behind, partitions of the topic
+# shown with their labels while the run goes on, and none at all once
+# every sink has everything.
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mock_cmd "topic slowt 2"
+seq 1 3000 | awk '{ printf "%d\t{\"id\":%d}\n", $1, $1 }' > slow.txt
+produce slowt -K '\t' -l slow.txt
+cat > live.yaml <<YAML
+engine: { metrics: '127.0.0.1:$port' }
+sources:
+  k:
+    type: kafka
+    brokers: '$BROKERS'
+    topics: [slowt]
+    group: live
+    exit_on_eof: true
+    librdkafka: { session.timeout.ms: '3000' }
+stages:
+  slow: { type: delay, inputs: [k], per_record: 1ms }
+sinks:
+  f: { type: file, inputs: [slow], path: out/live.jsonl }
+YAML
+timeout 120 "$SLUICE" run live.yaml 2> live.err > /dev/null &
+pid=$!
+python3 - "$port" <<'PY' || { kill $pid; fail "live lag: $(cat live.err)"; }
+import re, sys, time, urllib.request
+seen = {}
+for _ in range(400):
+    try:
+        text = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=5).read().decode()
+    except OSError:
+        time.sleep(0.05)
+        continue
+    assert text.count("# TYPE sluice_kafka_consumer_lag gauge") == 1, text
+    for m in re.finditer(r'sluice_kafka_consumer_lag\{node="k",topic="slowt",partition="([01])"\} (\d+)', text):
+        seen.setdefault(m.group(1), set()).add(int(m.group(2)))
+    if any(v > 0 for vals in seen.values() for v in vals):
+        break
+    time.sleep(0.05)
+assert seen and any(v > 0 for vals in seen.values() for v in vals), seen
+PY
+wait $pid || fail "live run: $(cat live.err)"
 echo "ok"
