@@ -1,30 +1,86 @@
 /* SPDX-License-Identifier: MIT */
 /* stderr logging (see log.h). One fprintf per line keeps lines whole; the
  * lock orders them with the progress line, which a log line clears first
- * ("\r\033[K") and the next progress tick draws again. */
+ * ("\r\033[K") and the next progress tick draws again. With
+ * --log-format json every line is one JSON object instead, and progress
+ * is a line of its own per tick (nothing is drawn over). */
 #include "log.h"
+
+#include "buf.h"
+#include "json.h"
 
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
+#include <time.h>
 
 #define CLEAR_LINE "\r\033[K"
 
 static atomic_int quiet;
+static atomic_bool json; /* set once before any thread starts */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static bool progress_shown; /* guarded by lock */
 
-static void vlog(const char *level, const char *fmt, va_list ap)
+/* {"time":"...Z","level":level,"msg":text[,extra]}\n into buf; extra is
+ * JSON members (",\"k\":v") or NULL. A line that cannot be built (out of
+ * memory) goes out as text. */
+static void json_line(const char *level, const char *text, const char *extra)
+{
+    struct sl_buf buf = {0};
+    struct timespec ts;
+    struct tm tm;
+    char when[40];
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+    int rc = sl_buf_appendf(&buf, "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\",\"msg\":", when,
+                            ts.tv_nsec / 1000000, level);
+    rc = rc != 0 ? rc : sl_json_write_string(&buf, text, strlen(text));
+    rc = rc != 0 || extra == NULL ? rc : sl_buf_append(&buf, extra, strlen(extra));
+    rc = rc != 0 ? rc : sl_buf_append(&buf, "}\n", 2);
+    pthread_mutex_lock(&lock);
+    if (rc == 0) {
+        fwrite(buf.data, 1, buf.len, stderr);
+    } else {
+        fprintf(stderr, "sluice: %s: %s\n", level, text);
+    }
+    pthread_mutex_unlock(&lock);
+    sl_buf_release(&buf);
+}
+
+/* level: the JSON level; prefix: the text form's ("warning: "). */
+static void vlog(const char *level, const char *prefix, const char *fmt, va_list ap)
 {
     char line[1024];
 
     vsnprintf(line, sizeof(line), fmt, ap);
+    if (atomic_load_explicit(&json, memory_order_relaxed)) {
+        json_line(level, line, NULL);
+        return;
+    }
     pthread_mutex_lock(&lock);
-    fprintf(stderr, "%ssluice: %s%s\n", progress_shown ? CLEAR_LINE : "", level, line);
+    fprintf(stderr, "%ssluice: %s%s\n", progress_shown ? CLEAR_LINE : "", prefix, line);
     progress_shown = false;
     pthread_mutex_unlock(&lock);
+}
+
+void sl_log_set_json(bool on)
+{
+    atomic_store_explicit(&json, on, memory_order_relaxed);
+}
+
+bool sl_log_is_json(void)
+{
+    return atomic_load_explicit(&json, memory_order_relaxed);
+}
+
+void sl_log_json_line(const char *level, const char *msg, const char *members)
+{
+    json_line(level, msg, members);
 }
 
 void sl_log_warn(const char *fmt, ...)
@@ -35,7 +91,7 @@ void sl_log_warn(const char *fmt, ...)
         return;
     }
     va_start(ap, fmt);
-    vlog("warning: ", fmt, ap);
+    vlog("warn", "warning: ", fmt, ap);
     va_end(ap);
 }
 
@@ -44,7 +100,7 @@ void sl_log_error(const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    vlog("error: ", fmt, ap);
+    vlog("error", "error: ", fmt, ap);
     va_end(ap);
 }
 
@@ -56,7 +112,7 @@ void sl_log_info(const char *fmt, ...)
         return;
     }
     va_start(ap, fmt);
-    vlog("", fmt, ap);
+    vlog("info", "", fmt, ap);
     va_end(ap);
 }
 
@@ -68,7 +124,7 @@ void sl_log_debug(const char *fmt, ...)
         return;
     }
     va_start(ap, fmt);
-    vlog("debug: ", fmt, ap);
+    vlog("debug", "debug: ", fmt, ap);
     va_end(ap);
 }
 
@@ -77,7 +133,7 @@ void sl_log_always(const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    vlog("", fmt, ap);
+    vlog("info", "", fmt, ap);
     va_end(ap);
 }
 
@@ -95,6 +151,10 @@ void sl_log_progress(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
+    if (atomic_load_explicit(&json, memory_order_relaxed)) {
+        json_line("progress", line, NULL);
+        return;
+    }
     pthread_mutex_lock(&lock);
     fprintf(stderr, CLEAR_LINE "%s", line);
     progress_shown = true;

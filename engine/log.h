@@ -5,6 +5,8 @@
 #ifndef SL_LOG_H
 #define SL_LOG_H
 
+#include <stdbool.h>
+
 void sl_log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void sl_log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void sl_log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -15,6 +17,15 @@ void sl_log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void sl_log_always(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* --quiet: info, debug and warnings are not printed. */
 void sl_log_set_quiet(int quiet);
+
+/* --log-format json: every line is one JSON object, {"time" (RFC 3339 UTC,
+ * milliseconds), "level" (error, warn, info, debug, progress), "msg"}.
+ * Set once before any thread starts. */
+void sl_log_set_json(bool on);
+bool sl_log_is_json(void);
+/* One JSON line at level with msg, and members (",\"k\":v", or NULL)
+ * added to the object (a config error's location, the summary). */
+void sl_log_json_line(const char *level, const char *msg, const char *members);
 
 /* Draws the progress line (no newline) over the previous one. The caller
  * draws it only when stderr is a terminal. */

@@ -3,8 +3,10 @@
  * thread loads the config and waits; the loop thread (loop.c) handles
  * signals and the progress line. Exit codes: 0 done, 1 runtime failure,
  * 2 usage or config error, 130 on a second signal. */
+#include "buf.h"
 #include "conf.h"
 #include "describe.h"
+#include "json.h"
 #include "log.h"
 #include "loop.h"
 #include "mem.h"
@@ -25,6 +27,7 @@
 
 static const char usage[] =
     "usage: sluice run FILE [--set key.path=value]... [--progress|--quiet] [--summary-json OUT]\n"
+    "                  [--log-format text|json]\n"
     "       sluice validate FILE [--set key.path=value]...\n"
     "       sluice graph FILE [--set key.path=value]...\n"
     "       sluice describe [TYPE]... [--plugin-path DIR]... [--json]\n"
@@ -93,6 +96,43 @@ static const char set_help[] =
     "  --set key.path=value  override one key of FILE (repeatable, applied in order);\n"
     "                        quote a key that holds dots: --set 'sinks.db.\"x.y\"=v'\n";
 
+/* A failure on stderr: "sluice: text", or a JSON line. */
+static void say_failure(const char *text)
+{
+    if (sl_log_is_json()) {
+        sl_log_json_line("error", text, NULL);
+    } else {
+        fprintf(stderr, "sluice: %s\n", text);
+    }
+}
+
+/* A config error on stderr: file:line:col: key.path: message, or a JSON
+ * line with the location as members. */
+static void say_config_error(const struct sl_err *err)
+{
+    char msg[1024];
+
+    if (!sl_log_is_json()) {
+        fprintf(stderr, "%s\n", sl_err_format(err, msg, sizeof(msg)));
+        return;
+    }
+    struct sl_buf members = {0};
+    int rc = 0;
+    if (err->file != NULL) {
+        rc = sl_buf_appendf(&members, ",\"file\":");
+        rc = rc != 0 ? rc : sl_json_write_string(&members, err->file, strlen(err->file));
+        rc =
+            rc != 0 ? rc : sl_buf_appendf(&members, ",\"line\":%d,\"col\":%d", err->line, err->col);
+    }
+    if (rc == 0 && err->path[0] != '\0') {
+        rc = sl_buf_appendf(&members, ",\"path\":");
+        rc = rc != 0 ? rc : sl_json_write_string(&members, err->path, strlen(err->path));
+    }
+    sl_log_json_line("error", rc == 0 ? err->msg : sl_err_format(err, msg, sizeof(msg)),
+                     rc == 0 ? members.data : NULL);
+    sl_buf_release(&members);
+}
+
 /* One command: its name, usage and whether it takes run's options. */
 struct command {
     const char *name;
@@ -111,7 +151,9 @@ static const struct command commands[] = {
      "  --progress            a live line on stderr while it runs, when stderr is a terminal\n"
      "  --quiet               no summary, no info or warning lines; errors and the count of\n"
      "                        dead-lettered records still show\n"
-     "  --summary-json OUT    also write the summary to OUT as JSON (with --quiet too)\n",
+     "  --summary-json OUT    also write the summary to OUT as JSON (with --quiet too)\n"
+     "  --log-format json     every line on stderr is one JSON object: logs, errors and the\n"
+     "                        summary ({\"time\", \"level\", \"msg\"[, \"summary\"]})\n",
      true},
     {"validate",
      "usage: sluice validate FILE [--set key.path=value]...\n"
@@ -134,6 +176,7 @@ struct args {
     bool progress;
     bool quiet;
     bool help;
+    bool log_json;            /* --log-format json */
     const char *summary_json; /* --summary-json OUT, or NULL */
 };
 
@@ -192,6 +235,12 @@ static int parse_args(int argc, char **argv, struct args *a)
             return usage_error(a->cmd, "%s needs a file: --summary-json OUT", arg);
         } else if (a->cmd->run_options && strncmp(arg, "--summary-json=", 15) == 0) {
             a->summary_json = arg + 15;
+        } else if (strcmp(arg, "--log-format") == 0 || strncmp(arg, "--log-format=", 13) == 0) {
+            const char *v = arg[12] == '=' ? arg + 13 : i + 1 < argc ? argv[++i] : "";
+            if (strcmp(v, "json") != 0 && strcmp(v, "text") != 0) {
+                return usage_error(a->cmd, "--log-format takes text or json, not '%s'", v);
+            }
+            a->log_json = v[0] == 'j';
         } else if (a->cmd->run_options &&
                    (strcmp(arg, "--progress") == 0 || strcmp(arg, "--quiet") == 0)) {
             a->progress = a->progress || arg[2] == 'p';
@@ -301,7 +350,7 @@ static int run(struct sl_conf *conf, const struct args *a)
         rc = sl_pipeline_start(pl, &err);
     }
     if (loop == NULL || pl == NULL || rc != 0) {
-        fprintf(stderr, "sluice: %s\n", sl_err_format(&err, msg, sizeof(msg)));
+        say_failure(sl_err_format(&err, msg, sizeof(msg)));
         sl_loop_stop(loop);
         sl_loop_guard_shutdown(loop, pl); /* sources may have started */
         sl_pipeline_free(pl);
@@ -317,7 +366,7 @@ static int run(struct sl_conf *conf, const struct args *a)
      * never ends would hang it after the run (issue 6, finding 6). */
     sl_loop_guard_shutdown(loop, pl);
     if (pl->failed) {
-        fprintf(stderr, "sluice: %s\n", sl_err_format(&pl->fail_err, msg, sizeof(msg)));
+        say_failure(sl_err_format(&pl->fail_err, msg, sizeof(msg)));
         code = EXIT_FAILED;
     }
     if (!a->quiet) {
@@ -329,7 +378,7 @@ static int run(struct sl_conf *conf, const struct args *a)
         sl_loop_guard_note(loop, msg);
     }
     if (a->summary_json != NULL && sl_summary_write_json(pl, a->summary_json, &err) != 0) {
-        fprintf(stderr, "sluice: %s\n", sl_err_format(&err, msg, sizeof(msg)));
+        say_failure(sl_err_format(&err, msg, sizeof(msg)));
         code = code == EXIT_DONE ? EXIT_FAILED : code;
     }
     report_dead_letters(pl);
@@ -343,7 +392,6 @@ int main(int argc, char **argv)
     struct args a = {0};
     struct sl_conf *conf = NULL;
     struct sl_err err = {0};
-    char msg[1024];
     int code;
 
     /* First: a SIGINT/SIGTERM from now on stops the run cleanly instead of
@@ -374,6 +422,7 @@ int main(int argc, char **argv)
         return EXIT_DONE;
     }
     sl_log_set_quiet(a.quiet);
+    sl_log_set_json(a.log_json);
     /* SQLite's allocation statistics take a global mutex per allocation
      * (about 7% of the sink's time); sluice does not use them. */
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
@@ -412,7 +461,7 @@ int main(int argc, char **argv)
         mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
     }
     if (sl_conf_load(a.file, a.sets, a.nsets, &conf, &err) != 0) {
-        fprintf(stderr, "%s\n", sl_err_format(&err, msg, sizeof(msg)));
+        say_config_error(&err);
         sl_free(a.sets);
         return err.code == SL_ECONFIG ? EXIT_USAGE
                                       : (err.code == SL_EIO ? EXIT_USAGE : EXIT_FAILED);

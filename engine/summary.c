@@ -4,6 +4,7 @@
 
 #include "buf.h"
 #include "json.h"
+#include "log.h"
 #include "sink.h"
 
 #include <errno.h>
@@ -40,8 +41,33 @@ static const char *kind_name(enum sluice_stage_kind kind)
     return kind == SLUICE_KIND_SOURCE ? "source" : kind == SLUICE_KIND_SINK ? "sink" : "stage";
 }
 
+static int format_json(const struct sl_pipeline *pl, struct sl_buf *buf);
+
+/* --log-format json: the summary as one log line, its JSON form under
+ * "summary". */
+static void log_json(const struct sl_pipeline *pl)
+{
+    struct sl_buf buf = {0};
+    int rc = sl_buf_appendf(&buf, ",\"summary\":");
+
+    rc = rc != 0 ? rc : format_json(pl, &buf);
+    if (rc == 0) {
+        if (buf.len > 0 && buf.data[buf.len - 1] == '\n') {
+            buf.data[--buf.len] = '\0';
+        }
+        sl_log_json_line("info", "summary", buf.data);
+    } else {
+        sl_log_json_line("error", "summary: out of memory", NULL);
+    }
+    sl_buf_release(&buf);
+}
+
 void sl_summary_print(const struct sl_pipeline *pl, FILE *out)
 {
+    if (sl_log_is_json()) {
+        log_json(pl);
+        return;
+    }
     sl_summary_print_counts(pl, out, pl->end_ns ? pl->end_ns : sl_now_ns());
     for (size_t i = 0; i < pl->nnodes; i++) {
         if (pl->nodes[i].type->summary != NULL) {
@@ -81,6 +107,10 @@ void sl_summary_print(const struct sl_pipeline *pl, FILE *out)
 
 void sl_summary_print_counts(const struct sl_pipeline *pl, FILE *out, uint64_t end)
 {
+    if (sl_log_is_json()) {
+        log_json(pl);
+        return;
+    }
     double secs = (double)(end - pl->start_ns) / 1e9;
 
     if (secs <= 0) {
