@@ -34,8 +34,8 @@ static const enum sluice_stage_kind section_kinds[] = {SLUICE_KIND_SOURCE, SLUIC
 static const char *const node_own_keys[] = {"type",        "inputs",      "workers",
                                             "workers_min", "workers_max", "queue",
                                             "when_full",   "priority",    NULL};
-static const char *const engine_own_keys[] = {"threads",     "blocking_threads", "cpu_affinity",
-                                              "plugin_path", "metrics",          NULL};
+static const char *const engine_own_keys[] = {
+    "threads", "blocking_threads", "cpu_affinity", "plugin_path", "metrics", "control", NULL};
 
 struct engine_conf {
     uint64_t memory_limit;
@@ -395,6 +395,36 @@ static int load_metrics(struct sl__loader *ld, const struct sl__ynode *val)
     return 0;
 }
 
+/* engine.control: auto (the default: a socket path per pipeline file),
+ * a socket path, or false (none). */
+static int load_control(struct sl__loader *ld, const struct sl__ynode *val)
+{
+    char buf[64];
+
+    ld->conf->control = true;
+    ld->conf->control_path = NULL;
+    if (val == NULL || (val->kind == SL__Y_SCALAR && strcmp(val->text, "auto") == 0)) {
+        return 0;
+    }
+    if (val->kind == SL__Y_SCALAR && val->tag == SL__T_BOOL) {
+        if (strcmp(val->text, "true") == 0) {
+            return 0;
+        }
+        ld->conf->control = false;
+        return 0;
+    }
+    if (val->kind != SL__Y_SCALAR || val->tag != SL__T_STR || val->len == 0) {
+        return sl__yerr(ld, val, "expected auto, false or a socket path, got %s",
+                        sl__ydescribe(val, buf, sizeof(buf)));
+    }
+    if (val->len >= 108) {
+        return sl__yerr(ld, val, "a unix socket path is at most 107 bytes, this one is %zu",
+                        val->len);
+    }
+    ld->conf->control_path = sl_arena_strndup(ld->arena, val->text, val->len);
+    return ld->conf->control_path != NULL ? 0 : sl__conf_oom(ld);
+}
+
 static int load_engine(struct sl__loader *ld, struct sl__ynode *root)
 {
     struct engine_conf ec = {0};
@@ -440,6 +470,9 @@ static int load_engine(struct sl__loader *ld, struct sl__ynode *root)
     }
     if (rc == 0) {
         rc = load_metrics(ld, sl__ymap_find(map, "metrics"));
+    }
+    if (rc == 0) {
+        rc = load_control(ld, sl__ymap_find(map, "control"));
     }
     if (rc == 0) {
         rc = sl__conf_fill(ld, map, at, engine_options, &ec, sizeof(ec), engine_own_keys);

@@ -88,6 +88,8 @@ struct sl_conf {
     uint64_t drain_timeout_ns;  /* engine.drain_timeout, default 30s */
     const char *metrics_host;   /* engine.metrics: address to serve /metrics on, or NULL */
     int metrics_port;           /* its port, 1..65535 (0 when metrics_host is NULL) */
+    bool control;               /* engine.control: a control socket (default: auto) */
+    const char *control_path;   /* its path, or NULL for auto (a path per pipeline file) */
     struct sl_conf_node *nodes; /* sources first, then stages, then sinks, each in file order */
     size_t nnodes;
     struct sl_conf_node *dead_letter; /* NULL if none; a sink without inputs, name "dead_letter" */

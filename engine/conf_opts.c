@@ -46,7 +46,7 @@ struct fill {
 };
 
 static const char *const later_keys[] = {
-    "timeout", "retry", "circuit_breaker", "standby", "control", NULL,
+    "timeout", "retry", "circuit_breaker", "standby", NULL,
 };
 
 int sl__conf_is_later(const char *key)

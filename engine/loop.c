@@ -9,6 +9,7 @@
  * when it is attached. */
 #include "loop.h"
 
+#include "control.h"
 #include "log.h"
 #include "mem.h"
 #include "metrics.h"
@@ -27,6 +28,8 @@
 
 #define PROGRESS_NS (500 * 1000 * 1000ull)
 #define METRICS_NS  (1000 * 1000 * 1000ull)
+#define TAP_NS      (20 * 1000 * 1000ull)
+#define CONTROL_FDS 9 /* the listening socket and 8 clients */
 #define NO_DEADLINE UINT64_MAX
 /* What the shutdown may take past the drain deadline: joins and closes of
  * nodes that all finished, so milliseconds unless something is stuck. */
@@ -70,6 +73,7 @@ struct sl_loop {
     uint64_t tune_at_ns; /* the next tuning tick (loop thread only) */
     struct shutdown_guard *guard; /* main only: the watchdog, once the shutdown starts */
     struct sl_metrics *metrics;   /* engine.metrics, served by the loop thread, or NULL */
+    struct sl_control *control;   /* engine.control, served by the loop thread, or NULL */
 };
 
 /* Signals caught by the handler before they were blocked (main thread). */
@@ -226,10 +230,11 @@ static uint64_t next_deadline(const struct sl_loop *loop, bool show, uint64_t la
 /* Sleeps until a signal, a wake-up or deadline_ns (NO_DEADLINE: none). */
 static void wait_event(struct sl_loop *loop, uint64_t deadline_ns)
 {
-    struct pollfd fds[3] = {
+    struct pollfd fds[3 + CONTROL_FDS] = {
         {.fd = loop->sig_fd, .events = POLLIN},
         {.fd = loop->wake_fd, .events = POLLIN},
         {.fd = loop->metrics != NULL ? sl_metrics_fd(loop->metrics) : -1, .events = POLLIN}};
+    size_t nfds = 3;
     struct timespec ts, *timeout = NULL;
     uint64_t now = sl_now_ns();
     uint64_t count;
@@ -239,6 +244,14 @@ static void wait_event(struct sl_loop *loop, uint64_t deadline_ns)
     if (loop->metrics != NULL && (deadline_ns == NO_DEADLINE || deadline_ns > now + METRICS_NS)) {
         deadline_ns = now + METRICS_NS;
     }
+    if (loop->control != NULL) {
+        nfds += sl_control_pollfds(loop->control, fds + 3, CONTROL_FDS);
+        /* Taps gather on the workers: their bytes are moved this often. */
+        if (sl_control_tapping(loop->control) &&
+            (deadline_ns == NO_DEADLINE || deadline_ns > now + TAP_NS)) {
+            deadline_ns = now + TAP_NS;
+        }
+    }
     if (deadline_ns != NO_DEADLINE) {
         uint64_t left = deadline_ns > now ? deadline_ns - now : 0;
 
@@ -246,9 +259,12 @@ static void wait_event(struct sl_loop *loop, uint64_t deadline_ns)
         ts.tv_nsec = (long)(left % 1000000000ull);
         timeout = &ts;
     }
-    int n = ppoll(fds, 3, timeout, NULL);
+    int n = ppoll(fds, (nfds_t)nfds, timeout, NULL);
     if (loop->metrics != NULL) {
         sl_metrics_run(loop->metrics);
+    }
+    if (loop->control != NULL) {
+        sl_control_run(loop->control);
     }
     if (n <= 0) {
         return; /* the deadline, or EINTR */
@@ -352,6 +368,7 @@ static void *loop_main(void *arg)
 static struct sl_loop *loop_free(struct sl_loop *loop)
 {
     loop->metrics = sl_metrics_stop(loop->metrics);
+    loop->control = sl_control_stop(loop->control);
     if (loop->sig_fd >= 0) {
         close(loop->sig_fd);
     }
@@ -360,6 +377,30 @@ static struct sl_loop *loop_free(struct sl_loop *loop)
     }
     sl_free(loop);
     return NULL;
+}
+
+/* engine.control. A path given in the file that cannot be had stops the
+ * run; the automatic one only warns (another run of the same file has it,
+ * or its folder is not writable): top and tap are conveniences. */
+static int start_control(struct sl_loop *loop, const struct sl_conf *conf, struct sl_err *err)
+{
+    char path[108];
+    struct sl_err cerr = {0};
+
+    if (conf->control_path == NULL && sl_control_auto_path(conf->file, path, sizeof(path)) != 0) {
+        sl_log_warn("no control socket: no short enough path for %s (set engine.control)",
+                    conf->file);
+        return 0;
+    }
+    loop->control = sl_control_start(conf->control_path != NULL ? conf->control_path : path, &cerr);
+    if (loop->control == NULL && conf->control_path != NULL) {
+        *err = cerr;
+        return cerr.code;
+    }
+    if (loop->control == NULL) {
+        sl_log_warn("no control socket (sluice top and tap will not find this run): %s", cerr.msg);
+    }
+    return 0;
 }
 
 struct sl_loop *sl_loop_start(const struct sl_conf *conf,
@@ -394,6 +435,9 @@ struct sl_loop *sl_loop_start(const struct sl_conf *conf,
         (loop->metrics = sl_metrics_start(conf->metrics_host, conf->metrics_port, err)) == NULL) {
         return loop_free(loop);
     }
+    if (conf->control && start_control(loop, conf, err) != 0) {
+        return loop_free(loop);
+    }
     loop->waker.fn = wake;
     loop->waker.arg = loop;
     if (pthread_create(&loop->thread, NULL, loop_main, loop) != 0) {
@@ -412,6 +456,10 @@ void sl_loop_attach(struct sl_loop *loop, struct sl_pipeline *pl)
     if (loop->metrics != NULL) {
         sl_metrics_attach(loop->metrics, pl);
     }
+    if (loop->control != NULL) {
+        atomic_store_explicit(&pl->control, loop->control, memory_order_release);
+        sl_control_attach(loop->control, pl);
+    }
     wake(loop);
 }
 
@@ -429,6 +477,9 @@ void sl_loop_stop(struct sl_loop *loop)
     wake(loop);
     pthread_join(loop->thread, NULL);
     loop->started = false;
+    /* Taps end while their nodes exist (the pipeline is freed next); the
+     * socket itself goes with the loop, after the workers. */
+    sl_control_close_clients(loop->control);
 }
 
 /* ==== The shutdown watchdog ==== */

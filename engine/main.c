@@ -5,6 +5,7 @@
  * 2 usage or config error, 130 on a second signal. */
 #include "buf.h"
 #include "conf.h"
+#include "control.h"
 #include "describe.h"
 #include "json.h"
 #include "log.h"
@@ -31,6 +32,8 @@ static const char usage[] =
     "       sluice validate FILE [--set key.path=value]...\n"
     "       sluice graph FILE [--set key.path=value]...\n"
     "       sluice describe [TYPE]... [--plugin-path DIR]... [--json]\n"
+    "       sluice top FILE [-n N]\n"
+    "       sluice tap FILE NODE [--limit N] [--where EXPR]\n"
     "       sluice COMMAND --help\n"
     "       sluice --help | --version\n"
     "\n"
@@ -38,7 +41,82 @@ static const char usage[] =
     "  run       run the pipeline until its sources are exhausted (or SIGINT/SIGTERM)\n"
     "  validate  check the file without running anything (exit 0, or 2 with the error)\n"
     "  graph     print the pipeline as a Graphviz DOT graph\n"
-    "  describe  print the options of node types (all of them, or those named)\n";
+    "  describe  print the options of node types (all of them, or those named)\n"
+    "  top       a live table of a running pipeline's nodes (FILE: its pipeline file or socket)\n"
+    "  tap       a running pipeline's node's records, live, as JSON lines\n";
+
+static const char top_usage[] =
+    "usage: sluice top FILE [-n N]\n"
+    "\n"
+    "Shows, once a second, each node of the pipeline running from FILE (its pipeline\n"
+    "file, or its control socket): records in and out per second, totals, drops, shed\n"
+    "and dead records, queue fill, workers and sinks' p99 latency.\n"
+    "  -n N   stop after N tables (default: until interrupted or the pipeline ends)\n";
+
+static const char tap_usage[] =
+    "usage: sluice tap FILE NODE [--limit N] [--where EXPR]\n"
+    "\n"
+    "Prints the records NODE emits (a sink: writes) in the pipeline running from FILE\n"
+    "(its pipeline file, or its control socket), as JSON lines on stdout, live. A\n"
+    "tap never slows the pipeline: what it cannot keep up with is dropped (counted).\n"
+    "  --limit N     exit after N records\n"
+    "  --where EXPR  only the records for which EXPR is true\n";
+
+/* sluice top / sluice tap: their own arguments. */
+static int control_main(int argc, char **argv)
+{
+    bool tap = strcmp(argv[1], "tap") == 0;
+    const char *usage_text = tap ? tap_usage : top_usage;
+    const char *pos[2] = {NULL, NULL};
+    size_t npos = 0;
+    unsigned long long limit = 0;
+    const char *where = NULL;
+    long iterations = 0;
+
+    for (int i = 2; i < argc; i++) {
+        const char *arg = argv[i];
+        char *end = NULL;
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            printf("%s", usage_text);
+            return EXIT_DONE;
+        } else if (tap && strcmp(arg, "--limit") == 0 && i + 1 < argc) {
+            limit = strtoull(argv[++i], &end, 10);
+            if (*end != '\0' || argv[i][0] == '-' || limit == 0) {
+                fprintf(stderr, "sluice: --limit takes a number above 0, not '%s'\n%s", argv[i],
+                        usage_text);
+                return EXIT_USAGE;
+            }
+        } else if (tap && strcmp(arg, "--where") == 0 && i + 1 < argc) {
+            where = argv[++i];
+            if (strpbrk(where, "\t\n") != NULL) {
+                fprintf(stderr, "sluice: --where: an expression on one line, without tabs\n");
+                return EXIT_USAGE;
+            }
+        } else if (!tap && strcmp(arg, "-n") == 0 && i + 1 < argc) {
+            iterations = strtol(argv[++i], &end, 10);
+            if (*end != '\0' || iterations < 1) {
+                fprintf(stderr, "sluice: -n takes a number above 0, not '%s'\n%s", argv[i],
+                        usage_text);
+                return EXIT_USAGE;
+            }
+        } else if (arg[0] == '-' && arg[1] != '\0') {
+            fprintf(stderr, "sluice: unknown option or missing value: '%s'\n%s", arg, usage_text);
+            return EXIT_USAGE;
+        } else if (npos < (tap ? 2u : 1u)) {
+            pos[npos++] = arg;
+        } else {
+            fprintf(stderr, "sluice: unexpected argument '%s'\n%s", arg, usage_text);
+            return EXIT_USAGE;
+        }
+    }
+    if (npos < (tap ? 2u : 1u)) {
+        fprintf(stderr, "sluice: %s: missing %s\n%s", argv[1], npos == 0 ? "FILE" : "NODE",
+                usage_text);
+        return EXIT_USAGE;
+    }
+    return tap ? sl_control_tap_main(pos[0], pos[1], limit, where)
+               : sl_control_top(pos[0], (int)iterations);
+}
 
 static const char describe_usage[] =
     "usage: sluice describe [TYPE]... [--plugin-path DIR]... [--json]\n"
@@ -408,6 +486,10 @@ int main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "describe") == 0) {
         sl_loop_release_signals();
         return describe_main(argc, argv);
+    }
+    if (argc >= 2 && (strcmp(argv[1], "top") == 0 || strcmp(argv[1], "tap") == 0)) {
+        sl_loop_release_signals(); /* Ctrl-C ends them */
+        return control_main(argc, argv);
     }
     if (parse_args(argc, argv, &a) != 0) {
         sl_free(a.sets);

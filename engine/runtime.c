@@ -4,6 +4,7 @@
  * builds and frees; workers run tasks; source threads push raw batches. */
 #include "runtime.h"
 
+#include "control.h"
 #include "expr.h"
 #include "log.h"
 #include "mem.h"
@@ -393,9 +394,23 @@ static void send_parts(struct sl_node *node, size_t out, struct sl_batch *batch,
     }
 }
 
+/* `sluice tap` clients of node take what they want of batch. */
+static void tap(struct sl_node *node, const struct sl_batch *batch)
+{
+    struct sl_control *c = atomic_load_explicit(&node->pl->control, memory_order_acquire);
+
+    if (c != NULL) {
+        sl_control_tap(c, node, batch);
+    }
+}
+
 void sl_node_emit(struct sl_node *node, size_t out, struct sl_batch *batch)
 {
     struct sl_out *o = &node->outs[out];
+
+    if (atomic_load_explicit(&node->tapped, memory_order_relaxed) > 0) {
+        tap(node, batch);
+    }
 
     if (node->cn->kind == SLUICE_KIND_SOURCE && out == 0) {
         sl__pipeline_note_decoded(node->pl, batch);
@@ -438,6 +453,11 @@ static void process_one(struct sl_node *node, struct sl_batch *batch)
     atomic_fetch_add_explicit(&node->c.batches, 1, memory_order_relaxed);
     tl_emitted = 0;
     sl_expr_set_priority(batch->level);
+    /* A sink's output is what it writes: its input. */
+    if (node->cn->kind == SLUICE_KIND_SINK &&
+        atomic_load_explicit(&node->tapped, memory_order_relaxed) > 0) {
+        tap(node, batch);
+    }
     rc = node->type->process(node, batch);
     if (rc != 0) {
         struct sl_err err = {0};

@@ -23,6 +23,7 @@
 
 struct sl_pipeline;
 struct sl_node;
+struct sl_control;
 
 /* How often the loop thread feeds the tuners. */
 #define SL_TUNE_TICK_NS (50 * 1000 * 1000ull)
@@ -99,6 +100,7 @@ struct sl_node {
     struct sl_flow_window window; /* source nodes: its batches alive at once (memory plan,
                                      pipeline.c); max 0: no window */
     struct sl_counters c;
+    atomic_uint tapped; /* `sluice tap` clients of this node; relaxed (control.c) */
     /* when_full other than block: what its producers shed instead of
      * waiting for room, kept as empty shells (position, sequence number and
      * dead letters, no records: sinks wait for every sequence number) that
@@ -147,6 +149,9 @@ struct sl_pipeline {
      * close), what it waits for: the shutdown watchdog names it if the
      * step never ends (loop.c). NULL: nobody listens. Main only. */
     void (*on_teardown)(void *arg, const char *what);
+    /* The control socket (taps), set by sl_loop_attach before the sources
+     * start, or NULL; release/acquire. */
+    _Atomic(struct sl_control *) control;
     void *on_teardown_arg;
 };
 
