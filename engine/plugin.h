@@ -26,7 +26,4 @@ int sl_plugin_load_file(const char *path, struct sl_err *err);
 /* The file a type was loaded from, or NULL for a built-in. */
 const char *sl_plugin_file_of(const struct sl_node_type *type);
 
-/* The types of the plugins loaded so far, in load order. Thread: main. */
-size_t sl_plugin_types(const struct sl_node_type *const **ret_types);
-
 #endif
