@@ -48,6 +48,8 @@ struct tap {
     bool active;                /* under lock (and in the atomic below, for a cheap look) */
     atomic_bool maybe_active;   /* relaxed hint: skip idle slots without the lock */
     const struct sl_node *node; /* under lock */
+    size_t out;                 /* under lock: which of its outputs (0: the node's own) */
+    char failed[160];           /* under lock: why --where ended the tap, or "" */
     struct sl_expr *where;      /* under lock; NULL: every record */
     uint64_t limit;             /* 0: none */
     uint64_t taken;             /* records put in buf (under lock) */
@@ -66,7 +68,8 @@ struct client {
 };
 
 struct sl_control {
-    int fd; /* listening */
+    int fd;    /* listening */
+    ino_t ino; /* the socket file made: only it is removed at the end */
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     _Atomic(struct sl_pipeline *) pl; /* release/acquire */
     struct client clients[MAX_CLIENTS];
@@ -99,7 +102,10 @@ int sl_control_auto_path(const char *pipeline_file, char *buf, size_t len)
 
 /* ---- taps, on the workers ---- */
 
-void sl_control_tap(struct sl_control *c, const struct sl_node *node, const struct sl_batch *batch)
+void sl_control_tap(struct sl_control *c,
+                    const struct sl_node *node,
+                    size_t out,
+                    const struct sl_batch *batch)
 {
     struct sl_buf line = {0};
     struct sl_arena scratch;
@@ -111,14 +117,28 @@ void sl_control_tap(struct sl_control *c, const struct sl_node *node, const stru
             continue;
         }
         pthread_mutex_lock(&tap->lock);
-        for (uint32_t i = 0; tap->active && tap->node == node && i < batch->n; i++) {
+        for (uint32_t i = 0; tap->active && tap->node == node && tap->out == out &&
+                             tap->failed[0] == '\0' && i < batch->n;
+             i++) {
             const struct sl_record *rec = &batch->recs[i];
             struct sl_value v;
+            struct sl_err err = {0};
             if (tap->limit > 0 && tap->taken >= tap->limit) {
                 break;
             }
-            if (tap->where != NULL && (sl_expr_eval(tap->where, rec, &scratch, &v, NULL) != 0 ||
-                                       v.type != SL_TYPE_BOOL || !v.u.b)) {
+            /* An error ends the tap with its reason: an expression that
+             * fails on every record would otherwise print nothing, ever.
+             * null is false, as a filter's where. */
+            if (tap->where != NULL && sl_expr_eval(tap->where, rec, &scratch, &v, &err) != 0) {
+                snprintf(tap->failed, sizeof(tap->failed), "--where: %.140s", err.msg);
+                break;
+            }
+            if (tap->where != NULL && v.type != SL_TYPE_BOOL && v.type != SL_TYPE_NULL) {
+                snprintf(tap->failed, sizeof(tap->failed), "--where: expected a bool, got %s",
+                         sl_type_name((enum sl_type)v.type));
+                break;
+            }
+            if (tap->where != NULL && !(v.type == SL_TYPE_BOOL && v.u.b)) {
                 continue;
             }
             sl_buf_reset(&line);
@@ -138,10 +158,11 @@ void sl_control_tap(struct sl_control *c, const struct sl_node *node, const stru
 
 /* ---- the server, on the loop thread ---- */
 
-struct sl_control *sl_control_start(const char *path, struct sl_err *err)
+struct sl_control *sl_control_start(const char *path, bool private_dir, struct sl_err *err)
 {
     struct sl_control *c = sl_calloc(1, sizeof(*c));
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    struct stat st;
 
     if (c == NULL) {
         sl_err_set(err, SL_ENOMEM, "out of memory");
@@ -159,15 +180,31 @@ struct sl_control *sl_control_start(const char *path, struct sl_err *err)
                    sizeof(addr.sun_path) - 1);
         return sl_control_stop(c);
     }
-    snprintf(c->path, sizeof(c->path), "%s", path);
     snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
-    /* The folder: made private if sluice makes it. */
+    /* The folder: made private if sluice makes it; the automatic one must
+     * be this user's alone, or another user could put a socket of theirs
+     * where top and tap look. */
     char dir[sizeof(addr.sun_path)];
     snprintf(dir, sizeof(dir), "%s", path);
     char *slash = strrchr(dir, '/');
     if (slash != NULL && slash != dir) {
         *slash = '\0';
         (void)mkdir(dir, 0700);
+        if (private_dir && (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid() ||
+                            (st.st_mode & 077) != 0)) {
+            sl_err_set(err, SL_EIO,
+                       "engine.control: %s is not a folder of this user's alone (mode 0700): "
+                       "set engine.control to a path",
+                       dir);
+            return sl_control_stop(c);
+        }
+    }
+    /* Never remove what is not a socket: a path that names a file of the
+     * user's (the pipeline file, a database) is a mistake to say. */
+    if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+        sl_err_set(err, SL_EIO,
+                   "engine.control: %s exists and is not a socket: choose another path", path);
+        return sl_control_stop(c);
     }
     c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0) {
@@ -183,22 +220,23 @@ struct sl_control *sl_control_start(const char *path, struct sl_err *err)
         if (probe >= 0) {
             close(probe);
         }
-        if (!live && unlink(path) == 0) {
+        if (!live && lstat(path, &st) == 0 && S_ISSOCK(st.st_mode) && unlink(path) == 0) {
             rc = bind(c->fd, (struct sockaddr *)&addr, sizeof(addr));
-        } else if (live) {
+        } else {
             errno = EADDRINUSE;
         }
     }
     umask(old);
-    if (rc != 0 || listen(c->fd, MAX_CLIENTS) != 0) {
+    if (rc != 0 || listen(c->fd, MAX_CLIENTS) != 0 || lstat(path, &st) != 0) {
         int e = errno;
         close(c->fd);
         c->fd = -1;
-        c->path[0] = '\0'; /* not ours: never unlinked */
         sl_err_set(err, SL_EIO, "engine.control: %s: %s%s", path, strerror(e),
                    e == EADDRINUSE ? " (another run of this pipeline has it)" : "");
         return sl_control_stop(c);
     }
+    snprintf(c->path, sizeof(c->path), "%s", path);
+    c->ino = st.st_ino;
     return c;
 }
 
@@ -341,12 +379,24 @@ static void serve_tap(struct sl_control *c, struct client *cl, char *args)
         reply(cl, true, "#error the pipeline is still starting\n");
         return;
     }
+    /* NODE, or NODE.OUTPUT for a route's output (names have no dots). */
+    char *dot = strchr(args, '.');
+    size_t out = 0;
+    if (dot != NULL) {
+        *dot = '\0';
+    }
     for (size_t i = 0; i < pl->nnodes; i++) {
         if (strcmp(pl->nodes[i].name, args) == 0) {
             node = &pl->nodes[i];
         }
     }
-    if (node == NULL) {
+    for (size_t o = 1; node != NULL && dot != NULL && out == 0 && o < node->nouts; o++) {
+        out = node->outs[o].name != NULL && strcmp(node->outs[o].name, dot + 1) == 0 ? o : 0;
+    }
+    if (node == NULL || (dot != NULL && out == 0)) {
+        if (dot != NULL) {
+            *dot = '.';
+        }
         reply(cl, true, "#error no node '%.100s' in this pipeline\n", args);
         return;
     }
@@ -369,6 +419,8 @@ static void serve_tap(struct sl_control *c, struct client *cl, char *args)
     }
     pthread_mutex_lock(&tap->lock);
     tap->node = node;
+    tap->out = out;
+    tap->failed[0] = '\0';
     tap->where = where;
     tap->limit = strtoull(limit_s, NULL, 10);
     tap->taken = 0;
@@ -381,7 +433,8 @@ static void serve_tap(struct sl_control *c, struct client *cl, char *args)
      * it sees under the tap's lock is consistent. */
     atomic_fetch_add_explicit(&node->tapped, 1, memory_order_relaxed);
     cl->tap = tap;
-    reply(cl, false, "#tap %s\n", node->name);
+    reply(cl, false, "#tap %s%s%s\n", node->name, out > 0 ? "." : "",
+          out > 0 ? node->outs[out].name : "");
 }
 
 static void serve_line(struct sl_control *c, struct client *cl)
@@ -439,9 +492,13 @@ static void take_tap(struct sl_control *c, struct client *cl)
         sl_buf_reset(&tap->buf);
     }
     done = tap->limit > 0 && tap->taken >= tap->limit && tap->buf.len == 0;
+    char failed[sizeof(tap->failed)];
+    snprintf(failed, sizeof(failed), "%s", tap->failed);
     pthread_mutex_unlock(&tap->lock);
-    if (done) {
-        cl->close_after_out = true;
+    if (failed[0] != '\0' && cl->out.len == cl->out_off) {
+        reply(cl, true, "#error %s\n", failed);
+    } else if (done && cl->out.len == cl->out_off) {
+        reply(cl, true, "#end\n");
     }
 }
 
@@ -534,6 +591,11 @@ void sl_control_close_clients(struct sl_control *c)
     for (size_t i = 0; i < MAX_CLIENTS; i++) {
         if (c->clients[i].fd >= 0 && c->clients[i].tap != NULL) {
             take_tap(c, &c->clients[i]);
+            /* The pipeline ended: the tap ends cleanly (a tap that sees
+             * the socket close without this knows its pipeline died). */
+            if (!c->clients[i].close_after_out) {
+                reply(&c->clients[i], true, "#end\n");
+            }
         }
         if (c->clients[i].fd >= 0) {
             write_out(c, &c->clients[i]); /* what is ready goes, without waiting */
@@ -557,7 +619,10 @@ struct sl_control *sl_control_stop(struct sl_control *c)
     }
     if (c->fd >= 0) {
         close(c->fd);
-        if (c->path[0] != '\0') {
+        /* Ours only: not a socket another run put there since. */
+        struct stat st;
+        if (c->path[0] != '\0' && lstat(c->path, &st) == 0 && S_ISSOCK(st.st_mode) &&
+            st.st_ino == c->ino) {
             (void)unlink(c->path);
         }
     }

@@ -24,10 +24,12 @@ struct sl_control;
  * 0, SL_EIO (the file is not there), SL_EINVAL (too long). */
 int sl_control_auto_path(const char *pipeline_file, char *buf, size_t len);
 
-/* Listens on path (0600; its folder made 0700 when missing). A socket left
- * by a run that is gone is replaced; one a live run answers on is not
- * (SL_EIO, saying so). NULL with err filled. Thread: main. */
-struct sl_control *sl_control_start(const char *path, struct sl_err *err);
+/* Listens on path (0600; its folder made 0700 when missing, and with
+ * private_dir, refused unless it is this user's alone). A socket left by a
+ * run that is gone is replaced; one a live run answers on is not, nor
+ * anything that is not a socket (SL_EIO, saying so). NULL with err
+ * filled. Thread: main. */
+struct sl_control *sl_control_start(const char *path, bool private_dir, struct sl_err *err);
 /* Requests see pl from now on. Thread: any (release). */
 void sl_control_attach(struct sl_control *c, struct sl_pipeline *pl);
 /* Fills fds with what the loop polls (at most max); returns how many. */
@@ -45,10 +47,14 @@ void sl_control_close_clients(struct sl_control *c);
  * the pipeline is gone (workers may tap until then). Thread: main. */
 struct sl_control *sl_control_stop(struct sl_control *c);
 
-/* A worker emitted batch from node while node->tapped > 0: the taps of
- * that node take the records they want. Never blocks on the socket.
+/* A worker emitted batch on output out of node (0: its own; a sink: what
+ * it writes) while node->tapped > 0: the taps of that output take the
+ * records they want. Never blocks on the socket.
  * Thread: any. */
-void sl_control_tap(struct sl_control *c, const struct sl_node *node, const struct sl_batch *batch);
+void sl_control_tap(struct sl_control *c,
+                    const struct sl_node *node,
+                    size_t out,
+                    const struct sl_batch *batch);
 
 /* `sluice top TARGET [-n N]` and `sluice tap TARGET NODE [--limit N]
  * [--where EXPR]`: TARGET is the pipeline file or its socket. Return the

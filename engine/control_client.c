@@ -313,7 +313,8 @@ static int tap_once(const char *path, const char *req, size_t req_len)
 {
     char chunk[65536];
     struct sl_buf line = {0};
-    bool head = true; /* the first line is the server's answer */
+    bool head = true;   /* the first line is the server's answer */
+    bool ended = false; /* the server said the tap is over (limit, pipeline's end) */
     int code = 0;
     int fd = dial(path);
 
@@ -335,6 +336,8 @@ static int tap_once(const char *path, const char *req, size_t req_len)
             } else if (chunk[i] == '\n') {
                 if (head && strcmp(line.data, "#error the pipeline is still starting\n") == 0) {
                     code = -1;
+                } else if (strcmp(line.data, "#end\n") == 0) {
+                    ended = true;
                 } else if (strncmp(line.data, "#error ", 7) == 0) {
                     fprintf(stderr, "sluice: tap: %s", line.data + 7);
                     code = head ? EXIT_USAGE : EXIT_FAILED;
@@ -349,6 +352,10 @@ static int tap_once(const char *path, const char *req, size_t req_len)
     }
     close(fd);
     sl_buf_release(&line);
+    if (code == 0 && !ended) {
+        fprintf(stderr, "sluice: tap: the pipeline stopped answering (killed?)\n");
+        code = EXIT_FAILED;
+    }
     return code;
 }
 

@@ -392,7 +392,8 @@ static int start_control(struct sl_loop *loop, const struct sl_conf *conf, struc
                     conf->file);
         return 0;
     }
-    loop->control = sl_control_start(conf->control_path != NULL ? conf->control_path : path, &cerr);
+    loop->control = sl_control_start(conf->control_path != NULL ? conf->control_path : path,
+                                     conf->control_path == NULL, &cerr);
     if (loop->control == NULL && conf->control_path != NULL) {
         *err = cerr;
         return cerr.code;

@@ -109,6 +109,10 @@ static int control_main(int argc, char **argv)
             return EXIT_USAGE;
         }
     }
+    if (tap && npos == 2 && strpbrk(pos[1], "\t\n") != NULL) {
+        fprintf(stderr, "sluice: tap: no node name has a tab or a line break\n");
+        return EXIT_USAGE;
+    }
     if (npos < (tap ? 2u : 1u)) {
         fprintf(stderr, "sluice: %s: missing %s\n%s", argv[1], npos == 0 ? "FILE" : "NODE",
                 usage_text);

@@ -150,12 +150,17 @@ static int latency(struct sl_buf *buf, const struct sl_pipeline *pl)
         }
         const struct sl_latency *h = &sl_sink_of((struct sl_node *)node)->latency;
         char le[48];
+        /* The total first, and no bucket above it: the writer adds to a
+         * bucket before the total, so a bucket read after the total may
+         * hold records the total does not, and a cumulative histogram must
+         * never have a bucket above +Inf (seen with 16 scrapers). */
+        uint64_t total = atomic_load_explicit(&h->total, memory_order_relaxed);
         for (size_t b = 0; rc == 0 && b < NLE; b++) {
+            uint64_t n = sl_latency_count_le(h, (uint64_t)(latency_le[b] * 1e6));
             snprintf(le, sizeof(le), "le=\"%g\"", latency_le[b]);
             rc = node_line(buf, "sluice_sink_latency_seconds_bucket", node, le,
-                           sl_latency_count_le(h, (uint64_t)(latency_le[b] * 1e6)));
+                           n < total ? n : total);
         }
-        uint64_t total = atomic_load_explicit(&h->total, memory_order_relaxed);
         rc = rc != 0
                  ? rc
                  : node_line(buf, "sluice_sink_latency_seconds_bucket", node, "le=\"+Inf\"", total);

@@ -395,12 +395,12 @@ static void send_parts(struct sl_node *node, size_t out, struct sl_batch *batch,
 }
 
 /* `sluice tap` clients of node take what they want of batch. */
-static void tap(struct sl_node *node, const struct sl_batch *batch)
+static void tap(struct sl_node *node, size_t out, const struct sl_batch *batch)
 {
     struct sl_control *c = atomic_load_explicit(&node->pl->control, memory_order_acquire);
 
     if (c != NULL) {
-        sl_control_tap(c, node, batch);
+        sl_control_tap(c, node, out, batch);
     }
 }
 
@@ -409,7 +409,7 @@ void sl_node_emit(struct sl_node *node, size_t out, struct sl_batch *batch)
     struct sl_out *o = &node->outs[out];
 
     if (atomic_load_explicit(&node->tapped, memory_order_relaxed) > 0) {
-        tap(node, batch);
+        tap(node, out, batch);
     }
 
     if (node->cn->kind == SLUICE_KIND_SOURCE && out == 0) {
@@ -456,7 +456,7 @@ static void process_one(struct sl_node *node, struct sl_batch *batch)
     /* A sink's output is what it writes: its input. */
     if (node->cn->kind == SLUICE_KIND_SINK &&
         atomic_load_explicit(&node->tapped, memory_order_relaxed) > 0) {
-        tap(node, batch);
+        tap(node, 0, batch);
     }
     rc = node->type->process(node, batch);
     if (rc != 0) {

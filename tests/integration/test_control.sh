@@ -70,6 +70,20 @@ rc1=$?
 rc2=$?
 set -e
 [ $rc1 = 2 ] && grep -q "no node 'nope'" err.txt || fail "unknown node: exit $rc1: $(cat err.txt)"
+# --where that fails on the records ends the tap with the reason (it
+# printed nothing, forever); a node name with a tab is refused.
+set +e
+timeout 60 "$SLUICE" tap p.yaml f --where 'tags + 1 > 0' > /dev/null 2> err3.txt
+rc3=$?
+timeout 60 "$SLUICE" tap p.yaml f --where 'amount' > /dev/null 2> err4.txt
+rc4=$?
+"$SLUICE" tap p.yaml "$(printf 'f\tx')" 2> err5.txt
+rc5=$?
+set -e
+[ $rc3 = 1 ] && grep -q "tap: --where: " err3.txt || fail "where error: exit $rc3: $(cat err3.txt)"
+[ $rc4 = 1 ] && grep -q "tap: --where: expected a bool, got float" err4.txt ||
+    fail "where not a bool: exit $rc4: $(cat err4.txt)"
+[ $rc5 = 2 ] || fail "tab in the node: exit $rc5: $(cat err5.txt)"
 [ $rc2 = 2 ] && grep -q -- "--where: column" err2.txt || fail "bad where: exit $rc2: $(cat err2.txt)"
 wait $pid || fail "run: $(err_of run.err)"
 kill $stalled 2> /dev/null || true
@@ -88,8 +102,17 @@ sed 's/out.db/q.db/' p.yaml > q.yaml
 pid=$!
 wait_until sh -c 'ls run/sluice-q.yaml-*.sock > /dev/null 2>&1' || fail "no socket (2): $(cat run1.err)"
 qsock=$(ls run/sluice-q.yaml-*.sock)
+"$SLUICE" tap q.yaml g > /dev/null 2> died.txt &
+tapper=$!
+sleep 0.5
 kill -9 $pid
 wait $pid 2> /dev/null || true
+set +e
+wait $tapper
+rc=$?
+set -e
+[ $rc = 1 ] && grep -q "the pipeline stopped answering" died.txt ||
+    fail "a tap whose pipeline was killed: exit $rc: $(cat died.txt)"
 [ -S "$qsock" ] || fail "kill -9 removed the socket?"
 "$SLUICE" run q.yaml --quiet 2> run2.err &
 pid=$!
@@ -103,4 +126,10 @@ wait_until live || fail "the new run never answered: $(cat run2.err)"
 grep -q "no control socket" second.err || fail "second run said nothing: $(cat second.err)"
 kill -TERM $pid
 wait $pid || fail "run after the stale socket: $(err_of run2.err)"
+# The automatic folder must be this user's alone.
+mkdir -m 777 open && chmod 777 open
+XDG_RUNTIME_DIR=$WORK/open "$SLUICE" run q.yaml --set 'sinks.db.path=third.db' --set 'sources.g.count=10' \
+    2> open.err || fail "run with an open folder: $(cat open.err)"
+grep -q "open is not a folder of this user's alone" open.err || fail "open folder: $(cat open.err)"
+[ -z "$(ls open)" ] || fail "a socket in a folder others may write"
 echo ok
