@@ -53,7 +53,7 @@ struct sl_sink_batching {
     int64_t max_records;        /* per write, at most */
     uint64_t max_bytes;         /* per write, at most */
     uint64_t max_wait_ns;       /* longest a record waits for its write */
-    uint64_t target_latency_ns; /* size writes so each takes at most this; 0: none */
+    uint64_t target_latency_ns; /* size writes aiming each at this; 0: none */
 };
 
 /* The option rows of a sink conf struct `type` whose struct sl_sink_batching
@@ -67,8 +67,8 @@ struct sl_sink_batching {
     {"batch.max_wait", SLUICE_OPT_DURATION, "100ms", offsetof(type, member.max_wait_ns), 0, 0,  \
      NULL, 0, "Longest a record waits for its write; idle input is written at once."},           \
     {"batch.target_latency", SLUICE_OPT_DURATION, "0", offsetof(type, member.target_latency_ns),\
-     0, 0, NULL, 0, "Size writes from their measured cost so that each takes at most this "      \
-     "(0: no target)."}
+     0, 0, NULL, 0, "Size writes from their measured cost, aiming each at this (a target, "      \
+     "not a bound; 0: none)."}
 /* clang-format on */
 
 struct sl_sink {
