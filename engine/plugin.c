@@ -410,6 +410,13 @@ static int check_def(const struct sluice_stage_def *def,
     }
     const char *const *c = def->struct_size >= sizeof(*def) ? def->counters : NULL;
     for (size_t i = 0; c != NULL && c[i] != NULL; i++) {
+        for (size_t j = 0; j < i && i < SLUICE_MAX_COUNTERS; j++) {
+            if (name_ok(c[i], "") && strcmp(c[j], c[i]) == 0) {
+                return snprintf(msg, len, "type '%s': counter '%s' is named twice", def->name,
+                                c[i]),
+                       -1;
+            }
+        }
         if (i == SLUICE_MAX_COUNTERS || !name_ok(c[i], "")) {
             return snprintf(msg, len, "type '%s': at most %d counters, named with a-z, 0-9, '_'",
                             def->name, SLUICE_MAX_COUNTERS),
