@@ -100,7 +100,11 @@ static void probe_fini(void *ctx)
     (void)ctx;
 }
 
+#ifdef BAD_DUP_COUNTER
+static const char *const probe_counters[] = {"dropped_by_flag", "dropped_by_flag", NULL};
+#else
 static const char *const probe_counters[] = {"dropped_by_flag", NULL};
+#endif
 
 static const struct sluice_stage_def probe_stage = {
 #ifdef BAD_ABI_MAJOR

@@ -149,6 +149,7 @@ refused bad_option "type 'probe': option 'mode': an enum needs choices"
 refused source_kind "type 'probe' is a source: plugins define stages"
 refused entry_null "refused to load: needs a licence key"
 refused old_struct "its struct sluice_plugin is 8 bytes"
+refused dup_counter "type 'probe': counter 'dropped_by_flag' is named twice"
 # The same type from two files.
 mkdir -p other && cp "$TP/ok/probe.so" other/probe2.so
 sed "s|\[$TP/ok\]|[$TP/ok, other]|" probe.yaml > two.yaml
