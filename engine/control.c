@@ -65,6 +65,7 @@ struct client {
     size_t out_off;
     struct tap *tap;      /* a tap client, or NULL */
     bool close_after_out; /* close once out is sent */
+    bool eof;             /* the client shut its sending side down: not read again */
 };
 
 struct sl_control {
@@ -280,6 +281,7 @@ static void client_close(struct sl_control *c, struct client *cl)
     sl_buf_release(&cl->out);
     cl->out_off = 0;
     cl->close_after_out = false;
+    cl->eof = false;
 }
 
 static void reply(struct client *cl, bool close_after, const char *fmt, ...)
@@ -452,16 +454,27 @@ static void serve_line(struct sl_control *c, struct client *cl)
 
 static void read_request(struct sl_control *c, struct client *cl)
 {
-    ssize_t n = recv(cl->fd, cl->in + cl->in_len, sizeof(cl->in) - 1 - cl->in_len, 0);
+    /* One request per connection: what follows it is read and ignored
+     * (into discard: in may be full, and a recv of 0 bytes returns 0). */
+    bool answered = cl->tap != NULL || cl->close_after_out;
+    char discard[256];
+    ssize_t n = answered ? recv(cl->fd, discard, sizeof(discard), 0)
+                         : recv(cl->fd, cl->in + cl->in_len, sizeof(cl->in) - 1 - cl->in_len, 0);
 
+    if (n == 0 && cl->tap == NULL && cl->close_after_out && cl->out_off < cl->out.len) {
+        /* The end of the request (nc -N, shutdown(SHUT_WR)), not a client
+         * gone: the reply still goes out, and write_out closes after it. */
+        cl->eof = true;
+        return;
+    }
     if (n <= 0) {
         if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
             client_close(c, cl);
         }
         return;
     }
-    if (cl->tap != NULL || cl->close_after_out) {
-        return; /* one request per connection: the rest is ignored */
+    if (answered) {
+        return;
     }
     cl->in_len += (size_t)n;
     cl->in[cl->in_len] = '\0';
@@ -531,9 +544,11 @@ size_t sl_control_pollfds(struct sl_control *c, struct pollfd *fds, size_t max)
     for (size_t i = 0; i < MAX_CLIENTS && n < max; i++) {
         struct client *cl = &c->clients[i];
         if (cl->fd >= 0) {
-            fds[n++] = (struct pollfd){
-                .fd = cl->fd,
-                .events = (short)(POLLIN | (cl->out_off < cl->out.len ? POLLOUT : 0))};
+            /* Not POLLIN after the client's end: it would be ready for ever. */
+            fds[n++] =
+                (struct pollfd){.fd = cl->fd,
+                                .events = (short)((cl->eof ? 0 : POLLIN) |
+                                                  (cl->out_off < cl->out.len ? POLLOUT : 0))};
         }
     }
     return n;
@@ -573,7 +588,9 @@ void sl_control_run(struct sl_control *c)
         if (cl->fd < 0) {
             continue;
         }
-        read_request(c, cl);
+        if (!cl->eof) {
+            read_request(c, cl);
+        }
         if (cl->fd >= 0 && cl->tap != NULL) {
             take_tap(c, cl);
         }
