@@ -75,6 +75,8 @@ struct sl_control {
     _Atomic(struct sl_pipeline *) pl; /* release/acquire */
     struct client clients[MAX_CLIENTS];
     struct tap taps[SL_CONTROL_TAPS];
+    void (*on_format)(void *arg); /* tests */
+    void *on_format_arg;
 };
 
 /* ---- the path ---- */
@@ -143,7 +145,11 @@ void sl_control_tap(struct sl_control *c,
                 continue;
             }
             sl_buf_reset(&line);
-            if (sl_json_write_record(&line, rec) != 0 || sl_buf_putc(&line, '\n') != 0 ||
+            int frc = sl_json_write_record(&line, rec);
+            if (c->on_format != NULL) {
+                c->on_format(c->on_format_arg);
+            }
+            if (frc != 0 || sl_buf_putc(&line, '\n') != 0 ||
                 tap->buf.len + line.len > TAP_BUF_BYTES ||
                 sl_buf_append(&tap->buf, line.data, line.len) != 0) {
                 tap->dropped++;
@@ -155,6 +161,12 @@ void sl_control_tap(struct sl_control *c,
     }
     sl_arena_release(&scratch);
     sl_buf_release(&line);
+}
+
+void sl_control_test_on_format(struct sl_control *c, void (*fn)(void *arg), void *arg)
+{
+    c->on_format = fn;
+    c->on_format_arg = arg;
 }
 
 /* ---- the server, on the loop thread ---- */

@@ -56,6 +56,10 @@ void sl_control_tap(struct sl_control *c,
                     size_t out,
                     const struct sl_batch *batch);
 
+/* Tests: fn(arg) runs in sl_control_tap once a batch's records are
+ * formatted, before they go to the tap's buffer. */
+void sl_control_test_on_format(struct sl_control *c, void (*fn)(void *arg), void *arg);
+
 /* `sluice top TARGET [-n N]` and `sluice tap TARGET NODE [--limit N]
  * [--where EXPR]`: TARGET is the pipeline file or its socket. Return the
  * exit code. Thread: main. */
