@@ -40,19 +40,23 @@
 #define TAP_BUF_BYTES (1u << 20)
 
 /* A tap: written by the workers that emit its node's batches, drained by
- * the loop thread. Slots are never freed, only reused, so a worker may
- * always take a slot's lock; under it, active and node say whether the
- * slot is still the one it wants. */
+ * the loop thread. Slots are never freed, only reused. A worker formats a
+ * batch's lines outside the lock, so the loop thread never waits for it
+ * and the workers of one node format at once; it takes the lock only to
+ * hand the lines over. While it formats it reads node, where and limit
+ * without the lock: it counts itself in users, then reads active. The loop
+ * thread writes them only in a slot it saw inactive (tap_end) and then
+ * without users (serve_tap), seq_cst on both sides: either the worker sees
+ * active false, or the loop thread sees it counted and takes another slot.
+ * So where stays until the slot is reused (or the socket stops). */
 struct tap {
     pthread_mutex_t lock;
-    bool active;                /* under lock (and in the atomic below, for a cheap look) */
-    atomic_bool maybe_active;   /* relaxed hint: skip idle slots without the lock */
-    const struct sl_node *node; /* under lock */
-    size_t out;                 /* under lock: which of its outputs (0: the node's own) */
-    char failed[160];           /* under lock: why --where ended the tap, or "" */
-    struct sl_expr *where;      /* under lock; NULL: every record */
-    uint64_t limit;             /* 0: none */
-    uint64_t taken;             /* records put in buf (under lock) */
+    atomic_bool active;         /* seq_cst; true once node, where and limit are written */
+    atomic_uint users;          /* workers reading node, where, limit (seq_cst) */
+    const struct sl_node *node; /* written by the loop while inactive and unused */
+    struct sl_expr *where;      /* likewise; NULL: every record */
+    uint64_t limit;             /* likewise; 0: none */
+    atomic_uint_fast64_t taken; /* records put in buf: written under lock, read relaxed outside */
     uint64_t dropped;           /* records that did not fit (under lock) */
     struct sl_buf buf;          /* formatted lines waiting for the loop (under lock) */
 };
@@ -69,12 +73,13 @@ struct client {
 };
 
 struct sl_control {
-    int fd;    /* listening */
-    ino_t ino; /* the socket file made: only it is removed at the end */
+    int fd; /* listening */
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     _Atomic(struct sl_pipeline *) pl; /* release/acquire */
     struct client clients[MAX_CLIENTS];
-    struct tap taps[SL_CONTROL_TAPS];
+    /* Twice the taps that may run: a slot whose tap just ended may still
+     * have a worker in it, and a new tap takes another. */
+    struct tap taps[2 * SL_CONTROL_TAPS];
     void (*on_format)(void *arg); /* tests */
     void *on_format_arg;
 };
@@ -105,62 +110,112 @@ int sl_control_auto_path(const char *pipeline_file, char *buf, size_t len)
 
 /* ---- taps, on the workers ---- */
 
-void sl_control_tap(struct sl_control *c,
-                    const struct sl_node *node,
-                    size_t out,
-                    const struct sl_batch *batch)
+/* The lines of batch's records that tap wants, in lines, each one's end
+ * in ends; returns how many; *ret_failed: records that wanted a line but
+ * could not have one (out of memory, or more than the tap's buffer holds). */
+static uint32_t format_lines(const struct tap *tap,
+                             const struct sl_batch *batch,
+                             struct sl_arena *scratch,
+                             struct sl_buf *lines,
+                             size_t *ends,
+                             uint64_t *ret_failed)
 {
-    struct sl_buf line = {0};
-    struct sl_arena scratch;
+    uint64_t taken = atomic_load_explicit(&tap->taken, memory_order_relaxed);
+    uint32_t n = 0;
 
-    sl_arena_init(&scratch); /* where's temporaries: the batch may be shared */
-    for (size_t t = 0; t < SL_CONTROL_TAPS; t++) {
-        struct tap *tap = &c->taps[t];
-        if (!atomic_load_explicit(&tap->maybe_active, memory_order_relaxed)) {
+    for (uint32_t i = 0; i < batch->n; i++) {
+        const struct sl_record *rec = &batch->recs[i];
+        struct sl_value v;
+        size_t mark = lines->len;
+        if (tap->limit > 0 && taken + n >= tap->limit) {
+            break;
+        }
+        if (tap->where != NULL && (sl_expr_eval(tap->where, rec, scratch, &v, NULL) != 0 ||
+                                   v.type != SL_TYPE_BOOL || !v.u.b)) {
             continue;
         }
-        pthread_mutex_lock(&tap->lock);
-        for (uint32_t i = 0; tap->active && tap->node == node && tap->out == out &&
-                             tap->failed[0] == '\0' && i < batch->n;
-             i++) {
-            const struct sl_record *rec = &batch->recs[i];
-            struct sl_value v;
-            struct sl_err err = {0};
-            if (tap->limit > 0 && tap->taken >= tap->limit) {
-                break;
+        if (mark >= TAP_BUF_BYTES || sl_json_write_record(lines, rec) != 0 ||
+            sl_buf_putc(lines, '\n') != 0) {
+            lines->len = mark;
+            if (lines->data != NULL) {
+                lines->data[mark] = '\0';
             }
-            /* An error ends the tap with its reason: an expression that
-             * fails on every record would otherwise print nothing, ever.
-             * null is false, as a filter's where. */
-            if (tap->where != NULL && sl_expr_eval(tap->where, rec, &scratch, &v, &err) != 0) {
-                snprintf(tap->failed, sizeof(tap->failed), "--where: %.140s", err.msg);
-                break;
-            }
-            if (tap->where != NULL && v.type != SL_TYPE_BOOL && v.type != SL_TYPE_NULL) {
-                snprintf(tap->failed, sizeof(tap->failed), "--where: expected a bool, got %s",
-                         sl_type_name((enum sl_type)v.type));
-                break;
-            }
-            if (tap->where != NULL && !(v.type == SL_TYPE_BOOL && v.u.b)) {
-                continue;
-            }
-            sl_buf_reset(&line);
-            int frc = sl_json_write_record(&line, rec);
-            if (c->on_format != NULL) {
-                c->on_format(c->on_format_arg);
-            }
-            if (frc != 0 || sl_buf_putc(&line, '\n') != 0 ||
-                tap->buf.len + line.len > TAP_BUF_BYTES ||
-                sl_buf_append(&tap->buf, line.data, line.len) != 0) {
+            (*ret_failed)++;
+            continue;
+        }
+        ends[n++] = lines->len;
+    }
+    return n;
+}
+
+/* Hands n formatted lines to tap, up to its limit and its buffer's size. */
+static void hand_over(
+    struct tap *tap, const struct sl_buf *lines, const size_t *ends, uint32_t n, uint64_t failed)
+{
+    pthread_mutex_lock(&tap->lock);
+    if (!atomic_load_explicit(&tap->active, memory_order_relaxed)) {
+        pthread_mutex_unlock(&tap->lock); /* ended while the lines were made */
+        return;
+    }
+    uint64_t taken = atomic_load_explicit(&tap->taken, memory_order_relaxed);
+    tap->dropped += failed;
+    if ((tap->limit == 0 || taken + n <= tap->limit) &&
+        tap->buf.len + lines->len <= TAP_BUF_BYTES &&
+        sl_buf_append(&tap->buf, lines->data, lines->len) == 0) {
+        taken += n;
+    } else {
+        for (uint32_t k = 0; k < n && (tap->limit == 0 || taken < tap->limit); k++) {
+            size_t start = k > 0 ? ends[k - 1] : 0;
+            size_t len = ends[k] - start;
+            if (tap->buf.len + len > TAP_BUF_BYTES ||
+                sl_buf_append(&tap->buf, lines->data + start, len) != 0) {
                 tap->dropped++;
                 continue;
             }
-            tap->taken++;
+            taken++;
         }
-        pthread_mutex_unlock(&tap->lock);
+    }
+    atomic_store_explicit(&tap->taken, taken, memory_order_relaxed);
+    pthread_mutex_unlock(&tap->lock);
+}
+
+void sl_control_tap(struct sl_control *c, const struct sl_node *node, const struct sl_batch *batch)
+{
+    struct sl_buf lines = {0};
+    struct sl_arena scratch;
+    size_t *ends = NULL;
+
+    sl_arena_init(&scratch); /* where's temporaries: the batch may be shared */
+    for (size_t t = 0; t < 2 * SL_CONTROL_TAPS; t++) {
+        struct tap *tap = &c->taps[t];
+        if (!atomic_load_explicit(&tap->active, memory_order_relaxed)) {
+            continue; /* a cheap look first */
+        }
+        atomic_fetch_add_explicit(&tap->users, 1, memory_order_seq_cst);
+        if (atomic_load_explicit(&tap->active, memory_order_seq_cst) && tap->node == node &&
+            (tap->limit == 0 ||
+             atomic_load_explicit(&tap->taken, memory_order_relaxed) < tap->limit)) {
+            uint64_t failed = 0;
+            if (ends == NULL) {
+                ends = sl_arena_alloc(&scratch, (batch->n > 0 ? batch->n : 1) * sizeof(*ends));
+            }
+            sl_buf_reset(&lines);
+            uint32_t n =
+                ends != NULL ? format_lines(tap, batch, &scratch, &lines, ends, &failed) : 0;
+            if (ends == NULL) {
+                failed = batch->n;
+            }
+            if (c->on_format != NULL) {
+                c->on_format(c->on_format_arg);
+            }
+            if (n > 0 || failed > 0) {
+                hand_over(tap, &lines, ends, n, failed);
+            }
+        }
+        atomic_fetch_sub_explicit(&tap->users, 1, memory_order_seq_cst);
     }
     sl_arena_release(&scratch);
-    sl_buf_release(&line);
+    sl_buf_release(&lines);
 }
 
 void sl_control_test_on_format(struct sl_control *c, void (*fn)(void *arg), void *arg)
@@ -171,11 +226,10 @@ void sl_control_test_on_format(struct sl_control *c, void (*fn)(void *arg), void
 
 /* ---- the server, on the loop thread ---- */
 
-struct sl_control *sl_control_start(const char *path, bool private_dir, struct sl_err *err)
+struct sl_control *sl_control_start(const char *path, struct sl_err *err)
 {
     struct sl_control *c = sl_calloc(1, sizeof(*c));
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    struct stat st;
 
     if (c == NULL) {
         sl_err_set(err, SL_ENOMEM, "out of memory");
@@ -185,7 +239,7 @@ struct sl_control *sl_control_start(const char *path, bool private_dir, struct s
     for (size_t i = 0; i < MAX_CLIENTS; i++) {
         c->clients[i].fd = -1;
     }
-    for (size_t t = 0; t < SL_CONTROL_TAPS; t++) {
+    for (size_t t = 0; t < 2 * SL_CONTROL_TAPS; t++) {
         pthread_mutex_init(&c->taps[t].lock, NULL);
     }
     if (strlen(path) >= sizeof(addr.sun_path)) {
@@ -193,31 +247,15 @@ struct sl_control *sl_control_start(const char *path, bool private_dir, struct s
                    sizeof(addr.sun_path) - 1);
         return sl_control_stop(c);
     }
+    snprintf(c->path, sizeof(c->path), "%s", path);
     snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
-    /* The folder: made private if sluice makes it; the automatic one must
-     * be this user's alone, or another user could put a socket of theirs
-     * where top and tap look. */
+    /* The folder: made private if sluice makes it. */
     char dir[sizeof(addr.sun_path)];
     snprintf(dir, sizeof(dir), "%s", path);
     char *slash = strrchr(dir, '/');
     if (slash != NULL && slash != dir) {
         *slash = '\0';
         (void)mkdir(dir, 0700);
-        if (private_dir && (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid() ||
-                            (st.st_mode & 077) != 0)) {
-            sl_err_set(err, SL_EIO,
-                       "engine.control: %s is not a folder of this user's alone (mode 0700): "
-                       "set engine.control to a path",
-                       dir);
-            return sl_control_stop(c);
-        }
-    }
-    /* Never remove what is not a socket: a path that names a file of the
-     * user's (the pipeline file, a database) is a mistake to say. */
-    if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
-        sl_err_set(err, SL_EIO,
-                   "engine.control: %s exists and is not a socket: choose another path", path);
-        return sl_control_stop(c);
     }
     c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0) {
@@ -233,23 +271,22 @@ struct sl_control *sl_control_start(const char *path, bool private_dir, struct s
         if (probe >= 0) {
             close(probe);
         }
-        if (!live && lstat(path, &st) == 0 && S_ISSOCK(st.st_mode) && unlink(path) == 0) {
+        if (!live && unlink(path) == 0) {
             rc = bind(c->fd, (struct sockaddr *)&addr, sizeof(addr));
-        } else {
+        } else if (live) {
             errno = EADDRINUSE;
         }
     }
     umask(old);
-    if (rc != 0 || listen(c->fd, MAX_CLIENTS) != 0 || lstat(path, &st) != 0) {
+    if (rc != 0 || listen(c->fd, MAX_CLIENTS) != 0) {
         int e = errno;
         close(c->fd);
         c->fd = -1;
+        c->path[0] = '\0'; /* not ours: never unlinked */
         sl_err_set(err, SL_EIO, "engine.control: %s: %s%s", path, strerror(e),
                    e == EADDRINUSE ? " (another run of this pipeline has it)" : "");
         return sl_control_stop(c);
     }
-    snprintf(c->path, sizeof(c->path), "%s", path);
-    c->ino = st.st_ino;
     return c;
 }
 
@@ -265,11 +302,11 @@ static void tap_end(struct sl_control *c, struct tap *tap)
     const struct sl_node *node;
 
     pthread_mutex_lock(&tap->lock);
-    tap->active = false;
-    atomic_store_explicit(&tap->maybe_active, false, memory_order_relaxed);
+    /* seq_cst: before serve_tap's look at users (see struct tap). where
+     * stays: a worker may still read it. */
+    atomic_store_explicit(&tap->active, false, memory_order_seq_cst);
     node = tap->node;
     dropped = tap->dropped;
-    tap->where = sl_expr_free(tap->where);
     sl_buf_release(&tap->buf);
     pthread_mutex_unlock(&tap->lock);
     if (pl != NULL && node != NULL) {
@@ -393,24 +430,12 @@ static void serve_tap(struct sl_control *c, struct client *cl, char *args)
         reply(cl, true, "#error the pipeline is still starting\n");
         return;
     }
-    /* NODE, or NODE.OUTPUT for a route's output (names have no dots). */
-    char *dot = strchr(args, '.');
-    size_t out = 0;
-    if (dot != NULL) {
-        *dot = '\0';
-    }
     for (size_t i = 0; i < pl->nnodes; i++) {
         if (strcmp(pl->nodes[i].name, args) == 0) {
             node = &pl->nodes[i];
         }
     }
-    for (size_t o = 1; node != NULL && dot != NULL && out == 0 && o < node->nouts; o++) {
-        out = node->outs[o].name != NULL && strcmp(node->outs[o].name, dot + 1) == 0 ? o : 0;
-    }
-    if (node == NULL || (dot != NULL && out == 0)) {
-        if (dot != NULL) {
-            *dot = '.';
-        }
+    if (node == NULL) {
         reply(cl, true, "#error no node '%.100s' in this pipeline\n", args);
         return;
     }
@@ -419,8 +444,13 @@ static void serve_tap(struct sl_control *c, struct client *cl, char *args)
         return;
     }
     struct tap *tap = NULL;
-    for (size_t t = 0; t < SL_CONTROL_TAPS && tap == NULL; t++) {
-        bool busy = false;
+    size_t running = 0;
+    for (size_t k = 0; k < MAX_CLIENTS; k++) {
+        running += c->clients[k].tap != NULL;
+    }
+    for (size_t t = 0; running < SL_CONTROL_TAPS && t < 2 * SL_CONTROL_TAPS && tap == NULL; t++) {
+        /* Neither a client's nor read by a worker still (see struct tap). */
+        bool busy = atomic_load_explicit(&c->taps[t].users, memory_order_seq_cst) != 0;
         for (size_t k = 0; k < MAX_CLIENTS; k++) {
             busy |= c->clients[k].tap == &c->taps[t];
         }
@@ -432,23 +462,20 @@ static void serve_tap(struct sl_control *c, struct client *cl, char *args)
         return;
     }
     pthread_mutex_lock(&tap->lock);
+    tap->where = sl_expr_free(tap->where); /* the slot's last tap's */
     tap->node = node;
-    tap->out = out;
-    tap->failed[0] = '\0';
     tap->where = where;
     tap->limit = strtoull(limit_s, NULL, 10);
-    tap->taken = 0;
+    atomic_store_explicit(&tap->taken, 0, memory_order_relaxed);
     tap->dropped = 0;
     sl_buf_reset(&tap->buf);
-    tap->active = true;
-    atomic_store_explicit(&tap->maybe_active, true, memory_order_relaxed);
+    atomic_store_explicit(&tap->active, true, memory_order_seq_cst); /* publishes the above */
     pthread_mutex_unlock(&tap->lock);
     /* Relaxed: a worker that misses the first batches misses them; what
      * it sees under the tap's lock is consistent. */
     atomic_fetch_add_explicit(&node->tapped, 1, memory_order_relaxed);
     cl->tap = tap;
-    reply(cl, false, "#tap %s%s%s\n", node->name, out > 0 ? "." : "",
-          out > 0 ? node->outs[out].name : "");
+    reply(cl, false, "#tap %s\n", node->name);
 }
 
 static void serve_line(struct sl_control *c, struct client *cl)
@@ -511,19 +538,20 @@ static void take_tap(struct sl_control *c, struct client *cl)
     (void)c;
     pthread_mutex_lock(&tap->lock);
     if (tap->buf.len > 0 && cl->out.len == cl->out_off) {
-        sl_buf_reset(&cl->out);
+        /* A swap: the lock is held for no copy, and the client's sent
+         * buffer is the tap's next. */
+        struct sl_buf sent = cl->out;
+        cl->out = tap->buf;
         cl->out_off = 0;
-        (void)sl_buf_append(&cl->out, tap->buf.data, tap->buf.len);
+        tap->buf = sent;
         sl_buf_reset(&tap->buf);
     }
-    done = tap->limit > 0 && tap->taken >= tap->limit && tap->buf.len == 0;
-    char failed[sizeof(tap->failed)];
-    snprintf(failed, sizeof(failed), "%s", tap->failed);
+    done = tap->limit > 0 &&
+           atomic_load_explicit(&tap->taken, memory_order_relaxed) >= tap->limit &&
+           tap->buf.len == 0;
     pthread_mutex_unlock(&tap->lock);
-    if (failed[0] != '\0' && cl->out.len == cl->out_off) {
-        reply(cl, true, "#error %s\n", failed);
-    } else if (done && cl->out.len == cl->out_off) {
-        reply(cl, true, "#end\n");
+    if (done) {
+        cl->close_after_out = true;
     }
 }
 
@@ -620,11 +648,6 @@ void sl_control_close_clients(struct sl_control *c)
     for (size_t i = 0; i < MAX_CLIENTS; i++) {
         if (c->clients[i].fd >= 0 && c->clients[i].tap != NULL) {
             take_tap(c, &c->clients[i]);
-            /* The pipeline ended: the tap ends cleanly (a tap that sees
-             * the socket close without this knows its pipeline died). */
-            if (!c->clients[i].close_after_out) {
-                reply(&c->clients[i], true, "#end\n");
-            }
         }
         if (c->clients[i].fd >= 0) {
             write_out(c, &c->clients[i]); /* what is ready goes, without waiting */
@@ -648,14 +671,11 @@ struct sl_control *sl_control_stop(struct sl_control *c)
     }
     if (c->fd >= 0) {
         close(c->fd);
-        /* Ours only: not a socket another run put there since. */
-        struct stat st;
-        if (c->path[0] != '\0' && lstat(c->path, &st) == 0 && S_ISSOCK(st.st_mode) &&
-            st.st_ino == c->ino) {
+        if (c->path[0] != '\0') {
             (void)unlink(c->path);
         }
     }
-    for (size_t t = 0; t < SL_CONTROL_TAPS; t++) {
+    for (size_t t = 0; t < 2 * SL_CONTROL_TAPS; t++) {
         sl_expr_free(c->taps[t].where);
         sl_buf_release(&c->taps[t].buf);
         pthread_mutex_destroy(&c->taps[t].lock);
