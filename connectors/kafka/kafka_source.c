@@ -165,12 +165,16 @@ struct kafka_source {
     size_t nepochs;
     uint64_t epoch_count; /* makes each new epoch of this run unique */
     /* The lag /metrics shows: the source thread rebuilds it every
-     * LIVE_LAG_NS from cached watermarks (no broker call), the loop thread
-     * reads it, both under lag_lock. Topics point into parts' strings,
-     * which live until close. */
+     * LIVE_LAG_NS from cached watermarks (no broker call) in next, then
+     * swaps it with lags under lag_lock; the loop thread reads lags under
+     * it. So the loop thread never waits for a rebuild (librdkafka's
+     * locks, every sink's positions), only for a swap. Topics point into
+     * parts' strings, which live until close. */
     pthread_mutex_t lag_lock;
-    struct live_lag *lags;
+    struct live_lag *lags; /* under lag_lock */
     size_t nlags, lags_cap;
+    struct live_lag *next; /* source thread */
+    size_t next_cap;
     uint64_t lag_at_ns; /* source thread: the last rebuild */
 };
 
@@ -1245,18 +1249,17 @@ static void record_lag(struct kafka_source *ks)
  * minus what every sink committed, or where consumption started. */
 static void publish_lag(struct kafka_source *ks)
 {
+    size_t n = 0;
+
     ks->lag_at_ns = sl_now_ns();
-    pthread_mutex_lock(&ks->lag_lock);
-    if (ks->lags_cap < ks->nparts) {
-        struct live_lag *grown = sl_realloc(ks->lags, ks->nparts * sizeof(*grown));
+    if (ks->next_cap < ks->nparts) {
+        struct live_lag *grown = sl_realloc(ks->next, ks->nparts * sizeof(*grown));
         if (grown == NULL) {
-            pthread_mutex_unlock(&ks->lag_lock);
             return; /* the last one stays */
         }
-        ks->lags = grown;
-        ks->lags_cap = ks->nparts;
+        ks->next = grown;
+        ks->next_cap = ks->nparts;
     }
-    ks->nlags = 0;
     for (size_t i = 0; i < ks->nparts; i++) {
         struct kpart *p = &ks->parts[i];
         int64_t lo = 0, hi = -1, pos = -1;
@@ -1270,11 +1273,18 @@ static void publish_lag(struct kafka_source *ks)
             pos = p->start;
         }
         if (pos >= 0) {
-            ks->lags[ks->nlags++] =
-                (struct live_lag){p->topic, p->partition, hi > pos ? hi - pos : 0};
+            ks->next[n++] = (struct live_lag){p->topic, p->partition, hi > pos ? hi - pos : 0};
         }
     }
+    pthread_mutex_lock(&ks->lag_lock);
+    struct live_lag *shown = ks->lags;
+    size_t shown_cap = ks->lags_cap;
+    ks->lags = ks->next;
+    ks->lags_cap = ks->next_cap;
+    ks->nlags = n;
     pthread_mutex_unlock(&ks->lag_lock);
+    ks->next = shown;
+    ks->next_cap = shown_cap;
 }
 
 static int kafka_metrics(struct sl_node *node, struct sl_buf *buf, bool head)
@@ -1480,6 +1490,7 @@ static void kafka_close(struct sl_node *node)
     sl_csv_header_free(ks->header);
     sl_buf_release(&ks->headers_buf);
     sl_free(ks->lags);
+    sl_free(ks->next);
     pthread_mutex_destroy(&ks->lag_lock);
     sl_free(ks);
     node->state = NULL;
