@@ -265,9 +265,13 @@ struct sl_control *sl_control_start(const char *path, struct sl_err *err)
     mode_t old = umask(0177); /* 0600 from the start: no window where others may connect */
     int rc = bind(c->fd, (struct sockaddr *)&addr, sizeof(addr));
     if (rc != 0 && errno == EADDRINUSE) {
-        /* Another run's, or a stale one a killed run left: ask it. */
-        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        bool live = probe >= 0 && connect(probe, (struct sockaddr *)&addr, sizeof(addr)) == 0;
+        /* Another run's, or a stale one a killed run left: ask it. Without
+         * blocking: a listener that accepts nothing (a stuck run, its
+         * backlog full) made a blocking connect wait for ever, before the
+         * loop and its deadlines start. Busy (EAGAIN) is live too. */
+        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        bool live = probe >= 0 && (connect(probe, (struct sockaddr *)&addr, sizeof(addr)) == 0 ||
+                                   errno == EAGAIN || errno == EINPROGRESS);
         if (probe >= 0) {
             close(probe);
         }
