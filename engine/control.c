@@ -15,6 +15,7 @@
 #include "control.h"
 
 #include "buf.h"
+#include "clock.h"
 #include "expr.h"
 #include "fsutil.h"
 #include "json.h"
@@ -38,6 +39,9 @@
 #define MAX_CLIENTS   8
 #define LINE_MAX_     4096
 #define TAP_BUF_BYTES (1u << 20)
+/* After accept found no descriptor left: how long the listening socket is
+ * not polled (it stays readable while the client waits). */
+#define ACCEPT_PAUSE_NS (100 * 1000 * 1000ull)
 
 /* A tap: written by the workers that emit its node's batches, drained by
  * the loop thread. Slots are never freed, only reused. A worker formats a
@@ -80,6 +84,7 @@ struct sl_control {
     /* Twice the taps that may run: a slot whose tap just ended may still
      * have a worker in it, and a new tap takes another. */
     struct tap taps[2 * SL_CONTROL_TAPS];
+    uint64_t accept_after_ns;     /* loop thread: no accept before (out of descriptors) */
     void (*on_format)(void *arg); /* tests */
     void *on_format_arg;
 };
@@ -584,7 +589,10 @@ size_t sl_control_pollfds(struct sl_control *c, struct pollfd *fds, size_t max)
     if (max == 0) {
         return 0;
     }
-    fds[n++] = (struct pollfd){.fd = c->fd, .events = POLLIN};
+    /* Not while accept has no descriptor to give: a waiting client keeps
+     * the socket readable, and the loop would spin. */
+    fds[n++] = (struct pollfd){.fd = c->fd,
+                               .events = (short)(sl_now_ns() >= c->accept_after_ns ? POLLIN : 0)};
     for (size_t i = 0; i < MAX_CLIENTS && n < max; i++) {
         struct client *cl = &c->clients[i];
         if (cl->fd >= 0) {
@@ -600,6 +608,9 @@ size_t sl_control_pollfds(struct sl_control *c, struct pollfd *fds, size_t max)
 
 bool sl_control_tapping(const struct sl_control *c)
 {
+    if (c->accept_after_ns != 0 && sl_now_ns() < c->accept_after_ns) {
+        return true; /* accept again soon */
+    }
     for (size_t i = 0; i < MAX_CLIENTS; i++) {
         if (c->clients[i].fd >= 0) {
             return true;
@@ -610,9 +621,12 @@ bool sl_control_tapping(const struct sl_control *c)
 
 void sl_control_run(struct sl_control *c)
 {
-    for (;;) {
+    while (sl_now_ns() >= c->accept_after_ns) {
         int fd = accept4(c->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                c->accept_after_ns = sl_now_ns() + ACCEPT_PAUSE_NS;
+            }
             break;
         }
         struct client *cl = NULL;

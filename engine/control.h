@@ -34,8 +34,8 @@ struct sl_control *sl_control_start(const char *path, bool private_dir, struct s
 void sl_control_attach(struct sl_control *c, struct sl_pipeline *pl);
 /* Fills fds with what the loop polls (at most max); returns how many. */
 size_t sl_control_pollfds(struct sl_control *c, struct pollfd *fds, size_t max);
-/* True while a client is connected: the loop then comes back often, to
- * move what taps gathered. */
+/* True while a client is connected (the loop then comes back often, to
+ * move what taps gathered) or accept waits for a free descriptor. */
 bool sl_control_tapping(const struct sl_control *c);
 /* Accepts, reads requests, answers and sends what taps gathered, never
  * blocking. Thread: the loop's. */
