@@ -27,7 +27,6 @@
 #include <unistd.h>
 
 #define PROGRESS_NS (500 * 1000 * 1000ull)
-#define METRICS_NS  (1000 * 1000 * 1000ull)
 #define TAP_NS      (20 * 1000 * 1000ull)
 #define CONTROL_FDS 9 /* the listening socket and 8 clients */
 #define NO_DEADLINE UINT64_MAX
@@ -241,8 +240,9 @@ static void wait_event(struct sl_loop *loop, uint64_t deadline_ns)
 
     /* The HTTP server's own timeouts (idle connections) need a turn now
      * and then even when nothing arrives. */
-    if (loop->metrics != NULL && (deadline_ns == NO_DEADLINE || deadline_ns > now + METRICS_NS)) {
-        deadline_ns = now + METRICS_NS;
+    if (loop->metrics != NULL) {
+        uint64_t due = sl_metrics_due_ns(loop->metrics, now);
+        deadline_ns = deadline_ns == NO_DEADLINE || deadline_ns > due ? due : deadline_ns;
     }
     if (loop->control != NULL) {
         nfds += sl_control_pollfds(loop->control, fds + 3, CONTROL_FDS);

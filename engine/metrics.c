@@ -23,6 +23,7 @@
 #include <dlfcn.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -79,7 +80,18 @@ struct sl_metrics {
     _Atomic(struct sl_pipeline *) pl; /* NULL until attached; release/acquire */
     uint64_t start_ns;
     char where[96]; /* host:port, for messages */
+    /* Runs after which the epoll set was still readable (loop thread). A
+     * client that accept cannot take (EMFILE: no descriptor left) keeps the
+     * listening socket in it readable, and libmicrohttpd leaves it there:
+     * the loop would spin. After BUSY_RUNS such runs in a row the set is
+     * left out of the poll for PAUSE_NS, and run at its end. */
+    unsigned busy;
+    uint64_t pause_until_ns;
 };
+
+#define BUSY_RUNS 8
+#define PAUSE_NS  (100 * 1000 * 1000ull)
+#define EVERY_NS  (1000 * 1000 * 1000ull) /* its own timeouts (idle connections) */
 
 /* ---- the text ---- */
 
@@ -402,12 +414,28 @@ struct sl_metrics *sl_metrics_start(const char *host, int port, struct sl_err *e
 
 int sl_metrics_fd(const struct sl_metrics *m)
 {
-    return m->fd;
+    return sl_now_ns() < m->pause_until_ns ? -1 : m->fd;
+}
+
+uint64_t sl_metrics_due_ns(const struct sl_metrics *m, uint64_t now_ns)
+{
+    return now_ns < m->pause_until_ns ? m->pause_until_ns : now_ns + EVERY_NS;
 }
 
 void sl_metrics_run(struct sl_metrics *m)
 {
+    struct pollfd still = {.fd = m->fd, .events = POLLIN};
+
+    if (sl_now_ns() < m->pause_until_ns) {
+        return;
+    }
     (void)mhd.run(m->daemon);
+    if (poll(&still, 1, 0) != 1) {
+        m->busy = 0;
+    } else if (++m->busy >= BUSY_RUNS) {
+        m->busy = 0;
+        m->pause_until_ns = sl_now_ns() + PAUSE_NS;
+    }
 }
 
 void sl_metrics_attach(struct sl_metrics *m, struct sl_pipeline *pl)

@@ -16,9 +16,12 @@ struct sl_metrics;
  * server, or NULL with err filled (SL_EIO: the port is taken, the address
  * is not local). Thread: main. */
 struct sl_metrics *sl_metrics_start(const char *host, int port, struct sl_err *err);
-/* The descriptor to poll for input (an epoll set): when readable, or at
- * least every second, call sl_metrics_run. */
+/* The descriptor to poll for input (an epoll set), or -1 while it is left
+ * out (see sl_metrics_run): when readable, or by sl_metrics_due_ns at the
+ * latest, call sl_metrics_run. */
 int sl_metrics_fd(const struct sl_metrics *m);
+/* When sl_metrics_run is due at the latest, now being now_ns. */
+uint64_t sl_metrics_due_ns(const struct sl_metrics *m, uint64_t now_ns);
 /* Serves what is ready, without blocking. Thread: the loop's. */
 void sl_metrics_run(struct sl_metrics *m);
 /* From now on /metrics shows pl and /health says how it runs. pl must
