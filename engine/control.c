@@ -6,12 +6,14 @@
  *                                 queue, workers and sink p99; then close
  *   tap NODE\tLIMIT\tWHERE     -> "#tap NODE", then the node's output
  *                                 records as JSON lines, as they pass
- * Lines starting with '#' are the server's own ("#error ...", "#dropped N").
+ * Lines starting with '#' are the server's own ("#tap ...", "#error ...").
  * A tap never slows the pipeline: the worker that emits a batch formats
- * the records it wants into the tap's buffer (1 MiB) and counts what does
- * not fit as dropped; the loop thread writes the buffer to the socket
+ * the records it wants (outside the tap's lock) and puts them in the tap's
+ * buffer (1 MiB), counting what does not fit as dropped (logged when the
+ * tap ends); the loop thread takes the buffer and writes it to the socket
  * without blocking. A tap that is slow loses records, never the pipeline's
- * time; one that vanishes is closed at the next write or hangup. */
+ * time; one that vanishes is closed at the next write or hangup. A client
+ * that shuts its side down after its request still gets the reply. */
 #include "control.h"
 
 #include "buf.h"
