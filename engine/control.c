@@ -44,6 +44,9 @@
 /* After accept found no descriptor left: how long the listening socket is
  * not polled (it stays readable while the client waits). */
 #define ACCEPT_PAUSE_NS (100 * 1000 * 1000ull)
+/* A client that sent no whole request by then is told so and closed: it
+ * holds one of MAX_CLIENTS places. */
+#define REQUEST_NS (10 * 1000 * 1000 * 1000ull)
 
 /* A tap: written by the workers that emit its node's batches, drained by
  * the loop thread. Slots are never freed, only reused. A worker formats a
@@ -76,6 +79,7 @@ struct client {
     struct tap *tap;      /* a tap client, or NULL */
     bool close_after_out; /* close once out is sent */
     bool eof;             /* the client shut its sending side down: not read again */
+    uint64_t since_ns;    /* accepted then */
 };
 
 struct sl_control {
@@ -642,6 +646,7 @@ void sl_control_run(struct sl_control *c)
             continue;
         }
         cl->fd = fd;
+        cl->since_ns = sl_now_ns();
     }
     for (size_t i = 0; i < MAX_CLIENTS; i++) {
         struct client *cl = &c->clients[i];
@@ -650,6 +655,11 @@ void sl_control_run(struct sl_control *c)
         }
         if (!cl->eof) {
             read_request(c, cl);
+        }
+        if (cl->fd >= 0 && cl->tap == NULL && !cl->close_after_out &&
+            sl_now_ns() - cl->since_ns >= REQUEST_NS) {
+            reply(cl, true, "#error no request within %llu s\n",
+                  (unsigned long long)(REQUEST_NS / 1000000000ull));
         }
         if (cl->fd >= 0 && cl->tap != NULL) {
             take_tap(c, cl);
