@@ -63,7 +63,9 @@ struct tap {
     atomic_bool active;         /* seq_cst; true once node, where and limit are written */
     atomic_uint users;          /* workers reading node, where, limit (seq_cst) */
     const struct sl_node *node; /* written by the loop while inactive and unused */
+    size_t out;                 /* likewise: which of its outputs (0: the node's own) */
     struct sl_expr *where;      /* likewise; NULL: every record */
+    char failed[160];           /* under lock: why --where ended the tap, or "" */
     uint64_t limit;             /* likewise; 0: none */
     atomic_uint_fast64_t taken; /* records put in buf: written under lock, read relaxed outside */
     uint64_t dropped;           /* records that did not fit (under lock) */
@@ -83,7 +85,8 @@ struct client {
 };
 
 struct sl_control {
-    int fd; /* listening */
+    int fd;    /* listening */
+    ino_t ino; /* the socket file made: only it is removed at the end */
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     _Atomic(struct sl_pipeline *) pl; /* release/acquire */
     struct client clients[MAX_CLIENTS];
@@ -129,7 +132,9 @@ static uint32_t format_lines(const struct tap *tap,
                              struct sl_arena *scratch,
                              struct sl_buf *lines,
                              size_t *ends,
-                             uint64_t *ret_failed)
+                             uint64_t *ret_failed,
+                             char *why,
+                             size_t why_len)
 {
     uint64_t taken = atomic_load_explicit(&tap->taken, memory_order_relaxed);
     uint32_t n = 0;
@@ -141,8 +146,20 @@ static uint32_t format_lines(const struct tap *tap,
         if (tap->limit > 0 && taken + n >= tap->limit) {
             break;
         }
-        if (tap->where != NULL && (sl_expr_eval(tap->where, rec, scratch, &v, NULL) != 0 ||
-                                   v.type != SL_TYPE_BOOL || !v.u.b)) {
+        struct sl_err err = {0};
+        /* An error ends the tap with its reason: an expression that fails
+         * on every record would otherwise print nothing, ever. null is
+         * false, as a filter's where. */
+        if (tap->where != NULL && sl_expr_eval(tap->where, rec, scratch, &v, &err) != 0) {
+            snprintf(why, why_len, "--where: %.140s", err.msg);
+            break;
+        }
+        if (tap->where != NULL && v.type != SL_TYPE_BOOL && v.type != SL_TYPE_NULL) {
+            snprintf(why, why_len, "--where: expected a bool, got %s",
+                     sl_type_name((enum sl_type)v.type));
+            break;
+        }
+        if (tap->where != NULL && !(v.type == SL_TYPE_BOOL && v.u.b)) {
             continue;
         }
         if (mark >= TAP_BUF_BYTES || sl_json_write_record(lines, rec) != 0 ||
@@ -160,13 +177,20 @@ static uint32_t format_lines(const struct tap *tap,
 }
 
 /* Hands n formatted lines to tap, up to its limit and its buffer's size. */
-static void hand_over(
-    struct tap *tap, const struct sl_buf *lines, const size_t *ends, uint32_t n, uint64_t failed)
+static void hand_over(struct tap *tap,
+                      const struct sl_buf *lines,
+                      const size_t *ends,
+                      uint32_t n,
+                      uint64_t failed,
+                      const char *why)
 {
     pthread_mutex_lock(&tap->lock);
-    if (!atomic_load_explicit(&tap->active, memory_order_relaxed)) {
+    if (!atomic_load_explicit(&tap->active, memory_order_relaxed) || tap->failed[0] != '\0') {
         pthread_mutex_unlock(&tap->lock); /* ended while the lines were made */
         return;
+    }
+    if (why[0] != '\0') {
+        snprintf(tap->failed, sizeof(tap->failed), "%s", why);
     }
     uint64_t taken = atomic_load_explicit(&tap->taken, memory_order_relaxed);
     tap->dropped += failed;
@@ -190,7 +214,10 @@ static void hand_over(
     pthread_mutex_unlock(&tap->lock);
 }
 
-void sl_control_tap(struct sl_control *c, const struct sl_node *node, const struct sl_batch *batch)
+void sl_control_tap(struct sl_control *c,
+                    const struct sl_node *node,
+                    size_t out,
+                    const struct sl_batch *batch)
 {
     struct sl_buf lines = {0};
     struct sl_arena scratch;
@@ -204,6 +231,7 @@ void sl_control_tap(struct sl_control *c, const struct sl_node *node, const stru
         }
         atomic_fetch_add_explicit(&tap->users, 1, memory_order_seq_cst);
         if (atomic_load_explicit(&tap->active, memory_order_seq_cst) && tap->node == node &&
+            tap->out == out &&
             (tap->limit == 0 ||
              atomic_load_explicit(&tap->taken, memory_order_relaxed) < tap->limit)) {
             uint64_t failed = 0;
@@ -211,16 +239,18 @@ void sl_control_tap(struct sl_control *c, const struct sl_node *node, const stru
                 ends = sl_arena_alloc(&scratch, (batch->n > 0 ? batch->n : 1) * sizeof(*ends));
             }
             sl_buf_reset(&lines);
-            uint32_t n =
-                ends != NULL ? format_lines(tap, batch, &scratch, &lines, ends, &failed) : 0;
+            char why[160] = "";
+            uint32_t n = ends != NULL ? format_lines(tap, batch, &scratch, &lines, ends, &failed,
+                                                     why, sizeof(why))
+                                      : 0;
             if (ends == NULL) {
                 failed = batch->n;
             }
             if (c->on_format != NULL) {
                 c->on_format(c->on_format_arg);
             }
-            if (n > 0 || failed > 0) {
-                hand_over(tap, &lines, ends, n, failed);
+            if (n > 0 || failed > 0 || why[0] != '\0') {
+                hand_over(tap, &lines, ends, n, failed, why);
             }
         }
         atomic_fetch_sub_explicit(&tap->users, 1, memory_order_seq_cst);
@@ -237,10 +267,11 @@ void sl_control_test_on_format(struct sl_control *c, void (*fn)(void *arg), void
 
 /* ---- the server, on the loop thread ---- */
 
-struct sl_control *sl_control_start(const char *path, struct sl_err *err)
+struct sl_control *sl_control_start(const char *path, bool private_dir, struct sl_err *err)
 {
     struct sl_control *c = sl_calloc(1, sizeof(*c));
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    struct stat st;
 
     if (c == NULL) {
         sl_err_set(err, SL_ENOMEM, "out of memory");
@@ -258,15 +289,31 @@ struct sl_control *sl_control_start(const char *path, struct sl_err *err)
                    sizeof(addr.sun_path) - 1);
         return sl_control_stop(c);
     }
-    snprintf(c->path, sizeof(c->path), "%s", path);
     snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
-    /* The folder: made private if sluice makes it. */
+    /* The folder: made private if sluice makes it; the automatic one must
+     * be this user's alone, or another user could put a socket of theirs
+     * where top and tap look. */
     char dir[sizeof(addr.sun_path)];
     snprintf(dir, sizeof(dir), "%s", path);
     char *slash = strrchr(dir, '/');
     if (slash != NULL && slash != dir) {
         *slash = '\0';
         (void)mkdir(dir, 0700);
+        if (private_dir && (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid() ||
+                            (st.st_mode & 077) != 0)) {
+            sl_err_set(err, SL_EIO,
+                       "engine.control: %s is not a folder of this user's alone (mode 0700): "
+                       "set engine.control to a path",
+                       dir);
+            return sl_control_stop(c);
+        }
+    }
+    /* Never remove what is not a socket: a path that names a file of the
+     * user's (the pipeline file, a database) is a mistake to say. */
+    if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+        sl_err_set(err, SL_EIO,
+                   "engine.control: %s exists and is not a socket: choose another path", path);
+        return sl_control_stop(c);
     }
     c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0) {
@@ -286,22 +333,23 @@ struct sl_control *sl_control_start(const char *path, struct sl_err *err)
         if (probe >= 0) {
             close(probe);
         }
-        if (!live && unlink(path) == 0) {
+        if (!live && lstat(path, &st) == 0 && S_ISSOCK(st.st_mode) && unlink(path) == 0) {
             rc = bind(c->fd, (struct sockaddr *)&addr, sizeof(addr));
-        } else if (live) {
+        } else {
             errno = EADDRINUSE;
         }
     }
     umask(old);
-    if (rc != 0 || listen(c->fd, MAX_CLIENTS) != 0) {
+    if (rc != 0 || listen(c->fd, MAX_CLIENTS) != 0 || lstat(path, &st) != 0) {
         int e = errno;
         close(c->fd);
         c->fd = -1;
-        c->path[0] = '\0'; /* not ours: never unlinked */
         sl_err_set(err, SL_EIO, "engine.control: %s: %s%s", path, strerror(e),
                    e == EADDRINUSE ? " (another run of this pipeline has it)" : "");
         return sl_control_stop(c);
     }
+    snprintf(c->path, sizeof(c->path), "%s", path);
+    c->ino = st.st_ino;
     return c;
 }
 
@@ -445,12 +493,24 @@ static void serve_tap(struct sl_control *c, struct client *cl, char *args)
         reply(cl, true, "#error the pipeline is still starting\n");
         return;
     }
+    /* NODE, or NODE.OUTPUT for a route's output (names have no dots). */
+    char *dot = strchr(args, '.');
+    size_t out = 0;
+    if (dot != NULL) {
+        *dot = '\0';
+    }
     for (size_t i = 0; i < pl->nnodes; i++) {
         if (strcmp(pl->nodes[i].name, args) == 0) {
             node = &pl->nodes[i];
         }
     }
-    if (node == NULL) {
+    for (size_t o = 1; node != NULL && dot != NULL && out == 0 && o < node->nouts; o++) {
+        out = node->outs[o].name != NULL && strcmp(node->outs[o].name, dot + 1) == 0 ? o : 0;
+    }
+    if (node == NULL || (dot != NULL && out == 0)) {
+        if (dot != NULL) {
+            *dot = '.';
+        }
         reply(cl, true, "#error no node '%.100s' in this pipeline\n", args);
         return;
     }
@@ -479,6 +539,8 @@ static void serve_tap(struct sl_control *c, struct client *cl, char *args)
     pthread_mutex_lock(&tap->lock);
     tap->where = sl_expr_free(tap->where); /* the slot's last tap's */
     tap->node = node;
+    tap->out = out;
+    tap->failed[0] = '\0';
     tap->where = where;
     tap->limit = strtoull(limit_s, NULL, 10);
     atomic_store_explicit(&tap->taken, 0, memory_order_relaxed);
@@ -490,7 +552,8 @@ static void serve_tap(struct sl_control *c, struct client *cl, char *args)
      * it sees under the tap's lock is consistent. */
     atomic_fetch_add_explicit(&node->tapped, 1, memory_order_relaxed);
     cl->tap = tap;
-    reply(cl, false, "#tap %s\n", node->name);
+    reply(cl, false, "#tap %s%s%s\n", node->name, out > 0 ? "." : "",
+          out > 0 ? node->outs[out].name : "");
 }
 
 static void serve_line(struct sl_control *c, struct client *cl)
@@ -564,9 +627,15 @@ static void take_tap(struct sl_control *c, struct client *cl)
     done = tap->limit > 0 &&
            atomic_load_explicit(&tap->taken, memory_order_relaxed) >= tap->limit &&
            tap->buf.len == 0;
+    char failed[sizeof(tap->failed)];
+    snprintf(failed, sizeof(failed), "%s", tap->failed);
+    bool drained = tap->buf.len == 0;
     pthread_mutex_unlock(&tap->lock);
-    if (done) {
-        cl->close_after_out = true;
+    /* Once all it took is out: the reason it failed, or its end. */
+    if (failed[0] != '\0' && drained && !cl->close_after_out) {
+        reply(cl, true, "#error %s\n", failed);
+    } else if (done && !cl->close_after_out) {
+        reply(cl, true, "#end\n");
     }
 }
 
@@ -678,6 +747,11 @@ void sl_control_close_clients(struct sl_control *c)
     for (size_t i = 0; i < MAX_CLIENTS; i++) {
         if (c->clients[i].fd >= 0 && c->clients[i].tap != NULL) {
             take_tap(c, &c->clients[i]);
+            /* The pipeline ended: the tap ends cleanly (a tap that sees
+             * the socket close without this knows its pipeline died). */
+            if (!c->clients[i].close_after_out) {
+                reply(&c->clients[i], true, "#end\n");
+            }
         }
         if (c->clients[i].fd >= 0) {
             write_out(c, &c->clients[i]); /* what is ready goes, without waiting */
@@ -701,7 +775,10 @@ struct sl_control *sl_control_stop(struct sl_control *c)
     }
     if (c->fd >= 0) {
         close(c->fd);
-        if (c->path[0] != '\0') {
+        /* Ours only: not a socket another run put there since. */
+        struct stat st;
+        if (c->path[0] != '\0' && lstat(c->path, &st) == 0 && S_ISSOCK(st.st_mode) &&
+            st.st_ino == c->ino) {
             (void)unlink(c->path);
         }
     }

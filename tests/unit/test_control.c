@@ -42,7 +42,7 @@ static int setup(void **state)
     snprintf(fx->dir, sizeof(fx->dir), "/tmp/sl-control-XXXXXX");
     assert_non_null(mkdtemp(fx->dir));
     snprintf(fx->path, sizeof(fx->path), "%s/c.sock", fx->dir);
-    fx->c = sl_control_start(fx->path, &err);
+    fx->c = sl_control_start(fx->path, false, &err);
     assert_non_null(fx->c);
     fx->pl.nodes = &fx->node;
     fx->pl.nnodes = 1;
@@ -134,7 +134,7 @@ static void *tap_once(void *arg)
 {
     struct fixture *fx = arg;
 
-    sl_control_tap(fx->c, &fx->node, fx->batch);
+    sl_control_tap(fx->c, &fx->node, 0, fx->batch);
     return NULL;
 }
 
@@ -188,7 +188,7 @@ static void *tap_loop(void *arg)
     struct stress *s = arg;
 
     while (!atomic_load(&s->stop)) {
-        sl_control_tap(s->fx->c, &s->fx->node, s->fx->batch);
+        sl_control_tap(s->fx->c, &s->fx->node, 0, s->fx->batch);
     }
     return NULL;
 }
