@@ -47,48 +47,72 @@ static size_t nplugins;
 
 /* ---- the crash guard ---- */
 
+/* A process-wide handler, installed with the first plugin, says which
+ * plugin call crashed when the crash is on a thread that is in one (a
+ * thread-local message, so a crash of another thread meanwhile is not
+ * blamed on the plugin), then gives the signal to the handler that was
+ * there before (the default, or a sanitizer's). */
 static const int guarded_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
 #define NGUARDED (sizeof(guarded_signals) / sizeof(guarded_signals[0]))
 
-static char guard_msg[PATH_MAX + 256];
-static size_t guard_len;
 static struct sigaction guard_old[NGUARDED];
+static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
+static _Thread_local const char *tl_crash_msg;
+static _Thread_local size_t tl_crash_len;
+static _Thread_local char tl_guard_buf[PATH_MAX + 256];
 
-/* Says which plugin call crashed, then dies of the signal as it would have
- * (core dump included). Only write(2) and signal calls: it runs in a
- * signal handler. */
-static void on_crash(int sig)
+/* Only write(2) and signal calls: it runs in a signal handler. */
+static void on_crash(int sig, siginfo_t *info, void *uctx)
 {
-    (void)!write(STDERR_FILENO, guard_msg, guard_len);
-    signal(sig, SIG_DFL);
-    raise(sig);
+    (void)uctx;
+    if (tl_crash_msg != NULL) {
+        (void)!write(STDERR_FILENO, tl_crash_msg, tl_crash_len);
+        tl_crash_msg = NULL;
+    }
+    for (size_t i = 0; i < NGUARDED; i++) {
+        if (guarded_signals[i] == sig) {
+            sigaction(sig, &guard_old[i], NULL);
+        }
+    }
+    /* A fault comes back when the instruction runs again, to the old
+     * handler; a signal that was sent (abort, kill) is sent again. */
+    if (info == NULL || info->si_code <= 0) {
+        raise(sig);
+    }
 }
 
-static void guard_begin(const char *file, const char *what, const char *node)
+static void install_guard(void)
 {
     struct sigaction sa;
 
-    if (node != NULL) {
-        snprintf(guard_msg, sizeof(guard_msg), "sluice: plugin %s crashed in %s of node '%s'\n",
-                 file, what, node);
-    } else {
-        snprintf(guard_msg, sizeof(guard_msg), "sluice: plugin %s crashed in %s\n", file, what);
-    }
-    guard_len = strlen(guard_msg);
     memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_crash;
+    sa.sa_sigaction = on_crash;
     sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_NODEFER;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
     for (size_t i = 0; i < NGUARDED; i++) {
         sigaction(guarded_signals[i], &sa, &guard_old[i]);
     }
 }
 
+/* From now on until guard_end, a crash on this thread is reported as a
+ * crash of plugin file in what (of node, if not NULL). */
+static void guard_begin(const char *file, const char *what, const char *node)
+{
+    pthread_once(&guard_once, install_guard);
+    if (node != NULL) {
+        snprintf(tl_guard_buf, sizeof(tl_guard_buf),
+                 "sluice: plugin %s crashed in %s of node '%s'\n", file, what, node);
+    } else {
+        snprintf(tl_guard_buf, sizeof(tl_guard_buf), "sluice: plugin %s crashed in %s\n", file,
+                 what);
+    }
+    tl_crash_len = strlen(tl_guard_buf);
+    tl_crash_msg = tl_guard_buf;
+}
+
 static void guard_end(void)
 {
-    for (size_t i = 0; i < NGUARDED; i++) {
-        sigaction(guarded_signals[i], &guard_old[i], NULL);
-    }
+    tl_crash_msg = NULL;
 }
 
 /* ---- the per-thread JSON decoder of the host's checks ---- */
@@ -151,6 +175,11 @@ static int plugin_open(struct sl_node *node, struct sl_err *err)
            def->counters[pn->ncounters] != NULL) {
         pn->ncounters++;
     }
+    snprintf(pn->crash_msg, sizeof(pn->crash_msg),
+             "sluice: plugin %s crashed in process of node '%s'\n", sl_plugin_file_of(node->type),
+             node->name);
+    pn->crash_len = strlen(pn->crash_msg);
+    pthread_once(&guard_once, install_guard);
     if (def->init != NULL) {
         guard_begin(sl_plugin_file_of(node->type), "init", node->name);
         rc = def->init((struct sluice_stage *)node, node->cn->conf, &pn->ctx, errbuf,
@@ -184,11 +213,18 @@ static int plugin_process(struct sl_node *node, struct sl_batch *batch)
         sl_batch_unref(batch);
         return SL_ENOMEM;
     }
+    tl_crash_msg = pn->crash_msg;
+    tl_crash_len = pn->crash_len;
     int rc = def->process((struct sluice_stage *)node, pn->ctx, (struct sluice_batch *)batch);
+    tl_crash_msg = NULL;
     int end = sl__plugin_call_end(&call);
     if (rc != 0) {
-        sl_log_error("node '%s': plugin stage '%s' failed a batch (it returned %d)", node->name,
-                     def->name, rc);
+        /* Once per node: the pipeline stops, and a line per batch in
+         * flight said nothing more. */
+        if (!atomic_exchange_explicit(&pn->failed, true, memory_order_relaxed)) {
+            sl_log_error("node '%s': plugin stage '%s' failed a batch (it returned %d)", node->name,
+                         def->name, rc);
+        }
         sl_batch_unref(batch);
         return rc == SLUICE_ENOMEM ? SL_ENOMEM : SL_EFATAL;
     }

@@ -25,7 +25,10 @@ struct sl__plugin_call {
 
 /* A plugin node's state (node->state). */
 struct sl__plugin_node {
-    void *ctx; /* what the plugin's init returned */
+    void *ctx;           /* what the plugin's init returned */
+    char crash_msg[512]; /* what the crash guard says if process() crashes */
+    size_t crash_len;
+    atomic_bool failed; /* process() failed once: said once */
     unsigned ncounters;
     atomic_uint_fast64_t counters[SLUICE_MAX_COUNTERS]; /* relaxed */
 };

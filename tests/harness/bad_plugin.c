@@ -67,6 +67,11 @@ static int probe_process(struct sluice_stage *st, void *ctx, struct sluice_batch
     level.u.i = conf->level;
     for (size_t i = 0; i < n; i++) {
         struct sluice_record *rec = host->batch_record(batch, i);
+#ifdef BAD_PROCESS_CRASHES
+        if (flag(rec, "bad")) {
+            *(volatile int *)(uintptr_t)(conf->level * 16) = 1; /* a low address: a fault */
+        }
+#endif
         if (flag(rec, "drop")) {
             host->drop(batch, rec);
             host->count(st, 0, 1);

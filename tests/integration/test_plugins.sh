@@ -190,6 +190,14 @@ rc=$?
 set -e
 [ $rc != 0 ] && grep -q "sluice: plugin $TP/init_crashes/probe.so crashed in init of node 'p'" err.txt ||
     fail "init crashes: exit $rc: $(cat err.txt)"
+# A crash in process(), on a worker: the plugin and the node are named.
+sed "s|$TP/ok|$TP/process_crashes|" probe.yaml > pcrash.yaml
+set +e
+bash -c '"$0" run pcrash.yaml --quiet 2> err.txt' "$SLUICE" 2> /dev/null
+rc=$?
+set -e
+[ $rc != 0 ] && grep -q "sluice: plugin $TP/process_crashes/probe.so crashed in process of node 'p'" err.txt ||
+    fail "process crashes: exit $rc: $(cat err.txt)"
 
 # ---- the SDK: install into a prefix, build an example out of the tree ----
 cmake --install "$BUILD" --prefix "$WORK/prefix" > install.txt 2>&1 || fail "install: $(tail -5 install.txt)"
