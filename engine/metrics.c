@@ -21,6 +21,7 @@
 
 #include <arpa/inet.h>
 #include <dlfcn.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <poll.h>
@@ -380,7 +381,8 @@ struct sl_metrics *sl_metrics_start(const char *host, int port, struct sl_err *e
         sl_free(m);
         return NULL;
     }
-    snprintf(m->where, sizeof(m->where), "%s:%d", host, port);
+    snprintf(m->where, sizeof(m->where), strchr(host, ':') != NULL ? "[%s]:%d" : "%s:%d", host,
+             port);
     snprintf(service, sizeof(service), "%d", port);
     int gai = getaddrinfo(host, service, &hints, &ai);
     if (gai != 0) {
@@ -389,16 +391,16 @@ struct sl_metrics *sl_metrics_start(const char *host, int port, struct sl_err *e
         return NULL;
     }
     m->start_ns = sl_now_ns();
+    errno = 0;
     m->daemon = mhd.start_daemon(MHD_USE_EPOLL | (ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0),
                                  (uint16_t)port, NULL, NULL, on_request, m, MHD_OPTION_SOCK_ADDR,
                                  ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT, (unsigned)32,
                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
+    int e = errno; /* bind's, if that is what failed */
     freeaddrinfo(ai);
     if (m->daemon == NULL) {
-        sl_err_set(err, SL_EIO,
-                   "engine.metrics: cannot listen on %s (is the port in use, or the address not "
-                   "this machine's?)",
-                   m->where);
+        sl_err_set(err, SL_EIO, "engine.metrics: cannot listen on %s: %s", m->where,
+                   e != 0 ? strerror(e) : "libmicrohttpd refused (is the port in use?)");
         sl_free(m);
         return NULL;
     }

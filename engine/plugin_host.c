@@ -73,6 +73,15 @@ static int64_t index_of(const struct sl__plugin_call *call, const struct sl_reco
     return rec >= recs && rec < recs + call->n ? rec - recs : -1;
 }
 
+/* Whether rec was dropped or dead-lettered in this call: it is no longer
+ * the plugin's to edit (a dead letter shares its fields). */
+static bool is_gone(const struct sl__plugin_call *call, const struct sl_record *rec)
+{
+    int64_t i = index_of(call, rec);
+
+    return i >= 0 ? call->gone[i] != 0 : ((const struct added *)rec)->gone;
+}
+
 /* Marks record rec gone (1 dropped, 2 dead). False when it already was. */
 static bool mark(struct sl__plugin_call *call, struct sl_record *rec, uint8_t how)
 {
@@ -205,7 +214,8 @@ static int host_set(struct sluice_batch *batch,
     struct sl__plugin_call *call = call_of(batch);
     struct sl_value v = *(const struct sl_value *)value;
 
-    if (call == NULL || name_len == 0 || name_len > UINT32_MAX || v.type >= SL_TYPE_COUNT) {
+    if (call == NULL || name_len == 0 || name_len > UINT32_MAX || v.type >= SL_TYPE_COUNT ||
+        is_gone(call, REC(rec))) {
         return SLUICE_EINVAL;
     }
     struct sl_arena *arena = &call->batch->arena;
@@ -248,7 +258,9 @@ static int host_remove(struct sluice_batch *batch,
                        const char *name,
                        size_t name_len)
 {
-    if (call_of(batch) == NULL || name_len > UINT32_MAX) {
+    struct sl__plugin_call *call = call_of(batch);
+
+    if (call == NULL || name_len > UINT32_MAX || is_gone(call, REC(rec))) {
         return SLUICE_EINVAL;
     }
     if (sl_record_find(REC(rec), name, (uint32_t)name_len) == NULL) {

@@ -190,6 +190,13 @@ static void test_drop_dead_emit(void **state)
     assert_int_equal(h->dead(st, b, r1, "bad id"), 0);
     assert_int_equal(h->dead(st, b, r1, "again"), SLUICE_EINVAL);
     assert_int_equal(h->batch_size(b), 3); /* gone ones still there during the call */
+    /* Gone records are no longer the plugin's to edit (a dead letter
+     * shares its fields). */
+    v = str("late");
+    assert_int_equal(h->set(b, r0, "x", 1, &v), SLUICE_EINVAL);
+    assert_int_equal(h->set(b, r1, "x", 1, &v), SLUICE_EINVAL);
+    assert_int_equal(h->remove(b, r1, "id", 2), SLUICE_EINVAL);
+    assert_int_equal(h->set(b, c2, "x", 1, &v), SLUICE_EINVAL);
 
     assert_int_equal(sl__plugin_call_end(&fx->call), 0);
     assert_int_equal(fx->batch->n, 2);

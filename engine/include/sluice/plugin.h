@@ -179,8 +179,11 @@ enum sluice_log_level { SLUICE_LOG_ERROR, SLUICE_LOG_WARN, SLUICE_LOG_INFO, SLUI
 /** @brief What the host offers a plugin. Passed to the entry point; valid
  * for the life of the process. Every call is thread-safe on distinct
  * batches; a batch and its records belong to the process call they were
- * given to. Names are (pointer, length), not NUL-terminated. No call takes
- * ownership of the plugin's memory: strings are copied. */
+ * given to, on its thread: a call with a batch from another thread or an
+ * earlier call returns SLUICE_EINVAL (or 0 / NULL for the readers), and a
+ * record dropped or dead-lettered can no longer be set or removed from. Names are (pointer,
+ * length), not NUL-terminated. No call takes ownership of the plugin's memory: strings are copied.
+ */
 struct sluice_host_api {
     uint32_t abi_version; /**< the host's SLUICE_ABI_VERSION */
     uint32_t struct_size; /**< sizeof(struct sluice_host_api) of the host */
