@@ -319,6 +319,46 @@ static int load_affinity(struct sl__loader *ld, const struct sl__ynode *val)
     return 0;
 }
 
+/* A plugin type's option defaults, filled as the loader would fill them
+ * for a node that sets nothing: a default the type's own rows refuse is
+ * the plugin's mistake, said at load with its file, not the user's at the
+ * node (and never, when every user sets the option). */
+static int check_plugin_defaults(struct sl__loader *ld,
+                                 const struct sl__ynode *at,
+                                 const struct sl_node_type *type)
+{
+    const struct sluice_option *opts = type->def.options;
+    size_t n = 0, kept = 0;
+
+    while (opts != NULL && opts[n].name != NULL) {
+        n++;
+    }
+    struct sluice_option *rows = sl__conf_alloc(ld, (n + 1) * sizeof(*rows));
+    void *scratch = sl__conf_alloc(ld, type->def.conf_size);
+    struct sl__ynode *key = sl__ynew(ld, SL__Y_SCALAR, at->file, at->line, at->col);
+    struct sl__ynode *map = sl__ynew(ld, SL__Y_MAP, at->file, at->line, at->col);
+    if (rows == NULL || scratch == NULL || key == NULL || map == NULL) {
+        return SL_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!(opts[i].flags & (SLUICE_OPT_REQUIRED | SLUICE_OPT_LATER))) {
+            rows[kept++] = opts[i];
+        }
+    }
+    key->text = type->def.name;
+    key->len = strlen(type->def.name);
+    key->key = key;
+    map->key = key;
+    int rc = sl__conf_fill(ld, map, at, rows, scratch, type->def.conf_size, NULL);
+    if (rc == SL_ECONFIG) {
+        char msg[SL_ERR_MSG_MAX];
+        snprintf(msg, sizeof(msg), "%s", ld->err->msg);
+        return sl__yerr(ld, at, "plugin %s: type '%s': a default its option rows refuse: %s: %s",
+                        sl_plugin_file_of(type), type->def.name, ld->err->path, msg);
+    }
+    return rc;
+}
+
 /* engine.plugin_path: a folder or a list of folders whose *.so files are
  * loaded as plugins, before any node's type is looked up. A plugin's error
  * points at the folder that holds it. */
@@ -352,6 +392,13 @@ static int load_plugins(struct sl__loader *ld, const struct sl__ynode *val)
         }
         if (rc != 0) {
             return sl__yerr(ld, item, "%s", perr.msg);
+        }
+        const struct sl_node_type *type;
+        for (size_t t = 0; (type = sl_node_type_at(t)) != NULL; t++) {
+            const char *file = sl_plugin_file_of(type);
+            if (file != NULL && (rc = check_plugin_defaults(ld, item, type)) != 0) {
+                return rc == SL_ENOMEM ? sl__conf_oom(ld) : rc;
+            }
         }
     }
     return 0;

@@ -371,6 +371,16 @@ static int check_options(const struct sluice_stage_def *def, char *msg, size_t l
             }
         }
         for (size_t j = 0; j < i; j++) {
+            size_t lj = strlen(opts[j].name), li = strlen(o->name);
+            const char *shorter = lj < li ? opts[j].name : o->name;
+            const char *longer = lj < li ? o->name : opts[j].name;
+            size_t ls = lj < li ? lj : li;
+            if (lj != li && strncmp(shorter, longer, ls) == 0 && longer[ls] == '.') {
+                return snprintf(msg, len,
+                                "option '%s' and option '%s': one is a group of the other", shorter,
+                                longer),
+                       -1;
+            }
             if (strcmp(opts[j].name, o->name) == 0) {
                 return snprintf(msg, len, "option '%s' is defined twice", o->name), -1;
             }

@@ -20,7 +20,14 @@ static const char *const modes[] = {"a", "b", NULL};
 #endif
 
 static const struct sluice_option probe_options[] = {
+#ifdef BAD_BAD_DEFAULT
+    SLUICE_OPT_ROW(struct probe_conf, level, SLUICE_OPT_INT, "abc", 0, 9, NULL, 0, "A level."),
+#else
     SLUICE_OPT_ROW(struct probe_conf, level, SLUICE_OPT_INT, "1", 0, 9, NULL, 0, "A level."),
+#endif
+#ifdef BAD_GROUP_CLASH
+    {"level.x", SLUICE_OPT_BOOL, NULL, offsetof(struct probe_conf, mode), 0, 0, NULL, 0, "Unset."},
+#endif
 #ifdef BAD_BAD_OPTION
     /* An enum without choices. */
     SLUICE_OPT_ROW(struct probe_conf, mode, SLUICE_OPT_ENUM, NULL, 0, 0, NULL, 0, "A mode."),

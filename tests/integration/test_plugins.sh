@@ -110,6 +110,10 @@ else:
 PY
 done
 [ "$(json l.json 'd["nodes"]["l"]["dead"]')" = 2 ] || fail "lookup dead"
+# Without a prefix (its default: none), the columns' own names.
+sed -e 's/, prefix: c_//' -e 's/looked-dead/looked-bare/' lookup.yaml > bare.yaml
+"$SLUICE" run bare.yaml --quiet 2> err.txt || fail "lookup without a prefix: $(cat err.txt)"
+grep -q '"name":"France","region":"EU"' looked-bare.jsonl || fail "lookup without a prefix: $(cat looked-bare.jsonl)"
 [ "$(json l.json 'd["nodes"]["l"]["counters"]["hits"]')" = 3 ] || fail "lookup hits"
 # A missing table stops the run before it reads anything (exit 1).
 sed 's/countries.csv/nowhere.csv/' lookup.yaml > nowhere.yaml
@@ -150,6 +154,16 @@ refused source_kind "type 'probe' is a source: plugins define stages"
 refused entry_null "refused to load: needs a licence key"
 refused old_struct "its struct sluice_plugin is 8 bytes"
 refused dup_counter "type 'probe': counter 'dropped_by_flag' is named twice"
+refused group_clash "type 'probe': option 'level' and option 'level.x': one is a group of the other"
+# A default the type's own rows refuse: the plugin's mistake, at load,
+# even when the pipeline sets the option (level: 7 in probe.yaml).
+sed "s|\[$TP/ok\]|[$TP/bad_default]|" probe.yaml > bdef.yaml
+set +e
+"$SLUICE" validate bdef.yaml 2> err.txt
+rc=$?
+set -e
+[ $rc = 2 ] && grep -q "engine.plugin_path\[0\]: plugin $TP/bad_default/probe.so: type 'probe': a default its option rows refuse: level: expected an integer, got 'abc'" err.txt ||
+    fail "bad default: exit $rc: $(cat err.txt)"
 # The same type from two files.
 mkdir -p other && cp "$TP/ok/probe.so" other/probe2.so
 sed "s|\[$TP/ok\]|[$TP/ok, other]|" probe.yaml > two.yaml

@@ -32,7 +32,7 @@ static const struct sluice_option lookup_options[] = {
                    "Record field to look up (a string or an integer)."),
     SLUICE_OPT_ROW(struct lookup_conf, column, SLUICE_OPT_STR, NULL, 0, 0, NULL, 0,
                    "Column of the table it matches; default: the first."),
-    SLUICE_OPT_ROW(struct lookup_conf, prefix, SLUICE_OPT_STR, "", 0, 0, NULL, 0,
+    SLUICE_OPT_ROW(struct lookup_conf, prefix, SLUICE_OPT_STR, NULL, 0, 0, NULL, 0,
                    "Put before the names of the fields added."),
     SLUICE_OPT_ROW(struct lookup_conf, on_miss, SLUICE_OPT_ENUM, "keep", 0, 0, miss_choices, 0,
                    "A record with no match: keep it as it is, drop it (counted), or dead-letter it."),
@@ -224,12 +224,13 @@ static int load_table(const struct lookup_conf *conf, struct table *t, char *err
         if (conf->column == NULL ? c == 0 : strcmp(row[c], conf->column) == 0) {
             t->keycol = c;
         }
-        char *name = malloc(strlen(conf->prefix) + strlen(row[c]) + 1);
+        const char *prefix = conf->prefix != NULL ? conf->prefix : "";
+        char *name = malloc(strlen(prefix) + strlen(row[c]) + 1);
         if (name == NULL) {
             snprintf(errbuf, len, "out of memory");
             goto out;
         }
-        strcpy(name, conf->prefix);
+        strcpy(name, prefix);
         strcat(name, row[c]);
         free(row[c]);
         row[c] = name;
