@@ -203,13 +203,6 @@ static int generator_run(struct sl_node *node)
     return 0;
 }
 
-static int generator_process(struct sl_node *node, struct sl_batch *batch)
-{
-    atomic_fetch_add_explicit(&node->c.in, batch->n, memory_order_relaxed);
-    sl_node_emit(node, 0, batch);
-    return 0;
-}
-
 const struct sl_node_type sl_stage_generator = {
     .def =
         {
@@ -221,6 +214,6 @@ const struct sl_node_type sl_stage_generator = {
             .conf_size = sizeof(struct generator_conf),
             .options = generator_options,
         },
-    .process = generator_process,
+    .process = sl_source_forward,
     .run = generator_run,
 };

@@ -26,14 +26,15 @@
 #define MAX_CPU       1023 /* CPU_SETSIZE - 1 */
 #define MAX_QUEUE     65536
 
-static const char *const top_keys[] = {"engine", "sources", "stages", "sinks", "dead_letter", NULL};
+static const char *const top_keys[] = {"engine",      "sources", "stages", "sinks",
+                                       "dead_letter", "tests",   NULL};
 static const char *const sections[] = {"sources", "stages", "sinks"};
 static const char *const kind_names[] = {"source", "stage", "sink"};
 static const enum sluice_stage_kind section_kinds[] = {SLUICE_KIND_SOURCE, SLUICE_KIND_TRANSFORM,
                                                        SLUICE_KIND_SINK};
-static const char *const node_own_keys[] = {"type",        "inputs",      "workers",
-                                            "workers_min", "workers_max", "queue",
-                                            "when_full",   "priority",    NULL};
+const char *const sl__node_own_keys[] = {"type",        "inputs",      "workers",
+                                         "workers_min", "workers_max", "queue",
+                                         "when_full",   "priority",    NULL};
 static const char *const engine_own_keys[] = {
     "threads", "blocking_threads", "cpu_affinity", "plugin_path", "metrics", "control", NULL};
 
@@ -537,7 +538,11 @@ static int check_name(struct sl__loader *ld, const struct sl__ynode *key)
     const char *ok = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
     const struct sl_conf *conf = ld->conf;
 
-    if (key->len == 0 || strspn(key->text, ok) != key->len) {
+    /* The captures sl_conf_load_case adds: no name in a file has ':'. */
+    bool capture = ld->test_case != SIZE_MAX &&
+                   strncmp(key->text, SL_CONF_CASE_CAPTURE, strlen(SL_CONF_CASE_CAPTURE)) == 0;
+
+    if (!capture && (key->len == 0 || strspn(key->text, ok) != key->len)) {
         return sl__yerr(ld, key, "invalid node name '%s': use only letters, digits, '_' and '-'",
                         key->text);
     }
@@ -892,7 +897,7 @@ static int load_node(struct sl__loader *ld,
     }
     if (rc == 0) {
         rc = sl__conf_fill(ld, map, key, cn->type->def.options, cn->conf, cn->type->def.conf_size,
-                           node_own_keys);
+                           sl__node_own_keys);
     }
     if (rc == 0 && cn->type->check != NULL) {
         rc = cn->type->check(cn, ld->err);
@@ -987,17 +992,26 @@ static int load(struct sl__loader *ld, const char *const *sets, size_t nsets)
         rc = sl__yaml_set(ld, root, sets[i]);
     }
     rc = rc != 0 ? rc : check_top_keys(ld, root);
+    rc = rc != 0 ? rc : sl__conf_cases_load(ld, root);
+    if (rc == 0 && ld->test_case != SIZE_MAX) {
+        if (ld->test_case >= ld->conf->ncases) {
+            return sl_err_set(ld->err, SL_EINVAL, "the file has no case %zu", ld->test_case + 1);
+        }
+        rc = sl__conf_case_rewrite(ld, root, ld->test_case);
+    }
     rc = rc != 0 ? rc : load_engine(ld, root);
     rc = rc != 0 ? rc : load_nodes(ld, root);
     rc = rc != 0 ? rc : load_dead_letter(ld, root);
-    return rc != 0 ? rc : sl__conf_dag(ld, root);
+    rc = rc != 0 ? rc : sl__conf_dag(ld, root);
+    return rc != 0 ? rc : sl__conf_cases_check(ld, root);
 }
 
-int sl_conf_load(const char *path,
-                 const char *const *sets,
-                 size_t nsets,
-                 struct sl_conf **ret_conf,
-                 struct sl_err *err)
+static int load_path(const char *path,
+                     const char *const *sets,
+                     size_t nsets,
+                     size_t test_case,
+                     struct sl_conf **ret_conf,
+                     struct sl_err *err)
 {
     struct sl__conf_priv *priv = sl_calloc(1, sizeof(*priv));
     struct sl_err local;
@@ -1010,8 +1024,12 @@ int sl_conf_load(const char *path,
     if (priv == NULL) {
         return sl_err_set(err, SL_ENOMEM, "out of memory while loading the pipeline file");
     }
-    struct sl__loader ld = {
-        .priv = priv, .conf = &priv->conf, .arena = &priv->arena, .err = err, .file = path};
+    struct sl__loader ld = {.priv = priv,
+                            .conf = &priv->conf,
+                            .arena = &priv->arena,
+                            .err = err,
+                            .file = path,
+                            .test_case = test_case};
 
     sl_arena_init(&priv->arena);
     priv->conf.priv = priv;
@@ -1030,6 +1048,32 @@ int sl_conf_load(const char *path,
     }
     *ret_conf = &priv->conf;
     return 0;
+}
+
+int sl_conf_load(const char *path,
+                 const char *const *sets,
+                 size_t nsets,
+                 struct sl_conf **ret_conf,
+                 struct sl_err *err)
+{
+    return load_path(path, sets, nsets, SIZE_MAX, ret_conf, err);
+}
+
+int sl_conf_load_case(const char *path,
+                      const char *const *sets,
+                      size_t nsets,
+                      size_t i,
+                      struct sl_conf **ret_conf,
+                      struct sl_err *err)
+{
+    int rc = load_path(path, sets, nsets, i, ret_conf, err);
+
+    if (rc == 0) {
+        (*ret_conf)->metrics_host = NULL;
+        (*ret_conf)->metrics_port = 0;
+        (*ret_conf)->control = false;
+    }
+    return rc;
 }
 
 struct sl_conf *sl_conf_free(struct sl_conf *conf)

@@ -76,6 +76,28 @@ enum sl_affinity {
     SL_AFFINITY_LIST, /* [0, 2]: worker i on cpus[i % ncpus] */
 };
 
+/* Records of one node in a `tests:` case, as JSON lines (one object per
+ * line, converted from YAML by the loader). */
+struct sl_conf_case_records {
+    const char *node; /* "orders", "split.eu" (a route output) or "dead_letter" */
+    const char *json; /* count lines, each ending in '\n' */
+    size_t count;
+    int line, col; /* where the node's key is in the file */
+};
+
+/* One case of the file's `tests:` section (`sluice test`). */
+struct sl_conf_case {
+    const char *name;
+    int line, col;
+    struct sl_conf_case_records *inputs; /* per source node: what it reads */
+    size_t ninputs;
+    struct sl_conf_case_records *expect; /* per node: all of its output, in order */
+    size_t nexpect;
+};
+
+/* The node `sluice test` adds to capture what node `name` emits. */
+#define SL_CONF_CASE_CAPTURE "expect:"
+
 struct sl_conf {
     const char *file;
     int64_t threads;          /* engine.threads, 0 = auto (cores) */
@@ -93,7 +115,9 @@ struct sl_conf {
     struct sl_conf_node *nodes; /* sources first, then stages, then sinks, each in file order */
     size_t nnodes;
     struct sl_conf_node *dead_letter; /* NULL if none; a sink without inputs, name "dead_letter" */
-    void *priv;                       /* loader's storage (strings, arrays) */
+    struct sl_conf_case *cases;       /* the `tests:` section, file order */
+    size_t ncases;
+    void *priv; /* loader's storage (strings, arrays) */
 };
 
 /* cn's string option name (a sink's `path`), or NULL when its type has no
@@ -117,6 +141,19 @@ int sl_conf_load(const char *path,
                  size_t nsets,
                  struct sl_conf **ret_conf,
                  struct sl_err *err);
+
+/* Loads path as sl_conf_load does, then as case i of its `tests:` section
+ * runs it: every source a `test_input` reading the case's records, every
+ * sink and the dead-letter sink (one is added when the file has none) a
+ * `test_capture`, and a `test_capture` named SL_CONF_CASE_CAPTURE + node
+ * fed by each other node the case expects output of; no metrics endpoint
+ * or control socket. The test types must be registered (cases.h). */
+int sl_conf_load_case(const char *path,
+                      const char *const *sets,
+                      size_t nsets,
+                      size_t i,
+                      struct sl_conf **ret_conf,
+                      struct sl_err *err);
 
 /* Frees conf and everything it holds (compiled expressions included).
  * Accepts NULL; returns NULL. */

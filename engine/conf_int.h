@@ -61,6 +61,7 @@ struct sl__loader {
     const struct sl__ynode **keys; /* per conf->nodes[i]: its key in the tree */
     const struct sl__ynode **inputs; /* per conf->nodes[i]: its inputs list or NULL */
     struct sl__ynode *engine;        /* the engine mapping (made up when the file has none) */
+    size_t test_case;                /* sl_conf_load_case's case, or SIZE_MAX */
 };
 
 /* Nearest-name hints (edit distance). */
@@ -80,6 +81,9 @@ void sl__hint_init(struct sl__hint *hint, const char *word);
 void sl__hint_add(struct sl__hint *hint, const char *cand, size_t len);
 /* Formats " (did you mean 'x'?)" into buf, or "" without a close candidate. */
 const char *sl__hint_text(const struct sl__hint *hint, char *buf, size_t len);
+
+/* A node's keys that are not its type's options, "type" first. */
+extern const char *const sl__node_own_keys[];
 
 /* ==== conf_yaml.c ==== */
 
@@ -114,6 +118,8 @@ int sl__ymap_add(struct sl__loader *ld,
                  struct sl__ynode *map,
                  struct sl__ynode *key,
                  struct sl__ynode *value);
+/* Appends item to seq, setting its parent and index. */
+int sl__yseq_add(struct sl__loader *ld, struct sl__ynode *seq, struct sl__ynode *item);
 /* Returns the value of key in map (a MAP) or NULL. */
 struct sl__ynode *sl__ymap_find(const struct sl__ynode *map, const char *key);
 /* Formats node's key path ("stages.paid.where", "x.inputs[1]") into buf. */
@@ -154,5 +160,17 @@ int sl__conf_expr(struct sl__loader *ld, const struct sl__ynode *node, struct sl
  * consumed, no cycles, a path to a sink from every node, at least one
  * source and one sink. root locates errors about missing sections. */
 int sl__conf_dag(struct sl__loader *ld, const struct sl__ynode *root);
+
+/* ==== conf_cases.c ==== */
+
+/* Loads the `tests:` section into conf->cases (structure and records; the
+ * names it uses are checked by sl__conf_cases_check once the graph is). */
+int sl__conf_cases_load(struct sl__loader *ld, const struct sl__ynode *root);
+/* Checks that the cases' inputs name sources and their expect names nodes,
+ * route outputs or dead_letter. */
+int sl__conf_cases_check(struct sl__loader *ld, const struct sl__ynode *root);
+/* Rewrites root, before its nodes are loaded, into case i's pipeline
+ * (sl_conf_load_case). */
+int sl__conf_case_rewrite(struct sl__loader *ld, struct sl__ynode *root, size_t i);
 
 #endif

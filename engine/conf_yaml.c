@@ -100,6 +100,12 @@ int sl__ymap_add(struct sl__loader *ld,
     return rc;
 }
 
+int sl__yseq_add(struct sl__loader *ld, struct sl__ynode *seq, struct sl__ynode *item)
+{
+    item->index = seq->nkids;
+    return push_kid(ld, seq, item);
+}
+
 struct sl__ynode *sl__ymap_find(const struct sl__ynode *map, const char *key)
 {
     if (map == NULL || map->kind != SL__Y_MAP) {

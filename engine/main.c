@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* The sluice command line: run, validate, graph, --help, --version. The main
+/* The sluice command line: run, validate, graph, test, describe, top, tap,
+ * --help, --version. The main
  * thread loads the config and waits; the loop thread (loop.c) handles
  * signals and the progress line. Exit codes: 0 done, 1 runtime failure,
  * 2 usage or config error, 130 on a second signal. */
 #include "buf.h"
+#include "cases.h"
 #include "conf.h"
 #include "control.h"
 #include "describe.h"
@@ -31,6 +33,7 @@ static const char usage[] =
     "                  [--log-format text|json]\n"
     "       sluice validate FILE [--set key.path=value]...\n"
     "       sluice graph FILE [--set key.path=value]...\n"
+    "       sluice test FILE [--set key.path=value]...\n"
     "       sluice describe [TYPE]... [--plugin-path DIR]... [--json]\n"
     "       sluice top FILE [-n N]\n"
     "       sluice tap FILE NODE [--limit N] [--where EXPR]\n"
@@ -41,6 +44,7 @@ static const char usage[] =
     "  run       run the pipeline until its sources are exhausted (or SIGINT/SIGTERM)\n"
     "  validate  check the file without running anything (exit 0, or 2 with the error)\n"
     "  graph     print the pipeline as a Graphviz DOT graph\n"
+    "  test      run the file's tests: cases in memory and compare the output\n"
     "  describe  print the options of node types (all of them, or those named)\n"
     "  top       a live table of a running pipeline's nodes (FILE: its pipeline file or socket)\n"
     "  tap       a running pipeline's node's records, live, as JSON lines\n";
@@ -247,6 +251,15 @@ static const struct command commands[] = {
      "usage: sluice graph FILE [--set key.path=value]...\n"
      "\n"
      "Prints the pipeline in FILE as a Graphviz DOT graph on stdout.\n",
+     false},
+    {"test",
+     "usage: sluice test FILE [--set key.path=value]...\n"
+     "\n"
+     "Runs each case of FILE's tests: section through the pipeline in memory: its\n"
+     "sources read the case's inputs, and no file, database or Kafka broker is\n"
+     "touched. Prints ok or FAIL per case, with a diff of the records a node gave\n"
+     "against those the case expects. Exit 0 when every case passed, 1 when one\n"
+     "failed, 2 for a mistake in FILE (or no tests: section).\n",
      false},
 };
 
@@ -502,6 +515,11 @@ int main(int argc, char **argv)
     if (strcmp(a.cmd->name, "run") != 0 || a.help) {
         sl_loop_release_signals(); /* nothing to drain: a signal ends it */
     }
+    if (strcmp(a.cmd->name, "test") == 0 && sl_cases_register() != 0) {
+        fprintf(stderr, "sluice: out of memory\n");
+        sl_free(a.sets);
+        return EXIT_FAILED;
+    }
     if (a.help) {
         printf("%s%s", a.cmd->usage, set_help);
         sl_free(a.sets);
@@ -561,6 +579,8 @@ int main(int argc, char **argv)
     } else if (strcmp(a.cmd->name, "graph") == 0) {
         print_dot(conf);
         code = EXIT_DONE;
+    } else if (strcmp(a.cmd->name, "test") == 0) {
+        code = sl_cases_run(conf, a.file, a.sets, a.nsets);
     } else {
         code = run(conf, &a);
     }

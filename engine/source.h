@@ -28,4 +28,8 @@ int sl_source_hold(struct sl_node *src, uint64_t *held, uint64_t bytes);
  * left when the caller drops the batch). Thread: source (blocks). */
 int sl_source_admit(struct sl_node *src, struct sl_batch *batch, uint64_t *held, uint64_t give);
 
+/* process() of a source whose thread builds records itself (generator,
+ * `sluice test`'s inputs): counts them in and hands the batch on. */
+int sl_source_forward(struct sl_node *node, struct sl_batch *batch);
+
 #endif

@@ -1,0 +1,700 @@
+/* SPDX-License-Identifier: MIT */
+/* `sluice test FILE`: each case of the file's `tests:` section runs the
+ * pipeline on its own, in memory (sl_conf_load_case), then every node the
+ * case expects output of is compared record by record with what its
+ * capture received. Records are equal when they hold the same fields
+ * (in any order) with equal values of the same type; arrays and objects
+ * compare as JSON values (object keys in any order). Dead letters are
+ * compared on the fields the case lists, in any order, since several
+ * sinks hand them over concurrently. */
+#include "cases.h"
+
+#include "json.h"
+#include "log.h"
+#include "loop.h"
+#include "mem.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CONTEXT      2        /* equal records shown around a difference */
+#define SHOW_MAX     400      /* bytes of a record's JSON shown */
+#define TRACE_MAX    4000000u /* diagonals the diff keeps; beyond, position by position */
+#define DEAD_SHOWN   5        /* dead letters listed under a failing case */
+#define SHOW_CHANGES 20       /* differences shown per node */
+
+/* ==== JSON values compared as values ==== */
+
+static const char *skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) {
+        p++;
+    }
+    return p;
+}
+
+/* The end of the string starting at p (its opening quote). */
+static const char *string_end(const char *p, const char *end)
+{
+    for (p++; p < end && *p != '"'; p++) {
+        p += *p == '\\';
+    }
+    return p < end ? p + 1 : end;
+}
+
+struct member {
+    const char *key;
+    size_t key_len;
+    size_t off, len; /* its canonical value in the scratch buffer */
+};
+
+static int cmp_member(const void *a, const void *b)
+{
+    const struct member *x = a, *y = b;
+    size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
+    int c = memcmp(x->key, y->key, n);
+
+    return c != 0 ? c : (x->key_len > y->key_len) - (x->key_len < y->key_len);
+}
+
+/* Appends the JSON value at *p (already validated by the decoder) to out
+ * with no whitespace, object members sorted by key and numbers as the
+ * writers print them, and moves *p past it. */
+static int canon(struct sl_buf *out, const char **p, const char *end, int depth)
+{
+    const char *s = skip_ws(*p, end);
+    int rc = 0;
+
+    if (s >= end || depth > SL_JSON_DEFAULT_MAX_DEPTH) {
+        return SL_EDATA;
+    }
+    if (*s == '"') {
+        *p = string_end(s, end);
+        return sl_buf_append(out, s, (size_t)(*p - s));
+    }
+    if (*s == '[') {
+        rc = sl_buf_putc(out, '[');
+        s = skip_ws(s + 1, end);
+        while (rc == 0 && s < end && *s != ']') {
+            rc = canon(out, &s, end, depth + 1);
+            s = skip_ws(s, end);
+            if (rc == 0 && s < end && *s == ',') {
+                rc = sl_buf_putc(out, ',');
+                s++;
+            }
+        }
+        *p = s + 1;
+        return rc != 0 ? rc : sl_buf_putc(out, ']');
+    }
+    if (*s == '{') {
+        struct sl_buf vals = {0};
+        struct member *m = NULL;
+        size_t n = 0, cap = 0;
+
+        s = skip_ws(s + 1, end);
+        while (rc == 0 && s < end && *s == '"') {
+            if (n == cap) {
+                cap = cap != 0 ? cap * 2 : 8;
+                struct member *grown = sl_realloc(m, cap * sizeof(*m));
+                if (grown == NULL) {
+                    rc = SL_ENOMEM;
+                    break;
+                }
+                m = grown;
+            }
+            const char *kend = string_end(s, end);
+            m[n] = (struct member){.key = s, .key_len = (size_t)(kend - s), .off = vals.len};
+            s = skip_ws(kend, end) + 1; /* the ':' */
+            rc = canon(&vals, &s, end, depth + 1);
+            m[n].len = vals.len - m[n].off;
+            n++;
+            s = skip_ws(s, end);
+            s = s < end && *s == ',' ? skip_ws(s + 1, end) : s;
+        }
+        *p = s + 1;
+        if (m != NULL) {
+            qsort(m, n, sizeof(*m), cmp_member);
+        }
+        rc = rc != 0 ? rc : sl_buf_putc(out, '{');
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            rc = i > 0 ? sl_buf_putc(out, ',') : 0;
+            rc = rc != 0 ? rc : sl_buf_append(out, m[i].key, m[i].key_len);
+            rc = rc != 0 ? rc : sl_buf_putc(out, ':');
+            rc = rc != 0 ? rc : sl_buf_append(out, vals.data + m[i].off, m[i].len);
+        }
+        sl_free(m);
+        sl_buf_release(&vals);
+        return rc != 0 ? rc : sl_buf_putc(out, '}');
+    }
+    const char *e = s;
+    while (e < end && strchr(",]} \t\r\n", *e) == NULL) {
+        e++;
+    }
+    *p = e;
+    if (strcspn(s, ".eE") < (size_t)(e - s) && (*s == '-' || (*s >= '0' && *s <= '9'))) {
+        char num[40];
+        sl_json_format_double(strtod(s, NULL), num);
+        return sl_buf_append(out, num, strlen(num));
+    }
+    return sl_buf_append(out, s, (size_t)(e - s));
+}
+
+static bool same_json(const struct sl_value *a, const struct sl_value *b)
+{
+    struct sl_buf x = {0}, y = {0};
+    const char *pa = a->u.s, *pb = b->u.s;
+    bool same = canon(&x, &pa, a->u.s + a->len, 0) == 0 &&
+                canon(&y, &pb, b->u.s + b->len, 0) == 0 && x.len == y.len &&
+                memcmp(x.data, y.data, x.len) == 0;
+
+    sl_buf_release(&x);
+    sl_buf_release(&y);
+    return same;
+}
+
+static bool same_value(const struct sl_value *a, const struct sl_value *b)
+{
+    if (a->type != b->type) {
+        return false;
+    }
+    switch (a->type) {
+    case SL_TYPE_NULL:
+        return true;
+    case SL_TYPE_BOOL:
+        return a->u.b == b->u.b;
+    case SL_TYPE_INT:
+        return a->u.i == b->u.i;
+    case SL_TYPE_DOUBLE:
+        return a->u.d == b->u.d;
+    case SL_TYPE_ARRAY:
+    case SL_TYPE_OBJECT:
+        return same_json(a, b);
+    default:
+        return a->len == b->len && memcmp(a->u.s, b->u.s, a->len) == 0;
+    }
+}
+
+/* Whether got holds want's fields with equal values, and (unless partial)
+ * no other field. */
+static bool same_record(const struct sl_record *want, const struct sl_record *got, bool partial)
+{
+    if (!partial && want->nfields != got->nfields) {
+        return false;
+    }
+    for (uint32_t i = 0; i < want->nfields; i++) {
+        const struct sl_field *f = &want->fields[i];
+        const struct sl_field *g = sl_record_find(got, f->name, f->name_len);
+
+        if (g == NULL || !same_value(&f->val, &g->val)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* ==== Records of one node, from JSON lines ==== */
+
+struct recs {
+    const char **line;
+    size_t *len;
+    struct sl_record *rec;
+    size_t n;
+};
+
+static int recs_parse(struct recs *r,
+                      const char *text,
+                      size_t text_len,
+                      struct sl_json_decoder *d,
+                      struct sl_arena *arena)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < text_len; i++) {
+        n += text[i] == '\n';
+    }
+    r->line = sl_calloc(n + 1, sizeof(*r->line));
+    r->len = sl_calloc(n + 1, sizeof(*r->len));
+    r->rec = sl_calloc(n + 1, sizeof(*r->rec));
+    if (r->line == NULL || r->len == NULL || r->rec == NULL) {
+        return SL_ENOMEM;
+    }
+    for (const char *p = text; r->n < n; r->n++) {
+        const char *nl = memchr(p, '\n', (size_t)(text + text_len - p));
+        r->line[r->n] = p;
+        r->len[r->n] = (size_t)(nl - p);
+        int rc = sl_json_decode_object(d, p, r->len[r->n], &r->rec[r->n], arena, NULL);
+        if (rc != 0) {
+            return rc;
+        }
+        p = nl + 1;
+    }
+    return 0;
+}
+
+static void recs_release(struct recs *r)
+{
+    sl_free(r->line);
+    sl_free(r->len);
+    sl_free(r->rec);
+}
+
+/* ==== Printing ==== */
+
+static void show(const char *mark, const struct recs *r, size_t i)
+{
+    int len = r->len[i] > SHOW_MAX ? SHOW_MAX : (int)r->len[i];
+
+    printf("        %s %.*s%s\n", mark, len, r->line[i], r->len[i] > SHOW_MAX ? " ..." : "");
+}
+
+static void show_value(const struct sl_value *v)
+{
+    struct sl_buf b = {0};
+
+    if (sl_json_write_value(&b, v) == 0) {
+        printf("%.*s%s", b.len > 120 ? 120 : (int)b.len, b.data, b.len > 120 ? " ..." : "");
+    }
+    sl_buf_release(&b);
+}
+
+/* Under a - / + pair: which fields differ. */
+static void show_fields(const struct sl_record *want, const struct sl_record *got)
+{
+    for (uint32_t i = 0; i < want->nfields; i++) {
+        const struct sl_field *f = &want->fields[i];
+        const struct sl_field *g = sl_record_find(got, f->name, f->name_len);
+
+        if (g != NULL && same_value(&f->val, &g->val)) {
+            continue;
+        }
+        printf("            %.*s: expected ", (int)f->name_len, f->name);
+        show_value(&f->val);
+        if (g == NULL) {
+            printf(", missing\n");
+            continue;
+        }
+        printf(", got ");
+        show_value(&g->val);
+        printf("\n");
+    }
+    for (uint32_t i = 0; i < got->nfields; i++) {
+        const struct sl_field *g = &got->fields[i];
+
+        if (sl_record_find(want, g->name, g->name_len) == NULL) {
+            printf("            %.*s: not expected, got ", (int)g->name_len, g->name);
+            show_value(&g->val);
+            printf("\n");
+        }
+    }
+}
+
+enum op { OP_SAME, OP_MISSING, OP_EXTRA };
+
+/* Myers' O((n + m) D) shortest edit script from w to g, appended to ops
+ * at *k. SL_ENOMEM when it needs more than TRACE_MAX saved diagonals
+ * (then nothing was appended). */
+static int myers(const struct sl_record *w,
+                 size_t n,
+                 const struct sl_record *g,
+                 size_t m,
+                 enum op *ops,
+                 size_t *k)
+{
+    long max = (long)(n + m), width = 2 * max + 3, off = max + 1, d, found = -1;
+    long dmax = max < (long)(TRACE_MAX / (size_t)width) ? max : (long)(TRACE_MAX / (size_t)width);
+    long *v = sl_calloc((size_t)width, sizeof(*v));
+    long *trace = sl_calloc((size_t)(dmax + 1) * (size_t)width, sizeof(*trace));
+    size_t at = 0;
+
+    if (v == NULL || trace == NULL) {
+        sl_free(v);
+        sl_free(trace);
+        return SL_ENOMEM;
+    }
+    for (d = 0; d <= dmax && found < 0; d++) {
+        memcpy(trace + d * width, v, (size_t)width * sizeof(*v));
+        for (long kk = -d; kk <= d; kk += 2) {
+            long x = kk == -d || (kk != d && v[off + kk - 1] < v[off + kk + 1])
+                         ? v[off + kk + 1]
+                         : v[off + kk - 1] + 1;
+            long y = x - kk;
+            while (x < (long)n && y < (long)m && same_record(&w[x], &g[y], false)) {
+                x++, y++;
+            }
+            v[off + kk] = x;
+            if (x >= (long)n && y >= (long)m) {
+                found = d;
+                break;
+            }
+        }
+    }
+    if (found < 0) {
+        sl_free(v);
+        sl_free(trace);
+        return SL_ENOMEM;
+    }
+    /* Back from the end, written backwards from ops[n + m - 1]... then moved. */
+    enum op *rev = ops + n + m; /* room: ops has n + m free cells after *k */
+    long x = (long)n, y = (long)m;
+    for (d = found; d > 0; d--) {
+        const long *pv = trace + d * width;
+        long kk = x - y;
+        long pk = kk == -d || (kk != d && pv[off + kk - 1] < pv[off + kk + 1]) ? kk + 1 : kk - 1;
+        long px = pv[off + pk], py = px - pk;
+        while (x > px && y > py) {
+            *--rev = OP_SAME, at++;
+            x--, y--;
+        }
+        *--rev = pk == kk + 1 ? OP_EXTRA : OP_MISSING, at++;
+        x = px, y = py;
+    }
+    while (x > 0 && y > 0) {
+        *--rev = OP_SAME, at++;
+        x--, y--;
+    }
+    memmove(ops, rev, at * sizeof(*ops));
+    *k += at;
+    sl_free(v);
+    sl_free(trace);
+    return 0;
+}
+
+/* The edit script from want to got: the common head and tail, and the
+ * shortest edit script between (position by position when that is too
+ * long to find). */
+static int diff_ops(const struct recs *want, const struct recs *got, enum op **ret, size_t *ret_n)
+{
+    size_t n = want->n, m = got->n, k = 0, head = 0, tail = 0;
+    enum op *ops = sl_calloc(n + m + 1, sizeof(*ops));
+
+    if (ops == NULL) {
+        return SL_ENOMEM;
+    }
+    while (head < n && head < m && same_record(&want->rec[head], &got->rec[head], false)) {
+        ops[k++] = OP_SAME;
+        head++;
+    }
+    while (tail < n - head && tail < m - head &&
+           same_record(&want->rec[n - 1 - tail], &got->rec[m - 1 - tail], false)) {
+        tail++;
+    }
+    size_t wn = n - head - tail, gm = m - head - tail; /* the middle */
+    const struct sl_record *w = want->rec + head, *g = got->rec + head;
+    size_t k_before = k;
+
+    if (myers(w, wn, g, gm, ops + k, &k) != 0) {
+        /* Too different for the table: position by position. */
+        k = k_before;
+        for (size_t i = 0; i < wn || i < gm; i++) {
+            if (i < wn && i < gm && same_record(&w[i], &g[i], false)) {
+                ops[k++] = OP_SAME;
+                continue;
+            }
+            if (i < wn) {
+                ops[k++] = OP_MISSING;
+            }
+            if (i < gm) {
+                ops[k++] = OP_EXTRA;
+            }
+        }
+    }
+    while (tail-- > 0) {
+        ops[k++] = OP_SAME;
+    }
+    *ret = ops;
+    *ret_n = k;
+    return 0;
+}
+
+/* Prints the ordered diff of want and got. */
+static int show_diff(const struct recs *want, const struct recs *got)
+{
+    enum op *ops = NULL;
+    size_t nops = 0, i = 0, j = 0, shown = 0;
+    int rc = diff_ops(want, got, &ops, &nops);
+
+    for (size_t k = 0; rc == 0 && k < nops;) {
+        if (ops[k] == OP_SAME) {
+            size_t run = 0;
+            while (k + run < nops && ops[k + run] == OP_SAME) {
+                run++;
+            }
+            size_t head = k > 0 ? CONTEXT : 0;          /* after the change before */
+            size_t tail = k + run < nops ? CONTEXT : 0; /* before the next one */
+            for (size_t r = 0; r < run; r++) {
+                if (head + tail >= run || r < head || r >= run - tail) {
+                    show(" ", got, j + r);
+                } else if (r == head) {
+                    size_t hidden = run - head - tail;
+                    printf("          ... %zu equal record%s\n", hidden, hidden == 1 ? "" : "s");
+                }
+            }
+            i += run, j += run, k += run;
+            continue;
+        }
+        /* A run of changes: missing ones, then extra ones, paired up. */
+        size_t miss = 0, extra = 0;
+        while (k + miss + extra < nops && ops[k + miss + extra] != OP_SAME) {
+            ops[k + miss + extra] == OP_MISSING ? miss++ : extra++;
+        }
+        for (size_t r = 0; r < miss || r < extra; r++) {
+            if (++shown > SHOW_CHANGES) {
+                continue;
+            }
+            if (r < miss) {
+                show("-", want, i + r);
+            }
+            if (r < extra) {
+                show("+", got, j + r);
+            }
+            if (r < miss && r < extra) {
+                show_fields(&want->rec[i + r], &got->rec[j + r]);
+            }
+        }
+        i += miss, j += extra, k += miss + extra;
+    }
+    if (shown > SHOW_CHANGES) {
+        printf("          ... %zu more differences\n", shown - SHOW_CHANGES);
+    }
+    sl_free(ops);
+    return rc;
+}
+
+/* Dead letters: each expected one matches a distinct received one on the
+ * fields it lists, in any order. Returns whether all matched both ways;
+ * prints what did not when show. */
+static bool match_dead(const struct recs *want, const struct recs *got, bool show_them)
+{
+    bool *used = sl_calloc(got->n + 1, sizeof(*used));
+    bool ok = used != NULL;
+
+    for (size_t i = 0; used != NULL && i < want->n; i++) {
+        size_t j = 0;
+        while (j < got->n && (used[j] || !same_record(&want->rec[i], &got->rec[j], true))) {
+            j++;
+        }
+        if (j < got->n) {
+            used[j] = true;
+            continue;
+        }
+        ok = false;
+        if (show_them) {
+            show("- (not received)", want, i);
+        }
+    }
+    for (size_t j = 0; used != NULL && j < got->n; j++) {
+        if (!used[j]) {
+            ok = false;
+            if (show_them) {
+                show("+ (not expected)", got, j);
+            }
+        }
+    }
+    sl_free(used);
+    return ok;
+}
+
+/* ==== One case ==== */
+
+struct run {
+    struct sl_pipeline *pl;
+    struct sl_loop *loop;
+    struct sl_conf *conf;
+    struct sl_json_decoder *d;
+    struct sl_arena arena;
+    struct sl_buf dead; /* what the dead-letter capture received */
+    bool printed;       /* the case's FAIL line is out */
+};
+
+static void fail_line(struct run *r, const struct sl_conf_case *c, const char *path)
+{
+    if (!r->printed) {
+        printf("FAIL  %s  (%s:%d)\n", c->name, path, c->line);
+        r->printed = true;
+    }
+}
+
+static struct sl_node *find_capture(struct sl_pipeline *pl, const char *name)
+{
+    size_t cap_len = strlen(SL_CONF_CASE_CAPTURE);
+
+    for (size_t i = 0; i < pl->nnodes; i++) {
+        struct sl_node *node = &pl->nodes[i];
+        const char *n = node->cn->name;
+
+        if (node->cn->type != &sl_case_capture) {
+            continue;
+        }
+        if (strncmp(n, SL_CONF_CASE_CAPTURE, cap_len) == 0) {
+            n += cap_len;
+        }
+        if (strcmp(n, name) == 0) {
+            return node;
+        }
+    }
+    return NULL;
+}
+
+/* Compares one expect entry; prints its diff when it fails. */
+static int check_node(struct run *r,
+                      const struct sl_conf_case *c,
+                      const struct sl_conf_case_records *want_text,
+                      const char *path,
+                      bool *ret_ok)
+{
+    struct sl_node *node = find_capture(r->pl, want_text->node);
+    bool dead = strcmp(want_text->node, "dead_letter") == 0;
+    struct sl_buf got_text = {0};
+    struct recs want = {0}, got = {0};
+    int rc = node == NULL ? SL_EINVAL : sl_case_captured(node, &got_text);
+
+    rc =
+        rc != 0 ? rc : recs_parse(&want, want_text->json, strlen(want_text->json), r->d, &r->arena);
+    rc = rc != 0 ? rc : recs_parse(&got, got_text.data, got_text.len, r->d, &r->arena);
+    if (rc == 0) {
+        bool ok = dead ? match_dead(&want, &got, false) : want.n == got.n;
+
+        for (size_t i = 0; ok && !dead && i < want.n; i++) {
+            ok = same_record(&want.rec[i], &got.rec[i], false);
+        }
+        if (!ok) {
+            fail_line(r, c, path);
+            printf("    %s: expected %zu %s, got %zu%s\n", want_text->node, want.n,
+                   dead ? (want.n == 1 ? "dead letter" : "dead letters")
+                        : (want.n == 1 ? "record" : "records"),
+                   got.n, dead ? "" : " (- expected, + got)");
+            rc = dead ? (match_dead(&want, &got, true), 0) : show_diff(&want, &got);
+        }
+        *ret_ok = *ret_ok && ok;
+    }
+    recs_release(&want);
+    recs_release(&got);
+    sl_buf_release(&got_text);
+    return rc;
+}
+
+/* Under a failing case: the dead letters it made, which often say why. */
+static void show_dead(struct run *r)
+{
+    struct recs dl = {0};
+
+    if (r->dead.len == 0 || recs_parse(&dl, r->dead.data, r->dead.len, r->d, &r->arena) != 0) {
+        recs_release(&dl);
+        return;
+    }
+    printf("    %zu dead letter%s:\n", dl.n, dl.n == 1 ? "" : "s");
+    for (size_t i = 0; i < dl.n && i < DEAD_SHOWN; i++) {
+        const struct sl_field *node = sl_record_find(&dl.rec[i], "_node", 5);
+        const struct sl_field *why = sl_record_find(&dl.rec[i], "_error", 6);
+
+        printf("        at %.*s: %.*s\n", node != NULL ? (int)node->val.len : 1,
+               node != NULL ? node->val.u.s : "?", why != NULL ? (int)why->val.len : 1,
+               why != NULL ? why->val.u.s : "?");
+    }
+    if (dl.n > DEAD_SHOWN) {
+        printf("        ... %zu more\n", dl.n - DEAD_SHOWN);
+    }
+    recs_release(&dl);
+}
+
+static int start(struct run *r, struct sl_err *err)
+{
+    r->loop = sl_loop_start(r->conf, false, false, NULL, err);
+    if (r->loop == NULL || sl_pipeline_new(r->conf, &r->pl, err) != 0) {
+        return err->code != 0 ? err->code : SL_ENOMEM;
+    }
+    sl_loop_attach(r->loop, r->pl);
+    return sl_pipeline_start(r->pl, err);
+}
+
+/* Runs case i; *ret_ok tells whether it passed. Returns 0, or an error
+ * that stops the remaining cases (out of memory, interrupted). */
+static int run_case(const struct sl_conf *plain,
+                    const char *path,
+                    const char *const *sets,
+                    size_t nsets,
+                    size_t i,
+                    bool *ret_ok)
+{
+    const struct sl_conf_case *c = &plain->cases[i];
+    struct run r = {0};
+    struct sl_err err = {0};
+    char msg[1024];
+    bool ok = true;
+    int rc = sl_conf_load_case(path, sets, nsets, i, &r.conf, &err);
+
+    sl_arena_init(&r.arena);
+    r.d = sl_json_decoder_new(0);
+    rc = rc != 0 ? rc : r.d == NULL ? SL_ENOMEM : start(&r, &err);
+    if (rc == 0) {
+        sl_pipeline_wait(r.pl, 0);
+    }
+    sl_loop_stop(r.loop);
+    sl_loop_guard_shutdown(r.loop, r.pl);
+    if (rc != 0 || (r.pl != NULL && atomic_load(&r.pl->failed))) {
+        fail_line(&r, c, path);
+        printf("    the pipeline failed: %s\n",
+               sl_err_format(rc != 0 ? &err : &r.pl->fail_err, msg, sizeof(msg)));
+        ok = false;
+        rc = 0;
+    } else {
+        struct sl_node *dl = find_capture(r.pl, "dead_letter");
+
+        rc = dl != NULL ? sl_case_captured(dl, &r.dead) : 0;
+        for (size_t j = 0; rc == 0 && j < c->nexpect; j++) {
+            rc = check_node(&r, c, &c->expect[j], path, &ok);
+        }
+        bool listed = false; /* the dead letters are in the diff already */
+        for (size_t j = 0; j < c->nexpect; j++) {
+            listed = listed || strcmp(c->expect[j].node, "dead_letter") == 0;
+        }
+        if (rc == 0 && !ok && !listed) {
+            show_dead(&r);
+        }
+    }
+    if (rc == 0 && ok) {
+        printf("ok    %s\n", c->name);
+    }
+    if (rc == 0 && r.pl != NULL && atomic_load(&r.pl->stop) && !atomic_load(&r.pl->failed)) {
+        rc = SL_ECANCELED; /* a signal stopped it: do not go on */
+    }
+    sl_pipeline_free(r.pl);
+    sl_loop_free(r.loop);
+    sl_conf_free(r.conf);
+    sl_json_decoder_free(r.d);
+    sl_arena_release(&r.arena);
+    sl_buf_release(&r.dead);
+    *ret_ok = ok;
+    return rc;
+}
+
+int sl_cases_run(const struct sl_conf *conf,
+                 const char *path,
+                 const char *const *sets,
+                 size_t nsets)
+{
+    size_t failed = 0, ran = 0;
+    int rc = 0;
+
+    if (conf->ncases == 0) {
+        fprintf(stderr, "sluice: %s has no tests: section (cases of inputs and expected output)\n",
+                path);
+        return 2;
+    }
+    sl_log_set_quiet(1); /* errors still show */
+    for (size_t i = 0; i < conf->ncases && rc == 0; i++) {
+        bool ok = false;
+
+        rc = run_case(conf, path, sets, nsets, i, &ok);
+        failed += !ok;
+        ran++;
+        fflush(stdout);
+    }
+    if (rc != 0) {
+        printf("stopped after %zu of %zu cases: %s\n", ran, conf->ncases, sl_strerror(rc));
+    }
+    printf("%zu case%s: %zu passed, %zu failed\n", conf->ncases, conf->ncases == 1 ? "" : "s",
+           ran - failed, failed);
+    return failed > 0 || rc != 0 ? 1 : 0;
+}

@@ -1,0 +1,167 @@
+# `sluice test FILE`: the tests: cases of a pipeline file run in memory (no
+# file, database or broker touched), pass and fail with a readable diff,
+# keep order through worker pools and fan-in, run plugins, and the
+# pipelines the repository ships pass their own cases.
+. "$(dirname "$0")/lib.sh"
+BUILD=$(dirname "$SLUICE")
+
+# ---- the shipped pipelines' own cases ----
+for f in "$SLUICE_ROOT"/pipelines/*.yaml; do
+    grep -q '^tests:' "$f" || fail "$f has no tests: section"
+    (cd "$SLUICE_ROOT" && "$SLUICE" test "$f") > out.txt 2> err.txt ||
+        fail "sluice test $f: $(cat out.txt) $(err_of err.txt)"
+    grep -q ' 0 failed$' out.txt || fail "$f: $(cat out.txt)"
+done
+
+# ---- pass, fail, diff; nothing touched ----
+mkdir in
+cat > p.yaml << 'YAML'
+engine: { threads: 2 }
+sources:
+  orders: { type: file, path: in/*.jsonl, checkpoints: state/pos.db }
+  feed: { type: kafka, brokers: '127.0.0.1:1', topics: [orders, more], group: g }
+stages:
+  paid:
+    type: filter
+    inputs: [orders, feed]
+    where: 'amount > 0 && status != "test"'
+  cents:
+    type: map
+    inputs: [paid]
+    workers: 4
+    set: { amount_cents: 'round(amount * 100)', at: '@topic', line: '@line' }
+    drop: [tags]
+  split:
+    type: route
+    inputs: [cents]
+    routes: { eu: 'country in ["DE", "FR"]' }
+sinks:
+  db: { type: sqlite, inputs: [split.eu], path: out/o.db, table: orders }
+  rest: { type: file, inputs: [split._unmatched], path: out/rest.jsonl }
+dead_letter: { type: sqlite, path: out/o.db, table: rejects }
+tests:
+  - name: paid orders get cents
+    inputs:
+      orders:
+        - { id: 1, amount: 12.5, status: paid, country: DE, tags: [a], meta: { b: 1, a: [1, 2.50] } }
+        - { id: 2, amount: -1, status: paid, country: DE }
+        - { id: 3, amount: 2, status: test, country: DE }
+        - { id: 4, amount: 1, status: paid, country: US }
+    expect:
+      db:
+        - { id: 1, status: paid, amount: 12.5, country: DE, amount_cents: 1250, at: null, line: 1, meta: { a: [1, 2.5], b: 1 } }
+      rest:
+        - { id: 4, amount: 1, status: paid, country: US, amount_cents: 100, at: null, line: 4 }
+  - name: kafka records carry their metadata
+    inputs:
+      feed:
+        - { id: 7, amount: 3, status: paid, country: FR, "@offset": 40 }
+        - { id: 8, amount: 4, status: paid, country: FR, "@topic": more }
+    expect:
+      split.eu:
+        - { id: 7, amount: 3, status: paid, country: FR, amount_cents: 300, at: orders, line: null }
+        - { id: 8, amount: 4, status: paid, country: FR, amount_cents: 400, at: more, line: null }
+  - name: a wrong expectation
+    inputs:
+      orders:
+        - { id: 1, amount: 1.5, status: paid, country: DE }
+        - { id: 2, amount: 2, status: paid, country: DE }
+        - { id: 3, amount: "x", status: paid, country: DE }
+    expect:
+      db:
+        - { id: 1, amount: 1.5, status: paid, country: DE, amount_cents: 150.0, at: null, line: 1 }
+  - name: dead letters on the fields given
+    inputs:
+      orders:
+        - { id: 3, amount: "x", status: paid }
+    expect:
+      dead_letter:
+        - { _node: paid, _source: orders, _line: 1 }
+      db: []
+YAML
+set +e
+"$SLUICE" test p.yaml > out.txt 2> err.txt
+rc=$?
+set -e
+[ $rc = 1 ] || fail "a failing case: exit $rc, not 1: $(cat out.txt) $(err_of err.txt)"
+[ ! -e out ] && [ ! -e state ] || fail "sluice test wrote files: $(find out state 2> /dev/null)"
+grep -qx 'ok    paid orders get cents' out.txt || fail "case 1: $(cat out.txt)"
+grep -qx 'ok    kafka records carry their metadata' out.txt || fail "case 2: $(cat out.txt)"
+grep -qx 'ok    dead letters on the fields given' out.txt || fail "case 4: $(cat out.txt)"
+grep -qx 'FAIL  a wrong expectation  (p.yaml:[0-9]*)' out.txt || fail "case 3: $(cat out.txt)"
+grep -q 'db: expected 1 record, got 2 (- expected, + got)' out.txt || fail "diff head: $(cat out.txt)"
+grep -q 'amount_cents: expected 150.0, got 150$' out.txt || fail "field diff: $(cat out.txt)"
+grep -q '^        + {"id":2,' out.txt || fail "extra record: $(cat out.txt)"
+grep -q 'at paid: ' out.txt || fail "dead letters under the failure: $(cat out.txt)"
+grep -qx '4 cases: 3 passed, 1 failed' out.txt || fail "count: $(cat out.txt)"
+
+# `run` ignores the section and `validate` checks it.
+"$SLUICE" validate p.yaml || fail "validate"
+sed 's/      split.eu:/      split.us:/' p.yaml > bad.yaml
+set +e
+"$SLUICE" test bad.yaml > out.txt 2> err.txt
+rc=$?
+set -e
+[ $rc = 2 ] || fail "a bad case: exit $rc"
+grep -q "bad.yaml:[0-9]*:[0-9]*: tests\[1\].expect.\"split.us\": node 'split' has no output 'us'" err.txt ||
+    fail "bad case message: $(cat err.txt)"
+printf 'sources: { a: { type: generator } }\nsinks: { s: { type: null, inputs: [a] } }\n' > none.yaml
+set +e
+"$SLUICE" test none.yaml > /dev/null 2> err.txt
+rc=$?
+set -e
+[ $rc = 2 ] && grep -q 'has no tests: section' err.txt || fail "no cases: exit $rc $(cat err.txt)"
+
+# ---- order through worker pools, priorities and fan-in ----
+python3 - << 'PY'
+import json
+n = 3000
+a = [{"id": i, "v": i % 7} for i in range(n)]
+b = [{"id": n + i, "v": i % 5} for i in range(500)]
+want = [dict(r, w=r["v"] * 2) for r in a + b if r["v"] != 3]
+with open("order.yaml", "w") as f:
+    f.write("""engine: { threads: 2 }
+sources:
+  a: { type: generator }
+  b: { type: generator }
+stages:
+  keep: { type: filter, inputs: [a, b], where: 'v != 3', workers: 4 }
+  twice: { type: map, inputs: [keep], set: { w: 'v * 2' }, workers: auto,
+           priority: 'if(v == 0, 9, 0)' }
+sinks:
+  s: { type: null, inputs: [twice], when_full: shed }
+  t: { type: null, inputs: [keep] }
+tests:
+  - name: grouped by source, in order
+    inputs:
+""")
+    f.write("      a: " + json.dumps(a) + "\n")
+    f.write("      b: " + json.dumps(b) + "\n")
+    f.write("    expect:\n")
+    f.write("      t: " + json.dumps([r for r in a + b if r["v"] != 3]) + "\n")
+    f.write("      keep: " + json.dumps([r for r in a + b if r["v"] != 3]) + "\n")
+PY
+for i in 1 2 3; do
+    "$SLUICE" test order.yaml > out.txt 2> err.txt || fail "order: $(head -20 out.txt) $(err_of err.txt)"
+done
+
+# ---- a plugin runs in a case ----
+if [ -f "$BUILD/plugins/mask.so" ]; then
+    cat > mask.yaml << YAML
+engine: { plugin_path: [$BUILD/plugins] }
+sources: { people: { type: file, path: people.jsonl } }
+stages: { masked: { type: mask, inputs: [people], fields: [email], workers: 2 } }
+sinks: { db: { type: sqlite, inputs: [masked], path: people.db, table: t } }
+tests:
+  - name: e-mails are masked
+    inputs:
+      people: [{ email: alice@example.com, n: 1 }, { email: none, n: 2 }]
+    expect:
+      db: [{ email: a****@example.com, n: 1 }, { email: none, n: 2 }]
+YAML
+    "$SLUICE" test mask.yaml > out.txt 2> err.txt || fail "plugin case: $(cat out.txt) $(err_of err.txt)"
+    [ ! -e people.db ] || fail "the plugin case wrote people.db"
+else
+    fail "no $BUILD/plugins/mask.so: the example plugins are built with sluice"
+fi
+echo "ok"
