@@ -343,7 +343,9 @@ int sl_case_captured(struct sl_node *node, struct sl_buf *out)
     if (cap == NULL || node->cn->type != &sl_case_capture) {
         return SL_EINVAL;
     }
-    qsort(cap->pieces, cap->npieces, sizeof(*cap->pieces), by_position);
+    if (cap->npieces > 0) {
+        qsort(cap->pieces, cap->npieces, sizeof(*cap->pieces), by_position);
+    }
     for (size_t i = 0; i < cap->npieces && rc == 0; i++) {
         rc = sl_buf_append(out, cap->text.data + cap->pieces[i].off, cap->pieces[i].len);
     }
