@@ -31,6 +31,15 @@ if [ -n "${SLUICE_SANITIZE:-}" ]; then
     SCALE=4
 fi
 
+# run_rc CMD...: runs CMD without ending the test when it fails; its exit
+# code is left in rc (redirections after the call apply to CMD).
+run_rc() {
+    set +e
+    "$@"
+    rc=$?
+    set -e
+}
+
 q() {
     sqlite3 "$1" "$2"
 }

@@ -79,10 +79,7 @@ tests:
         - { _node: paid, _source: orders, _line: 1 }
       db: []
 YAML
-set +e
-"$SLUICE" test p.yaml > out.txt 2> err.txt
-rc=$?
-set -e
+run_rc "$SLUICE" test p.yaml > out.txt 2> err.txt
 [ $rc = 1 ] || fail "a failing case: exit $rc, not 1: $(cat out.txt) $(err_of err.txt)"
 [ ! -e out ] && [ ! -e state ] || fail "sluice test wrote files: $(find out state 2> /dev/null)"
 grep -qx 'ok    paid orders get cents' out.txt || fail "case 1: $(cat out.txt)"
@@ -98,18 +95,12 @@ grep -qx '4 cases: 3 passed, 1 failed' out.txt || fail "count: $(cat out.txt)"
 # `run` ignores the section and `validate` checks it.
 "$SLUICE" validate p.yaml || fail "validate"
 sed 's/      split.eu:/      split.us:/' p.yaml > bad.yaml
-set +e
-"$SLUICE" test bad.yaml > out.txt 2> err.txt
-rc=$?
-set -e
+run_rc "$SLUICE" test bad.yaml > out.txt 2> err.txt
 [ $rc = 2 ] || fail "a bad case: exit $rc"
 grep -q "bad.yaml:[0-9]*:[0-9]*: tests\[1\].expect.\"split.us\": node 'split' has no output 'us'" err.txt ||
     fail "bad case message: $(cat err.txt)"
 printf 'sources: { a: { type: generator } }\nsinks: { s: { type: null, inputs: [a] } }\n' > none.yaml
-set +e
-"$SLUICE" test none.yaml > /dev/null 2> err.txt
-rc=$?
-set -e
+run_rc "$SLUICE" test none.yaml > /dev/null 2> err.txt
 [ $rc = 2 ] && grep -q 'has no tests: section' err.txt || fail "no cases: exit $rc $(cat err.txt)"
 
 # ---- order through worker pools, priorities and fan-in ----
