@@ -25,6 +25,7 @@
 #include "mem.h"
 #include "runtime.h"
 #include "sink.h"
+#include "summary.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -414,30 +415,15 @@ static void reply(struct client *cl, bool close_after, const char *fmt, ...)
 /* One node's line of a stats reply. */
 static int stats_node(struct sl_buf *buf, const struct sl_pipeline *pl, const struct sl_node *node)
 {
-    const char *kind = node == pl->dead_letter                ? "dlq"
-                       : node->cn->kind == SLUICE_KIND_SOURCE ? "source"
-                       : node->cn->kind == SLUICE_KIND_SINK   ? "sink"
-                                                              : "stage";
     int rc = sl_buf_appendf(buf, "{\"name\":");
 
     rc = rc != 0 ? rc : sl_json_write_string(buf, node->name, strlen(node->name));
-    rc = rc != 0 ? rc : sl_buf_appendf(buf, ",\"kind\":\"%s\",\"type\":", kind);
+    rc = rc != 0 ? rc : sl_summary_node_counts(buf, pl, node, ",");
     rc = rc != 0 ? rc
-                 : sl_json_write_string(buf, node->type->def.name, strlen(node->type->def.name));
-    rc = rc != 0
-             ? rc
-             : sl_buf_appendf(
-                   buf,
-                   ",\"in\":%llu,\"out\":%llu,\"dropped\":%llu,\"shed\":%llu,\"dead\":%llu,"
-                   "\"added\":%llu,\"queue\":%u,\"queue_cap\":%u,\"workers\":%u",
-                   (unsigned long long)atomic_load(&node->c.in),
-                   (unsigned long long)atomic_load(&node->c.out),
-                   (unsigned long long)atomic_load(&node->c.dropped),
-                   (unsigned long long)atomic_load(&node->c.shed),
-                   (unsigned long long)atomic_load(&node->c.dead),
-                   (unsigned long long)atomic_load(&node->c.added),
-                   node->in != NULL ? sl_ring_count(node->in) : 0,
-                   node->in != NULL ? sl_ring_capacity(node->in) : 0, atomic_load(&node->workers));
+                 : sl_buf_appendf(buf, ",\"queue\":%u,\"queue_cap\":%u,\"workers\":%u",
+                                  node->in != NULL ? sl_ring_count(node->in) : 0,
+                                  node->in != NULL ? sl_ring_capacity(node->in) : 0,
+                                  atomic_load(&node->workers));
     if (rc == 0 && node->cn->kind == SLUICE_KIND_SINK && node != pl->dead_letter &&
         node->state != NULL) {
         const struct sl_latency *h = &sl_sink_of((struct sl_node *)node)->latency;

@@ -43,6 +43,29 @@ static const char *kind_name(enum sluice_stage_kind kind)
 
 static int format_json(const struct sl_pipeline *pl, struct sl_buf *buf);
 
+int sl_summary_node_counts(struct sl_buf *buf,
+                           const struct sl_pipeline *pl,
+                           const struct sl_node *node,
+                           const char *open)
+{
+    int rc = sl_buf_appendf(buf, "%s\"kind\":\"%s\",\"type\":", open,
+                            node == pl->dead_letter ? "dlq" : kind_name(node->cn->kind));
+
+    rc = rc != 0 ? rc
+                 : sl_json_write_string(buf, node->type->def.name, strlen(node->type->def.name));
+    return rc != 0 ? rc
+                   : sl_buf_appendf(
+                         buf,
+                         ",\"in\":%llu,\"out\":%llu,\"dropped\":%llu,\"shed\":%llu,\"dead\":%llu,"
+                         "\"added\":%llu",
+                         (unsigned long long)atomic_load(&node->c.in),
+                         (unsigned long long)atomic_load(&node->c.out),
+                         (unsigned long long)atomic_load(&node->c.dropped),
+                         (unsigned long long)atomic_load(&node->c.shed),
+                         (unsigned long long)atomic_load(&node->c.dead),
+                         (unsigned long long)atomic_load(&node->c.added));
+}
+
 /* --log-format json: the summary as one log line, its JSON form under
  * "summary". */
 static void log_json(const struct sl_pipeline *pl)
@@ -190,28 +213,17 @@ static int format_json(const struct sl_pipeline *pl, struct sl_buf *buf)
         const struct sl_node *node = &pl->nodes[i];
         rc = i > 0 ? sl_buf_putc(buf, ',') : 0;
         rc = rc != 0 ? rc : sl_json_write_string(buf, node->name, strlen(node->name));
-        rc = rc != 0 ? rc
-                     : sl_buf_appendf(buf, ":{\"kind\":\"%s\",\"type\":",
-                                      node == pl->dead_letter ? "dlq" : kind_name(node->cn->kind));
+        rc = rc != 0 ? rc : sl_buf_putc(buf, ':');
+        rc = rc != 0 ? rc : sl_summary_node_counts(buf, pl, node, "{");
         rc = rc != 0
                  ? rc
-                 : sl_json_write_string(buf, node->type->def.name, strlen(node->type->def.name));
-        rc = rc != 0 ? rc
-                     : sl_buf_appendf(
-                           buf,
-                           ",\"in\":%llu,\"out\":%llu,\"dropped\":%llu,\"shed\":%llu,\"dead\":%llu,"
-                           "\"added\":%llu,\"replayed\":%llu,\"batches\":%llu,\"workers_auto\":%s,"
-                           "\"workers_final\":%u,\"workers_peak\":%u",
-                           (unsigned long long)atomic_load(&node->c.in),
-                           (unsigned long long)atomic_load(&node->c.out),
-                           (unsigned long long)atomic_load(&node->c.dropped),
-                           (unsigned long long)atomic_load(&node->c.shed),
-                           (unsigned long long)atomic_load(&node->c.dead),
-                           (unsigned long long)atomic_load(&node->c.added),
-                           (unsigned long long)atomic_load(&node->c.replayed),
-                           (unsigned long long)atomic_load(&node->c.batches),
-                           node->tuner != NULL ? "true" : "false", atomic_load(&node->workers),
-                           atomic_load(&node->workers_peak));
+                 : sl_buf_appendf(buf,
+                                  ",\"replayed\":%llu,\"batches\":%llu,\"workers_auto\":%s,"
+                                  "\"workers_final\":%u,\"workers_peak\":%u",
+                                  (unsigned long long)atomic_load(&node->c.replayed),
+                                  (unsigned long long)atomic_load(&node->c.batches),
+                                  node->tuner != NULL ? "true" : "false",
+                                  atomic_load(&node->workers), atomic_load(&node->workers_peak));
         /* Per priority level, where a node can shed: {"0": n, ...}. */
         for (int l = 0; rc == 0 && node->when_full != SL_WHEN_FULL_BLOCK && l < SL_PRIORITY_LEVELS;
              l++) {

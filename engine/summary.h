@@ -4,6 +4,7 @@
 #ifndef SL_SUMMARY_H
 #define SL_SUMMARY_H
 
+#include "buf.h"
 #include "runtime.h"
 
 #include <stdio.h>
@@ -18,6 +19,14 @@ void sl_summary_print_counts(const struct sl_pipeline *pl, FILE *out, uint64_t e
  * started}, and per node kind, type, in, out,
  * dropped, shed, dead, replayed, batches, workers_auto, workers_final,
  * workers_peak. Returns 0 or SL_EIO/SL_ENOMEM with err filled. */
+/* Appends open, then node's "kind", "type" and record counts ("in",
+ * "out", "dropped", "shed", "dead", "added") as JSON members, read while
+ * it runs: the summary JSON and the control socket's stats share them.
+ * 0 or SL_ENOMEM. Thread: any. */
+int sl_summary_node_counts(struct sl_buf *buf,
+                           const struct sl_pipeline *pl,
+                           const struct sl_node *node,
+                           const char *open);
 int sl_summary_write_json(const struct sl_pipeline *pl, const char *path, struct sl_err *err);
 
 #endif
