@@ -507,10 +507,10 @@ struct run {
     bool printed;       /* the case's FAIL line is out */
 };
 
-static void fail_line(struct run *r, const struct sl_conf_case *c, const char *path)
+static void fail_line(struct run *r, const struct sl_conf_case *c)
 {
     if (!r->printed) {
-        printf("FAIL  %s  (%s:%d)\n", c->name, path, c->line);
+        printf("FAIL  %s  (%s:%d)\n", c->name, c->file, c->line);
         r->printed = true;
     }
 }
@@ -540,7 +540,6 @@ static struct sl_node *find_capture(struct sl_pipeline *pl, const char *name)
 static int check_node(struct run *r,
                       const struct sl_conf_case *c,
                       const struct sl_conf_case_records *want_text,
-                      const char *path,
                       bool *ret_ok)
 {
     struct sl_node *node = find_capture(r->pl, want_text->node);
@@ -559,7 +558,7 @@ static int check_node(struct run *r,
             ok = same_record(&want.rec[i], &got.rec[i], false);
         }
         if (!ok) {
-            fail_line(r, c, path);
+            fail_line(r, c);
             printf("    %s: expected %zu %s, got %zu%s\n", want_text->node, want.n,
                    dead ? (want.n == 1 ? "dead letter" : "dead letters")
                         : (want.n == 1 ? "record" : "records"),
@@ -612,6 +611,7 @@ static int start(struct run *r, struct sl_err *err)
  * that stops the remaining cases (out of memory, interrupted). */
 static int run_case(const struct sl_conf *plain,
                     const char *path,
+                    const char *cases_path,
                     const char *const *sets,
                     size_t nsets,
                     size_t i,
@@ -622,7 +622,7 @@ static int run_case(const struct sl_conf *plain,
     struct sl_err err = {0};
     char msg[1024];
     bool ok = true;
-    int rc = sl_conf_load_case(path, sets, nsets, i, &r.conf, &err);
+    int rc = sl_conf_load_case(path, cases_path, sets, nsets, i, &r.conf, &err);
 
     sl_arena_init(&r.arena);
     r.d = sl_json_decoder_new(0);
@@ -633,7 +633,7 @@ static int run_case(const struct sl_conf *plain,
     sl_loop_stop(r.loop);
     sl_loop_guard_shutdown(r.loop, r.pl);
     if (rc != 0 || (r.pl != NULL && atomic_load(&r.pl->failed))) {
-        fail_line(&r, c, path);
+        fail_line(&r, c);
         printf("    the pipeline failed: %s\n",
                sl_err_format(rc != 0 ? &err : &r.pl->fail_err, msg, sizeof(msg)));
         ok = false;
@@ -643,7 +643,7 @@ static int run_case(const struct sl_conf *plain,
 
         rc = dl != NULL ? sl_case_captured(dl, &r.dead) : 0;
         for (size_t j = 0; rc == 0 && j < c->nexpect; j++) {
-            rc = check_node(&r, c, &c->expect[j], path, &ok);
+            rc = check_node(&r, c, &c->expect[j], &ok);
         }
         bool listed = false; /* the dead letters are in the diff already */
         for (size_t j = 0; j < c->nexpect; j++) {
@@ -671,6 +671,7 @@ static int run_case(const struct sl_conf *plain,
 
 int sl_cases_run(const struct sl_conf *conf,
                  const char *path,
+                 const char *cases_path,
                  const char *const *sets,
                  size_t nsets)
 {
@@ -679,14 +680,14 @@ int sl_cases_run(const struct sl_conf *conf,
 
     if (conf->ncases == 0) {
         fprintf(stderr, "sluice: %s has no tests: section (cases of inputs and expected output)\n",
-                path);
+                cases_path != NULL ? cases_path : path);
         return 2;
     }
     sl_log_set_quiet(1); /* errors still show */
     for (size_t i = 0; i < conf->ncases && rc == 0; i++) {
         bool ok = false;
 
-        rc = run_case(conf, path, sets, nsets, i, &ok);
+        rc = run_case(conf, path, cases_path, sets, nsets, i, &ok);
         failed += !ok;
         ran++;
         fflush(stdout);

@@ -961,6 +961,45 @@ static int load_dead_letter(struct sl__loader *ld, const struct sl__ynode *root)
 
 /* ==== Entry points ==== */
 
+/* `sluice test FILE CASES`: the cases of the side file CASES, which holds
+ * only a `tests:` list, come after FILE's own. */
+static int add_cases_file(struct sl__loader *ld, struct sl__ynode *root)
+{
+    const char *file = ld->file;
+    struct sl__ynode *croot = NULL, *tests;
+    char *text = NULL;
+    size_t len = 0;
+    int rc = read_file(ld, ld->cases_path, &text, &len);
+
+    if (rc != 0) {
+        return rc;
+    }
+    ld->file = ld->cases_path; /* its nodes' file, for errors */
+    rc = sl__yaml_parse(ld, text, len, &croot);
+    ld->file = file;
+    sl_free(text);
+    if (rc != 0) {
+        return rc;
+    }
+    if (croot == NULL || croot->kind != SL__Y_MAP) {
+        return sl_err_set_at(ld->err, ld->cases_path, croot != NULL ? croot->line : 0,
+                             croot != NULL ? croot->col : 0, "",
+                             "expected a mapping with a tests: list of cases");
+    }
+    for (size_t i = 0; i + 1 < croot->nkids; i += 2) {
+        if (strcmp(croot->kids[i]->text, "tests") != 0) {
+            return sl__yerr(ld, croot->kids[i],
+                            "a file of cases holds only tests: (the pipeline is in %s)", file);
+        }
+    }
+    tests = sl__ymap_find(croot, "tests");
+    if (tests == NULL) {
+        return sl_err_set_at(ld->err, ld->cases_path, croot->line, croot->col, "",
+                             "expected a mapping with a tests: list of cases");
+    }
+    return sl__conf_cases_add(ld, root, tests);
+}
+
 static int load(struct sl__loader *ld, const char *const *sets, size_t nsets)
 {
     struct sl__ynode *root = NULL;
@@ -992,6 +1031,9 @@ static int load(struct sl__loader *ld, const char *const *sets, size_t nsets)
         rc = sl__yaml_set(ld, root, sets[i]);
     }
     rc = rc != 0 ? rc : check_top_keys(ld, root);
+    if (rc == 0 && ld->cases_path != NULL) {
+        rc = add_cases_file(ld, root);
+    }
     rc = rc != 0 ? rc : sl__conf_cases_load(ld, root);
     if (rc == 0 && ld->test_case != SIZE_MAX) {
         if (ld->test_case >= ld->conf->ncases) {
@@ -1007,6 +1049,7 @@ static int load(struct sl__loader *ld, const char *const *sets, size_t nsets)
 }
 
 static int load_path(const char *path,
+                     const char *cases_path,
                      const char *const *sets,
                      size_t nsets,
                      size_t test_case,
@@ -1029,7 +1072,8 @@ static int load_path(const char *path,
                             .arena = &priv->arena,
                             .err = err,
                             .file = path,
-                            .test_case = test_case};
+                            .test_case = test_case,
+                            .cases_path = cases_path};
 
     sl_arena_init(&priv->arena);
     priv->conf.priv = priv;
@@ -1056,19 +1100,20 @@ int sl_conf_load(const char *path,
                  struct sl_conf **ret_conf,
                  struct sl_err *err)
 {
-    return load_path(path, sets, nsets, SIZE_MAX, ret_conf, err);
+    return load_path(path, NULL, sets, nsets, SIZE_MAX, ret_conf, err);
 }
 
 int sl_conf_load_case(const char *path,
+                      const char *cases_path,
                       const char *const *sets,
                       size_t nsets,
                       size_t i,
                       struct sl_conf **ret_conf,
                       struct sl_err *err)
 {
-    int rc = load_path(path, sets, nsets, i, ret_conf, err);
+    int rc = load_path(path, cases_path, sets, nsets, i, ret_conf, err);
 
-    if (rc == 0) {
+    if (rc == 0 && i != SIZE_MAX) {
         (*ret_conf)->metrics_host = NULL;
         (*ret_conf)->metrics_port = 0;
         (*ret_conf)->control = false;

@@ -88,6 +88,7 @@ struct sl_conf_case_records {
 /* One case of the file's `tests:` section (`sluice test`). */
 struct sl_conf_case {
     const char *name;
+    const char *file; /* where it is written: the pipeline file or a side file */
     int line, col;
     struct sl_conf_case_records *inputs; /* per source node: what it reads */
     size_t ninputs;
@@ -142,13 +143,15 @@ int sl_conf_load(const char *path,
                  struct sl_conf **ret_conf,
                  struct sl_err *err);
 
-/* Loads path as sl_conf_load does, then as case i of its `tests:` section
- * runs it: every source a `test_input` reading the case's records, every
- * sink and the dead-letter sink (one is added when the file has none) a
+/* Loads path as sl_conf_load does, with the cases of the file cases_path
+ * (a mapping holding only `tests:`) after its own when not NULL; then, when
+ * i is not SIZE_MAX, as case i of them runs it: every source a `test_input` reading the case's
+ * records, every sink and the dead-letter sink (one is added when the file has none) a
  * `test_capture`, and a `test_capture` named SL_CONF_CASE_CAPTURE + node
  * fed by each other node the case expects output of; no metrics endpoint
  * or control socket. The test types must be registered (cases.h). */
 int sl_conf_load_case(const char *path,
+                      const char *cases_path,
                       const char *const *sets,
                       size_t nsets,
                       size_t i,

@@ -205,6 +205,7 @@ static int load_case(struct sl__loader *ld, const struct sl__ynode *c, struct sl
     if (expect == NULL) {
         return sl__yerr(ld, c, "missing required key 'expect': the output a node should give");
     }
+    ret->file = c->file;
     ret->line = c->line;
     ret->col = c->col;
     if (name != NULL) {
@@ -224,9 +225,40 @@ static int load_case(struct sl__loader *ld, const struct sl__ynode *c, struct sl
     return rc;
 }
 
+int sl__conf_cases_add(struct sl__loader *ld, struct sl__ynode *root, const struct sl__ynode *more)
+{
+    const struct sl__ynode *mine = sl__ymap_find(root, "tests");
+    struct sl__ynode *all;
+    char buf[64];
+
+    if (more->kind != SL__Y_SEQ) {
+        return sl__yerr(ld, more, "expected a list of cases, got %s",
+                        sl__ydescribe(more, buf, sizeof(buf)));
+    }
+    if (mine != NULL && mine->kind != SL__Y_SEQ) {
+        return 0; /* sl__conf_cases_load says what is wrong with it */
+    }
+    /* Both lists' items, left under their own list (errors name their own
+     * file and index). */
+    size_t n = (mine != NULL ? mine->nkids : 0) + more->nkids;
+    all = sl__ynew(ld, SL__Y_SEQ, more->file, more->line, more->col);
+    if (all == NULL || (all->kids = sl__conf_alloc(ld, (n + 1) * sizeof(*all->kids))) == NULL) {
+        return SL_ENOMEM;
+    }
+    for (size_t i = 0; mine != NULL && i < mine->nkids; i++) {
+        all->kids[all->nkids++] = mine->kids[i];
+    }
+    for (size_t i = 0; i < more->nkids; i++) {
+        all->kids[all->nkids++] = more->kids[i];
+    }
+    all->cap = n + 1;
+    ld->tests = all;
+    return 0;
+}
+
 int sl__conf_cases_load(struct sl__loader *ld, const struct sl__ynode *root)
 {
-    const struct sl__ynode *tests = sl__ymap_find(root, "tests");
+    const struct sl__ynode *tests = ld->tests != NULL ? ld->tests : sl__ymap_find(root, "tests");
     struct sl_conf *conf = ld->conf;
     char buf[64];
 
@@ -304,7 +336,7 @@ static const char *expect_target_problem(const struct sl_conf *conf, const char 
 
 int sl__conf_cases_check(struct sl__loader *ld, const struct sl__ynode *root)
 {
-    const struct sl__ynode *tests = sl__ymap_find(root, "tests");
+    const struct sl__ynode *tests = ld->tests != NULL ? ld->tests : sl__ymap_find(root, "tests");
     const struct sl_conf *conf = ld->conf;
 
     for (size_t i = 0; i < conf->ncases; i++) {
@@ -412,9 +444,10 @@ static int replace_node(struct sl__loader *ld,
 }
 
 /* The key of case i's j-th expect entry. */
-static const struct sl__ynode *expect_key(const struct sl__ynode *root, size_t i, size_t j)
+static const struct sl__ynode *
+expect_key(const struct sl__loader *ld, const struct sl__ynode *root, size_t i, size_t j)
 {
-    const struct sl__ynode *tests = sl__ymap_find(root, "tests");
+    const struct sl__ynode *tests = ld->tests != NULL ? ld->tests : sl__ymap_find(root, "tests");
 
     return sl__ymap_find(tests->kids[i], "expect")->kids[2 * j];
 }
@@ -506,7 +539,7 @@ int sl__conf_case_rewrite(struct sl__loader *ld, struct sl__ynode *root, size_t 
             sink = strcmp(sinks->kids[k]->text, node) == 0;
         }
         if (!sink) {
-            rc = add_capture(ld, sinks, expect_key(root, i, j));
+            rc = add_capture(ld, sinks, expect_key(ld, root, i, j));
         }
     }
     return rc;

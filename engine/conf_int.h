@@ -62,6 +62,8 @@ struct sl__loader {
     const struct sl__ynode **inputs; /* per conf->nodes[i]: its inputs list or NULL */
     struct sl__ynode *engine;        /* the engine mapping (made up when the file has none) */
     size_t test_case;                /* sl_conf_load_case's case, or SIZE_MAX */
+    const char *cases_path;          /* a side file of cases (`sluice test FILE CASES`), or NULL */
+    const struct sl__ynode *tests;   /* the cases, when a side file adds to the file's */
 };
 
 /* Nearest-name hints (edit distance). */
@@ -163,6 +165,9 @@ int sl__conf_dag(struct sl__loader *ld, const struct sl__ynode *root);
 
 /* ==== conf_cases.c ==== */
 
+/* Makes the cases the file's `tests:` items followed by more's (a side
+ * file's `tests:` list). */
+int sl__conf_cases_add(struct sl__loader *ld, struct sl__ynode *root, const struct sl__ynode *more);
 /* Loads the `tests:` section into conf->cases (structure and records; the
  * names it uses are checked by sl__conf_cases_check once the graph is). */
 int sl__conf_cases_load(struct sl__loader *ld, const struct sl__ynode *root);

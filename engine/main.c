@@ -33,7 +33,7 @@ static const char usage[] =
     "                  [--log-format text|json]\n"
     "       sluice validate FILE [--set key.path=value]...\n"
     "       sluice graph FILE [--set key.path=value]...\n"
-    "       sluice test FILE [--set key.path=value]...\n"
+    "       sluice test FILE [CASES] [--set key.path=value]...\n"
     "       sluice describe [TYPE]... [--plugin-path DIR]... [--json]\n"
     "       sluice top FILE [-n N]\n"
     "       sluice tap FILE NODE [--limit N] [--where EXPR]\n"
@@ -253,9 +253,10 @@ static const struct command commands[] = {
      "Prints the pipeline in FILE as a Graphviz DOT graph on stdout.\n",
      false},
     {"test",
-     "usage: sluice test FILE [--set key.path=value]...\n"
+     "usage: sluice test FILE [CASES] [--set key.path=value]...\n"
      "\n"
-     "Runs each case of FILE's tests: section through the pipeline in memory: its\n"
+     "Runs each case of FILE's tests: section (and then of CASES, a file holding\n"
+     "only a tests: list) through the pipeline in memory: its\n"
      "sources read the case's inputs, and no file, database or Kafka broker is\n"
      "touched. Prints ok or FAIL per case, with a diff of the records a node gave\n"
      "against those the case expects. Exit 0 when every case passed, 1 when one\n"
@@ -273,6 +274,7 @@ struct args {
     bool help;
     bool log_json;            /* --log-format json */
     const char *summary_json; /* --summary-json OUT, or NULL */
+    const char *cases;        /* test: a side file of cases, or NULL */
 };
 
 static const struct command *find_command(const char *name)
@@ -344,6 +346,8 @@ static int parse_args(int argc, char **argv, struct args *a)
             return usage_error(a->cmd, "unknown option '%s'", arg);
         } else if (a->file == NULL) {
             a->file = arg;
+        } else if (strcmp(a->cmd->name, "test") == 0 && a->cases == NULL) {
+            a->cases = arg;
         } else {
             return usage_error(a->cmd, "unexpected argument '%s'", arg);
         }
@@ -564,7 +568,7 @@ int main(int argc, char **argv)
     if (!trim_set) {
         mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
     }
-    if (sl_conf_load(a.file, a.sets, a.nsets, &conf, &err) != 0) {
+    if (sl_conf_load_case(a.file, a.cases, a.sets, a.nsets, SIZE_MAX, &conf, &err) != 0) {
         say_config_error(&err);
         sl_free(a.sets);
         return err.code == SL_ECONFIG ? EXIT_USAGE
@@ -580,7 +584,7 @@ int main(int argc, char **argv)
         print_dot(conf);
         code = EXIT_DONE;
     } else if (strcmp(a.cmd->name, "test") == 0) {
-        code = sl_cases_run(conf, a.file, a.sets, a.nsets);
+        code = sl_cases_run(conf, a.file, a.cases, a.sets, a.nsets);
     } else {
         code = run(conf, &a);
     }

@@ -103,6 +103,26 @@ printf 'sources: { a: { type: generator } }\nsinks: { s: { type: null, inputs: [
 run_rc "$SLUICE" test none.yaml > /dev/null 2> err.txt
 [ $rc = 2 ] && grep -q 'has no tests: section' err.txt || fail "no cases: exit $rc $(cat err.txt)"
 
+# A side file of cases comes after the file's own.
+cat > side.yaml << 'YAML'
+tests:
+  - name: from the side file
+    inputs: { orders: [{ id: 9, amount: 1, status: paid, country: US }] }
+    expect: { rest: [{ id: 9, amount: 1, status: paid, country: US, amount_cents: 100, at: null, line: 1 }] }
+  - name: failing on the side
+    inputs: { orders: [{ id: 9, amount: 1, status: paid, country: US }] }
+    expect: { rest: [] }
+YAML
+run_rc "$SLUICE" test p.yaml side.yaml > out.txt 2> err.txt
+[ $rc = 1 ] || fail "side file: exit $rc: $(cat out.txt) $(err_of err.txt)"
+grep -qx 'ok    from the side file' out.txt || fail "side case: $(cat out.txt)"
+grep -qx 'FAIL  failing on the side  (side.yaml:5)' out.txt || fail "side failure: $(cat out.txt)"
+grep -qx '6 cases: 4 passed, 2 failed' out.txt || fail "side count: $(cat out.txt)"
+printf 'tests: []\nsinks: {}\n' > side2.yaml
+run_rc "$SLUICE" test p.yaml side2.yaml > out.txt 2> err.txt
+[ $rc = 2 ] && grep -q '^side2.yaml:2:1: sinks: a file of cases holds only tests:' err.txt ||
+    fail "a side file with more than tests: exit $rc $(cat err.txt)"
+
 # ---- order through worker pools, priorities and fan-in ----
 python3 - << 'PY'
 import json
