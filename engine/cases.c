@@ -19,7 +19,7 @@
 #include <string.h>
 
 #define CONTEXT      2        /* equal records shown around a difference */
-#define SHOW_MAX     400      /* bytes of a record's JSON shown */
+#define SHOW_MAX     300      /* bytes of a record's JSON shown */
 #define TRACE_MAX    4000000u /* diagonals the diff keeps; beyond, position by position */
 #define DEAD_SHOWN   5        /* dead letters listed under a failing case */
 #define SHOW_CHANGES 20       /* differences shown per node */
@@ -258,6 +258,60 @@ static void show_value(const struct sl_value *v)
     sl_buf_release(&b);
 }
 
+/* Up to 100 bytes of text from byte from on, starting at a character. */
+static void show_window(const char *label, const char *text, size_t len, size_t from)
+{
+    size_t n = len - from > 100 ? 100 : len - from;
+
+    while (n > 0 && n < len - from && ((unsigned char)text[from + n] & 0xC0) == 0x80) {
+        n--; /* end at a character */
+    }
+    printf("\n                %s %s%.*s%s", label, from > 0 ? "..." : "", (int)n, text + from,
+           from + n < len ? "..." : "");
+}
+
+/* Two long strings, arrays or objects that differ: from which byte, and
+ * both around that place (arrays and objects as JSON, keys sorted). */
+static bool show_long(const struct sl_value *a, const struct sl_value *b)
+{
+    struct sl_buf x = {0}, y = {0};
+    bool json = a->type == b->type && (a->type == SL_TYPE_ARRAY || a->type == SL_TYPE_OBJECT);
+
+    if ((a->type != SL_TYPE_STR || b->type != SL_TYPE_STR) && !json) {
+        return false;
+    }
+    if (a->len <= 100 && b->len <= 100) {
+        return false;
+    }
+    if (json) {
+        const char *pa = a->u.s, *pb = b->u.s;
+        if (canon(&x, &pa, a->u.s + a->len, 0) != 0 || canon(&y, &pb, b->u.s + b->len, 0) != 0) {
+            sl_buf_release(&x);
+            sl_buf_release(&y);
+            return false;
+        }
+    } else if (sl_json_write_value(&x, a) != 0 || sl_json_write_value(&y, b) != 0) {
+        sl_buf_release(&x);
+        sl_buf_release(&y);
+        return false;
+    }
+    size_t n = x.len < y.len ? x.len : y.len, at = 0;
+    while (at < n && x.data[at] == y.data[at]) {
+        at++;
+    }
+    size_t from = at > 40 ? at - 40 : 0;
+    while (from > 0 && ((unsigned char)x.data[from] & 0xC0) == 0x80) {
+        from--; /* start at a character */
+    }
+    printf("%s of %zu and %zu bytes (as JSON) that differ from byte %zu:",
+           json ? "values" : "strings", x.len, y.len, at);
+    show_window("expected", x.data, x.len, from);
+    show_window("got     ", y.data, y.len, from);
+    sl_buf_release(&x);
+    sl_buf_release(&y);
+    return true;
+}
+
 /* Under a - / + pair: which fields differ. */
 static void show_fields(const struct sl_record *want, const struct sl_record *got)
 {
@@ -268,7 +322,12 @@ static void show_fields(const struct sl_record *want, const struct sl_record *go
         if (g != NULL && same_value(&f->val, &g->val)) {
             continue;
         }
-        printf("            %.*s: expected ", (int)f->name_len, f->name);
+        printf("            %.*s: ", (int)f->name_len, f->name);
+        if (g != NULL && show_long(&f->val, &g->val)) {
+            printf("\n");
+            continue;
+        }
+        printf("expected ");
         show_value(&f->val);
         if (g == NULL) {
             printf(", missing\n");
@@ -415,6 +474,19 @@ static int show_diff(const struct recs *want, const struct recs *got)
     int rc = diff_ops(want, got, &ops, &nops);
 
     for (size_t k = 0; rc == 0 && k < nops;) {
+        if (shown >= SHOW_CHANGES) {
+            /* The rest: only how many differences it holds, counted as
+             * above (a missing and an extra one side by side are one). */
+            while (k < nops) {
+                size_t miss = 0, extra = 0;
+                for (; k < nops && ops[k] != OP_SAME; k++) {
+                    ops[k] == OP_MISSING ? miss++ : extra++;
+                }
+                shown += miss > extra ? miss : extra;
+                k += k < nops;
+            }
+            break;
+        }
         if (ops[k] == OP_SAME) {
             size_t run = 0;
             while (k + run < nops && ops[k + run] == OP_SAME) {
@@ -455,47 +527,89 @@ static int show_diff(const struct recs *want, const struct recs *got)
         i += miss, j += extra, k += miss + extra;
     }
     if (shown > SHOW_CHANGES) {
-        printf("          ... %zu more differences\n", shown - SHOW_CHANGES);
+        printf("          ... and %zu more differences after these (%zu records expected, %zu "
+               "got)\n",
+               shown - SHOW_CHANGES, want->n, got->n);
     }
     sl_free(ops);
     return rc;
 }
 
-/* Dead letters: each expected one matches a distinct received one on the
- * fields it lists, in any order. Returns whether all matched both ways;
- * prints what did not when show. */
-static bool match_dead(const struct recs *want, const struct recs *got, bool show_them)
+/* Kuhn's augmenting path from expected i: true when i gets a received
+ * one, taking it from another expected one that can use something else. */
+static bool
+augment(const struct recs *want, const struct recs *got, size_t i, size_t *owner, bool *seen)
 {
-    bool *used = sl_calloc(got->n + 1, sizeof(*used));
-    bool ok = used != NULL;
-
-    for (size_t i = 0; used != NULL && i < want->n; i++) {
-        size_t j = 0;
-        while (j < got->n && (used[j] || !same_record(&want->rec[i], &got->rec[j], true))) {
-            j++;
-        }
-        if (j < got->n) {
-            used[j] = true;
+    for (size_t j = 0; j < got->n; j++) {
+        if (seen[j] || !same_record(&want->rec[i], &got->rec[j], true)) {
             continue;
         }
-        ok = false;
-        if (show_them) {
-            show("- (not received)", want, i);
+        seen[j] = true;
+        if (owner[j] == SIZE_MAX || augment(want, got, owner[j], owner, seen)) {
+            owner[j] = i;
+            return true;
         }
     }
-    for (size_t j = 0; used != NULL && j < got->n; j++) {
-        if (!used[j]) {
-            ok = false;
+    return false;
+}
+
+/* Dead letters: each expected one matches a distinct received one on the
+ * fields it lists, in any order (the most matches there can be, whatever
+ * the order the case lists them in). Returns whether all matched both
+ * ways; prints what did not when show_them. */
+static bool match_dead(const struct recs *want, const struct recs *got, bool show_them)
+{
+    size_t *owner = sl_calloc(got->n + 1, sizeof(*owner));
+    bool *seen = sl_calloc(got->n + 1, sizeof(*seen));
+    bool *matched = sl_calloc(want->n + 1, sizeof(*matched));
+    bool ok = owner != NULL && seen != NULL && matched != NULL;
+
+    for (size_t j = 0; ok && j < got->n; j++) {
+        owner[j] = SIZE_MAX;
+    }
+    for (size_t i = 0; ok && i < want->n; i++) {
+        memset(seen, 0, got->n * sizeof(*seen));
+        (void)augment(want, got, i, owner, seen);
+    }
+    for (size_t j = 0; ok && j < got->n; j++) {
+        if (owner[j] != SIZE_MAX) {
+            matched[owner[j]] = true;
+        }
+    }
+    bool all = ok;
+    for (size_t i = 0; ok && i < want->n; i++) {
+        if (!matched[i]) {
+            all = false;
+            if (show_them) {
+                show("- (not received)", want, i);
+            }
+        }
+    }
+    for (size_t j = 0; ok && j < got->n; j++) {
+        if (owner[j] == SIZE_MAX) {
+            all = false;
             if (show_them) {
                 show("+ (not expected)", got, j);
             }
         }
     }
-    sl_free(used);
-    return ok;
+    sl_free(owner);
+    sl_free(seen);
+    sl_free(matched);
+    return all;
 }
 
 /* ==== One case ==== */
+
+static size_t count_lines(const struct sl_buf *b)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < b->len; i++) {
+        n += b->data[i] == '\n';
+    }
+    return n;
+}
 
 struct run {
     struct sl_pipeline *pl;
@@ -507,11 +621,41 @@ struct run {
     bool printed;       /* the case's FAIL line is out */
 };
 
+/* A case's name on one line: control characters as \xNN. */
+static void print_name(const char *name)
+{
+    for (const unsigned char *p = (const unsigned char *)name; *p != '\0'; p++) {
+        if (*p < 0x20 || *p == 0x7f) {
+            printf("\\x%02x", *p);
+        } else {
+            putchar(*p);
+        }
+    }
+}
+
 static void fail_line(struct run *r, const struct sl_conf_case *c)
 {
     if (!r->printed) {
-        printf("FAIL  %s  (%s:%d)\n", c->name, c->file, c->line);
+        printf("FAIL  ");
+        print_name(c->name);
+        printf("  (%s:%d)\n", c->file, c->line);
         r->printed = true;
+    }
+}
+
+/* Under a failing case: nodes that shed or dropped records by timing
+ * (when_full), which makes a case's output depend on the machine. */
+static void show_shed(const struct run *r)
+{
+    for (size_t i = 0; i < r->pl->nnodes; i++) {
+        const struct sl_node *node = &r->pl->nodes[i];
+        unsigned long long shed = atomic_load(&node->c.shed);
+
+        if (shed > 0) {
+            printf("    %s shed %llu record%s (when_full: its queue was full; the output depends "
+                   "on timing)\n",
+                   node->name, shed, shed == 1 ? "" : "s");
+        }
     }
 }
 
@@ -609,20 +753,15 @@ static int start(struct run *r, struct sl_err *err)
 
 /* Runs case i; *ret_ok tells whether it passed. Returns 0, or an error
  * that stops the remaining cases (out of memory, interrupted). */
-static int run_case(const struct sl_conf *plain,
-                    const char *path,
-                    const char *cases_path,
-                    const char *const *sets,
-                    size_t nsets,
-                    size_t i,
-                    bool *ret_ok)
+static int run_case(const struct sl_conf *plain, size_t i, bool *ret_ok)
 {
     const struct sl_conf_case *c = &plain->cases[i];
     struct run r = {0};
     struct sl_err err = {0};
     char msg[1024];
     bool ok = true;
-    int rc = sl_conf_load_case(path, cases_path, sets, nsets, i, &r.conf, &err);
+    size_t dead_unlisted = 0;
+    int rc = sl_conf_load_case(plain, i, &r.conf, &err);
 
     sl_arena_init(&r.arena);
     r.d = sl_json_decoder_new(0);
@@ -652,9 +791,20 @@ static int run_case(const struct sl_conf *plain,
         if (rc == 0 && !ok && !listed) {
             show_dead(&r);
         }
+        if (rc == 0 && !ok) {
+            show_shed(&r);
+        }
+        dead_unlisted = listed ? 0 : count_lines(&r.dead);
     }
     if (rc == 0 && ok) {
-        printf("ok    %s\n", c->name);
+        printf("ok    ");
+        print_name(c->name);
+        /* Records that went nowhere the case looks: say so, even when it passes. */
+        if (dead_unlisted > 0) {
+            printf("  (%zu dead letter%s, not in expect)", dead_unlisted,
+                   dead_unlisted == 1 ? "" : "s");
+        }
+        printf("\n");
     }
     if (rc == 0 && r.pl != NULL && atomic_load(&r.pl->stop) && !atomic_load(&r.pl->failed)) {
         rc = SL_ECANCELED; /* a signal stopped it: do not go on */
@@ -669,17 +819,15 @@ static int run_case(const struct sl_conf *plain,
     return rc;
 }
 
-int sl_cases_run(const struct sl_conf *conf,
-                 const char *path,
-                 const char *cases_path,
-                 const char *const *sets,
-                 size_t nsets)
+int sl_cases_run(const struct sl_conf *conf, const char *path, const char *cases_path)
 {
     size_t failed = 0, ran = 0;
     int rc = 0;
 
     if (conf->ncases == 0) {
-        fprintf(stderr, "sluice: %s has no tests: section (cases of inputs and expected output)\n",
+        fprintf(stderr,
+                "sluice: %s has no cases: its tests: section (a list of cases with inputs and "
+                "expected output) is missing or empty\n",
                 cases_path != NULL ? cases_path : path);
         return 2;
     }
@@ -687,7 +835,7 @@ int sl_cases_run(const struct sl_conf *conf,
     for (size_t i = 0; i < conf->ncases && rc == 0; i++) {
         bool ok = false;
 
-        rc = run_case(conf, path, cases_path, sets, nsets, i, &ok);
+        rc = run_case(conf, i, &ok);
         failed += !ok;
         ran++;
         fflush(stdout);

@@ -18,6 +18,7 @@
 
 struct input_conf {
     const char *records;
+    int64_t max_depth; /* the source's */
     const char *topic; /* not NULL: the records are Kafka messages of this topic */
 };
 
@@ -27,6 +28,8 @@ static const struct sluice_option input_options[] = {
                    "The case's records, one JSON object per line."),
     SLUICE_OPT_ROW(struct input_conf, topic, SLUICE_OPT_STR, NULL, 0, 0, NULL, 0,
                    "Set for a Kafka source: its (first) topic."),
+    SLUICE_OPT_ROW(struct input_conf, max_depth, SLUICE_OPT_INT, "64", 1, 10000, NULL, 0,
+                   "The source's max_depth: deeper records are dead letters."),
     {0},
 };
 /* clang-format on */
@@ -48,8 +51,10 @@ meta_int(const struct sl_field *f, int64_t lo, int64_t hi, int64_t *ret, struct 
     return 0;
 }
 
-/* Moves the fields named "@key", "@offset"... of rec into its metadata. */
-static int take_meta(struct sl_record *rec, struct input_state *st, struct sl_err *err)
+/* Moves the fields named "@key", "@offset"... of rec into its metadata;
+ * *ret_moved tells whether there were any. */
+static int
+take_meta(struct sl_record *rec, struct input_state *st, bool *ret_moved, struct sl_err *err)
 {
     for (uint32_t i = 0; i < rec->nfields;) {
         const struct sl_field *f = &rec->fields[i];
@@ -93,6 +98,7 @@ static int take_meta(struct sl_record *rec, struct input_state *st, struct sl_er
             return rc;
         }
         sl_record_remove(rec, f->name, f->name_len);
+        *ret_moved = true;
     }
     return 0;
 }
@@ -120,8 +126,26 @@ static int add_record(struct sl_json_decoder *d,
     rec->meta.line = conf->topic != NULL ? 0 : i + 1;
     rec->raw = line;
     rec->raw_len = (uint32_t)len;
+    bool moved = false;
     int rc = sl_json_decode_object(d, line, len, rec, &batch->arena, err);
-    return rc != 0 ? rc : take_meta(rec, node->state, err);
+    if (rc == SL_EDATA) {
+        /* Deeper than the source's max_depth: a dead letter, as a JSON
+         * source makes it (the loader let nothing else through). */
+        struct sl_record dead = {.meta = rec->meta, .raw = rec->raw, .raw_len = rec->raw_len};
+        batch->n--;
+        return sl_node_dead(node, batch, &dead, err->msg);
+    }
+    rc = rc != 0 ? rc : take_meta(rec, node->state, &moved, err);
+    if (rc == 0 && moved) {
+        /* The input text a source would have read: without the metadata. */
+        struct sl_buf text = {0};
+        rc = sl_json_write_record(&text, rec);
+        rec->raw = rc == 0 ? sl_arena_strndup(&batch->arena, text.data, text.len) : NULL;
+        rec->raw_len = (uint32_t)text.len;
+        sl_buf_release(&text);
+        rc = rc == 0 && rec->raw == NULL ? SL_ENOMEM : rc;
+    }
+    return rc;
 }
 
 static int input_open(struct sl_node *node, struct sl_err *err)
@@ -150,7 +174,7 @@ static void input_close(struct sl_node *node)
 static int input_run(struct sl_node *node)
 {
     const struct input_conf *conf = node->cn->conf;
-    struct sl_json_decoder *d = sl_json_decoder_new(0);
+    struct sl_json_decoder *d = sl_json_decoder_new((uint32_t)conf->max_depth);
     const char *p = conf->records;
     struct sl_err err = {0};
     uint64_t seq = 0;

@@ -1011,6 +1011,16 @@ static int load(struct sl__loader *ld, const char *const *sets, size_t nsets)
     if (ld->conf->file == NULL) {
         return sl__conf_oom(ld);
     }
+    if (ld->from != NULL) {
+        /* A case of a file loaded whole: its tree, read and checked once
+         * (a file of 2000 cases was parsed 2000 times), copied where the
+         * case's rewrite changes it. */
+        root = sl__ycopy(ld, ld->from->root);
+        ld->tests = ld->from->tests;
+        rc = root == NULL ? SL_ENOMEM : sl__conf_cases_load(ld, root);
+        rc = rc != 0 ? rc : sl__conf_case_rewrite(ld, root, ld->test_case);
+        goto loaded;
+    }
     rc = read_file(ld, ld->file, &text, &len);
     if (rc != 0) {
         return rc;
@@ -1034,13 +1044,13 @@ static int load(struct sl__loader *ld, const char *const *sets, size_t nsets)
     if (rc == 0 && ld->cases_path != NULL) {
         rc = add_cases_file(ld, root);
     }
-    rc = rc != 0 ? rc : sl__conf_cases_load(ld, root);
-    if (rc == 0 && ld->test_case != SIZE_MAX) {
-        if (ld->test_case >= ld->conf->ncases) {
-            return sl_err_set(ld->err, SL_EINVAL, "the file has no case %zu", ld->test_case + 1);
-        }
-        rc = sl__conf_case_rewrite(ld, root, ld->test_case);
+    /* `run` does not read the cases: a stale one must not stop a pipeline. */
+    rc = rc != 0 || ld->skip_cases ? rc : sl__conf_cases_load(ld, root);
+    if (rc == 0 && !ld->skip_cases) {
+        ld->priv->root = root; /* for sl_conf_load_case */
+        ld->priv->tests = ld->tests != NULL ? ld->tests : sl__ymap_find(root, "tests");
     }
+loaded:
     rc = rc != 0 ? rc : load_engine(ld, root);
     rc = rc != 0 ? rc : load_nodes(ld, root);
     rc = rc != 0 ? rc : load_dead_letter(ld, root);
@@ -1052,7 +1062,9 @@ static int load_path(const char *path,
                      const char *cases_path,
                      const char *const *sets,
                      size_t nsets,
+                     const struct sl__conf_priv *from,
                      size_t test_case,
+                     bool skip_cases,
                      struct sl_conf **ret_conf,
                      struct sl_err *err)
 {
@@ -1073,7 +1085,9 @@ static int load_path(const char *path,
                             .err = err,
                             .file = path,
                             .test_case = test_case,
-                            .cases_path = cases_path};
+                            .skip_cases = skip_cases,
+                            .cases_path = cases_path,
+                            .from = from};
 
     sl_arena_init(&priv->arena);
     priv->conf.priv = priv;
@@ -1100,20 +1114,30 @@ int sl_conf_load(const char *path,
                  struct sl_conf **ret_conf,
                  struct sl_err *err)
 {
-    return load_path(path, NULL, sets, nsets, SIZE_MAX, ret_conf, err);
+    return load_path(path, NULL, sets, nsets, NULL, SIZE_MAX, true, ret_conf, err);
 }
 
-int sl_conf_load_case(const char *path,
-                      const char *cases_path,
-                      const char *const *sets,
-                      size_t nsets,
+int sl_conf_load_cases(const char *path,
+                       const char *cases_path,
+                       const char *const *sets,
+                       size_t nsets,
+                       struct sl_conf **ret_conf,
+                       struct sl_err *err)
+{
+    return load_path(path, cases_path, sets, nsets, NULL, SIZE_MAX, false, ret_conf, err);
+}
+
+int sl_conf_load_case(const struct sl_conf *conf,
                       size_t i,
                       struct sl_conf **ret_conf,
                       struct sl_err *err)
 {
-    int rc = load_path(path, cases_path, sets, nsets, i, ret_conf, err);
+    const struct sl__conf_priv *from = conf->priv;
+    int rc = from->root == NULL || i >= conf->ncases
+                 ? sl_err_set(err, SL_EINVAL, "%s has no case %zu", conf->file, i + 1)
+                 : load_path(conf->file, NULL, NULL, 0, from, i, false, ret_conf, err);
 
-    if (rc == 0 && i != SIZE_MAX) {
+    if (rc == 0) {
         (*ret_conf)->metrics_host = NULL;
         (*ret_conf)->metrics_port = 0;
         (*ret_conf)->control = false;

@@ -89,6 +89,7 @@ struct sl_conf_case_records {
 struct sl_conf_case {
     const char *name;
     const char *file; /* where it is written: the pipeline file or a side file */
+    bool named;       /* its name was written (else "case N") */
     int line, col;
     struct sl_conf_case_records *inputs; /* per source node: what it reads */
     size_t ninputs;
@@ -132,7 +133,7 @@ uint64_t sl_conf_node_digest(const struct sl_conf_node *cn, uint64_t h);
  * when its type has no such option. */
 const char *sl_conf_node_enum(const struct sl_conf_node *cn, const char *name);
 
-/* Loads and checks path, applying the --set overrides ("a.b.c=v", quoted
+/* Loads and checks path for `run` and `graph`, applying the --set overrides ("a.b.c=v", quoted
  * dotted keys a."x.y"=v) in order. Returns 0 and *ret_conf, or SL_ECONFIG with
  * err located (file/line/col/path; --set errors have file "--set"), SL_EIO if
  * the file cannot be read, SL_ENOMEM. Does no I/O beyond reading path.
@@ -143,17 +144,25 @@ int sl_conf_load(const char *path,
                  struct sl_conf **ret_conf,
                  struct sl_err *err);
 
-/* Loads path as sl_conf_load does, with the cases of the file cases_path
- * (a mapping holding only `tests:`) after its own when not NULL; then, when
- * i is not SIZE_MAX, as case i of them runs it: every source a `test_input` reading the case's
- * records, every sink and the dead-letter sink (one is added when the file has none) a
- * `test_capture`, and a `test_capture` named SL_CONF_CASE_CAPTURE + node
- * fed by each other node the case expects output of; no metrics endpoint
- * or control socket. The test types must be registered (cases.h). */
-int sl_conf_load_case(const char *path,
-                      const char *cases_path,
-                      const char *const *sets,
-                      size_t nsets,
+/* sl_conf_load does not read the `tests:` section (only that it is a
+ * top-level key). This loads path as sl_conf_load does and checks its
+ * cases too (`validate`, `test`), with the cases of the file cases_path
+ * (a mapping holding only `tests:`) after its own when not NULL. */
+int sl_conf_load_cases(const char *path,
+                       const char *cases_path,
+                       const char *const *sets,
+                       size_t nsets,
+                       struct sl_conf **ret_conf,
+                       struct sl_err *err);
+
+/* Loads case i of conf (from sl_conf_load_cases, which must outlive the
+ * result: it holds the tree) as a pipeline of its own: every source a
+ * `test_input` reading the case's records, every sink and the dead-letter
+ * sink (one is added when the file has none) a `test_capture`, and a
+ * `test_capture` named SL_CONF_CASE_CAPTURE + node fed by each other node
+ * the case expects output of; no metrics endpoint or control socket. The
+ * test types must be registered (cases.h). */
+int sl_conf_load_case(const struct sl_conf *conf,
                       size_t i,
                       struct sl_conf **ret_conf,
                       struct sl_err *err);

@@ -19,10 +19,44 @@
 
 static const char *const case_keys[] = {"name", "inputs", "expect", NULL};
 
+/* Whether s is a number as JSON writes them: a JSON source reads it (an
+ * integer beyond int64 or a double beyond its range as text), so a case
+ * passes it on as written. */
+static bool json_number(const char *s)
+{
+    s += *s == '-';
+    if (*s == '0') {
+        s++;
+    } else if (*s >= '1' && *s <= '9') {
+        s += strspn(s, "0123456789");
+    } else {
+        return false;
+    }
+    if (*s == '.') {
+        size_t n = strspn(s + 1, "0123456789");
+        if (n == 0) {
+            return false;
+        }
+        s += 1 + n;
+    }
+    if (*s == 'e' || *s == 'E') {
+        s += 1 + (s[1] == '+' || s[1] == '-');
+        size_t n = strspn(s, "0123456789");
+        if (n == 0) {
+            return false;
+        }
+        s += n;
+    }
+    return *s == '\0';
+}
+
 static int write_scalar(struct sl__loader *ld, struct sl_buf *out, const struct sl__ynode *y)
 {
     char num[40];
 
+    if ((y->tag == SL__T_INT || y->tag == SL__T_FLOAT) && json_number(y->text)) {
+        return sl_buf_append(out, y->text, y->len);
+    }
     switch (y->tag) {
     case SL__T_NULL:
         return sl_buf_appendf(out, "null");
@@ -69,23 +103,105 @@ static int write_value(struct sl__loader *ld, struct sl_buf *out, const struct s
     return rc != 0 ? rc : sl_buf_appendf(out, map ? "}" : "]");
 }
 
-/* An input record's "@name" keys set its metadata: known names only. */
+/* Metadata an input record may set with "@name" keys, and what it takes. */
+enum meta_kind { META_STR_OR_NULL, META_MAP, META_UINT, META_LINE, META_NAME };
+static const struct {
+    const char *name;
+    enum meta_kind kind;
+    bool kafka, file; /* which sources' records have it */
+} metas[] = {
+    {"@key", META_STR_OR_NULL, true, false}, {"@headers", META_MAP, true, false},
+    {"@offset", META_UINT, true, true},      {"@partition", META_UINT, true, false},
+    {"@timestamp", META_UINT, true, false},  {"@topic", META_NAME, true, false},
+    {"@file", META_NAME, false, true},       {"@line", META_LINE, false, true},
+};
+#define NMETAS (sizeof(metas) / sizeof(metas[0]))
+
+static int check_meta_value(struct sl__loader *ld,
+                            const struct sl__ynode *k,
+                            const struct sl__ynode *v,
+                            size_t m)
+{
+    int64_t n = 0;
+    char buf[64];
+
+    switch (metas[m].kind) {
+    case META_STR_OR_NULL:
+        if (v->kind == SL__Y_SCALAR && (v->tag == SL__T_STR || v->tag == SL__T_NULL)) {
+            return 0;
+        }
+        return sl__yerr(ld, v, "%s takes a string or null, got %s", k->text,
+                        sl__ydescribe(v, buf, sizeof(buf)));
+    case META_MAP:
+        if (v->kind == SL__Y_MAP) {
+            return 0;
+        }
+        return sl__yerr(ld, v, "%s takes a mapping of header names to values, got %s", k->text,
+                        sl__ydescribe(v, buf, sizeof(buf)));
+    case META_UINT:
+    case META_LINE:
+        if (v->kind != SL__Y_SCALAR || v->tag != SL__T_INT) {
+            return sl__yerr(ld, v, "%s takes an integer, got %s", k->text,
+                            sl__ydescribe(v, buf, sizeof(buf)));
+        }
+        return sl__conf_int(ld, v, metas[m].kind == META_LINE ? 1 : 0,
+                            strcmp(k->text, "@partition") == 0 ? INT32_MAX : INT64_MAX, &n);
+    case META_NAME:
+        if (v->kind == SL__Y_SCALAR && v->tag == SL__T_STR && v->len > 0) {
+            return 0;
+        }
+        return sl__yerr(ld, v, "%s takes a name, got %s", k->text,
+                        sl__ydescribe(v, buf, sizeof(buf)));
+    }
+    return 0;
+}
+
+/* An input record's "@name" keys set its metadata: known names, with
+ * values of their type. */
 static int check_meta_keys(struct sl__loader *ld, const struct sl__ynode *rec)
 {
-    static const char *const names[] = {"@key",   "@headers", "@offset", "@partition", "@timestamp",
-                                        "@topic", "@file",    "@line",   NULL};
+    for (size_t i = 0; i < rec->nkids; i += 2) {
+        const struct sl__ynode *k = rec->kids[i];
+        size_t m = 0;
 
+        if (k->text[0] != '@') {
+            continue;
+        }
+        while (m < NMETAS && strcmp(metas[m].name, k->text) != 0) {
+            m++;
+        }
+        if (m == NMETAS) {
+            return sl__yerr(ld, k,
+                            "unknown metadata '%s': an input record may set @key, @headers, "
+                            "@offset, @partition, @timestamp, @topic (Kafka), @file, @line (files)",
+                            k->text);
+        }
+        int rc = check_meta_value(ld, k, rec->kids[i + 1], m);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* A dead letter's fields (sink.c): an expected one can only list those. */
+static const char *const dead_fields[] = {"_error", "_node",  "_source",    "_file",
+                                          "_line",  "_topic", "_partition", "_offset",
+                                          "_raw",   "_id",    NULL};
+
+static int check_dead_keys(struct sl__loader *ld, const struct sl__ynode *rec)
+{
     for (size_t i = 0; i < rec->nkids; i += 2) {
         const struct sl__ynode *k = rec->kids[i];
         size_t j = 0;
 
-        while (k->text[0] == '@' && names[j] != NULL && strcmp(names[j], k->text) != 0) {
+        while (dead_fields[j] != NULL && strcmp(dead_fields[j], k->text) != 0) {
             j++;
         }
-        if (k->text[0] == '@' && names[j] == NULL) {
+        if (dead_fields[j] == NULL) {
             return sl__yerr(ld, k,
-                            "unknown metadata '%s': an input record may set @key, @headers, "
-                            "@offset, @partition, @timestamp, @topic (Kafka), @file, @line (files)",
+                            "a dead letter has no field '%s': it has _error, _node, _source, "
+                            "_file and _line (or _topic, _partition, _offset), _raw, _id",
                             k->text);
         }
     }
@@ -118,7 +234,9 @@ static int load_records(struct sl__loader *ld,
                           sl__ydescribe(rec, buf, sizeof(buf)));
             break;
         }
-        rc = input ? check_meta_keys(ld, rec) : 0;
+        rc = input                                   ? check_meta_keys(ld, rec)
+             : strcmp(key->text, "dead_letter") == 0 ? check_dead_keys(ld, rec)
+                                                     : 0;
         rc = rc != 0 ? rc : write_value(ld, &out, rec);
         rc = rc != 0 ? rc : sl_buf_appendf(&out, "\n");
     }
@@ -187,7 +305,11 @@ static int check_case_keys(struct sl__loader *ld, const struct sl__ynode *c)
     return 0;
 }
 
-static int load_case(struct sl__loader *ld, const struct sl__ynode *c, struct sl_conf_case *ret)
+/* Case i (0-based among all cases) c. Its records are converted only when
+ * they are needed: sl_conf_load_case loads case i alone (the file was
+ * checked whole before), which keeps the cases of a file linear. */
+static int
+load_case(struct sl__loader *ld, const struct sl__ynode *c, size_t i, struct sl_conf_case *ret)
 {
     const struct sl__ynode *name = sl__ymap_find(c, "name");
     const struct sl__ynode *inputs = sl__ymap_find(c, "inputs");
@@ -211,11 +333,15 @@ static int load_case(struct sl__loader *ld, const struct sl__ynode *c, struct sl
     if (name != NULL) {
         ret->name = name->text;
     } else {
-        snprintf(buf, sizeof(buf), "case %zu", c->index + 1);
+        snprintf(buf, sizeof(buf), "case %zu", i + 1);
         ret->name = sl_arena_strndup(ld->arena, buf, strlen(buf));
         if (ret->name == NULL) {
             return sl__conf_oom(ld);
         }
+    }
+    ret->named = name != NULL;
+    if (ld->test_case != SIZE_MAX && ld->test_case != i) {
+        return 0;
     }
     rc = inputs != NULL ? load_map(ld, inputs, true, &ret->inputs, &ret->ninputs) : 0;
     rc = rc != 0 ? rc : load_map(ld, expect, false, &ret->expect, &ret->nexpect);
@@ -281,12 +407,15 @@ int sl__conf_cases_load(struct sl__loader *ld, const struct sl__ynode *root)
             return sl__yerr(ld, c, "expected a case (name, inputs, expect), got %s",
                             sl__ydescribe(c, buf, sizeof(buf)));
         }
-        rc = load_case(ld, c, &conf->cases[i]);
-        for (size_t j = 0; rc == 0 && j < i; j++) {
-            if (strcmp(conf->cases[j].name, conf->cases[i].name) == 0) {
-                const struct sl__ynode *at = sl__ymap_find(c, "name");
-                rc = sl__yerr(ld, at != NULL ? at : c, "case name '%s' is already used (line %d)",
-                              conf->cases[i].name, conf->cases[j].line);
+        rc = load_case(ld, c, i, &conf->cases[i]);
+        /* Names written twice; a default "case N" may equal a written one
+         * (the FAIL line tells them apart by file and line). */
+        for (size_t j = 0; rc == 0 && ld->test_case == SIZE_MAX && conf->cases[i].named && j < i;
+             j++) {
+            if (conf->cases[j].named && strcmp(conf->cases[j].name, conf->cases[i].name) == 0) {
+                rc =
+                    sl__yerr(ld, sl__ymap_find(c, "name"), "case name '%s' is already used (%s:%d)",
+                             conf->cases[i].name, conf->cases[j].file, conf->cases[j].line);
             }
         }
         if (rc != 0) {
@@ -298,6 +427,31 @@ int sl__conf_cases_load(struct sl__loader *ld, const struct sl__ynode *root)
 }
 
 /* ==== Names, once the graph is known ==== */
+
+/* A Kafka source's records have Kafka metadata, the others a file's. */
+static int
+check_meta_kinds(struct sl__loader *ld, const struct sl_conf_node *cn, const struct sl__ynode *list)
+{
+    bool kafka = strcmp(cn->type->def.name, "kafka") == 0;
+
+    for (size_t r = 0; list->kind == SL__Y_SEQ && r < list->nkids; r++) {
+        const struct sl__ynode *rec = list->kids[r];
+
+        for (size_t i = 0; i < rec->nkids; i += 2) {
+            for (size_t m = 0; m < NMETAS; m++) {
+                if (strcmp(metas[m].name, rec->kids[i]->text) == 0 &&
+                    !(kafka ? metas[m].kafka : metas[m].file)) {
+                    return sl__yerr(ld, rec->kids[i], "records of %s source '%s' have no %s (%s)",
+                                    kafka ? "Kafka" : "a", cn->name, metas[m].name,
+                                    kafka ? "they have @key, @headers, @offset, @partition, "
+                                            "@timestamp, @topic"
+                                          : "they have @file, @line, @offset");
+                }
+            }
+        }
+    }
+    return 0;
+}
 
 /* Whether "node" or "node.output" names something whose output can be
  * expected: a node, a route's output, or the dead-letter sink. */
@@ -339,7 +493,7 @@ int sl__conf_cases_check(struct sl__loader *ld, const struct sl__ynode *root)
     const struct sl__ynode *tests = ld->tests != NULL ? ld->tests : sl__ymap_find(root, "tests");
     const struct sl_conf *conf = ld->conf;
 
-    for (size_t i = 0; i < conf->ncases; i++) {
+    for (size_t i = 0; ld->test_case == SIZE_MAX && i < conf->ncases; i++) {
         const struct sl__ynode *c = tests->kids[i];
         const struct sl__ynode *inputs = sl__ymap_find(c, "inputs");
         const struct sl__ynode *expect = sl__ymap_find(c, "expect");
@@ -351,6 +505,10 @@ int sl__conf_cases_check(struct sl__loader *ld, const struct sl__ynode *root)
             if (cn == NULL || cn->kind != SLUICE_KIND_SOURCE || cn == conf->dead_letter) {
                 return sl__yerr(ld, key, "'%s' is not a source: inputs are given to sources",
                                 key->text);
+            }
+            int rc = check_meta_kinds(ld, cn, inputs->kids[2 * j + 1]);
+            if (rc != 0) {
+                return rc;
             }
         }
         for (size_t j = 0; j < conf->cases[i].nexpect; j++) {
@@ -395,6 +553,31 @@ static int add_scalar(struct sl__loader *ld,
     return sl__ymap_add(ld, map, k, v);
 }
 
+/* Appends key and value, nodes of the file's tree that other cases load
+ * too, to map without changing them (not even their parent). */
+static int add_shared(struct sl__loader *ld,
+                      struct sl__ynode *map,
+                      const struct sl__ynode *key,
+                      const struct sl__ynode *value)
+{
+    if (map->nkids + 2 > map->cap) {
+        size_t cap = map->cap != 0 ? map->cap * 2 : 8;
+        struct sl__ynode **kids = sl__conf_alloc(ld, cap * sizeof(*kids));
+
+        if (kids == NULL) {
+            return SL_ENOMEM;
+        }
+        if (map->nkids > 0) {
+            memcpy(kids, map->kids, map->nkids * sizeof(*kids));
+        }
+        map->kids = kids;
+        map->cap = cap;
+    }
+    map->kids[map->nkids++] = (struct sl__ynode *)key;
+    map->kids[map->nkids++] = (struct sl__ynode *)value;
+    return 0;
+}
+
 /* A test node's mapping in place of old (which stays where it was in the
  * file, for errors): `type`, the node's own keys but type copied (inputs,
  * workers, priority...), and extra, a (key, value) if not NULL; for a
@@ -424,13 +607,17 @@ static int replace_node(struct sl__loader *ld,
 
         for (size_t j = 1; sl__node_own_keys[j] != NULL; j++) { /* [0] is "type" */
             if (strcmp(k, sl__node_own_keys[j]) == 0) {
-                rc = sl__ymap_add(ld, map, old->kids[i], old->kids[i + 1]);
+                rc = add_shared(ld, map, old->kids[i], old->kids[i + 1]);
                 break;
             }
         }
     }
     if (rc == 0 && extra_key != NULL) {
         rc = add_scalar(ld, map, extra_key, extra_val, old);
+    }
+    const struct sl__ynode *depth = sl__ymap_find(old, "max_depth");
+    if (rc == 0 && extra_key != NULL && depth != NULL) {
+        rc = add_shared(ld, map, depth->key, depth);
     }
     if (rc == 0 && kafka) {
         bool named = topics != NULL && topics->kind == SL__Y_SEQ && topics->nkids > 0 &&
@@ -484,19 +671,33 @@ static int add_capture(struct sl__loader *ld, struct sl__ynode *sinks, const str
     return rc != 0 ? rc : sl__ymap_add(ld, sinks, key, map);
 }
 
+/* root's value of key replaced by a copy of its own (a MAP), or NULL. */
+static struct sl__ynode *own_map(struct sl__loader *ld, struct sl__ynode *root, const char *key)
+{
+    for (size_t k = 0; k + 1 < root->nkids; k += 2) {
+        struct sl__ynode *map = root->kids[k + 1];
+
+        if (strcmp(root->kids[k]->text, key) == 0 && map->kind == SL__Y_MAP) {
+            root->kids[k + 1] = sl__ycopy(ld, map);
+            return root->kids[k + 1];
+        }
+    }
+    return NULL;
+}
+
 int sl__conf_case_rewrite(struct sl__loader *ld, struct sl__ynode *root, size_t i)
 {
     const struct sl_conf_case *c = &ld->conf->cases[i];
-    struct sl__ynode *sources = sl__ymap_find(root, "sources");
-    struct sl__ynode *sinks = sl__ymap_find(root, "sinks");
+    /* root is the case's copy of the file's tree (sl_conf_load_case): the
+     * maps it changes are copied too, the rest is shared with other cases. */
+    struct sl__ynode *sources = own_map(ld, root, "sources");
+    struct sl__ynode *sinks = own_map(ld, root, "sinks");
     struct sl__ynode *dead = sl__ymap_find(root, "dead_letter");
     int rc = 0;
 
-    /* Without them the file does not load as a pipeline: let the loader
-     * say so as it would. */
-    if (sources == NULL || sources->kind != SL__Y_MAP || sinks == NULL ||
-        sinks->kind != SL__Y_MAP) {
-        return 0;
+    /* The file loaded whole before: both are there. */
+    if (sources == NULL || sinks == NULL) {
+        return SL_ENOMEM;
     }
     for (size_t k = 1; rc == 0 && k < sources->nkids; k += 2) {
         const char *records = "";

@@ -50,6 +50,10 @@ struct sl__conf_priv {
     struct sl_conf conf;
     struct sl_arena arena;       /* tree, strings, nodes, conf structs */
     struct sl__expr_link *exprs; /* every compiled expression, for sl_conf_free */
+    /* Loaded with its cases (sl_conf_load_cases): the tree after --set and
+     * the cases' list, which sl_conf_load_case copies from. */
+    const struct sl__ynode *root;
+    const struct sl__ynode *tests;
 };
 
 struct sl__loader {
@@ -59,11 +63,13 @@ struct sl__loader {
     struct sl_err *err;
     const char *file;              /* the caller's path: outlives the conf, so errors point at it */
     const struct sl__ynode **keys; /* per conf->nodes[i]: its key in the tree */
-    const struct sl__ynode **inputs; /* per conf->nodes[i]: its inputs list or NULL */
-    struct sl__ynode *engine;        /* the engine mapping (made up when the file has none) */
-    size_t test_case;                /* sl_conf_load_case's case, or SIZE_MAX */
-    const char *cases_path;          /* a side file of cases (`sluice test FILE CASES`), or NULL */
-    const struct sl__ynode *tests;   /* the cases, when a side file adds to the file's */
+    const struct sl__ynode **inputs;  /* per conf->nodes[i]: its inputs list or NULL */
+    struct sl__ynode *engine;         /* the engine mapping (made up when the file has none) */
+    size_t test_case;                 /* sl_conf_load_case's case, or SIZE_MAX */
+    bool skip_cases;                  /* sl_conf_load: the tests: section is not read */
+    const char *cases_path;           /* a side file of cases (`sluice test FILE CASES`), or NULL */
+    const struct sl__ynode *tests;    /* the cases, when a side file adds to the file's */
+    const struct sl__conf_priv *from; /* sl_conf_load_case: the file loaded whole */
 };
 
 /* Nearest-name hints (edit distance). */
@@ -120,6 +126,10 @@ int sl__ymap_add(struct sl__loader *ld,
                  struct sl__ynode *map,
                  struct sl__ynode *key,
                  struct sl__ynode *value);
+/* A copy of map (a MAP) with a kids array of its own, so that adding to
+ * or replacing its values leaves map as it was; the kids are shared.
+ * NULL on OOM. */
+struct sl__ynode *sl__ycopy(struct sl__loader *ld, const struct sl__ynode *map);
 /* Appends item to seq, setting its parent and index. */
 int sl__yseq_add(struct sl__loader *ld, struct sl__ynode *seq, struct sl__ynode *item);
 /* Returns the value of key in map (a MAP) or NULL. */

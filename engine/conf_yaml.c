@@ -100,6 +100,23 @@ int sl__ymap_add(struct sl__loader *ld,
     return rc;
 }
 
+struct sl__ynode *sl__ycopy(struct sl__loader *ld, const struct sl__ynode *map)
+{
+    struct sl__ynode *copy = sl__conf_alloc(ld, sizeof(*copy));
+    struct sl__ynode **kids = sl__conf_alloc(ld, (map->nkids + 1) * sizeof(*kids));
+
+    if (copy == NULL || kids == NULL) {
+        return NULL;
+    }
+    *copy = *map;
+    if (map->nkids > 0) {
+        memcpy(kids, map->kids, map->nkids * sizeof(*kids));
+    }
+    copy->kids = kids;
+    copy->cap = map->nkids + 1;
+    return copy;
+}
+
 int sl__yseq_add(struct sl__loader *ld, struct sl__ynode *seq, struct sl__ynode *item)
 {
     item->index = seq->nkids;

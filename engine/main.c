@@ -568,7 +568,11 @@ int main(int argc, char **argv)
     if (!trim_set) {
         mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
     }
-    if (sl_conf_load_case(a.file, a.cases, a.sets, a.nsets, SIZE_MAX, &conf, &err) != 0) {
+    /* run and graph leave the tests: section alone; validate and test check it. */
+    bool cases = strcmp(a.cmd->name, "validate") == 0 || strcmp(a.cmd->name, "test") == 0;
+    int loaded = cases ? sl_conf_load_cases(a.file, a.cases, a.sets, a.nsets, &conf, &err)
+                       : sl_conf_load(a.file, a.sets, a.nsets, &conf, &err);
+    if (loaded != 0) {
         say_config_error(&err);
         sl_free(a.sets);
         return err.code == SL_ECONFIG ? EXIT_USAGE
@@ -584,7 +588,7 @@ int main(int argc, char **argv)
         print_dot(conf);
         code = EXIT_DONE;
     } else if (strcmp(a.cmd->name, "test") == 0) {
-        code = sl_cases_run(conf, a.file, a.cases, a.sets, a.nsets);
+        code = sl_cases_run(conf, a.file, a.cases);
     } else {
         code = run(conf, &a);
     }

@@ -52,7 +52,8 @@ int sl_source_admit(struct sl_node *src, struct sl_batch *batch, uint64_t *held,
 
 int sl_source_forward(struct sl_node *node, struct sl_batch *batch)
 {
-    atomic_fetch_add_explicit(&node->c.in, batch->n, memory_order_relaxed);
+    /* Records it rejected while building the batch are counted dead then. */
+    atomic_fetch_add_explicit(&node->c.in, batch->n + batch->ndead, memory_order_relaxed);
     sl_node_emit(node, 0, batch);
     return 0;
 }

@@ -29,7 +29,8 @@ int sl_source_hold(struct sl_node *src, uint64_t *held, uint64_t bytes);
 int sl_source_admit(struct sl_node *src, struct sl_batch *batch, uint64_t *held, uint64_t give);
 
 /* process() of a source whose thread builds records itself (generator,
- * `sluice test`'s inputs): counts them in and hands the batch on. */
+ * `sluice test`'s inputs): counts them in, with those it dead-lettered
+ * (sl_node_dead) while building the batch, and hands the batch on. */
 int sl_source_forward(struct sl_node *node, struct sl_batch *batch);
 
 #endif

@@ -101,7 +101,7 @@ grep -q "bad.yaml:[0-9]*:[0-9]*: tests\[1\].expect.\"split.us\": node 'split' ha
     fail "bad case message: $(cat err.txt)"
 printf 'sources: { a: { type: generator } }\nsinks: { s: { type: null, inputs: [a] } }\n' > none.yaml
 run_rc "$SLUICE" test none.yaml > /dev/null 2> err.txt
-[ $rc = 2 ] && grep -q 'has no tests: section' err.txt || fail "no cases: exit $rc $(cat err.txt)"
+[ $rc = 2 ] && grep -q 'has no cases: its tests: section' err.txt || fail "no cases: exit $rc $(cat err.txt)"
 
 # A side file of cases comes after the file's own.
 cat > side.yaml << 'YAML'
@@ -122,6 +122,82 @@ printf 'tests: []\nsinks: {}\n' > side2.yaml
 run_rc "$SLUICE" test p.yaml side2.yaml > out.txt 2> err.txt
 [ $rc = 2 ] && grep -q '^side2.yaml:2:1: sinks: a file of cases holds only tests:' err.txt ||
     fail "a side file with more than tests: exit $rc $(cat err.txt)"
+
+# ---- what a probe found (session 12) ----
+# Expected dead letters match in any order, however loosely each is given;
+# a passing case still says it made dead letters; records keep their
+# metadata out of _raw; max_depth is the source's; numbers JSON keeps as
+# text pass; names print on one line; shed records are named.
+python3 - << 'PY'
+import json
+recs = ", ".join('{"v": %d}' % i for i in range(1000))
+open("probe.yaml", "w").write("""sources:
+  src: { type: file, path: z.jsonl, max_depth: 2 }
+stages:
+  f: { type: filter, inputs: [src], where: 'v > 0' }
+  d: { type: delay, inputs: [src], per_batch: 100ms, queue: 1, when_full: drop_newest }
+sinks:
+  out: { type: null, inputs: [f] }
+  slow: { type: null, inputs: [d] }
+tests:
+  - name: loose dead letter first
+    inputs: { src: [{ v: "a" }, { v: "b", "@line": 7 }] }
+    expect:
+      dead_letter: [{ _node: f }, { _node: f, _line: 1 }]
+  - name: dead letters not expected
+    inputs: { src: [{ v: "a" }, { v: 1 }] }
+    expect: { out: [{ v: 1 }] }
+  - name: raw without metadata
+    inputs: { src: [{ v: "a", "@offset": 42 }] }
+    expect: { dead_letter: [{ _raw: '{"v":"a"}', _line: 1 }] }
+  - name: deeper than max_depth
+    inputs: { src: [{ v: 1, x: { a: { b: 1 } } }] }
+    expect: { dead_letter: [{ _node: src }], out: [] }
+  - name: numbers beyond int64 and double
+    inputs: { src: [{ v: 99999999999999999999, w: 1e400 }] }
+    expect: { src: [] }
+  - name: "two\\nlines"
+    inputs: { src: [{ v: 1 }] }
+    expect: { out: [] }
+  - name: shed
+    inputs: { src: [%s] }
+    expect: { slow: [%s] }
+""" % (recs, recs))
+PY
+run_rc "$SLUICE" test probe.yaml > out.txt 2> err.txt
+[ $rc = 1 ] || fail "probe cases: exit $rc: $(cat out.txt) $(err_of err.txt)"
+grep -qx 'ok    loose dead letter first' out.txt || fail "dead letters matched greedily: $(cat out.txt)"
+grep -qx 'ok    dead letters not expected  (1 dead letter, not in expect)' out.txt ||
+    fail "a passing case hid its dead letters: $(cat out.txt)"
+grep -qx 'ok    raw without metadata' out.txt || fail "_raw: $(cat out.txt)"
+grep -qx 'ok    deeper than max_depth' out.txt || fail "max_depth: $(cat out.txt)"
+grep -qx 'FAIL  numbers beyond int64 and double  (probe.yaml:[0-9]*)' out.txt ||
+    fail "big numbers: $(cat out.txt)"
+grep -q '^        + {"v":"99999999999999999999","w":"1e400"}' out.txt || fail "big numbers as text: $(cat out.txt)"
+grep -qF 'FAIL  two\x0alines  (probe.yaml:' out.txt || fail "name on one line: $(cat out.txt)"
+grep -q '^    d shed [0-9]* records' out.txt || fail "shed not named: $(cat out.txt)"
+
+# Long values that differ far in: where, and both around it.
+printf '%s\n' 'sources: { src: { type: generator } }' 'sinks: { out: { type: null, inputs: [src] } }' \
+    'tests:' '  - inputs:' "      src: [{ t: $(printf 'x%.0s' $(seq 300))a }]" '    expect:' \
+    "      out: [{ t: $(printf 'x%.0s' $(seq 300))b }]" > long.yaml
+run_rc "$SLUICE" test long.yaml > out.txt 2> err.txt
+grep -q 't: strings of 303 and 303 bytes (as JSON) that differ from byte 301:' out.txt ||
+    fail "long strings: $(cat out.txt)"
+
+# Unnamed cases in a file and a side file do not clash; run ignores a
+# stale case that validate refuses.
+printf '%s\n' 'sources: { src: { type: generator } }' 'sinks: { out: { type: null, inputs: [src] } }' \
+    'tests:' '  - expect: { out: [] }' > unnamed.yaml
+printf '%s\n' 'tests:' '  - expect: { out: [] }' > unnamed-side.yaml
+"$SLUICE" test unnamed.yaml unnamed-side.yaml > out.txt 2> err.txt || fail "unnamed: $(cat out.txt err.txt)"
+[ "$(grep -c '^ok    case [12]$' out.txt)" = 2 ] || fail "unnamed names: $(cat out.txt)"
+printf '%s\n' '  - expect: { nosuch: [] }' >> unnamed.yaml
+run_rc "$SLUICE" validate unnamed.yaml 2> err.txt
+[ $rc = 2 ] || fail "validate passed a stale case"
+printf '%s\n' 'sources: { src: { type: generator, count: 3 } }' 'sinks: { out: { type: null, inputs: [src] } }' \
+    'tests:' '  - expect: { nosuch: [] }' > stale.yaml
+"$SLUICE" run stale.yaml --quiet 2> err.txt || fail "run refused a stale case: $(cat err.txt)"
 
 # ---- order through worker pools, priorities and fan-in ----
 python3 - << 'PY'
