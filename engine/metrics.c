@@ -42,6 +42,7 @@ static struct {
     __typeof__(MHD_add_response_header) *add_response_header;
     __typeof__(MHD_queue_response) *queue_response;
     __typeof__(MHD_destroy_response) *destroy_response;
+    __typeof__(MHD_get_timeout) *get_timeout;
 } mhd = {.once = PTHREAD_ONCE_INIT};
 
 static void open_mhd(void)
@@ -66,6 +67,7 @@ static void open_mhd(void)
     SYM(add_response_header, "MHD_add_response_header")
     SYM(queue_response, "MHD_queue_response")
     SYM(destroy_response, "MHD_destroy_response")
+    SYM(get_timeout, "MHD_get_timeout")
 #undef SYM
     if (missing != NULL) {
         snprintf(mhd.error, sizeof(mhd.error), "%s has no %s", SL_MHD_SONAME, missing);
@@ -81,11 +83,12 @@ struct sl_metrics {
     _Atomic(struct sl_pipeline *) pl; /* NULL until attached; release/acquire */
     uint64_t start_ns;
     char where[96]; /* host:port, for messages */
-    /* Runs after which the epoll set was still readable (loop thread). A
-     * client that accept cannot take (EMFILE: no descriptor left) keeps the
-     * listening socket in it readable, and libmicrohttpd leaves it there:
-     * the loop would spin. After BUSY_RUNS such runs in a row the set is
-     * left out of the poll for PAUSE_NS, and run at its end. */
+    /* Runs after which the epoll set was still readable or the library
+     * wanted another turn at once (loop thread). A client that accept
+     * cannot take (EMFILE: no descriptor left) keeps the listening socket
+     * in it readable, and libmicrohttpd leaves it there: the loop would
+     * spin. After BUSY_RUNS such runs in a row the set is left out of the
+     * poll for PAUSE_NS, and run at its end. */
     unsigned busy;
     uint64_t pause_until_ns;
 };
@@ -419,9 +422,24 @@ int sl_metrics_fd(const struct sl_metrics *m)
     return sl_now_ns() < m->pause_until_ns ? -1 : m->fd;
 }
 
+/* When the library wants its next turn (it has data it read but did not
+ * process, such as a request head longer than its first read buffer, or
+ * a connection's timeout), in ns from now; EVERY_NS at most. With the
+ * epoll set alone, such a head would wait for the next EVERY_NS turn once
+ * per buffer growth (seconds for a 20 KiB head, a minute for 40 KiB). */
+static uint64_t mhd_due_in(const struct sl_metrics *m)
+{
+    MHD_UNSIGNED_LONG_LONG ms = 0;
+
+    if (mhd.get_timeout(m->daemon, &ms) != MHD_YES || ms >= EVERY_NS / 1000000) {
+        return EVERY_NS;
+    }
+    return (uint64_t)ms * 1000000;
+}
+
 uint64_t sl_metrics_due_ns(const struct sl_metrics *m, uint64_t now_ns)
 {
-    return now_ns < m->pause_until_ns ? m->pause_until_ns : now_ns + EVERY_NS;
+    return now_ns < m->pause_until_ns ? m->pause_until_ns : now_ns + mhd_due_in(m);
 }
 
 void sl_metrics_run(struct sl_metrics *m)
@@ -432,7 +450,7 @@ void sl_metrics_run(struct sl_metrics *m)
         return;
     }
     (void)mhd.run(m->daemon);
-    if (poll(&still, 1, 0) != 1) {
+    if (poll(&still, 1, 0) != 1 && mhd_due_in(m) > 0) {
         m->busy = 0;
     } else if (++m->busy >= BUSY_RUNS) {
         m->busy = 0;
