@@ -9,7 +9,23 @@
  * sl_metrics_run, so a scrape reads the pipeline's atomics on the thread
  * that also owns timers and signals, and never holds a worker. Everything
  * read is an atomic counter, gauge or histogram bucket: a scrape at full
- * speed costs the pipeline nothing but cache lines. */
+ * speed costs the pipeline nothing but cache lines.
+ *
+ * Clients that hold connections: libmicrohttpd's timeout counts
+ * inactivity only, so a client sending one header byte a second is never
+ * timed out, and at its connection limit the library stops accepting:
+ * clients that connect and send nothing, or trickle, would lock scrapes
+ * out. So the library gets room (CONN_MAX connections, CONN_PER_IP from one
+ * address, a CONN_POOL memory pool each: a request's head must fit in it)
+ * and sluice follows each connection (NOTIFY_CONNECTION, NOTIFY_COMPLETED,
+ * the request handler): one that has not sent a whole request head
+ * within REQUEST_NS of connecting or of its previous answer is shut down,
+ * and when a new connection finds CONN_KEEP others open, the one waiting
+ * longest for its request is (if none waits, one whose request has run
+ * for ACTIVE_NS). shutdown(2), not close: the descriptor stays the
+ * library's, which sees the end of the stream at its next turn and closes
+ * it. A scrape sends its request at once and is answered in the same
+ * turn, so it is never the one waiting longest. */
 #include "metrics.h"
 
 #include "buf.h"
@@ -28,6 +44,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 /* The libmicrohttpd calls sluice makes, from the library opened at start. */
 static struct {
@@ -42,6 +59,7 @@ static struct {
     __typeof__(MHD_add_response_header) *add_response_header;
     __typeof__(MHD_queue_response) *queue_response;
     __typeof__(MHD_destroy_response) *destroy_response;
+    __typeof__(MHD_get_connection_info) *get_connection_info;
     __typeof__(MHD_get_timeout) *get_timeout;
 } mhd = {.once = PTHREAD_ONCE_INIT};
 
@@ -67,6 +85,7 @@ static void open_mhd(void)
     SYM(add_response_header, "MHD_add_response_header")
     SYM(queue_response, "MHD_queue_response")
     SYM(destroy_response, "MHD_destroy_response")
+    SYM(get_connection_info, "MHD_get_connection_info")
     SYM(get_timeout, "MHD_get_timeout")
 #undef SYM
     if (missing != NULL) {
@@ -76,6 +95,24 @@ static void open_mhd(void)
     }
     mhd.handle = h;
 }
+
+/* Connections: see the top of the file. */
+#define CONN_MAX    128                          /* MHD_OPTION_CONNECTION_LIMIT */
+#define CONN_PER_IP 96                           /* MHD_OPTION_PER_IP_CONNECTION_LIMIT */
+#define CONN_KEEP   64                           /* above: a new one shuts the longest waiting */
+#define CONN_POOL   (16 * 1024)                  /* MHD_OPTION_CONNECTION_MEMORY_LIMIT */
+#define IDLE_S      10                           /* MHD_OPTION_CONNECTION_TIMEOUT (inactivity) */
+#define REQUEST_NS  (10 * 1000 * 1000 * 1000ull) /* to send a whole request head */
+#define ACTIVE_NS   (2 * 1000 * 1000 * 1000ull)  /* a request that long may be shut when crowded */
+
+/* One connection the library holds (loop thread only). */
+struct conn {
+    struct MHD_Connection *c; /* NULL: a free slot */
+    int fd;
+    bool active;    /* its request head came: being answered */
+    bool shut;      /* shut down, waiting for the library to close it */
+    uint64_t since; /* connected, the request came, or the last answer went */
+};
 
 struct sl_metrics {
     struct MHD_Daemon *daemon;
@@ -91,11 +128,15 @@ struct sl_metrics {
      * poll for PAUSE_NS, and run at its end. */
     unsigned busy;
     uint64_t pause_until_ns;
+    struct conn conns[CONN_MAX];
+    unsigned open;       /* conns in use and not shut */
+    uint64_t shut_count; /* connections shut down since the last warning */
+    uint64_t warned_ns;  /* when the last warning went */
 };
 
 #define BUSY_RUNS 8
 #define PAUSE_NS  (100 * 1000 * 1000ull)
-#define EVERY_NS  (1000 * 1000 * 1000ull) /* its own timeouts (idle connections) */
+#define EVERY_NS  (1000 * 1000 * 1000ull) /* a turn at least this often (the sweep) */
 
 /* ---- the text ---- */
 
@@ -334,6 +375,13 @@ static enum MHD_Result on_request(void *cls,
     (void)version;
     (void)upload_data;
     (void)con_cls;
+    const union MHD_ConnectionInfo *info =
+        mhd.get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct conn *cn = info != NULL ? info->socket_context : NULL;
+    if (cn != NULL && !cn->active) {
+        cn->active = true;
+        cn->since = sl_now_ns();
+    }
     if (*upload_data_size != 0) {
         *upload_data_size = 0; /* a body is read and ignored */
         return MHD_YES;
@@ -366,6 +414,114 @@ static enum MHD_Result on_request(void *cls,
     return ret;
 }
 
+/* Shuts c down (see the top of the file). */
+static void shut(struct sl_metrics *m, struct conn *c)
+{
+    (void)shutdown(c->fd, SHUT_RDWR);
+    c->shut = true;
+    m->open--;
+    m->shut_count++;
+}
+
+/* The connection to shut when crowded: the one waiting longest for a
+ * request, or else the one whose request has run longest, past ACTIVE_NS.
+ * NULL if none. */
+static struct conn *victim(struct sl_metrics *m, const struct conn *spare, uint64_t now)
+{
+    struct conn *waiting = NULL, *active = NULL;
+
+    for (size_t i = 0; i < CONN_MAX; i++) {
+        struct conn *c = &m->conns[i];
+        if (c->c == NULL || c->shut || c == spare) {
+            continue;
+        }
+        if (!c->active && (waiting == NULL || c->since < waiting->since)) {
+            waiting = c;
+        } else if (c->active && now - c->since > ACTIVE_NS &&
+                   (active == NULL || c->since < active->since)) {
+            active = c;
+        }
+    }
+    return waiting != NULL ? waiting : active;
+}
+
+static void on_connection(void *cls,
+                          struct MHD_Connection *conn,
+                          void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct sl_metrics *m = cls;
+    struct conn *c = *socket_context;
+
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        if (c != NULL) {
+            m->open -= !c->shut;
+            *c = (struct conn){.c = NULL};
+            *socket_context = NULL;
+        }
+        return;
+    }
+    if (code != MHD_CONNECTION_NOTIFY_STARTED) {
+        return;
+    }
+    const union MHD_ConnectionInfo *info =
+        mhd.get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    for (size_t i = 0; c == NULL && info != NULL && i < CONN_MAX; i++) {
+        c = m->conns[i].c == NULL ? &m->conns[i] : NULL;
+    }
+    if (c == NULL) {
+        return; /* no slot (the library holds at most CONN_MAX): not followed */
+    }
+    uint64_t now = sl_now_ns();
+    *c = (struct conn){.c = conn, .fd = info->connect_fd, .since = now};
+    *socket_context = c;
+    m->open++;
+    struct conn *v;
+    while (m->open > CONN_KEEP && (v = victim(m, c, now)) != NULL) {
+        shut(m, v);
+    }
+}
+
+/* A request was answered (or given up): the connection waits again. */
+static void on_completed(void *cls,
+                         struct MHD_Connection *conn,
+                         void **con_cls,
+                         enum MHD_RequestTerminationCode code)
+{
+    (void)cls;
+    (void)con_cls;
+    (void)code;
+    const union MHD_ConnectionInfo *info =
+        mhd.get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct conn *c = info != NULL ? info->socket_context : NULL;
+    if (c != NULL) {
+        c->active = false;
+        c->since = sl_now_ns();
+    }
+}
+
+/* Shuts connections that did not send a request head in REQUEST_NS. */
+static void sweep(struct sl_metrics *m)
+{
+    uint64_t now = sl_now_ns();
+
+    for (size_t i = 0; i < CONN_MAX; i++) {
+        struct conn *c = &m->conns[i];
+        if (c->c != NULL && !c->shut && !c->active && now - c->since > REQUEST_NS) {
+            shut(m, c);
+        }
+    }
+    /* Said once a minute at most: a port scanner or a stuck client is no
+     * reason for a log line each time. */
+    if (m->shut_count > 0 && now - m->warned_ns > 60 * 1000 * 1000 * 1000ull) {
+        sl_log_warn("metrics: closed %llu connection(s) that sent no request in time or "
+                    "crowded out others",
+                    (unsigned long long)m->shut_count);
+        m->shut_count = 0;
+        m->warned_ns = now;
+    }
+}
+
 struct sl_metrics *sl_metrics_start(const char *host, int port, struct sl_err *err)
 {
     struct addrinfo hints = {
@@ -395,10 +551,13 @@ struct sl_metrics *sl_metrics_start(const char *host, int port, struct sl_err *e
     }
     m->start_ns = sl_now_ns();
     errno = 0;
-    m->daemon = mhd.start_daemon(MHD_USE_EPOLL | (ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0),
-                                 (uint16_t)port, NULL, NULL, on_request, m, MHD_OPTION_SOCK_ADDR,
-                                 ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT, (unsigned)32,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
+    m->daemon = mhd.start_daemon(
+        MHD_USE_EPOLL | (ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0), (uint16_t)port, NULL, NULL,
+        on_request, m, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)CONN_MAX, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)CONN_PER_IP,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_POOL, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)IDLE_S, MHD_OPTION_NOTIFY_CONNECTION, on_connection, m,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, m, MHD_OPTION_END);
     int e = errno; /* bind's, if that is what failed */
     freeaddrinfo(ai);
     if (m->daemon == NULL) {
@@ -450,6 +609,7 @@ void sl_metrics_run(struct sl_metrics *m)
         return;
     }
     (void)mhd.run(m->daemon);
+    sweep(m);
     if (poll(&still, 1, 0) != 1 && mhd_due_in(m) > 0) {
         m->busy = 0;
     } else if (++m->busy >= BUSY_RUNS) {
