@@ -438,7 +438,7 @@ static void serve_stats(struct sl_control *c, struct client *cl)
     int rc;
 
     if (pl == NULL) {
-        reply(cl, true, "#error the pipeline is still starting\n");
+        reply(cl, true, SL_CONTROL_STARTING);
         return;
     }
     rc = sl_buf_appendf(&cl->out,
@@ -454,7 +454,7 @@ static void serve_stats(struct sl_control *c, struct client *cl)
     rc = rc != 0 ? rc : sl_buf_appendf(&cl->out, "]}\n");
     if (rc != 0) {
         sl_buf_reset(&cl->out);
-        reply(cl, true, "#error out of memory\n");
+        reply(cl, true, SL_CONTROL_NOMEM);
     }
     cl->close_after_out = true;
 }
@@ -476,7 +476,7 @@ static void serve_tap(struct sl_control *c, struct client *cl, char *args)
     *limit_s++ = '\0';
     *where_s++ = '\0';
     if (pl == NULL) {
-        reply(cl, true, "#error the pipeline is still starting\n");
+        reply(cl, true, SL_CONTROL_STARTING);
         return;
     }
     /* NODE, or NODE.OUTPUT for a route's output (names have no dots). */
@@ -695,7 +695,7 @@ void sl_control_run(struct sl_control *c)
             cl = c->clients[i].fd < 0 ? &c->clients[i] : NULL;
         }
         if (cl == NULL) {
-            static const char busy[] = "#error too many clients\n";
+            static const char busy[] = SL_CONTROL_FULL;
             (void)!send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
             close(fd);
             continue;

@@ -19,6 +19,12 @@ struct sl_control;
 /* Taps at once, per pipeline. */
 #define SL_CONTROL_TAPS 4
 
+/* The server's error lines that may change if the client asks again
+ * (top and tap do, with a backoff); any other "#error" will not. */
+#define SL_CONTROL_STARTING "#error the pipeline is still starting\n"
+#define SL_CONTROL_FULL     "#error too many clients\n"
+#define SL_CONTROL_NOMEM    "#error out of memory\n"
+
 /* The socket path `control: auto` gives the pipeline file: the same for
  * every spelling of its path, in $XDG_RUNTIME_DIR or /tmp/sluice-UID.
  * 0, SL_EIO (the file is not there), SL_EINVAL (too long). */

@@ -5,6 +5,7 @@
  * itself. top asks for stats once a second and draws a table of rates,
  * queues, workers, drops and sink p99; tap prints a node's records as
  * JSON lines until its limit, the pipeline's end or a signal. */
+#include "clock.h"
 #include "conf.h"
 #include "control.h"
 #include "json.h"
@@ -23,6 +24,67 @@
 
 #define EXIT_FAILED 1
 #define EXIT_USAGE  2
+
+/* Asking again after an answer that may change (see passing): the first
+ * wait, doubled each time up to RETRY_MAX_NS, for RETRY_FOR_NS at most. */
+#define RETRY_FIRST_NS (100 * 1000 * 1000ull)
+#define RETRY_MAX_NS   (1000 * 1000 * 1000ull)
+#define RETRY_FOR_NS   (10 * 1000 * 1000 * 1000ull)
+/* How long top waits for a stats reply (the loop thread builds it from
+ * atomics at once) before it asks again. */
+#define ANSWER_S 2
+
+struct retry {
+    uint64_t since_ns; /* the first of the passing answers in a row; 0: none */
+    uint64_t wait_ns;
+};
+
+/* After an answer that may change: false once asking again has gone on
+ * for RETRY_FOR_NS; else waits the next step of the backoff and returns
+ * true. */
+static bool retry_again(struct retry *r)
+{
+    uint64_t now = sl_now_ns();
+
+    if (r->since_ns == 0) {
+        r->since_ns = now;
+        r->wait_ns = RETRY_FIRST_NS;
+    } else if (now - r->since_ns >= RETRY_FOR_NS) {
+        return false;
+    } else {
+        r->wait_ns = r->wait_ns * 2 < RETRY_MAX_NS ? r->wait_ns * 2 : RETRY_MAX_NS;
+    }
+    struct timespec ts = {(time_t)(r->wait_ns / 1000000000ull), (long)(r->wait_ns % 1000000000ull)};
+    nanosleep(&ts, NULL);
+    return true;
+}
+
+/* Whether the server's line ("#error ...\n") may change if asked again:
+ * the pipeline still starting, the socket's places all taken (a client
+ * that sends nothing is closed within 10 s, taps end), the server out of
+ * memory. Any other will not (an unknown request: not a sluice that
+ * speaks this protocol; a node that does not exist; a bad --where). */
+static bool passing(const char *line)
+{
+    static const char *const passing_errors[] = {SL_CONTROL_STARTING, SL_CONTROL_FULL,
+                                                 SL_CONTROL_NOMEM};
+
+    for (size_t i = 0; i < sizeof(passing_errors) / sizeof(passing_errors[0]); i++) {
+        if (strncmp(line, passing_errors[i], strlen(passing_errors[i])) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The text of a server line: without "#error " and the newline. */
+static int message_len(const char *line, size_t len, const char **msg)
+{
+    const char *nl = memchr(line, '\n', len);
+
+    *msg = strncmp(line, "#error ", 7) == 0 ? line + 7 : line + (len > 0 && line[0] == '#');
+    return (int)((nl != NULL ? nl : line + len) - *msg);
+}
 
 /* The socket of target (a socket, or a pipeline file). 0, or an exit code
  * after saying why. */
@@ -138,22 +200,39 @@ static void get_str(const char *obj, size_t len, const char *key, char *buf, siz
     sl_arena_release(&a);
 }
 
-/* Reads the whole reply of one request into buf. 0, or -1. */
-static int ask(const char *path, const char *request, struct sl_buf *buf)
+enum answer {
+    ANSWERED,   /* the whole reply is in buf */
+    GONE,       /* no socket, or nobody listening on it (errno set) */
+    UNANSWERED, /* taken, but closed, reset or silent before a whole reply:
+                   a pipeline finishing (its loop stopped, its socket not
+                   yet closed) */
+    FAILED,     /* out of memory */
+};
+
+/* Reads the whole reply of one request into buf. */
+static enum answer ask(const char *path, const char *request, struct sl_buf *buf)
 {
     char chunk[65536];
+    struct timeval tv = {.tv_sec = ANSWER_S};
     int fd = dial(path);
 
     if (fd < 0) {
-        return -1;
+        return GONE;
     }
     sl_buf_reset(buf);
-    int rc = send_all(fd, request, strlen(request));
-    for (ssize_t n; rc == 0 && (n = recv(fd, chunk, sizeof(chunk), 0)) > 0;) {
-        rc = sl_buf_append(buf, chunk, (size_t)n) == 0 ? 0 : -1;
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    enum answer a = send_all(fd, request, strlen(request)) == 0 ? ANSWERED : UNANSWERED;
+    ssize_t n = 0;
+    while (a == ANSWERED && (n = recv(fd, chunk, sizeof(chunk), 0)) > 0) {
+        a = sl_buf_append(buf, chunk, (size_t)n) == 0 ? ANSWERED : FAILED;
     }
     close(fd);
-    return rc;
+    /* A reply is one line, and the server closes after it. */
+    if (a == ANSWERED && (n < 0 || buf->len == 0 || buf->data[buf->len - 1] != '\n')) {
+        a = UNANSWERED;
+    }
+    return a;
 }
 
 /* The rows of a stats reply; returns how many (at most max), -1 when the
@@ -253,20 +332,22 @@ int sl_control_top(const char *target, int iterations)
     double elapsed = 0, prev_elapsed = 0;
     uint64_t flight = 0, limit = 0;
     bool tty = isatty(STDOUT_FILENO);
-    int starting = 0;
+    struct retry retry = {0};
+    int drawn = 0;
     int code = find_socket(target, path, sizeof(path));
 
     if (rows == NULL) {
         fprintf(stderr, "sluice: out of memory\n");
         return EXIT_FAILED;
     }
-    for (int i = 0; code == 0 && (iterations <= 0 || i < iterations); i++) {
-        if (i > 0 && starting == 0) {
+    while (code == 0 && (iterations <= 0 || drawn < iterations)) {
+        if (drawn > 0 && retry.since_ns == 0) {
             struct timespec ts = {1, 0};
             nanosleep(&ts, NULL);
         }
-        if (ask(path, "stats\n", &reply) != 0) {
-            if (i == 0) {
+        enum answer a = ask(path, "stats\n", &reply);
+        if (a == GONE) {
+            if (drawn == 0) {
                 fprintf(stderr, "sluice: no running pipeline answers on %s: %s\n", path,
                         strerror(errno));
                 code = EXIT_FAILED;
@@ -275,19 +356,30 @@ int sl_control_top(const char *target, int iterations)
             }
             break;
         }
-        if (reply.len > 0 && reply.data[0] == '#') {
-            /* Still starting: ask again soon, for up to 10 s. */
-            struct timespec ts = {0, 100 * 1000 * 1000};
-            if (++starting > 100) {
-                fprintf(stderr, "sluice: %s: %.*s", path, (int)reply.len - 1, reply.data + 1);
+        if (a == FAILED) {
+            fprintf(stderr, "sluice: out of memory\n");
+            code = EXIT_FAILED;
+            break;
+        }
+        const char *msg = "the pipeline does not answer";
+        int msg_len = (int)strlen(msg);
+        if (a == ANSWERED && reply.data[0] == '#') {
+            msg_len = message_len(reply.data, reply.len, &msg);
+            if (!passing(reply.data)) {
+                fprintf(stderr, "sluice: %s: %.*s\n", path, msg_len, msg);
                 code = EXIT_FAILED;
                 break;
             }
-            nanosleep(&ts, NULL);
-            i--;
+        }
+        if (a == UNANSWERED || reply.data[0] == '#') {
+            if (!retry_again(&retry)) {
+                fprintf(stderr, "sluice: %s: %.*s (asked again for %llu s)\n", path, msg_len, msg,
+                        (unsigned long long)(RETRY_FOR_NS / 1000000000ull));
+                code = EXIT_FAILED;
+            }
             continue;
         }
-        starting = 0;
+        retry = (struct retry){0};
         memcpy(prev, rows, sizeof(*rows) * (size_t)n);
         nprev = n;
         prev_elapsed = elapsed;
@@ -299,6 +391,7 @@ int sl_control_top(const char *target, int iterations)
         }
         draw(path, rows, prev, n, nprev, elapsed, nprev > 0 ? elapsed - prev_elapsed : 0, flight,
              limit, tty);
+        drawn++;
     }
     sl_buf_release(&reply);
     sl_free(rows);
@@ -308,8 +401,9 @@ int sl_control_top(const char *target, int iterations)
 /* ---- tap ---- */
 
 /* One tap connection: streams records to stdout. Returns an exit code, or
- * -1 when the pipeline was still starting (nothing printed: ask again). */
-static int tap_once(const char *path, const char *req, size_t req_len)
+ * -1 when the server's first line may change (passing: nothing printed,
+ * ask again). */
+static int tap_once(const char *path, const char *req, size_t req_len, char *why, size_t why_cap)
 {
     char chunk[65536];
     struct sl_buf line = {0};
@@ -334,7 +428,10 @@ static int tap_once(const char *path, const char *req, size_t req_len)
             if (sl_buf_putc(&line, chunk[i]) != 0) {
                 code = EXIT_FAILED;
             } else if (chunk[i] == '\n') {
-                if (head && strcmp(line.data, "#error the pipeline is still starting\n") == 0) {
+                if (head && passing(line.data)) {
+                    const char *msg;
+                    int msg_len = message_len(line.data, line.len, &msg);
+                    snprintf(why, why_cap, "%.*s", msg_len, msg);
                     code = -1;
                 } else if (strcmp(line.data, "#end\n") == 0) {
                     ended = true;
@@ -376,13 +473,16 @@ int sl_control_tap_main(const char *target,
         fprintf(stderr, "sluice: tap: the node name and --where are too long\n");
         return EXIT_USAGE;
     }
-    /* A pipeline still opening its nodes: asked again for up to 10 s. */
-    for (int i = 0; (code = tap_once(path, req, (size_t)len)) == -1 && i < 100; i++) {
-        struct timespec ts = {0, 100 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+    /* A pipeline still opening its nodes, or no place free: asked again
+     * with a backoff for up to RETRY_FOR_NS. */
+    struct retry retry = {0};
+    char why[256] = "";
+    while ((code = tap_once(path, req, (size_t)len, why, sizeof(why))) == -1 &&
+           retry_again(&retry)) {
     }
     if (code == -1) {
-        fprintf(stderr, "sluice: tap: the pipeline is still starting after 10 s\n");
+        fprintf(stderr, "sluice: tap: %s (asked again for %llu s)\n", why,
+                (unsigned long long)(RETRY_FOR_NS / 1000000000ull));
         code = EXIT_FAILED;
     }
     return code;

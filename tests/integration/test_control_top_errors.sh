@@ -1,4 +1,4 @@
-# sluice top and the control socket's "#error" replies: one that will not
+# sluice top (and tap) and the control socket's "#error" replies: one that will not
 # change (an unknown request: a server that does not speak this protocol)
 # ends top at once, exit 1, with the message; a passing one (the pipeline
 # still starting, its places all taken, a connection closed unanswered
@@ -8,7 +8,7 @@
 . "$(dirname "$0")/lib.sh"
 
 # serve SOCK LOG REPLY...: answers the i-th request with the i-th REPLY
-# (the last one for the rest): a "#..." line; STATS: a stats line; CLOSE:
+# (the last one for the rest): a "#..." line (\n: a line break); STATS: a stats line; CLOSE:
 # closes unanswered; SILENT: holds the connection, unanswered; GONE: stops
 # listening and removes the socket. LOG gets one line per request.
 serve() {
@@ -51,7 +51,7 @@ while time.time() < deadline:
     if r == "STATS":
         c.sendall(stats.encode())
     elif r != "CLOSE":
-        c.sendall((r + "\n").encode())
+        c.sendall((r.encode().decode("unicode_escape") + "\n").encode())
     c.close()
 srv.close()
 os.unlink(path)
@@ -127,4 +127,25 @@ wait $SERVER 2> /dev/null || true
 [ $RC = 0 ] || fail "no answer: exit $RC: $(cat f.err)"
 grep -Eq '^g +source +generator ' f.out || fail "no answer: no table: $(cat f.out)"
 [ "$(requests f.log)" = 2 ] || fail "no answer: asked $(requests f.log) times"
+
+# tap: no place free, then the tap: asked again; a node that does not
+# exist: asked once, exit 2.
+serve t.sock t.log "#error too many clients" '#tap g\n{"id":1}\n#end'
+set +e
+timeout 60 "$SLUICE" tap t.sock g > t.out 2> t.err
+RC=$?
+set -e
+kill $SERVER 2> /dev/null || true
+wait $SERVER 2> /dev/null || true
+[ $RC = 0 ] && [ "$(cat t.out)" = '{"id":1}' ] || fail "tap, no place: exit $RC: $(cat t.out t.err)"
+[ "$(requests t.log)" = 2 ] || fail "tap, no place: asked $(requests t.log) times"
+serve u.sock u.log "#error no node 'x' in this pipeline"
+set +e
+timeout 60 "$SLUICE" tap u.sock x > u.out 2> u.err
+RC=$?
+set -e
+kill $SERVER 2> /dev/null || true
+wait $SERVER 2> /dev/null || true
+[ $RC = 2 ] && grep -q "no node 'x'" u.err || fail "tap, no node: exit $RC: $(cat u.err)"
+[ "$(requests u.log)" = 1 ] || fail "tap, no node: asked $(requests u.log) times"
 echo ok
