@@ -4,7 +4,11 @@
  * into a folder of its own (CMakeLists.txt). BAD_OK is a correct one: a
  * stage `probe` that adds a field `probed: true`, drops records whose
  * `drop` field is true, dead-letters those whose `bad` field is true, and
- * for each record whose `twice` field is true adds a copy. */
+ * for each record whose `twice` field is true adds a copy. BAD_MESSY is the
+ * same with untidy text: its dead letters' reason is long and not valid
+ * UTF-8, and it logs lines with line breaks and control characters, at
+ * every level, from init and process. BAD_INIT_FAILS_LINES fails init with
+ * a reason of several lines. */
 #include <signal.h>
 #include <sluice/plugin.h>
 #include <stdio.h>
@@ -39,6 +43,12 @@ static const struct sluice_option probe_options[] = {
 
 static const struct sluice_host_api *host;
 
+#ifdef BAD_MESSY
+/* Two invalid bytes, then 3000 two-byte characters: a cut by bytes at an
+ * odd length splits one. Written by init, before any process call. */
+static char messy_reason[8 + 6000 + 1];
+#endif
+
 static int probe_init(
     struct sluice_stage *st, const void *conf, void **ret_ctx, char *errbuf, size_t errbuf_len)
 {
@@ -46,6 +56,18 @@ static int probe_init(
 #ifdef BAD_INIT_FAILS
     snprintf(errbuf, errbuf_len, "the reference table is not there");
     return SLUICE_EFAIL;
+#endif
+#ifdef BAD_INIT_FAILS_LINES
+    snprintf(errbuf, errbuf_len, "no table:\nline two\r\x1b[2Jline three");
+    return SLUICE_EFAIL;
+#endif
+#ifdef BAD_MESSY
+    memcpy(messy_reason, "probe:\xff\xc3", 8);
+    for (size_t k = 0; k < 3000; k++) {
+        memcpy(messy_reason + 8 + 2 * k, "\xc3\xa9", 2);
+    }
+    host->log(st, SLUICE_LOG_DEBUG, "debug from init");
+    host->log(st, SLUICE_LOG_INFO, "info from init:\nsecond line\x1b[31m red");
 #endif
 #ifdef BAD_INIT_CRASHES
     raise(SIGSEGV);
@@ -72,6 +94,10 @@ static int probe_process(struct sluice_stage *st, void *ctx, struct sluice_batch
 
     yes.u.b = true;
     level.u.i = conf->level;
+#ifdef BAD_MESSY
+    host->log(st, SLUICE_LOG_DEBUG, "debug from process: %zu records", n);
+    host->log(st, SLUICE_LOG_WARN, "warning from process:\n\tindented \x7f\x01 and \xff");
+#endif
     for (size_t i = 0; i < n; i++) {
         struct sluice_record *rec = host->batch_record(batch, i);
 #ifdef BAD_PROCESS_CRASHES
@@ -85,9 +111,15 @@ static int probe_process(struct sluice_stage *st, void *ctx, struct sluice_batch
             continue;
         }
         if (flag(rec, "bad")) {
+#ifdef BAD_MESSY
+            if (host->dead(st, batch, rec, messy_reason) != 0) {
+                return SLUICE_ENOMEM;
+            }
+#else
             if (host->dead(st, batch, rec, "probe: bad is true") != 0) {
                 return SLUICE_ENOMEM;
             }
+#endif
             continue;
         }
         if (host->set(batch, rec, "probed", 6, &yes) != 0 ||
