@@ -5,6 +5,7 @@
 #include "clock.h"
 #include "err.h"
 #include "hash.h"
+#include "json.h"
 #include "mem.h"
 
 #include <stdarg.h>
@@ -148,7 +149,10 @@ int sl_batch_add_dead(struct sl_batch *batch,
                       const char *fmt,
                       ...)
 {
-    char msg[512];
+    /* The reason, less than SL_DEAD_REASON_MAX bytes of valid UTF-8: a plugin's
+     * (host->dead) may hold any bytes and be of any length, and a cut by
+     * bytes could split a character; SQLite stores text as given. */
+    char msg[2 * SL_DEAD_REASON_MAX], clean[SL_DEAD_REASON_MAX];
     va_list ap;
 
     if (batch->ndead == batch->dead_cap) {
@@ -167,8 +171,11 @@ int sl_batch_add_dead(struct sl_batch *batch,
     if (n < 0) {
         n = 0;
     }
-    const char *error =
-        sl_arena_strndup(&batch->arena, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
+    /* Each byte read gives at least one: the text beyond what msg holds is
+     * never reached. */
+    size_t len = sl_utf8_clean(clean, sizeof(clean), msg,
+                               (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1, false);
+    const char *error = sl_arena_strndup(&batch->arena, clean, len);
     if (error == NULL) {
         return SL_ENOMEM;
     }

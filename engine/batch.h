@@ -114,7 +114,10 @@ struct sl_batch *sl_batch_make_writable(struct sl_batch *batch);
 /* Appends an empty record slot and returns it (zeroed), or NULL on OOM. */
 struct sl_record *sl_batch_add(struct sl_batch *batch);
 /* Records a dead letter: copies rec (shallowly: its bytes must live in the
- * batch) with the reason (copied into arena). Returns 0 or SL_ENOMEM. */
+ * batch) with the reason (copied into arena as valid UTF-8, each invalid
+ * byte as U+FFFD, cut at a character boundary to at most
+ * SL_DEAD_REASON_MAX - 1 bytes). Returns 0 or SL_ENOMEM. */
+#define SL_DEAD_REASON_MAX 512
 int sl_batch_add_dead(struct sl_batch *batch,
                       const struct sl_record *rec,
                       const char *node,

@@ -88,6 +88,14 @@ size_t sl_json_count(const char *text, size_t len);
  * surrogates, nothing above U+10FFFF, no truncated sequence. Thread: any. */
 bool sl_utf8_valid(const char *s, size_t len);
 
+/* Copies s (len bytes) into out (cap >= 1 bytes), NUL-terminated, as valid
+ * UTF-8: each byte that does not start a valid sequence becomes U+FFFD;
+ * with escape_controls, control characters (below 0x20, and 0x7F) become
+ * \n, \r, \t or \xNN, so that the text stays on one line. The copy ends
+ * at a character boundary when out is too short. Returns its length.
+ * Thread: any. */
+size_t sl_utf8_clean(char *out, size_t cap, const char *s, size_t len, bool escape_controls);
+
 /* Writers: append compact JSON to buf. A double keeps its type (100.0, not
  * 100; see sl_json_format_double), non-finite doubles are written as null;
  * strings are escaped per RFC 8259 (", \ and control characters; \b \f \n \r

@@ -12,6 +12,7 @@
 #include <float.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -1319,4 +1320,38 @@ bool sl_utf8_valid(const char *s, size_t len)
         p += n;
     }
     return true;
+}
+
+size_t sl_utf8_clean(char *out, size_t cap, const char *s, size_t len, bool escape_controls)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    const unsigned char *end = p + len;
+    size_t o = 0;
+
+    if (cap == 0) {
+        return 0;
+    }
+    while (p < end) {
+        unsigned c = *p;
+        char esc[8];
+        const char *put = (const char *)p;
+        size_t n = 1;
+        size_t adv = 1;
+        if (escape_controls && (c < 0x20 || c == 0x7F)) {
+            put = c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t" : esc;
+            n = put == esc ? (size_t)snprintf(esc, sizeof(esc), "\\x%02x", c) : 2;
+        } else if (c >= 0x80 && (adv = n = sl__utf8_seq_len(p, end)) == 0) {
+            put = "\xEF\xBF\xBD"; /* an invalid byte: U+FFFD */
+            n = 3;
+            adv = 1;
+        }
+        if (n > cap - 1 - o) {
+            break;
+        }
+        memcpy(out + o, put, n);
+        o += n;
+        p += adv;
+    }
+    out[o] = '\0';
+    return o;
 }

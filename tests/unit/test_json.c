@@ -377,6 +377,41 @@ static void test_json_accepts_valid_utf8_edges(void **state)
     assert_true(sl_utf8_valid("plain ascii text that is longer than sixteen bytes", 50));
 }
 
+/* sl_utf8_clean: invalid bytes as U+FFFD, controls escaped when asked,
+ * cut at a character boundary. */
+static void test_json_utf8_clean(void **state)
+{
+    char out[16];
+
+    (void)state;
+    assert_int_equal(sl_utf8_clean(out, sizeof(out),
+                                   "a\xFF\xC3"
+                                   "b",
+                                   4, false),
+                     8);
+    assert_string_equal(out, "a\xEF\xBF\xBD\xEF\xBF\xBD"
+                             "b");
+    assert_int_equal(sl_utf8_clean(out, sizeof(out), "a\nb\tc", 5, false), 5);
+    assert_string_equal(out, "a\nb\tc");
+    assert_int_equal(sl_utf8_clean(out, sizeof(out), "a\nb\t\x1B\x7F", 6, true), 14);
+    assert_string_equal(out, "a\\nb\\t\\x1b\\x7f");
+    /* 7 two-byte characters fit in 15 bytes, not a half of the eighth. */
+    assert_int_equal(sl_utf8_clean(out, sizeof(out),
+                                   "\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3"
+                                   "\xA9\xC3\xA9\xC3\xA9\xC3\xA9",
+                                   16, false),
+                     14);
+    assert_true(sl_utf8_valid(out, strlen(out)));
+    /* An escape that does not fit whole is left out. */
+    assert_int_equal(sl_utf8_clean(out, 4, "ab\x01", 3, true), 2);
+    assert_string_equal(out, "ab");
+    assert_int_equal(sl_utf8_clean(out, 1, "ab", 2, false), 0);
+    assert_string_equal(out, "");
+    /* A truncated sequence at the end is an invalid byte. */
+    assert_int_equal(sl_utf8_clean(out, sizeof(out), "x\xE2\x82", 3, false), 7);
+    assert_string_equal(out, "x\xEF\xBF\xBD\xEF\xBF\xBD");
+}
+
 static void test_json_rejects_raw_control_chars(void **state)
 {
     struct fixture *fx = *state;
@@ -1433,6 +1468,7 @@ int main(void)
         T(test_json_rejects_bad_escapes),
         T(test_json_rejects_invalid_utf8),
         T(test_json_accepts_valid_utf8_edges),
+        T(test_json_utf8_clean),
         T(test_json_rejects_raw_control_chars),
         T(test_json_rejects_trailing_comma),
         T(test_json_rejects_double_comma),

@@ -5,6 +5,7 @@
  * started; the test pushes batches and runs tasks itself. */
 #include "batch.h"
 #include "conf.h"
+#include "json.h"
 #include "mem.h"
 #include "ring.h"
 #include "runtime.h"
@@ -327,6 +328,35 @@ static void test_runtime_fork_leaves_dead_letters_on_the_first_path(void **state
     sl_batch_unref(f);
     sl_batch_unref(pf);
     sl_batch_unref(plain);
+    assert_int_equal(atomic_load(&flow.used), 0);
+}
+
+/* A dead letter's reason is stored as valid UTF-8 and bounded, cut between
+ * characters: a plugin's reason may hold any bytes (host->dead). */
+static void test_runtime_dead_reason_is_valid_utf8(void **state)
+{
+    struct sl_flow flow;
+    char reason[4000];
+
+    (void)state;
+    sl_flow_init(&flow, 1u << 20);
+    struct sl_batch *b = sl_batch_new(&flow);
+    assert_non_null(b);
+    struct sl_record *rec = sl_batch_add(b);
+    assert_non_null(rec);
+    memcpy(reason, "x\xFF", 2);
+    for (size_t i = 2; i + 1 < sizeof(reason); i += 2) {
+        memcpy(reason + i, "\xC3\xA9", 2);
+    }
+    reason[sizeof(reason) - 1] = '\0';
+    assert_int_equal(sl_batch_add_dead(b, rec, "p", "gen", "%s", reason), 0);
+    const char *e = b->dead[0].error;
+    assert_true(strlen(e) < SL_DEAD_REASON_MAX && strlen(e) > SL_DEAD_REASON_MAX - 4);
+    assert_true(sl_utf8_valid(e, strlen(e)));
+    assert_memory_equal(e, "x\xEF\xBF\xBD\xC3\xA9", 6);
+    assert_int_equal(sl_batch_add_dead(b, rec, "p", "gen", "plain %d", 7), 0);
+    assert_string_equal(b->dead[1].error, "plain 7");
+    sl_batch_unref(b);
     assert_int_equal(atomic_load(&flow.used), 0);
 }
 
@@ -694,6 +724,7 @@ int main(void)
         cmocka_unit_test(test_runtime_failed_fork_gives_the_reservation_back),
         cmocka_unit_test(test_runtime_sink_knows_each_copy_by_its_path),
         cmocka_unit_test(test_runtime_dead_letter_ids),
+        cmocka_unit_test(test_runtime_dead_reason_is_valid_utf8),
         cmocka_unit_test(test_runtime_task_levels),
         cmocka_unit_test(test_runtime_plan_fits_wide_diamonds),
         cmocka_unit_test(test_runtime_copies_draw_on_the_window_credit),
