@@ -42,7 +42,11 @@ struct engine_conf {
     uint64_t memory_limit;
     uint64_t drain_timeout_ns;
     int work_stealing;
+    int log_level;
 };
+
+/* In the order of enum sl_log_level (log.h). */
+static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 
 /* clang-format off */
 static const struct sluice_option engine_options[] = {
@@ -54,6 +58,8 @@ static const struct sluice_option engine_options[] = {
      1e6, 0, NULL, 0, "How long a stop may take to flush."},
     {"work_stealing", SLUICE_OPT_BOOL, "true", offsetof(struct engine_conf, work_stealing),
      0, 0, NULL, 0, "Idle workers take tasks from busy ones (false: only to measure what it brings)."},
+    {"log_level", SLUICE_OPT_ENUM, "info", offsetof(struct engine_conf, log_level),
+     0, 0, log_levels, 0, "The lowest level of the log lines shown (debug: plugins' debug lines too)."},
     {NULL, 0, NULL, 0, 0, 0, NULL, 0, NULL},
 };
 /* clang-format on */
@@ -528,6 +534,7 @@ static int load_engine(struct sl__loader *ld, struct sl__ynode *root)
     ld->conf->memory_limit = ec.memory_limit;
     ld->conf->drain_timeout_ns = ec.drain_timeout_ns;
     ld->conf->work_stealing = ec.work_stealing;
+    ld->conf->log_level = ec.log_level;
     return rc;
 }
 

@@ -105,6 +105,7 @@ struct sl_conf {
     int64_t threads;          /* engine.threads, 0 = auto (cores) */
     int64_t blocking_threads; /* engine.blocking_threads, 0 = auto (1 up front, grows to 256) */
     int work_stealing;        /* engine.work_stealing, default 1 */
+    int log_level;            /* engine.log_level: enum sl_log_level (log.h), default info */
     enum sl_affinity cpu_affinity; /* engine.cpu_affinity, default off */
     const int *cpus;               /* SL_AFFINITY_LIST: worker i on cpus[i % ncpus] */
     size_t ncpus;

@@ -20,7 +20,8 @@
 #define CLEAR_LINE "\r\033[K"
 
 static atomic_int quiet;
-static atomic_bool json; /* set once before any thread starts */
+static atomic_int level = SL_LOG_INFO; /* set once before any thread starts */
+static atomic_bool json;               /* set once before any thread starts */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static bool progress_shown; /* guarded by lock */
 
@@ -68,6 +69,17 @@ static void vlog(const char *level, const char *prefix, const char *fmt, va_list
     pthread_mutex_unlock(&lock);
 }
 
+void sl_log_set_level(enum sl_log_level l)
+{
+    atomic_store_explicit(&level, (int)l, memory_order_relaxed);
+}
+
+bool sl_log_enabled(enum sl_log_level l)
+{
+    return (l == SL_LOG_ERROR || !atomic_load_explicit(&quiet, memory_order_relaxed)) &&
+           (int)l <= atomic_load_explicit(&level, memory_order_relaxed);
+}
+
 void sl_log_set_json(bool on)
 {
     atomic_store_explicit(&json, on, memory_order_relaxed);
@@ -87,7 +99,7 @@ void sl_log_warn(const char *fmt, ...)
 {
     va_list ap;
 
-    if (atomic_load_explicit(&quiet, memory_order_relaxed)) {
+    if (!sl_log_enabled(SL_LOG_WARN)) {
         return;
     }
     va_start(ap, fmt);
@@ -108,7 +120,7 @@ void sl_log_info(const char *fmt, ...)
 {
     va_list ap;
 
-    if (atomic_load_explicit(&quiet, memory_order_relaxed)) {
+    if (!sl_log_enabled(SL_LOG_INFO)) {
         return;
     }
     va_start(ap, fmt);
@@ -117,6 +129,18 @@ void sl_log_info(const char *fmt, ...)
 }
 
 void sl_log_debug(const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!sl_log_enabled(SL_LOG_DEBUG)) {
+        return;
+    }
+    va_start(ap, fmt);
+    vlog("debug", "debug: ", fmt, ap);
+    va_end(ap);
+}
+
+void sl_log_debug_asked(const char *fmt, ...)
 {
     va_list ap;
 

@@ -7,11 +7,22 @@
 
 #include <stdbool.h>
 
+/* engine.log_level: lines below it (error < warn < info < debug) are not
+ * printed; info by default. --quiet hides all but errors whatever it is.
+ * Set once before any thread starts. */
+enum sl_log_level { SL_LOG_ERROR, SL_LOG_WARN, SL_LOG_INFO, SL_LOG_DEBUG };
+void sl_log_set_level(enum sl_log_level level);
+/* Whether a line at level would be printed (to skip building one). */
+bool sl_log_enabled(enum sl_log_level level);
+
 void sl_log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void sl_log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void sl_log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* "sluice: debug: ...": output a user asked for (librdkafka's `debug`). */
+/* "sluice: debug: ...": at log_level debug (a plugin's debug lines). */
 void sl_log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A debug line a user asked for where it comes from (librdkafka's `debug`
+ * in a node's librdkafka map): printed at any log_level, unless --quiet. */
+void sl_log_debug_asked(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* A line that --quiet does not hide (the count of dead letters at the end
  * of a run), without a level. */
 void sl_log_always(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -578,6 +578,7 @@ int main(int argc, char **argv)
         return err.code == SL_ECONFIG ? EXIT_USAGE
                                       : (err.code == SL_EIO ? EXIT_USAGE : EXIT_FAILED);
     }
+    sl_log_set_level((enum sl_log_level)conf->log_level);
     if (!trim_set && conf->memory_limit / 8 > 1024 * 1024) {
         uint64_t keep = conf->memory_limit / 8;
         mallopt(M_TRIM_THRESHOLD, keep < 4 * 1024 * 1024 ? (int)keep : 4 * 1024 * 1024);

@@ -361,12 +361,21 @@ host_emit(struct sluice_batch *batch, const struct sluice_record *from, bool cop
     return (struct sluice_record *)&a->rec;
 }
 
+/* A plugin's line, at its level (SLUICE_LOG_DEBUG only at engine.log_level
+ * debug). */
 static void host_log(struct sluice_stage *st, enum sluice_log_level level, const char *fmt, ...)
 {
     const struct sl_node *node = (const struct sl_node *)st;
     char text[1024];
     va_list ap;
 
+    /* Not built when not shown: a plugin may log per record. */
+    if (!sl_log_enabled(level == SLUICE_LOG_ERROR  ? SL_LOG_ERROR
+                        : level == SLUICE_LOG_WARN ? SL_LOG_WARN
+                        : level == SLUICE_LOG_INFO ? SL_LOG_INFO
+                                                   : SL_LOG_DEBUG)) {
+        return;
+    }
     va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);

@@ -643,7 +643,7 @@ static bool log_allowed(void)
 static void log_line(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     if (level >= 7) {
-        sl_log_debug("kafka %s: %s: %s", rd_kafka_name(rk), fac, buf);
+        sl_log_debug_asked("kafka %s: %s: %s", rd_kafka_name(rk), fac, buf);
         return;
     }
     if (strcmp(fac, "FAIL") == 0 || !log_allowed()) {

@@ -253,7 +253,8 @@ struct sluice_host_api {
                                   const struct sluice_record *from,
                                   bool copy_fields);
 
-    /** Logs a line as "node 'name': text" at level. */
+    /** Logs a line as "node 'name': text" at level (SLUICE_LOG_DEBUG ones
+     * only at engine.log_level: debug; nothing is formatted otherwise). */
     void (*log)(struct sluice_stage *st, enum sluice_log_level level, const char *fmt, ...)
         SLUICE_PRINTF(3, 4);
     /** Adds n to the node's counter index (of def->counters). */
