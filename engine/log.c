@@ -53,20 +53,36 @@ static void json_line(const char *level, const char *text, const char *extra)
     sl_buf_release(&buf);
 }
 
+/* "[clear]prefix text\n", text escaped (log.h): 4 bytes at most for each
+ * of text's (\xNN), which vlog keeps below 1 KiB. */
+static void text_line(const char *prefix, const char *text)
+{
+    char clean[4 * 1024];
+
+    sl_utf8_clean(clean, sizeof(clean), text, strlen(text), true);
+    pthread_mutex_lock(&lock);
+    fprintf(stderr, "%s%s%s\n", progress_shown ? CLEAR_LINE : "", prefix, clean);
+    progress_shown = false;
+    pthread_mutex_unlock(&lock);
+}
+
 /* level: the JSON level; prefix: the text form's ("warning: "). */
 static void vlog(const char *level, const char *prefix, const char *fmt, va_list ap)
 {
-    char line[1024];
+    char line[1024], head[32];
 
     vsnprintf(line, sizeof(line), fmt, ap);
     if (atomic_load_explicit(&json, memory_order_relaxed)) {
         json_line(level, line, NULL);
         return;
     }
-    pthread_mutex_lock(&lock);
-    fprintf(stderr, "%ssluice: %s%s\n", progress_shown ? CLEAR_LINE : "", prefix, line);
-    progress_shown = false;
-    pthread_mutex_unlock(&lock);
+    snprintf(head, sizeof(head), "sluice: %s", prefix);
+    text_line(head, line);
+}
+
+void sl_log_text(const char *prefix, const char *text)
+{
+    text_line(prefix, text);
 }
 
 void sl_log_set_level(enum sl_log_level l)

@@ -15,6 +15,9 @@ void sl_log_set_level(enum sl_log_level level);
 /* Whether a line at level would be printed (to skip building one). */
 bool sl_log_enabled(enum sl_log_level level);
 
+/* In the text format a line's text has its control characters escaped
+ * (\n, \r, \t, \xNN) and each invalid UTF-8 byte as U+FFFD: one message,
+ * one line, whatever it holds (a plugin's text, a field's value). */
 void sl_log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void sl_log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void sl_log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -37,6 +40,10 @@ bool sl_log_is_json(void);
 /* One JSON line at level with msg, and members (",\"k\":v", or NULL)
  * added to the object (a config error's location, the summary). */
 void sl_log_json_line(const char *level, const char *msg, const char *members);
+
+/* "prefix text\n" on stderr in the text format (text escaped as above):
+ * for what main prints itself (a failure, a config error). */
+void sl_log_text(const char *prefix, const char *text);
 
 /* Draws the progress line (no newline) over the previous one. The caller
  * draws it only when stderr is a terminal. */

@@ -188,7 +188,7 @@ static void say_failure(const char *text)
     if (sl_log_is_json()) {
         sl_log_json_line("error", text, NULL);
     } else {
-        fprintf(stderr, "sluice: %s\n", text);
+        sl_log_text("sluice: ", text);
     }
 }
 
@@ -199,7 +199,7 @@ static void say_config_error(const struct sl_err *err)
     char msg[1024];
 
     if (!sl_log_is_json()) {
-        fprintf(stderr, "%s\n", sl_err_format(err, msg, sizeof(msg)));
+        sl_log_text("", sl_err_format(err, msg, sizeof(msg)));
         return;
     }
     struct sl_buf members = {0};

@@ -362,7 +362,7 @@ host_emit(struct sluice_batch *batch, const struct sluice_record *from, bool cop
 }
 
 /* A plugin's line, at its level (SLUICE_LOG_DEBUG only at engine.log_level
- * debug). */
+ * debug); its text is escaped by the log (one message, one line). */
 static void host_log(struct sluice_stage *st, enum sluice_log_level level, const char *fmt, ...)
 {
     const struct sl_node *node = (const struct sl_node *)st;

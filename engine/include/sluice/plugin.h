@@ -239,7 +239,9 @@ struct sluice_host_api {
     /** Removes rec from what the stage emits, counted as dropped. */
     void (*drop)(struct sluice_batch *batch, struct sluice_record *rec);
     /** Removes rec from what the stage emits and sends it to the dead
-     * letters with reason (NUL-terminated, copied). 0 or SLUICE_ENOMEM. */
+     * letters with reason (NUL-terminated, copied as valid UTF-8: an
+     * invalid byte becomes U+FFFD; cut between characters to 511 bytes at
+     * most). 0 or SLUICE_ENOMEM. */
     int (*dead)(struct sluice_stage *st,
                 struct sluice_batch *batch,
                 struct sluice_record *rec,
@@ -254,7 +256,9 @@ struct sluice_host_api {
                                   bool copy_fields);
 
     /** Logs a line as "node 'name': text" at level (SLUICE_LOG_DEBUG ones
-     * only at engine.log_level: debug; nothing is formatted otherwise). */
+     * only at engine.log_level: debug; nothing is formatted otherwise). In
+     * the text log, control characters in text are escaped (\n, \xNN):
+     * one call, one line. */
     void (*log)(struct sluice_stage *st, enum sluice_log_level level, const char *fmt, ...)
         SLUICE_PRINTF(3, 4);
     /** Adds n to the node's counter index (of def->counters). */
