@@ -1,0 +1,60 @@
+# Records a stage plugin adds (host->emit) stay within memory_limit: a
+# plugin that adds K records per input record (an explode or split) made
+# each batch K + 1 times what the memory plan counted on, after the
+# sources had admitted it, and nothing waited for that growth: at 16 MiB,
+# K = 50 took 80 MiB in flight and 60 MB RSS, K = 200 took 294 MiB and
+# 195 MB. Every count must add up exactly, every added record must reach
+# the sink once (exactly once into SQLite), and peak in flight must stay
+# within the limit, peak RSS within limit + 16 MiB.
+. "$(dirname "$0")/lib.sh"
+TP=$(dirname "$SLUICE")/test-plugins/emit
+
+# check NAME N K SINK: the run's summary NAME.json and peak RSS NAME.rss
+# against N input records exploded K times each into sink SINK.
+check() {
+    local name=$1 n=$2 k=$3 sink=$4 peak
+    counts_add_up "$name.json"
+    [ "$(json "$name.json" 'd["nodes"]["x"]["in"]')" = "$n" ] ||
+        fail "$name: explode got $(json "$name.json" 'd["nodes"]["x"]["in"]'), want $n"
+    [ "$(json "$name.json" 'd["nodes"]["x"]["added"]')" = "$((n * k))" ] ||
+        fail "$name: added $(json "$name.json" 'd["nodes"]["x"]["added"]'), want $((n * k))"
+    [ "$(json "$name.json" "d['nodes']['$sink']['in']")" = "$((n * (k + 1)))" ] ||
+        fail "$name: sink got $(json "$name.json" "d['nodes']['$sink']['in']"), want $((n * (k + 1)))"
+    peak=$(json "$name.json" 'd["peak_in_flight_bytes"]')
+    echo "$name: peak in flight $((peak >> 10)) KiB"
+    [ "$peak" -le $((16 << 20)) ] ||
+        fail "$name: peak in flight $((peak >> 20)) MiB with memory_limit 16MiB"
+    check_rss "$name.rss" 32 "$name"
+}
+
+# Generated orders, K = 10 and 200, into a null sink.
+for k in 10 200; do
+    n=$(((k == 10 ? 20000 : 3000) / SCALE))
+    cat > gen$k.yaml <<YAML
+engine: { memory_limit: 16MiB, plugin_path: [$TP] }
+sources: { gen: { type: generator, count: $n } }
+stages: { x: { type: explode, inputs: [gen], copies: $k } }
+sinks: { s: { type: null, inputs: [x] } }
+YAML
+    /usr/bin/time -f %M -o gen$k.rss "$SLUICE" run gen$k.yaml --summary-json gen$k.json \
+        2> gen$k.log || fail "gen K=$k: $(err_of gen$k.log)"
+    check gen$k "$n" "$k" s
+done
+
+# JSON lines from a file, K = 50, two workers, into SQLite: every record
+# once per copy, and the input record itself (no `n`).
+N=$((4000 / SCALE))
+gen_orders data/o.jsonl "$N" 3
+cat > file50.yaml <<YAML
+engine: { memory_limit: 16MiB, plugin_path: [$TP] }
+sources: { f: { type: file, path: data/o.jsonl } }
+stages: { x: { type: explode, inputs: [f], copies: 50, workers: 2 } }
+sinks: { db: { type: sqlite, inputs: [x], path: out/t.db, table: t } }
+YAML
+/usr/bin/time -f %M -o file50.rss "$SLUICE" run file50.yaml --summary-json file50.json \
+    2> file50.log || fail "file K=50: $(err_of file50.log)"
+check file50 "$N" 50 db
+got=$(q out/t.db 'SELECT count(*), count(DISTINCT id), sum(n IS NULL), count(DISTINCT id * 100 + n) FROM t')
+[ "$got" = "$((N * 51))|$N|$N|$((N * 50))" ] ||
+    fail "file K=50 rows: $got, want $((N * 51))|$N|$N|$((N * 50))"
+echo "ok"
