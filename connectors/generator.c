@@ -109,7 +109,8 @@ due_ns(const struct generator_conf *conf, uint64_t start_ns, int64_t first, int6
 /* Builds records [from, *to) into one batch and hands it to the node's ring
  * (blocking on backpressure). The batch stops early at the size of the
  * memory plan's decoded block (smaller than GEN_BATCH orders only when
- * fan-out copies made the plan shrink blocks, pipeline.c): *to is then
+ * fan-out copies made the plan shrink blocks, pipeline.c), or at what
+ * plugin stages below let it take (sl_source_batch_limit): *to is then
  * where it stopped. Returns 0, SL_ECANCELED or SL_ENOMEM. */
 static int emit_range(struct sl_node *node,
                       const struct generator_conf *conf,
@@ -119,6 +120,7 @@ static int emit_range(struct sl_node *node,
 {
     struct sl_batch *batch = sl_batch_new(NULL); /* admitted at push */
     uint64_t most_bytes = (uint64_t)node->pl->block_plan * node->pl->block_factor;
+    uint64_t most_base = sl_source_batch_limit(node);
     int rc = 0;
 
     if (batch == NULL) {
@@ -128,7 +130,8 @@ static int emit_range(struct sl_node *node,
     batch->seq = seq;
     batch->pos_start = from;
     for (int64_t i = from; i < *to && rc == 0; i++) {
-        if (i > from && sl_batch_bytes(batch) >= most_bytes) {
+        if (i > from &&
+            (sl_batch_bytes(batch) >= most_bytes || sl_batch_used_bytes(batch) >= most_base)) {
             *to = i;
             break;
         }

@@ -68,6 +68,7 @@ void *sl_arena_alloc(struct sl_arena *arena, size_t size)
     }
     void *p = arena->cur;
     arena->cur += size;
+    arena->used += size;
     return p;
 }
 

@@ -16,6 +16,8 @@ struct sl_arena {
     char *cur;                     /* next free byte in head */
     char *end;                     /* end of head's space */
     size_t bytes;                  /* total bytes of all chunks (for accounting) */
+    size_t used;                   /* bytes handed out (aligned): what the records take,
+                                      without the chunks' free tails (growth measures) */
     struct sl_flow *flow;          /* chunks are charged to this memory budget (a batch's);
                                       NULL: not counted */
     struct sl_flow_credit *credit; /* drawn on first (sl_flow_charge): its batch's family's,

@@ -65,11 +65,12 @@ void sl_batch_adopt(struct sl_batch *batch, struct sl_flow *flow)
     /* What sl_batch_adopt_bytes counted beyond the arena and the arrays,
      * which unref gives back on their own. */
     batch->block_charged = batch->block_len + SL_BATCH_BLOCK_SLACK;
+    batch->base_bytes = batch->block_len > 0 ? batch->block_len : sl_batch_used_bytes(batch);
 }
 
 void sl_batch_grant(struct sl_batch *batch, uint64_t credit)
 {
-    SL_ASSERT(batch->flow != NULL && batch->window != NULL && batch->credit == NULL);
+    SL_ASSERT(batch->flow != NULL && batch->credit == NULL);
     batch->family.granted = credit;
     batch->family.base = sl_batch_adopt_bytes(batch);
     atomic_init(&batch->family.drawn, 0);
@@ -116,10 +117,17 @@ struct sl_batch *sl_batch_unref(struct sl_batch *batch)
      * unrefs, which our own acq_rel unref follows. */
     atomic_init(&family.drawn,
                 granted ? atomic_load_explicit(&batch->family.drawn, memory_order_relaxed) : 0);
+    struct sl_flow *flow = batch->flow;
     sl_free(batch);
     if (window != NULL) {
         /* After its bytes went back: a source woken by this sees them. */
         sl_flow_window_leave(window, granted ? &family : NULL);
+    } else if (granted &&
+               family.granted > atomic_load_explicit(&family.drawn, memory_order_relaxed)) {
+        /* A credit without a window (plugin stages below its source):
+         * what the family did not draw goes back. */
+        sl_flow_release(flow,
+                        family.granted - atomic_load_explicit(&family.drawn, memory_order_relaxed));
     }
     return NULL;
 }
@@ -271,6 +279,7 @@ void sl_batch_copy_position(struct sl_batch *dst, const struct sl_batch *src)
     dst->pos_end = src->pos_end;
     dst->last = src->last;
     dst->read_ns = src->read_ns;
+    dst->base_bytes = src->base_bytes;
     dst->credit = src->credit;
     dst->arena.credit = src->credit;
 }
@@ -284,6 +293,12 @@ void sl_batch_drop_credit(struct sl_batch *batch)
 size_t sl_batch_bytes(const struct sl_batch *batch)
 {
     return batch->arena.bytes + batch->block_len + arrays_bytes(batch);
+}
+
+size_t sl_batch_used_bytes(const struct sl_batch *batch)
+{
+    return batch->arena.used + batch->block_len + batch->n * sizeof(struct sl_record) +
+           batch->ndead * sizeof(struct sl_dead);
 }
 
 /* A batch with batch's position, records and dead letters, its field

@@ -67,6 +67,11 @@ struct sl_batch {
     uint8_t last;              /* last batch of its stream */
     uint64_t read_ns;          /* when its source began it (sl_batch_new, copied with the
                                   position): sinks measure latency from it */
+    uint64_t base_bytes;       /* what its source made it of, set at admission
+                                  (sl_batch_adopt) and copied with the position: its raw
+                                  block, else its records as built (generator, Kafka);
+                                  plugins' added records are measured against it
+                                  (sl__source_note_grown); 0: not a source's */
 
     /* Memory: every allocation of the batch (arena chunks, record and dead
      * arrays, the input block) is charged to flow when it is made and given
@@ -75,9 +80,10 @@ struct sl_batch {
     size_t block_charged; /* bytes charged for block (sl_batch_adopt; given back at free) */
     struct sl_flow_window *window; /* a source's batch: left when it is freed, which is after
                                       everything derived from it (runtime.c), or NULL */
-    struct sl_flow_credit *credit; /* what its allocations draw on first: its window batch's
+    struct sl_flow_credit *credit; /* what its allocations draw on first: its source batch's
                                       `family` (sl_batch_grant), or NULL */
-    struct sl_flow_credit family;  /* a window's batch: the credit it was admitted with */
+    struct sl_flow_credit family;  /* a source's batch with a window or plugin stages below:
+                                      the credit it was admitted with */
 };
 
 /* Returns a new empty batch with refs = 1 whose memory is charged to flow
@@ -93,11 +99,12 @@ struct sl_batch *sl_batch_new(struct sl_flow *flow);
 #define SL_BATCH_BLOCK_SLACK 4096
 uint64_t sl_batch_adopt_bytes(const struct sl_batch *batch);
 void sl_batch_adopt(struct sl_batch *batch, struct sl_flow *flow);
-/* A window's batch, adopted, was charged `credit` bytes more for what it
- * and everything derived from it (which keep it alive) grow into: their
- * allocations draw on it first, and what is left goes back, with the
- * measured growth, when the batch is freed (sl_flow_window_leave). Thread:
- * the batch's owner, before it is shared. */
+/* A window's batch (or one whose source has plugin stages below it),
+ * adopted, was charged `credit` bytes more for what it and everything
+ * derived from it (which keep it alive) grow into: their allocations draw
+ * on it first, and what is left goes back when the batch is freed (with
+ * the measured growth, sl_flow_window_leave, for a window's). Thread: the
+ * batch's owner, before it is shared. */
 void sl_batch_grant(struct sl_batch *batch, uint64_t credit);
 /* Adds a reference (fan-out). Returns batch. */
 struct sl_batch *sl_batch_ref(struct sl_batch *batch);
@@ -161,5 +168,11 @@ void sl_batch_copy_position(struct sl_batch *dst, const struct sl_batch *src);
 void sl_batch_drop_credit(struct sl_batch *batch);
 /* Bytes this batch holds (arena + block + arrays), for memory accounting. */
 size_t sl_batch_bytes(const struct sl_batch *batch);
+/* Bytes its records take: the arena's used part, the block and the
+ * records and dead letters in use, without the struct and the free room
+ * of chunks and arrays (which sl_batch_bytes counts). What a batch is
+ * measured in when it is small: a batch of one record has an 8 KiB arena
+ * chunk. */
+size_t sl_batch_used_bytes(const struct sl_batch *batch);
 
 #endif

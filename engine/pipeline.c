@@ -3,6 +3,7 @@
  * the memory plan; and tearing it down. Thread:
  * main only. */
 #include "mem.h"
+#include "plugin.h"
 #include "priority.h"
 #include "runtime.h"
 
@@ -555,6 +556,50 @@ static void cap_reserve(struct sl_pipeline *pl)
     }
 }
 
+/* Gives every source upstream of node (node included) an entry for plugin
+ * stage `stage`. seen: per node, already walked. */
+static int add_growth_above(struct sl_node *node, const struct sl_node *stage, bool *seen)
+{
+    if (seen[node->index]) {
+        return 0;
+    }
+    seen[node->index] = true;
+    if (node->cn->kind == SLUICE_KIND_SOURCE) {
+        struct sl_growth *g = sl_realloc(node->growth, (node->ngrowth + 1) * sizeof(*g));
+        if (g == NULL) {
+            return SL_ENOMEM;
+        }
+        node->growth = g;
+        g[node->ngrowth].stage = stage;
+        atomic_init(&g[node->ngrowth].x16, 0);
+        node->ngrowth++;
+    }
+    for (size_t i = 0; i < node->nups; i++) {
+        if (add_growth_above(node->ups[i], stage, seen) != 0) {
+            return SL_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/* Sources with plugin stages below them cut their batches by what those
+ * stages make of them (sl_source_batch_limit): a plugin may add any number
+ * of records to a batch, and the plan cannot know how many. */
+static int plan_plugins(struct sl_pipeline *pl)
+{
+    bool *seen = sl_malloc(pl->nnodes * sizeof(*seen));
+    int rc = seen != NULL ? 0 : SL_ENOMEM;
+
+    for (size_t i = 0; rc == 0 && i < pl->nnodes; i++) {
+        if (sl_plugin_file_of(pl->nodes[i].type) != NULL) {
+            memset(seen, 0, pl->nnodes * sizeof(*seen));
+            rc = add_growth_above(&pl->nodes[i], &pl->nodes[i], seen);
+        }
+    }
+    sl_free(seen);
+    return rc;
+}
+
 /* The highest level in a bit set of levels (0 for none). */
 static uint8_t top_level(uint16_t levels)
 {
@@ -826,6 +871,9 @@ static int build(struct sl_pipeline *pl, struct sl_err *err)
     }
     plan_fixed(pl);
     plan_memory(pl, threads);
+    if (plan_plugins(pl) != 0) {
+        return sl_err_set(err, SL_ENOMEM, "out of memory");
+    }
     plan_task_levels(pl);
     plan_homes(pl);
     for (size_t i = 0; i < pl->nnodes; i++) {
@@ -935,6 +983,7 @@ struct sl_pipeline *sl_pipeline_free(struct sl_pipeline *pl)
         sl_free(node->ups);
         sl_free(node->tasks);
         sl_free(node->tuner);
+        sl_free(node->growth);
         for (size_t j = 0; node->plans != NULL && j < pl->nnodes; j++) {
             sl_free(node->plans[j]);
         }

@@ -232,6 +232,8 @@ static int plugin_process(struct sl_node *node, struct sl_batch *batch)
         sl_batch_unref(batch);
         return end;
     }
+    /* What the call made of the batch cuts its source's next batches. */
+    sl__pipeline_note_grown(node, batch, call.n);
     sl_node_emit(node, 0, batch);
     return 0;
 }

@@ -25,6 +25,15 @@ struct sl_pipeline;
 struct sl_node;
 struct sl_control;
 
+/* What a source's batches grow into at one plugin stage below it: bytes
+ * after a call per base byte (sl_batch.base_bytes), x16, as measured
+ * (sl__pipeline_note_grown). */
+struct sl_growth {
+    const struct sl_node *stage; /* the plugin stage */
+    _Atomic uint32_t x16;        /* 0 until a call on records of the source measured it;
+                                    relaxed (an estimate) */
+};
+
 /* How often the loop thread feeds the tuners. */
 #define SL_TUNE_TICK_NS (50 * 1000 * 1000ull)
 
@@ -99,6 +108,10 @@ struct sl_node {
     atomic_bool gated; /* source nodes: decoding waits for the budget; seq_cst (flow.c) */
     struct sl_flow_window window; /* source nodes: its batches alive at once (memory plan,
                                      pipeline.c); max 0: no window */
+    struct sl_growth *growth;     /* source nodes: one per plugin stage below it, which may
+                                     add records to its batches (sl_source_batch_limit);
+                                     set at build, NULL when none */
+    uint32_t ngrowth;
     struct sl_counters c;
     atomic_uint tapped; /* `sluice tap` clients of this node; relaxed (control.c) */
     /* when_full other than block: what its producers shed instead of
@@ -198,6 +211,11 @@ bool sl_pipeline_sleep_until(const struct sl_pipeline *pl, uint64_t end_ns);
  * a decoded batch is what the memory plan assumed (see runtime.c).
  * Thread: any. */
 void sl__pipeline_note_decoded(struct sl_pipeline *pl, const struct sl_batch *batch);
+/* Plugin stage node's call on n records left batch as it is now (records
+ * added, fields set): notes, for the batch's source, what its batches grow
+ * into per base byte there, which cuts the source's next batches
+ * (sl_source_batch_limit). A call on no records tells nothing. Thread: any. */
+void sl__pipeline_note_grown(const struct sl_node *node, const struct sl_batch *batch, uint32_t n);
 /* Records a runtime failure (first one wins), stops sources. Thread: any. */
 void sl_pipeline_fail(struct sl_pipeline *pl, const struct sl_err *err);
 

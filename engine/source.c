@@ -44,7 +44,7 @@ int sl_source_admit(struct sl_node *src, struct sl_batch *batch, uint64_t *held,
      * pops it. */
     atomic_fetch_sub_explicit(&pl->raw_bytes, need, memory_order_seq_cst);
     sl_batch_adopt(batch, &pl->flow);
-    if (batch->window != NULL) {
+    if (batch->window != NULL || credit > 0) {
         sl_batch_grant(batch, credit);
     }
     return 0;
@@ -56,4 +56,50 @@ int sl_source_forward(struct sl_node *node, struct sl_batch *batch)
     atomic_fetch_add_explicit(&node->c.in, batch->n + batch->ndead, memory_order_relaxed);
     sl_node_emit(node, 0, batch);
     return 0;
+}
+
+/* The growth of src's batches per base byte, x16, at the plugin stage
+ * below it where they grow most; 0 while one of them has not measured it. */
+static uint32_t most_growth(const struct sl_node *src)
+{
+    uint32_t most = 0;
+
+    for (uint32_t i = 0; i < src->ngrowth; i++) {
+        /* Relaxed: an estimate, written by whichever call measured last. */
+        uint32_t x16 = atomic_load_explicit(&src->growth[i].x16, memory_order_relaxed);
+        if (x16 == 0) {
+            return 0;
+        }
+        most = x16 > most ? x16 : most;
+    }
+    return most;
+}
+
+uint64_t sl_source_growth_credit(const struct sl_node *src, const struct sl_batch *batch)
+{
+    uint32_t growth = most_growth(src);
+    uint64_t base = batch->block_len > 0 ? batch->block_len : sl_batch_used_bytes(batch);
+    uint64_t admitted = sl_batch_adopt_bytes(batch);
+
+    if (growth == 0 || base > UINT64_MAX / growth) {
+        return 0;
+    }
+    uint64_t grown = base * growth / 16;
+    uint64_t credit = grown > admitted ? grown - admitted : 0;
+    return credit < src->window.credit_max ? credit : src->window.credit_max;
+}
+
+uint64_t sl_source_batch_limit(const struct sl_node *src)
+{
+    const struct sl_pipeline *pl = src->pl;
+
+    if (src->ngrowth == 0) {
+        return UINT64_MAX;
+    }
+    uint32_t growth = most_growth(src);
+    if (growth == 0) {
+        return 1; /* not measured yet: a record at a time */
+    }
+    uint64_t limit = (uint64_t)pl->block_plan * pl->block_factor * 16 / growth;
+    return limit > 0 ? limit : 1;
 }

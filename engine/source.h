@@ -33,4 +33,26 @@ int sl_source_admit(struct sl_node *src, struct sl_batch *batch, uint64_t *held,
  * (sl_node_dead) while building the batch, and hands the batch on. */
 int sl_source_forward(struct sl_node *node, struct sl_batch *batch);
 
+/* The most base bytes (sl_batch.base_bytes: the raw block, or the records
+ * as built, as sl_batch_used_bytes counts them) src's next batch may take
+ * beside the limits of the memory plan, or UINT64_MAX: plugin stages may
+ * add records to the batches they get, after admission, and nothing waits
+ * for that growth. So a source with plugin stages below it cuts its
+ * batches at the plan's decoded batch over what they grew into there
+ * (sl__pipeline_note_grown), and takes one record (or line) at a time
+ * until each of those stages measured it: what the first batches grow
+ * into is not known when they are admitted, and one record's growth is
+ * the least that can be risked. Thread: source. */
+uint64_t sl_source_batch_limit(const struct sl_node *src);
+
+/* The credit (sl_batch_grant) a batch of src without a window is admitted
+ * with when plugin stages below it make its batches grow: what they grew
+ * into there per base byte (sl_source_batch_limit) beyond what the batch
+ * holds, at most the window's credit_max; 0 when none or not measured.
+ * The source then waits for room for what the batch will be, not for what
+ * it is when it is read: the growth of the batches admitted before the
+ * budget was spent took it 20% past the limit (two plugins in a row, 231
+ * records per record). Thread: source. */
+uint64_t sl_source_growth_credit(const struct sl_node *src, const struct sl_batch *batch);
+
 #endif

@@ -322,17 +322,41 @@ static struct sl_batch *new_block_batch(struct reading *rd)
     return batch;
 }
 
+/* Reads take at least this much (or the plan's block, if smaller) when
+ * blocks are cut smaller for plugin stages below (cut_base): a block may
+ * be one line then, and reading one line at a time would be a system call
+ * a line (and a cut of one byte read one byte). */
+#define READ_MIN (4 * 1024)
+
+/* The most bytes a block may take: the read size's base, lowered by what
+ * plugin stages below make of the blocks (sl_source_batch_limit). */
+static size_t cut_base(const struct reading *rd)
+{
+    const struct sl_pipeline *pl = rd->node->pl;
+    size_t base =
+        rd->r.lz4 ? pl->block_plan : atomic_load_explicit(&pl->block_bytes, memory_order_relaxed);
+    uint64_t most = sl_source_batch_limit(rd->node);
+
+    return most < base ? (size_t)most : base;
+}
+
 /* The read size: the memory plan's, lowered by what decoded blocks grow
- * into (runtime.c). An .lz4 file keeps the plan's own: where the damage in
- * a damaged one shows in the decompressed stream depends on the read
- * sizes, and a re-run must meet it where the first run stored its
- * position (test_file_edges.sh). */
+ * into (runtime.c) and by what plugin stages make of them (cut_base), down
+ * to READ_MIN. An .lz4 file keeps the plan's own: where the damage in a
+ * damaged one shows in the decompressed stream depends on the read sizes,
+ * and a re-run must meet it where the first run stored its position
+ * (test_file_edges.sh); its blocks are only cut smaller (every whole line
+ * read is handed on either way, so where a damage shows does not move). */
 static size_t read_base(const struct reading *rd)
 {
     const struct sl_pipeline *pl = rd->node->pl;
+    size_t planned = atomic_load_explicit(&pl->block_bytes, memory_order_relaxed);
+    size_t cut = cut_base(rd);
 
-    return rd->r.lz4 ? pl->block_plan
-                     : atomic_load_explicit(&pl->block_bytes, memory_order_relaxed);
+    if (rd->r.lz4) {
+        return pl->block_plan;
+    }
+    return cut >= READ_MIN || cut == planned ? cut : planned < READ_MIN ? planned : READ_MIN;
 }
 
 /* The capacity a buffer holding len bytes needs to take a read: at least
@@ -584,7 +608,7 @@ static size_t find_cut(struct reading *rd, bool complete)
  * the first line alone when it is longer than a block. */
 static size_t whole_within(const struct reading *rd, size_t cut)
 {
-    size_t limit = read_base(rd) < cut ? read_base(rd) : cut;
+    size_t limit = cut_base(rd) < cut ? cut_base(rd) : cut;
 
     if (rd->fs->format == SL_FORMAT_CSV) {
         size_t part = sl_csv_complete_prefix(rd->buf, limit, false, rd->fs->conf->max_line);
@@ -889,7 +913,7 @@ static int read_stream(struct reading *rd, struct sl_err *err)
          * was then skipped holds up to max_line of ordinary lines, and
          * decoding them as one block was memory the plan never gave
          * (45 MiB in flight at a 2 MiB limit). */
-        for (size_t part; rc == 0 && cut > read_base(rd) && (part = whole_within(rd, cut)) < cut;
+        for (size_t part; rc == 0 && cut > cut_base(rd) && (part = whole_within(rd, cut)) < cut;
              cut -= part) {
             rc = emit_block(rd, part, false);
         }
@@ -1149,7 +1173,7 @@ static int file_run(struct sl_node *node)
     struct sl_err err = {0};
     int rc = 0;
 
-    rd.cap = atomic_load_explicit(&node->pl->block_bytes, memory_order_relaxed); /* memory plan */
+    rd.cap = read_base(&rd); /* memory plan (no file open yet: not an .lz4 one) */
     rd.buf = sl_malloc(rd.cap);
     if (rd.buf == NULL) {
         return SL_ENOMEM;

@@ -569,7 +569,10 @@ static int take_message(struct kafka_source *ks, rd_kafka_message_t *m)
     }
     uint64_t most = ks->node->pl->block_plan;
     most = most < BATCH_MAX_BYTES ? most : BATCH_MAX_BYTES;
-    if (batch->n >= BATCH_MAX_RECORDS || batch->arena.bytes >= most) {
+    /* And what plugin stages below let a batch take (they may add records
+     * to it once it is admitted). */
+    if (batch->n >= BATCH_MAX_RECORDS || batch->arena.bytes >= most ||
+        sl_batch_used_bytes(batch) >= sl_source_batch_limit(ks->node)) {
         return seal(ks, p);
     }
     return 0;

@@ -3,11 +3,14 @@
  * what set accepts and refuses (bad UTF-8, JSON text that is not of its
  * kind), get and field_at, remove, meta, eval, drop and dead (each record
  * once), emit (added records keep their source's place, may be dropped but
- * not dead-lettered), and what the call leaves in the batch and counters. */
+ * not dead-lettered), and what the call leaves in the batch and counters;
+ * and what sources make of what calls measured (sl__pipeline_note_grown,
+ * source.c). */
 #include "batch.h"
 #include "expr.h"
 #include "plugin_int.h"
 #include "runtime.h"
+#include "source.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -212,12 +215,86 @@ static void test_drop_dead_emit(void **state)
     assert_int_equal(h->batch_size(b), 0);
 }
 
+/* Sources cut their batches by what plugin calls measured their batches
+ * grow into: a record at a time until each stage below measured it, then
+ * the plan's decoded batch over the largest figure, taken at once when
+ * larger, a quarter of the way when smaller; and they are admitted with
+ * a credit for the growth. */
+static void test_growth(void **state)
+{
+    struct fixture *fx = *state;
+    struct sl_conf_node src_cn = {.kind = SLUICE_KIND_SOURCE};
+    struct sl_node nodes[3] = {{0}};
+    struct sl_growth growth[2];
+    struct sl_pipeline *pl = &fx->pl;
+
+    pl->nodes = nodes;
+    pl->nnodes = 3;
+    pl->block_plan = 64 * 1024;
+    pl->block_factor = 4; /* the plan's decoded batch: 256 KiB */
+    for (int i = 0; i < 3; i++) {
+        nodes[i].pl = pl;
+        nodes[i].index = (uint32_t)i;
+        nodes[i].cn = &src_cn;
+    }
+    nodes[0].growth = growth;
+    nodes[0].window.credit_max = 1 << 20;
+    growth[0].stage = &nodes[1];
+    growth[1].stage = &nodes[2];
+    atomic_init(&growth[0].x16, 0);
+    atomic_init(&growth[1].x16, 0);
+    assert_int_equal(sl_source_batch_limit(&nodes[0]), UINT64_MAX); /* no plugin below */
+    nodes[0].ngrowth = 2;
+    assert_int_equal(sl_source_batch_limit(&nodes[0]), 1);
+
+    struct sl_batch *batch = sl_batch_new(NULL);
+    assert_non_null(batch);
+    batch->source = 0;
+    batch->block = test_malloc(1000);
+    batch->block_len = 1000;
+    batch->base_bytes = 1000;
+    assert_non_null(sl_arena_alloc(&batch->arena, 50 * 1000)); /* it grew */
+    size_t bytes = sl_batch_bytes(batch);
+    sl__pipeline_note_grown(&nodes[1], batch, 0); /* no records: tells nothing */
+    assert_int_equal(atomic_load(&growth[0].x16), 0);
+    sl__pipeline_note_grown(&nodes[1], batch, 10);
+    assert_int_equal(atomic_load(&growth[0].x16), bytes * 16 / 1000);
+    /* The other stage has not measured: still a record at a time, no credit. */
+    assert_int_equal(sl_source_batch_limit(&nodes[0]), 1);
+    assert_int_equal(sl_source_growth_credit(&nodes[0], batch), 0);
+    sl__pipeline_note_grown(&nodes[2], batch, 10);
+    uint64_t x16 = bytes * 16 / 1000;
+    assert_int_equal(sl_source_batch_limit(&nodes[0]), 256 * 1024 * 16 / x16);
+    /* A new batch of a 1000-byte block: credited for what it will be, less
+     * what it is charged at admission. */
+    struct sl_batch *fresh = sl_batch_new(NULL);
+    assert_non_null(fresh);
+    fresh->block_len = 1000;
+    assert_int_equal(sl_source_growth_credit(&nodes[0], fresh),
+                     1000 * x16 / 16 - sl_batch_adopt_bytes(fresh));
+    /* A batch that holds its growth already gets none. */
+    assert_int_equal(sl_source_growth_credit(&nodes[0], batch), 0);
+    /* Smaller: a quarter of the way (to 1: less counts as 1). */
+    batch->base_bytes = 2 * bytes;
+    sl__pipeline_note_grown(&nodes[2], batch, 10);
+    assert_int_equal(atomic_load(&growth[1].x16), x16 - (x16 - 16) / 4);
+    /* The credit is at most credit_max. */
+    nodes[0].window.credit_max = 100;
+    assert_int_equal(sl_source_growth_credit(&nodes[0], fresh), 100);
+    fresh->block_len = 0;
+    sl_batch_unref(fresh);
+    test_free(batch->block);
+    batch->block = NULL;
+    sl_batch_unref(batch);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_get_set_remove, setup, teardown),
         cmocka_unit_test_setup_teardown(test_meta_eval, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drop_dead_emit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_growth, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
