@@ -218,6 +218,12 @@ static int plugin_process(struct sl_node *node, struct sl_batch *batch)
     int rc = def->process((struct sluice_stage *)node, pn->ctx, (struct sluice_batch *)batch);
     tl_crash_msg = NULL;
     int end = sl__plugin_call_end(&call);
+    if (call.full && !atomic_exchange_explicit(&pn->full, true, memory_order_relaxed)) {
+        sl_log_warn("node '%s': plugin stage '%s' added more to one batch than one call may "
+                    "(%.1f MiB, 1/%d of what memory_limit leaves the records): emit and set "
+                    "refused the rest (said once per node)",
+                    node->name, def->name, (double)call.room / (1 << 20), SL_PLUGIN_ROOM_DIV);
+    }
     if (rc != 0) {
         /* Once per node: the pipeline stops, and a line per batch in
          * flight said nothing more. */

@@ -46,14 +46,31 @@ int sl__plugin_call_begin(struct sl__plugin_call *call,
     call->batch = batch;
     call->n = batch->n;
     call->added_tail = &call->added;
+    call->room = batch->flow != NULL ? batch->flow->limit / SL_PLUGIN_ROOM_DIV : SIZE_MAX;
     /* Up front, so that drop, which cannot fail, never has to allocate. */
     call->gone = sl_arena_alloc(&batch->arena, batch->n > 0 ? batch->n : 1);
     if (call->gone == NULL) {
         return SL_ENOMEM;
     }
     memset(call->gone, 0, batch->n);
+    call->start_bytes = sl_batch_bytes(batch);
     tl_call = call;
     return 0;
+}
+
+/* Whether the call added as much to its batch as one call may: what the
+ * batch holds, so the arena chunk that went past the room was allocated
+ * (a call takes at most about twice its room). */
+static bool out_of_room(const struct sl__plugin_call *call)
+{
+    return sl_batch_bytes(call->batch) - call->start_bytes >= call->room;
+}
+
+/* out_of_room, and marks the call full when it is (the adapter says so). */
+static bool refuse_growth(struct sl__plugin_call *call)
+{
+    call->full = call->full || out_of_room(call);
+    return call->full;
 }
 
 /* The call working on batch on this thread, or NULL (a plugin passing a
@@ -218,6 +235,9 @@ static int host_set(struct sluice_batch *batch,
         is_gone(call, REC(rec))) {
         return SLUICE_EINVAL;
     }
+    if (refuse_growth(call)) {
+        return SLUICE_EFULL;
+    }
     struct sl_arena *arena = &call->batch->arena;
     bool text = v.type == SL_TYPE_STR || v.type == SL_TYPE_BYTES || v.type == SL_TYPE_ARRAY ||
                 v.type == SL_TYPE_OBJECT;
@@ -341,7 +361,7 @@ host_emit(struct sluice_batch *batch, const struct sluice_record *from, bool cop
 {
     struct sl__plugin_call *call = call_of(batch);
 
-    if (call == NULL || from == NULL) {
+    if (call == NULL || from == NULL || refuse_growth(call)) {
         return NULL;
     }
     struct added *a = sl_arena_alloc(&call->batch->arena, sizeof(*a));
@@ -359,6 +379,13 @@ host_emit(struct sluice_batch *batch, const struct sluice_record *from, bool cop
     call->added_tail = &a->next;
     call->nadded++;
     return (struct sluice_record *)&a->rec;
+}
+
+static bool host_emit_full(const struct sluice_batch *batch)
+{
+    struct sl__plugin_call *call = call_of(batch);
+
+    return call != NULL && out_of_room(call);
 }
 
 /* A plugin's line, at its level (SLUICE_LOG_DEBUG only at engine.log_level
@@ -427,4 +454,5 @@ const struct sluice_host_api sl__plugin_host = {
     .log = host_log,
     .count = host_count,
     .stage_name = host_stage_name,
+    .emit_full = host_emit_full,
 };

@@ -57,4 +57,38 @@ check file50 "$N" 50 db
 got=$(q out/t.db 'SELECT count(*), count(DISTINCT id), sum(n IS NULL), count(DISTINCT id * 100 + n) FROM t')
 [ "$got" = "$((N * 51))|$N|$N|$((N * 50))" ] ||
     fail "file K=50 rows: $got, want $((N * 51))|$N|$N|$((N * 50))"
+
+# One record that alone would add more than the whole budget (a million
+# copies, about 400 MB): a call may add about a quarter of the records'
+# budget, then emit refuses (host->emit_full says so), and the plugin
+# dead-letters what it could not explode. The run goes on within the
+# bound, with every count exact.
+python3 - "$N" <<'PY'
+import json, sys
+with open("data/o.jsonl") as f, open("data/huge.jsonl", "w") as g:
+    for i, line in enumerate(f):
+        o = json.loads(line)
+        if i == int(sys.argv[1]) // 2:
+            o["copies"] = 1000000
+        g.write(json.dumps(o) + "\n")
+PY
+huge=$((N / 2 + 1))
+sed -e 's/o.jsonl/huge.jsonl/' -e 's/t.db/huge.db/' file50.yaml > huge.yaml
+echo "dead_letter: { type: sqlite, path: out/huge.db, table: rejects }" >> huge.yaml
+/usr/bin/time -f %M -o huge.rss "$SLUICE" run huge.yaml --summary-json huge.json 2> huge.log ||
+    fail "huge record: $(err_of huge.log)"
+grep -q "added more to one batch than one call may" huge.log || fail "huge record: no warning: $(cat huge.log)"
+counts_add_up huge.json
+dead=$(json huge.json 'd["nodes"]["x"]["dead"]')
+[ "$dead" -ge 1 ] && [ "$dead" -lt 50 ] || fail "huge record: $dead dead letters"
+[ "$(q out/huge.db "SELECT count(*) FROM rejects WHERE _error LIKE 'explode: too many copies%'")" = "$dead" ] ||
+    fail "huge record: dead letters: $(q out/huge.db 'SELECT _line, _error FROM rejects')"
+[ "$(q out/huge.db "SELECT count(*) FROM rejects WHERE _line = $huge")" = 1 ] || fail "huge record not rejected"
+[ "$(q out/huge.db 'SELECT count(*) FROM t')" = "$(((N - dead) * 51))" ] ||
+    fail "huge record: $(q out/huge.db 'SELECT count(*) FROM t') rows, want $(((N - dead) * 51))"
+[ "$(json huge.json 'd["nodes"]["x"]["added"]')" = "$(((N - dead) * 50))" ] || fail "huge record: added"
+peak=$(json huge.json 'd["peak_in_flight_bytes"]')
+echo "huge record: $dead dead letters, peak in flight $((peak >> 10)) KiB"
+[ "$peak" -le $((16 << 20)) ] || fail "huge record: peak in flight $((peak >> 20)) MiB"
+check_rss huge.rss 32 "huge record"
 echo "ok"

@@ -4,8 +4,8 @@
  * kind), get and field_at, remove, meta, eval, drop and dead (each record
  * once), emit (added records keep their source's place, may be dropped but
  * not dead-lettered), and what the call leaves in the batch and counters;
- * and what sources make of what calls measured (sl__pipeline_note_grown,
- * source.c). */
+ * the room one call has to grow its batch (emit_full), and what sources
+ * make of what calls measured (sl__pipeline_note_grown, source.c). */
 #include "batch.h"
 #include "expr.h"
 #include "plugin_int.h"
@@ -215,6 +215,57 @@ static void test_drop_dead_emit(void **state)
     assert_int_equal(h->batch_size(b), 0);
 }
 
+/* A call may grow its batch by a quarter of the records' budget: then
+ * emit returns NULL, set SLUICE_EFULL, and emit_full says why; what it
+ * added so far stays, and may be dropped. */
+static void test_emit_room(void **state)
+{
+    struct fixture *fx = *state;
+    struct sl_flow flow;
+    struct sl_batch *batch;
+    struct sl__plugin_call call;
+    struct sluice_value v = str("x");
+    size_t emitted = 0;
+
+    (void)fx;
+    assert_true(SLUICE_HOST_HAS(h, emit_full));
+    sl_flow_init(&flow, 256 * 1024);
+    batch = sl_batch_new(&flow);
+    assert_non_null(batch);
+    struct sl_record *rec = sl_batch_add(batch);
+    assert_non_null(rec);
+    assert_int_equal(sl_record_append(rec, &batch->arena, "id", 2, sl_value_int(7)), 0);
+    assert_int_equal(sl__plugin_call_begin(&call, &fx->node, batch), 0);
+    struct sluice_batch *b = (struct sluice_batch *)batch;
+    struct sluice_record *r0 = h->batch_record(b, 0);
+    size_t start = sl_batch_bytes(batch);
+
+    assert_false(h->emit_full(b));
+    struct sluice_record *last = NULL;
+    while (emitted < 100000) {
+        struct sluice_record *c = h->emit(b, r0, true);
+        if (c == NULL) {
+            break;
+        }
+        last = c;
+        emitted++;
+    }
+    assert_in_range(emitted, 10, 99999);
+    assert_true(h->emit_full(b));
+    assert_true(call.full);
+    /* About the room: the arena chunk that went past it is the most over. */
+    assert_in_range(sl_batch_bytes(batch) - start, 64 * 1024, 2 * 64 * 1024 + 8192);
+    assert_int_equal(h->set(b, r0, "x", 1, &v), SLUICE_EFULL);
+    assert_int_equal(h->set(b, last, "x", 1, &v), SLUICE_EFULL);
+    h->drop(b, last);
+    assert_int_equal(sl__plugin_call_end(&call), 0);
+    assert_int_equal(batch->n, emitted); /* the input and all but the dropped copy */
+    assert_int_equal(atomic_load(&fx->node.c.added), emitted - 1);
+    sl_batch_unref(batch);
+    assert_int_equal(atomic_load(&flow.used), 0);
+    sl_flow_release_all(&flow);
+}
+
 /* Sources cut their batches by what plugin calls measured their batches
  * grow into: a record at a time until each stage below measured it, then
  * the plan's decoded batch over the largest figure, taken at once when
@@ -294,6 +345,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_get_set_remove, setup, teardown),
         cmocka_unit_test_setup_teardown(test_meta_eval, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drop_dead_emit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_emit_room, setup, teardown),
         cmocka_unit_test_setup_teardown(test_growth, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,7 +22,7 @@ extern "C" {
  * higher minor adds members at the end of the structs (struct_size says
  * which a side knows). */
 #define SLUICE_ABI_MAJOR   1
-#define SLUICE_ABI_MINOR   1
+#define SLUICE_ABI_MINOR   2
 #define SLUICE_ABI_VERSION ((SLUICE_ABI_MAJOR << 16) | SLUICE_ABI_MINOR)
 
 #if defined(__GNUC__)
@@ -43,6 +43,7 @@ struct sluice_expr;   /* a compiled expression (opaque) */
 #define SLUICE_ENOMEM (-2) /**< out of memory */
 #define SLUICE_EINVAL (-3) /**< bad argument (a value of no known type, bad UTF-8...) */
 #define SLUICE_EFAIL  (-4) /**< the stage failed: the pipeline stops (exit 1) */
+#define SLUICE_EFULL  (-5) /**< ABI 1.2: the call added as much as one call may (emit_full) */
 
 /* ---- options ---- */
 
@@ -209,8 +210,9 @@ struct sluice_host_api {
                     struct sluice_value *ret_value);
     /** Sets field name to *value (copied into the batch), replacing a field
      * of that name or adding one at the end. STR must be valid UTF-8 and
-     * ARRAY/OBJECT valid JSON text of that kind. 0, SLUICE_EINVAL or
-     * SLUICE_ENOMEM (the record is unchanged). */
+     * ARRAY/OBJECT valid JSON text of that kind. 0, SLUICE_EINVAL,
+     * SLUICE_ENOMEM or, since ABI 1.2, SLUICE_EFULL when the call has no
+     * room left (see emit_full) (the record is unchanged). */
     int (*set)(struct sluice_batch *batch,
                struct sluice_record *rec,
                const char *name,
@@ -250,7 +252,11 @@ struct sluice_host_api {
      * from's metadata and source position (so it keeps exactly once) and a
      * copy of its fields when copy_fields, else none. The new record is not
      * in this call's batch_size loop if the caller read the size first.
-     * Returns it, or NULL when out of memory. */
+     * Added records count in memory_limit like any other: the sources cut
+     * their batches by what the stage's calls made of theirs, so that a
+     * batch the stage grew is the size the memory plan counted on. Returns
+     * the record, or NULL when out of memory or, since ABI 1.2, when the
+     * call has no room left (emit_full says which). */
     struct sluice_record *(*emit)(struct sluice_batch *batch,
                                   const struct sluice_record *from,
                                   bool copy_fields);
@@ -265,7 +271,25 @@ struct sluice_host_api {
     void (*count)(struct sluice_stage *st, unsigned index, uint64_t n);
     /** The node's name in the pipeline file. */
     const char *(*stage_name)(const struct sluice_stage *st);
+
+    /* ---- ABI 1.2 (check with SLUICE_HOST_HAS before calling) ---- */
+
+    /** Whether the call working on batch has no room left: it added to the
+     * batch (records, fields) as much as one call may, about a quarter of
+     * memory_limit. From then on, in this call, emit returns NULL and set
+     * SLUICE_EFULL. Sources cut their batches by what the stage's calls
+     * measured, so a stage adding many records per record runs out of room
+     * only when a few records alone add that much. Then drop the records
+     * added for the record being worked on and dead-letter it (or drop it),
+     * or return an error to stop the pipeline. */
+    bool (*emit_full)(const struct sluice_batch *batch);
 };
+
+/** @brief Whether host offers member (a host of an older minor has a
+ * shorter table): `if (SLUICE_HOST_HAS(host, emit_full) && ...)`. */
+#define SLUICE_HOST_HAS(host, member)                                                              \
+    ((host)->struct_size >=                                                                        \
+     offsetof(struct sluice_host_api, member) + sizeof(((struct sluice_host_api *)0)->member))
 
 /* ---- the entry point ---- */
 
