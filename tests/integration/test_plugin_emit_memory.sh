@@ -91,4 +91,23 @@ peak=$(json huge.json 'd["peak_in_flight_bytes"]')
 echo "huge record: $dead dead letters, peak in flight $((peak >> 10)) KiB"
 [ "$peak" -le $((16 << 20)) ] || fail "huge record: peak in flight $((peak >> 20)) MiB"
 check_rss huge.rss 32 "huge record"
+
+# From Kafka (batches of messages, cut by the records' bytes): before, 55
+# MiB in flight and 56 MB RSS with K = 50.
+. "$(dirname "$0")/kafka_lib.sh"
+mock_start 1
+mock_cmd "topic ex 2"
+produce_by_id ex data/o.jsonl
+cat > kafka50.yaml <<YAML
+engine: { memory_limit: 16MiB, plugin_path: [$TP] }
+sources:
+  k: { type: kafka, brokers: '$BROKERS', topics: [ex], group: gex, exit_on_eof: true }
+stages: { x: { type: explode, inputs: [k], copies: 50 } }
+sinks: { db: { type: sqlite, inputs: [x], path: out/k.db, table: t } }
+YAML
+/usr/bin/time -f %M -o kafka50.rss "$SLUICE" run kafka50.yaml --summary-json kafka50.json \
+    2> kafka50.log || fail "kafka K=50: $(err_of kafka50.log)"
+check kafka50 "$N" 50 db
+got=$(q out/k.db 'SELECT count(*), count(DISTINCT id), count(DISTINCT id * 100 + n) FROM t')
+[ "$got" = "$((N * 51))|$N|$((N * 50))" ] || fail "kafka K=50 rows: $got"
 echo "ok"
