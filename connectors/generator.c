@@ -130,8 +130,10 @@ static int emit_range(struct sl_node *node,
     batch->seq = seq;
     batch->pos_start = from;
     for (int64_t i = from; i < *to && rc == 0; i++) {
-        if (i > from &&
-            (sl_batch_bytes(batch) >= most_bytes || sl_batch_used_bytes(batch) >= most_base)) {
+        /* Used bytes are at most the bytes held: counted only then. */
+        size_t held = sl_batch_bytes(batch);
+        if (i > from && (held >= most_bytes ||
+                         (held >= most_base && sl_batch_used_bytes(batch) >= most_base))) {
             *to = i;
             break;
         }

@@ -40,41 +40,65 @@ void sl_arena_release(struct sl_arena *arena)
     arena->credit = credit;
 }
 
-void *sl_arena_alloc(struct sl_arena *arena, size_t size)
+/* A new head chunk for a request of size bytes (aligned), which the head
+ * cannot take, then the request from it; NULL on OOM. Apart from
+ * sl_arena_alloc so that the common case stays small enough to inline. */
+static void *alloc_chunk(struct sl_arena *arena, size_t size)
+{
+    /* Grow geometrically so a batch needs few chunks, but never less than
+     * the request (a 20 MB string gets its own chunk). */
+    size_t want = arena->bytes < ARENA_CHUNK_MIN ? ARENA_CHUNK_MIN : arena->bytes;
+    if (want < size) {
+        want = size;
+    }
+    struct sl_arena_chunk *c = sl_malloc(sizeof(*c) + want);
+    if (c == NULL) {
+        return NULL;
+    }
+    if (arena->flow != NULL) {
+        /* Workers never wait: the sources wait for the budget instead, and
+         * a window's batch brought a credit for this. */
+        sl_flow_charge(arena->flow, arena->credit, want);
+    }
+    c->size = want;
+    /* What the old head leaves unused (sl_arena_used). */
+    arena->tails += arena->cur != NULL ? (size_t)(arena->end - arena->cur) : 0;
+    c->next = arena->head;
+    arena->head = c;
+    arena->cur = (char *)c->data;
+    arena->end = arena->cur + want;
+    arena->bytes += want;
+    void *p = arena->cur;
+    arena->cur += size;
+    return p;
+}
+
+/* sl_arena_alloc, inlined where this file allocates (strndup). */
+static inline void *arena_alloc(struct sl_arena *arena, size_t size)
 {
     size = (size + 7) & ~(size_t)7;
     if ((size_t)(arena->end - arena->cur) < size || arena->cur == NULL) {
-        /* Grow geometrically so a batch needs few chunks, but never less
-         * than the request (a 20 MB string gets its own chunk). */
-        size_t want = arena->bytes < ARENA_CHUNK_MIN ? ARENA_CHUNK_MIN : arena->bytes;
-        if (want < size) {
-            want = size;
-        }
-        struct sl_arena_chunk *c = sl_malloc(sizeof(*c) + want);
-        if (c == NULL) {
-            return NULL;
-        }
-        if (arena->flow != NULL) {
-            /* Workers never wait: the sources wait for the budget instead,
-             * and a window's batch brought a credit for this. */
-            sl_flow_charge(arena->flow, arena->credit, want);
-        }
-        c->size = want;
-        c->next = arena->head;
-        arena->head = c;
-        arena->cur = (char *)c->data;
-        arena->end = arena->cur + want;
-        arena->bytes += want;
+        return alloc_chunk(arena, size);
     }
     void *p = arena->cur;
     arena->cur += size;
-    arena->used += size;
     return p;
+}
+
+void *sl_arena_alloc(struct sl_arena *arena, size_t size)
+{
+    return arena_alloc(arena, size);
+}
+
+size_t sl_arena_used(const struct sl_arena *arena)
+{
+    return arena->bytes - arena->tails -
+           (arena->cur != NULL ? (size_t)(arena->end - arena->cur) : 0);
 }
 
 char *sl_arena_strndup(struct sl_arena *arena, const char *s, size_t n)
 {
-    char *p = sl_arena_alloc(arena, n + 1);
+    char *p = arena_alloc(arena, n + 1);
 
     if (p != NULL) {
         memcpy(p, s, n);

@@ -16,8 +16,8 @@ struct sl_arena {
     char *cur;                     /* next free byte in head */
     char *end;                     /* end of head's space */
     size_t bytes;                  /* total bytes of all chunks (for accounting) */
-    size_t used;                   /* bytes handed out (aligned): what the records take,
-                                      without the chunks' free tails (growth measures) */
+    size_t tails;                  /* free bytes left at the ends of the chunks before head
+                                      (sl_arena_used) */
     struct sl_flow *flow;          /* chunks are charged to this memory budget (a batch's);
                                       NULL: not counted */
     struct sl_flow_credit *credit; /* drawn on first (sl_flow_charge): its batch's family's,
@@ -31,6 +31,9 @@ void sl_arena_init(struct sl_arena *arena);
 void sl_arena_release(struct sl_arena *arena);
 /* Returns size bytes aligned to 8, or NULL on OOM. */
 void *sl_arena_alloc(struct sl_arena *arena, size_t size);
+/* Bytes handed out (aligned): what the records take, without the free
+ * room of the chunks (growth measures; sl_batch_used_bytes). */
+size_t sl_arena_used(const struct sl_arena *arena);
 /* Copies n bytes and appends a NUL; NULL on OOM. */
 char *sl_arena_strndup(struct sl_arena *arena, const char *s, size_t n);
 

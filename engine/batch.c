@@ -297,7 +297,7 @@ size_t sl_batch_bytes(const struct sl_batch *batch)
 
 size_t sl_batch_used_bytes(const struct sl_batch *batch)
 {
-    return batch->arena.used + batch->block_len + batch->n * sizeof(struct sl_record) +
+    return sl_arena_used(&batch->arena) + batch->block_len + batch->n * sizeof(struct sl_record) +
            batch->ndead * sizeof(struct sl_dead);
 }
 

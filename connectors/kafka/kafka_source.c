@@ -570,9 +570,10 @@ static int take_message(struct kafka_source *ks, rd_kafka_message_t *m)
     uint64_t most = ks->node->pl->block_plan;
     most = most < BATCH_MAX_BYTES ? most : BATCH_MAX_BYTES;
     /* And what plugin stages below let a batch take (they may add records
-     * to it once it is admitted). */
+     * to it once it is admitted), in used bytes, at most the bytes held. */
+    uint64_t limit = sl_source_batch_limit(ks->node);
     if (batch->n >= BATCH_MAX_RECORDS || batch->arena.bytes >= most ||
-        sl_batch_used_bytes(batch) >= sl_source_batch_limit(ks->node)) {
+        (sl_batch_bytes(batch) >= limit && sl_batch_used_bytes(batch) >= limit)) {
         return seal(ks, p);
     }
     return 0;
