@@ -803,7 +803,7 @@ void sl__pipeline_note_grown(const struct sl_node *node, const struct sl_batch *
 {
     const struct sl_pipeline *pl = node->pl;
 
-    if (n == 0 || batch->base_bytes == 0 || batch->source >= pl->nnodes) {
+    if (batch->base_bytes == 0 || batch->source >= pl->nnodes) {
         return;
     }
     const struct sl_node *src = &pl->nodes[batch->source];
@@ -814,12 +814,22 @@ void sl__pipeline_note_grown(const struct sl_node *node, const struct sl_batch *
     if (g == NULL) {
         return;
     }
+    if (n == 0) {
+        /* Called, but on none of the source's records: tells that the
+         * stage is reached, not what it makes of them. */
+        uint32_t never = 0;
+        atomic_compare_exchange_strong_explicit(&g->x16, &never, SL_GROWTH_BLIND,
+                                                memory_order_relaxed, memory_order_relaxed);
+        return;
+    }
     uint64_t seen = sl_batch_bytes(batch) * 16 / batch->base_bytes;
     seen = seen < 16 ? 16 : seen > UINT32_MAX ? UINT32_MAX : seen;
     /* Relaxed: an estimate; racing calls may lose one's figure, and the
      * next call measures again. */
     uint32_t was = atomic_load_explicit(&g->x16, memory_order_relaxed);
-    uint32_t now = was == 0 || seen > was ? (uint32_t)seen : was - (uint32_t)((was - seen) / 4);
+    uint32_t now = was == SL_GROWTH_BLIND || was == 0 || seen > was
+                       ? (uint32_t)seen
+                       : was - (uint32_t)((was - seen) / 4);
     if (now != was) {
         atomic_store_explicit(&g->x16, now, memory_order_relaxed);
     }

@@ -30,9 +30,17 @@ struct sl_control;
  * (sl__pipeline_note_grown). */
 struct sl_growth {
     const struct sl_node *stage; /* the plugin stage */
-    _Atomic uint32_t x16;        /* 0 until a call on records of the source measured it;
-                                    relaxed (an estimate) */
+    _Atomic uint32_t x16;        /* 0 until a call, SL_GROWTH_BLIND until a call on records
+                                    of the source measured it; relaxed (an estimate) */
 };
+/* The growth figure of a stage called on none of its source's records yet
+ * (a figure measured is at least 16: 1 byte per byte). */
+#define SL_GROWTH_BLIND 1
+/* The most base bytes a source's batch takes while a stage below it was
+ * called on none of its records (a route output that stays empty): a
+ * record at a time made a run 40 times slower, and the plan's block, when
+ * the records came, a call that grew 6 MiB at 5 copies per record. */
+#define SL_GROWTH_BLIND_BYTES (16 * 1024)
 
 /* How often the loop thread feeds the tuners. */
 #define SL_TUNE_TICK_NS (50 * 1000 * 1000ull)

@@ -58,26 +58,30 @@ int sl_source_forward(struct sl_node *node, struct sl_batch *batch)
     return 0;
 }
 
-/* The growth of src's batches per base byte, x16, at the plugin stage
- * below it where they grow most; 0 while one of them has not measured it. */
-static uint32_t most_growth(const struct sl_node *src)
+/* What src's plugin stages below measured: the largest figure (x16, 0
+ * when none measured), and whether one of them was not called yet
+ * (*ret_unknown) or only on batches with none of the source's records
+ * (*ret_blind: a route output that stayed empty). */
+static uint32_t most_growth(const struct sl_node *src, bool *ret_unknown, bool *ret_blind)
 {
     uint32_t most = 0;
 
+    *ret_unknown = false;
+    *ret_blind = false;
     for (uint32_t i = 0; i < src->ngrowth; i++) {
         /* Relaxed: an estimate, written by whichever call measured last. */
         uint32_t x16 = atomic_load_explicit(&src->growth[i].x16, memory_order_relaxed);
-        if (x16 == 0) {
-            return 0;
-        }
-        most = x16 > most ? x16 : most;
+        *ret_unknown |= x16 == 0;
+        *ret_blind |= x16 == SL_GROWTH_BLIND;
+        most = x16 > most && x16 != SL_GROWTH_BLIND ? x16 : most;
     }
     return most;
 }
 
 uint64_t sl_source_growth_credit(const struct sl_node *src, const struct sl_batch *batch)
 {
-    uint32_t growth = most_growth(src);
+    bool unknown, blind;
+    uint32_t growth = most_growth(src, &unknown, &blind);
     uint64_t base = batch->block_len > 0 ? batch->block_len : sl_batch_used_bytes(batch);
     uint64_t admitted = sl_batch_adopt_bytes(batch);
 
@@ -92,14 +96,17 @@ uint64_t sl_source_growth_credit(const struct sl_node *src, const struct sl_batc
 uint64_t sl_source_batch_limit(const struct sl_node *src)
 {
     const struct sl_pipeline *pl = src->pl;
+    bool unknown, blind;
 
     if (src->ngrowth == 0) {
         return UINT64_MAX;
     }
-    uint32_t growth = most_growth(src);
-    if (growth == 0) {
-        return 1; /* not measured yet: a record at a time */
+    uint32_t growth = most_growth(src, &unknown, &blind);
+    if (unknown) {
+        return 1; /* a stage not called yet: a record at a time */
     }
-    uint64_t limit = (uint64_t)pl->block_plan * pl->block_factor * 16 / growth;
+    uint64_t limit =
+        growth != 0 ? (uint64_t)pl->block_plan * pl->block_factor * 16 / growth : UINT64_MAX;
+    limit = blind && limit > SL_GROWTH_BLIND_BYTES ? SL_GROWTH_BLIND_BYTES : limit;
     return limit > 0 ? limit : 1;
 }

@@ -58,6 +58,25 @@ got=$(q out/t.db 'SELECT count(*), count(DISTINCT id), sum(n IS NULL), count(DIS
 [ "$got" = "$((N * 51))|$N|$N|$((N * 50))" ] ||
     fail "file K=50 rows: $got, want $((N * 51))|$N|$N|$((N * 50))"
 
+# A plugin stage behind a route output that none of the records take is
+# called with empty batches only: that tells nothing of what it makes of
+# records, but its source must not go on a record at a time (40 times
+# slower: a batch per record).
+cat > never.yaml <<YAML
+engine: { memory_limit: 16MiB, plugin_path: [$TP] }
+sources: { f: { type: file, path: data/o.jsonl } }
+stages:
+  r: { type: route, inputs: [f], routes: { none: 'country == "XX"' } }
+  x: { type: explode, inputs: [r.none], copies: 50 }
+sinks: { s: { type: null, inputs: [x, r._unmatched] } }
+YAML
+"$SLUICE" run never.yaml --summary-json never.json 2> never.log || fail "never: $(err_of never.log)"
+counts_add_up never.json
+[ "$(json never.json 'd["nodes"]["s"]["in"]')" = "$N" ] || fail "never: sink records"
+batches=$(json never.json 'd["nodes"]["r"]["batches"]')
+echo "never: $batches batches for $N records"
+[ "$batches" -le $((N / 20)) ] || fail "never: $batches batches for $N records"
+
 # One record that alone would add more than the whole budget (a million
 # copies, about 400 MB): a call may add about a quarter of the records'
 # budget, then emit refuses (host->emit_full says so), and the plugin

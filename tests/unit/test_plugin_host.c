@@ -267,8 +267,9 @@ static void test_emit_room(void **state)
 }
 
 /* Sources cut their batches by what plugin calls measured their batches
- * grow into: a record at a time until each stage below measured it, then
- * the plan's decoded batch over the largest figure, taken at once when
+ * grow into: a record at a time until each stage below was called, at
+ * most SL_GROWTH_BLIND_BYTES while one got none of the records, then the
+ * plan's decoded batch over the largest figure, taken at once when
  * larger, a quarter of the way when smaller; and they are admitted with
  * a credit for the growth. */
 static void test_growth(void **state)
@@ -306,16 +307,25 @@ static void test_growth(void **state)
     batch->base_bytes = 1000;
     assert_non_null(sl_arena_alloc(&batch->arena, 50 * 1000)); /* it grew */
     size_t bytes = sl_batch_bytes(batch);
-    sl__pipeline_note_grown(&nodes[1], batch, 0); /* no records: tells nothing */
-    assert_int_equal(atomic_load(&growth[0].x16), 0);
-    sl__pipeline_note_grown(&nodes[1], batch, 10);
-    assert_int_equal(atomic_load(&growth[0].x16), bytes * 16 / 1000);
-    /* The other stage has not measured: still a record at a time, no credit. */
-    assert_int_equal(sl_source_batch_limit(&nodes[0]), 1);
+    /* Called on none of the source's records: reached, nothing measured. */
+    sl__pipeline_note_grown(&nodes[1], batch, 0);
+    assert_int_equal(atomic_load(&growth[0].x16), SL_GROWTH_BLIND);
+    assert_int_equal(sl_source_batch_limit(&nodes[0]), 1); /* nodes[2] not called yet */
+    sl__pipeline_note_grown(&nodes[2], batch, 0);
+    assert_int_equal(sl_source_batch_limit(&nodes[0]), SL_GROWTH_BLIND_BYTES);
     assert_int_equal(sl_source_growth_credit(&nodes[0], batch), 0);
-    sl__pipeline_note_grown(&nodes[2], batch, 10);
+    sl__pipeline_note_grown(&nodes[1], batch, 10);
     uint64_t x16 = bytes * 16 / 1000;
-    assert_int_equal(sl_source_batch_limit(&nodes[0]), 256 * 1024 * 16 / x16);
+    assert_int_equal(atomic_load(&growth[0].x16), x16);
+    sl__pipeline_note_grown(&nodes[1], batch, 0); /* a measure stays */
+    assert_int_equal(atomic_load(&growth[0].x16), x16);
+    /* The plan's batch over the growth, at most the blind size while the
+     * other stage saw none of the records. */
+    uint64_t limit = 256 * 1024 * 16 / x16;
+    assert_true(limit < SL_GROWTH_BLIND_BYTES);
+    assert_int_equal(sl_source_batch_limit(&nodes[0]), limit);
+    sl__pipeline_note_grown(&nodes[2], batch, 10);
+    assert_int_equal(sl_source_batch_limit(&nodes[0]), limit);
     /* A new batch of a 1000-byte block: credited for what it will be, less
      * what it is charged at admission. */
     struct sl_batch *fresh = sl_batch_new(NULL);
