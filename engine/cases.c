@@ -753,7 +753,7 @@ static int start(struct run *r, struct sl_err *err)
 
 /* Runs case i; *ret_ok tells whether it passed. Returns 0, or an error
  * that stops the remaining cases (out of memory, interrupted). */
-static int run_case(const struct sl_conf *plain, size_t i, bool *ret_ok)
+static int run_case(const struct sl_conf *plain, size_t i, unsigned timeout_s, bool *ret_ok)
 {
     const struct sl_conf_case *c = &plain->cases[i];
     struct run r = {0};
@@ -766,12 +766,23 @@ static int run_case(const struct sl_conf *plain, size_t i, bool *ret_ok)
     sl_arena_init(&r.arena);
     r.d = sl_json_decoder_new(0);
     rc = rc != 0 ? rc : r.d == NULL ? SL_ENOMEM : start(&r, &err);
-    if (rc == 0) {
+    if (rc == 0 && sl_pipeline_wait(r.pl, timeout_s * 1000000000ull) == SL_ETIMEDOUT) {
+        /* A case that does not end (a stuck plugin, a wait on something
+         * that never comes) fails, drained within engine.drain_timeout
+         * like a stopped run, instead of holding CI for ever. */
+        struct sl_err late = {0};
+        sl_err_set(&late, SL_ETIMEDOUT, "the case did not finish within %u s (--timeout)",
+                   timeout_s);
+        sl_pipeline_fail(r.pl, &late);
         sl_pipeline_wait(r.pl, 0);
     }
     sl_loop_stop(r.loop);
     sl_loop_guard_shutdown(r.loop, r.pl);
-    if (rc != 0 || (r.pl != NULL && atomic_load(&r.pl->failed))) {
+    bool stopped = rc == 0 && atomic_load(&r.pl->stop) && !atomic_load(&r.pl->failed);
+    if (stopped) {
+        printf("      %s: interrupted\n", c->name);
+        ok = false;
+    } else if (rc != 0 || (r.pl != NULL && atomic_load(&r.pl->failed))) {
         fail_line(&r, c);
         printf("    the pipeline failed: %s\n",
                sl_err_format(rc != 0 ? &err : &r.pl->fail_err, msg, sizeof(msg)));
@@ -806,7 +817,7 @@ static int run_case(const struct sl_conf *plain, size_t i, bool *ret_ok)
         }
         printf("\n");
     }
-    if (rc == 0 && r.pl != NULL && atomic_load(&r.pl->stop) && !atomic_load(&r.pl->failed)) {
+    if (stopped) {
         rc = SL_ECANCELED; /* a signal stopped it: do not go on */
     }
     sl_pipeline_free(r.pl);
@@ -819,7 +830,10 @@ static int run_case(const struct sl_conf *plain, size_t i, bool *ret_ok)
     return rc;
 }
 
-int sl_cases_run(const struct sl_conf *conf, const char *path, const char *cases_path)
+int sl_cases_run(const struct sl_conf *conf,
+                 const char *path,
+                 const char *cases_path,
+                 unsigned timeout_s)
 {
     size_t failed = 0, ran = 0;
     int rc = 0;
@@ -835,7 +849,7 @@ int sl_cases_run(const struct sl_conf *conf, const char *path, const char *cases
     for (size_t i = 0; i < conf->ncases && rc == 0; i++) {
         bool ok = false;
 
-        rc = run_case(conf, i, &ok);
+        rc = run_case(conf, i, timeout_s, &ok);
         failed += !ok;
         ran++;
         fflush(stdout);

@@ -28,8 +28,12 @@ int sl_case_captured(struct sl_node *node, struct sl_buf *out);
 /* Runs every case of conf (sl_conf_load_cases of path, with the side file
  * of cases cases_path if not NULL) and prints one line
  * per case on stdout, with a diff under each failing one, then a count.
- * Returns the exit code: 0 all passed, 1 one failed or could not run, 2
- * the file has no cases. */
-int sl_cases_run(const struct sl_conf *conf, const char *path, const char *cases_path);
+ * A case still running after timeout_s fails (its pipeline is stopped and
+ * drained within engine.drain_timeout). Returns the exit code: 0 all passed, 1 one failed or could
+ * not run, 2 the file has no cases. */
+int sl_cases_run(const struct sl_conf *conf,
+                 const char *path,
+                 const char *cases_path,
+                 unsigned timeout_s);
 
 #endif

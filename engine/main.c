@@ -33,7 +33,7 @@ static const char usage[] =
     "                  [--log-format text|json]\n"
     "       sluice validate FILE [--set key.path=value]...\n"
     "       sluice graph FILE [--set key.path=value]...\n"
-    "       sluice test FILE [CASES] [--set key.path=value]...\n"
+    "       sluice test FILE [CASES] [--set key.path=value]... [--timeout S]\n"
     "       sluice describe [TYPE]... [--plugin-path DIR]... [--json]\n"
     "       sluice top FILE [-n N]\n"
     "       sluice tap FILE NODE [--limit N] [--where EXPR]\n"
@@ -253,14 +253,15 @@ static const struct command commands[] = {
      "Prints the pipeline in FILE as a Graphviz DOT graph on stdout.\n",
      false},
     {"test",
-     "usage: sluice test FILE [CASES] [--set key.path=value]...\n"
+     "usage: sluice test FILE [CASES] [--set key.path=value]... [--timeout SECONDS]\n"
      "\n"
      "Runs each case of FILE's tests: section (and then of CASES, a file holding\n"
      "only a tests: list) through the pipeline in memory: its\n"
      "sources read the case's inputs, and no file, database or Kafka broker is\n"
      "touched. Prints ok or FAIL per case, with a diff of the records a node gave\n"
      "against those the case expects. Exit 0 when every case passed, 1 when one\n"
-     "failed, 2 for a mistake in FILE (or no tests: section).\n",
+     "failed, 2 for a mistake in FILE (or no tests: section).\n"
+     "  --timeout SECONDS   a case still running then fails (default 60)\n",
      false},
 };
 
@@ -275,6 +276,7 @@ struct args {
     bool log_json;            /* --log-format json */
     const char *summary_json; /* --summary-json OUT, or NULL */
     const char *cases;        /* test: a side file of cases, or NULL */
+    unsigned timeout_s;       /* test: --timeout, seconds a case may run */
 };
 
 static const struct command *find_command(const char *name)
@@ -342,6 +344,13 @@ static int parse_args(int argc, char **argv, struct args *a)
                    (strcmp(arg, "--progress") == 0 || strcmp(arg, "--quiet") == 0)) {
             a->progress = a->progress || arg[2] == 'p';
             a->quiet = a->quiet || arg[2] == 'q';
+        } else if (strcmp(a->cmd->name, "test") == 0 && strcmp(arg, "--timeout") == 0) {
+            char *end = NULL;
+            unsigned long v = i + 1 < argc ? strtoul(argv[++i], &end, 10) : 0;
+            if (end == NULL || *end != '\0' || v == 0 || v > 86400) {
+                return usage_error(a->cmd, "%s takes seconds, 1 to 86400", "--timeout");
+            }
+            a->timeout_s = (unsigned)v;
         } else if (arg[0] == '-' && arg[1] != '\0') {
             return usage_error(a->cmd, "unknown option '%s'", arg);
         } else if (a->file == NULL) {
@@ -589,7 +598,7 @@ int main(int argc, char **argv)
         print_dot(conf);
         code = EXIT_DONE;
     } else if (strcmp(a.cmd->name, "test") == 0) {
-        code = sl_cases_run(conf, a.file, a.cases);
+        code = sl_cases_run(conf, a.file, a.cases, a.timeout_s != 0 ? a.timeout_s : 60);
     } else {
         code = run(conf, &a);
     }

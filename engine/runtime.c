@@ -824,14 +824,18 @@ void sl__pipeline_note_grown(const struct sl_node *node, const struct sl_batch *
     }
     uint64_t seen = sl_batch_bytes(batch) * 16 / batch->base_bytes;
     seen = seen < 16 ? 16 : seen > UINT32_MAX ? UINT32_MAX : seen;
-    /* Relaxed: an estimate; racing calls may lose one's figure, and the
-     * next call measures again. */
+    /* Relaxed (an estimate), but a compare-and-swap: with workers > 1 a
+     * smaller figure stored over a larger one measured at the same time
+     * would lose the growth that the sources must follow at once. */
     uint32_t was = atomic_load_explicit(&g->x16, memory_order_relaxed);
-    uint32_t now = was == SL_GROWTH_BLIND || was == 0 || seen > was
-                       ? (uint32_t)seen
-                       : was - (uint32_t)((was - seen) / 4);
-    if (now != was) {
-        atomic_store_explicit(&g->x16, now, memory_order_relaxed);
+    for (;;) {
+        uint32_t now = was == SL_GROWTH_BLIND || was == 0 || seen > was
+                           ? (uint32_t)seen
+                           : was - (uint32_t)((was - seen) / 4);
+        if (now == was || atomic_compare_exchange_weak_explicit(
+                              &g->x16, &was, now, memory_order_relaxed, memory_order_relaxed)) {
+            break;
+        }
     }
 }
 

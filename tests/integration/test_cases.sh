@@ -199,6 +199,24 @@ printf '%s\n' 'sources: { src: { type: generator, count: 3 } }' 'sinks: { out: {
     'tests:' '  - expect: { nosuch: [] }' > stale.yaml
 "$SLUICE" run stale.yaml --quiet 2> err.txt || fail "run refused a stale case: $(cat err.txt)"
 
+# A case that never ends fails after --timeout, and the next one runs.
+cat > hang.yaml << 'YAML'
+engine: { drain_timeout: 2s }
+sources: { a: { type: generator } }
+stages: { d: { type: delay, inputs: [a], per_batch: 1h } }
+sinks: { s: { type: null, inputs: [d] } }
+tests:
+  - name: never ends
+    inputs: { a: [{ id: 1 }] }
+    expect: { s: [{ id: 1 }] }
+  - name: next
+    inputs: { a: [] }
+    expect: { s: [] }
+YAML
+run_rc timeout 60 "$SLUICE" test hang.yaml --timeout 1 > out.txt 2> err.txt
+[ $rc = 1 ] && grep -q 'the case did not finish within 1 s (--timeout)' out.txt &&
+    grep -qx 'ok    next' out.txt || fail "a case that never ends: exit $rc $(cat out.txt) $(err_of err.txt)"
+
 # ---- order through worker pools, priorities and fan-in ----
 python3 - << 'PY'
 import json
