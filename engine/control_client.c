@@ -121,13 +121,19 @@ static int find_socket(const char *target, char *path, size_t len)
     return code;
 }
 
-/* A connected socket, or -1 (errno set). */
+/* A connected socket, or -1 (errno set). A connect that the listener
+ * does not take (its backlog full: a stopped or ending sluice) gives up
+ * after 2 s: Linux bounds a unix socket's connect by SO_SNDTIMEO. */
 static int dial(const char *path)
 {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    struct timeval tv = {.tv_sec = 2};
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
     snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
+    if (fd >= 0) {
+        (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    }
     if (fd >= 0 && connect(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0) {
         int e = errno;
         close(fd);
