@@ -815,11 +815,13 @@ void sl__pipeline_note_grown(const struct sl_node *node, const struct sl_batch *
         return;
     }
     if (n == 0) {
-        /* Called, but on none of the source's records: tells that the
-         * stage is reached, not what it makes of them. */
-        uint32_t never = 0;
-        atomic_compare_exchange_strong_explicit(&g->x16, &never, SL_GROWTH_BLIND,
-                                                memory_order_relaxed, memory_order_relaxed);
+        /* Called, but on none of the source's records: counted while
+         * nothing is measured (SL_GROWTH_BLIND). */
+        uint32_t was = atomic_load_explicit(&g->x16, memory_order_relaxed);
+        while (was < SL_GROWTH_BLIND &&
+               !atomic_compare_exchange_weak_explicit(&g->x16, &was, was + 1, memory_order_relaxed,
+                                                      memory_order_relaxed)) {
+        }
         return;
     }
     uint64_t seen = sl_batch_bytes(batch) * 16 / batch->base_bytes;
@@ -829,9 +831,7 @@ void sl__pipeline_note_grown(const struct sl_node *node, const struct sl_batch *
      * would lose the growth that the sources must follow at once. */
     uint32_t was = atomic_load_explicit(&g->x16, memory_order_relaxed);
     for (;;) {
-        uint32_t now = was == SL_GROWTH_BLIND || was == 0 || seen > was
-                           ? (uint32_t)seen
-                           : was - (uint32_t)((was - seen) / 4);
+        uint32_t now = was < 16 || seen > was ? (uint32_t)seen : was - (uint32_t)((was - seen) / 4);
         if (now == was || atomic_compare_exchange_weak_explicit(
                               &g->x16, &was, now, memory_order_relaxed, memory_order_relaxed)) {
             break;

@@ -30,16 +30,19 @@ struct sl_control;
  * (sl__pipeline_note_grown). */
 struct sl_growth {
     const struct sl_node *stage; /* the plugin stage */
-    _Atomic uint32_t x16;        /* 0 until a call, SL_GROWTH_BLIND until a call on records
-                                    of the source measured it; relaxed (an estimate) */
+    _Atomic uint32_t x16;        /* 0 until a call; 1..SL_GROWTH_BLIND: the calls so far,
+                                    all on none of the source's records; then the measure
+                                    (at least 16: a byte per byte); relaxed (an estimate) */
 };
-/* The growth figure of a stage called on none of its source's records yet
- * (a figure measured is at least 16: 1 byte per byte). */
-#define SL_GROWTH_BLIND 1
-/* The most base bytes a source's batch takes while a stage below it was
- * called on none of its records (a route output that stays empty): a
- * record at a time made a run 40 times slower, and the plan's block, when
- * the records came, a call that grew 6 MiB at 5 copies per record. */
+/* A stage called only on batches without its source's records (a route
+ * output that stays empty) tells nothing of what it makes of them: the
+ * source's batches take at most SL_GROWTH_BLIND_BYTES, halved for each
+ * such call short of SL_GROWTH_BLIND (so that a first batch without
+ * records, a CSV header's or a blank line's, leaves the next ones small).
+ * A record at a time made such a run 40 times slower, and the plan's
+ * block, when records came, a call that grew 6 MiB at 5 copies per
+ * record. */
+#define SL_GROWTH_BLIND       15
 #define SL_GROWTH_BLIND_BYTES (16 * 1024)
 
 /* How often the loop thread feeds the tuners. */

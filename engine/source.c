@@ -59,28 +59,30 @@ int sl_source_forward(struct sl_node *node, struct sl_batch *batch)
 }
 
 /* What src's plugin stages below measured: the largest figure (x16, 0
- * when none measured), and whether one of them was not called yet
- * (*ret_unknown) or only on batches with none of the source's records
- * (*ret_blind: a route output that stayed empty). */
-static uint32_t most_growth(const struct sl_node *src, bool *ret_unknown, bool *ret_blind)
+ * when none measured), whether one of them was not called yet
+ * (*ret_unknown), and the fewest calls on none of the source's records of
+ * those that measured nothing yet (*ret_blind: SL_GROWTH_BLIND + 1 when
+ * none is so). */
+static uint32_t most_growth(const struct sl_node *src, bool *ret_unknown, uint32_t *ret_blind)
 {
     uint32_t most = 0;
 
     *ret_unknown = false;
-    *ret_blind = false;
+    *ret_blind = SL_GROWTH_BLIND + 1;
     for (uint32_t i = 0; i < src->ngrowth; i++) {
         /* Relaxed: an estimate, written by whichever call measured last. */
         uint32_t x16 = atomic_load_explicit(&src->growth[i].x16, memory_order_relaxed);
         *ret_unknown |= x16 == 0;
-        *ret_blind |= x16 == SL_GROWTH_BLIND;
-        most = x16 > most && x16 != SL_GROWTH_BLIND ? x16 : most;
+        *ret_blind = x16 != 0 && x16 < *ret_blind ? x16 : *ret_blind;
+        most = x16 > most && x16 > SL_GROWTH_BLIND ? x16 : most;
     }
     return most;
 }
 
 uint64_t sl_source_growth_credit(const struct sl_node *src, const struct sl_batch *batch)
 {
-    bool unknown, blind;
+    bool unknown;
+    uint32_t blind;
     uint32_t growth = most_growth(src, &unknown, &blind);
     uint64_t base = batch->block_len > 0 ? batch->block_len : sl_batch_used_bytes(batch);
     uint64_t admitted = sl_batch_adopt_bytes(batch);
@@ -96,7 +98,8 @@ uint64_t sl_source_growth_credit(const struct sl_node *src, const struct sl_batc
 uint64_t sl_source_batch_limit(const struct sl_node *src)
 {
     const struct sl_pipeline *pl = src->pl;
-    bool unknown, blind;
+    bool unknown;
+    uint32_t blind;
 
     if (src->ngrowth == 0) {
         return UINT64_MAX;
@@ -107,6 +110,9 @@ uint64_t sl_source_batch_limit(const struct sl_node *src)
     }
     uint64_t limit =
         growth != 0 ? (uint64_t)pl->block_plan * pl->block_factor * 16 / growth : UINT64_MAX;
-    limit = blind && limit > SL_GROWTH_BLIND_BYTES ? SL_GROWTH_BLIND_BYTES : limit;
+    if (blind <= SL_GROWTH_BLIND) {
+        uint64_t most = (uint64_t)SL_GROWTH_BLIND_BYTES >> (SL_GROWTH_BLIND - blind);
+        limit = limit < most ? limit : most;
+    }
     return limit > 0 ? limit : 1;
 }

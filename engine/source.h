@@ -42,8 +42,9 @@ int sl_source_forward(struct sl_node *node, struct sl_batch *batch);
  * (sl__pipeline_note_grown), and takes one record (or line) at a time
  * until each of those stages was called: what the first batches grow
  * into is not known when they are admitted, and one record's growth is
- * the least that can be risked; at most SL_GROWTH_BLIND_BYTES while one
- * was called on none of its records. Thread: source. */
+ * the least that can be risked; while one was called only on batches
+ * without its records, at most SL_GROWTH_BLIND_BYTES (less after fewer
+ * such calls, see runtime.h). Thread: source. */
 uint64_t sl_source_batch_limit(const struct sl_node *src);
 
 /* The credit (sl_batch_grant) a batch of src without a window is admitted

@@ -307,11 +307,19 @@ static void test_growth(void **state)
     batch->base_bytes = 1000;
     assert_non_null(sl_arena_alloc(&batch->arena, 50 * 1000)); /* it grew */
     size_t bytes = sl_batch_bytes(batch);
-    /* Called on none of the source's records: reached, nothing measured. */
+    /* Called on none of the source's records: reached, nothing measured;
+     * the batches grow to SL_GROWTH_BLIND_BYTES with such calls. */
     sl__pipeline_note_grown(&nodes[1], batch, 0);
-    assert_int_equal(atomic_load(&growth[0].x16), SL_GROWTH_BLIND);
+    assert_int_equal(atomic_load(&growth[0].x16), 1);
     assert_int_equal(sl_source_batch_limit(&nodes[0]), 1); /* nodes[2] not called yet */
     sl__pipeline_note_grown(&nodes[2], batch, 0);
+    assert_int_equal(sl_source_batch_limit(&nodes[0]),
+                     SL_GROWTH_BLIND_BYTES >> (SL_GROWTH_BLIND - 1));
+    for (int i = 0; i < 2 * SL_GROWTH_BLIND; i++) {
+        sl__pipeline_note_grown(&nodes[1], batch, 0);
+        sl__pipeline_note_grown(&nodes[2], batch, 0);
+    }
+    assert_int_equal(atomic_load(&growth[0].x16), SL_GROWTH_BLIND);
     assert_int_equal(sl_source_batch_limit(&nodes[0]), SL_GROWTH_BLIND_BYTES);
     assert_int_equal(sl_source_growth_credit(&nodes[0], batch), 0);
     sl__pipeline_note_grown(&nodes[1], batch, 10);
