@@ -205,7 +205,10 @@ set -e
 [ $rc != 0 ] && grep -q "sluice: plugin $TP/init_crashes/probe.so crashed in init of node 'p'" err.txt ||
     fail "init crashes: exit $rc: $(cat err.txt)"
 # A crash in process(), on a worker: the plugin and the node are named.
-sed "s|$TP/ok|$TP/process_crashes|" probe.yaml > pcrash.yaml
+# One worker: two threads crashing at once deadlock ThreadSanitizer's own
+# report (one holds its report lock racing on the address, the other its
+# thread registry lock in the signal), and the test then hangs under TSan.
+sed -e "s|$TP/ok|$TP/process_crashes|" -e 's/workers: 2/workers: 1/' probe.yaml > pcrash.yaml
 set +e
 bash -c '"$0" run pcrash.yaml --quiet 2> err.txt' "$SLUICE" 2> /dev/null
 rc=$?
