@@ -48,13 +48,15 @@ done
 
 # 1b. A drop_oldest sink behind a shedding stage: the stage's shells take
 # no room in the sink's queue, so the sink, never busy, sheds nothing (they
-# did, and it shed 40-66% of what the stage let through).
+# did, and it shed 40-66% of what the stage let through). The stage takes
+# 200 ms a batch so that it sheds even when a loaded machine slows the
+# source under a sanitizer (at 50 ms, one CI run shed nothing).
 cat > behind.yaml <<'YAML'
 sources:
   orders: { type: file, path: data/o.jsonl }
 stages:
   up: { type: map, inputs: [orders], set: { c: '1' } }
-  slow: { type: delay, inputs: [up], per_batch: 50ms, when_full: drop_newest }
+  slow: { type: delay, inputs: [up], per_batch: 200ms, when_full: drop_newest }
 sinks:
   f: { type: null, inputs: [slow], when_full: drop_oldest }
 YAML
