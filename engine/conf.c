@@ -234,26 +234,29 @@ static int read_file(struct sl__loader *ld, const char *path, char **ret_text, s
 
 /* ==== Top level and engine ==== */
 
-static int check_top_keys(struct sl__loader *ld, const struct sl__ynode *root)
+int sl__check_keys(struct sl__loader *ld,
+                   const struct sl__ynode *map,
+                   const char *const *known,
+                   const char *what)
 {
-    for (size_t i = 0; i + 1 < root->nkids; i += 2) {
-        const struct sl__ynode *key = root->kids[i];
+    for (size_t i = 0; i + 1 < map->nkids; i += 2) {
+        const struct sl__ynode *key = map->kids[i];
         struct sl__hint h;
         char hint[96];
         size_t j = 0;
 
-        while (top_keys[j] != NULL && strcmp(top_keys[j], key->text) != 0) {
+        while (known[j] != NULL && strcmp(known[j], key->text) != 0) {
             j++;
         }
-        if (top_keys[j] != NULL) {
+        if (known[j] != NULL) {
             continue;
         }
         sl__hint_init(&h, key->text);
-        for (j = 0; top_keys[j] != NULL; j++) {
-            sl__hint_add(&h, top_keys[j], strlen(top_keys[j]));
+        for (j = 0; known[j] != NULL; j++) {
+            sl__hint_add(&h, known[j], strlen(known[j]));
         }
-        return sl__yerr(ld, key, "unknown key '%s'%s", key->text,
-                        sl__hint_text(&h, hint, sizeof(hint)));
+        return sl__yerr(ld, key, "unknown key '%s'%s%s", key->text,
+                        sl__hint_text(&h, hint, sizeof(hint)), what);
     }
     return 0;
 }
@@ -1047,7 +1050,7 @@ static int load(struct sl__loader *ld, const char *const *sets, size_t nsets)
     for (size_t i = 0; rc == 0 && i < nsets; i++) {
         rc = sl__yaml_set(ld, root, sets[i]);
     }
-    rc = rc != 0 ? rc : check_top_keys(ld, root);
+    rc = rc != 0 ? rc : sl__check_keys(ld, root, top_keys, "");
     if (rc == 0 && ld->cases_path != NULL) {
         rc = add_cases_file(ld, root);
     }

@@ -10,6 +10,7 @@
 #include "conf_int.h"
 #include "json.h"
 #include "mem.h"
+#include "sink.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -184,21 +185,17 @@ static int check_meta_keys(struct sl__loader *ld, const struct sl__ynode *rec)
     return 0;
 }
 
-/* A dead letter's fields (sink.c): an expected one can only list those. */
-static const char *const dead_fields[] = {"_error", "_node",  "_source",    "_file",
-                                          "_line",  "_topic", "_partition", "_offset",
-                                          "_raw",   "_id",    NULL};
-
+/* An expected dead letter can only list the fields sinks write. */
 static int check_dead_keys(struct sl__loader *ld, const struct sl__ynode *rec)
 {
     for (size_t i = 0; i < rec->nkids; i += 2) {
         const struct sl__ynode *k = rec->kids[i];
         size_t j = 0;
 
-        while (dead_fields[j] != NULL && strcmp(dead_fields[j], k->text) != 0) {
+        while (sl_dead_fields[j] != NULL && strcmp(sl_dead_fields[j], k->text) != 0) {
             j++;
         }
-        if (dead_fields[j] == NULL) {
+        if (sl_dead_fields[j] == NULL) {
             return sl__yerr(ld, k,
                             "a dead letter has no field '%s': it has _error, _node, _source, "
                             "_file and _line (or _topic, _partition, _offset), _raw, _id",
@@ -281,30 +278,6 @@ static int load_map(struct sl__loader *ld,
     return 0;
 }
 
-static int check_case_keys(struct sl__loader *ld, const struct sl__ynode *c)
-{
-    for (size_t i = 0; i + 1 < c->nkids; i += 2) {
-        const struct sl__ynode *key = c->kids[i];
-        size_t j = 0;
-
-        while (case_keys[j] != NULL && strcmp(case_keys[j], key->text) != 0) {
-            j++;
-        }
-        if (case_keys[j] == NULL) {
-            struct sl__hint h;
-            char hint[96];
-
-            sl__hint_init(&h, key->text);
-            for (j = 0; case_keys[j] != NULL; j++) {
-                sl__hint_add(&h, case_keys[j], strlen(case_keys[j]));
-            }
-            return sl__yerr(ld, key, "unknown key '%s'%s (a case has name, inputs, expect)",
-                            key->text, sl__hint_text(&h, hint, sizeof(hint)));
-        }
-    }
-    return 0;
-}
-
 /* Case i (0-based among all cases) c. Its records are converted only when
  * they are needed: sl_conf_load_case loads case i alone (the file was
  * checked whole before), which keeps the cases of a file linear. */
@@ -315,7 +288,7 @@ load_case(struct sl__loader *ld, const struct sl__ynode *c, size_t i, struct sl_
     const struct sl__ynode *inputs = sl__ymap_find(c, "inputs");
     const struct sl__ynode *expect = sl__ymap_find(c, "expect");
     char buf[64];
-    int rc = check_case_keys(ld, c);
+    int rc = sl__check_keys(ld, c, case_keys, " (a case has name, inputs, expect)");
 
     if (rc != 0) {
         return rc;

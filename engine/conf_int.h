@@ -90,6 +90,13 @@ void sl__hint_add(struct sl__hint *hint, const char *cand, size_t len);
 /* Formats " (did you mean 'x'?)" into buf, or "" without a close candidate. */
 const char *sl__hint_text(const struct sl__hint *hint, char *buf, size_t len);
 
+/* Refuses the first key of map not in known (NULL-ended), with a hint
+ * and what appended to the message. */
+int sl__check_keys(struct sl__loader *ld,
+                   const struct sl__ynode *map,
+                   const char *const *known,
+                   const char *what);
+
 /* A node's keys that are not its type's options, "type" first. */
 extern const char *const sl__node_own_keys[];
 

@@ -108,6 +108,12 @@ int sl_json_write_value(struct sl_buf *buf, const struct sl_value *v);
 int sl_json_write_string(struct sl_buf *buf, const char *s, size_t len);
 /* Writes {"name":value,...} with rec's fields in order. */
 int sl_json_write_record(struct sl_buf *buf, const struct sl_record *rec);
+/* Appends the canonical form of the valid JSON value text: no whitespace,
+ * object members sorted by key (bytewise), numbers with a fraction or an
+ * exponent as sl_json_format_double prints them. Two texts of one value
+ * give the same bytes. Returns 0, SL_EDATA (nested deeper than the default
+ * limit) or SL_ENOMEM. Thread: the owner of out. */
+int sl_json_canon(struct sl_buf *out, const char *text, size_t len);
 
 /* Where sl_json_out_record writes: text gathers in buf, and whenever buf
  * holds chunk_bytes or more (after a field of a long record, or inside a

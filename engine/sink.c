@@ -281,6 +281,10 @@ int sl_sink_retry_wait(struct sl_sink *sink,
 
 /* ==== Dead letters ==== */
 
+const char *const sl_dead_fields[] = {"_error", "_node",  "_source",    "_file",
+                                      "_line",  "_topic", "_partition", "_offset",
+                                      "_raw",   "_id",    NULL};
+
 static int
 dead_field(struct sl_record *rec, struct sl_arena *arena, const char *name, struct sl_value v)
 {

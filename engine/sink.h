@@ -18,6 +18,9 @@
 
 struct sl_sink;
 
+/* The fields of a dead letter as sinks write it (NULL-ended). */
+extern const char *const sl_dead_fields[];
+
 /* Writes batches (in order per stream) as one unit: all or nothing. Returns
  * 0, SL_ERETRY (transient: the sink retries after a pause) or an error. */
 typedef int (*sl_sink_write_fn)(struct sl_sink *sink, struct sl_batch *const *batches, size_t n);
