@@ -119,7 +119,6 @@ static int emit_range(struct sl_node *node,
                       int64_t *to)
 {
     struct sl_batch *batch = sl_batch_new(NULL); /* admitted at push */
-    uint64_t most_bytes = (uint64_t)node->pl->block_plan * node->pl->block_factor;
     uint64_t most_base = sl_source_batch_limit(node);
     int rc = 0;
 
@@ -130,10 +129,7 @@ static int emit_range(struct sl_node *node,
     batch->seq = seq;
     batch->pos_start = from;
     for (int64_t i = from; i < *to && rc == 0; i++) {
-        /* Used bytes are at most the bytes held: counted only then. */
-        size_t held = sl_batch_bytes(batch);
-        if (i > from && (held >= most_bytes ||
-                         (held >= most_base && sl_batch_used_bytes(batch) >= most_base))) {
+        if (sl_source_batch_full(node, batch, most_base)) {
             *to = i;
             break;
         }

@@ -458,10 +458,11 @@ static bool match_dead(const struct recs *want, const struct recs *got, bool sho
         }
     }
     bool all = ok;
+    size_t shown = 0;
     for (size_t i = 0; ok && i < want->n; i++) {
         if (!matched[i]) {
             all = false;
-            if (show_them) {
+            if (show_them && shown++ < SHOW_CHANGES) {
                 show("- (not received)", want, i);
             }
         }
@@ -469,10 +470,15 @@ static bool match_dead(const struct recs *want, const struct recs *got, bool sho
     for (size_t j = 0; ok && j < got->n; j++) {
         if (owner[j] == SIZE_MAX) {
             all = false;
-            if (show_them) {
+            if (show_them && shown++ < SHOW_CHANGES) {
                 show("+ (not expected)", got, j);
             }
         }
+    }
+    if (shown > SHOW_CHANGES) {
+        printf("          ... and %zu more differences after these (%zu dead letters expected, "
+               "%zu got)\n",
+               shown - SHOW_CHANGES, want->n, got->n);
     }
     sl_free(owner);
     sl_free(seen);

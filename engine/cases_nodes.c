@@ -191,7 +191,10 @@ static int input_run(struct sl_node *node)
         batch->stream_name = node->name;
         batch->seq = seq++;
         batch->pos_start = i;
-        for (int k = 0; rc == 0 && k < INPUT_BATCH && *p != '\0'; k++, i++) {
+        uint64_t most_base = sl_source_batch_limit(node);
+        for (int k = 0; rc == 0 && k < INPUT_BATCH && *p != '\0' &&
+                        !sl_source_batch_full(node, batch, most_base);
+             k++, i++) {
             rc = add_record(d, node, batch, &p, i, &err);
         }
         batch->pos_end = i;

@@ -95,6 +95,18 @@ uint64_t sl_source_growth_credit(const struct sl_node *src, const struct sl_batc
     return credit < src->window.credit_max ? credit : src->window.credit_max;
 }
 
+bool sl_source_batch_full(const struct sl_node *src,
+                          const struct sl_batch *batch,
+                          uint64_t most_base)
+{
+    uint64_t most_bytes = (uint64_t)src->pl->block_plan * src->pl->block_factor;
+    /* Used bytes are at most the bytes held: counted only then. */
+    size_t held = sl_batch_bytes(batch);
+
+    return batch->n > 0 &&
+           (held >= most_bytes || (held >= most_base && sl_batch_used_bytes(batch) >= most_base));
+}
+
 uint64_t sl_source_batch_limit(const struct sl_node *src)
 {
     const struct sl_pipeline *pl = src->pl;

@@ -46,6 +46,13 @@ int sl_source_forward(struct sl_node *node, struct sl_batch *batch);
  * without its records, at most SL_GROWTH_BLIND_BYTES (less after fewer
  * such calls, see runtime.h). Thread: source. */
 uint64_t sl_source_batch_limit(const struct sl_node *src);
+/* Whether a source that builds batch record by record stops before the
+ * next one: the batch holds a record and reached the memory plan's
+ * decoded block, or most_base (sl_source_batch_limit, read once per
+ * batch). Thread: source. */
+bool sl_source_batch_full(const struct sl_node *src,
+                          const struct sl_batch *batch,
+                          uint64_t most_base);
 
 /* The credit (sl_batch_grant) a batch of src without a window is admitted
  * with when plugin stages below it make its batches grow: what they grew

@@ -269,4 +269,35 @@ YAML
 else
     fail "no $BUILD/plugins/mask.so: the example plugins are built with sluice"
 fi
+# ---- a plugin that adds records: the case's input batches are cut by
+# what it measured, as a source's are (its input came in batches of 256
+# records: 2000 copies of each went past what one call may add, and the
+# plugin dead-lettered 288 of 300 records). A failing case shows at most 20
+# dead letters it did not expect. ----
+[ -f "$BUILD/test-plugins/emit/explode.so" ] || fail "no $BUILD/test-plugins/emit/explode.so"
+# 2000 copies of a record fit what one call may add (4 MiB); 100000 do
+# not: 40 dead letters.
+for name in explode toomany; do
+    python3 - "$BUILD/test-plugins/emit" $name > $name.yaml << 'PY'
+import sys
+n, copies = (300, 2000) if sys.argv[2] == "explode" else (40, 100000)
+print("engine: { memory_limit: 16MiB, plugin_path: [%s] }" % sys.argv[1])
+print("sources: { f: { type: file, path: in.jsonl } }")
+print("stages: { x: { type: explode, inputs: [f], copies: %d } }" % copies)
+print("sinks: { db: { type: sqlite, inputs: [x], path: x.db, table: t } }")
+print("tests:\n  - name: %s\n    inputs:\n      f:" % sys.argv[2])
+for i in range(n):
+    print("        - { id: %d, pad: '%s' }" % (i, "x" * 100))
+print("    expect:\n      dead_letter: []")
+PY
+done
+"$SLUICE" test explode.yaml > out.txt 2> err.txt ||
+    fail "explode: $(head -c 2000 out.txt) $(err_of err.txt)"
+grep -qx 'ok    explode' out.txt || fail "explode: $(head -c 2000 out.txt)"
+run_rc "$SLUICE" test toomany.yaml > out.txt 2> err.txt
+[ "$rc" = 1 ] || fail "toomany: exit $rc: $(head -c 2000 out.txt) $(err_of err.txt)"
+[ "$(grep -c 'not expected' out.txt)" = 20 ] || fail "toomany: $(grep -c 'not expected' out.txt) shown"
+grep -q '\.\.\. and 20 more differences after these (0 dead letters expected, 40 got)' out.txt ||
+    fail "toomany: $(tail -c 1000 out.txt)"
+
 echo "ok"
