@@ -170,3 +170,16 @@ bool sl_path_lexical_abs(const char *path, char *out, size_t len)
     out[o] = '\0';
     return o + 1 < len;
 }
+
+const char *sl_pipeline_identity(const char *file, char *buf, size_t len)
+{
+    char *real = realpath(file, NULL);
+
+    if (real != NULL) {
+        snprintf(buf, len, "%s", real);
+        free(real);
+    } else if (!sl_path_lexical_abs(file, buf, len)) {
+        snprintf(buf, len, "%s", file);
+    }
+    return buf;
+}

@@ -20,5 +20,9 @@ bool sl_same_path(const char *a, const char *b);
  * collapsed, without reading the file system beyond getcwd (a glob may
  * name files that do not exist yet). False when it does not fit. */
 bool sl_path_lexical_abs(const char *path, char *out, size_t len);
+/* The pipeline file's identity for the positions its sinks and sources
+ * store (sl_pos_store_claim): its real path into buf (len bytes), or its
+ * absolute spelling when it cannot be resolved. Returns buf. */
+const char *sl_pipeline_identity(const char *file, char *buf, size_t len);
 
 #endif

@@ -6,6 +6,7 @@
 #include "fsutil.h"
 #include "mem.h"
 
+#include <limits.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,8 +18,10 @@ struct sl_file_ckpt {
     const char *name; /* the source node's name (pipeline lifetime) */
 };
 
-struct sl_file_ckpt *sl_file_ckpt_open(const char *path, const char *name, struct sl_err *err)
+struct sl_file_ckpt *
+sl_file_ckpt_open(const char *path, const char *name, const char *pipeline, struct sl_err *err)
 {
+    char self[PATH_MAX], owner[PATH_MAX];
     struct sl_file_ckpt *ck = sl_calloc(1, sizeof(*ck));
     size_t n = strlen(name) + sizeof("_sluice_source:");
 
@@ -42,7 +45,16 @@ struct sl_file_ckpt *sl_file_ckpt_open(const char *path, const char *name, struc
         sl_err_set(err, SL_EIO, "checkpoints: %s: %s", path, msg);
         return sl_file_ckpt_close(ck);
     }
-    return ck;
+    pipeline = sl_pipeline_identity(pipeline, self, sizeof(self));
+    int rc = sl_pos_store_claim(&ck->ps, ck->tbl, name, pipeline, false, owner, sizeof(owner), err);
+    if (rc == 1) {
+        sl_err_set(err, SL_EFATAL,
+                   "checkpoints: %s: positions of source '%s' belong to another pipeline (this "
+                   "one would skip what it has not read): give it a checkpoints file of its own: "
+                   "%s",
+                   path, name, owner);
+    }
+    return rc == 0 ? ck : sl_file_ckpt_close(ck);
 }
 
 struct sl_file_ckpt *sl_file_ckpt_close(struct sl_file_ckpt *ck)

@@ -15,8 +15,13 @@
 
 struct sl_file_ckpt;
 
-/* Opens (creating) path for source node name. NULL + err on failure. */
-struct sl_file_ckpt *sl_file_ckpt_open(const char *path, const char *name, struct sl_err *err);
+/* Opens (creating) path for source node name of the pipeline file
+ * pipeline. The positions belong to the first pipeline that stored them
+ * (sl_pos_store_claim): another one whose source has the same name is
+ * refused, since it would skip what it has not read. NULL + err on
+ * failure. */
+struct sl_file_ckpt *
+sl_file_ckpt_open(const char *path, const char *name, const char *pipeline, struct sl_err *err);
 /* Closes; NULL ok; returns NULL. */
 struct sl_file_ckpt *sl_file_ckpt_close(struct sl_file_ckpt *ck);
 /* The stored position of stream: 0 with *ret_pos and the fingerprint, SL_EOF

@@ -253,7 +253,7 @@ static int file_open(struct sl_node *node, struct sl_err *err)
         return sl_err_set(err, SL_ENOMEM, "out of memory");
     }
     if (fs->conf->checkpoints != NULL) {
-        fs->ck = sl_file_ckpt_open(fs->conf->checkpoints, node->name, err);
+        fs->ck = sl_file_ckpt_open(fs->conf->checkpoints, node->name, node->pl->conf->file, err);
         if (fs->ck == NULL) {
             return err->code;
         }

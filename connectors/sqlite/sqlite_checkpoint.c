@@ -20,7 +20,9 @@ static const char ck_create[] =
     "CREATE TABLE IF NOT EXISTS _sluice_checkpoints(tbl TEXT NOT NULL, writer TEXT NOT NULL,"
     " source TEXT NOT NULL, stream TEXT NOT NULL, \"partition\" INTEGER NOT NULL,"
     " position INTEGER NOT NULL, fingerprint TEXT, level INTEGER NOT NULL DEFAULT 0, plan TEXT,"
-    " PRIMARY KEY(tbl, writer, source, stream, \"partition\", level))";
+    " PRIMARY KEY(tbl, writer, source, stream, \"partition\", level));"
+    "CREATE TABLE IF NOT EXISTS _sluice_writers(tbl TEXT NOT NULL, writer TEXT NOT NULL,"
+    " pipeline TEXT NOT NULL, PRIMARY KEY(tbl, writer))";
 /* Every lane of a key, its own first. */
 static const char ck_get[] =
     "SELECT position, fingerprint, level, plan FROM _sluice_checkpoints WHERE tbl = ?1"
@@ -486,6 +488,67 @@ int sl_pos_store_writers(struct sl_pos_store *ps,
     return rc == SQLITE_DONE ? 0 : sl__sqlite_fail(ps->db, rc, err, "reading writers");
 }
 
+/* Runs sql once with ?1 table, ?2 writer and ?3 pipeline (when it has a
+ * third parameter); copies the text of a row's first column into out
+ * (when not NULL). SQLITE_DONE or an SQLite error. */
+static int run_owner(sqlite3 *db,
+                     const char *sql,
+                     const char *table,
+                     const char *writer,
+                     const char *pipeline,
+                     char *out,
+                     size_t out_len)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+
+    rc = rc == SQLITE_OK ? sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC) : rc;
+    rc = rc == SQLITE_OK ? sqlite3_bind_text(st, 2, writer, -1, SQLITE_STATIC) : rc;
+    if (rc == SQLITE_OK && sqlite3_bind_parameter_count(st) >= 3) {
+        rc = sqlite3_bind_text(st, 3, pipeline, -1, SQLITE_STATIC);
+    }
+    rc = rc == SQLITE_OK ? sqlite3_step(st) : rc;
+    if (rc == SQLITE_ROW && out != NULL) {
+        const char *text = (const char *)sqlite3_column_text(st, 0);
+        snprintf(out, out_len, "%s", text != NULL ? text : "");
+    }
+    (void)sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? SQLITE_DONE : rc;
+}
+
+int sl_pos_store_claim(struct sl_pos_store *ps,
+                       const char *table,
+                       const char *writer,
+                       const char *pipeline,
+                       bool take_over,
+                       char *owner,
+                       size_t owner_len,
+                       struct sl_err *err)
+{
+    /* The first pipeline to claim an identity keeps it: one statement,
+     * so two processes starting together cannot both win. */
+    int rc = run_owner(ps->db,
+                       "INSERT OR IGNORE INTO _sluice_writers(tbl, writer, pipeline)"
+                       " VALUES (?1, ?2, ?3)",
+                       table, writer, pipeline, NULL, 0);
+
+    if (rc == SQLITE_DONE && take_over) {
+        rc = run_owner(ps->db,
+                       "UPDATE _sluice_writers SET pipeline = ?3 WHERE tbl = ?1 AND writer = ?2",
+                       table, writer, pipeline, NULL, 0);
+    }
+    owner[0] = '\0';
+    if (rc == SQLITE_DONE) {
+        rc =
+            run_owner(ps->db, "SELECT pipeline FROM _sluice_writers WHERE tbl = ?1 AND writer = ?2",
+                      table, writer, pipeline, owner, owner_len);
+    }
+    if (rc != SQLITE_DONE) {
+        return sl__sqlite_fail(ps->db, rc, err, "claiming the writer's positions");
+    }
+    return strcmp(owner, pipeline) == 0 ? 0 : 1;
+}
+
 /* Runs sql (?1 table, ?2 writer, ?3 source) and calls fn per row. */
 static int each_stream(struct sl_pos_store *ps,
                        const char *sql,
@@ -732,6 +795,20 @@ int sl_sqlite_writer_writers(struct sl_sqlite_writer *w,
 {
     sl__sqlite_file_take(w->file, SL__SQLITE_SHORT);
     int rc = sl_pos_store_writers(&w->file->ps, w->conf.table, fn, arg, err);
+    sl__sqlite_file_give(w->file);
+    return rc;
+}
+
+int sl_sqlite_writer_claim(struct sl_sqlite_writer *w,
+                           const char *pipeline,
+                           bool take_over,
+                           char *owner,
+                           size_t owner_len,
+                           struct sl_err *err)
+{
+    sl__sqlite_file_take(w->file, SL__SQLITE_SHORT);
+    int rc = sl_pos_store_claim(&w->file->ps, w->conf.table, w->conf.writer_id, pipeline, take_over,
+                                owner, owner_len, err);
     sl__sqlite_file_give(w->file);
     return rc;
 }

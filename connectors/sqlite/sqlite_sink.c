@@ -721,6 +721,35 @@ static void warn_renamed(struct sl_node *node, struct sqlite_sink *ss)
     }
 }
 
+/* The table's positions under this sink's identity belong to the first
+ * pipeline file that stored them. Another pipeline whose sink has the same
+ * name would skip its own records as already written (a different filter
+ * into one table): refused. An explicit writer_id takes them over (a
+ * moved pipeline file). */
+static int claim_identity(struct sl_node *node, struct sqlite_sink *ss, struct sl_err *err)
+{
+    const struct sqlite_conf *conf = node->cn->conf;
+    char self[PATH_MAX], owner[PATH_MAX];
+    const char *pipeline = sl_pipeline_identity(node->pl->conf->file, self, sizeof(self));
+    int rc =
+        sl_sqlite_writer_claim(ss->w, pipeline, conf->writer_id != NULL, owner, sizeof(owner), err);
+
+    if (rc < 0) {
+        char msg[SL_ERR_MSG_MAX];
+        memcpy(msg, err->msg, sizeof(msg));
+        return sl_err_set(err, rc, "%s: %s", node->name, msg);
+    }
+    if (rc == 1) {
+        /* The path last: a long one may be cut, the way out may not. */
+        return sl_err_set(err, SL_EFATAL,
+                          "%s: positions of writer '%s' in table %s belong to another pipeline "
+                          "(this one would skip its records as written): give this sink its own "
+                          "writer_id, or writer_id: '%s' to take over a moved file: %s",
+                          node->name, writer_id_of(node), conf->table, writer_id_of(node), owner);
+    }
+    return 0;
+}
+
 static int sqlite_open(struct sl_node *node, struct sl_err *err)
 {
     const struct sqlite_conf *conf = node->cn->conf;
@@ -758,6 +787,10 @@ static int sqlite_open(struct sl_node *node, struct sl_err *err)
         return sl_err_set(err, err->code ? err->code : SL_EIO, "%s: %s", node->name, msg);
     }
     if (ss->sink.position != NULL) {
+        int rc = claim_identity(node, ss, err);
+        if (rc != 0) {
+            return rc;
+        }
         warn_renamed(node, ss);
     }
     return 0;

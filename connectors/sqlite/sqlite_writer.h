@@ -152,6 +152,15 @@ int sl_sqlite_writer_streams(struct sl_sqlite_writer *w,
                              void *arg,
                              struct sl_err *err);
 
+/* sl_pos_store_claim for the writer's table and identity. Thread: the
+ * writer's. */
+int sl_sqlite_writer_claim(struct sl_sqlite_writer *w,
+                           const char *pipeline,
+                           bool take_over,
+                           char *owner,
+                           size_t owner_len,
+                           struct sl_err *err);
+
 /* Calls fn for each writer identity holding positions of the writer's table
  * (the renamed-sink warning). 0 or SL_E* (err set). Thread: the writer's. */
 int sl_sqlite_writer_writers(struct sl_sqlite_writer *w,

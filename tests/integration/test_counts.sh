@@ -39,7 +39,8 @@ assert int(line[5]) == len(ok) - out, line
 assert int(line[6]) == 1, line
 PY
 # A second process on the same database, reading from the start: its rows
-# are trimmed as replays, counted as dropped, and said.
+# are trimmed as replays, counted as dropped, and said. It is another file,
+# so its sink takes the positions over with an explicit writer_id.
 cat > q.yaml <<'YAML'
 sources:
   orders: { type: file, path: o.jsonl }
@@ -50,7 +51,7 @@ stages:
     routes: { eu: 'country in ["DE", "FR"]', big: 'amount * 2 > 1000', unread: 'id % 2 == 0' }
   tag: { type: map, inputs: [split.eu, split.big], set: { t: '1' } }
 sinks:
-  a: { type: sqlite, inputs: [tag], path: out/a.db, table: t }
+  a: { type: sqlite, inputs: [tag], path: out/a.db, table: t, writer_id: a }
   c: { type: null, inputs: [split.big] }
 YAML
 "$SLUICE" run q.yaml 2> run2.log || fail "re-run: $(cat run2.log)"

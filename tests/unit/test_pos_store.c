@@ -4,7 +4,8 @@
  * has none, and when the priority settings change (another plan), the
  * lowest position of a complete earlier plan stands for the lanes not yet
  * written under the new one. Also the rebuild of a table from before
- * lanes. Runs on an in-memory database. */
+ * lanes, and which pipeline file owns a writer's positions. Runs on an
+ * in-memory database. */
 #include "connectors/sqlite/sqlite_positions.h"
 #include "err.h"
 
@@ -213,6 +214,33 @@ static void test_pos_store_table_without_lanes_is_rebuilt(void **state)
     assert_int_equal(get(fx, 9, "201:aa"), 50);
 }
 
+/* The first pipeline to claim (table, writer) owns it; another is told
+ * whose it is, until it takes it over; other writers and tables are apart. */
+static void test_pos_store_first_pipeline_owns_a_writer(void **state)
+{
+    struct fixture *fx = *state;
+    struct sl_err err = {0};
+    char owner[64];
+
+    open_store(fx);
+    assert_int_equal(
+        sl_pos_store_claim(&fx->ps, "t", "db", "/a.yaml", false, owner, sizeof(owner), &err), 0);
+    assert_int_equal(
+        sl_pos_store_claim(&fx->ps, "t", "db", "/a.yaml", false, owner, sizeof(owner), &err), 0);
+    assert_int_equal(
+        sl_pos_store_claim(&fx->ps, "t", "db", "/b.yaml", false, owner, sizeof(owner), &err), 1);
+    assert_string_equal(owner, "/a.yaml");
+    assert_int_equal(
+        sl_pos_store_claim(&fx->ps, "t", "db2", "/b.yaml", false, owner, sizeof(owner), &err), 0);
+    assert_int_equal(
+        sl_pos_store_claim(&fx->ps, "u", "db", "/b.yaml", false, owner, sizeof(owner), &err), 0);
+    assert_int_equal(
+        sl_pos_store_claim(&fx->ps, "t", "db", "/b.yaml", true, owner, sizeof(owner), &err), 0);
+    assert_int_equal(
+        sl_pos_store_claim(&fx->ps, "t", "db", "/a.yaml", false, owner, sizeof(owner), &err), 1);
+    assert_string_equal(owner, "/b.yaml");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -230,6 +258,8 @@ int main(void)
             test_pos_store_changed_plan_survives_a_lane_committing_first, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_pos_store_added_level_survives_the_others_committing_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pos_store_first_pipeline_owns_a_writer, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_pos_store_table_without_lanes_is_rebuilt, setup,
                                         teardown),
     };
