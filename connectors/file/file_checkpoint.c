@@ -4,6 +4,7 @@
 
 #include "connectors/sqlite/sqlite_positions.h"
 #include "fsutil.h"
+#include "log.h"
 #include "mem.h"
 
 #include <limits.h>
@@ -21,7 +22,7 @@ struct sl_file_ckpt {
 struct sl_file_ckpt *
 sl_file_ckpt_open(const char *path, const char *name, const char *pipeline, struct sl_err *err)
 {
-    char self[PATH_MAX], owner[PATH_MAX];
+    char self[PATH_MAX], last[PATH_MAX];
     struct sl_file_ckpt *ck = sl_calloc(1, sizeof(*ck));
     size_t n = strlen(name) + sizeof("_sluice_source:");
 
@@ -45,16 +46,19 @@ sl_file_ckpt_open(const char *path, const char *name, const char *pipeline, stru
         sl_err_set(err, SL_EIO, "checkpoints: %s: %s", path, msg);
         return sl_file_ckpt_close(ck);
     }
+    /* As a SQLite sink's identity (sqlite_sink.c warn_shared_identity). */
+    struct sl_err note = {0};
     pipeline = sl_pipeline_identity(pipeline, self, sizeof(self));
-    int rc = sl_pos_store_claim(&ck->ps, ck->tbl, name, pipeline, false, owner, sizeof(owner), err);
-    if (rc == 1) {
-        sl_err_set(err, SL_EFATAL,
-                   "checkpoints: %s: positions of source '%s' belong to another pipeline (this "
-                   "one would skip what it has not read): give it a checkpoints file of its own: "
-                   "%s",
-                   path, name, owner);
+    int rc = sl_pos_store_claim(&ck->ps, ck->tbl, name, pipeline, last, sizeof(last), &note);
+    if (rc < 0) {
+        sl_log_warn("%s: checkpoints: %s: %s", name, path, note.msg);
+    } else if (rc == 1) {
+        sl_log_warn("%s: checkpoints: %s was last used by source '%s' of another pipeline file, "
+                    "%s: if that is another pipeline, give each its own checkpoints file, since "
+                    "each skips what the other read",
+                    name, path, name, last);
     }
-    return rc == 0 ? ck : sl_file_ckpt_close(ck);
+    return ck;
 }
 
 struct sl_file_ckpt *sl_file_ckpt_close(struct sl_file_ckpt *ck)

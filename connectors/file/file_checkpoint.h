@@ -16,10 +16,8 @@
 struct sl_file_ckpt;
 
 /* Opens (creating) path for source node name of the pipeline file
- * pipeline. The positions belong to the first pipeline that stored them
- * (sl_pos_store_claim): another one whose source has the same name is
- * refused, since it would skip what it has not read. NULL + err on
- * failure. */
+ * pipeline; warns when a source of the same name of another pipeline
+ * file used it last (sl_pos_store_claim). NULL + err on failure. */
 struct sl_file_ckpt *
 sl_file_ckpt_open(const char *path, const char *name, const char *pipeline, struct sl_err *err);
 /* Closes; NULL ok; returns NULL. */

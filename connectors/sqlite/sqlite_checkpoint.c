@@ -520,33 +520,39 @@ int sl_pos_store_claim(struct sl_pos_store *ps,
                        const char *table,
                        const char *writer,
                        const char *pipeline,
-                       bool take_over,
-                       char *owner,
-                       size_t owner_len,
+                       char *last,
+                       size_t last_len,
                        struct sl_err *err)
 {
-    /* The first pipeline to claim an identity keeps it: one statement,
-     * so two processes starting together cannot both win. */
-    int rc = run_owner(ps->db,
-                       "INSERT OR IGNORE INTO _sluice_writers(tbl, writer, pipeline)"
-                       " VALUES (?1, ?2, ?3)",
-                       table, writer, pipeline, NULL, 0);
+    /* One transaction: two processes starting together each see the
+     * other's file. */
+    int rc = sqlite3_exec(ps->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? SQLITE_DONE
+                                                                                    : SQLITE_BUSY;
 
-    if (rc == SQLITE_DONE && take_over) {
-        rc = run_owner(ps->db,
-                       "UPDATE _sluice_writers SET pipeline = ?3 WHERE tbl = ?1 AND writer = ?2",
-                       table, writer, pipeline, NULL, 0);
-    }
-    owner[0] = '\0';
+    last[0] = '\0';
     if (rc == SQLITE_DONE) {
         rc =
             run_owner(ps->db, "SELECT pipeline FROM _sluice_writers WHERE tbl = ?1 AND writer = ?2",
-                      table, writer, pipeline, owner, owner_len);
+                      table, writer, pipeline, last, last_len);
+    }
+    if (rc == SQLITE_DONE) {
+        rc = run_owner(ps->db,
+                       "INSERT INTO _sluice_writers(tbl, writer, pipeline) VALUES (?1, ?2, ?3)"
+                       " ON CONFLICT(tbl, writer) DO UPDATE SET pipeline = excluded.pipeline",
+                       table, writer, pipeline, NULL, 0);
+    }
+    if (rc == SQLITE_DONE) {
+        rc = sqlite3_exec(ps->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK
+                 ? SQLITE_DONE
+                 : sqlite3_errcode(ps->db);
     }
     if (rc != SQLITE_DONE) {
-        return sl__sqlite_fail(ps->db, rc, err, "claiming the writer's positions");
+        int keep = rc == SQLITE_DONE ? SQLITE_ERROR : rc;
+        rc = sl__sqlite_fail(ps->db, keep, err, "noting the writer's pipeline");
+        (void)sqlite3_exec(ps->db, "ROLLBACK", NULL, NULL, NULL);
+        return rc;
     }
-    return strcmp(owner, pipeline) == 0 ? 0 : 1;
+    return last[0] != '\0' && strcmp(last, pipeline) != 0 ? 1 : 0;
 }
 
 /* Runs sql (?1 table, ?2 writer, ?3 source) and calls fn per row. */
@@ -801,14 +807,13 @@ int sl_sqlite_writer_writers(struct sl_sqlite_writer *w,
 
 int sl_sqlite_writer_claim(struct sl_sqlite_writer *w,
                            const char *pipeline,
-                           bool take_over,
-                           char *owner,
-                           size_t owner_len,
+                           char *last,
+                           size_t last_len,
                            struct sl_err *err)
 {
     sl__sqlite_file_take(w->file, SL__SQLITE_SHORT);
-    int rc = sl_pos_store_claim(&w->file->ps, w->conf.table, w->conf.writer_id, pipeline, take_over,
-                                owner, owner_len, err);
+    int rc = sl_pos_store_claim(&w->file->ps, w->conf.table, w->conf.writer_id, pipeline, last,
+                                last_len, err);
     sl__sqlite_file_give(w->file);
     return rc;
 }

@@ -95,19 +95,17 @@ int sl_pos_store_writers(struct sl_pos_store *ps,
                          void *arg,
                          struct sl_err *err);
 
-/* Claims the positions of (table, writer) for the pipeline file pipeline
- * (its real path): the first pipeline that claims an identity owns it, so
- * that another pipeline whose sink has the same name does not skip its
- * records as already written by this one. take_over moves them to
- * pipeline (an explicit writer_id: a moved file). Returns 0 when pipeline
- * owns them, 1 when another does (its path copied into owner), or
- * SL_ERETRY / SL_EIO with err set. Outside a transaction. */
+/* Notes that the pipeline file pipeline (its real path) writes under
+ * (table, writer), in `_sluice_writers`. A writer identity is a name: two
+ * pipeline files may give their sinks the same one, and then each skips
+ * the other's records as already written. Returns 1 when another file
+ * did so last (its path copied into last), 0 when none or this one did,
+ * or SL_ERETRY / SL_EIO with err set. Outside a transaction. */
 int sl_pos_store_claim(struct sl_pos_store *ps,
                        const char *table,
                        const char *writer,
                        const char *pipeline,
-                       bool take_over,
-                       char *owner,
-                       size_t owner_len,
+                       char *last,
+                       size_t last_len,
                        struct sl_err *err);
 #endif

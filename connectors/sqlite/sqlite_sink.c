@@ -721,33 +721,29 @@ static void warn_renamed(struct sl_node *node, struct sqlite_sink *ss)
     }
 }
 
-/* The table's positions under this sink's identity belong to the first
- * pipeline file that stored them. Another pipeline whose sink has the same
- * name would skip its own records as already written (a different filter
- * into one table): refused. An explicit writer_id takes them over (a
- * moved pipeline file). */
-static int claim_identity(struct sl_node *node, struct sqlite_sink *ss, struct sl_err *err)
+/* A writer identity is a name: another pipeline file whose sink has the
+ * same name and writes this table would skip its records as already
+ * written by this one (a different filter into one table). Not refused:
+ * the same pipeline read from another file (a copy, a FIFO, a generated
+ * file) is common and must go on; said at start unless writer_id names
+ * the identity on purpose. */
+static void warn_shared_identity(struct sl_node *node, struct sqlite_sink *ss)
 {
     const struct sqlite_conf *conf = node->cn->conf;
-    char self[PATH_MAX], owner[PATH_MAX];
+    char self[PATH_MAX], last[PATH_MAX];
     const char *pipeline = sl_pipeline_identity(node->pl->conf->file, self, sizeof(self));
-    int rc =
-        sl_sqlite_writer_claim(ss->w, pipeline, conf->writer_id != NULL, owner, sizeof(owner), err);
+    struct sl_err err = {0};
+    int rc = sl_sqlite_writer_claim(ss->w, pipeline, last, sizeof(last), &err);
 
     if (rc < 0) {
-        char msg[SL_ERR_MSG_MAX];
-        memcpy(msg, err->msg, sizeof(msg));
-        return sl_err_set(err, rc, "%s: %s", node->name, msg);
+        sl_log_warn("%s: %s", node->name, err.msg);
+    } else if (rc == 1 && conf->writer_id == NULL) {
+        sl_log_warn("%s: writer '%s' of table %s was last used by another pipeline file, %s: if "
+                    "that is another pipeline, give this sink a writer_id of its own, since each "
+                    "skips what the other wrote as already written (set writer_id to say that "
+                    "this is the same pipeline)",
+                    node->name, writer_id_of(node), conf->table, last);
     }
-    if (rc == 1) {
-        /* The path last: a long one may be cut, the way out may not. */
-        return sl_err_set(err, SL_EFATAL,
-                          "%s: positions of writer '%s' in table %s belong to another pipeline "
-                          "(this one would skip its records as written): give this sink its own "
-                          "writer_id, or writer_id: '%s' to take over a moved file: %s",
-                          node->name, writer_id_of(node), conf->table, writer_id_of(node), owner);
-    }
-    return 0;
 }
 
 static int sqlite_open(struct sl_node *node, struct sl_err *err)
@@ -787,10 +783,7 @@ static int sqlite_open(struct sl_node *node, struct sl_err *err)
         return sl_err_set(err, err->code ? err->code : SL_EIO, "%s: %s", node->name, msg);
     }
     if (ss->sink.position != NULL) {
-        int rc = claim_identity(node, ss, err);
-        if (rc != 0) {
-            return rc;
-        }
+        warn_shared_identity(node, ss);
         warn_renamed(node, ss);
     }
     return 0;

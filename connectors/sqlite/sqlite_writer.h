@@ -156,9 +156,8 @@ int sl_sqlite_writer_streams(struct sl_sqlite_writer *w,
  * writer's. */
 int sl_sqlite_writer_claim(struct sl_sqlite_writer *w,
                            const char *pipeline,
-                           bool take_over,
-                           char *owner,
-                           size_t owner_len,
+                           char *last,
+                           size_t last_len,
                            struct sl_err *err);
 
 /* Calls fn for each writer identity holding positions of the writer's table

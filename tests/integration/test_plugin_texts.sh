@@ -99,7 +99,7 @@ assert any(m["level"] == "debug" and m["msg"] == "node 'p': debug from init" for
 PY
 
 # ---- an init error of several lines ----
-sed "s|$TP/messy|$TP/init_fails_lines|" n.yaml > f.yaml
+sed "s|$TP/messy|$TP/init_fails_lines|; s|out\.db|f.db|" n.yaml > f.yaml
 set +e
 "$SLUICE" run f.yaml 2> f.err
 rc=$?

@@ -214,31 +214,31 @@ static void test_pos_store_table_without_lanes_is_rebuilt(void **state)
     assert_int_equal(get(fx, 9, "201:aa"), 50);
 }
 
-/* The first pipeline to claim (table, writer) owns it; another is told
- * whose it is, until it takes it over; other writers and tables are apart. */
-static void test_pos_store_first_pipeline_owns_a_writer(void **state)
+/* Each claim notes its pipeline file, and says which other file claimed
+ * (table, writer) last; other writers and tables are apart. */
+static int
+claim(struct fixture *fx, const char *table, const char *writer, const char *file, char *last)
+{
+    struct sl_err err = {0};
+
+    return sl_pos_store_claim(&fx->ps, table, writer, file, last, 64, &err);
+}
+
+static void test_pos_store_claim_says_another_pipeline_file(void **state)
 {
     struct fixture *fx = *state;
-    struct sl_err err = {0};
-    char owner[64];
+    char last[64];
 
     open_store(fx);
-    assert_int_equal(
-        sl_pos_store_claim(&fx->ps, "t", "db", "/a.yaml", false, owner, sizeof(owner), &err), 0);
-    assert_int_equal(
-        sl_pos_store_claim(&fx->ps, "t", "db", "/a.yaml", false, owner, sizeof(owner), &err), 0);
-    assert_int_equal(
-        sl_pos_store_claim(&fx->ps, "t", "db", "/b.yaml", false, owner, sizeof(owner), &err), 1);
-    assert_string_equal(owner, "/a.yaml");
-    assert_int_equal(
-        sl_pos_store_claim(&fx->ps, "t", "db2", "/b.yaml", false, owner, sizeof(owner), &err), 0);
-    assert_int_equal(
-        sl_pos_store_claim(&fx->ps, "u", "db", "/b.yaml", false, owner, sizeof(owner), &err), 0);
-    assert_int_equal(
-        sl_pos_store_claim(&fx->ps, "t", "db", "/b.yaml", true, owner, sizeof(owner), &err), 0);
-    assert_int_equal(
-        sl_pos_store_claim(&fx->ps, "t", "db", "/a.yaml", false, owner, sizeof(owner), &err), 1);
-    assert_string_equal(owner, "/b.yaml");
+    assert_int_equal(claim(fx, "t", "db", "/a.yaml", last), 0);
+    assert_int_equal(claim(fx, "t", "db", "/a.yaml", last), 0);
+    assert_int_equal(claim(fx, "t", "db", "/b.yaml", last), 1);
+    assert_string_equal(last, "/a.yaml");
+    assert_int_equal(claim(fx, "t", "db", "/b.yaml", last), 0);
+    assert_int_equal(claim(fx, "t", "db2", "/a.yaml", last), 0);
+    assert_int_equal(claim(fx, "u", "db", "/a.yaml", last), 0);
+    assert_int_equal(claim(fx, "t", "db", "/a.yaml", last), 1);
+    assert_string_equal(last, "/b.yaml");
 }
 
 int main(void)
@@ -258,7 +258,7 @@ int main(void)
             test_pos_store_changed_plan_survives_a_lane_committing_first, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_pos_store_added_level_survives_the_others_committing_first, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_pos_store_first_pipeline_owns_a_writer, setup,
+        cmocka_unit_test_setup_teardown(test_pos_store_claim_says_another_pipeline_file, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pos_store_table_without_lanes_is_rebuilt, setup,
                                         teardown),
