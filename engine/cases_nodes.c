@@ -191,10 +191,14 @@ static int input_run(struct sl_node *node)
         batch->stream_name = node->name;
         batch->seq = seq++;
         batch->pos_start = i;
-        uint64_t most_base = sl_source_batch_limit(node);
-        for (int k = 0; rc == 0 && k < INPUT_BATCH && *p != '\0' &&
-                        !sl_source_batch_full(node, batch, most_base);
-             k++, i++) {
+        /* Below a plugin stage that may add records, one record per
+         * batch: the records it adds follow the one they came from, not
+         * the end of a batch whose size would depend on what the stage
+         * measured so far (sl_source_batch_limit), so a case gives the
+         * same order every run; and one record is the least a source
+         * risks there anyway. */
+        int most = node->ngrowth > 0 ? 1 : INPUT_BATCH;
+        for (int k = 0; rc == 0 && k < most && *p != '\0'; k++, i++) {
             rc = add_record(d, node, batch, &p, i, &err);
         }
         batch->pos_end = i;
