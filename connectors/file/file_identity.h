@@ -13,7 +13,17 @@
  * content: two different small files where one begins with the whole of the
  * other are not taken for one. Stores written before this scheme keyed
  * positions by path with "size:hash": those rows are matched the same way
- * and keep their key. Files whose first 4 KiB are identical are one file. */
+ * and keep their key. Files whose first 4 KiB are identical are one file,
+ * unless a tail tells them apart.
+ *
+ * The tail: a fingerprint may also hold the hash of the 4 KiB (fewer at
+ * the start of the file) before an offset T that is never past the
+ * position stored with it, "P:hash:dev:ino+T+hash:path" (older readers
+ * take "ino+T+hash" for the inode and still find the path). A later run
+ * that finds the file at least T long compares those bytes: when they
+ * differ, what was read of the file changed (an edit in place that kept
+ * its size and its first 4 KiB), and it is a new file. Fingerprints
+ * without a tail (older stores, .lz4 files) are matched as before. */
 #ifndef SL_FILE_IDENTITY_H
 #define SL_FILE_IDENTITY_H
 
@@ -25,7 +35,7 @@
 
 #define SL_FILE_HEAD 4096
 /* Room for a fingerprint: numbers and a path. */
-#define SL_FILE_FP_MAX (SL_FILE_HEAD + 96)
+#define SL_FILE_FP_MAX (SL_FILE_HEAD + 160)
 
 /* What identifies one file on disk now. */
 struct sl_file_head {
@@ -34,6 +44,8 @@ struct sl_file_head {
     uint64_t ino;
     size_t got;                      /* bytes of the head read: min(size, SL_FILE_HEAD) */
     uint64_t hash[SL_FILE_HEAD + 1]; /* hash[n]: of the first n bytes */
+    uint64_t tail_at;                /* the window sl_file_tail_check read last, 0: none */
+    uint64_t tail_hash;              /* its hash */
 };
 
 /* A stored (key, fingerprint), parsed once. */
@@ -45,7 +57,9 @@ struct sl_file_known {
     uint64_t hash;
     uint64_t dev;
     uint64_t ino;
-    int fields; /* 0: no fingerprint; 2: older "size:hash"; 4: with inode */
+    uint64_t tail_at;   /* the tail's end T, 0: no tail */
+    uint64_t tail_hash; /* of the bytes [T - min(T, 4 KiB), T) */
+    int fields;         /* 0: no fingerprint; 2: older "size:hash"; 4: with inode */
 };
 
 /* Reads path's size, device, inode and the hashes of its first bytes. 0 or
@@ -63,6 +77,20 @@ void sl_file_fp_make(const struct sl_file_head *h,
                      const char *path,
                      char *out,
                      size_t len);
+/* fp (made by sl_file_fp_make, with or without a tail) with the tail
+ * (at, hash) in place of any it had; at == 0: without a tail. */
+void sl_file_fp_tail(const char *fp, uint64_t at, uint64_t hash, char *out, size_t len);
+/* The hash the head and tails use, of n bytes. */
+uint64_t sl_file_hash(const void *p, size_t n);
+/* The tail hash of the file open as fd at offset at: of its bytes
+ * [at - min(at, 4 KiB), at), one pread. 0, SL_EOF when the file is shorter
+ * than at, or SL_EIO. */
+int sl_file_tail_hash(int fd, uint64_t at, uint64_t *ret_hash);
+/* Whether the file at path (whose head is h) still holds the bytes k's tail
+ * was made of: 1 yes, 0 no (what was read of it changed), -1 cannot tell
+ * (k has no tail, the file is shorter than its offset, or unreadable). At
+ * most one pread; h keeps its result for another k with the same offset. */
+int sl_file_tail_check(const char *path, struct sl_file_head *h, const struct sl_file_known *k);
 /* How well the file (path as spelled) matches k: 0 not at all, else higher
  * for a longer matched prefix, then for the same inode, then the same path. */
 uint64_t
