@@ -63,10 +63,16 @@ struct file_stream {
     int64_t ck_pos; /* position last stored in the checkpoints file, -1 none */
     char *path;     /* as the glob spelled it: for display */
     char *key;      /* the stream's position key (its identity) */
-    char *fp;       /* the fingerprint stored beside the positions */
+    char *fp;       /* the fingerprint stored beside the positions: with the tail
+                       before the resume position (tail_at_resume) */
+    char *fp_end;   /* NULL, or from the block that reached the file's end on: with
+                       the tail before end_at (tail_at_end) */
+    int64_t end_at; /* fp_end's tail offset: positions below it store fp */
     uint64_t size;  /* when identified */
     uint64_t dev;
     uint64_t ino;
+    uint64_t checked_at;          /* the stored tail identification found the same, 0: none */
+    uint64_t checked_hash;        /* its hash */
     bool skip;                    /* another path of this run is the same file, or a copy */
     struct sl_csv_header *header; /* csv: lives until close */
     char *header_err;             /* csv: why the header was refused, else NULL */
@@ -103,7 +109,9 @@ static void store_positions(struct sl_node *node, struct file_source *fs)
         if (sl_source_committed(node, (uint32_t)i, &pos) != 0 || pos <= st->ck_pos) {
             continue;
         }
-        if (sl_file_ckpt_put(fs->ck, st->key, pos, st->fp, &err) != 0) {
+        /* A tail never lies past the position stored with it. */
+        const char *fp = st->fp_end != NULL && pos >= st->end_at ? st->fp_end : st->fp;
+        if (sl_file_ckpt_put(fs->ck, st->key, pos, fp, &err) != 0) {
             sl_log_warn("%s: %s", node->name, err.msg);
             return;
         }
@@ -158,6 +166,7 @@ static void file_close(struct sl_node *node)
         sl_free(fs->streams[i].path);
         sl_free(fs->streams[i].key);
         sl_free(fs->streams[i].fp);
+        sl_free(fs->streams[i].fp_end);
         sl_csv_header_free(fs->streams[i].header);
         sl_free(fs->streams[i].header_err);
     }
@@ -314,7 +323,7 @@ static struct sl_batch *new_block_batch(struct reading *rd)
     }
     batch->stream = (uint32_t)rd->stream;
     batch->stream_name = st->key;
-    batch->fingerprint = st->fp;
+    batch->fingerprint = st->fp_end != NULL ? st->fp_end : st->fp;
     batch->seq = rd->seq++;
     batch->pos_start = rd->pos;
     batch->line = rd->line;
@@ -374,6 +383,65 @@ static size_t cap_for(size_t base, size_t len)
     return cap;
 }
 
+/* The block that ends at the last line break of the file as it was when
+ * opened (what is left after it, in rd->buf, holds no whole line), or else
+ * the input's last block, gives the stream its end fingerprint: with the
+ * tail of the 4 KiB before the block's end, so that a later run notices an
+ * edit there. A tail never lies past the position stored with it: the
+ * first block ends with whole lines, and in a last one the tail ends
+ * before its unterminated last line (CSV: row), which a worker may leave
+ * unread (leave_unread). The window is in the block, or is read with one
+ * pread when the block is shorter. Not for .lz4 files (their positions are
+ * in the decompressed stream); without memory, the stream keeps the
+ * fingerprint it has (it only notices less). */
+static void tail_at_end(struct reading *rd, struct sl_batch *batch)
+{
+    struct file_stream *st = &rd->fs->streams[rd->stream];
+    const char *block = batch->block;
+    size_t done = batch->block_len;
+    bool csv = rd->fs->format == SL_FORMAT_CSV;
+    char fp[SL_FILE_FP_MAX];
+    uint64_t x;
+
+    if (rd->r.lz4 || st->fp_end != NULL) {
+        return;
+    }
+    if (!batch->last) {
+        size_t row_len;
+        uint32_t lines;
+        if ((uint64_t)batch->pos_end + rd->len < rd->r.file_size) {
+            return; /* the file's end (as opened) is not read yet */
+        }
+        size_t used = csv ? sl_csv_next_row(rd->buf, rd->len, &row_len, &lines) : 0;
+        bool whole_left = csv ? row_len < used && rd->buf[used - 1] == '\n'
+                              : memchr(rd->buf, '\n', rd->len) != NULL;
+        if (whole_left) {
+            return;
+        }
+    } else if (csv) {
+        done = sl_csv_complete_prefix(block, done, false, SIZE_MAX);
+    } else if (done > 0 && block[done - 1] != '\n') {
+        const char *nl = memrchr(block, '\n', done);
+        done = nl != NULL ? (size_t)(nl + 1 - block) : 0;
+    }
+    uint64_t at = (uint64_t)batch->pos_start + done;
+    size_t win = at < SL_FILE_HEAD ? (size_t)at : SL_FILE_HEAD;
+    if (at == 0) {
+        return;
+    }
+    if (done >= win) {
+        x = sl_file_hash(block + done - win, win);
+    } else if (sl_file_tail_hash(rd->r.fd, at, &x) != 0) {
+        return;
+    }
+    sl_file_fp_tail(st->fp, at, x, fp, sizeof(fp));
+    st->fp_end = sl_strdup(fp);
+    if (st->fp_end != NULL) {
+        st->end_at = (int64_t)at;
+        batch->fingerprint = st->fp_end;
+    }
+}
+
 /* Hands bytes [0, cut) on as one raw batch; keeps the rest in a new buffer
  * of its own size. last: the input ends with these bytes (an unterminated
  * last line is among them). The block keeps only the bytes it uses, and
@@ -417,6 +485,7 @@ static int emit_block(struct reading *rd, size_t cut, bool last)
     rd->buf = rest;
     rd->cap = cap;
     rd->len = rest_len;
+    tail_at_end(rd, batch);
     rc = sl_source_admit(rd->node, batch, &rd->held, give);
     if (rc == 0) {
         rc = sl_node_source_push(rd->node, batch);
@@ -818,6 +887,35 @@ static int find_resume(struct reading *rd, int64_t *ret_resume, struct sl_err *e
     return 0;
 }
 
+/* Gives the stream's fingerprint the tail of the 4 KiB before the resume
+ * position: every position this run stores is at or past it. The hash is
+ * the one identification found the stored tail to have when the offset is
+ * the same, else one pread. None when the file is shorter now (or .lz4,
+ * or the read fails: the stream then only notices less). */
+static int tail_at_resume(struct reading *rd, int64_t resume)
+{
+    struct file_stream *st = &rd->fs->streams[rd->stream];
+    char fp[SL_FILE_FP_MAX];
+    uint64_t x;
+
+    if (rd->r.lz4 || resume <= 0 || (uint64_t)resume > rd->r.file_size) {
+        return 0;
+    }
+    if (st->checked_at == (uint64_t)resume) {
+        x = st->checked_hash;
+    } else if (sl_file_tail_hash(rd->r.fd, (uint64_t)resume, &x) != 0) {
+        return 0;
+    }
+    sl_file_fp_tail(st->fp, (uint64_t)resume, x, fp, sizeof(fp));
+    char *s = sl_strdup(fp);
+    if (s == NULL) {
+        return SL_ENOMEM;
+    }
+    sl_free(st->fp);
+    st->fp = s;
+    return 0;
+}
+
 /* Sets the part of the hold that covers the open reader's buffers. */
 static int hold_state(struct reading *rd, uint64_t bytes)
 {
@@ -840,6 +938,9 @@ static int prepare_stream(struct reading *rd, struct sl_err *err)
     }
     if (rc != 0 || (rc = find_resume(rd, &resume, err)) != 0) {
         return rc;
+    }
+    if ((rc = tail_at_resume(rd, resume)) != 0) {
+        return sl_err_set(err, rc, "out of memory");
     }
     rd->pos = 0;
     rd->line = 1;
@@ -1006,19 +1107,44 @@ static void known_free(struct known_set *ks)
 
 /* The best stored identity h matches that no other file of this run took
  * (taken[i]: the stream index + 1 that took ks->v[i]); *ret_score its
- * score, 0 if none. */
+ * score, 0 if none. With verify, stored tails are checked too against
+ * the file at path (sl_file_tail_check), for the entries that would be
+ * the best: one whose tail differs does not match, and *ret_changed is the best of those
+ * (NULL if none); among equal scores, a tail found the same wins over one
+ * that cannot be checked. Without, the ranking only compares heads. */
 static const struct sl_file_known *best_match(const struct known_set *ks,
                                               const size_t *taken,
-                                              const struct sl_file_head *h,
+                                              struct sl_file_head *h,
                                               const char *path,
-                                              uint64_t *ret_score)
+                                              bool verify,
+                                              uint64_t *ret_score,
+                                              const struct sl_file_known **ret_changed)
 {
     const struct sl_file_known *best = NULL;
+    uint64_t best_rank = 0;
+    uint64_t changed_score = 0;
 
     *ret_score = 0;
+    if (ret_changed != NULL) {
+        *ret_changed = NULL;
+    }
     for (size_t i = 0; i < ks->n; i++) {
         uint64_t score = taken != NULL && taken[i] != 0 ? 0 : sl_file_match(h, path, &ks->v[i]);
-        if (score > *ret_score) {
+        uint64_t rank = score * 2;
+        if (score == 0 || rank + 1 <= best_rank) {
+            continue;
+        }
+        int same = verify ? sl_file_tail_check(path, h, &ks->v[i]) : -1;
+        if (same == 0) {
+            if (ret_changed != NULL && score > changed_score) {
+                changed_score = score;
+                *ret_changed = &ks->v[i];
+            }
+            continue;
+        }
+        rank += same == 1 ? 1 : 0;
+        if (rank > best_rank) {
+            best_rank = rank;
             *ret_score = score;
             best = &ks->v[i];
         }
@@ -1026,25 +1152,40 @@ static const struct sl_file_known *best_match(const struct known_set *ks,
     return best;
 }
 
+/* Whether key is a stored stream's or one of this run's. */
+static bool key_taken(const struct known_set *ks, const struct file_source *fs, const char *key)
+{
+    for (size_t i = 0; i < ks->n; i++) {
+        if (strcmp(ks->v[i].key, key) == 0) {
+            return true;
+        }
+    }
+    for (size_t i = 0; i < fs->nstreams; i++) {
+        if (fs->streams[i].key != NULL && strcmp(fs->streams[i].key, key) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* The key of a file no stored identity matches: "P:hash", made unique
- * with the inode when another file of the store or this run holds it. */
+ * with the inode when another file of the store or this run holds it, and
+ * then with a count: a file edited in place again and again keeps its
+ * head and inode, and each time is a new file. */
 static char *
 new_key(const struct known_set *ks, const struct file_source *fs, const struct sl_file_head *h)
 {
     char key[96];
-    bool clash = false;
 
     sl_file_key_new(h, key, sizeof(key));
-    size_t n = strlen(key);
-    for (size_t i = 0; i < ks->n && !clash; i++) {
-        clash = strcmp(ks->v[i].key, key) == 0;
-    }
-    for (size_t i = 0; i < fs->nstreams && !clash; i++) {
-        clash = fs->streams[i].key != NULL && strcmp(fs->streams[i].key, key) == 0;
-    }
-    if (clash) {
+    if (key_taken(ks, fs, key)) {
+        size_t n = strlen(key);
         snprintf(key + n, sizeof(key) - n, "@%llu:%llu", (unsigned long long)h->dev,
                  (unsigned long long)h->ino);
+        n = strlen(key);
+        for (unsigned g = 2; key_taken(ks, fs, key); g++) {
+            snprintf(key + n, sizeof(key) - n, "#%u", g);
+        }
     }
     return sl_strdup(key);
 }
@@ -1071,7 +1212,8 @@ static int identify_one(struct sl_node *node,
     st->size = h->size;
     st->dev = h->dev;
     st->ino = h->ino;
-    const struct sl_file_known *best = best_match(ks, NULL, h, st->path, &score);
+    const struct sl_file_known *changed = NULL;
+    const struct sl_file_known *best = best_match(ks, NULL, h, st->path, true, &score, &changed);
     char key[96];
     sl_file_key_new(h, key, sizeof(key));
     for (size_t j = 0; j < fs->nstreams; j++) {
@@ -1091,19 +1233,29 @@ static int identify_one(struct sl_node *node,
         }
     }
     if (best != NULL && taken[best - ks->v] != 0) {
-        best = best_match(ks, taken, h, st->path, &score);
+        best = best_match(ks, taken, h, st->path, true, &score, &changed);
     }
     bool path_known = false;
     for (size_t k = 0; k < ks->n && !path_known; k++) {
         path_known = sl_file_known_path(&ks->v[k], st->path);
     }
-    if (best == NULL && path_known) {
+    /* A changed entry another file of this run took is content that moved
+     * (rotation), not an edit. */
+    if (best == NULL && changed != NULL && taken[changed - ks->v] == 0) {
+        sl_log_warn("%s: %s changed since it was read: its bytes before offset %llu differ (an "
+                    "edit in place, or new content): reading it from the start as a new file",
+                    node->name, st->path, (unsigned long long)changed->tail_at);
+    } else if (best == NULL && path_known) {
         sl_log_warn("%s: %s is not the file read before under that name (its first bytes "
                     "differ): reading it from the start",
                     node->name, st->path);
     }
     if (best != NULL) {
         taken[best - ks->v] = i + 1;
+        if (best->tail_at != 0 && sl_file_tail_check(st->path, h, best) == 1) {
+            st->checked_at = best->tail_at; /* h has it: no second read */
+            st->checked_hash = best->tail_hash;
+        }
     }
     sl_file_fp_make(h, best, st->path, fp, sizeof(fp));
     st->key = best != NULL ? sl_strdup(best->key) : new_key(ks, fs, h);
@@ -1150,7 +1302,7 @@ static int identify_streams(struct sl_node *node, struct file_source *fs, struct
         rc = sl_file_head_read(fs->streams[i].path, h, err);
         if (rc == 0) {
             order[i].stream = i;
-            (void)best_match(&ks, NULL, h, fs->streams[i].path, &order[i].score);
+            (void)best_match(&ks, NULL, h, fs->streams[i].path, false, &order[i].score, NULL);
         }
     }
     if (rc == 0) {
