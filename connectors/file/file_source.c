@@ -24,6 +24,8 @@
 #define DEAD_RAW_MAX (64 * 1024)
 /* How often the `checkpoints:` file is updated while reading. */
 #define CKPT_EVERY_NS (1000 * 1000 * 1000ull)
+#define SETTLE_NS     (1000 * 1000 * 1000ll)      /* a file still this long is written */
+#define SETTLE_MAX_NS (10 * 1000 * 1000 * 1000ll) /* the longest a file waits to settle */
 
 struct file_conf {
     const char *path;
@@ -987,9 +989,40 @@ static int dead_rest(struct reading *rd, const struct sl_err *why)
     return emit_dead(rd, rd->buf, (size_t)raw_len, rd->r.pos - rd->pos + 1, why->msg);
 }
 
+/* Whether to wait for more at the end of the input: a CSV row or a
+ * `lines` line without its line break decodes whatever its length, so one
+ * still being written would become a record and its rest, once written, a
+ * dead letter. Such a last line is taken only once the file has not
+ * changed for SETTLE_NS; until then (at most SETTLE_MAX_NS in all, counted
+ * in *waited_ns) the source sleeps and reads on. JSON needs no wait: no
+ * part of an object is an object. Returns 0 (read on), SL_EOF (take the
+ * end as it is) or SL_ECANCELED. */
+static int settle(struct reading *rd, int64_t *waited_ns)
+{
+    struct stat sb;
+    struct timespec now;
+
+    if (rd->fs->format == SL_FORMAT_JSON || rd->r.lz4 || rd->len == 0 ||
+        rd->buf[rd->len - 1] == '\n' || *waited_ns >= SETTLE_MAX_NS || fstat(rd->r.fd, &sb) != 0 ||
+        clock_gettime(CLOCK_REALTIME, &now) != 0) {
+        return SL_EOF;
+    }
+    int64_t still =
+        (now.tv_sec - sb.st_mtim.tv_sec) * 1000000000ll + (now.tv_nsec - sb.st_mtim.tv_nsec);
+    if (still >= SETTLE_NS || still < -SETTLE_NS) {
+        return SL_EOF; /* settled (or a clock set back: do not wait on it) */
+    }
+    int64_t nap = SETTLE_NS - (still > 0 ? still : 0);
+    nap = nap < SETTLE_MAX_NS - *waited_ns ? nap : SETTLE_MAX_NS - *waited_ns;
+    *waited_ns += nap;
+    return sl_flow_sleep_until(&rd->node->pl->flow, sl_now_ns() + (uint64_t)nap,
+                               &rd->node->pl->stop);
+}
+
 /* Reads one file to its end (or until the pipeline stops). */
 static int read_stream(struct reading *rd, struct sl_err *err)
 {
+    int64_t waited_ns = 0; /* settle */
     int rc = prepare_stream(rd, err);
     bool pending = true; /* prepare_stream may have left bytes to cut */
     bool eof = false;
@@ -1006,6 +1039,11 @@ static int read_stream(struct reading *rd, struct sl_err *err)
         rd->len += (size_t)n;
         eof = n == 0 && !pending;
         pending = false;
+        if (eof && (rc = settle(rd, &waited_ns)) != SL_EOF) {
+            eof = false;
+            continue;
+        }
+        rc = 0;
         /* At the end of the input its unterminated last line goes too: the
          * workers decode it, or leave it unread (file_process). Not when an
          * .lz4 file ends inside a frame: that line is incomplete for sure. */
