@@ -187,6 +187,9 @@ grep -q "no file matches 'g/only/\*' (it matches 2 directories only)" r16b.err |
 # (no line break yet, but it decodes): taken only once the file has not
 # changed for a second, so the rest that the writer adds meanwhile joins
 # it (the audit of finding 8: "7,8" became a row and "9" a dead letter).
+# The writer keeps the file changing for 2 s before it ends the line, so
+# that a run slow to start (a sanitizer) still finds it being written.
+writing() { for _ in 1 2 3 4 5 6 7 8 9 10; do sleep 0.2 && touch "$1"; done && printf "$2" >> "$1"; }
 for fmt in csv lines; do
     cat > settle_$fmt.yaml << YAML
 sources: { f: { type: file, path: settle.$fmt, format: $fmt } }
@@ -195,7 +198,7 @@ dead_letter: { type: sqlite, path: out/settle_$fmt.db, table: rejects }
 YAML
 done
 printf 'a,b\n1,2\n7,8' > settle.csv
-(sleep 0.4 && printf '9\n' >> settle.csv) &
+writing settle.csv '9\n' &
 "$SLUICE" run settle_csv.yaml --quiet 2> settle.err || fail "settle csv: $(cat settle.err)"
 wait $!
 [ "$(q out/settle_csv.db 'SELECT group_concat(a || "," || b, " ") FROM t')" = "1,2 7,89" ] ||
@@ -203,7 +206,7 @@ wait $!
 [ "$(q out/settle_csv.db 'SELECT count(*) FROM rejects' 2> /dev/null || echo 0)" = 0 ] ||
     fail "a CSV row written while read: dead letters"
 printf 'one\ntw' > settle.lines
-(sleep 0.4 && printf 'o\n' >> settle.lines) &
+writing settle.lines 'o\n' &
 "$SLUICE" run settle_lines.yaml --quiet 2> settle.err || fail "settle lines: $(cat settle.err)"
 wait $!
 [ "$(q out/settle_lines.db 'SELECT group_concat(message, " ") FROM t')" = "one two" ] ||
