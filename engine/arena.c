@@ -9,6 +9,10 @@
 #include <string.h>
 
 #define ARENA_CHUNK_MIN (8 * 1024) /* small first: route outputs and copies hold few records */
+/* Chunks double up to this, then grow by it: a plugin call's room
+ * (plugin_host.c) is checked against what the batch holds, and a chunk as
+ * large as everything before it let a call at a 16 MiB room hold 32 MiB. */
+#define ARENA_CHUNK_MAX SL_ARENA_CHUNK_MAX
 
 struct sl_arena_chunk {
     struct sl_arena_chunk *next;
@@ -47,7 +51,9 @@ static void *alloc_chunk(struct sl_arena *arena, size_t size)
 {
     /* Grow geometrically so a batch needs few chunks, but never less than
      * the request (a 20 MB string gets its own chunk). */
-    size_t want = arena->bytes < ARENA_CHUNK_MIN ? ARENA_CHUNK_MIN : arena->bytes;
+    size_t want = arena->bytes < ARENA_CHUNK_MIN   ? ARENA_CHUNK_MIN
+                  : arena->bytes > ARENA_CHUNK_MAX ? ARENA_CHUNK_MAX
+                                                   : arena->bytes;
     if (want < size) {
         want = size;
     }
@@ -94,6 +100,17 @@ size_t sl_arena_used(const struct sl_arena *arena)
 {
     return arena->bytes - arena->tails -
            (arena->cur != NULL ? (size_t)(arena->end - arena->cur) : 0);
+}
+
+bool sl_arena_owns(const struct sl_arena *arena, const void *p)
+{
+    for (const struct sl_arena_chunk *c = arena->head; c != NULL; c = c->next) {
+        const char *start = (const char *)c->data;
+        if ((const char *)p >= start && (const char *)p < start + c->size) {
+            return true;
+        }
+    }
+    return false;
 }
 
 char *sl_arena_strndup(struct sl_arena *arena, const char *s, size_t n)

@@ -5,6 +5,7 @@
 #ifndef SL_ARENA_H
 #define SL_ARENA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct sl_arena_chunk;
@@ -34,6 +35,11 @@ void *sl_arena_alloc(struct sl_arena *arena, size_t size);
 /* Bytes handed out (aligned): what the records take, without the free
  * room of the chunks (growth measures; sl_batch_used_bytes). */
 size_t sl_arena_used(const struct sl_arena *arena);
+/* Whether p points into one of arena's chunks. */
+bool sl_arena_owns(const struct sl_arena *arena, const void *p);
+/* Chunks double in size up to this, then grow by it: an arena holds at
+ * most this much (or its last request) beyond what it handed out. */
+#define SL_ARENA_CHUNK_MAX ((size_t)1 << 20)
 /* Copies n bytes and appends a NUL; NULL on OOM. */
 char *sl_arena_strndup(struct sl_arena *arena, const char *s, size_t n);
 
