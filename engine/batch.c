@@ -295,6 +295,147 @@ size_t sl_batch_bytes(const struct sl_batch *batch)
     return batch->arena.bytes + batch->block_len + arrays_bytes(batch);
 }
 
+/* Compaction: what of the arena a batch's records and dead letters still
+ * point to, and moving that to a fresh arena. Only bytes in the arena
+ * move: values in the block or in a parent stay where they are. */
+
+/* Bytes of the arena p..p+len (and the NUL a copy adds) takes, or 0. */
+static size_t owned(const struct sl_arena *arena, const void *p, size_t len)
+{
+    return p != NULL && sl_arena_owns(arena, p) ? (len + 8) & ~(size_t)7 : 0;
+}
+
+static size_t value_owned(const struct sl_arena *arena, const struct sl_value *v)
+{
+    return v->type >= SL_TYPE_STR && v->type <= SL_TYPE_OBJECT ? owned(arena, v->u.s, v->len) : 0;
+}
+
+static size_t record_owned(const struct sl_arena *arena, const struct sl_record *rec)
+{
+    size_t bytes = owned(arena, rec->fields, rec->nfields * sizeof(struct sl_field)) +
+                   owned(arena, rec->raw, rec->raw_len) + value_owned(arena, &rec->meta.key) +
+                   value_owned(arena, &rec->meta.headers);
+
+    for (uint32_t i = 0; i < rec->nfields; i++) {
+        bytes += owned(arena, rec->fields[i].name, rec->fields[i].name_len) +
+                 value_owned(arena, &rec->fields[i].val);
+    }
+    return bytes;
+}
+
+size_t sl_batch_live_bytes(const struct sl_batch *batch)
+{
+    size_t bytes = 0;
+
+    for (uint32_t i = 0; i < batch->n; i++) {
+        bytes += record_owned(&batch->arena, &batch->recs[i]);
+    }
+    for (uint32_t i = 0; i < batch->ndead; i++) {
+        const struct sl_dead *d = &batch->dead[i];
+        bytes +=
+            record_owned(&batch->arena, &d->rec) + owned(&batch->arena, d->error, strlen(d->error));
+    }
+    return bytes;
+}
+
+/* *p, len bytes, moved from `from` to `to` if `from` holds it. */
+static int move_bytes(struct sl_arena *to, const struct sl_arena *from, const char **p, size_t len)
+{
+    if (*p == NULL || !sl_arena_owns(from, *p)) {
+        return 0;
+    }
+    char *c = sl_arena_strndup(to, *p, len);
+    if (c == NULL) {
+        return SL_ENOMEM;
+    }
+    *p = c;
+    return 0;
+}
+
+static int move_value(struct sl_arena *to, const struct sl_arena *from, struct sl_value *v)
+{
+    return v->type >= SL_TYPE_STR && v->type <= SL_TYPE_OBJECT
+               ? move_bytes(to, from, &v->u.s, v->len)
+               : 0;
+}
+
+/* Moves rec's arena bytes; its field array always moves (a copy of its own,
+ * of its length: nothing appends to it after). */
+static int move_record(struct sl_arena *to, const struct sl_arena *from, struct sl_record *rec)
+{
+    if (move_bytes(to, from, &rec->raw, rec->raw_len) != 0 ||
+        move_value(to, from, &rec->meta.key) != 0 ||
+        move_value(to, from, &rec->meta.headers) != 0) {
+        return SL_ENOMEM;
+    }
+    if (rec->fields == NULL || !sl_arena_owns(from, rec->fields)) {
+        return 0;
+    }
+    uint32_t cap = rec->nfields > 0 ? rec->nfields : 1;
+    struct sl_field *fields = sl_arena_alloc(to, cap * sizeof(*fields));
+    if (fields == NULL) {
+        return SL_ENOMEM;
+    }
+    for (uint32_t i = 0; i < rec->nfields; i++) {
+        fields[i] = rec->fields[i];
+        if (move_bytes(to, from, &fields[i].name, fields[i].name_len) != 0 ||
+            move_value(to, from, &fields[i].val) != 0) {
+            return SL_ENOMEM;
+        }
+    }
+    rec->fields = fields;
+    rec->cap = cap;
+    return 0;
+}
+
+int sl_batch_compact(struct sl_batch *batch)
+{
+    struct sl_arena fresh;
+    int rc = 0;
+
+    SL_ASSERT(!batch->recs_borrowed);
+    sl_arena_init(&fresh);
+    fresh.flow = batch->arena.flow;
+    fresh.credit = batch->arena.credit;
+    /* Into copies first: on OOM the batch is left as it was. */
+    struct sl_record *recs = sl_malloc((batch->n + batch->ndead) * sizeof(*recs) + 1);
+    if (recs == NULL) {
+        return SL_ENOMEM;
+    }
+    for (uint32_t i = 0; i < batch->n && rc == 0; i++) {
+        recs[i] = batch->recs[i];
+        rc = move_record(&fresh, &batch->arena, &recs[i]);
+    }
+    const char **errors = sl_malloc(batch->ndead * sizeof(*errors) + 1);
+    rc = rc == 0 && errors == NULL ? SL_ENOMEM : rc;
+    for (uint32_t i = 0; i < batch->ndead && rc == 0; i++) {
+        recs[batch->n + i] = batch->dead[i].rec;
+        errors[i] = batch->dead[i].error;
+        rc = move_record(&fresh, &batch->arena, &recs[batch->n + i]);
+        if (rc == 0) {
+            rc = move_bytes(&fresh, &batch->arena, &errors[i], strlen(errors[i]));
+        }
+    }
+    if (rc != 0) {
+        sl_arena_release(&fresh);
+        sl_free(recs);
+        sl_free(errors);
+        return rc;
+    }
+    memcpy(batch->recs, recs, batch->n * sizeof(*recs));
+    for (uint32_t i = 0; i < batch->ndead; i++) {
+        batch->dead[i].rec = recs[batch->n + i];
+        batch->dead[i].error = errors[i];
+    }
+    sl_free(recs);
+    sl_free(errors);
+    /* The old chunks' bytes go back to the budget now (the credit they
+     * drew on stays drawn: the family did hold them). */
+    sl_arena_release(&batch->arena);
+    batch->arena = fresh;
+    return 0;
+}
+
 size_t sl_batch_used_bytes(const struct sl_batch *batch)
 {
     return sl_arena_used(&batch->arena) + batch->block_len + batch->n * sizeof(struct sl_record) +

@@ -174,5 +174,17 @@ size_t sl_batch_bytes(const struct sl_batch *batch);
  * measured in when it is small: a batch of one record has an 8 KiB arena
  * chunk. */
 size_t sl_batch_used_bytes(const struct sl_batch *batch);
+/* Bytes of its arena its records and dead letters point to (names, values,
+ * input text, field arrays, reasons), without what nothing points to any
+ * more (records added and dropped again, replaced values). Walks every
+ * field: for when a batch may hold much it no longer uses. */
+size_t sl_batch_live_bytes(const struct sl_batch *batch);
+/* Moves what its records and dead letters point to in its arena to a new
+ * arena and frees the old one, giving its bytes back to the budget at
+ * once: a plugin call that added records and dropped them again (emit
+ * refused past its room) left the batch holding its room in garbage while
+ * it travelled on. Bytes elsewhere (block, parent) stay. 0, or SL_ENOMEM
+ * with the batch unchanged. Thread: the batch's owner (writable). */
+int sl_batch_compact(struct sl_batch *batch);
 
 #endif

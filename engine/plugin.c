@@ -197,6 +197,27 @@ static int plugin_open(struct sl_node *node, struct sl_err *err)
     return 0;
 }
 
+/* A call that added records and dropped them again (a plugin giving up
+ * on a record when emit ran out of room drops its copies and dead-letters
+ * it) leaves their bytes in the batch's arena: up to the call's room of
+ * garbage, which travelled on to the sinks and waited in their queues
+ * with the rest (500 MiB in flight at a 64 MiB limit). Such a batch is
+ * compacted before it goes on. Only then: the live bytes are counted
+ * field by field. */
+static void compact_if_garbage(const struct sl__plugin_call *call)
+{
+    struct sl_batch *batch = call->batch;
+
+    if ((call->added_gone == 0 && !call->full) ||
+        sl_batch_bytes(batch) < call->start_bytes + SL_ARENA_CHUNK_MAX) {
+        return;
+    }
+    if (batch->arena.bytes > 2 * sl_batch_live_bytes(batch) + SL_ARENA_CHUNK_MAX) {
+        /* On OOM the batch goes on as it is. */
+        (void)sl_batch_compact(batch);
+    }
+}
+
 static int plugin_process(struct sl_node *node, struct sl_batch *batch)
 {
     const struct sluice_stage_def *def = &node->type->def;
@@ -238,8 +259,10 @@ static int plugin_process(struct sl_node *node, struct sl_batch *batch)
         sl_batch_unref(batch);
         return end;
     }
-    /* What the call made of the batch cuts its source's next batches. */
+    /* What the call made of the batch cuts its source's next batches: as
+     * it was at its largest, which is what the next calls may hold. */
     sl__pipeline_note_grown(node, batch, call.n);
+    compact_if_garbage(&call);
     sl_node_emit(node, 0, batch);
     return 0;
 }

@@ -111,6 +111,7 @@ static bool mark(struct sl__plugin_call *call, struct sl_record *rec, uint8_t ho
         }
         a->gone = true;
         call->nadded--;
+        call->added_gone++;
         return true;
     }
     if (call->gone[i] != 0) {

@@ -21,18 +21,11 @@ struct sl__plugin_call {
     struct added *added;    /* records the plugin added, in order (arena) */
     struct added **added_tail;
     uint32_t nadded;
-    size_t start_bytes; /* the batch's bytes (sl_batch_bytes) when the call began */
-    size_t room;        /* the most the call may add to them (SL_PLUGIN_ROOM_DIV) */
-    bool full;          /* an emit or set was refused for want of room */
+    uint32_t added_gone; /* records added, then dropped again in the call */
+    size_t start_bytes;  /* the batch's bytes (sl_batch_bytes) when the call began */
+    size_t room;         /* the most the call may add to them (SL_PLUGIN_ROOM_DIV) */
+    bool full;           /* an emit or set was refused for want of room */
 };
-
-/* One call may add to its batch (records, fields) at most this part of
- * the records' budget (memory_limit less what nodes hold): a call runs on
- * a task, which never waits for memory, so nothing else would bound it.
- * Sources cut their batches by what calls measured (sl_source_batch_limit),
- * so a stage adding many records per record meets it only when a few
- * records alone add that much. */
-#define SL_PLUGIN_ROOM_DIV 4
 
 /* A plugin node's state (node->state). */
 struct sl__plugin_node {

@@ -45,6 +45,14 @@ struct sl_growth {
 #define SL_GROWTH_BLIND       15
 #define SL_GROWTH_BLIND_BYTES (16 * 1024)
 
+/* One call may add to its batch (records, fields) at most this part of
+ * the records' budget (memory_limit less what nodes hold): a call runs on
+ * a task, which never waits for memory, so nothing else would bound it.
+ * Sources cut their batches by what calls measured (sl_source_batch_limit),
+ * so a stage adding many records per record meets it only when a few
+ * records alone add that much. */
+#define SL_PLUGIN_ROOM_DIV 4
+
 /* How often the loop thread feeds the tuners. */
 #define SL_TUNE_TICK_NS (50 * 1000 * 1000ull)
 
