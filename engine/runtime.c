@@ -905,6 +905,21 @@ static void node_finish(struct sl_node *node)
 
 /* ==== Sources ==== */
 
+/* The credit batch, not yet admitted, is admitted with: its window
+ * family's expected growth, or what plugin stages below grow it into,
+ * whichever is more (a window's growth is learnt from families freed, and
+ * knows nothing of a plugin stage not called yet). */
+static uint64_t source_credit(const struct sl_node *node,
+                              const struct sl_batch *batch,
+                              struct sl_flow_window *window)
+{
+    uint64_t growth = sl_source_growth_credit(node, batch);
+    uint64_t family =
+        window != NULL ? sl_flow_window_credit(window, sl_batch_adopt_bytes(batch)) : 0;
+
+    return growth > family ? growth : family;
+}
+
 int sl__node_window_enter(struct sl_node *node, struct sl_batch *batch, uint64_t *ret_credit)
 {
     uint64_t credit = 0;
@@ -918,10 +933,8 @@ int sl__node_window_enter(struct sl_node *node, struct sl_batch *batch, uint64_t
         }
         batch->window = &node->window;
     }
-    if (batch->window != NULL && batch->flow == NULL) {
-        credit = sl_flow_window_credit(batch->window, sl_batch_adopt_bytes(batch));
-    } else if (batch->flow == NULL) {
-        credit = sl_source_growth_credit(node, batch);
+    if (batch->flow == NULL) {
+        credit = source_credit(node, batch, batch->window);
     }
     *ret_credit = credit;
     return 0;
@@ -993,9 +1006,7 @@ int sl_node_source_try_push(struct sl_node *node, struct sl_batch *batch)
     }
     struct sl_flow_window *window = entered ? &node->window : batch->window;
     if (batch->flow == NULL) {
-        uint64_t credit = window != NULL
-                              ? sl_flow_window_credit(window, sl_batch_adopt_bytes(batch))
-                              : sl_source_growth_credit(node, batch);
+        uint64_t credit = source_credit(node, batch, window);
         if (!sl_flow_try_acquire(&pl->flow, sl_batch_adopt_bytes(batch) + credit)) {
             sl_ring_cancel_reserve(node->in);
             if (entered) {

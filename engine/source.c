@@ -87,6 +87,16 @@ uint64_t sl_source_growth_credit(const struct sl_node *src, const struct sl_batc
     uint64_t base = batch->block_len > 0 ? batch->block_len : sl_batch_used_bytes(batch);
     uint64_t admitted = sl_batch_adopt_bytes(batch);
 
+    if (unknown) {
+        /* A stage not called yet: the batch (a record) may grow by as much
+         * as a call may add (its room, and the arena chunk past it) at each
+         * stage below. Without this, the records read one at a time while
+         * the first call ran were all admitted at their own size, and each
+         * grew to the room: 32 records, 500 MiB at a 64 MiB limit. */
+        uint64_t room = src->pl->flow.limit / SL_PLUGIN_ROOM_DIV + SL_ARENA_CHUNK_MAX;
+        uint64_t credit = room * src->ngrowth;
+        return credit < src->window.credit_max ? credit : src->window.credit_max;
+    }
     if (growth == 0 || base > UINT64_MAX / growth) {
         return 0;
     }
