@@ -25,7 +25,8 @@
 /* How often the `checkpoints:` file is updated while reading. */
 #define CKPT_EVERY_NS (1000 * 1000 * 1000ull)
 #define SETTLE_NS     (1000 * 1000 * 1000ll)      /* a file still this long is written */
-#define SETTLE_MAX_NS (10 * 1000 * 1000 * 1000ll) /* the longest a file waits to settle */
+#define SETTLE_MAX_NS (10 * 1000 * 1000 * 1000ll) /* the longest a run waits for files to settle   \
+                                                   */
 
 struct file_conf {
     const char *path;
@@ -96,6 +97,7 @@ struct file_source {
     bool ck_stop; /* under ck_lock: close wants the thread gone */
     pthread_mutex_t ck_lock;
     pthread_cond_t ck_cond;
+    int64_t settle_ns; /* waited for files to settle this run (source thread) */
 };
 
 /* Stores, for the sinks that keep no positions, how far every sink has
@@ -993,17 +995,20 @@ static int dead_rest(struct reading *rd, const struct sl_err *why)
  * `lines` line without its line break decodes whatever its length, so one
  * still being written would become a record and its rest, once written, a
  * dead letter. Such a last line is taken only once the file has not
- * changed for SETTLE_NS; until then (at most SETTLE_MAX_NS in all, counted
- * in *waited_ns) the source sleeps and reads on. JSON needs no wait: no
- * part of an object is an object. Returns 0 (read on), SL_EOF (take the
- * end as it is) or SL_ECANCELED. */
-static int settle(struct reading *rd, int64_t *waited_ns)
+ * changed for SETTLE_NS; until then the source sleeps and reads on, for
+ * SETTLE_MAX_NS at most in the whole run (live files one after another
+ * must not add up). JSON needs no wait: no part of an object is an
+ * object. Returns 0 (read on), SL_EOF (take the end as it is), SL_EAGAIN
+ * (still changing and the run waited enough: leave that line for a later
+ * run) or SL_ECANCELED. */
+static int settle(struct reading *rd)
 {
+    int64_t *waited_ns = &rd->fs->settle_ns;
     struct stat sb;
     struct timespec now;
 
     if (rd->fs->format == SL_FORMAT_JSON || rd->r.lz4 || rd->len == 0 ||
-        rd->buf[rd->len - 1] == '\n' || *waited_ns >= SETTLE_MAX_NS || fstat(rd->r.fd, &sb) != 0 ||
+        rd->buf[rd->len - 1] == '\n' || fstat(rd->r.fd, &sb) != 0 ||
         clock_gettime(CLOCK_REALTIME, &now) != 0) {
         return SL_EOF;
     }
@@ -1011,6 +1016,9 @@ static int settle(struct reading *rd, int64_t *waited_ns)
         (now.tv_sec - sb.st_mtim.tv_sec) * 1000000000ll + (now.tv_nsec - sb.st_mtim.tv_nsec);
     if (still >= SETTLE_NS || still < -SETTLE_NS) {
         return SL_EOF; /* settled (or a clock set back: do not wait on it) */
+    }
+    if (*waited_ns >= SETTLE_MAX_NS) {
+        return SL_EAGAIN;
     }
     int64_t nap = SETTLE_NS - (still > 0 ? still : 0);
     nap = nap < SETTLE_MAX_NS - *waited_ns ? nap : SETTLE_MAX_NS - *waited_ns;
@@ -1022,10 +1030,10 @@ static int settle(struct reading *rd, int64_t *waited_ns)
 /* Reads one file to its end (or until the pipeline stops). */
 static int read_stream(struct reading *rd, struct sl_err *err)
 {
-    int64_t waited_ns = 0; /* settle */
     int rc = prepare_stream(rd, err);
     bool pending = true; /* prepare_stream may have left bytes to cut */
     bool eof = false;
+    bool live = false; /* the last line is still being written: left unread */
 
     while (rc == 0 && !eof) {
         if (atomic_load_explicit(&rd->node->pl->stop, memory_order_acquire)) {
@@ -1039,15 +1047,17 @@ static int read_stream(struct reading *rd, struct sl_err *err)
         rd->len += (size_t)n;
         eof = n == 0 && !pending;
         pending = false;
-        if (eof && (rc = settle(rd, &waited_ns)) != SL_EOF) {
+        if (eof && (rc = settle(rd)) != SL_EOF && rc != SL_EAGAIN) {
             eof = false;
             continue;
         }
+        live = rc == SL_EAGAIN;
         rc = 0;
         /* At the end of the input its unterminated last line goes too: the
          * workers decode it, or leave it unread (file_process). Not when an
-         * .lz4 file ends inside a frame: that line is incomplete for sure. */
-        size_t cut = find_cut(rd, eof && !rd->r.truncated);
+         * .lz4 file ends inside a frame, or while the file is still being
+         * written: that line is incomplete for sure, or may be. */
+        size_t cut = find_cut(rd, eof && !rd->r.truncated && !live);
         /* Blocks of the planned size: a buffer grown for a long line that
          * was then skipped holds up to max_line of ordinary lines, and
          * decoding them as one block was memory the plan never gave
@@ -1073,6 +1083,11 @@ static int read_stream(struct reading *rd, struct sl_err *err)
     if ((rc == 0 || rc == SL_EOF) && rd->r.truncated) {
         sl_log_warn("%s: %s: ends inside an LZ4 frame (still being written, or cut short): read "
                     "up to line %lld, the rest is left for a later run",
+                    rd->node->name, rd->fs->streams[rd->stream].path, (long long)rd->line);
+    }
+    if ((rc == 0 || rc == SL_EOF) && live) {
+        sl_log_warn("%s: %s: line %lld has no line break yet and the file is still being "
+                    "written: left unread until a later run finds it complete",
                     rd->node->name, rd->fs->streams[rd->stream].path, (long long)rd->line);
     }
     return rc == SL_EOF ? 0 : rc;
