@@ -49,7 +49,7 @@ sl_file_ckpt_open(const char *path, const char *name, const char *pipeline, stru
     /* As a SQLite sink's identity (sqlite_sink.c warn_shared_identity). */
     struct sl_err note = {0};
     pipeline = sl_pipeline_identity(pipeline, self, sizeof(self));
-    int rc = sl_pos_store_claim(&ck->ps, ck->tbl, name, pipeline, last, sizeof(last), &note);
+    int rc = sl_pos_store_claim(&ck->ps, ck->tbl, name, name, pipeline, last, sizeof(last), &note);
     if (rc < 0) {
         sl_log_warn("%s: checkpoints: %s: %s", name, path, note.msg);
     } else if (rc == 1) {

@@ -22,7 +22,7 @@ static const char ck_create[] =
     " position INTEGER NOT NULL, fingerprint TEXT, level INTEGER NOT NULL DEFAULT 0, plan TEXT,"
     " PRIMARY KEY(tbl, writer, source, stream, \"partition\", level));"
     "CREATE TABLE IF NOT EXISTS _sluice_writers(tbl TEXT NOT NULL, writer TEXT NOT NULL,"
-    " pipeline TEXT NOT NULL, PRIMARY KEY(tbl, writer))";
+    " source TEXT NOT NULL, pipeline TEXT NOT NULL, PRIMARY KEY(tbl, writer, source))";
 /* Every lane of a key, its own first. */
 static const char ck_get[] =
     "SELECT position, fingerprint, level, plan FROM _sluice_checkpoints WHERE tbl = ?1"
@@ -488,24 +488,17 @@ int sl_pos_store_writers(struct sl_pos_store *ps,
     return rc == SQLITE_DONE ? 0 : sl__sqlite_fail(ps->db, rc, err, "reading writers");
 }
 
-/* Runs sql once with ?1 table, ?2 writer and ?3 pipeline (when it has a
- * third parameter); copies the text of a row's first column into out
- * (when not NULL). SQLITE_DONE or an SQLite error. */
-static int run_owner(sqlite3 *db,
-                     const char *sql,
-                     const char *table,
-                     const char *writer,
-                     const char *pipeline,
-                     char *out,
-                     size_t out_len)
+/* Runs sql once with its parameters bound in turn to vals (as many as it
+ * has); copies the text of a row's first column into out (when not NULL).
+ * SQLITE_DONE or an SQLite error. */
+static int
+run_owner(sqlite3 *db, const char *sql, const char *const *vals, char *out, size_t out_len)
 {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
 
-    rc = rc == SQLITE_OK ? sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC) : rc;
-    rc = rc == SQLITE_OK ? sqlite3_bind_text(st, 2, writer, -1, SQLITE_STATIC) : rc;
-    if (rc == SQLITE_OK && sqlite3_bind_parameter_count(st) >= 3) {
-        rc = sqlite3_bind_text(st, 3, pipeline, -1, SQLITE_STATIC);
+    for (int i = 1; rc == SQLITE_OK && i <= sqlite3_bind_parameter_count(st); i++) {
+        rc = sqlite3_bind_text(st, i, vals[i - 1], -1, SQLITE_STATIC);
     }
     rc = rc == SQLITE_OK ? sqlite3_step(st) : rc;
     if (rc == SQLITE_ROW && out != NULL) {
@@ -519,27 +512,31 @@ static int run_owner(sqlite3 *db,
 int sl_pos_store_claim(struct sl_pos_store *ps,
                        const char *table,
                        const char *writer,
+                       const char *source,
                        const char *pipeline,
                        char *last,
                        size_t last_len,
                        struct sl_err *err)
 {
+    const char *const vals[] = {table, writer, source, pipeline};
     /* One transaction: two processes starting together each see the
      * other's file. */
-    int rc = sqlite3_exec(ps->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? SQLITE_DONE
-                                                                                    : SQLITE_BUSY;
+    int rc = sqlite3_exec(ps->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
 
     last[0] = '\0';
-    if (rc == SQLITE_DONE) {
-        rc =
-            run_owner(ps->db, "SELECT pipeline FROM _sluice_writers WHERE tbl = ?1 AND writer = ?2",
-                      table, writer, pipeline, last, last_len);
+    if (rc != SQLITE_OK) {
+        return sl__sqlite_fail(ps->db, rc, err, "noting the writer's pipeline");
     }
+    rc = run_owner(ps->db,
+                   "SELECT pipeline FROM _sluice_writers WHERE tbl = ?1 AND writer = ?2"
+                   " AND source = ?3",
+                   vals, last, last_len);
     if (rc == SQLITE_DONE) {
         rc = run_owner(ps->db,
-                       "INSERT INTO _sluice_writers(tbl, writer, pipeline) VALUES (?1, ?2, ?3)"
-                       " ON CONFLICT(tbl, writer) DO UPDATE SET pipeline = excluded.pipeline",
-                       table, writer, pipeline, NULL, 0);
+                       "INSERT INTO _sluice_writers(tbl, writer, source, pipeline)"
+                       " VALUES (?1, ?2, ?3, ?4) ON CONFLICT(tbl, writer, source)"
+                       " DO UPDATE SET pipeline = excluded.pipeline",
+                       vals, NULL, 0);
     }
     if (rc == SQLITE_DONE) {
         rc = sqlite3_exec(ps->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK
@@ -547,8 +544,7 @@ int sl_pos_store_claim(struct sl_pos_store *ps,
                  : sqlite3_errcode(ps->db);
     }
     if (rc != SQLITE_DONE) {
-        int keep = rc == SQLITE_DONE ? SQLITE_ERROR : rc;
-        rc = sl__sqlite_fail(ps->db, keep, err, "noting the writer's pipeline");
+        rc = sl__sqlite_fail(ps->db, rc, err, "noting the writer's pipeline");
         (void)sqlite3_exec(ps->db, "ROLLBACK", NULL, NULL, NULL);
         return rc;
     }
@@ -806,14 +802,15 @@ int sl_sqlite_writer_writers(struct sl_sqlite_writer *w,
 }
 
 int sl_sqlite_writer_claim(struct sl_sqlite_writer *w,
+                           const char *source,
                            const char *pipeline,
                            char *last,
                            size_t last_len,
                            struct sl_err *err)
 {
     sl__sqlite_file_take(w->file, SL__SQLITE_SHORT);
-    int rc = sl_pos_store_claim(&w->file->ps, w->conf.table, w->conf.writer_id, pipeline, last,
-                                last_len, err);
+    int rc = sl_pos_store_claim(&w->file->ps, w->conf.table, w->conf.writer_id, source, pipeline,
+                                last, last_len, err);
     sl__sqlite_file_give(w->file);
     return rc;
 }

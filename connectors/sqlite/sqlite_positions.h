@@ -96,14 +96,16 @@ int sl_pos_store_writers(struct sl_pos_store *ps,
                          struct sl_err *err);
 
 /* Notes that the pipeline file pipeline (its real path) writes under
- * (table, writer), in `_sluice_writers`. A writer identity is a name: two
- * pipeline files may give their sinks the same one, and then each skips
- * the other's records as already written. Returns 1 when another file
- * did so last (its path copied into last), 0 when none or this one did,
- * or SL_ERETRY / SL_EIO with err set. Outside a transaction. */
+ * (table, writer) from source, in `_sluice_writers`. A writer identity is
+ * a name: two pipeline files may give their sinks the same one, and when
+ * a source of the same name feeds both, each skips the other's records as
+ * already written. Returns 1 when another file did so last (its path
+ * copied into last), 0 when none or this one did, or SL_ERETRY / SL_EIO
+ * with err set. Outside a transaction. */
 int sl_pos_store_claim(struct sl_pos_store *ps,
                        const char *table,
                        const char *writer,
+                       const char *source,
                        const char *pipeline,
                        char *last,
                        size_t last_len,

@@ -709,6 +709,9 @@ static void warn_renamed(struct sl_node *node, struct sqlite_sink *ss)
     struct identity_check ic = {.node = node};
     struct sl_err err = {0};
 
+    if (conf->writer_id != NULL) {
+        return; /* chosen on purpose: a new one starts from the beginning */
+    }
     if (sl_sqlite_writer_writers(ss->w, on_writer, &ic, &err) != 0) {
         sl_log_warn("%s: %s", node->name, err.msg);
         return;
@@ -721,28 +724,54 @@ static void warn_renamed(struct sl_node *node, struct sqlite_sink *ss)
     }
 }
 
+/* Whether source node i reaches this sink (by any path, at any level). */
+static bool reaches(const struct sl_node *node, size_t i)
+{
+    if (node->paths == NULL || node->pl->nodes[i].cn->kind != SLUICE_KIND_SOURCE) {
+        return false;
+    }
+    for (int l = 0; l < SL_PRIORITY_LEVELS; l++) {
+        if (node->paths[i * SL_PRIORITY_LEVELS + (size_t)l] != 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* A writer identity is a name: another pipeline file whose sink has the
- * same name and writes this table would skip its records as already
- * written by this one (a different filter into one table). Not refused:
- * the same pipeline read from another file (a copy, a FIFO, a generated
- * file) is common and must go on; said at start unless writer_id names
- * the identity on purpose. */
-static void warn_shared_identity(struct sl_node *node, struct sqlite_sink *ss)
+ * same name and writes this table from a source of the same name would
+ * skip its records as already written by this one (a different filter
+ * into one table). Not refused: the same pipeline read from another file
+ * (a copy, a FIFO, a generated file) is common and must go on; said
+ * unless writer_id names the identity on purpose, at start (closing:
+ * false) and again at the end, when another file claimed it meanwhile
+ * (two such pipelines started together). */
+static void warn_shared_identity(struct sl_node *node, struct sqlite_sink *ss, bool closing)
 {
     const struct sqlite_conf *conf = node->cn->conf;
     char self[PATH_MAX], last[PATH_MAX];
     const char *pipeline = sl_pipeline_identity(node->pl->conf->file, self, sizeof(self));
-    struct sl_err err = {0};
-    int rc = sl_sqlite_writer_claim(ss->w, pipeline, last, sizeof(last), &err);
 
-    if (rc < 0) {
-        sl_log_warn("%s: %s", node->name, err.msg);
-    } else if (rc == 1 && conf->writer_id == NULL) {
-        sl_log_warn("%s: writer '%s' of table %s was last used by another pipeline file, %s: if "
-                    "that is another pipeline, give this sink a writer_id of its own, since each "
-                    "skips what the other wrote as already written (set writer_id to say that "
-                    "this is the same pipeline)",
-                    node->name, writer_id_of(node), conf->table, last);
+    for (size_t i = 0; i < node->pl->nnodes; i++) {
+        struct sl_err err = {0};
+        const char *source = node->pl->nodes[i].name;
+        if (!reaches(node, i)) {
+            continue;
+        }
+        int rc = sl_sqlite_writer_claim(ss->w, source, pipeline, last, sizeof(last), &err);
+        if (rc < 0) {
+            sl_log_warn("%s: %s", node->name, err.msg);
+            return;
+        }
+        if (rc == 1 && conf->writer_id == NULL) {
+            sl_log_warn("%s: writer '%s' of table %s (source '%s') was %s by another pipeline "
+                        "file, %s: if that is another pipeline, give this sink a writer_id of its "
+                        "own, since each skips what the other wrote as already written (set "
+                        "writer_id to say that this is the same pipeline)",
+                        node->name, writer_id_of(node), conf->table, source,
+                        closing ? "used during this run" : "last used", last);
+            return; /* once per sink */
+        }
     }
 }
 
@@ -783,7 +812,7 @@ static int sqlite_open(struct sl_node *node, struct sl_err *err)
         return sl_err_set(err, err->code ? err->code : SL_EIO, "%s: %s", node->name, msg);
     }
     if (ss->sink.position != NULL) {
-        warn_shared_identity(node, ss);
+        warn_shared_identity(node, ss, false);
         warn_renamed(node, ss);
     }
     return 0;
@@ -795,6 +824,9 @@ static void sqlite_close(struct sl_node *node)
 
     if (ss == NULL) {
         return;
+    }
+    if (ss->w != NULL && ss->sink.position != NULL) {
+        warn_shared_identity(node, ss, true);
     }
     sl_sqlite_writer_close(ss->w);
     sl_sink_release(&ss->sink);

@@ -155,6 +155,7 @@ int sl_sqlite_writer_streams(struct sl_sqlite_writer *w,
 /* sl_pos_store_claim for the writer's table and identity. Thread: the
  * writer's. */
 int sl_sqlite_writer_claim(struct sl_sqlite_writer *w,
+                           const char *source,
                            const char *pipeline,
                            char *last,
                            size_t last_len,

@@ -117,7 +117,7 @@ done
 "$SLUICE" run same_lo.yaml 2> same.log || fail "same name, first pipeline"
 ! grep -q 'another pipeline file' same.log || fail "the first pipeline warned: $(cat same.log)"
 "$SLUICE" run same_hi.yaml 2> same.log || fail "same name, second pipeline: $(cat same.log)"
-grep -q "db: writer 'db' of table orders was last used by another pipeline file, $(pwd -P)/same_lo.yaml: if that is another pipeline, give this sink a writer_id of its own" same.log ||
+grep -q "db: writer 'db' of table orders (source 'orders') was last used by another pipeline file, $(pwd -P)/same_lo.yaml: if that is another pipeline, give this sink a writer_id of its own" same.log ||
     fail "same sink name in another pipeline not said: $(cat same.log)"
 "$SLUICE" run same_hi.yaml --set sinks.db.writer_id=db_hi 2> same.log || fail "own writer_id"
 ! grep -q 'another pipeline file' same.log || fail "warned with a writer_id: $(cat same.log)"
@@ -132,4 +132,26 @@ done
 "$SLUICE" run ck_hi.yaml 2> ck.log || fail "checkpoints, second pipeline: $(cat ck.log)"
 grep -q "orders: checkpoints: out/ck.db was last used by source 'orders' of another pipeline file, $(pwd -P)/ck_lo.yaml" ck.log ||
     fail "a shared checkpoints file not said: $(cat ck.log)"
+# Started together: the one that opened first warns at its end. Sources
+# of other names cannot skip each other's records: no warning.
+cat > slow_a.yaml << 'YAML'
+sources: { g: { type: generator, count: 400, rate: 200 } }
+sinks: { db: { type: sqlite, inputs: [g], path: out/together.db, table: t } }
+YAML
+sed 's/count: 400, rate: 200/count: 10/' slow_a.yaml > quick_b.yaml
+"$SLUICE" run slow_a.yaml 2> slow_a.log &
+slow=$!
+wait_until test -s out/together.db || fail "slow_a did not start"
+"$SLUICE" run quick_b.yaml 2> quick_b.log || fail "quick_b: $(cat quick_b.log)"
+wait $slow || fail "slow_a: $(cat slow_a.log)"
+grep -q "db: writer 'db' of table t (source 'g') was last used by another pipeline file, $(pwd -P)/slow_a.yaml" quick_b.log ||
+    fail "the second not said: $(cat quick_b.log)"
+grep -q "db: writer 'db' of table t (source 'g') was used during this run by another pipeline file, $(pwd -P)/quick_b.yaml" slow_a.log ||
+    fail "the first not said at its end: $(cat slow_a.log)"
+sed 's/g: { type: generator/h: { type: generator/; s/inputs: \[g\]/inputs: [h]/; s/together.db/apart.db/' quick_b.yaml > apart_b.yaml
+sed 's/together.db/apart.db/; s/count: 400, rate: 200/count: 10/' slow_a.yaml > apart_a.yaml
+"$SLUICE" run apart_a.yaml 2> apart.log || fail "apart_a"
+"$SLUICE" run apart_b.yaml 2> apart.log || fail "apart_b: $(cat apart.log)"
+! grep -q 'another pipeline file' apart.log || fail "other source names warned: $(cat apart.log)"
+[ "$(q out/apart.db 'SELECT count(*) FROM t')" = 20 ] || fail "apart: $(q out/apart.db 'SELECT count(*) FROM t') rows"
 echo ok

@@ -221,7 +221,7 @@ claim(struct fixture *fx, const char *table, const char *writer, const char *fil
 {
     struct sl_err err = {0};
 
-    return sl_pos_store_claim(&fx->ps, table, writer, file, last, 64, &err);
+    return sl_pos_store_claim(&fx->ps, table, writer, "src", file, last, 64, &err);
 }
 
 static void test_pos_store_claim_says_another_pipeline_file(void **state)
