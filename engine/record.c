@@ -103,7 +103,9 @@ int sl_record_copy_fields(struct sl_record *dst,
     if (dst->fields == NULL) {
         return SL_ENOMEM;
     }
-    memcpy(dst->fields, src->fields, src->nfields * sizeof(*dst->fields));
+    if (src->nfields > 0) { /* a record with no fields may have no array (memcpy of NULL) */
+        memcpy(dst->fields, src->fields, src->nfields * sizeof(*dst->fields));
+    }
     dst->cap = cap;
     return 0;
 }
