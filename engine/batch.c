@@ -233,11 +233,24 @@ void sl_dead_set_origin(struct sl_dead *d, const struct sl_batch *from)
     d->path = from->path;
 }
 
+/* The longest id: the widest partition, offset and path, the hash and a sub. */
+_Static_assert(sizeof("-2147483648:-9223372036854775808:4294967295:") - 1 + 32 + 17 <
+                   SL_DEAD_ID_MAX,
+               "SL_DEAD_ID_MAX holds every id");
+
 void sl_dead_id(const struct sl_dead *d, char buf[SL_DEAD_ID_MAX])
 {
-    (void)snprintf(buf, SL_DEAD_ID_MAX, "%d:%lld:%u:%016llx%016llx", (int)d->rec.meta.partition,
-                   (long long)d->rec.meta.offset, d->path, (unsigned long long)d->origin[0],
-                   (unsigned long long)d->origin[1]);
+    int n = snprintf(buf, SL_DEAD_ID_MAX, "%d:%lld:%u:%016llx%016llx", (int)d->rec.meta.partition,
+                     (long long)d->rec.meta.offset, d->path, (unsigned long long)d->origin[0],
+                     (unsigned long long)d->origin[1]);
+
+    /* A record a plugin added shares its input record's offset: its
+     * sub-position tells it apart. Only then, so that the ids of other
+     * dead letters (stored by earlier versions) stay as they were. */
+    if (d->rec.meta.sub != 0 && n > 0 && n < SL_DEAD_ID_MAX) {
+        (void)snprintf(buf + n, SL_DEAD_ID_MAX - (size_t)n, ":%016llx",
+                       (unsigned long long)d->rec.meta.sub);
+    }
 }
 
 struct sl_batch *sl_batch_shell(const struct sl_batch *batch)

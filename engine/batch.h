@@ -147,8 +147,10 @@ void sl_dead_set_origin(struct sl_dead *d, const struct sl_batch *from);
  * "partition:offset:path:hash" with the record's place in its input, the
  * path it came by to the node that rejected it (a record that reaches a
  * node by two paths is two dead letters there) and 32 hex digits hashing
- * its source, stream, offset epoch and node. Fixed width at most: writes it
- * NUL-terminated into buf (SL_DEAD_ID_MAX bytes). */
+ * its source, stream, offset epoch and node; for a record a plugin added
+ * (meta.sub not 0), ":sub" after it, 16 hex digits. Fixed width at most
+ * (93 characters): writes it NUL-terminated into buf (SL_DEAD_ID_MAX
+ * bytes). */
 #define SL_DEAD_ID_MAX 96
 void sl_dead_id(const struct sl_dead *d, char buf[SL_DEAD_ID_MAX]);
 /* Dead letters keep at most this much of their input text (`_raw`). */

@@ -7,6 +7,7 @@
  * returns. Records the plugin adds live in the batch's arena until then,
  * so the record pointers it holds never move during the call. */
 #include "expr.h"
+#include "hash.h"
 #include "json.h"
 #include "log.h"
 #include "plugin_int.h"
@@ -28,7 +29,8 @@ _Static_assert((int)SLUICE_TYPE_OBJECT == (int)SL_TYPE_OBJECT &&
 struct added {
     struct sl_record rec; /* first: the plugin holds a pointer to it */
     struct added *next;
-    bool gone; /* dropped again before the call ended */
+    uint32_t emits; /* records added from it so far in the call (sub_of) */
+    bool gone;      /* dropped again before the call ended */
 };
 
 static _Thread_local struct sl__plugin_call *tl_call;
@@ -357,10 +359,50 @@ static int host_dead(struct sluice_stage *st,
     return 0;
 }
 
+static void put_le64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) {
+        p[i] = (unsigned char)(v >> (8 * i));
+    }
+}
+
+/* The sub-position (sl_meta.sub) of the next record added from from, the
+ * k-th added from it in this call: a hash of from's own, the node's name
+ * and k. It depends only on what the plugin does with from, not on where
+ * the batch was cut, so a replay makes it again; the node's name keeps
+ * apart the records two plugin stages in a row add from one record.
+ * Counts the record as added from from. 0 or SL_ENOMEM. */
+static int sub_of(struct sl__plugin_call *call, const struct sl_record *from, uint64_t *ret_sub)
+{
+    int64_t i = index_of(call, from);
+    unsigned char buf[16];
+
+    if (call->emits == NULL) {
+        const char *name = call->node->name != NULL ? call->node->name : "";
+        call->emits =
+            sl_arena_alloc(&call->batch->arena, (call->n > 0 ? call->n : 1) * sizeof(*call->emits));
+        if (call->emits == NULL) {
+            return SL_ENOMEM;
+        }
+        memset(call->emits, 0, call->n * sizeof(*call->emits));
+        /* Fixed keys: the same every run. */
+        call->node_key = sl_siphash13((const unsigned char *)name, strlen(name), 0x736c75696365ull,
+                                      0x656d6974ull);
+    }
+    uint32_t *emits = i >= 0 ? &call->emits[i] : &((struct added *)from)->emits;
+    *emits += 1;
+    put_le64(buf, from->meta.sub);
+    put_le64(buf + 8, *emits);
+    uint64_t sub = sl_siphash13(buf, sizeof(buf), call->node_key, 0x737562ull);
+    *ret_sub = sub != 0 ? sub : 1; /* 0 is a record read from input */
+    return 0;
+}
+
 static struct sluice_record *
 host_emit(struct sluice_batch *batch, const struct sluice_record *from, bool copy_fields)
 {
     struct sl__plugin_call *call = call_of(batch);
+    uint64_t sub;
 
     if (call == NULL || from == NULL || refuse_growth(call)) {
         return NULL;
@@ -376,6 +418,11 @@ host_emit(struct sluice_batch *batch, const struct sluice_record *from, bool cop
     if (copy_fields && sl_record_copy_fields(&a->rec, CREC(from), &call->batch->arena) != 0) {
         return NULL;
     }
+    /* Last: a record that was not added does not count. */
+    if (sub_of(call, CREC(from), &sub) != 0) {
+        return NULL;
+    }
+    a->rec.meta.sub = sub;
     *call->added_tail = a;
     call->added_tail = &a->next;
     call->nadded++;

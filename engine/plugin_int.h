@@ -18,6 +18,8 @@ struct sl__plugin_call {
     struct sl_batch *batch; /* writable, the plugin's for the call */
     uint32_t n;             /* the batch's own records */
     uint8_t *gone;          /* per own record: 0 kept, 1 dropped, 2 dead (arena) */
+    uint32_t *emits;        /* per own record: records added from it (arena, first emit) */
+    uint64_t node_key;      /* hash of the node's name, set with emits (sub-positions) */
     struct added *added;    /* records the plugin added, in order (arena) */
     struct added **added_tail;
     uint32_t nadded;

@@ -53,6 +53,9 @@ struct sl_meta {
     int64_t timestamp_ms;    /* Kafka message timestamp, 0 if none */
     struct sl_value key;     /* Kafka key (STR or BYTES), NULL type if none */
     struct sl_value headers; /* Kafka headers as OBJECT JSON text, NULL if none */
+    uint64_t sub; /* 0 for a record read from input; for one a plugin added (emit), a hash of
+                     its place among the records added from the same input record, the same
+                     on a replay: with offset, what tells them apart (dead letter ids) */
 };
 
 struct sl_record {

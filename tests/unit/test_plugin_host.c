@@ -36,6 +36,24 @@ static struct sluice_value str(const char *s)
     return v;
 }
 
+/* A batch of three records read from input, lines 1-3. */
+static struct sl_batch *three_records(void)
+{
+    struct sl_batch *batch = sl_batch_new(NULL);
+
+    assert_non_null(batch);
+    batch->stream_name = "in.jsonl";
+    for (int i = 0; i < 3; i++) {
+        struct sl_record *rec = sl_batch_add(batch);
+        assert_non_null(rec);
+        rec->meta.stream = "in.jsonl";
+        rec->meta.line = i + 1;
+        rec->meta.offset = i * 10;
+        assert_int_equal(sl_record_append(rec, &batch->arena, "id", 2, sl_value_int(i)), 0);
+    }
+    return batch;
+}
+
 static int setup(void **state)
 {
     struct fixture *fx = test_calloc(1, sizeof(*fx));
@@ -44,16 +62,7 @@ static int setup(void **state)
     fx->pl.nnodes = 1;
     fx->node.pl = &fx->pl;
     fx->node.name = "p";
-    fx->batch = sl_batch_new(NULL);
-    assert_non_null(fx->batch);
-    for (int i = 0; i < 3; i++) {
-        struct sl_record *rec = sl_batch_add(fx->batch);
-        assert_non_null(rec);
-        rec->meta.stream = "in.jsonl";
-        rec->meta.line = i + 1;
-        rec->meta.offset = i * 10;
-        assert_int_equal(sl_record_append(rec, &fx->batch->arena, "id", 2, sl_value_int(i)), 0);
-    }
+    fx->batch = three_records();
     assert_int_equal(sl__plugin_call_begin(&fx->call, &fx->node, fx->batch), 0);
     *state = fx;
     return 0;
@@ -357,6 +366,118 @@ static void test_growth(void **state)
     sl_batch_unref(batch);
 }
 
+/* The id of the dead letter node f would make of rec of batch. */
+static void dead_id(struct sl_batch *batch, const struct sl_record *rec, char id[SL_DEAD_ID_MAX])
+{
+    struct sl_dead d = {.rec = *rec, .source = "src", .node = "f"};
+
+    sl_dead_set_origin(&d, batch);
+    sl_dead_id(&d, id);
+}
+
+/* One call of node on a fresh batch, as a plugin that adds two records
+ * from record 0, one from the first of those (nested) and one from record
+ * 1: before the others when r1_first. Returns the batch after the call and
+ * the added records' sub-positions in that order, whatever the order of
+ * the emits. */
+static struct sl_batch *explode(struct sl_node *node, bool r1_first, uint64_t ret_sub[4])
+{
+    struct sl_batch *batch = three_records();
+    struct sluice_batch *b = (struct sluice_batch *)batch;
+    struct sl__plugin_call call;
+
+    assert_int_equal(sl__plugin_call_begin(&call, node, batch), 0);
+    struct sluice_record *r0 = h->batch_record(b, 0);
+    struct sluice_record *r1 = h->batch_record(b, 1);
+    if (r1_first) {
+        assert_non_null(h->emit(b, r1, true));
+    }
+    struct sluice_record *c1 = h->emit(b, r0, true);
+    assert_non_null(c1);
+    assert_non_null(h->emit(b, r0, false));
+    assert_non_null(h->emit(b, c1, true));
+    if (!r1_first) {
+        assert_non_null(h->emit(b, r1, true));
+    }
+    assert_int_equal(sl__plugin_call_end(&call), 0);
+    assert_int_equal(batch->n, 7);
+    for (int i = 0; i < 4; i++) {
+        ret_sub[i] = batch->recs[3 + (r1_first ? (i + 1) % 4 : i)].meta.sub;
+    }
+    return batch;
+}
+
+/* Records a plugin adds share their input record's offset: each gets a
+ * sub-position of its own, so that the dead letters a later node makes of
+ * them have ids of their own (a SQLite store upserts on _id: an explode
+ * into 3 copies, all then rejected, kept one row of 4). The same on a
+ * replay, whatever order the plugin added them in; the ids of records
+ * read from input are as they were; copies of the batch keep them. */
+static void test_emit_sub_positions(void **state)
+{
+    struct fixture *fx = *state;
+    struct sl_node other = fx->node;
+    uint64_t sub[4], again[4], elsewhere[4];
+    char ids[5][SL_DEAD_ID_MAX], id[SL_DEAD_ID_MAX];
+
+    struct sl_batch *batch = explode(&fx->node, false, sub);
+    struct sl_batch *replay = explode(&fx->node, true, again);
+    other.name = "q";
+    struct sl_batch *q = explode(&other, false, elsewhere);
+    for (int i = 0; i < 4; i++) {
+        assert_true(sub[i] != 0);
+        assert_true(sub[i] == again[i]);
+        assert_true(sub[i] != elsewhere[i]); /* two plugin stages in a row */
+    }
+    /* Apart within a family; the first copy of record 1 has record 0's
+     * first one's (its offset tells them apart): a record's copies depend
+     * on what the plugin does with it only. */
+    assert_true(sub[0] != sub[1] && sub[0] != sub[2] && sub[1] != sub[2]);
+    assert_true(sub[3] == sub[0]);
+    for (int i = 0; i < 3; i++) {
+        assert_true(batch->recs[i].meta.sub == 0);
+    }
+    /* Record 0, its two copies and the copy's copy: one offset, four ids. */
+    dead_id(batch, &batch->recs[0], ids[0]);
+    dead_id(batch, &batch->recs[3], ids[1]);
+    dead_id(batch, &batch->recs[4], ids[2]);
+    dead_id(batch, &batch->recs[5], ids[3]);
+    dead_id(batch, &batch->recs[6], ids[4]);
+    assert_true(batch->recs[3].meta.offset == batch->recs[0].meta.offset);
+    for (int i = 1; i < 5; i++) {
+        for (int j = 0; j < i; j++) {
+            assert_string_not_equal(ids[i], ids[j]);
+        }
+    }
+    /* A record read from input: the old form, partition:offset:path:hash. */
+    assert_int_equal(strlen(ids[0]), strlen("0:0:0:") + 32);
+    assert_int_equal(strncmp(ids[1], ids[0], strlen(ids[0])), 0);
+    assert_int_equal(strlen(ids[1]), strlen(ids[0]) + 17);
+    /* A replay makes the same ids. */
+    dead_id(replay, &replay->recs[4], id);
+    assert_string_equal(id, ids[1]);
+
+    /* Copies keep it: an editable copy of a fork, and a shell's dead letter. */
+    struct sl_batch *fork = sl_batch_fork(batch);
+    assert_non_null(fork);
+    fork = sl_batch_make_writable(fork);
+    assert_non_null(fork);
+    assert_true(fork->recs[4].meta.sub == sub[1]);
+    assert_int_equal(sl_batch_add_dead(fork, &fork->recs[4], "f", "src", "no"), 0);
+    sl_dead_id(&fork->dead[0], ids[0]);
+    struct sl_batch *shell = sl_batch_shell(fork);
+    assert_non_null(shell);
+    assert_true(shell->dead[0].rec.meta.sub == sub[1]);
+    sl_dead_id(&shell->dead[0], id);
+    assert_string_equal(id, ids[0]);
+
+    sl_batch_unref(shell);
+    sl_batch_unref(fork);
+    sl_batch_unref(q);
+    sl_batch_unref(replay);
+    sl_batch_unref(batch);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -365,6 +486,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_drop_dead_emit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_emit_room, setup, teardown),
         cmocka_unit_test_setup_teardown(test_growth, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_emit_sub_positions, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -255,7 +255,11 @@ struct sluice_host_api {
                 const char *reason);
     /** Adds a new record to the batch, emitted after the others, with
      * from's metadata and source position (so it keeps exactly once) and a
-     * copy of its fields when copy_fields, else none. The new record is not
+     * copy of its fields when copy_fields, else none. It also gets a place
+     * of its own among the records added from from (1st, 2nd, ...), so
+     * that a dead letter a later node makes of it has an id of its own,
+     * the same on a replay when the stage adds the same records from the
+     * same record. The new record is not
      * in this call's batch_size loop if the caller read the size first.
      * Added records count in memory_limit like any other: the sources cut
      * their batches by what the stage's calls made of theirs, so that a
