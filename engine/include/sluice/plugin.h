@@ -244,11 +244,10 @@ struct sluice_host_api {
      * letters with reason (NUL-terminated, copied as valid UTF-8: an
      * invalid byte becomes U+FFFD; cut between characters to 511 bytes at
      * most). 0, SLUICE_ENOMEM, or SLUICE_EINVAL when rec is not one of
-     * the batch's input records still in it: a record added with emit
-     * shares its input record's place, which names a dead letter (so that
-     * a replay makes the same one again), and cannot be one of its own:
-     * drop it, or dead-letter the input record. On SLUICE_EINVAL nothing
-     * changed: rec is still emitted. */
+     * the batch's input records still in it (a record this call added
+     * with emit cannot be dead-lettered by it: drop it, or dead-letter the
+     * input record; a later node may dead-letter it). On SLUICE_EINVAL
+     * nothing changed: rec is still emitted. */
     int (*dead)(struct sluice_stage *st,
                 struct sluice_batch *batch,
                 struct sluice_record *rec,
