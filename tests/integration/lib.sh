@@ -108,3 +108,32 @@ for name, n in d["nodes"].items():
             name, n["in"], n["out"], n["dropped"], n["shed"], n["dead"]))
 PY
 }
+
+# text_amounts FILE: every 10th order of FILE, from the first, gets a text
+# amount ("n/a"), so that an expression on it fails (a dead letter).
+text_amounts() {
+    python3 - "$1" << 'PY'
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+with open(sys.argv[1], "w") as f:
+    for i, l in enumerate(lines):
+        o = json.loads(l)
+        if i % 10 == 0:
+            o["amount"] = "n/a"
+        f.write(json.dumps(o) + "\n")
+PY
+}
+
+# kill_runs N MAX CMD...: N times, starts CMD in the background (stderr
+# dropped) and kills it with -9 after 0.1 to 0.MAX s.
+kill_runs() {
+    local n=$1 max=$2 i pid
+    shift 2
+    for i in $(seq "$n"); do
+        "$@" 2> /dev/null &
+        pid=$!
+        sleep "0.$((RANDOM % max + 1))"
+        kill -9 $pid 2> /dev/null || true
+        wait $pid 2> /dev/null || true
+    done
+}

@@ -30,16 +30,7 @@ got=$(q out/small-dead.db "SELECT count(*) FROM rejects WHERE _id GLOB '0:0:0:*'
 # Through kill -9: every 10th order is rejected with its 3 copies.
 N=$((100000 / SCALE))
 gen_orders data/o.jsonl "$N" 13
-python3 - << 'PY'
-import json
-lines = open("data/o.jsonl").read().splitlines()
-with open("data/o.jsonl", "w") as f:
-    for i, l in enumerate(lines):
-        o = json.loads(l)
-        if i % 10 == 0:
-            o["amount"] = "n/a"
-        f.write(json.dumps(o) + "\n")
-PY
+text_amounts data/o.jsonl
 cat > p.yaml << YAML
 engine: { plugin_path: [$TP] }
 sources:
@@ -51,13 +42,7 @@ sinks:
   db: { type: sqlite, inputs: [paid], path: out/main.db, table: orders, batch: { max_records: 2000 } }
 dead_letter: { type: sqlite, path: out/dead.db, table: rejects }
 YAML
-for i in 1 2 3 4 5 6; do
-    "$SLUICE" run p.yaml --quiet 2> /dev/null &
-    pid=$!
-    sleep "0.$((RANDOM % 4 + 1))"
-    kill -9 $pid 2> /dev/null || true
-    wait $pid 2> /dev/null || true
-done
+kill_runs 6 4 "$SLUICE" run p.yaml --quiet
 "$SLUICE" run p.yaml --quiet 2> last.log || fail "last run: $(err_of last.log)"
 python3 - "$N" << 'PY' || fail "dead letters lost or written twice"
 import json, sqlite3, sys

@@ -7,16 +7,7 @@
 N=$((200000 / SCALE))
 gen_orders data/o.jsonl "$N" 9
 # Every 10th order gets a text amount: the filter's expression fails on it.
-python3 - <<'PY'
-import json
-lines = open("data/o.jsonl").read().splitlines()
-with open("data/o.jsonl", "w") as f:
-    for i, l in enumerate(lines):
-        o = json.loads(l)
-        if i % 10 == 0:
-            o["amount"] = "n/a"
-        f.write(json.dumps(o) + "\n")
-PY
+text_amounts data/o.jsonl
 cat > p.yaml <<'YAML'
 sources:
   orders: { type: file, path: data/o.jsonl }
@@ -26,13 +17,7 @@ sinks:
   db: { type: sqlite, inputs: [paid], path: out/main.db, table: orders, batch: { max_records: 2000 } }
 dead_letter: { type: sqlite, path: out/dead.db, table: rejects }
 YAML
-for i in 1 2 3 4 5 6 7 8; do
-    "$SLUICE" run p.yaml --quiet 2> /dev/null &
-    pid=$!
-    sleep "0.$((RANDOM % 4 + 1))"
-    kill -9 $pid 2> /dev/null || true
-    wait $pid 2> /dev/null || true
-done
+kill_runs 8 4 "$SLUICE" run p.yaml --quiet
 "$SLUICE" run p.yaml --quiet 2> last.log || fail "last run: $(cat last.log)"
 python3 - "$N" <<'PY' || fail "dead letters lost or rows wrong"
 import json, sqlite3, sys

@@ -31,13 +31,7 @@ sinks:
   other: { type: sqlite, inputs: [orders], path: out/other.db, table: all_orders }
 dead_letter: { type: sqlite, path: out/o.db, table: rejects }
 YAML
-for i in 1 2 3 4 5 6; do
-    "$SLUICE" run p.yaml --quiet 2> /dev/null &
-    pid=$!
-    sleep "0.$((RANDOM % 5 + 1))"
-    kill -9 $pid 2> /dev/null || true
-    wait $pid 2> /dev/null || true
-done
+kill_runs 6 5 "$SLUICE" run p.yaml --quiet
 "$SLUICE" run p.yaml --quiet 2> last.log || fail "last run: $(cat last.log)"
 python3 - "$N" <<'PY' || fail "rows or dead letters wrong"
 import json, sqlite3, sys
