@@ -509,6 +509,20 @@ run_owner(sqlite3 *db, const char *sql, const char *const *vals, char *out, size
     return rc == SQLITE_ROW ? SQLITE_DONE : rc;
 }
 
+/* The connection's busy timeout in ms (PRAGMA busy_timeout), or -1. */
+static int busy_ms(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    int ms = -1;
+
+    if (sqlite3_prepare_v2(db, "PRAGMA busy_timeout", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        ms = sqlite3_column_int(st, 0);
+    }
+    (void)sqlite3_finalize(st);
+    return ms;
+}
+
 int sl_pos_store_claim(struct sl_pos_store *ps,
                        const char *table,
                        const char *writer,
@@ -519,34 +533,32 @@ int sl_pos_store_claim(struct sl_pos_store *ps,
                        struct sl_err *err)
 {
     const char *const vals[] = {table, writer, source, pipeline};
-    /* One transaction: two processes starting together each see the
-     * other's file. */
-    int rc = sqlite3_exec(ps->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    /* A read (WAL: never waits for a writer of another process); the note
+     * only when it changes, and only if the write lock is free at once: a
+     * sink must not wait at its start for another process's transaction
+     * (a Kafka member joining its group late stalled a rebalance), and a
+     * note missed now is taken next time. */
+    int rc;
 
     last[0] = '\0';
-    if (rc != SQLITE_OK) {
-        return sl__sqlite_fail(ps->db, rc, err, "noting the writer's pipeline");
-    }
     rc = run_owner(ps->db,
                    "SELECT pipeline FROM _sluice_writers WHERE tbl = ?1 AND writer = ?2"
                    " AND source = ?3",
                    vals, last, last_len);
-    if (rc == SQLITE_DONE) {
-        rc = run_owner(ps->db,
-                       "INSERT INTO _sluice_writers(tbl, writer, source, pipeline)"
-                       " VALUES (?1, ?2, ?3, ?4) ON CONFLICT(tbl, writer, source)"
-                       " DO UPDATE SET pipeline = excluded.pipeline",
-                       vals, NULL, 0);
-    }
-    if (rc == SQLITE_DONE) {
-        rc = sqlite3_exec(ps->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK
-                 ? SQLITE_DONE
-                 : sqlite3_errcode(ps->db);
+
+    if (rc == SQLITE_DONE && strcmp(last, pipeline) != 0) {
+        int keep_ms = busy_ms(ps->db);
+        (void)sqlite3_busy_timeout(ps->db, 0);
+        int wrc = run_owner(ps->db,
+                            "INSERT INTO _sluice_writers(tbl, writer, source, pipeline)"
+                            " VALUES (?1, ?2, ?3, ?4) ON CONFLICT(tbl, writer, source)"
+                            " DO UPDATE SET pipeline = excluded.pipeline",
+                            vals, NULL, 0);
+        (void)sqlite3_busy_timeout(ps->db, keep_ms > 0 ? keep_ms : 0);
+        rc = wrc == SQLITE_BUSY || wrc == SQLITE_LOCKED ? SQLITE_DONE : wrc;
     }
     if (rc != SQLITE_DONE) {
-        rc = sl__sqlite_fail(ps->db, rc, err, "noting the writer's pipeline");
-        (void)sqlite3_exec(ps->db, "ROLLBACK", NULL, NULL, NULL);
-        return rc;
+        return sl__sqlite_fail(ps->db, rc, err, "noting the writer's pipeline");
     }
     return last[0] != '\0' && strcmp(last, pipeline) != 0 ? 1 : 0;
 }

@@ -101,7 +101,8 @@ int sl_pos_store_writers(struct sl_pos_store *ps,
  * a source of the same name feeds both, each skips the other's records as
  * already written. Returns 1 when another file did so last (its path
  * copied into last), 0 when none or this one did, or SL_ERETRY / SL_EIO
- * with err set. Outside a transaction. */
+ * with err set. Never waits for another process's write lock (the note
+ * is then left for a later run). Outside a transaction. */
 int sl_pos_store_claim(struct sl_pos_store *ps,
                        const char *table,
                        const char *writer,
