@@ -24,9 +24,10 @@
 #define DEAD_RAW_MAX (64 * 1024)
 /* How often the `checkpoints:` file is updated while reading. */
 #define CKPT_EVERY_NS (1000 * 1000 * 1000ull)
-#define SETTLE_NS     (1000 * 1000 * 1000ll)      /* a file still this long is written */
-#define SETTLE_MAX_NS (10 * 1000 * 1000 * 1000ll) /* the longest a run waits for files to settle   \
-                                                   */
+/* A file changed this recently is still being written (settle). */
+#define SETTLE_NS (1000 * 1000 * 1000ll)
+/* The longest a run waits for files to settle, all files together. */
+#define SETTLE_MAX_NS (10 * 1000 * 1000 * 1000ll)
 
 struct file_conf {
     const char *path;
