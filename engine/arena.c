@@ -9,10 +9,6 @@
 #include <string.h>
 
 #define ARENA_CHUNK_MIN (8 * 1024) /* small first: route outputs and copies hold few records */
-/* Chunks double up to this, then grow by it: a plugin call's room
- * (plugin_host.c) is checked against what the batch holds, and a chunk as
- * large as everything before it let a call at a 16 MiB room hold 32 MiB. */
-#define ARENA_CHUNK_MAX SL_ARENA_CHUNK_MAX
 
 struct sl_arena_chunk {
     struct sl_arena_chunk *next;
@@ -50,10 +46,13 @@ void sl_arena_release(struct sl_arena *arena)
 static void *alloc_chunk(struct sl_arena *arena, size_t size)
 {
     /* Grow geometrically so a batch needs few chunks, but never less than
-     * the request (a 20 MB string gets its own chunk). */
-    size_t want = arena->bytes < ARENA_CHUNK_MIN   ? ARENA_CHUNK_MIN
-                  : arena->bytes > ARENA_CHUNK_MAX ? ARENA_CHUNK_MAX
-                                                   : arena->bytes;
+     * the request (a 20 MB string gets its own chunk), and by at most
+     * SL_ARENA_CHUNK_MAX: a plugin call's room (plugin_host.c) is checked
+     * against what the batch holds, and a chunk as large as everything
+     * before it let a call at a 16 MiB room hold 32 MiB. */
+    size_t want = arena->bytes < ARENA_CHUNK_MIN      ? ARENA_CHUNK_MIN
+                  : arena->bytes > SL_ARENA_CHUNK_MAX ? SL_ARENA_CHUNK_MAX
+                                                      : arena->bytes;
     if (want < size) {
         want = size;
     }

@@ -122,12 +122,13 @@ struct sl_batch *sl_batch_unref(struct sl_batch *batch)
     if (window != NULL) {
         /* After its bytes went back: a source woken by this sees them. */
         sl_flow_window_leave(window, granted ? &family : NULL);
-    } else if (granted &&
-               family.granted > atomic_load_explicit(&family.drawn, memory_order_relaxed)) {
+    } else if (granted) {
         /* A credit without a window (plugin stages below its source):
          * what the family did not draw goes back. */
-        sl_flow_release(flow,
-                        family.granted - atomic_load_explicit(&family.drawn, memory_order_relaxed));
+        uint64_t drawn = atomic_load_explicit(&family.drawn, memory_order_relaxed);
+        if (family.granted > drawn) {
+            sl_flow_release(flow, family.granted - drawn);
+        }
     }
     return NULL;
 }

@@ -194,10 +194,7 @@ static uint32_t clamp_u32(uint64_t v, uint32_t lo, uint32_t hi)
     return v < lo ? lo : v > hi ? hi : (uint32_t)v;
 }
 
-/* The copies of one batch of source src that sink s waits for together
- * at one level (parts of a priority split hold the batch's records between
- * them, so the level with the most copies is what counts). */
-static uint32_t sink_copies(const struct sl_node *s, size_t src)
+uint32_t sl_sink_copies(const struct sl_node *s, size_t src)
 {
     uint32_t most = 0;
 
@@ -219,7 +216,7 @@ static uint32_t max_paths(const struct sl_pipeline *pl, bool unwindowed)
     for (size_t s = 0; s < pl->nnodes; s++) {
         for (size_t i = 0; i < pl->nnodes; i++) {
             uint32_t c =
-                unwindowed && pl->nodes[i].window.max != 0 ? 1 : sink_copies(&pl->nodes[s], i);
+                unwindowed && pl->nodes[i].window.max != 0 ? 1 : sl_sink_copies(&pl->nodes[s], i);
             most = c > most ? c : most;
         }
     }
@@ -233,7 +230,7 @@ static uint64_t source_copies(const struct sl_pipeline *pl, size_t src)
     uint64_t copies = 0;
 
     for (size_t s = 0; s < pl->nnodes; s++) {
-        copies += sink_copies(&pl->nodes[s], src);
+        copies += sl_sink_copies(&pl->nodes[s], src);
     }
     return copies;
 }
@@ -333,7 +330,7 @@ static uint64_t copies_made(const struct sl_pipeline *pl, size_t src, uint64_t *
 static bool meets_again(const struct sl_pipeline *pl, size_t src)
 {
     for (size_t s = 0; s < pl->nnodes; s++) {
-        if (sink_copies(&pl->nodes[s], src) > 1) {
+        if (sl_sink_copies(&pl->nodes[s], src) > 1) {
             return true;
         }
     }

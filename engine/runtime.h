@@ -235,6 +235,11 @@ void sl__pipeline_note_decoded(struct sl_pipeline *pl, const struct sl_batch *ba
  * into per base byte there, which cuts the source's next batches
  * (sl_source_batch_limit). A call on no records tells nothing. Thread: any. */
 void sl__pipeline_note_grown(const struct sl_node *node, const struct sl_batch *batch, uint32_t n);
+/* The copies of one batch of source node src that sink s waits for
+ * together at one level (parts of a priority split hold the batch's
+ * records between them, so the level with the most copies is what
+ * counts); 0 when src does not reach s. Thread: any. */
+uint32_t sl_sink_copies(const struct sl_node *s, size_t src);
 /* Records a runtime failure (first one wins), stops sources. Thread: any. */
 void sl_pipeline_fail(struct sl_pipeline *pl, const struct sl_err *err);
 

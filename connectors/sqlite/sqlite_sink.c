@@ -724,20 +724,6 @@ static void warn_renamed(struct sl_node *node, struct sqlite_sink *ss)
     }
 }
 
-/* Whether source node i reaches this sink (by any path, at any level). */
-static bool reaches(const struct sl_node *node, size_t i)
-{
-    if (node->paths == NULL || node->pl->nodes[i].cn->kind != SLUICE_KIND_SOURCE) {
-        return false;
-    }
-    for (int l = 0; l < SL_PRIORITY_LEVELS; l++) {
-        if (node->paths[i * SL_PRIORITY_LEVELS + (size_t)l] != 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
 /* A writer identity is a name: another pipeline file whose sink has the
  * same name and writes this table from a source of the same name would
  * skip its records as already written by this one (a different filter
@@ -755,7 +741,7 @@ static void warn_shared_identity(struct sl_node *node, struct sqlite_sink *ss, b
     for (size_t i = 0; i < node->pl->nnodes; i++) {
         struct sl_err err = {0};
         const char *source = node->pl->nodes[i].name;
-        if (!reaches(node, i)) {
+        if (node->pl->nodes[i].cn->kind != SLUICE_KIND_SOURCE || sl_sink_copies(node, i) == 0) {
             continue;
         }
         int rc = sl_sqlite_writer_claim(ss->w, source, pipeline, last, sizeof(last), &err);
