@@ -121,6 +121,8 @@ grep -q "db: writer 'db' of table orders (source 'orders') was last used by anot
     fail "same sink name in another pipeline not said: $(cat same.log)"
 "$SLUICE" run same_hi.yaml --set sinks.db.writer_id=db_hi 2> same.log || fail "own writer_id"
 ! grep -q 'another pipeline file' same.log || fail "warned with a writer_id: $(cat same.log)"
+# Nor does it draw the renamed-sink warning, which told to undo it.
+! grep -q 'no positions stored for writer' same.log || fail "a new writer_id taken for a rename: $(cat same.log)"
 [ "$(q out/same.db 'SELECT count(*) FROM orders')" = "$N" ] ||
     fail "two pipelines, one sink name: $(q out/same.db 'SELECT count(*) FROM orders') rows of $N"
 # The same for a file source's own checkpoints file.
